@@ -1,0 +1,112 @@
+package vault
+
+import "sync"
+
+// maxFeedQueue bounds what a live subscriber may have waiting. A subscriber
+// that falls further behind is marked overflowed: it must reconcile again
+// instead of receiving an unbounded backlog.
+const maxFeedQueue = 8192
+
+// Subscription receives the items stored in one vault after it was created.
+type Subscription struct {
+	f      *feed
+	ns     NamespaceID
+	origin Origin
+	ready  chan struct{}
+
+	mu       sync.Mutex
+	queue    []Item
+	overflow bool
+	closed   bool
+}
+
+// Ready is signalled when items (or an overflow) are waiting.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Next takes the waiting items. overflow means items were dropped and the
+// subscriber must reconcile; closed means the store closed.
+func (s *Subscription) Next() (items []Item, overflow, closed bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	items, s.queue = s.queue, nil
+	return items, s.overflow, s.closed
+}
+
+// Close stops the subscription.
+func (s *Subscription) Close() { s.f.remove(s) }
+
+type feed struct {
+	mu   sync.Mutex
+	subs map[NamespaceID]map[*Subscription]struct{}
+}
+
+// Subscribe returns the items stored in ns from now on, except those inserted
+// with origin (the subscriber's own).
+func (s *Store) Subscribe(ns NamespaceID, origin Origin) *Subscription {
+	sub := &Subscription{f: &s.feed, ns: ns, origin: origin, ready: make(chan struct{}, 1)}
+	f := &s.feed
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if s.closed.Load() {
+		sub.closed = true
+		sub.ready <- struct{}{}
+		return sub
+	}
+	if f.subs == nil {
+		f.subs = make(map[NamespaceID]map[*Subscription]struct{})
+	}
+	if f.subs[ns] == nil {
+		f.subs[ns] = make(map[*Subscription]struct{})
+	}
+	f.subs[ns][sub] = struct{}{}
+	return sub
+}
+
+func (f *feed) remove(s *Subscription) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.subs[s.ns], s)
+	if len(f.subs[s.ns]) == 0 {
+		delete(f.subs, s.ns)
+	}
+}
+
+func (f *feed) publish(ns NamespaceID, origin Origin, items []Item) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for sub := range f.subs[ns] {
+		if sub.origin == origin && origin != 0 {
+			continue
+		}
+		sub.mu.Lock()
+		if !sub.overflow {
+			if len(sub.queue)+len(items) > maxFeedQueue {
+				sub.overflow, sub.queue = true, nil
+			} else {
+				sub.queue = append(sub.queue, items...)
+			}
+		}
+		sub.mu.Unlock()
+		select {
+		case sub.ready <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (f *feed) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, subs := range f.subs {
+		for sub := range subs {
+			sub.mu.Lock()
+			sub.closed = true
+			sub.mu.Unlock()
+			select {
+			case sub.ready <- struct{}{}:
+			default:
+			}
+		}
+	}
+	f.subs = nil
+}

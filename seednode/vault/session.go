@@ -1,0 +1,699 @@
+package vault
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// idListThreshold: a differing node with at most this many items is settled
+// by exchanging item IDs instead of splitting it further.
+const idListThreshold = 32
+
+// maxTurnQuestionBytes bounds the questions one turn may carry; a sender
+// defers the rest to its next turn, so memory grows with the difference
+// between replicas, never with their size.
+const (
+	maxTurnQuestionBytes = 512 << 10
+	maxIncomingQuestions = 4 * maxTurnQuestionBytes
+)
+
+// SyncOptions tune one session.
+type SyncOptions struct {
+	// Live keeps the session open after reconciliation: entries stored on
+	// either side afterwards are pushed to the other.
+	Live bool
+	// Progress, if set, is called from the session goroutine as items move
+	// (at most every 100 ms, and once at the end of each phase).
+	Progress func(Progress)
+}
+
+// Progress reports a session in flight.
+type Progress struct {
+	Phase         string // "reconciling", "live", "done"
+	ItemsSent     int
+	ItemsReceived int
+	BytesSent     int64
+	BytesReceived int64
+	RoundTrips    int
+}
+
+// SyncStats is what a session did.
+type SyncStats struct {
+	Namespace NamespaceID
+	Peer      peer.ID
+	// RoundTrips counts the turns this side sent that the peer answered.
+	RoundTrips    int
+	BytesSent     int64
+	BytesReceived int64
+	ItemsSent     int
+	ItemsReceived int
+	// Stored, Stale and Refused describe the items received.
+	Stored, Stale, Refused int
+	FirstRefusal           string
+	// PeerRefused counts items the peer told us it refused, and why.
+	PeerRefused int
+	PeerRefusal string
+	Duration    time.Duration
+	// SignatureChecks is how many Ed25519 verifications the items needed.
+	SignatureChecks uint64
+}
+
+type qKind uint8
+
+const (
+	qSplit qKind = iota + 1
+	qIDList
+	qWant
+	qWantAll
+)
+
+// question is a record that asks the peer something about a node.
+type question struct {
+	kind qKind
+	node Node
+	fps  [fanout]wireFP // qSplit
+	ids  []itemID       // qIDList, qWant
+}
+
+func (q *question) frame() (byte, []byte) {
+	b := appendNode(make([]byte, 0, 3+len(q.fps)*wireFPLen+len(q.ids)*8), q.node)
+	switch q.kind {
+	case qSplit:
+		for i := range q.fps {
+			b = append(b, q.fps[i][:]...)
+		}
+		return frameSplit, b
+	case qIDList:
+		return frameIDList, appendIDs(b, q.ids)
+	case qWant:
+		return frameWant, appendIDs(b, q.ids)
+	default:
+		return frameWantAll, b
+	}
+}
+
+type session struct {
+	svc       *Service
+	st        *Store
+	ns        NamespaceID
+	stream    network.Stream
+	fr        frameReader
+	fw        frameWriter
+	fp        fpHasher
+	emptyFP   wireFP
+	initiator bool
+	opts      SyncOptions
+	origin    Origin
+	idle      time.Duration
+	ing       *ingester
+
+	stats    SyncStats
+	lastProg time.Time
+	start    time.Time
+
+	sendRows map[authorRef]int
+	recvRows []authorRef
+	outQ     []question
+	inQ      []question
+	items    []Item // reused encode/decode buffer
+
+	outItems     []byte // items frame being filled
+	outCount     int
+	turnHadItems bool
+	refusalsSent int
+
+	writeMu sync.Mutex // live mode: the reader answers pings while the writer pushes
+	peerRef struct {
+		count  int
+		reason string
+	}
+}
+
+func newSession(svc *Service, s network.Stream, r *bufio.Reader, ns NamespaceID, salt []byte, initiator bool, opts SyncOptions) *session {
+	ss := &session{
+		svc: svc, st: svc.store, ns: ns, stream: s, initiator: initiator, opts: opts,
+		origin: NewOrigin(), idle: svc.idleTimeout, start: time.Now(),
+		sendRows: make(map[authorRef]int),
+		fp:       newFPHasher(salt),
+	}
+	ss.emptyFP = ss.fp.wire(&Aggregate{})
+	ss.fr.r = r
+	ss.fw.w = bufio.NewWriterSize(s, bufSize)
+	ss.stats.Namespace = ns
+	ss.stats.Peer = s.Conn().RemotePeer()
+	ss.ing = newIngester(svc.store, svc.verifier, svc.store.limits(ns), ss.origin)
+	return ss
+}
+
+func (s *session) release() {
+	s.ing.close()
+}
+
+// run reconciles, then stays live if asked. The caller has exchanged hellos.
+func (s *session) run(ctx context.Context) (SyncStats, error) {
+	var sub *Subscription
+	if s.opts.Live {
+		// Subscribe before reconciling so nothing written meanwhile is missed.
+		sub = s.st.Subscribe(s.ns, s.origin)
+		defer sub.Close()
+	}
+	err := s.reconcile()
+	s.finishStats()
+	s.progress("done", true)
+	if err != nil || !s.opts.Live {
+		return s.stats, err
+	}
+	err = s.live(ctx, sub)
+	s.finishStats()
+	return s.stats, err
+}
+
+func (s *session) finishStats() {
+	t := s.ing.totals()
+	s.stats.Stored, s.stats.Stale, s.stats.Refused = t.Stored, t.Stale, t.Refused
+	if t.FirstRefusal != nil {
+		s.stats.FirstRefusal = t.FirstRefusal.Error()
+	}
+	s.stats.BytesSent, s.stats.BytesReceived = s.fw.n, s.fr.n
+	s.stats.ItemsReceived = int(s.ing.received.Load())
+	s.stats.PeerRefused, s.stats.PeerRefusal = s.peerRef.count, s.peerRef.reason
+	s.stats.Duration = time.Since(s.start)
+}
+
+func (s *session) progress(phase string, force bool) {
+	if s.opts.Progress == nil {
+		return
+	}
+	now := time.Now()
+	if !force && now.Sub(s.lastProg) < 100*time.Millisecond {
+		return
+	}
+	s.lastProg = now
+	s.opts.Progress(Progress{
+		Phase: phase, ItemsSent: s.stats.ItemsSent, ItemsReceived: int(s.ing.received.Load()),
+		BytesSent: s.fw.n, BytesReceived: s.fr.n, RoundTrips: s.stats.RoundTrips,
+	})
+}
+
+// reconcile runs turns until one side has nothing more to say.
+func (s *session) reconcile() error {
+	if s.initiator {
+		if err := s.openingQuestions(); err != nil {
+			return err
+		}
+		empty, err := s.sendTurn()
+		if err != nil || empty {
+			return err
+		}
+	}
+	for {
+		gotSomething, err := s.readTurn()
+		if err != nil {
+			return err
+		}
+		if s.initiator {
+			s.stats.RoundTrips++
+		}
+		if !gotSomething && len(s.outQ) == 0 {
+			return nil
+		}
+		if err := s.answerAll(); err != nil {
+			return err
+		}
+		empty, err := s.sendTurn()
+		if err != nil || empty {
+			return err
+		}
+	}
+}
+
+// openingQuestions picks the depth of the first fingerprints from the
+// initiator's size so that, for replicas of similar size, differing nodes
+// reach ID lists by the fourth message: a sync of a few changes takes three
+// round trips whatever the vault size.
+func (s *session) openingQuestions() error {
+	root, err := s.st.nodeAggregate(s.ns, Root)
+	if err != nil {
+		return err
+	}
+	if root.Count == 0 {
+		s.outQ = append(s.outQ, question{kind: qWantAll, node: Root})
+		return nil
+	}
+	leafDepth := 0
+	for n := root.Count; n > idListThreshold && leafDepth < maxDepth; n /= fanout {
+		leafDepth++
+	}
+	if leafDepth == 0 {
+		return s.ask(Root, root.Count)
+	}
+	splitDepth := max(0, leafDepth-3)
+	return s.splitAll(Root, splitDepth)
+}
+
+// splitAll queues a split question for every node at depth under n.
+func (s *session) splitAll(n Node, depth int) error {
+	if int(n.Depth) == depth {
+		q := question{kind: qSplit, node: n}
+		aggs, err := s.st.childAggregates(s.ns, n)
+		if err != nil {
+			return err
+		}
+		for i := range aggs {
+			q.fps[i] = s.fp.wire(&aggs[i])
+		}
+		s.outQ = append(s.outQ, q)
+		return nil
+	}
+	for c := 0; c < fanout; c++ {
+		if err := s.splitAll(n.Child(c), depth); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// ask queues the question that narrows a differing node: its item IDs when
+// it is small, else its children's fingerprints.
+func (s *session) ask(n Node, count uint64) error {
+	if count <= idListThreshold || n.Depth >= maxDepth {
+		q := question{kind: qIDList, node: n}
+		err := s.st.scanNode(s.ns, n, func(_ *Hash, fp *Hash, _ []byte) error {
+			q.ids = append(q.ids, idOf(fp))
+			return nil
+		})
+		s.outQ = append(s.outQ, q)
+		return err
+	}
+	q := question{kind: qSplit, node: n}
+	aggs, err := s.st.childAggregates(s.ns, n)
+	if err != nil {
+		return err
+	}
+	for i := range aggs {
+		q.fps[i] = s.fp.wire(&aggs[i])
+	}
+	s.outQ = append(s.outQ, q)
+	return nil
+}
+
+// sendTurn writes queued questions (up to the per-turn bound), any refusal
+// notice, and the end-of-turn marker. Items were written while answering.
+func (s *session) sendTurn() (empty bool, err error) {
+	sent := 0
+	qbytes := 0
+	for _, q := range s.outQ {
+		typ, p := q.frame()
+		if qbytes > 0 && qbytes+len(p) > maxTurnQuestionBytes {
+			break
+		}
+		if err := s.fw.write(typ, p); err != nil {
+			return false, err
+		}
+		qbytes += len(p)
+		sent++
+	}
+	s.outQ = slices.Delete(s.outQ, 0, sent)
+	if err := s.sendRefusals(); err != nil {
+		return false, err
+	}
+	empty = sent == 0 && !s.turnHadItems
+	s.turnHadItems = false
+	if err := s.fw.write(frameEndTurn, nil); err != nil {
+		return false, err
+	}
+	s.setWriteDeadline()
+	if err := s.fw.flush(); err != nil {
+		return false, s.wrapIO("send", err)
+	}
+	s.progress("reconciling", false)
+	return empty, nil
+}
+
+func (s *session) sendRefusals() error {
+	t := s.ing.totals()
+	if t.Refused <= s.refusalsSent {
+		return nil
+	}
+	n := t.Refused - s.refusalsSent
+	s.refusalsSent = t.Refused
+	reason := "refused"
+	if t.FirstRefusal != nil {
+		reason = t.FirstRefusal.Error()
+	}
+	return s.fw.write(frameRefused, appendString(appendUvarint(nil, uint64(n)), reason))
+}
+
+func (s *session) setReadDeadline(d time.Duration) {
+	_ = s.stream.SetReadDeadline(time.Now().Add(d))
+}
+
+func (s *session) setWriteDeadline() {
+	_ = s.stream.SetWriteDeadline(time.Now().Add(s.idle))
+}
+
+func (s *session) wrapIO(op string, err error) error {
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("vault %s: peer %s stopped answering (no data for %s): %w",
+			s.ns.Short(), s.stats.Peer.ShortString(), s.idle, err)
+	}
+	if errors.Is(err, io.EOF) {
+		return fmt.Errorf("vault %s: peer %s closed the session mid-%s", s.ns.Short(), s.stats.Peer.ShortString(), op)
+	}
+	return fmt.Errorf("vault %s: %s: %w", s.ns.Short(), op, err)
+}
+
+// readTurn reads the peer's frames up to its end-of-turn: items go to the
+// ingester, questions to inQ. When it returns, received items are durable.
+// gotSomething is false for an empty turn (the peer is done).
+func (s *session) readTurn() (gotSomething bool, err error) {
+	qbytes := 0
+	for {
+		s.setReadDeadline(s.idle)
+		typ, p, err := s.fr.next()
+		if err != nil {
+			return false, s.wrapIO("receive", err)
+		}
+		switch typ {
+		case frameEndTurn:
+			if err := s.ing.flush(); err != nil {
+				return false, s.abort(err)
+			}
+			return gotSomething || len(s.inQ) > 0, nil
+		case frameSplit, frameIDList, frameWant, frameWantAll:
+			qbytes += len(p)
+			if qbytes > maxIncomingQuestions {
+				return false, s.abort(fmt.Errorf("%w: more than %d bytes of questions in one turn", ErrProtocol, maxIncomingQuestions))
+			}
+			q, err := decodeQuestion(typ, p)
+			if err != nil {
+				return false, s.abort(err)
+			}
+			s.inQ = append(s.inQ, q)
+		case frameItems:
+			gotSomething = true
+			if err := s.receiveItems(p); err != nil {
+				return false, s.abort(err)
+			}
+		default:
+			if err := s.handleCommon(typ, p); err != nil {
+				return false, err
+			}
+		}
+	}
+}
+
+// handleCommon handles frames valid in any phase.
+func (s *session) handleCommon(typ byte, p []byte) error {
+	switch typ {
+	case frameAuthor:
+		if len(s.recvRows) >= maxAuthorTable {
+			return s.abort(fmt.Errorf("%w: more than %d authors in one session", ErrProtocol, maxAuthorTable))
+		}
+		r, err := decodeAuthorRef(p)
+		if err != nil {
+			return s.abort(err)
+		}
+		s.recvRows = append(s.recvRows, r)
+	case frameRefused:
+		d := decoder{b: p}
+		n := d.uvarint("refusal count")
+		reason := string(d.bytes(len(d.b), "refusal reason"))
+		if d.err == nil {
+			s.peerRef.count += int(min(n, 1<<30))
+			if s.peerRef.reason == "" {
+				s.peerRef.reason = truncate(reason, 512)
+			}
+		}
+	case frameError:
+		return decodePeerError(p)
+	case framePing:
+		return s.writeLocked(func() error { return s.fw.write(framePong, nil) }, true)
+	case framePong:
+	default:
+		return s.abort(fmt.Errorf("%w: unexpected frame type %d", ErrProtocol, typ))
+	}
+	return nil
+}
+
+func (s *session) receiveItems(p []byte) error {
+	var err error
+	s.items, err = decodeWireItems(p, s.ns, s.recvRows, s.items[:0])
+	if err != nil {
+		return err
+	}
+	for _, it := range s.items {
+		s.ing.add(it)
+	}
+	s.progress("reconciling", false)
+	return nil
+}
+
+func decodeQuestion(typ byte, p []byte) (question, error) {
+	d := decoder{b: p}
+	q := question{node: d.node()}
+	switch typ {
+	case frameSplit:
+		q.kind = qSplit
+		for i := range q.fps {
+			copy(q.fps[i][:], d.bytes(wireFPLen, "split fingerprints"))
+		}
+	case frameIDList:
+		q.kind = qIDList
+		q.ids = d.ids("ID list")
+	case frameWant:
+		q.kind = qWant
+		q.ids = d.ids("want list")
+	case frameWantAll:
+		q.kind = qWantAll
+	}
+	return q, d.done("question")
+}
+
+// answerAll answers the peer's questions: items are written at once, new
+// questions are queued for this turn.
+func (s *session) answerAll() error {
+	in := s.inQ
+	s.inQ = nil
+	for i := range in {
+		if err := s.answer(&in[i]); err != nil {
+			return err
+		}
+	}
+	return s.flushItems()
+}
+
+func (s *session) answer(q *question) error {
+	switch q.kind {
+	case qSplit:
+		own, err := s.st.childAggregates(s.ns, q.node)
+		if err != nil {
+			return err
+		}
+		for c := range own {
+			if s.fp.wire(&own[c]) == q.fps[c] {
+				continue
+			}
+			child := q.node.Child(c)
+			switch {
+			case q.fps[c] == s.emptyFP:
+				if err := s.sendNode(child, nil); err != nil {
+					return err
+				}
+			case own[c].Count == 0:
+				s.outQ = append(s.outQ, question{kind: qWantAll, node: child})
+			default:
+				if err := s.ask(child, own[c].Count); err != nil {
+					return err
+				}
+			}
+		}
+	case qIDList:
+		theirs := make(map[itemID]bool, len(q.ids))
+		for _, id := range q.ids {
+			theirs[id] = false
+		}
+		err := s.st.scanNode(s.ns, q.node, func(_ *Hash, fp *Hash, raw []byte) error {
+			id := idOf(fp)
+			if _, ok := theirs[id]; ok {
+				theirs[id] = true
+				return nil
+			}
+			return s.sendRaw(raw)
+		})
+		if err != nil {
+			return err
+		}
+		var want []itemID
+		for _, id := range q.ids {
+			if !theirs[id] {
+				want = append(want, id)
+				theirs[id] = true // the same ID twice is asked for once
+			}
+		}
+		if len(want) > 0 {
+			s.outQ = append(s.outQ, question{kind: qWant, node: q.node, ids: want})
+		}
+	case qWant:
+		want := make(map[itemID]struct{}, len(q.ids))
+		for _, id := range q.ids {
+			want[id] = struct{}{}
+		}
+		return s.sendNode(q.node, want)
+	case qWantAll:
+		return s.sendNode(q.node, nil)
+	}
+	return nil
+}
+
+// sendNode sends the items of n (only those in want, if not nil).
+func (s *session) sendNode(n Node, want map[itemID]struct{}) error {
+	return s.st.scanNode(s.ns, n, func(_ *Hash, fp *Hash, raw []byte) error {
+		if want != nil {
+			if _, ok := want[idOf(fp)]; !ok {
+				return nil
+			}
+		}
+		return s.sendRaw(raw)
+	})
+}
+
+// sendRaw queues a stored entry for sending, with its inline value if we
+// have it and it is small.
+func (s *session) sendRaw(raw []byte) error {
+	se, err := UnmarshalSignedEntry(raw)
+	if err != nil {
+		return fmt.Errorf("vault %s: stored entry does not decode (the store is damaged): %w", s.ns.Short(), err)
+	}
+	it := Item{Entry: se}
+	if se.Size > 0 && se.Size <= maxInlineValue {
+		if c, ok, err := s.st.Content(se.Hash); err != nil {
+			return err
+		} else if ok {
+			it.Content = c
+		}
+	}
+	return s.queueItem(it)
+}
+
+// pending outgoing items frame
+func (s *session) queueItem(it Item) error {
+	ref := refOf(&it.Entry)
+	row, ok := s.sendRows[ref]
+	if !ok {
+		if len(s.sendRows) >= maxAuthorTable {
+			return fmt.Errorf("vault %s: more than %d authors in one session", s.ns.Short(), maxAuthorTable)
+		}
+		if err := s.flushItems(); err != nil {
+			return err
+		}
+		row = len(s.sendRows)
+		s.sendRows[ref] = row
+		if err := s.fw.write(frameAuthor, appendAuthorRef(nil, &ref)); err != nil {
+			return err
+		}
+	}
+	s.outItems = appendWireItem(s.outItems, row, &it)
+	s.outCount++
+	s.stats.ItemsSent++
+	s.turnHadItems = true
+	if len(s.outItems) >= itemsFrameSize {
+		return s.flushItems()
+	}
+	return nil
+}
+
+func (s *session) flushItems() error {
+	if s.outCount == 0 {
+		return nil
+	}
+	p := appendUvarint(make([]byte, 0, len(s.outItems)+4), uint64(s.outCount))
+	p = append(p, s.outItems...)
+	s.outItems, s.outCount = s.outItems[:0], 0
+	s.setWriteDeadline()
+	if err := s.fw.write(frameItems, p); err != nil {
+		return s.wrapIO("send", err)
+	}
+	s.progress("reconciling", false)
+	return nil
+}
+
+// abort tells the peer why the session ends (best effort) and returns err.
+func (s *session) abort(err error) error {
+	code := CodeInternal
+	var pe *PeerError
+	var le *localError
+	switch {
+	case errors.As(err, &pe):
+		return err // the peer ended it; nothing to tell
+	case errors.As(err, &le):
+		code = CodeInternal
+	case errors.Is(err, ErrProtocol), errors.Is(err, ErrContentInvalid):
+		code = CodeProtocol
+	case errors.Is(err, ErrBadSignature), errors.Is(err, ErrMalformed):
+		code = CodeBadEntry
+	}
+	msg := err.Error()
+	if code == CodeInternal {
+		msg = "internal error on the receiving side"
+	}
+	_ = s.writeLocked(func() error { return s.fw.write(frameError, appendString([]byte{byte(code)}, msg)) }, true)
+	return fmt.Errorf("vault %s with %s: %w", s.ns.Short(), s.stats.Peer.ShortString(), err)
+}
+
+func (s *session) writeLocked(fn func() error, flush bool) error {
+	s.writeMu.Lock()
+	defer s.writeMu.Unlock()
+	if err := fn(); err != nil {
+		return err
+	}
+	if flush {
+		s.setWriteDeadline()
+		return s.fw.flush()
+	}
+	return nil
+}
+
+func decodePeerError(p []byte) error {
+	d := decoder{b: p}
+	code := d.byte1("error code")
+	msg := truncate(string(d.bytes(len(d.b), "error message")), 1024)
+	if d.err != nil {
+		return fmt.Errorf("%w: malformed error frame", ErrProtocol)
+	}
+	return &PeerError{Code: int(code), Message: msg}
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n] + "…"
+	}
+	return s
+}
+
+func appendUvarint(b []byte, v uint64) []byte {
+	for v >= 0x80 {
+		b = append(b, byte(v)|0x80)
+		v >>= 7
+	}
+	return append(b, byte(v))
+}
+
+func appendString(b []byte, s string) []byte { return append(b, s...) }
+
+func newSalt() []byte {
+	b := make([]byte, saltLen)
+	_, _ = rand.Read(b)
+	return b
+}

@@ -1,0 +1,611 @@
+package vault
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
+)
+
+// Pebble keyspaces. Every key of a vault starts with its kind byte and the
+// 32-byte namespace ID, so a vault is a contiguous range of each keyspace.
+const (
+	kindEntry   = 'e' // e | ns | itemHash -> fingerprint(32) | signed entry
+	kindKey     = 'k' // k | ns | escaped key | 0x00 0x01 | author -> (empty)
+	kindAgg     = 'a' // a | ns | depth | first 2 prefix bytes -> Aggregate
+	kindMeta    = 'm' // m | ns -> referenced bytes (u64)
+	kindContent = 'c' // c | hash -> inline value bytes
+)
+
+// ErrClosed is returned by a Store after Close.
+var ErrClosed = errors.New("vault store closed")
+
+// StoreOptions configure Open.
+type StoreOptions struct {
+	// CacheSize is Pebble's block cache; default 32 MiB.
+	CacheSize int64
+	// LimitsFor returns the limits of a vault; nil means DefaultLimits.
+	LimitsFor func(NamespaceID) Limits
+	// NoSync makes every commit skip fsync (benchmark fixtures only).
+	NoSync bool
+}
+
+// Store keeps vault entries in one Pebble database.
+type Store struct {
+	db     *pebble.DB
+	cache  *pebble.Cache
+	opts   StoreOptions
+	feed   feed
+	locks  [64]sync.Mutex // writers of one vault are serialised; vaults proceed in parallel
+	closed atomic.Bool
+}
+
+// Open opens (creating if needed) the store in dir.
+func Open(dir string, opts StoreOptions) (*Store, error) {
+	if opts.CacheSize <= 0 {
+		opts.CacheSize = 32 << 20
+	}
+	cache := pebble.NewCache(opts.CacheSize)
+	po := &pebble.Options{Cache: cache, Logger: quietLogger{}}
+	for i := range po.Levels {
+		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	po.EnsureDefaults()
+	db, err := pebble.Open(dir, po)
+	cache.Unref()
+	if err != nil {
+		return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+	}
+	return &Store{db: db, opts: opts}, nil
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// Close flushes and closes the database. It is safe to call more than once.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.feed.closeAll()
+	// Take every writer lock so no batch is half-way through a commit.
+	for i := range s.locks {
+		s.locks[i].Lock()
+	}
+	defer func() {
+		for i := range s.locks {
+			s.locks[i].Unlock()
+		}
+	}()
+	return s.db.Close()
+}
+
+func (s *Store) limits(ns NamespaceID) Limits {
+	if s.opts.LimitsFor == nil {
+		return DefaultLimits
+	}
+	return s.opts.LimitsFor(ns).withDefaults()
+}
+
+func nsKey(kind byte, ns NamespaceID, extra int) []byte {
+	k := make([]byte, 1+idLen, 1+idLen+extra)
+	k[0] = kind
+	copy(k[1:], ns[:])
+	return k
+}
+
+// nsUpper is the first key after every key of kind for ns.
+func nsUpper(kind byte, ns NamespaceID) []byte {
+	k := nsKey(kind, ns, 0)
+	for i := len(k) - 1; i >= 1; i-- {
+		k[i]++
+		if k[i] != 0 {
+			return k
+		}
+	}
+	return []byte{kind + 1}
+}
+
+func entryKey(ns NamespaceID, ih *Hash) []byte {
+	return append(nsKey(kindEntry, ns, idLen), ih[:]...)
+}
+
+func aggKey(ns NamespaceID, suffix uint32) []byte {
+	return append(nsKey(kindAgg, ns, 3), byte(suffix>>16), byte(suffix>>8), byte(suffix))
+}
+
+// escapeKey makes entry keys order-preserving and prefix-preserving inside a
+// composite index key: 0x00 becomes 0x00 0xff and the key ends with 0x00 0x01.
+func escapeKey(b []byte, key []byte) []byte {
+	for _, c := range key {
+		if c == 0 {
+			b = append(b, 0, 0xff)
+		} else {
+			b = append(b, c)
+		}
+	}
+	return b
+}
+
+func keyIndexKey(ns NamespaceID, key []byte, author AuthorID) []byte {
+	k := escapeKey(nsKey(kindKey, ns, len(key)+2+idLen), key)
+	k = append(k, 0, 1)
+	return append(k, author[:]...)
+}
+
+// parseKeyIndexKey splits the part after the namespace into key and author.
+func parseKeyIndexKey(b []byte) ([]byte, AuthorID, error) {
+	var author AuthorID
+	key := make([]byte, 0, len(b))
+	for i := 0; i < len(b); i++ {
+		if b[i] != 0 {
+			key = append(key, b[i])
+			continue
+		}
+		if i+1 >= len(b) {
+			break
+		}
+		switch b[i+1] {
+		case 0xff:
+			key = append(key, 0)
+			i++
+		case 1:
+			if len(b)-(i+2) != idLen {
+				return nil, author, errors.New("key index: bad author length")
+			}
+			copy(author[:], b[i+2:])
+			return key, author, nil
+		default:
+			return nil, author, errors.New("key index: bad escape")
+		}
+	}
+	return nil, author, errors.New("key index: unterminated key")
+}
+
+// Item is an entry as it travels: the signed entry and, for small values, the
+// value itself (verified against the entry's hash before it is stored).
+type Item struct {
+	Entry   SignedEntry
+	Content []byte
+}
+
+// InsertResult says what happened to a batch of items.
+type InsertResult struct {
+	Stored  int // new or newer versions written
+	Stale   int // already had this version or a newer one
+	Refused int // refused by the vault's limits
+	// FirstRefusal explains the first refused item.
+	FirstRefusal error
+	// StoredItems are the items that were written, in order.
+	StoredItems []Item
+}
+
+func (r *InsertResult) refuse(err error) {
+	r.Refused++
+	if r.FirstRefusal == nil {
+		r.FirstRefusal = err
+	}
+}
+
+// Origin tags the source of an insert so a live session does not echo
+// entries back to the peer they came from. Zero is "local".
+type Origin uint64
+
+var nextOrigin atomic.Uint64
+
+// NewOrigin returns a process-unique origin tag.
+func NewOrigin() Origin { return Origin(nextOrigin.Add(1)) }
+
+// Insert stores verified items of one vault atomically: the newest version
+// per (key, author) wins, limits are enforced, and the range aggregates are
+// updated in the same batch. Items must already have passed a Verifier (or
+// be signed locally). With durable set the batch is fsynced before Insert
+// returns.
+func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult, error) {
+	var res InsertResult
+	if len(items) == 0 {
+		return res, nil
+	}
+	if s.closed.Load() {
+		return res, ErrClosed
+	}
+	ns := items[0].Entry.Namespace
+	lim := s.limits(ns)
+	mu := &s.locks[ns[0]%64]
+	mu.Lock()
+	defer mu.Unlock()
+	if s.closed.Load() {
+		return res, ErrClosed
+	}
+
+	count, err := s.nodeAggregate(ns, Root)
+	if err != nil {
+		return res, err
+	}
+	entries := count.Count
+	refBytes, err := s.referencedBytes(ns)
+	if err != nil {
+		return res, err
+	}
+
+	b := s.db.NewBatch()
+	defer b.Close()
+	deltas := make(map[uint32]*aggDelta)
+	pending := make(map[Hash]*SignedEntry)
+	var val []byte
+	for i := range items {
+		it := &items[i]
+		e := &it.Entry
+		if e.Namespace != ns {
+			return res, fmt.Errorf("insert: items from vaults %s and %s in one batch", ns.Short(), e.Namespace.Short())
+		}
+		if len(e.Key) > lim.MaxKeyLen {
+			res.refuse(fmt.Errorf("%w: key of %d bytes, this vault allows %d", ErrKeyTooLong, len(e.Key), lim.MaxKeyLen))
+			continue
+		}
+		ih := e.ItemHash()
+		old := pending[ih]
+		if old == nil {
+			if old, err = s.getByItemHash(ns, &ih); err != nil {
+				return res, err
+			}
+		}
+		if old != nil && !e.Newer(&old.Entry) {
+			res.Stale++
+			continue
+		}
+		newEntries, newBytes := entries, refBytes+e.Size
+		if old == nil {
+			newEntries++
+		} else {
+			newBytes -= old.Size
+		}
+		if newEntries > lim.MaxEntries {
+			res.refuse(fmt.Errorf("%w: the vault holds its limit of %d entries", ErrQuota, lim.MaxEntries))
+			continue
+		}
+		if newBytes > lim.MaxBytes || newBytes < e.Size { // second test: overflow
+			res.refuse(fmt.Errorf("%w: %d referenced bytes would exceed the vault's limit of %d", ErrQuota, newBytes, lim.MaxBytes))
+			continue
+		}
+		entries, refBytes = newEntries, newBytes
+
+		fp := e.Fingerprint()
+		val = append(val[:0], fp[:]...)
+		val = e.AppendBinary(val)
+		if err := b.Set(entryKey(ns, &ih), val, nil); err != nil {
+			return res, err
+		}
+		var oldFP *Hash
+		if old == nil {
+			if err := b.Set(keyIndexKey(ns, e.Key, e.Author), nil, nil); err != nil {
+				return res, err
+			}
+		} else {
+			f := old.Fingerprint()
+			oldFP = &f
+		}
+		for d := 0; d <= aggDepth; d++ {
+			suf := nodeOf(&ih, d).aggSuffix()
+			dl := deltas[suf]
+			if dl == nil {
+				dl = &aggDelta{}
+				deltas[suf] = dl
+			}
+			dl.plus.add(&fp)
+			if oldFP != nil {
+				dl.minus.add(oldFP)
+			}
+		}
+		if it.Content != nil {
+			ck := append([]byte{kindContent}, e.Hash[:]...)
+			if err := b.Set(ck, it.Content, nil); err != nil {
+				return res, err
+			}
+		}
+		pending[ih] = e
+		res.Stored++
+		res.StoredItems = append(res.StoredItems, *it)
+	}
+	if res.Stored == 0 {
+		return res, nil
+	}
+	for suf, dl := range deltas {
+		k := aggKey(ns, suf)
+		cur, err := s.getAggregate(k)
+		if err != nil {
+			return res, err
+		}
+		cur.merge(&dl.plus)
+		dl.minus.negate()
+		cur.merge(&dl.minus)
+		var buf [aggLen]byte
+		if err := b.Set(k, cur.appendTo(buf[:0]), nil); err != nil {
+			return res, err
+		}
+	}
+	if err := b.Set(nsKey(kindMeta, ns, 0), binary.BigEndian.AppendUint64(nil, refBytes), nil); err != nil {
+		return res, err
+	}
+	wo := pebble.NoSync
+	if durable && !s.opts.NoSync {
+		wo = pebble.Sync
+	}
+	if err := b.Commit(wo); err != nil {
+		return res, fmt.Errorf("vault %s: commit: %w", ns.Short(), err)
+	}
+	s.feed.publish(ns, origin, res.StoredItems)
+	return res, nil
+}
+
+type aggDelta struct{ plus, minus Aggregate }
+
+// negate turns a into its additive inverse (sum and count), so merging it subtracts.
+func (a *Aggregate) negate() {
+	var c uint64 = 1
+	for i := 0; i < 4; i++ {
+		a.Sum[i], c = addCarry(^a.Sum[i], c)
+	}
+	a.Count = -a.Count
+}
+
+func addCarry(x, c uint64) (uint64, uint64) {
+	s := x + c
+	if s < x {
+		return s, 1
+	}
+	return s, 0
+}
+
+// Sync makes every earlier commit durable (one WAL fsync).
+func (s *Store) Sync() error {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	if s.opts.NoSync {
+		return nil
+	}
+	return s.db.LogData(nil, pebble.Sync)
+}
+
+func (s *Store) get(key []byte, fn func([]byte) error) (bool, error) {
+	v, closer, err := s.db.Get(key)
+	if errors.Is(err, pebble.ErrNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer closer.Close()
+	return true, fn(v)
+}
+
+func (s *Store) getAggregate(k []byte) (Aggregate, error) {
+	var a Aggregate
+	_, err := s.get(k, func(v []byte) (err error) { a, err = decodeAggregate(v); return })
+	return a, err
+}
+
+func (s *Store) referencedBytes(ns NamespaceID) (uint64, error) {
+	var n uint64
+	_, err := s.get(nsKey(kindMeta, ns, 0), func(v []byte) error {
+		if len(v) != 8 {
+			return errors.New("vault meta: bad length")
+		}
+		n = binary.BigEndian.Uint64(v)
+		return nil
+	})
+	return n, err
+}
+
+func (s *Store) getByItemHash(ns NamespaceID, ih *Hash) (*SignedEntry, error) {
+	var se *SignedEntry
+	_, err := s.get(entryKey(ns, ih), func(v []byte) error {
+		e, err := decodeStoredEntry(v)
+		se = &e
+		return err
+	})
+	return se, err
+}
+
+func decodeStoredEntry(v []byte) (SignedEntry, error) {
+	if len(v) < idLen {
+		return SignedEntry{}, errors.New("stored entry too short: the store is damaged")
+	}
+	return UnmarshalSignedEntry(v[idLen:])
+}
+
+// Stats describes a vault in the store.
+type Stats struct {
+	Entries uint64
+	Bytes   uint64
+}
+
+// Stats returns entry count and referenced bytes of a vault.
+func (s *Store) Stats(ns NamespaceID) (Stats, error) {
+	a, err := s.nodeAggregate(ns, Root)
+	if err != nil {
+		return Stats{}, err
+	}
+	b, err := s.referencedBytes(ns)
+	return Stats{Entries: a.Count, Bytes: b}, err
+}
+
+// Get returns every author's latest entry for key.
+func (s *Store) Get(ns NamespaceID, key []byte) ([]SignedEntry, error) {
+	prefix := append(escapeKey(nsKey(kindKey, ns, len(key)+2), key), 0, 1)
+	return s.listIndex(ns, prefix, prefixUpper(prefix), 0)
+}
+
+// List returns the entries whose key starts with prefix, ordered by (key,
+// author), at most limit of them (0 = no limit).
+func (s *Store) List(ns NamespaceID, prefix []byte, limit int) ([]SignedEntry, error) {
+	lo := escapeKey(nsKey(kindKey, ns, len(prefix)), prefix)
+	hi := prefixUpper(lo)
+	if len(prefix) == 0 {
+		hi = nsUpper(kindKey, ns)
+	}
+	return s.listIndex(ns, lo, hi, limit)
+}
+
+func prefixUpper(p []byte) []byte {
+	u := append([]byte(nil), p...)
+	for i := len(u) - 1; i >= 0; i-- {
+		u[i]++
+		if u[i] != 0 {
+			return u[:i+1]
+		}
+	}
+	return nil
+}
+
+func (s *Store) listIndex(ns NamespaceID, lo, hi []byte, limit int) (out []SignedEntry, err error) {
+	if s.closed.Load() {
+		return nil, ErrClosed
+	}
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for ok := it.First(); ok; ok = it.Next() {
+		key, author, err := parseKeyIndexKey(it.Key()[1+idLen:])
+		if err != nil {
+			return nil, err
+		}
+		ih := itemHash(key, author)
+		se, err := s.getByItemHash(ns, &ih)
+		if err != nil {
+			return nil, err
+		}
+		if se == nil {
+			return nil, fmt.Errorf("vault %s: key index names a missing entry: the store is damaged", ns.Short())
+		}
+		out = append(out, *se)
+		if limit > 0 && len(out) >= limit {
+			break
+		}
+	}
+	return out, it.Error()
+}
+
+// Content returns an inline value stored with an entry, if this store has it.
+func (s *Store) Content(h Hash) ([]byte, bool, error) {
+	var out []byte
+	ok, err := s.get(append([]byte{kindContent}, h[:]...), func(v []byte) error {
+		out = bytes.Clone(v)
+		return nil
+	})
+	return out, ok, err
+}
+
+// PutContent stores a value by its hash (used for values written locally).
+func (s *Store) PutContent(data []byte) (Hash, error) {
+	h := HashOf(data)
+	wo := pebble.Sync
+	if s.opts.NoSync {
+		wo = pebble.NoSync
+	}
+	return h, s.db.Set(append([]byte{kindContent}, h[:]...), data, wo)
+}
+
+// nodeAggregate reads a stored aggregate or, below aggDepth, sums the node.
+func (s *Store) nodeAggregate(ns NamespaceID, n Node) (Aggregate, error) {
+	if n.Depth <= aggDepth {
+		return s.getAggregate(aggKey(ns, n.aggSuffix()))
+	}
+	var a Aggregate
+	err := s.scanNode(ns, n, func(_ *Hash, fp *Hash, _ []byte) error {
+		a.add(fp)
+		return nil
+	})
+	return a, err
+}
+
+// childAggregates returns the aggregates of n's 16 children.
+func (s *Store) childAggregates(ns NamespaceID, n Node) (out [fanout]Aggregate, err error) {
+	if int(n.Depth) < aggDepth {
+		first := n.Child(0).aggSuffix()
+		step := uint32(1) << (4 * (aggDepth - 1 - int(n.Depth)))
+		it, err := s.db.NewIter(&pebble.IterOptions{
+			LowerBound: aggKey(ns, first),
+			UpperBound: aggKey(ns, first+fanout*step),
+		})
+		if err != nil {
+			return out, err
+		}
+		defer func() {
+			if cerr := it.Close(); err == nil {
+				err = cerr
+			}
+		}()
+		for ok := it.First(); ok; ok = it.Next() {
+			k := it.Key()
+			suf := uint32(k[len(k)-3])<<16 | uint32(k[len(k)-2])<<8 | uint32(k[len(k)-1])
+			idx := (suf - first) / step
+			if out[idx], err = decodeAggregate(it.Value()); err != nil {
+				return out, err
+			}
+		}
+		return out, it.Error()
+	}
+	err = s.scanNode(ns, n, func(ih *Hash, fp *Hash, _ []byte) error {
+		out[nibble(ih, int(n.Depth))].add(fp)
+		return nil
+	})
+	return out, err
+}
+
+// scanNode calls fn for every item of n in item-hash order. raw is the stored
+// signed entry and is only valid during the call.
+func (s *Store) scanNode(ns NamespaceID, n Node, fn func(ih *Hash, fp *Hash, raw []byte) error) (err error) {
+	if s.closed.Load() {
+		return ErrClosed
+	}
+	lo, hi := n.prefixBounds()
+	opts := &pebble.IterOptions{LowerBound: append(nsKey(kindEntry, ns, len(lo)), lo...)}
+	if hi != nil {
+		opts.UpperBound = append(nsKey(kindEntry, ns, len(hi)), hi...)
+	} else {
+		opts.UpperBound = nsUpper(kindEntry, ns)
+	}
+	it, err := s.db.NewIter(opts)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	var ih, fp Hash
+	for ok := it.First(); ok; ok = it.Next() {
+		k, v := it.Key(), it.Value()
+		if len(k) != 1+2*idLen || len(v) < idLen {
+			return fmt.Errorf("vault %s: malformed stored entry: the store is damaged", ns.Short())
+		}
+		copy(ih[:], k[1+idLen:])
+		copy(fp[:], v[:idLen])
+		if err := fn(&ih, &fp, v[idLen:]); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Checkpoint writes a consistent copy of the store to dir (benchmark fixtures, backups).
+func (s *Store) Checkpoint(dir string) error { return s.db.Checkpoint(dir) }

@@ -1,0 +1,342 @@
+package vault
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+)
+
+// ProtocolID is the libp2p protocol of vault sync.
+const ProtocolID = "/seedfleet/vault-sync/1.0.0"
+
+// Frame sizes are bounded on both sides: a peer that announces a larger frame
+// is cut off before anything is allocated.
+const (
+	maxFrame        = 1 << 20
+	itemsFrameSize  = 64 << 10 // items are packed into frames of about this size
+	maxInlineValue  = 1024     // values up to this size travel with their entry
+	protocolVersion = 1
+	helloLen        = 1 + idLen + saltLen + 1
+	saltLen         = 16
+	maxAuthorTable  = 1 << 16
+)
+
+// Frame types. A session is a sequence of turns: each side sends frames and
+// then frameEndTurn; after reconciliation a live session exchanges items and
+// pings freely.
+const (
+	frameHello   = 1 // version | namespace | salt | flags
+	frameSplit   = 2 // node | 16 × range fingerprint
+	frameIDList  = 3 // node | uvarint n | n × item ID
+	frameWant    = 4 // node | uvarint n | n × item ID
+	frameWantAll = 5 // node
+	frameAuthor  = 6 // author | consent kind | [notAfter | capability signature]
+	frameItems   = 7 // uvarint n | n × item
+	frameEndTurn = 8 // (empty)
+	frameRefused = 9 // uvarint count | reason
+	frameError   = 10
+	framePing    = 11
+	framePong    = 12
+)
+
+const helloFlagLive = 1
+
+// ErrProtocol marks a peer that broke the protocol.
+var ErrProtocol = errors.New("vault-sync protocol violation")
+
+// Error codes carried by frameError.
+const (
+	CodeNotHosted = 1
+	CodeProtocol  = 2
+	CodeInternal  = 3
+	CodeBadEntry  = 4
+	CodeShutdown  = 5
+)
+
+// PeerError is an error the peer reported and ended the session with.
+type PeerError struct {
+	Code    int
+	Message string
+}
+
+func (e *PeerError) Error() string { return "peer: " + e.Message }
+
+// Is lets callers test errors.Is(err, ErrNotHosted).
+func (e *PeerError) Is(target error) bool {
+	return target == ErrNotHosted && e.Code == CodeNotHosted
+}
+
+// frameReader reads length-prefixed frames with a hard size bound.
+type frameReader struct {
+	r   *bufio.Reader
+	buf []byte
+	n   int64 // bytes read
+}
+
+func (fr *frameReader) ReadByte() (byte, error) {
+	c, err := fr.r.ReadByte()
+	if err == nil {
+		fr.n++
+	}
+	return c, err
+}
+
+// next returns the type and payload of the next frame; the payload is valid
+// until the following call.
+func (fr *frameReader) next() (byte, []byte, error) {
+	l, err := binary.ReadUvarint(fr)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, nil, io.EOF
+		}
+		return 0, nil, err
+	}
+	if l == 0 || l > maxFrame {
+		return 0, nil, fmt.Errorf("%w: frame of %d bytes (limit %d)", ErrProtocol, l, maxFrame)
+	}
+	if cap(fr.buf) < int(l) {
+		fr.buf = make([]byte, l, max(int(l), 4096))
+	}
+	b := fr.buf[:l]
+	if _, err := io.ReadFull(fr.r, b); err != nil {
+		return 0, nil, fmt.Errorf("read frame: %w", err)
+	}
+	fr.n += int64(l)
+	// Do not keep a huge buffer after one big frame.
+	if cap(fr.buf) > 2*itemsFrameSize {
+		fr.buf = nil
+	}
+	return b[0], b[1:], nil
+}
+
+// frameWriter buffers frames; flush sends them.
+type frameWriter struct {
+	w *bufio.Writer
+	n int64
+}
+
+func (fw *frameWriter) write(typ byte, payload []byte) error {
+	var hdr [binary.MaxVarintLen64 + 1]byte
+	h := binary.AppendUvarint(hdr[:0], uint64(len(payload)+1))
+	h = append(h, typ)
+	if _, err := fw.w.Write(h); err != nil {
+		return err
+	}
+	if _, err := fw.w.Write(payload); err != nil {
+		return err
+	}
+	fw.n += int64(len(h) + len(payload))
+	return nil
+}
+
+func (fw *frameWriter) flush() error { return fw.w.Flush() }
+
+// decoder is a bounds-checked cursor over a frame payload.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated or malformed %s", ErrProtocol, what)
+	}
+}
+
+func (d *decoder) bytes(n int, what string) []byte {
+	if d.err != nil || n < 0 || len(d.b) < n {
+		d.fail(what)
+		return nil
+	}
+	out := d.b[:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) byte1(what string) byte {
+	b := d.bytes(1, what)
+	if b == nil {
+		return 0
+	}
+	return b[0]
+}
+
+func (d *decoder) node() Node {
+	if d.err != nil {
+		return Node{}
+	}
+	n, used, err := decodeNode(d.b)
+	if err != nil {
+		d.err = err
+		return Node{}
+	}
+	d.b = d.b[used:]
+	return n
+}
+
+func (d *decoder) done(what string) error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes after %s", ErrProtocol, len(d.b), what)
+	}
+	return d.err
+}
+
+// ids decodes a count-prefixed list of item IDs.
+func (d *decoder) ids(what string) []itemID {
+	n := d.uvarint(what)
+	if d.err != nil {
+		return nil
+	}
+	if n > uint64(len(d.b)/len(itemID{})) {
+		d.fail(what)
+		return nil
+	}
+	out := make([]itemID, n)
+	for i := range out {
+		copy(out[i][:], d.bytes(len(itemID{}), what))
+	}
+	return out
+}
+
+func appendIDs(b []byte, ids []itemID) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for i := range ids {
+		b = append(b, ids[i][:]...)
+	}
+	return b
+}
+
+// authorRef is one row of a session's author table: who signs, and how the
+// namespace consented. Items name their row by index, so a capability crosses
+// the wire once per session instead of once per entry.
+type authorRef struct {
+	author   AuthorID
+	kind     ConsentKind
+	notAfter uint64
+	capSig   [sigLen]byte
+}
+
+func refOf(se *SignedEntry) authorRef {
+	r := authorRef{author: se.Author, kind: se.Consent.Kind}
+	if r.kind == ConsentCapability {
+		r.notAfter = se.Consent.NotAfter
+		r.capSig = se.Consent.Sig
+	}
+	return r
+}
+
+func appendAuthorRef(b []byte, r *authorRef) []byte {
+	b = append(b, r.author[:]...)
+	b = append(b, byte(r.kind))
+	if r.kind == ConsentCapability {
+		b = binary.BigEndian.AppendUint64(b, r.notAfter)
+		b = append(b, r.capSig[:]...)
+	}
+	return b
+}
+
+func decodeAuthorRef(p []byte) (authorRef, error) {
+	var r authorRef
+	d := decoder{b: p}
+	copy(r.author[:], d.bytes(idLen, "author"))
+	r.kind = ConsentKind(d.byte1("consent kind"))
+	switch r.kind {
+	case ConsentNamespaceSig:
+	case ConsentCapability:
+		if b := d.bytes(8, "capability"); b != nil {
+			r.notAfter = binary.BigEndian.Uint64(b)
+		}
+		copy(r.capSig[:], d.bytes(sigLen, "capability signature"))
+	default:
+		if d.err == nil {
+			d.err = fmt.Errorf("%w: unknown consent kind %d", ErrProtocol, r.kind)
+		}
+	}
+	return r, d.done("author frame")
+}
+
+// appendWireItem encodes an item against the sender's author table row.
+func appendWireItem(b []byte, row int, it *Item) []byte {
+	e := &it.Entry
+	b = binary.AppendUvarint(b, uint64(row))
+	b = binary.AppendUvarint(b, uint64(len(e.Key)))
+	b = append(b, e.Key...)
+	b = append(b, e.Hash[:]...)
+	b = binary.AppendUvarint(b, e.Size)
+	b = binary.AppendUvarint(b, e.Timestamp)
+	b = append(b, e.AuthorSig[:]...)
+	if e.Consent.Kind == ConsentNamespaceSig {
+		b = append(b, e.Consent.Sig[:]...)
+	}
+	if it.Content == nil {
+		return append(b, 0)
+	}
+	b = binary.AppendUvarint(b, uint64(len(it.Content))+1)
+	return append(b, it.Content...)
+}
+
+// decodeWireItems decodes an items frame. Content is checked against size and
+// hash here, signatures later by the Verifier.
+func decodeWireItems(p []byte, ns NamespaceID, authors []authorRef, out []Item) ([]Item, error) {
+	d := decoder{b: p}
+	n := d.uvarint("item count")
+	// An item is at least ~100 bytes; refuse counts the frame cannot hold.
+	if d.err == nil && n > uint64(len(d.b)/64+1) {
+		return out, fmt.Errorf("%w: items frame claims %d items in %d bytes", ErrProtocol, n, len(p))
+	}
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		var it Item
+		e := &it.Entry
+		e.Namespace = ns
+		row := d.uvarint("author row")
+		if d.err == nil && row >= uint64(len(authors)) {
+			return out, fmt.Errorf("%w: item names author row %d of %d", ErrProtocol, row, len(authors))
+		}
+		kl := d.uvarint("key length")
+		if d.err == nil && (kl == 0 || kl > MaxKeyLen) {
+			return out, fmt.Errorf("%w: item key of %d bytes (allowed 1..%d)", ErrProtocol, kl, MaxKeyLen)
+		}
+		e.Key = append([]byte(nil), d.bytes(int(kl), "key")...)
+		copy(e.Hash[:], d.bytes(idLen, "hash"))
+		e.Size = d.uvarint("size")
+		e.Timestamp = d.uvarint("timestamp")
+		copy(e.AuthorSig[:], d.bytes(sigLen, "author signature"))
+		if d.err != nil {
+			break
+		}
+		ref := &authors[row]
+		e.Author = ref.author
+		e.Consent = Consent{Kind: ref.kind, NotAfter: ref.notAfter, Sig: ref.capSig}
+		if ref.kind == ConsentNamespaceSig {
+			copy(e.Consent.Sig[:], d.bytes(sigLen, "namespace signature"))
+		}
+		cl := d.uvarint("content length")
+		if cl > 0 && d.err == nil {
+			cl--
+			if cl > maxInlineValue || cl != e.Size {
+				return out, fmt.Errorf("%w: inline value of %d bytes for an entry of %d bytes", ErrContentInvalid, cl, e.Size)
+			}
+			it.Content = append([]byte{}, d.bytes(int(cl), "content")...)
+			if d.err == nil && HashOf(it.Content) != e.Hash {
+				return out, fmt.Errorf("%w: inline value of key %q does not hash to the entry's hash", ErrContentInvalid, e.Key)
+			}
+		}
+		out = append(out, it)
+	}
+	return out, d.done("items frame")
+}
