@@ -69,11 +69,6 @@ func (s *session) live(ctx context.Context, sub *Subscription) error {
 func (s *session) push(items []Item) error {
 	return s.writeLocked(func() error {
 		for _, it := range items {
-			if it.Content == nil && it.Entry.Size > 0 && it.Entry.Size <= maxInlineValue {
-				if c, ok, err := s.st.Content(it.Entry.Hash); err == nil && ok {
-					it.Content = c
-				}
-			}
 			if err := s.queueItem(it); err != nil {
 				return err
 			}

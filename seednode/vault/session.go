@@ -16,8 +16,14 @@ import (
 )
 
 // idListThreshold: a differing node with at most this many items is settled
-// by exchanging item IDs instead of splitting it further.
-const idListThreshold = 32
+// by exchanging item IDs instead of splitting it further. openingLeafSize is
+// the expected node size the opening depth aims for; the gap between the two
+// absorbs the spread of item counts across nodes, so an unlucky node does
+// not cost an extra round trip.
+const (
+	idListThreshold = 64
+	openingLeafSize = 32
+)
 
 // maxTurnQuestionBytes bounds the questions one turn may carry; a sender
 // defers the rest to its next turn, so memory grows with the difference
@@ -251,7 +257,7 @@ func (s *session) openingQuestions() error {
 		return nil
 	}
 	leafDepth := 0
-	for n := root.Count; n > idListThreshold && leafDepth < maxDepth; n /= fanout {
+	for n := root.Count; n > openingLeafSize && leafDepth < maxDepth; n /= fanout {
 		leafDepth++
 	}
 	if leafDepth == 0 {
@@ -569,20 +575,11 @@ func (s *session) sendNode(n Node, want map[itemID]struct{}) error {
 	})
 }
 
-// sendRaw queues a stored entry for sending, with its inline value if we
-// have it and it is small.
+// sendRaw queues a stored record for sending, with its inline value.
 func (s *session) sendRaw(raw []byte) error {
-	se, err := UnmarshalSignedEntry(raw)
+	it, err := decodeStoredItem(raw)
 	if err != nil {
-		return fmt.Errorf("vault %s: stored entry does not decode (the store is damaged): %w", s.ns.Short(), err)
-	}
-	it := Item{Entry: se}
-	if se.Size > 0 && se.Size <= maxInlineValue {
-		if c, ok, err := s.st.Content(se.Hash); err != nil {
-			return err
-		} else if ok {
-			it.Content = c
-		}
+		return fmt.Errorf("vault %s: %w", s.ns.Short(), err)
 	}
 	return s.queueItem(it)
 }

@@ -10,16 +10,16 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
+	"github.com/cockroachdb/pebble/v2/sstable"
 )
 
 // Pebble keyspaces. Every key of a vault starts with its kind byte and the
 // 32-byte namespace ID, so a vault is a contiguous range of each keyspace.
 const (
-	kindEntry   = 'e' // e | ns | itemHash -> fingerprint(32) | signed entry
-	kindKey     = 'k' // k | ns | escaped key | 0x00 0x01 | author -> (empty)
-	kindAgg     = 'a' // a | ns | depth | first 2 prefix bytes -> Aggregate
-	kindMeta    = 'm' // m | ns -> referenced bytes (u64)
-	kindContent = 'c' // c | hash -> inline value bytes
+	kindEntry = 'e' // e | ns | itemHash -> fingerprint(32) | uvarint len | signed entry | inline value
+	kindKey   = 'k' // k | ns | escaped key | 0x00 0x01 | author -> (empty)
+	kindAgg   = 'a' // a | ns | depth | first 2 prefix bytes -> Aggregate
+	kindMeta  = 'm' // m | ns -> referenced bytes (u64)
 )
 
 // ErrClosed is returned by a Store after Close.
@@ -51,9 +51,11 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		opts.CacheSize = 32 << 20
 	}
 	cache := pebble.NewCache(opts.CacheSize)
-	po := &pebble.Options{Cache: cache, Logger: quietLogger{}}
+	po := &pebble.Options{Cache: cache, Logger: quietLogger{}, MemTableSize: 32 << 20}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+		// Signatures, hashes and (encrypted) values do not compress.
+		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
 	po.EnsureDefaults()
 	db, err := pebble.Open(dir, po)
@@ -172,8 +174,9 @@ func parseKeyIndexKey(b []byte) ([]byte, AuthorID, error) {
 	return nil, author, errors.New("key index: unterminated key")
 }
 
-// Item is an entry as it travels: the signed entry and, for small values, the
-// value itself (verified against the entry's hash before it is stored).
+// Item is an entry as it travels and is stored: the signed entry and, for
+// values up to MaxInlineValue, the value itself (checked against the entry's
+// hash before it is stored). Larger values are blobs, fetched separately.
 type Item struct {
 	Entry   SignedEntry
 	Content []byte
@@ -253,6 +256,9 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 			res.refuse(fmt.Errorf("%w: key of %d bytes, this vault allows %d", ErrKeyTooLong, len(e.Key), lim.MaxKeyLen))
 			continue
 		}
+		if it.Content != nil && (len(it.Content) > MaxInlineValue || uint64(len(it.Content)) != e.Size || HashOf(it.Content) != e.Hash) {
+			return res, fmt.Errorf("insert %q: %w", e.Key, ErrContentInvalid)
+		}
 		ih := e.ItemHash()
 		old := pending[ih]
 		if old == nil {
@@ -281,8 +287,7 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 		entries, refBytes = newEntries, newBytes
 
 		fp := e.Fingerprint()
-		val = append(val[:0], fp[:]...)
-		val = e.AppendBinary(val)
+		val = appendStoredItem(val[:0], &fp, it)
 		if err := b.Set(entryKey(ns, &ih), val, nil); err != nil {
 			return res, err
 		}
@@ -305,12 +310,6 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 			dl.plus.add(&fp)
 			if oldFP != nil {
 				dl.minus.add(oldFP)
-			}
-		}
-		if it.Content != nil {
-			ck := append([]byte{kindContent}, e.Hash[:]...)
-			if err := b.Set(ck, it.Content, nil); err != nil {
-				return res, err
 			}
 		}
 		pending[ih] = e
@@ -409,20 +408,51 @@ func (s *Store) referencedBytes(ns NamespaceID) (uint64, error) {
 }
 
 func (s *Store) getByItemHash(ns NamespaceID, ih *Hash) (*SignedEntry, error) {
-	var se *SignedEntry
-	_, err := s.get(entryKey(ns, ih), func(v []byte) error {
-		e, err := decodeStoredEntry(v)
-		se = &e
-		return err
-	})
-	return se, err
+	it, err := s.getItem(ns, ih)
+	if it == nil {
+		return nil, err
+	}
+	return &it.Entry, err
 }
 
-func decodeStoredEntry(v []byte) (SignedEntry, error) {
-	if len(v) < idLen {
-		return SignedEntry{}, errors.New("stored entry too short: the store is damaged")
+func (s *Store) getItem(ns NamespaceID, ih *Hash) (*Item, error) {
+	var it *Item
+	_, err := s.get(entryKey(ns, ih), func(v []byte) error {
+		if len(v) < idLen {
+			return errors.New("stored entry too short: the store is damaged")
+		}
+		dec, err := decodeStoredItem(v[idLen:])
+		it = &dec
+		return err
+	})
+	return it, err
+}
+
+// appendStoredItem lays out an entry record: fingerprint, signed entry, value.
+func appendStoredItem(b []byte, fp *Hash, it *Item) []byte {
+	b = append(b, fp[:]...)
+	mark := len(b)
+	b = append(b, 0, 0) // length of the signed entry, filled in below
+	b = it.Entry.AppendBinary(b)
+	binary.BigEndian.PutUint16(b[mark:], uint16(len(b)-mark-2))
+	return append(b, it.Content...)
+}
+
+// decodeStoredItem decodes a record after its fingerprint.
+func decodeStoredItem(raw []byte) (Item, error) {
+	var it Item
+	if len(raw) < 2 || len(raw)-2 < int(binary.BigEndian.Uint16(raw)) {
+		return it, errors.New("stored entry record is truncated: the store is damaged")
 	}
-	return UnmarshalSignedEntry(v[idLen:])
+	n := int(binary.BigEndian.Uint16(raw))
+	var err error
+	if it.Entry, err = UnmarshalSignedEntry(raw[2 : 2+n]); err != nil {
+		return it, fmt.Errorf("stored entry does not decode (the store is damaged): %w", err)
+	}
+	if rest := raw[2+n:]; len(rest) > 0 {
+		it.Content = bytes.Clone(rest)
+	}
+	return it, nil
 }
 
 // Stats describes a vault in the store.
@@ -441,15 +471,15 @@ func (s *Store) Stats(ns NamespaceID) (Stats, error) {
 	return Stats{Entries: a.Count, Bytes: b}, err
 }
 
-// Get returns every author's latest entry for key.
-func (s *Store) Get(ns NamespaceID, key []byte) ([]SignedEntry, error) {
+// Get returns every author's latest entry for key, with inline values.
+func (s *Store) Get(ns NamespaceID, key []byte) ([]Item, error) {
 	prefix := append(escapeKey(nsKey(kindKey, ns, len(key)+2), key), 0, 1)
 	return s.listIndex(ns, prefix, prefixUpper(prefix), 0)
 }
 
 // List returns the entries whose key starts with prefix, ordered by (key,
 // author), at most limit of them (0 = no limit).
-func (s *Store) List(ns NamespaceID, prefix []byte, limit int) ([]SignedEntry, error) {
+func (s *Store) List(ns NamespaceID, prefix []byte, limit int) ([]Item, error) {
 	lo := escapeKey(nsKey(kindKey, ns, len(prefix)), prefix)
 	hi := prefixUpper(lo)
 	if len(prefix) == 0 {
@@ -469,7 +499,7 @@ func prefixUpper(p []byte) []byte {
 	return nil
 }
 
-func (s *Store) listIndex(ns NamespaceID, lo, hi []byte, limit int) (out []SignedEntry, err error) {
+func (s *Store) listIndex(ns NamespaceID, lo, hi []byte, limit int) (out []Item, err error) {
 	if s.closed.Load() {
 		return nil, ErrClosed
 	}
@@ -488,39 +518,19 @@ func (s *Store) listIndex(ns NamespaceID, lo, hi []byte, limit int) (out []Signe
 			return nil, err
 		}
 		ih := itemHash(key, author)
-		se, err := s.getByItemHash(ns, &ih)
+		it, err := s.getItem(ns, &ih)
 		if err != nil {
 			return nil, err
 		}
-		if se == nil {
+		if it == nil {
 			return nil, fmt.Errorf("vault %s: key index names a missing entry: the store is damaged", ns.Short())
 		}
-		out = append(out, *se)
+		out = append(out, *it)
 		if limit > 0 && len(out) >= limit {
 			break
 		}
 	}
 	return out, it.Error()
-}
-
-// Content returns an inline value stored with an entry, if this store has it.
-func (s *Store) Content(h Hash) ([]byte, bool, error) {
-	var out []byte
-	ok, err := s.get(append([]byte{kindContent}, h[:]...), func(v []byte) error {
-		out = bytes.Clone(v)
-		return nil
-	})
-	return out, ok, err
-}
-
-// PutContent stores a value by its hash (used for values written locally).
-func (s *Store) PutContent(data []byte) (Hash, error) {
-	h := HashOf(data)
-	wo := pebble.Sync
-	if s.opts.NoSync {
-		wo = pebble.NoSync
-	}
-	return h, s.db.Set(append([]byte{kindContent}, h[:]...), data, wo)
 }
 
 // nodeAggregate reads a stored aggregate or, below aggDepth, sums the node.
@@ -571,7 +581,8 @@ func (s *Store) childAggregates(ns NamespaceID, n Node) (out [fanout]Aggregate, 
 }
 
 // scanNode calls fn for every item of n in item-hash order. raw is the stored
-// signed entry and is only valid during the call.
+// record after the fingerprint (decodeStoredItem) and is only valid during
+// the call.
 func (s *Store) scanNode(ns NamespaceID, n Node, fn func(ih *Hash, fp *Hash, raw []byte) error) (err error) {
 	if s.closed.Load() {
 		return ErrClosed

@@ -55,6 +55,9 @@ type Verifier struct {
 
 	mu   sync.Mutex
 	caps map[capKey]struct{} // verified capabilities, bounded by maxCachedCaps
+	// Decompressing a public key costs as much as half a verification; a
+	// vault has few authors, so their expanded keys are kept.
+	keys map[[idLen]byte]*voi.ExpandedPublicKey
 
 	// Counters, for benchmarks and metrics.
 	SignatureChecks atomic.Uint64
@@ -74,7 +77,7 @@ func NewVerifier(now func() time.Time) *Verifier {
 	if now == nil {
 		now = time.Now
 	}
-	return &Verifier{now: now, caps: make(map[capKey]struct{})}
+	return &Verifier{now: now, caps: make(map[capKey]struct{}), keys: make(map[[idLen]byte]*voi.ExpandedPublicKey)}
 }
 
 // checkStatic applies the checks that need no signature: key length, clock
@@ -104,6 +107,32 @@ func (v *Verifier) capVerified(se *SignedEntry) (capKey, bool) {
 	v.mu.Unlock()
 	return k, ok
 }
+
+// expanded returns the cached expanded form of pub, or nil for a key that
+// does not decode (its signatures then fail).
+func (v *Verifier) expanded(pub []byte) *voi.ExpandedPublicKey {
+	var k [idLen]byte
+	copy(k[:], pub)
+	v.mu.Lock()
+	x, ok := v.keys[k]
+	v.mu.Unlock()
+	if ok {
+		return x
+	}
+	x, err := voi.NewExpandedPublicKey(voi.PublicKey(pub))
+	if err != nil {
+		x = nil
+	}
+	v.mu.Lock()
+	if len(v.keys) >= maxCachedKeys {
+		clear(v.keys)
+	}
+	v.keys[k] = x
+	v.mu.Unlock()
+	return x
+}
+
+const maxCachedKeys = 4096
 
 func (v *Verifier) rememberCap(k capKey) {
 	v.mu.Lock()
@@ -161,6 +190,8 @@ type sigCheck struct {
 
 func (v *Verifier) verifyChunk(entries []SignedEntry, errs []error, lim Limits) {
 	checks := make([]sigCheck, 0, 2*len(entries))
+	queuedCaps := make(map[capKey]int) // capability -> index of its check in this batch
+	var dupCaps [][2]int               // (entry, check index) for entries sharing a queued capability check
 	for i := range entries {
 		se := &entries[i]
 		if err := v.checkStatic(se, lim); err != nil {
@@ -174,6 +205,11 @@ func (v *Verifier) verifyChunk(entries []SignedEntry, errs []error, lim Limits) 
 			checks = append(checks, sigCheck{idx: i, pub: se.Namespace[:], msg: msg, sig: se.Consent.Sig[:], what: "namespace"})
 		case ConsentCapability:
 			if k, ok := v.capVerified(se); !ok {
+				if j, dup := queuedCaps[k]; dup {
+					dupCaps = append(dupCaps, [2]int{i, j})
+					continue
+				}
+				queuedCaps[k] = len(checks)
 				checks = append(checks, sigCheck{idx: i, pub: se.Namespace[:],
 					msg: CapabilitySigningBytes(se.Namespace, se.Author, se.Consent.NotAfter),
 					sig: se.Consent.Sig[:], what: "write capability", cap: &k})
@@ -188,7 +224,11 @@ func (v *Verifier) verifyChunk(entries []SignedEntry, errs []error, lim Limits) 
 	v.SignatureChecks.Add(uint64(len(checks)))
 	bv := voi.NewBatchVerifierWithCapacity(len(checks))
 	for _, c := range checks {
-		bv.Add(voi.PublicKey(c.pub), c.msg, c.sig)
+		if x := v.expanded(c.pub); x != nil {
+			bv.AddExpanded(x, c.msg, c.sig)
+		} else {
+			bv.Add(voi.PublicKey(c.pub), c.msg, c.sig) // fails verification, as it should
+		}
 	}
 	// When a batch fails, voi re-verifies each signature on its own, so
 	// valid[j] is exact either way.
@@ -202,6 +242,11 @@ func (v *Verifier) verifyChunk(entries []SignedEntry, errs []error, lim Limits) 
 		}
 		if c.cap != nil && errs[c.idx] == nil {
 			v.rememberCap(*c.cap)
+		}
+	}
+	for _, d := range dupCaps {
+		if !valid[d[1]] && errs[d[0]] == nil {
+			errs[d[0]] = fmt.Errorf("%w: write capability signature does not verify", ErrBadSignature)
 		}
 	}
 }

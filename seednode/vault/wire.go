@@ -14,9 +14,11 @@ const ProtocolID = "/seedfleet/vault-sync/1.0.0"
 // Frame sizes are bounded on both sides: a peer that announces a larger frame
 // is cut off before anything is allocated.
 const (
-	maxFrame        = 1 << 20
-	itemsFrameSize  = 64 << 10 // items are packed into frames of about this size
-	maxInlineValue  = 1024     // values up to this size travel with their entry
+	maxFrame       = 1 << 20
+	itemsFrameSize = 64 << 10 // items are packed into frames of about this size
+	// MaxInlineValue: values up to this size are stored and sent with their
+	// entry; larger ones are blobs.
+	MaxInlineValue  = 1024
 	protocolVersion = 1
 	helloLen        = 1 + idLen + saltLen + 1
 	saltLen         = 16
@@ -328,7 +330,7 @@ func decodeWireItems(p []byte, ns NamespaceID, authors []authorRef, out []Item) 
 		cl := d.uvarint("content length")
 		if cl > 0 && d.err == nil {
 			cl--
-			if cl > maxInlineValue || cl != e.Size {
+			if cl > MaxInlineValue || cl != e.Size {
 				return out, fmt.Errorf("%w: inline value of %d bytes for an entry of %d bytes", ErrContentInvalid, cl, e.Size)
 			}
 			it.Content = append([]byte{}, d.bytes(int(cl), "content")...)
