@@ -174,7 +174,7 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 
 	st, err := s.host.NewStream(ctx, p, ProtocolID)
 	if err != nil {
-		return SyncStats{Namespace: ns, Peer: p}, fmt.Errorf("open vault-sync stream to %s: %w", p.ShortString(), err)
+		return SyncStats{Namespace: ns, Peer: p}, fmt.Errorf("open vault-sync stream to %s: %w", shortPeer(p), err)
 	}
 	defer st.Close()
 	if err := reserve(st); err != nil {

@@ -372,10 +372,10 @@ func (s *session) wrapIO(op string, err error) error {
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("vault %s: peer %s stopped answering (no data for %s): %w",
-			s.ns.Short(), s.stats.Peer.ShortString(), s.idle, err)
+			s.ns.Short(), shortPeer(s.stats.Peer), s.idle, err)
 	}
 	if errors.Is(err, io.EOF) {
-		return fmt.Errorf("vault %s: peer %s closed the session mid-%s", s.ns.Short(), s.stats.Peer.ShortString(), op)
+		return fmt.Errorf("vault %s: peer %s closed the session mid-%s", s.ns.Short(), shortPeer(s.stats.Peer), op)
 	}
 	return fmt.Errorf("vault %s: %s: %w", s.ns.Short(), op, err)
 }
@@ -646,7 +646,7 @@ func (s *session) abort(err error) error {
 		msg = "internal error on the receiving side"
 	}
 	_ = s.writeLocked(func() error { return s.fw.write(frameError, appendString([]byte{byte(code)}, msg)) }, true)
-	return fmt.Errorf("vault %s with %s: %w", s.ns.Short(), s.stats.Peer.ShortString(), err)
+	return fmt.Errorf("vault %s with %s: %w", s.ns.Short(), shortPeer(s.stats.Peer), err)
 }
 
 func (s *session) writeLocked(fn func() error, flush bool) error {
@@ -688,6 +688,15 @@ func appendUvarint(b []byte, v uint64) []byte {
 }
 
 func appendString(b []byte, s string) []byte { return append(b, s...) }
+
+// shortPeer abbreviates a peer ID for messages: enough to tell peers apart.
+func shortPeer(p peer.ID) string {
+	s := p.String()
+	if len(s) <= 16 {
+		return s
+	}
+	return s[:8] + "…" + s[len(s)-6:]
+}
 
 func newSalt() []byte {
 	b := make([]byte, saltLen)

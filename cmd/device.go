@@ -1,0 +1,259 @@
+package cmd
+
+import (
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+func newKeyCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "key", Short: "Manage this device's key"}
+	c.AddCommand(&cobra.Command{
+		Use:   "create",
+		Short: "Create the device key in --home (refuses to replace one)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, err := client.CreateKey(g.home)
+			if errors.Is(err, fs.ErrExist) {
+				return fmt.Errorf("%s already holds a device key; `seedfleet key show` prints it", g.home)
+			}
+			if err != nil {
+				return err
+			}
+			return printKey(cmd.OutOrStdout(), key)
+		},
+	}, &cobra.Command{
+		Use:   "show",
+		Short: "Print the device's DID, author ID and libp2p peer ID",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			key, err := identity.Load(client.KeyPath(g.home))
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("no device key in %s: run `seedfleet key create`", g.home)
+			}
+			if err != nil {
+				return err
+			}
+			return printKey(cmd.OutOrStdout(), key)
+		},
+	})
+	return c
+}
+
+func printKey(w io.Writer, key ed25519.PrivateKey) error {
+	pub := key.Public().(ed25519.PublicKey)
+	pid, err := identity.PeerID(pub)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "did:     %s\nauthor:  %s\npeer ID: %s\n", identity.DIDKey(pub), vault.AuthorID(pub), pid)
+	return nil
+}
+
+func openHome(g *globals) (*client.Home, error) {
+	h, err := client.Open(g.home)
+	if err != nil {
+		return nil, fmt.Errorf("open device home %s: %w", g.home, err)
+	}
+	return h, nil
+}
+
+func newVaultCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "vault", Short: "Create and list vaults"}
+	c.AddCommand(&cobra.Command{
+		Use:   "create",
+		Short: "Create a vault; prints its namespace ID (the read capability to share with seeds)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			ns, err := h.CreateVault()
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), ns)
+			return nil
+		},
+	}, &cobra.Command{
+		Use:   "list",
+		Short: "List the vaults this device created, with local entry counts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			owned, err := h.OwnedVaults()
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "NAMESPACE ID\tENTRIES\tBYTES")
+			for _, ns := range owned {
+				st, err := h.Store.Stats(ns)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\n", ns, st.Entries, st.Bytes)
+			}
+			return tw.Flush()
+		},
+	})
+	return c
+}
+
+func parseNS(s string) (vault.NamespaceID, error) {
+	ns, err := vault.ParseNamespaceID(s)
+	if err != nil {
+		return ns, fmt.Errorf("%w (`seedfleet vault create` prints one)", err)
+	}
+	return ns, nil
+}
+
+func newPutCmd(g *globals) *cobra.Command {
+	var file string
+	c := &cobra.Command{
+		Use:   "put NAMESPACE KEY [VALUE]",
+		Short: "Write an entry (value from the argument, --file, or stdin with --file -)",
+		Args:  cobra.RangeArgs(2, 3),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, err := parseNS(args[0])
+			if err != nil {
+				return err
+			}
+			var value []byte
+			switch {
+			case len(args) == 3 && file != "":
+				return errors.New("give the value as an argument or with --file, not both")
+			case len(args) == 3:
+				value = []byte(args[2])
+			case file == "-":
+				value, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), vault.MaxInlineValue+1))
+			case file != "":
+				value, err = os.ReadFile(file)
+			default:
+				return errors.New("missing value: put NAMESPACE KEY VALUE, or --file PATH")
+			}
+			if err != nil {
+				return err
+			}
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			se, err := h.Put(ns, []byte(args[1]), value)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "put %s (%d bytes, hash %s)\n", args[1], se.Size, se.Hash.Short())
+			return nil
+		},
+	}
+	c.Flags().StringVar(&file, "file", "", "read the value from this file (- for stdin)")
+	return c
+}
+
+func newGetCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "get NAMESPACE KEY",
+		Short: "Print every author's latest value of KEY",
+		Args:  cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, err := parseNS(args[0])
+			if err != nil {
+				return err
+			}
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			items, err := h.Store.Get(ns, []byte(args[1]))
+			if err != nil {
+				return err
+			}
+			if len(items) == 0 {
+				return fmt.Errorf("no entry %q in vault %s on this device (sync first?)", args[1], ns.Short())
+			}
+			out := cmd.OutOrStdout()
+			if len(items) == 1 {
+				fmt.Fprintln(out, valueText(items[0]))
+				return nil
+			}
+			for _, it := range items {
+				fmt.Fprintf(out, "%s  %s  %s\n", it.Entry.Author.Short(), timeText(it.Entry.Timestamp), valueText(it))
+			}
+			return nil
+		},
+	}
+}
+
+func newListCmd(g *globals) *cobra.Command {
+	var limit int
+	c := &cobra.Command{
+		Use:   "list NAMESPACE [PREFIX]",
+		Short: "List entries whose key starts with PREFIX",
+		Args:  cobra.RangeArgs(1, 2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, err := parseNS(args[0])
+			if err != nil {
+				return err
+			}
+			var prefix []byte
+			if len(args) == 2 {
+				prefix = []byte(args[1])
+			}
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			items, err := h.Store.List(ns, prefix, limit)
+			if err != nil {
+				return err
+			}
+			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "KEY\tAUTHOR\tWRITTEN\tSIZE\tVALUE")
+			for _, it := range items {
+				e := &it.Entry
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Key, e.Author.Short(), timeText(e.Timestamp), e.Size, valueText(it))
+			}
+			return tw.Flush()
+		},
+	}
+	c.Flags().IntVar(&limit, "limit", 0, "show at most this many entries (0 = all)")
+	return c
+}
+
+func timeText(us uint64) string {
+	return time.UnixMicro(int64(us)).UTC().Format("2006-01-02 15:04:05")
+}
+
+// valueText shows text values as they are and anything else by hash.
+func valueText(it vault.Item) string {
+	if it.Content == nil {
+		return fmt.Sprintf("(blob %s, %d bytes, not on this device)", it.Entry.Hash.Short(), it.Entry.Size)
+	}
+	if utf8.Valid(it.Content) && !strings.ContainsAny(string(it.Content), "\x00") {
+		return string(it.Content)
+	}
+	return fmt.Sprintf("(%d binary bytes, hash %s)", len(it.Content), it.Entry.Hash.Short())
+}

@@ -1,0 +1,163 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+func newSyncCmd(g *globals) *cobra.Command {
+	var (
+		live    bool
+		timeout time.Duration
+		quiet   bool
+	)
+	c := &cobra.Command{
+		Use:   "sync NAMESPACE PEER_MULTIADDR",
+		Short: "Reconcile a vault with a seed or another device; --live keeps pushing changes both ways",
+		Example: `  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...
+  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW... --live`,
+		Args: cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, err := parseNS(args[0])
+			if err != nil {
+				return err
+			}
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			ctx := cmd.Context()
+			if !live && timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
+			}
+			out := cmd.OutOrStdout()
+			prog := newProgressPrinter(cmd.ErrOrStderr(), ns, quiet)
+			opts := client.SyncOptions{Live: live, Progress: prog.update}
+			if !live {
+				st, err := h.Sync(ctx, ns, args[1], opts)
+				prog.clear()
+				if err != nil {
+					return syncError(err)
+				}
+				printSummary(out, st)
+				return nil
+			}
+			// Live: reconnect with backoff until interrupted.
+			backoff := time.Second
+			for {
+				start := time.Now()
+				st, err := h.Sync(ctx, ns, args[1], opts)
+				prog.clear()
+				if ctx.Err() != nil {
+					printSummary(out, st)
+					return nil
+				}
+				if time.Since(start) > time.Minute {
+					backoff = time.Second
+				}
+				fmt.Fprintf(cmd.ErrOrStderr(), "live sync interrupted: %v; reconnecting in %s\n", syncError(err), backoff)
+				select {
+				case <-ctx.Done():
+					return nil
+				case <-time.After(backoff):
+				}
+				backoff = min(2*backoff, 30*time.Second)
+			}
+		},
+	}
+	c.Flags().BoolVar(&live, "live", false, "stay connected and exchange new entries as they are written (Ctrl-C to stop)")
+	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up a one-shot sync after this long")
+	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	return c
+}
+
+func syncError(err error) error {
+	var pe *vault.PeerError
+	if errors.As(err, &pe) {
+		return fmt.Errorf("the peer refused: %s", pe.Message)
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%w (raise --timeout for a very large first sync)", err)
+	}
+	return err
+}
+
+func printSummary(w io.Writer, st vault.SyncStats) {
+	fmt.Fprintf(w, "synced vault %s with %s in %s: received %d entries (%d new), sent %d; %s in, %s out, %d round trip(s)\n",
+		st.Namespace.Short(), st.Peer, st.Duration.Round(time.Millisecond),
+		st.ItemsReceived, st.Stored, st.ItemsSent, byteText(st.BytesReceived), byteText(st.BytesSent), st.RoundTrips)
+	if st.Refused > 0 {
+		fmt.Fprintf(w, "  refused %d entries from the peer: %s\n", st.Refused, st.FirstRefusal)
+	}
+	if st.PeerRefused > 0 {
+		fmt.Fprintf(w, "  the peer refused %d of our entries: %s\n", st.PeerRefused, st.PeerRefusal)
+	}
+}
+
+func byteText(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+// progressPrinter draws one updating status line on a terminal, and a line
+// every few seconds otherwise (logs of a long first sync).
+type progressPrinter struct {
+	w        io.Writer
+	ns       vault.NamespaceID
+	quiet    bool
+	tty      bool
+	drawn    bool
+	lastLine time.Time
+}
+
+func newProgressPrinter(w io.Writer, ns vault.NamespaceID, quiet bool) *progressPrinter {
+	// Non-terminal output gets its first line after 2 s: short syncs stay quiet.
+	p := &progressPrinter{w: w, ns: ns, quiet: quiet, lastLine: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *progressPrinter) update(pr vault.Progress) {
+	if p.quiet || pr.Phase == "done" {
+		return
+	}
+	line := fmt.Sprintf("%s vault %s: received %d entries (%s), sent %d (%s)",
+		pr.Phase, p.ns.Short(), pr.ItemsReceived, byteText(pr.BytesReceived), pr.ItemsSent, byteText(pr.BytesSent))
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.drawn = true
+		return
+	}
+	if time.Since(p.lastLine) >= 2*time.Second {
+		p.lastLine = time.Now()
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progressPrinter) clear() {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}

@@ -1,0 +1,181 @@
+package client
+
+import (
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// ErrNoWriteAccess is returned by Put for a vault this device cannot write.
+var ErrNoWriteAccess = errors.New("this device holds no write capability for the vault")
+
+// ErrValueTooLarge: values above vault.MaxInlineValue are blobs, which this
+// build does not transfer yet.
+var ErrValueTooLarge = fmt.Errorf("value larger than %d bytes", vault.MaxInlineValue)
+
+// Home is a device's directory:
+//
+//	identity.key        the device (author) key, 0600
+//	vaults/<id>.key     namespace keys of vaults this device created, 0600
+//	store/              the local Pebble replica of every vault it syncs
+type Home struct {
+	Dir   string
+	Key   ed25519.PrivateKey
+	Store *vault.Store
+}
+
+// KeyPath is where a home keeps its device key.
+func KeyPath(dir string) string { return filepath.Join(dir, "identity.key") }
+
+// CreateKey makes the device key; it refuses to replace an existing one.
+func CreateKey(dir string) (ed25519.PrivateKey, error) {
+	key, err := identity.Generate()
+	if err != nil {
+		return nil, err
+	}
+	if err := identity.Save(KeyPath(dir), key); err != nil {
+		return nil, err
+	}
+	return key, nil
+}
+
+// Open opens a home, creating the device key on first use.
+func Open(dir string) (*Home, error) {
+	key, _, err := identity.LoadOrCreate(KeyPath(dir))
+	if err != nil {
+		return nil, err
+	}
+	st, err := vault.Open(filepath.Join(dir, "store"), vault.StoreOptions{})
+	if err != nil {
+		return nil, err
+	}
+	return &Home{Dir: dir, Key: key, Store: st}, nil
+}
+
+// Close closes the store.
+func (h *Home) Close() error { return h.Store.Close() }
+
+// Author is this device's author ID.
+func (h *Home) Author() vault.AuthorID { return vault.AuthorID(h.Key.Public().(ed25519.PublicKey)) }
+
+func (h *Home) vaultKeyPath(ns vault.NamespaceID) string {
+	return filepath.Join(h.Dir, "vaults", ns.String()+".key")
+}
+
+// CreateVault makes a new namespace key; the device that holds it can write.
+func (h *Home) CreateVault() (vault.NamespaceID, error) {
+	key, err := identity.Generate()
+	if err != nil {
+		return vault.NamespaceID{}, err
+	}
+	ns := vault.NamespaceID(key.Public().(ed25519.PublicKey))
+	if err := identity.Save(h.vaultKeyPath(ns), key); err != nil {
+		return ns, err
+	}
+	return ns, nil
+}
+
+// OwnedVaults lists the vaults whose namespace key this home holds.
+func (h *Home) OwnedVaults() ([]vault.NamespaceID, error) {
+	ents, err := os.ReadDir(filepath.Join(h.Dir, "vaults"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	var out []vault.NamespaceID
+	for _, e := range ents {
+		name, ok := strings.CutSuffix(e.Name(), ".key")
+		if !ok {
+			continue
+		}
+		if ns, err := vault.ParseNamespaceID(name); err == nil {
+			out = append(out, ns)
+		}
+	}
+	return out, nil
+}
+
+// Put signs and stores key = value in ns as this device.
+func (h *Home) Put(ns vault.NamespaceID, key, value []byte) (vault.SignedEntry, error) {
+	if len(value) > vault.MaxInlineValue {
+		return vault.SignedEntry{}, fmt.Errorf("%w (%d bytes): larger values are stored as blobs", ErrValueTooLarge, len(value))
+	}
+	nsKey, err := identity.Load(h.vaultKeyPath(ns))
+	if errors.Is(err, fs.ErrNotExist) {
+		return vault.SignedEntry{}, fmt.Errorf("vault %s: %w (it was created on another device)", ns.Short(), ErrNoWriteAccess)
+	}
+	if err != nil {
+		return vault.SignedEntry{}, err
+	}
+	e := vault.Entry{
+		Namespace: ns, Key: key, Author: h.Author(),
+		Hash: vault.HashOf(value), Size: uint64(len(value)),
+		Timestamp: h.nextTimestamp(ns, key),
+	}
+	se, err := vault.Sign(e, h.Key, vault.NewCapability(nsKey, h.Author(), 0), nil)
+	if err != nil {
+		return se, err
+	}
+	res, err := h.Store.Insert([]vault.Item{{Entry: se, Content: value}}, 0, true)
+	if err != nil {
+		return se, err
+	}
+	if res.Refused > 0 {
+		return se, res.FirstRefusal
+	}
+	return se, nil
+}
+
+// nextTimestamp is now, or just after this author's previous write of key if
+// the clock went backwards, so a write always replaces the one before it.
+func (h *Home) nextTimestamp(ns vault.NamespaceID, key []byte) uint64 {
+	ts := uint64(time.Now().UnixMicro())
+	items, err := h.Store.Get(ns, key)
+	if err != nil {
+		return ts
+	}
+	for _, it := range items {
+		if it.Entry.Author == h.Author() && it.Entry.Timestamp >= ts {
+			ts = it.Entry.Timestamp + 1
+		}
+	}
+	return ts
+}
+
+// SyncOptions tune Sync.
+type SyncOptions = vault.SyncOptions
+
+// Sync reconciles ns with the peer at addr (a multiaddr ending in /p2p/ID).
+// With opts.Live it stays connected until ctx ends.
+func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts SyncOptions) (vault.SyncStats, error) {
+	info, err := p2p.ParsePeerAddr(addr)
+	if err != nil {
+		return vault.SyncStats{}, err
+	}
+	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
+	if err != nil {
+		return vault.SyncStats{}, err
+	}
+	defer hst.Close()
+	svc := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	defer svc.Close()
+	dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	err = hst.Connect(dialCtx, info)
+	cancel()
+	if err != nil {
+		return vault.SyncStats{}, fmt.Errorf("connect to %s: %w (is the peer running, and is this an address it printed?)", info.ID.ShortString(), err)
+	}
+	return svc.Sync(ctx, info.ID, ns, opts)
+}

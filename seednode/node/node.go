@@ -1,0 +1,211 @@
+package node
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// DefaultListen is where a standalone seed listens unless told otherwise:
+// loopback only, so a seed started on a laptop exposes nothing. Pods and
+// servers pass --listen /ip4/0.0.0.0/tcp/7400.
+var DefaultListen = []string{"/ip4/127.0.0.1/tcp/7400"}
+
+// Config is everything a seed node needs. The zero value plus DataDir runs.
+type Config struct {
+	// DataDir holds identity.key and the Pebble store (vaults/).
+	DataDir string
+	// Listen and Announce are libp2p multiaddrs (defaults: DefaultListen, the listen addresses).
+	Listen   []string
+	Announce []string
+	// HostedVaults are served; sessions for any other vault are refused.
+	HostedVaults []vault.NamespaceID
+	// VaultsFile, if set, lists more hosted vaults (one namespace ID per
+	// line, # comments). It is re-read when it changes, without a restart.
+	VaultsFile string
+	// Limits apply to every hosted vault.
+	Limits vault.Limits
+	// IdleTimeout cuts off a peer that stops answering mid-sync (default 30 s).
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
+}
+
+// Node is a running seed.
+type Node struct {
+	cfg    Config
+	log    *slog.Logger
+	host   host.Host
+	store  *vault.Store
+	sync   *vault.Service
+	hosted *vault.HostedSet
+
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+	closeOnce sync.Once
+	closeErr  error
+	fileMod   time.Time
+}
+
+// New opens the data directory and starts listening.
+func New(cfg Config) (_ *Node, err error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("seed node: data directory is required (--data DIR)")
+	}
+	if len(cfg.Listen) == 0 {
+		cfg.Listen = DefaultListen
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("seed node: data directory: %w", err)
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...)}
+	if cfg.VaultsFile != "" {
+		if err := n.reloadVaultsFile(true); err != nil {
+			return nil, err
+		}
+	}
+	key, created, err := identity.LoadOrCreate(filepath.Join(cfg.DataDir, "identity.key"))
+	if err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	if created {
+		n.log.Info("created a new seed identity", "file", filepath.Join(cfg.DataDir, "identity.key"))
+	}
+	limits := cfg.Limits
+	n.store, err = vault.Open(filepath.Join(cfg.DataDir, "vaults"), vault.StoreOptions{
+		LimitsFor: func(vault.NamespaceID) vault.Limits { return limits },
+	})
+	if err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			n.store.Close()
+		}
+	}()
+	n.host, err = p2p.NewHost(p2p.HostOptions{Key: key, Listen: cfg.Listen, Announce: cfg.Announce})
+	if err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	opts := []vault.Option{vault.WithPolicy(n.hosted), vault.WithLogger(n.log)}
+	if cfg.IdleTimeout > 0 {
+		opts = append(opts, vault.WithIdleTimeout(cfg.IdleTimeout))
+	}
+	n.sync = vault.NewService(n.host, n.store, opts...)
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if cfg.VaultsFile != "" {
+		n.wg.Add(1)
+		go n.watchVaultsFile()
+	}
+	return n, nil
+}
+
+// Addrs are the node's full multiaddrs (with /p2p/).
+func (n *Node) Addrs() []ma.Multiaddr { return p2p.FullAddrs(n.host) }
+
+// Host, Store and Hosted expose the parts (tests, the admin API later).
+func (n *Node) Host() host.Host           { return n.host }
+func (n *Node) Store() *vault.Store       { return n.store }
+func (n *Node) Hosted() *vault.HostedSet  { return n.hosted }
+func (n *Node) VaultSync() *vault.Service { return n.sync }
+
+// Run serves until ctx ends, then closes the node.
+func (n *Node) Run(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+	case <-n.ctx.Done():
+	}
+	return n.Close()
+}
+
+// Close ends sessions, closes the host and flushes the store. Idempotent.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+		errs := []error{n.sync.Close(), n.host.Close(), n.store.Close()}
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+func (n *Node) watchVaultsFile() {
+	defer n.wg.Done()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			if err := n.reloadVaultsFile(false); err != nil {
+				n.log.Warn("hosted vaults file not reloaded; keeping the previous list", "file", n.cfg.VaultsFile, "err", err)
+			}
+		}
+	}
+}
+
+// reloadVaultsFile re-reads the hosted list when the file changed.
+func (n *Node) reloadVaultsFile(first bool) error {
+	fi, err := os.Stat(n.cfg.VaultsFile)
+	if err != nil {
+		return fmt.Errorf("hosted vaults file: %w", err)
+	}
+	if !first && fi.ModTime().Equal(n.fileMod) {
+		return nil
+	}
+	data, err := os.ReadFile(n.cfg.VaultsFile)
+	if err != nil {
+		return fmt.Errorf("hosted vaults file: %w", err)
+	}
+	list, err := ParseVaultList(data)
+	if err != nil {
+		return fmt.Errorf("hosted vaults file %s: %w", n.cfg.VaultsFile, err)
+	}
+	n.fileMod = fi.ModTime()
+	n.hosted.Replace(append(list, n.cfg.HostedVaults...))
+	if !first {
+		n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()))
+	}
+	return nil
+}
+
+// ParseVaultList reads one namespace ID per line; blank lines and # comments
+// are skipped. Errors name the line.
+func ParseVaultList(data []byte) ([]vault.NamespaceID, error) {
+	var out []vault.NamespaceID
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(text, '#'); i >= 0 {
+			text = strings.TrimSpace(text[:i])
+		}
+		if text == "" {
+			continue
+		}
+		ns, err := vault.ParseNamespaceID(text)
+		if err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out = append(out, ns)
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,94 @@
+package p2p
+
+import (
+	"crypto/ed25519"
+	"fmt"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/seedfleet/seedfleet/seednode/identity"
+)
+
+// HostOptions configure NewHost.
+type HostOptions struct {
+	// Key is the host's identity; its peer ID derives from it.
+	Key ed25519.PrivateKey
+	// Listen addresses; none makes a dial-only host (a device).
+	Listen []string
+	// Announce, if set, replaces the addresses the host advertises (a pod
+	// behind a Service announces the Service's address).
+	Announce []string
+}
+
+// NewHost returns a libp2p host with Seedfleet's transport stack.
+func NewHost(o HostOptions) (host.Host, error) {
+	priv, err := identity.Libp2pPrivKey(o.Key)
+	if err != nil {
+		return nil, err
+	}
+	opts := []libp2p.Option{
+		libp2p.Identity(priv),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.DisableRelay(),
+	}
+	if len(o.Listen) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	} else {
+		for _, a := range o.Listen {
+			if _, err := ma.NewMultiaddr(a); err != nil {
+				return nil, fmt.Errorf("listen address %q: %w", a, err)
+			}
+		}
+		opts = append(opts, libp2p.ListenAddrStrings(o.Listen...))
+	}
+	if len(o.Announce) > 0 {
+		announce := make([]ma.Multiaddr, 0, len(o.Announce))
+		for _, a := range o.Announce {
+			m, err := ma.NewMultiaddr(a)
+			if err != nil {
+				return nil, fmt.Errorf("announce address %q: %w", a, err)
+			}
+			announce = append(announce, m)
+		}
+		opts = append(opts, libp2p.AddrsFactory(func([]ma.Multiaddr) []ma.Multiaddr { return announce }))
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start libp2p host: %w", err)
+	}
+	return h, nil
+}
+
+// FullAddrs returns h's addresses with its /p2p/ peer ID: what a device
+// pastes as a bootstrap peer.
+func FullAddrs(h host.Host) []ma.Multiaddr {
+	out := make([]ma.Multiaddr, 0, len(h.Addrs()))
+	for _, a := range h.Addrs() {
+		full, err := ma.NewMultiaddr(a.String() + "/p2p/" + h.ID().String())
+		if err == nil {
+			out = append(out, full)
+		}
+	}
+	return out
+}
+
+// ParsePeerAddr parses a multiaddr that ends in /p2p/<peer ID>.
+func ParsePeerAddr(s string) (peer.AddrInfo, error) {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("peer address %q: %w", s, err)
+	}
+	info, err := peer.AddrInfoFromP2pAddr(m)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("peer address %q must end in /p2p/<peer ID> (the seed prints its full addresses at start): %w", s, err)
+	}
+	return *info, nil
+}
