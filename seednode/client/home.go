@@ -175,7 +175,7 @@ func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts
 	err = hst.Connect(dialCtx, info)
 	cancel()
 	if err != nil {
-		return vault.SyncStats{}, fmt.Errorf("connect to %s: %w (is the peer running, and is this an address it printed?)", info.ID.ShortString(), err)
+		return vault.SyncStats{}, fmt.Errorf("connect to %s: %w (is the peer running, and is this an address it printed?)", info.ID, err)
 	}
 	return svc.Sync(ctx, info.ID, ns, opts)
 }

@@ -1,0 +1,104 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestReadmeWalkthrough runs the README's walk-through, as pasted by a
+// newcomer, against a freshly built binary: if the README stops being true,
+// this fails. The only edits: the prebuilt binary instead of `go build`, and
+// a free port instead of 7400 so a seed already running on this machine does
+// not interfere.
+func TestReadmeWalkthrough(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("bash not installed")
+	}
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := walkthrough(t, string(readme))
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "seedfleet-bin")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	port := strconv.Itoa(freePort(t))
+	for old, repl := range map[string]string{
+		"go build -o ./seedfleet .": "cp " + bin + " ./seedfleet",
+		"--host-vault \"$NS\"":      "--host-vault \"$NS\" --listen /ip4/127.0.0.1/tcp/" + port,
+		"/tcp/7400/p2p":             "/tcp/" + port + "/p2p",
+	} {
+		if !strings.Contains(script, old) {
+			t.Fatalf("walk-through no longer contains %q; update this test with the README", old)
+		}
+		script = strings.ReplaceAll(script, old, repl)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", "-e", "-c", script)
+	cmd.Dir = dir
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	// Its own process group, so a seed left in the background by a failing
+	// script is ended with it.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	err = cmd.Start()
+	if err == nil {
+		defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		err = cmd.Wait()
+	}
+	if err != nil {
+		t.Fatalf("walk-through failed: %v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"listening on /ip4/127.0.0.1/tcp/" + port + "/p2p/",
+		"sent 2;",            // the laptop's sync pushed both entries
+		"received 2 entries", // the phone got them
+		"notes/tomorrow",     // list shows them
+		"buy oat milk",       // get prints the value
+		"water the plants",   // the live session delivered the later write
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("walk-through output lacks %q:\n%s", want, out.String())
+		}
+	}
+}
+
+func walkthrough(t *testing.T, readme string) string {
+	t.Helper()
+	_, rest, ok := strings.Cut(readme, "## Walk-through")
+	if !ok {
+		t.Fatal("README has no walk-through section")
+	}
+	_, rest, ok = strings.Cut(rest, "```sh\n")
+	if !ok {
+		t.Fatal("walk-through has no sh block")
+	}
+	block, _, ok := strings.Cut(rest, "```")
+	if !ok {
+		t.Fatal("walk-through sh block is not closed")
+	}
+	return block
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
