@@ -172,6 +172,8 @@ func (n *Node) reloadVaultsFile(first bool) error {
 	if !first && fi.ModTime().Equal(n.fileMod) {
 		return nil
 	}
+	// Remember this version even if it is broken: one warning per change.
+	n.fileMod = fi.ModTime()
 	data, err := os.ReadFile(n.cfg.VaultsFile)
 	if err != nil {
 		return fmt.Errorf("hosted vaults file: %w", err)
@@ -180,7 +182,6 @@ func (n *Node) reloadVaultsFile(first bool) error {
 	if err != nil {
 		return fmt.Errorf("hosted vaults file %s: %w", n.cfg.VaultsFile, err)
 	}
-	n.fileMod = fi.ModTime()
 	n.hosted.Replace(append(list, n.cfg.HostedVaults...))
 	if !first {
 		n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()))
