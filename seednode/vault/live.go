@@ -18,9 +18,9 @@ const (
 // up; reconnecting reconciles the difference.
 var ErrFellBehind = errors.New("live sync fell behind; reconnect to reconcile")
 
-// live pushes entries stored locally (by the app or by other sessions) to
+// liveLoop pushes entries stored locally (by the app or by other sessions) to
 // the peer and stores the peer's pushes, until ctx ends or the stream fails.
-func (s *session) live(ctx context.Context, sub *Subscription) error {
+func (s *session) liveLoop(ctx context.Context, sub *Subscription) error {
 	s.progress("live", true)
 	readErr := make(chan error, 1)
 	go func() { readErr <- s.liveReader() }()

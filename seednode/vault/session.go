@@ -31,6 +31,9 @@ const (
 const (
 	maxTurnQuestionBytes = 512 << 10
 	maxIncomingQuestions = 4 * maxTurnQuestionBytes
+	// maxTurns bounds a reconciliation: an honest one needs a few turns per
+	// trie level plus one per 512 KiB of deferred questions.
+	maxTurns = 1024
 )
 
 // SyncOptions tune one session.
@@ -133,8 +136,13 @@ type session struct {
 	inQ      []question
 	items    []Item // reused encode/decode buffer
 
-	outItems     []byte // items frame being filled
-	outCount     int
+	outItems []byte // items frame being filled
+	outCount int
+	turns    int
+	live     bool // reconciliation is over
+	// sendBudget caps the entries one reconciliation sends: a peer asking
+	// for the same ranges again and again gets cut off, not amplified.
+	sendBudget   int
 	turnHadItems bool
 	refusalsSent int
 
@@ -179,7 +187,8 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 	if err != nil || !s.opts.Live {
 		return s.stats, err
 	}
-	err = s.live(ctx, sub)
+	s.live = true
+	err = s.liveLoop(ctx, sub)
 	s.finishStats()
 	return s.stats, err
 }
@@ -213,6 +222,11 @@ func (s *session) progress(phase string, force bool) {
 
 // reconcile runs turns until one side has nothing more to say.
 func (s *session) reconcile() error {
+	root, err := s.st.nodeAggregate(s.ns, Root)
+	if err != nil {
+		return err
+	}
+	s.sendBudget = int(min(root.Count, 1<<40))*2 + 1024
 	if s.initiator {
 		if err := s.openingQuestions(); err != nil {
 			return err
@@ -232,6 +246,9 @@ func (s *session) reconcile() error {
 		}
 		if !gotSomething && len(s.outQ) == 0 {
 			return nil
+		}
+		if s.turns++; s.turns > maxTurns {
+			return s.abort(fmt.Errorf("%w: reconciliation did not finish in %d turns", ErrProtocol, maxTurns))
 		}
 		if err := s.answerAll(); err != nil {
 			return err
@@ -600,6 +617,9 @@ func (s *session) queueItem(it Item) error {
 		if err := s.fw.write(frameAuthor, appendAuthorRef(nil, &ref)); err != nil {
 			return err
 		}
+	}
+	if !s.live && s.stats.ItemsSent >= s.sendBudget {
+		return s.abort(fmt.Errorf("%w: the peer asked for more entries than the vault holds, twice over", ErrProtocol))
 	}
 	s.outItems = appendWireItem(s.outItems, row, &it)
 	s.outCount++
