@@ -203,7 +203,7 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 	}
 	stats, err := sess.run(ctx)
 	if err != nil {
-		st.Reset()
+		sess.hangUp()
 		if ctx.Err() != nil && opts.Live {
 			return stats, nil // a live session ends when its caller stops it
 		}
@@ -256,7 +256,7 @@ func (s *Service) handle(st network.Stream) {
 	stats, err := sess.run(ctx)
 	if err != nil && ctx.Err() == nil {
 		s.log.Info("vault-sync: session ended", "peer", remote, "vault", ns.Short(), "err", err)
-		st.Reset()
+		sess.hangUp()
 		return
 	}
 	s.log.Debug("vault-sync: session done", "peer", remote, "vault", ns.Short(),

@@ -136,10 +136,11 @@ type session struct {
 	inQ      []question
 	items    []Item // reused encode/decode buffer
 
-	outItems []byte // items frame being filled
-	outCount int
-	turns    int
-	live     bool // reconciliation is over
+	outItems  []byte // items frame being filled
+	outCount  int
+	turns     int
+	live      bool // reconciliation is over
+	sentError bool // the peer was told why the session ends
 	// sendBudget caps the entries one reconciliation sends: a peer asking
 	// for the same ranges again and again gets cut off, not amplified.
 	sendBudget   int
@@ -665,8 +666,25 @@ func (s *session) abort(err error) error {
 	if code == CodeInternal {
 		msg = "internal error on the receiving side"
 	}
-	_ = s.writeLocked(func() error { return s.fw.write(frameError, appendString([]byte{byte(code)}, msg)) }, true)
+	if s.writeLocked(func() error { return s.fw.write(frameError, appendString([]byte{byte(code)}, msg)) }, true) == nil {
+		s.sentError = true
+	}
 	return fmt.Errorf("vault %s with %s: %w", s.ns.Short(), shortPeer(s.stats.Peer), err)
+}
+
+// hangUp ends the stream after a failure: gracefully when an error frame is
+// on its way (a reset could discard it before the peer reads it), else with
+// a reset.
+func (s *session) hangUp() {
+	if !s.sentError {
+		s.stream.Reset()
+		return
+	}
+	_ = s.stream.CloseWrite()
+	// Let the peer read the reason; drain what it still sends, briefly.
+	_ = s.stream.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, _ = io.Copy(io.Discard, io.LimitReader(s.stream, maxFrame))
+	_ = s.stream.Close()
 }
 
 func (s *session) writeLocked(fn func() error, flush bool) error {
