@@ -31,6 +31,10 @@ const (
 const (
 	maxTurnQuestionBytes = 512 << 10
 	maxIncomingQuestions = 4 * maxTurnQuestionBytes
+	// The same for the number of question records (a decoded record is
+	// larger than its few wire bytes).
+	maxTurnQuestions     = 16 << 10
+	maxIncomingQuestionN = 4 * maxTurnQuestions
 	// maxTurns bounds a reconciliation: an honest one needs a few turns per
 	// trie level plus one per 512 KiB of deferred questions.
 	maxTurns = 1024
@@ -338,7 +342,7 @@ func (s *session) sendTurn() (empty bool, err error) {
 	qbytes := 0
 	for _, q := range s.outQ {
 		typ, p := q.frame()
-		if qbytes > 0 && qbytes+len(p) > maxTurnQuestionBytes {
+		if sent >= maxTurnQuestions || (qbytes > 0 && qbytes+len(p) > maxTurnQuestionBytes) {
 			break
 		}
 		if err := s.fw.write(typ, p); err != nil {
@@ -417,8 +421,9 @@ func (s *session) readTurn() (gotSomething bool, err error) {
 			return gotSomething || len(s.inQ) > 0, nil
 		case frameSplit, frameIDList, frameWant, frameWantAll:
 			qbytes += len(p)
-			if qbytes > maxIncomingQuestions {
-				return false, s.abort(fmt.Errorf("%w: more than %d bytes of questions in one turn", ErrProtocol, maxIncomingQuestions))
+			if qbytes > maxIncomingQuestions || len(s.inQ) >= maxIncomingQuestionN {
+				return false, s.abort(fmt.Errorf("%w: more than %d bytes or %d questions in one turn",
+					ErrProtocol, maxIncomingQuestions, maxIncomingQuestionN))
 			}
 			q, err := decodeQuestion(typ, p)
 			if err != nil {
