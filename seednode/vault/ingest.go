@@ -28,6 +28,9 @@ type ingester struct {
 	res       InsertResult // totals; StoredItems is not kept
 	fatal     error        // a peer that sent a forged or malformed entry
 	received  atomic.Int64
+	// discarded: the session failed; items still queued are dropped, so a
+	// turn that ends in a protocol error stores nothing more.
+	discarded atomic.Bool
 }
 
 const ingestChunk = 256
@@ -149,6 +152,12 @@ func (ing *ingester) insertLoop() {
 				break drain
 			}
 		}
+		if ing.discarded.Load() {
+			for range n {
+				ing.pending.Done()
+			}
+			continue
+		}
 		res, err := ing.store.Insert(batch, ing.origin, false)
 		ing.mu.Lock()
 		ing.res.Stored += res.Stored
@@ -196,7 +205,14 @@ func (ing *ingester) totals() InsertResult {
 	return ing.res
 }
 
-// close stops the workers after the queued items are handled.
+// discard drops the items not yet stored.
+func (ing *ingester) discard() {
+	ing.discarded.Store(true)
+	ing.cur = nil
+}
+
+// close stops the workers after the queued items are handled (or dropped,
+// after discard).
 func (ing *ingester) close() {
 	ing.submit()
 	close(ing.verifyQ)

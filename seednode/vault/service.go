@@ -187,7 +187,8 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 
 	salt := newSalt()
 	sess := newSession(s, st, bufio.NewReaderSize(st, bufSize), ns, salt, true, opts)
-	defer sess.release()
+	failed := true
+	defer func() { sess.release(failed) }()
 	hello := make([]byte, 0, helloLen)
 	hello = append(hello, protocolVersion)
 	hello = append(hello, ns[:]...)
@@ -202,6 +203,7 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 		return sess.stats, err
 	}
 	stats, err := sess.run(ctx)
+	failed = err != nil
 	if err != nil {
 		sess.hangUp()
 		if ctx.Err() != nil && opts.Live {
@@ -252,8 +254,8 @@ func (s *Service) handle(st network.Stream) {
 	}
 	// The hello reader may have buffered the peer's first turn: keep it.
 	sess := newSession(s, st, fr.r, ns, salt, false, SyncOptions{Live: live})
-	defer sess.release()
 	stats, err := sess.run(ctx)
+	sess.release(err != nil)
 	if err != nil && ctx.Err() == nil {
 		s.log.Info("vault-sync: session ended", "peer", remote, "vault", ns.Short(), "err", err)
 		sess.hangUp()

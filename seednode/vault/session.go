@@ -174,7 +174,13 @@ func newSession(svc *Service, s network.Stream, r *bufio.Reader, ns NamespaceID,
 	return ss
 }
 
-func (s *session) release() {
+// release stops the session's workers. After a failure, entries received in
+// the unfinished turn and not yet stored are dropped: that turn was never
+// acknowledged, and a reconnect reconciles them again.
+func (s *session) release(failed bool) {
+	if failed {
+		s.ing.discard()
+	}
 	s.ing.close()
 }
 

@@ -16,7 +16,7 @@ import (
 // Pebble keyspaces. Every key of a vault starts with its kind byte and the
 // 32-byte namespace ID, so a vault is a contiguous range of each keyspace.
 const (
-	kindEntry = 'e' // e | ns | itemHash -> fingerprint(32) | uvarint len | signed entry | inline value
+	kindEntry = 'e' // e | ns | itemHash -> fingerprint(32) | u16 len | signed entry | inline value
 	kindKey   = 'k' // k | ns | escaped key | 0x00 0x01 | author -> (empty)
 	kindAgg   = 'a' // a | ns | depth | first 2 prefix bytes -> Aggregate
 	kindMeta  = 'm' // m | ns -> referenced bytes (u64)
@@ -37,12 +37,25 @@ type StoreOptions struct {
 
 // Store keeps vault entries in one Pebble database.
 type Store struct {
-	db     *pebble.DB
-	cache  *pebble.Cache
-	opts   StoreOptions
-	feed   feed
-	locks  [64]sync.Mutex // writers of one vault are serialised; vaults proceed in parallel
+	db    *pebble.DB
+	cache *pebble.Cache
+	opts  StoreOptions
+	feed  feed
+	locks [64]sync.Mutex // writers of one vault are serialised; vaults proceed in parallel
+	// life is read-locked by every operation on db and write-locked by
+	// Close, so nothing touches Pebble after it closed.
+	life   sync.RWMutex
 	closed atomic.Bool
+}
+
+// acquire starts an operation on the database; release it when done.
+func (s *Store) acquire() (release func(), err error) {
+	s.life.RLock()
+	if s.closed.Load() {
+		s.life.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.life.RUnlock, nil
 }
 
 // Open opens (creating if needed) the store in dir.
@@ -80,15 +93,10 @@ func (s *Store) Close() error {
 		return nil
 	}
 	s.feed.closeAll()
-	// Take every writer lock so no batch is half-way through a commit.
-	for i := range s.locks {
-		s.locks[i].Lock()
-	}
-	defer func() {
-		for i := range s.locks {
-			s.locks[i].Unlock()
-		}
-	}()
+	// Wait for every operation in flight (a batch half-way through its
+	// commit, an iterator) before closing.
+	s.life.Lock()
+	defer s.life.Unlock()
 	return s.db.Close()
 }
 
@@ -219,19 +227,18 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 	if len(items) == 0 {
 		return res, nil
 	}
-	if s.closed.Load() {
-		return res, ErrClosed
+	release, err := s.acquire()
+	if err != nil {
+		return res, err
 	}
+	defer release()
 	ns := items[0].Entry.Namespace
 	lim := s.limits(ns)
 	mu := &s.locks[ns[0]%64]
 	mu.Lock()
 	defer mu.Unlock()
-	if s.closed.Load() {
-		return res, ErrClosed
-	}
 
-	count, err := s.nodeAggregate(ns, Root)
+	count, err := s.aggregate(ns, Root)
 	if err != nil {
 		return res, err
 	}
@@ -368,9 +375,11 @@ func addCarry(x, c uint64) (uint64, uint64) {
 
 // Sync makes every earlier commit durable (one WAL fsync).
 func (s *Store) Sync() error {
-	if s.closed.Load() {
-		return ErrClosed
+	release, err := s.acquire()
+	if err != nil {
+		return err
 	}
+	defer release()
 	if s.opts.NoSync {
 		return nil
 	}
@@ -463,7 +472,12 @@ type Stats struct {
 
 // Stats returns entry count and referenced bytes of a vault.
 func (s *Store) Stats(ns NamespaceID) (Stats, error) {
-	a, err := s.nodeAggregate(ns, Root)
+	release, err := s.acquire()
+	if err != nil {
+		return Stats{}, err
+	}
+	defer release()
+	a, err := s.aggregate(ns, Root)
 	if err != nil {
 		return Stats{}, err
 	}
@@ -500,9 +514,11 @@ func prefixUpper(p []byte) []byte {
 }
 
 func (s *Store) listIndex(ns NamespaceID, lo, hi []byte, limit int) (out []Item, err error) {
-	if s.closed.Load() {
-		return nil, ErrClosed
+	release, err := s.acquire()
+	if err != nil {
+		return nil, err
 	}
+	defer release()
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
@@ -535,11 +551,20 @@ func (s *Store) listIndex(ns NamespaceID, lo, hi []byte, limit int) (out []Item,
 
 // nodeAggregate reads a stored aggregate or, below aggDepth, sums the node.
 func (s *Store) nodeAggregate(ns NamespaceID, n Node) (Aggregate, error) {
+	release, err := s.acquire()
+	if err != nil {
+		return Aggregate{}, err
+	}
+	defer release()
+	return s.aggregate(ns, n)
+}
+
+func (s *Store) aggregate(ns NamespaceID, n Node) (Aggregate, error) {
 	if n.Depth <= aggDepth {
 		return s.getAggregate(aggKey(ns, n.aggSuffix()))
 	}
 	var a Aggregate
-	err := s.scanNode(ns, n, func(_ *Hash, fp *Hash, _ []byte) error {
+	err := s.scan(ns, n, func(_ *Hash, fp *Hash, _ []byte) error {
 		a.add(fp)
 		return nil
 	})
@@ -548,6 +573,11 @@ func (s *Store) nodeAggregate(ns NamespaceID, n Node) (Aggregate, error) {
 
 // childAggregates returns the aggregates of n's 16 children.
 func (s *Store) childAggregates(ns NamespaceID, n Node) (out [fanout]Aggregate, err error) {
+	release, err := s.acquire()
+	if err != nil {
+		return out, err
+	}
+	defer release()
 	if int(n.Depth) < aggDepth {
 		first := n.Child(0).aggSuffix()
 		step := uint32(1) << (4 * (aggDepth - 1 - int(n.Depth)))
@@ -573,7 +603,7 @@ func (s *Store) childAggregates(ns NamespaceID, n Node) (out [fanout]Aggregate, 
 		}
 		return out, it.Error()
 	}
-	err = s.scanNode(ns, n, func(ih *Hash, fp *Hash, _ []byte) error {
+	err = s.scan(ns, n, func(ih *Hash, fp *Hash, _ []byte) error {
 		out[nibble(ih, int(n.Depth))].add(fp)
 		return nil
 	})
@@ -583,10 +613,16 @@ func (s *Store) childAggregates(ns NamespaceID, n Node) (out [fanout]Aggregate, 
 // scanNode calls fn for every item of n in item-hash order. raw is the stored
 // record after the fingerprint (decodeStoredItem) and is only valid during
 // the call.
-func (s *Store) scanNode(ns NamespaceID, n Node, fn func(ih *Hash, fp *Hash, raw []byte) error) (err error) {
-	if s.closed.Load() {
-		return ErrClosed
+func (s *Store) scanNode(ns NamespaceID, n Node, fn func(ih *Hash, fp *Hash, raw []byte) error) error {
+	release, err := s.acquire()
+	if err != nil {
+		return err
 	}
+	defer release()
+	return s.scan(ns, n, fn)
+}
+
+func (s *Store) scan(ns NamespaceID, n Node, fn func(ih *Hash, fp *Hash, raw []byte) error) (err error) {
 	lo, hi := n.prefixBounds()
 	opts := &pebble.IterOptions{LowerBound: append(nsKey(kindEntry, ns, len(lo)), lo...)}
 	if hi != nil {
@@ -619,4 +655,11 @@ func (s *Store) scanNode(ns NamespaceID, n Node, fn func(ih *Hash, fp *Hash, raw
 }
 
 // Checkpoint writes a consistent copy of the store to dir (benchmark fixtures, backups).
-func (s *Store) Checkpoint(dir string) error { return s.db.Checkpoint(dir) }
+func (s *Store) Checkpoint(dir string) error {
+	release, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return s.db.Checkpoint(dir)
+}

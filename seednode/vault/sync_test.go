@@ -9,11 +9,11 @@ import (
 )
 
 type pair struct {
-	a, b       *Store
-	sa, sb     *Service
-	nsKey      []byte
-	ns         NamespaceID
-	hostedByB  *HostedSet
+	a, b      *Store
+	sa, sb    *Service
+	nsKey     []byte
+	ns        NamespaceID
+	hostedByB *HostedSet
 }
 
 func newPair(t testing.TB, ns NamespaceID) *pair {

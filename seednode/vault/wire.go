@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 )
 
 // ProtocolID is the libp2p protocol of vault sync.
@@ -98,13 +99,19 @@ func (fr *frameReader) next() (byte, []byte, error) {
 	if l == 0 || l > maxFrame {
 		return 0, nil, fmt.Errorf("%w: frame of %d bytes (limit %d)", ErrProtocol, l, maxFrame)
 	}
-	if cap(fr.buf) < int(l) {
-		fr.buf = make([]byte, l, max(int(l), 4096))
+	// Grow the buffer as bytes arrive, not as announced: a peer that
+	// announces a large frame and sends nothing costs nothing.
+	b := fr.buf[:0]
+	for len(b) < int(l) {
+		chunk := min(int(l)-len(b), 64<<10)
+		b = slices.Grow(b, chunk)
+		n, err := io.ReadFull(fr.r, b[len(b):len(b)+chunk])
+		b = b[:len(b)+n]
+		if err != nil {
+			return 0, nil, fmt.Errorf("read frame: %w", err)
+		}
 	}
-	b := fr.buf[:l]
-	if _, err := io.ReadFull(fr.r, b); err != nil {
-		return 0, nil, fmt.Errorf("read frame: %w", err)
-	}
+	fr.buf = b
 	fr.n += int64(l)
 	// Do not keep a huge buffer after one big frame.
 	if cap(fr.buf) > 2*itemsFrameSize {
@@ -162,7 +169,8 @@ func (d *decoder) uvarint(what string) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 {
+	// Refuse non-minimal encodings too: every value has one encoding.
+	if n <= 0 || n != uvarintLen(v) {
 		d.fail(what)
 		return 0
 	}
@@ -213,6 +221,15 @@ func (d *decoder) ids(what string) []itemID {
 		copy(out[i][:], d.bytes(len(itemID{}), what))
 	}
 	return out
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
 }
 
 func appendIDs(b []byte, ids []itemID) []byte {
