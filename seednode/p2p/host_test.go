@@ -1,0 +1,76 @@
+package p2p
+
+import (
+	"crypto/ed25519"
+	"strings"
+	"testing"
+
+	"github.com/seedfleet/seedfleet/seednode/identity"
+)
+
+func TestNewHostIdentityAndAddrs(t *testing.T) {
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := NewHost(HostOptions{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	want, _ := identity.PeerID(key.Public().(ed25519.PublicKey))
+	if h.ID() != want {
+		t.Fatalf("peer ID %s, want the key's %s", h.ID(), want)
+	}
+	addrs := FullAddrs(h)
+	if len(addrs) == 0 {
+		t.Fatal("no addresses")
+	}
+	for _, a := range addrs {
+		info, err := ParsePeerAddr(a.String())
+		if err != nil || info.ID != h.ID() || !strings.HasPrefix(a.String(), "/ip4/127.0.0.1/tcp/") {
+			t.Fatalf("address %s: %v %v", a, info, err)
+		}
+	}
+	// A device host listens nowhere.
+	d, err := NewHost(HostOptions{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if len(d.Addrs()) != 0 {
+		t.Fatalf("dial-only host listens on %v", d.Addrs())
+	}
+}
+
+func TestNewHostAnnounce(t *testing.T) {
+	key, _ := identity.Generate()
+	h, err := NewHost(HostOptions{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Announce: []string{"/dns4/seed-0.example/tcp/7400"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	if got := h.Addrs(); len(got) != 1 || got[0].String() != "/dns4/seed-0.example/tcp/7400" {
+		t.Fatalf("announced %v", got)
+	}
+}
+
+func TestBadAddresses(t *testing.T) {
+	key, _ := identity.Generate()
+	for _, tc := range []struct {
+		opts HostOptions
+		want string
+	}{
+		{HostOptions{Key: key, Listen: []string{"tcp/7400"}}, `listen address "tcp/7400"`},
+		{HostOptions{Key: key, Announce: []string{"nope"}}, `announce address "nope"`},
+	} {
+		if _, err := NewHost(tc.opts); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: got %v, want an error containing %q", tc.opts.Listen, err, tc.want)
+		}
+	}
+	for _, s := range []string{"/ip4/127.0.0.1/tcp/7400", "garbage", ""} {
+		if _, err := ParsePeerAddr(s); err == nil {
+			t.Errorf("ParsePeerAddr(%q) accepted", s)
+		}
+	}
+}
