@@ -1,0 +1,445 @@
+package blobs
+
+import (
+	"bufio"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// ProtocolID is the libp2p protocol of verified blob transfers.
+const ProtocolID = "/seedfleet/blobs/1.0.0"
+
+// ServiceName is the resource-manager service of blob streams.
+const ServiceName = "seedfleet.blobs"
+
+const (
+	requestVersion = 1
+	maxRequest     = 64 << 10
+	maxRanges      = 1024
+	streamBuf      = 256 << 10
+
+	statusOK       = 0
+	statusNotFound = 1
+	statusRefused  = 2
+)
+
+// Policy decides whether a peer may fetch a blob (nil: anyone may).
+type Policy func(p peer.ID, hash [32]byte) error
+
+// Option configures a Service.
+type Option func(*Service)
+
+// WithPolicy restricts who may fetch what.
+func WithPolicy(p Policy) Option { return func(s *Service) { s.policy = p } }
+
+// WithIdleTimeout sets how long a transfer waits for a silent peer (default 30 s).
+func WithIdleTimeout(d time.Duration) Option { return func(s *Service) { s.idle = d } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+
+// Service serves the store's complete blobs and fetches blobs from peers.
+type Service struct {
+	host   host.Host
+	store  *Store
+	policy Policy
+	idle   time.Duration
+	log    *slog.Logger
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// NewService registers the blob protocol handler on h.
+func NewService(h host.Host, st *Store, opts ...Option) *Service {
+	s := &Service{host: h, store: st, idle: 30 * time.Second, log: slog.Default()}
+	for _, o := range opts {
+		o(s)
+	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(ProtocolID, s.handle)
+	return s
+}
+
+// Close stops serving and waits for transfers in flight. Idempotent.
+func (s *Service) Close() error {
+	s.once.Do(func() {
+		s.host.RemoveStreamHandler(ProtocolID)
+		s.cancel()
+		s.wg.Wait()
+	})
+	return nil
+}
+
+type request struct {
+	hash   [32]byte
+	ranges Ranges
+}
+
+func (r *request) encode() []byte {
+	b := []byte{requestVersion}
+	b = append(b, r.hash[:]...)
+	b = binary.AppendUvarint(b, uint64(len(r.ranges)))
+	for _, g := range r.ranges {
+		b = binary.AppendUvarint(b, g.Start)
+		b = binary.AppendUvarint(b, g.End-g.Start)
+	}
+	return b
+}
+
+// ErrBadRequest marks a malformed request.
+var ErrBadRequest = errors.New("malformed blob request")
+
+func decodeRequest(b []byte) (request, error) {
+	var r request
+	if len(b) < 1+32 || b[0] != requestVersion {
+		return r, fmt.Errorf("%w: want version %d and a hash", ErrBadRequest, requestVersion)
+	}
+	copy(r.hash[:], b[1:])
+	b = b[33:]
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > maxRanges {
+		return r, fmt.Errorf("%w: range count", ErrBadRequest)
+	}
+	b = b[k:]
+	for i := uint64(0); i < n; i++ {
+		start, k1 := binary.Uvarint(b)
+		if k1 <= 0 {
+			return r, fmt.Errorf("%w: range %d", ErrBadRequest, i)
+		}
+		count, k2 := binary.Uvarint(b[k1:])
+		if k2 <= 0 || count == 0 || start+count < start {
+			return r, fmt.Errorf("%w: range %d", ErrBadRequest, i)
+		}
+		b = b[k1+k2:]
+		r.ranges = append(r.ranges, GroupRange{start, start + count})
+	}
+	if len(b) != 0 {
+		return r, fmt.Errorf("%w: %d trailing bytes", ErrBadRequest, len(b))
+	}
+	return r, nil
+}
+
+func writeFrame(w io.Writer, p []byte) error {
+	b := binary.AppendUvarint(make([]byte, 0, len(p)+4), uint64(len(p)))
+	_, err := w.Write(append(b, p...))
+	return err
+}
+
+func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
+	n, err := binary.ReadUvarint(r)
+	if err != nil {
+		return nil, err
+	}
+	if n > uint64(limit) {
+		return nil, fmt.Errorf("%w: %d-byte frame (limit %d)", ErrBadRequest, n, limit)
+	}
+	b := make([]byte, n)
+	_, err = io.ReadFull(r, b)
+	return b, err
+}
+
+// deadlineConn refreshes the stream deadline before every read and write,
+// so a transfer fails only when the peer goes silent, not when it is long.
+type deadlineConn struct {
+	s    network.Stream
+	idle time.Duration
+}
+
+func (d deadlineConn) Read(p []byte) (int, error) {
+	_ = d.s.SetReadDeadline(time.Now().Add(d.idle))
+	return d.s.Read(p)
+}
+
+func (d deadlineConn) Write(p []byte) (int, error) {
+	_ = d.s.SetWriteDeadline(time.Now().Add(d.idle))
+	return d.s.Write(p)
+}
+
+func (s *Service) handle(st network.Stream) {
+	s.wg.Add(1)
+	defer s.wg.Done()
+	defer st.Close()
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		st.Reset()
+		return
+	}
+	if err := st.Scope().ReserveMemory(2*streamBuf, network.ReservationPriorityMedium); err != nil {
+		s.log.Warn("blobs: refusing a transfer", "peer", st.Conn().RemotePeer(), "err", err)
+		st.Reset()
+		return
+	}
+	defer st.Scope().ReleaseMemory(2 * streamBuf)
+	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
+	defer stop()
+	conn := deadlineConn{st, s.idle}
+	br := bufio.NewReaderSize(conn, 4096)
+	bw := bufio.NewWriterSize(conn, streamBuf)
+	remote := st.Conn().RemotePeer()
+	raw, err := readFrame(br, maxRequest)
+	if err != nil {
+		st.Reset()
+		return
+	}
+	req, err := decodeRequest(raw)
+	if err == nil && s.policy != nil {
+		err = s.policy(remote, req.hash)
+	}
+	if err != nil {
+		_ = writeStatus(bw, statusRefused, err.Error())
+		return
+	}
+	blob, err := s.store.OpenBlob(req.hash)
+	if err != nil {
+		_ = writeStatus(bw, statusNotFound, "")
+		return
+	}
+	defer blob.Close()
+	if err := bw.WriteByte(statusOK); err != nil {
+		st.Reset()
+		return
+	}
+	if err := WriteStream(bw, blob.Size, blob.Data, blob.Outboard, req.ranges); err != nil {
+		s.log.Info("blobs: transfer ended", "peer", remote, "hash", fmt.Sprintf("%x", req.hash[:6]), "err", err)
+		st.Reset()
+		return
+	}
+	if err := bw.Flush(); err != nil {
+		st.Reset()
+		return
+	}
+	_ = st.CloseWrite()
+}
+
+func writeStatus(w *bufio.Writer, status byte, msg string) error {
+	_ = w.WriteByte(status)
+	if status == statusRefused {
+		_ = writeFrame(w, []byte(msg))
+	}
+	return w.Flush()
+}
+
+// ByteSpan is a byte range of a blob; Length 0 means "to the end".
+type ByteSpan struct{ Offset, Length uint64 }
+
+// FetchOptions tune Fetch.
+type FetchOptions struct {
+	// Spans to fetch; none means the whole blob.
+	Spans []ByteSpan
+	// Size, if known (from a ticket or an entry), is checked against the
+	// sender's and lets a resumed transfer ask only for missing groups.
+	Size *uint64
+	// MaxSize refuses larger blobs before any data is written (0: no limit).
+	MaxSize uint64
+	// Progress is called as verified data arrives.
+	Progress func(FetchProgress)
+}
+
+// FetchProgress reports a transfer in flight.
+type FetchProgress struct {
+	Size           uint64
+	VerifiedBytes  uint64 // in this transfer
+	ResumedGroups  uint64 // verified before this transfer and not fetched again
+	RequestedBytes uint64
+}
+
+// FetchStats says what a fetch did.
+type FetchStats struct {
+	Size            uint64
+	Complete        bool
+	GroupsFetched   uint64 // verified and written by this fetch
+	GroupsSkipped   uint64 // already verified before (resume)
+	BytesReceived   int64
+	AlreadyComplete bool
+	Duration        time.Duration
+}
+
+// ErrRefused: the peer refused the request (it says why).
+var ErrRefused = errors.New("peer refused the blob request")
+
+func spansToRanges(spans []ByteSpan) Ranges {
+	var r Ranges
+	for _, sp := range spans {
+		start := sp.Offset / GroupSize
+		end := uint64(1<<63 - 1)
+		if sp.Length > 0 && sp.Offset+sp.Length > sp.Offset {
+			end = max(start+1, (sp.Offset+sp.Length+GroupSize-1)/GroupSize)
+		}
+		r = append(r, GroupRange{start, end})
+	}
+	return r
+}
+
+// countingReader counts bytes read.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// fetchSink opens the receiver once the size is known and reports progress.
+type fetchSink struct {
+	s        *Service
+	hash     [32]byte
+	opts     FetchOptions
+	recv     *Receiver
+	progress FetchProgress
+	last     time.Time
+}
+
+func (f *fetchSink) Size(size uint64) error {
+	if f.opts.Size != nil && *f.opts.Size != size {
+		return fmt.Errorf("%w: the peer says %d bytes, the ticket or entry says %d", ErrSizeMismatch, size, *f.opts.Size)
+	}
+	if f.opts.MaxSize > 0 && size > f.opts.MaxSize {
+		return fmt.Errorf("blob of %d bytes exceeds the allowed %d bytes", size, f.opts.MaxSize)
+	}
+	f.progress.Size = size
+	if f.recv == nil {
+		r, err := f.s.store.Receive(f.hash, size)
+		if err != nil {
+			return err
+		}
+		f.recv = r
+	}
+	return f.recv.Size(size)
+}
+
+func (f *fetchSink) Parent(off uint64, node []byte) error { return f.recv.Parent(off, node) }
+
+func (f *fetchSink) Group(i uint64, data []byte) error {
+	if err := f.recv.Group(i, data); err != nil {
+		return err
+	}
+	f.progress.VerifiedBytes += uint64(len(data))
+	if f.opts.Progress != nil && time.Since(f.last) > 100*time.Millisecond {
+		f.last = time.Now()
+		f.opts.Progress(f.progress)
+	}
+	return nil
+}
+
+// Fetch downloads (the requested spans of) blob h from peer p, verifying
+// every group before it is written. Groups verified by an earlier,
+// interrupted fetch are not requested again. On a verification failure the
+// groups verified so far are kept and the error names the bad group.
+func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOptions) (stats FetchStats, err error) {
+	start := time.Now()
+	defer func() { stats.Duration = time.Since(start) }()
+	st, err := s.store.Stat(h)
+	if err != nil {
+		return stats, err
+	}
+	if st.State == Complete {
+		return FetchStats{Size: st.Size, Complete: true, AlreadyComplete: true}, nil
+	}
+	want := spansToRanges(opts.Spans)
+	sink := &fetchSink{s: s, hash: h, opts: opts}
+	defer func() {
+		if sink.recv != nil {
+			complete, cerr := sink.recv.Close()
+			stats.Complete = complete
+			stats.GroupsFetched = sink.recv.VerifiedGroups()
+			if err == nil {
+				err = cerr
+			}
+		}
+	}()
+	ask := want
+	if st.State == Partial || opts.Size != nil {
+		size := st.Size
+		if opts.Size != nil {
+			size = *opts.Size
+		}
+		if sink.recv, err = s.store.Receive(h, size); err != nil {
+			return stats, err
+		}
+		ask = sink.recv.Missing(want)
+		stats.GroupsSkipped = want.normalize(NumGroups(size)).Groups() - ask.Groups()
+		sink.progress.ResumedGroups = stats.GroupsSkipped
+		stats.Size = size
+		if len(ask) == 0 {
+			return stats, nil
+		}
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(s.ctx, cancel)
+	defer stop()
+	stream, err := s.host.NewStream(ctx, p, ProtocolID)
+	if err != nil {
+		return stats, fmt.Errorf("open blob stream to %s: %w", p, err)
+	}
+	defer stream.Close()
+	unwatch := context.AfterFunc(ctx, func() { stream.Reset() })
+	defer unwatch()
+	conn := deadlineConn{stream, s.idle}
+	if err := writeFrame(conn, (&request{hash: h, ranges: ask}).encode()); err != nil {
+		stream.Reset()
+		return stats, fmt.Errorf("send blob request: %w", err)
+	}
+	_ = stream.CloseWrite()
+	cr := &countingReader{r: conn}
+	br := bufio.NewReaderSize(cr, streamBuf)
+	defer func() { stats.BytesReceived = cr.n }()
+	status, err := br.ReadByte()
+	if err != nil {
+		stream.Reset()
+		return stats, s.ioErr(p, err)
+	}
+	switch status {
+	case statusOK:
+	case statusNotFound:
+		return stats, fmt.Errorf("%w: peer %s does not have blob %x", ErrNotFound, p, h[:8])
+	case statusRefused:
+		msg, _ := readFrame(br, 1024)
+		return stats, fmt.Errorf("%w: %s", ErrRefused, msg)
+	default:
+		stream.Reset()
+		return stats, fmt.Errorf("peer %s: unknown blob response status %d", p, status)
+	}
+	size, err := ReadStream(br, h, ask, sink)
+	stats.Size = size
+	if err != nil {
+		stream.Reset()
+		if errors.Is(err, ErrVerify) {
+			return stats, fmt.Errorf("blob %x from %s: %w (data verified before it is kept; try another peer)", h[:8], p, err)
+		}
+		return stats, s.ioErr(p, err)
+	}
+	// The stream must end exactly here.
+	if n, _ := io.CopyN(io.Discard, br, 1); n != 0 {
+		stream.Reset()
+		return stats, fmt.Errorf("blob %x from %s: the sender sent bytes past the end of the requested ranges", h[:8], p)
+	}
+	if opts.Progress != nil {
+		opts.Progress(sink.progress)
+	}
+	return stats, nil
+}
+
+func (s *Service) ioErr(p peer.ID, err error) error {
+	var ne interface{ Timeout() bool }
+	if errors.As(err, &ne) && ne.Timeout() {
+		return fmt.Errorf("peer %s stopped sending (nothing for %s): %w", p, s.idle, err)
+	}
+	return fmt.Errorf("blob transfer from %s: %w", p, err)
+}

@@ -1,0 +1,486 @@
+package blobs
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+
+	"github.com/cockroachdb/pebble/v2"
+	"github.com/zeebo/blake3"
+	"lukechampine.com/blake3/bao"
+)
+
+// InlineMax: blobs up to one group are kept whole in the metadata database
+// (no files, no outboard: the group is its own tree).
+const InlineMax = GroupSize
+
+// State of a blob in a store.
+type State uint8
+
+const (
+	Missing State = iota
+	Partial
+	Complete
+)
+
+func (s State) String() string {
+	return [...]string{"missing", "partial", "complete"}[s]
+}
+
+// Status describes a blob in the store.
+type Status struct {
+	State State
+	Size  uint64
+	// VerifiedGroups counts the verified 16 KiB groups (all of them when complete).
+	VerifiedGroups uint64
+}
+
+// ErrNotFound: the store does not hold the blob (completely).
+var ErrNotFound = errors.New("blob not found")
+
+// ErrClosed: the store was closed.
+var ErrClosed = errors.New("blob store closed")
+
+// Metadata keys: r|hash -> record, m|hash -> verified-group bitmap (partials).
+const (
+	kindRecord = 'r'
+	kindBitmap = 'm'
+
+	recFile    = 1 // complete, data and outboard in files
+	recInline  = 2 // complete, data in the record
+	recPartial = 3 // partial, files under partial/
+)
+
+// Store keeps blobs under a directory: data/<xx>/<hash>.{data,obao} for
+// complete blobs, partial/<hash>.{data,obao} while a transfer is under way,
+// and a small Pebble database of records and bitmaps.
+type Store struct {
+	dir    string
+	db     *pebble.DB
+	life   sync.RWMutex
+	closed atomic.Bool
+
+	mu       sync.Mutex
+	receives map[[32]byte]*Receiver // at most one writer per blob
+}
+
+// Open opens or creates a blob store in dir.
+func Open(dir string) (*Store, error) {
+	for _, d := range []string{"data", "partial", "tmp"} {
+		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
+			return nil, fmt.Errorf("blob store: %w", err)
+		}
+	}
+	// Leftovers of adds that never finished.
+	if ents, err := os.ReadDir(filepath.Join(dir, "tmp")); err == nil {
+		for _, e := range ents {
+			_ = os.Remove(filepath.Join(dir, "tmp", e.Name()))
+		}
+	}
+	db, err := pebble.Open(filepath.Join(dir, "meta"), &pebble.Options{Logger: quietLogger{}})
+	if err != nil {
+		return nil, fmt.Errorf("blob store %s: %w", dir, err)
+	}
+	return &Store{dir: dir, db: db, receives: map[[32]byte]*Receiver{}}, nil
+}
+
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any)  {}
+func (quietLogger) Errorf(string, ...any) {}
+func (quietLogger) Fatalf(format string, args ...any) {
+	panic(fmt.Sprintf("pebble: "+format, args...))
+}
+
+// Close closes the store; partial transfers keep their verified groups.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.life.Lock()
+	defer s.life.Unlock()
+	return s.db.Close()
+}
+
+func (s *Store) acquire() (func(), error) {
+	s.life.RLock()
+	if s.closed.Load() {
+		s.life.RUnlock()
+		return nil, ErrClosed
+	}
+	return s.life.RUnlock, nil
+}
+
+func key(kind byte, h [32]byte) []byte { return append([]byte{kind}, h[:]...) }
+
+func (s *Store) path(h [32]byte, ext string) string {
+	x := hex.EncodeToString(h[:])
+	return filepath.Join(s.dir, "data", x[:2], x+ext)
+}
+
+func (s *Store) partialPath(h [32]byte, ext string) string {
+	return filepath.Join(s.dir, "partial", hex.EncodeToString(h[:])+ext)
+}
+
+type record struct {
+	kind   byte
+	size   uint64
+	inline []byte
+}
+
+func (r record) encode() []byte {
+	b := binary.BigEndian.AppendUint64([]byte{r.kind}, r.size)
+	return append(b, r.inline...)
+}
+
+func (s *Store) record(h [32]byte) (record, bool, error) {
+	v, closer, err := s.db.Get(key(kindRecord, h))
+	if errors.Is(err, pebble.ErrNotFound) {
+		return record{}, false, nil
+	}
+	if err != nil {
+		return record{}, false, err
+	}
+	defer closer.Close()
+	if len(v) < 9 {
+		return record{}, false, fmt.Errorf("blob %x: damaged record", h[:6])
+	}
+	r := record{kind: v[0], size: binary.BigEndian.Uint64(v[1:])}
+	if r.kind == recInline {
+		r.inline = bytes.Clone(v[9:])
+	}
+	return r, true, nil
+}
+
+// Stat reports what the store holds of h.
+func (s *Store) Stat(h [32]byte) (Status, error) {
+	release, err := s.acquire()
+	if err != nil {
+		return Status{}, err
+	}
+	defer release()
+	r, ok, err := s.record(h)
+	if err != nil || !ok {
+		return Status{}, err
+	}
+	st := Status{State: Complete, Size: r.size, VerifiedGroups: NumGroups(r.size)}
+	if r.kind == recPartial {
+		st.State = Partial
+		bm, err := s.bitmap(h, r.size)
+		if err != nil {
+			return st, err
+		}
+		st.VerifiedGroups = bm.count()
+	}
+	return st, nil
+}
+
+// AddBytes stores data and returns its hash.
+func (s *Store) AddBytes(data []byte) ([32]byte, error) {
+	return s.AddReader(bytes.NewReader(data), int64(len(data)), nil)
+}
+
+// AddFile stores a copy of the file at path.
+func (s *Store) AddFile(path string, progress func(done int64)) ([32]byte, uint64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return [32]byte{}, 0, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return [32]byte{}, 0, err
+	}
+	if !fi.Mode().IsRegular() {
+		return [32]byte{}, 0, fmt.Errorf("add %s: not a regular file", path)
+	}
+	h, err := s.AddReader(f, fi.Size(), progress)
+	return h, uint64(fi.Size()), err
+}
+
+// AddReader stores size bytes read from r: one pass that copies, hashes and
+// builds the outboard.
+func (s *Store) AddReader(r io.Reader, size int64, progress func(done int64)) (h [32]byte, err error) {
+	release, err := s.acquire()
+	if err != nil {
+		return h, err
+	}
+	defer release()
+	if size < 0 {
+		return h, errors.New("add: unknown size")
+	}
+	if size <= InlineMax {
+		data := make([]byte, size)
+		if _, err := io.ReadFull(r, data); err != nil {
+			return h, fmt.Errorf("add: %w", err)
+		}
+		h = blake3.Sum256(data)
+		return h, s.db.Set(key(kindRecord, h), record{kind: recInline, size: uint64(size), inline: data}.encode(), pebble.Sync)
+	}
+	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "add-*.data")
+	if err != nil {
+		return h, err
+	}
+	defer func() {
+		if err != nil {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	ob := &memWriterAt{buf: make([]byte, OutboardSize(uint64(size)))}
+	src := io.TeeReader(r, &progressWriter{w: tmp, fn: progress})
+	h, err = bao.Encode(ob, src, size, GroupLog, true)
+	if err != nil {
+		return h, fmt.Errorf("add: %w", err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return h, err
+	}
+	if err := tmp.Close(); err != nil {
+		return h, err
+	}
+	if err := s.install(h, uint64(size), tmp.Name(), ob.buf); err != nil {
+		return h, err
+	}
+	return h, nil
+}
+
+// install moves a verified data file and its outboard into place and
+// records the blob as complete.
+func (s *Store) install(h [32]byte, size uint64, dataFile string, outboard []byte) error {
+	if r, ok, err := s.record(h); err == nil && ok && r.kind != recPartial {
+		_ = os.Remove(dataFile) // already complete
+		return nil
+	}
+	dst := s.path(h, ".data")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
+		return err
+	}
+	if err := writeFileSync(s.path(h, ".obao"), outboard); err != nil {
+		return err
+	}
+	if err := os.Rename(dataFile, dst); err != nil {
+		return err
+	}
+	if err := syncDir(filepath.Dir(dst)); err != nil {
+		return err
+	}
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Set(key(kindRecord, h), record{kind: recFile, size: size}.encode(), nil)
+	_ = b.Delete(key(kindBitmap, h), nil)
+	return b.Commit(pebble.Sync)
+}
+
+func writeFileSync(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+type memWriterAt struct{ buf []byte }
+
+func (m *memWriterAt) WriteAt(p []byte, off int64) (int, error) {
+	if off < 0 || off+int64(len(p)) > int64(len(m.buf)) {
+		return 0, errors.New("outboard write out of range")
+	}
+	return copy(m.buf[off:], p), nil
+}
+
+type progressWriter struct {
+	w    io.Writer
+	fn   func(int64)
+	done int64
+}
+
+func (p *progressWriter) Write(b []byte) (int, error) {
+	n, err := p.w.Write(b)
+	p.done += int64(n)
+	if p.fn != nil {
+		p.fn(p.done)
+	}
+	return n, err
+}
+
+// Blob is an open complete blob.
+type Blob struct {
+	Size     uint64
+	Data     io.ReaderAt
+	Outboard io.ReaderAt
+	close    func() error
+}
+
+// Close releases the blob's files.
+func (b *Blob) Close() error {
+	if b.close == nil {
+		return nil
+	}
+	return b.close()
+}
+
+// OpenBlob opens a complete blob for reading.
+func (s *Store) OpenBlob(h [32]byte) (*Blob, error) {
+	release, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	r, ok, err := s.record(h)
+	if err != nil {
+		return nil, err
+	}
+	if !ok || r.kind == recPartial {
+		return nil, fmt.Errorf("%w: %x", ErrNotFound, h[:8])
+	}
+	if r.kind == recInline {
+		var hdr [headerLen]byte
+		binary.LittleEndian.PutUint64(hdr[:], r.size)
+		return &Blob{Size: r.size, Data: bytes.NewReader(r.inline), Outboard: bytes.NewReader(hdr[:])}, nil
+	}
+	d, err := os.Open(s.path(h, ".data"))
+	if err != nil {
+		return nil, fmt.Errorf("blob %x: data file: %w", h[:8], err)
+	}
+	o, err := os.Open(s.path(h, ".obao"))
+	if err != nil {
+		d.Close()
+		return nil, fmt.Errorf("blob %x: outboard: %w", h[:8], err)
+	}
+	return &Blob{Size: r.size, Data: d, Outboard: o, close: func() error { return errors.Join(d.Close(), o.Close()) }}, nil
+}
+
+// Delete removes a blob (complete or partial). Deleting a missing blob is not an error.
+func (s *Store) Delete(h [32]byte) error {
+	release, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	s.mu.Lock()
+	if p := s.receives[h]; p != nil {
+		s.mu.Unlock()
+		return fmt.Errorf("blob %x: a transfer is writing it", h[:8])
+	}
+	s.mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Delete(key(kindRecord, h), nil)
+	_ = b.Delete(key(kindBitmap, h), nil)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	for _, p := range []string{s.path(h, ".data"), s.path(h, ".obao"), s.partialPath(h, ".data"), s.partialPath(h, ".obao")} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	return nil
+}
+
+// List calls fn for every blob the store holds, complete or partial.
+func (s *Store) List(fn func(h [32]byte, st Status) error) error {
+	release, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindRecord}, UpperBound: []byte{kindRecord + 1}})
+	if err != nil {
+		return err
+	}
+	defer it.Close()
+	for ok := it.First(); ok; ok = it.Next() {
+		var h [32]byte
+		copy(h[:], it.Key()[1:])
+		v := it.Value()
+		if len(v) < 9 {
+			continue
+		}
+		st := Status{State: Complete, Size: binary.BigEndian.Uint64(v[1:])}
+		if v[0] == recPartial {
+			st.State = Partial
+		}
+		if err := fn(h, st); err != nil {
+			return err
+		}
+	}
+	return it.Error()
+}
+
+// Export writes bytes [offset, offset+length) of a blob to w (length 0 = to
+// the end). A partial blob can be exported where its groups are verified.
+func (s *Store) Export(h [32]byte, w io.Writer, offset, length uint64) error {
+	st, err := s.Stat(h)
+	if err != nil {
+		return err
+	}
+	if st.State == Missing {
+		return fmt.Errorf("%w: %x", ErrNotFound, h[:8])
+	}
+	if offset > st.Size {
+		return fmt.Errorf("export: offset %d is past the end (%d bytes)", offset, st.Size)
+	}
+	if length == 0 || offset+length > st.Size {
+		length = st.Size - offset
+	}
+	var src io.ReaderAt
+	if st.State == Complete {
+		b, err := s.OpenBlob(h)
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		src = b.Data
+	} else {
+		release, err := s.acquire()
+		if err != nil {
+			return err
+		}
+		bm, err := s.bitmap(h, st.Size)
+		release()
+		if err != nil {
+			return err
+		}
+		r := ByteRange(offset, length, st.Size)
+		for g := r.Start; g < r.End; g++ {
+			if !bm.has(g) {
+				return fmt.Errorf("export: group %d of partial blob %x is not verified yet (fetch it first)", g, h[:8])
+			}
+		}
+		f, err := os.Open(s.partialPath(h, ".data"))
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		src = f
+	}
+	_, err = io.Copy(w, io.NewSectionReader(src, int64(offset), int64(length)))
+	return err
+}
