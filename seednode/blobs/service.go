@@ -60,6 +60,39 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 	once   sync.Once
+
+	activeMu   sync.Mutex
+	active     int       // transfers being served
+	lastActive time.Time // when the last one ended
+}
+
+func (s *Service) serving(delta int) {
+	s.activeMu.Lock()
+	s.active += delta
+	s.lastActive = time.Now()
+	s.activeMu.Unlock()
+}
+
+// WaitServed returns once no transfer is being served and none has been for
+// quiet, or when ctx ends. A device uses it to stay online while a seed
+// fetches the blobs its new entries refer to.
+func (s *Service) WaitServed(ctx context.Context, quiet time.Duration) error {
+	t := time.NewTicker(quiet / 10)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		s.activeMu.Lock()
+		idle := s.active == 0 && time.Since(s.lastActive) >= quiet && time.Since(start) >= quiet
+		s.activeMu.Unlock()
+		if idle {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 }
 
 // NewService registers the blob protocol handler on h.
@@ -171,6 +204,8 @@ func (d deadlineConn) Write(p []byte) (int, error) {
 func (s *Service) handle(st network.Stream) {
 	s.wg.Add(1)
 	defer s.wg.Done()
+	s.serving(1)
+	defer s.serving(-1)
 	defer st.Close()
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		st.Reset()

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
@@ -19,19 +20,17 @@ import (
 // ErrNoWriteAccess is returned by Put for a vault this device cannot write.
 var ErrNoWriteAccess = errors.New("this device holds no write capability for the vault")
 
-// ErrValueTooLarge: values above vault.MaxInlineValue are blobs, which this
-// build does not transfer yet.
-var ErrValueTooLarge = fmt.Errorf("value larger than %d bytes", vault.MaxInlineValue)
-
 // Home is a device's directory:
 //
 //	identity.key        the device (author) key, 0600
 //	vaults/<id>.key     namespace keys of vaults this device created, 0600
 //	store/              the local Pebble replica of every vault it syncs
+//	blobs/              values larger than vault.MaxInlineValue, by hash
 type Home struct {
 	Dir   string
 	Key   ed25519.PrivateKey
 	Store *vault.Store
+	Blobs *blobs.Store
 }
 
 // KeyPath is where a home keeps its device key.
@@ -59,11 +58,16 @@ func Open(dir string) (*Home, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Home{Dir: dir, Key: key, Store: st}, nil
+	bs, err := blobs.Open(filepath.Join(dir, "blobs"))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	return &Home{Dir: dir, Key: key, Store: st, Blobs: bs}, nil
 }
 
-// Close closes the store.
-func (h *Home) Close() error { return h.Store.Close() }
+// Close closes the stores.
+func (h *Home) Close() error { return errors.Join(h.Store.Close(), h.Blobs.Close()) }
 
 // Author is this device's author ID.
 func (h *Home) Author() vault.AuthorID { return vault.AuthorID(h.Key.Public().(ed25519.PublicKey)) }
@@ -107,11 +111,40 @@ func (h *Home) OwnedVaults() ([]vault.NamespaceID, error) {
 	return out, nil
 }
 
-// Put signs and stores key = value in ns as this device.
+// Put signs and stores key = value in ns as this device. Values larger than
+// vault.MaxInlineValue go to the blob store and the entry refers to them.
 func (h *Home) Put(ns vault.NamespaceID, key, value []byte) (vault.SignedEntry, error) {
 	if len(value) > vault.MaxInlineValue {
-		return vault.SignedEntry{}, fmt.Errorf("%w (%d bytes): larger values are stored as blobs", ErrValueTooLarge, len(value))
+		hash, err := h.Blobs.AddBytes(value)
+		if err != nil {
+			return vault.SignedEntry{}, err
+		}
+		return h.putRef(ns, key, hash, uint64(len(value)), nil)
 	}
+	return h.putRef(ns, key, vault.HashOf(value), uint64(len(value)), value)
+}
+
+// PutFile stores the file at path as the value of key (a blob when large).
+func (h *Home) PutFile(ns vault.NamespaceID, key []byte, path string, progress func(int64)) (vault.SignedEntry, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return vault.SignedEntry{}, err
+	}
+	if fi.Size() <= vault.MaxInlineValue {
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return vault.SignedEntry{}, err
+		}
+		return h.Put(ns, key, data)
+	}
+	hash, size, err := h.Blobs.AddFile(path, progress)
+	if err != nil {
+		return vault.SignedEntry{}, err
+	}
+	return h.putRef(ns, key, hash, size, nil)
+}
+
+func (h *Home) putRef(ns vault.NamespaceID, key []byte, hash [32]byte, size uint64, inline []byte) (vault.SignedEntry, error) {
 	nsKey, err := identity.Load(h.vaultKeyPath(ns))
 	if errors.Is(err, fs.ErrNotExist) {
 		return vault.SignedEntry{}, fmt.Errorf("vault %s: %w (it was created on another device)", ns.Short(), ErrNoWriteAccess)
@@ -121,14 +154,14 @@ func (h *Home) Put(ns vault.NamespaceID, key, value []byte) (vault.SignedEntry, 
 	}
 	e := vault.Entry{
 		Namespace: ns, Key: key, Author: h.Author(),
-		Hash: vault.HashOf(value), Size: uint64(len(value)),
+		Hash: hash, Size: size,
 		Timestamp: h.nextTimestamp(ns, key),
 	}
 	se, err := vault.Sign(e, h.Key, vault.NewCapability(nsKey, h.Author(), 0), nil)
 	if err != nil {
 		return se, err
 	}
-	res, err := h.Store.Insert([]vault.Item{{Entry: se, Content: value}}, 0, true)
+	res, err := h.Store.Insert([]vault.Item{{Entry: se, Content: inline}}, 0, true)
 	if err != nil {
 		return se, err
 	}
@@ -157,8 +190,14 @@ func (h *Home) nextTimestamp(ns vault.NamespaceID, key []byte) uint64 {
 // SyncOptions tune Sync.
 type SyncOptions = vault.SyncOptions
 
+// blobQuiet is how long a device stays connected after a sync once the peer
+// stopped fetching blobs from it.
+const blobQuiet = 750 * time.Millisecond
+
 // Sync reconciles ns with the peer at addr (a multiaddr ending in /p2p/ID).
-// With opts.Live it stays connected until ctx ends.
+// With opts.Live it stays connected until ctx ends. The device serves its
+// blobs on the same connection, and a one-shot sync returns only once the
+// peer has stopped fetching them, so a seed gets the blobs of new entries.
 func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts SyncOptions) (vault.SyncStats, error) {
 	info, err := p2p.ParsePeerAddr(addr)
 	if err != nil {
@@ -171,11 +210,52 @@ func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts
 	defer hst.Close()
 	svc := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
 	defer svc.Close()
+	bsvc := blobs.NewService(hst, h.Blobs)
+	defer bsvc.Close()
 	dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	err = hst.Connect(dialCtx, info)
 	cancel()
 	if err != nil {
 		return vault.SyncStats{}, fmt.Errorf("connect to %s: %w (is the peer running, and is this an address it printed?)", info.ID, err)
 	}
-	return svc.Sync(ctx, info.ID, ns, opts)
+	st, err := svc.Sync(ctx, info.ID, ns, opts)
+	if err == nil && !opts.Live && st.BlobRefsSent > 0 {
+		err = bsvc.WaitServed(ctx, blobQuiet)
+	}
+	return st, err
+}
+
+// FetchBlob downloads a blob (or the spans of it) from the peer at addr
+// into the home's blob store, resuming an earlier partial download.
+func (h *Home) FetchBlob(ctx context.Context, addrs []string, hash [32]byte, opts blobs.FetchOptions) (blobs.FetchStats, error) {
+	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
+	if err != nil {
+		return blobs.FetchStats{}, err
+	}
+	defer hst.Close()
+	bsvc := blobs.NewService(hst, h.Blobs)
+	defer bsvc.Close()
+	var lastErr error
+	for _, addr := range addrs {
+		info, err := p2p.ParsePeerAddr(addr)
+		if err != nil {
+			return blobs.FetchStats{}, err
+		}
+		dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+		err = hst.Connect(dialCtx, info)
+		cancel()
+		if err != nil {
+			lastErr = fmt.Errorf("connect to %s: %w", info.ID, err)
+			continue
+		}
+		st, err := bsvc.Fetch(ctx, info.ID, hash, opts)
+		if err == nil {
+			return st, nil
+		}
+		lastErr = err // the next peer resumes from the verified groups
+	}
+	if lastErr == nil {
+		lastErr = errors.New("no peer address to fetch from")
+	}
+	return blobs.FetchStats{}, lastErr
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
@@ -42,17 +43,23 @@ type Config struct {
 	Limits vault.Limits
 	// IdleTimeout cuts off a peer that stops answering mid-sync (default 30 s).
 	IdleTimeout time.Duration
-	Logger      *slog.Logger
+	// GCInterval is how often unreferenced blobs and unhosted vaults are
+	// collected (default 5 minutes).
+	GCInterval time.Duration
+	Logger     *slog.Logger
 }
 
 // Node is a running seed.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	host   host.Host
-	store  *vault.Store
-	sync   *vault.Service
-	hosted *vault.HostedSet
+	cfg     Config
+	log     *slog.Logger
+	host    host.Host
+	store   *vault.Store
+	sync    *vault.Service
+	hosted  *vault.HostedSet
+	blobs   *blobs.Store
+	blobSvc *blobs.Service
+	fetcher *blobFetcher
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -60,6 +67,7 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 	fileMod   time.Time
+	gcNow     chan struct{}
 }
 
 // New opens the data directory and starts listening.
@@ -76,7 +84,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("seed node: data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...)}
+	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...), gcNow: make(chan struct{}, 1)}
 	if cfg.VaultsFile != "" {
 		if err := n.reloadVaultsFile(true); err != nil {
 			return nil, err
@@ -101,16 +109,35 @@ func New(cfg Config) (_ *Node, err error) {
 			n.store.Close()
 		}
 	}()
+	if n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			n.blobs.Close()
+		}
+	}()
 	n.host, err = p2p.NewHost(p2p.HostOptions{Key: key, Listen: cfg.Listen, Announce: cfg.Announce})
 	if err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
-	opts := []vault.Option{vault.WithPolicy(n.hosted), vault.WithLogger(n.log)}
+	n.fetcher = newBlobFetcher(n)
+	opts := []vault.Option{vault.WithPolicy(n.hosted), vault.WithLogger(n.log), vault.WithStoredHook(n.fetcher.stored), vault.WithSessionEndHook(n.fetcher.sessionEnded)}
 	if cfg.IdleTimeout > 0 {
 		opts = append(opts, vault.WithIdleTimeout(cfg.IdleTimeout))
 	}
 	n.sync = vault.NewService(n.host, n.store, opts...)
+	n.blobSvc = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	for range blobFetchWorkers {
+		n.wg.Add(1)
+		go func() { defer n.wg.Done(); n.fetcher.run(n.ctx) }()
+	}
+	if cfg.GCInterval <= 0 {
+		cfg.GCInterval = 5 * time.Minute
+	}
+	n.wg.Add(1)
+	go n.gcLoop(n.ctx, cfg.GCInterval)
 	if cfg.VaultsFile != "" {
 		n.wg.Add(1)
 		go n.watchVaultsFile()
@@ -126,6 +153,7 @@ func (n *Node) Host() host.Host           { return n.host }
 func (n *Node) Store() *vault.Store       { return n.store }
 func (n *Node) Hosted() *vault.HostedSet  { return n.hosted }
 func (n *Node) VaultSync() *vault.Service { return n.sync }
+func (n *Node) Blobs() *blobs.Store       { return n.blobs }
 
 // Run serves until ctx ends, then closes the node.
 func (n *Node) Run(ctx context.Context) error {
@@ -141,7 +169,7 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		n.wg.Wait()
-		errs := []error{n.sync.Close(), n.host.Close(), n.store.Close()}
+		errs := []error{n.sync.Close(), n.blobSvc.Close(), n.host.Close(), n.store.Close(), n.blobs.Close()}
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
@@ -185,6 +213,10 @@ func (n *Node) reloadVaultsFile(first bool) error {
 	n.hosted.Replace(append(list, n.cfg.HostedVaults...))
 	if !first {
 		n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()))
+		select { // collect what is no longer hosted
+		case n.gcNow <- struct{}{}:
+		default:
+		}
 	}
 	return nil
 }

@@ -31,6 +31,9 @@ type ingester struct {
 	// discarded: the session failed; items still queued are dropped, so a
 	// turn that ends in a protocol error stores nothing more.
 	discarded atomic.Bool
+	// onStored, if set, sees the items each commit stored (from the insert
+	// goroutine; it must not block).
+	onStored func([]Item)
 }
 
 const ingestChunk = 256
@@ -159,6 +162,9 @@ func (ing *ingester) insertLoop() {
 			continue
 		}
 		res, err := ing.store.Insert(batch, ing.origin, false)
+		if err == nil && ing.onStored != nil && res.Stored > 0 {
+			ing.onStored(res.StoredItems)
+		}
 		ing.mu.Lock()
 		ing.res.Stored += res.Stored
 		ing.res.Stale += res.Stale

@@ -101,17 +101,32 @@ func WithIdleTimeout(d time.Duration) Option { return func(s *Service) { s.idleT
 // WithLogger sets the logger (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
+// WithStoredHook calls fn with the entries each session stores (after
+// they are committed), with the peer they came from: a seed uses it to
+// fetch the blobs new entries refer to. fn must not block.
+func WithStoredHook(fn func(p peer.ID, ns NamespaceID, items []Item)) Option {
+	return func(s *Service) { s.onStored = fn }
+}
+
+// WithSessionEndHook calls fn after every session that reconciled without
+// error (in live mode: when reconciliation finished), with the peer.
+func WithSessionEndHook(fn func(p peer.ID, ns NamespaceID)) Option {
+	return func(s *Service) { s.onSessionEnd = fn }
+}
+
 // WithVerifier shares a Verifier (and its capability cache) between services.
 func WithVerifier(v *Verifier) Option { return func(s *Service) { s.verifier = v } }
 
 // Service serves /seedfleet/vault-sync/1.0.0 on a host and starts sessions.
 type Service struct {
-	host        host.Host
-	store       *Store
-	policy      Policy
-	verifier    *Verifier
-	idleTimeout time.Duration
-	log         *slog.Logger
+	host         host.Host
+	store        *Store
+	policy       Policy
+	verifier     *Verifier
+	idleTimeout  time.Duration
+	log          *slog.Logger
+	onStored     func(peer.ID, NamespaceID, []Item)
+	onSessionEnd func(peer.ID, NamespaceID)
 
 	ctx    context.Context
 	cancel context.CancelFunc

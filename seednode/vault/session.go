@@ -70,6 +70,9 @@ type SyncStats struct {
 	BytesReceived int64
 	ItemsSent     int
 	ItemsReceived int
+	// BlobRefsSent counts sent entries whose value is a blob (larger than
+	// MaxInlineValue): the peer may now fetch those blobs from us.
+	BlobRefsSent int
 	// Stored, Stale and Refused describe the items received.
 	Stored, Stale, Refused int
 	FirstRefusal           string
@@ -171,6 +174,10 @@ func newSession(svc *Service, s network.Stream, r *bufio.Reader, ns NamespaceID,
 	ss.stats.Namespace = ns
 	ss.stats.Peer = s.Conn().RemotePeer()
 	ss.ing = newIngester(svc.store, svc.verifier, svc.store.limits(ns), ss.origin)
+	if hook := svc.onStored; hook != nil {
+		remote := ss.stats.Peer
+		ss.ing.onStored = func(items []Item) { hook(remote, ns, items) }
+	}
 	return ss
 }
 
@@ -194,6 +201,9 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 	}
 	err := s.reconcile()
 	s.finishStats()
+	if err == nil && s.svc.onSessionEnd != nil {
+		s.svc.onSessionEnd(s.stats.Peer, s.ns)
+	}
 	s.progress("done", true)
 	if err != nil || !s.opts.Live {
 		return s.stats, err
@@ -636,6 +646,9 @@ func (s *session) queueItem(it Item) error {
 	s.outItems = appendWireItem(s.outItems, row, &it)
 	s.outCount++
 	s.stats.ItemsSent++
+	if it.Content == nil && it.Entry.Size > MaxInlineValue {
+		s.stats.BlobRefsSent++
+	}
 	s.turnHadItems = true
 	if len(s.outItems) >= itemsFrameSize {
 		return s.flushItems()

@@ -663,3 +663,62 @@ func (s *Store) Checkpoint(dir string) error {
 	defer release()
 	return s.db.Checkpoint(dir)
 }
+
+// ForEach calls fn for every entry of ns (in item-hash order). The entry is
+// only valid during the call.
+func (s *Store) ForEach(ns NamespaceID, fn func(e *SignedEntry) error) error {
+	return s.scanNode(ns, Root, func(_ *Hash, _ *Hash, raw []byte) error {
+		it, err := decodeStoredItem(raw)
+		if err != nil {
+			return err
+		}
+		return fn(&it.Entry)
+	})
+}
+
+// Namespaces lists the vaults that have entries in the store.
+func (s *Store) Namespaces() (out []NamespaceID, err error) {
+	release, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	defer release()
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: []byte{kindMeta}, UpperBound: []byte{kindMeta + 1}})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if cerr := it.Close(); err == nil {
+			err = cerr
+		}
+	}()
+	for ok := it.First(); ok; ok = it.Next() {
+		if k := it.Key(); len(k) == 1+idLen {
+			out = append(out, NamespaceID(k[1:]))
+		}
+	}
+	return out, it.Error()
+}
+
+// DropVault deletes every entry, index and aggregate of ns.
+func (s *Store) DropVault(ns NamespaceID) error {
+	release, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	mu := &s.locks[ns[0]%64]
+	mu.Lock()
+	defer mu.Unlock()
+	b := s.db.NewBatch()
+	defer b.Close()
+	for _, kind := range []byte{kindEntry, kindKey, kindAgg} {
+		if err := b.DeleteRange(nsKey(kind, ns, 0), nsUpper(kind, ns), nil); err != nil {
+			return err
+		}
+	}
+	if err := b.Delete(nsKey(kindMeta, ns, 0), nil); err != nil {
+		return err
+	}
+	return b.Commit(pebble.Sync)
+}

@@ -1,0 +1,216 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/seedfleet/seedfleet/seednode/blobs"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// blobJob is a blob an entry refers to, and the peer that sent the entry
+// (and so most likely has the blob).
+type blobJob struct {
+	from peer.ID
+	hash [32]byte
+	size uint64
+}
+
+const (
+	blobQueueLen     = 16384
+	blobFetchWorkers = 2
+)
+
+// blobFetcher downloads, in the background, the blobs that entries stored
+// by vault sync refer to. The vault's byte quota already bounded those
+// entries; each fetch is limited to the size its entry declares.
+type blobFetcher struct {
+	n        *Node
+	queue    chan blobJob
+	mu       sync.Mutex
+	inFlight map[[32]byte]bool
+	scanned  map[vault.NamespaceID]time.Time // last repair scan per vault
+}
+
+// repairEvery bounds how often a vault is scanned for blobs that are still
+// missing (a fetch failed, or the queue was full).
+const repairEvery = 10 * time.Minute
+
+func newBlobFetcher(n *Node) *blobFetcher {
+	return &blobFetcher{n: n, queue: make(chan blobJob, blobQueueLen), inFlight: map[[32]byte]bool{},
+		scanned: map[vault.NamespaceID]time.Time{}}
+}
+
+// sessionEnded is the vault-sync hook after a reconciliation with p: now and
+// then, look for entries of ns whose blobs this node still lacks and fetch
+// them from p. It runs on the session's goroutine, so the scan is handed off.
+func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID) {
+	f.mu.Lock()
+	due := time.Since(f.scanned[ns]) >= repairEvery
+	if due {
+		f.scanned[ns] = time.Now()
+	}
+	f.mu.Unlock()
+	if !due {
+		return
+	}
+	f.n.wg.Add(1)
+	go func() {
+		defer f.n.wg.Done()
+		var missing []vault.Item
+		err := f.n.store.ForEach(ns, func(e *vault.SignedEntry) error {
+			if e.Size <= vault.MaxInlineValue {
+				return nil
+			}
+			if st, err := f.n.blobs.Stat(e.Hash); err == nil && st.State != blobs.Complete {
+				missing = append(missing, vault.Item{Entry: *e})
+			}
+			return nil
+		})
+		if err == nil && len(missing) > 0 {
+			f.stored(p, ns, missing)
+		}
+	}()
+}
+
+// stored is the vault-sync hook: it must not block.
+func (f *blobFetcher) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
+	for _, it := range items {
+		e := &it.Entry
+		if it.Content != nil || e.Size <= vault.MaxInlineValue {
+			continue
+		}
+		f.mu.Lock()
+		busy := f.inFlight[e.Hash]
+		if !busy {
+			f.inFlight[e.Hash] = true
+		}
+		f.mu.Unlock()
+		if busy {
+			continue
+		}
+		select {
+		case f.queue <- blobJob{from: p, hash: e.Hash, size: e.Size}:
+		default:
+			// A full queue is caught up by the next sync or GC pass.
+			f.done(e.Hash)
+			f.n.log.Warn("blob fetch queue full; blob will be fetched later", "hash", vault.Hash(e.Hash).Short())
+		}
+	}
+}
+
+func (f *blobFetcher) done(h [32]byte) {
+	f.mu.Lock()
+	delete(f.inFlight, h)
+	f.mu.Unlock()
+}
+
+func (f *blobFetcher) busy(h [32]byte) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.inFlight[h]
+}
+
+func (f *blobFetcher) run(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case job := <-f.queue:
+			f.fetch(ctx, job)
+			f.done(job.hash)
+		}
+	}
+}
+
+func (f *blobFetcher) fetch(ctx context.Context, job blobJob) {
+	size := job.size
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
+	defer cancel()
+	st, err := f.n.blobSvc.Fetch(ctx, job.from, job.hash, blobs.FetchOptions{Size: &size, MaxSize: size})
+	h := vault.Hash(job.hash).Short()
+	if err != nil {
+		f.n.log.Info("blob fetch failed; retried after the next sync", "hash", h, "from", job.from, "err", err)
+		return
+	}
+	if !st.AlreadyComplete {
+		f.n.log.Debug("blob fetched", "hash", h, "bytes", st.Size, "groups", st.GroupsFetched, "resumed", st.GroupsSkipped)
+	}
+}
+
+// CollectGarbage drops the data of vaults this node no longer hosts and
+// deletes every blob that no hosted vault's entries refer to. It returns
+// how many blobs it deleted.
+func (n *Node) CollectGarbage() (int, error) {
+	hosted := map[vault.NamespaceID]bool{}
+	for _, ns := range n.hosted.List() {
+		hosted[ns] = true
+	}
+	present, err := n.store.Namespaces()
+	if err != nil {
+		return 0, err
+	}
+	for _, ns := range present {
+		if !hosted[ns] {
+			if err := n.store.DropVault(ns); err != nil {
+				return 0, fmt.Errorf("drop vault %s: %w", ns.Short(), err)
+			}
+			n.log.Info("dropped the replica of a vault no longer hosted", "vault", ns.Short())
+		}
+	}
+	// The referenced set costs 32 bytes per blob-valued entry.
+	referenced := map[[32]byte]bool{}
+	for ns := range hosted {
+		err := n.store.ForEach(ns, func(e *vault.SignedEntry) error {
+			if e.Size > vault.MaxInlineValue {
+				referenced[e.Hash] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	var doomed [][32]byte
+	err = n.blobs.List(func(h [32]byte, _ blobs.Status) error {
+		if !referenced[h] && !n.fetcher.busy(h) {
+			doomed = append(doomed, h)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	deleted := 0
+	for _, h := range doomed {
+		if err := n.blobs.Delete(h); err != nil {
+			n.log.Info("blob not collected", "hash", vault.Hash(h).Short(), "err", err)
+			continue
+		}
+		deleted++
+	}
+	return deleted, nil
+}
+
+func (n *Node) gcLoop(ctx context.Context, every time.Duration) {
+	defer n.wg.Done()
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.gcNow:
+		case <-t.C:
+		}
+		if deleted, err := n.CollectGarbage(); err != nil {
+			n.log.Warn("garbage collection failed", "err", err)
+		} else if deleted > 0 {
+			n.log.Info("garbage collected blobs", "deleted", deleted)
+		}
+	}
+}

@@ -1,0 +1,110 @@
+package node
+
+import (
+	"bytes"
+	"context"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/seedfleet/seedfleet/seednode/blobs"
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+func randomValue(seed uint64, n int) []byte {
+	r := rand.New(rand.NewPCG(seed, 1))
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(r.Uint32())
+	}
+	return b
+}
+
+func blobState(t *testing.T, st *blobs.Store, h vault.Hash) blobs.State {
+	t.Helper()
+	s, err := st.Stat(h)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s.State
+}
+
+// TestSeedFetchesReferencedBlobsAndCollectsGarbage: a device writes a large
+// value; syncing gives the seed the entry and, over the same connection, the
+// blob. Another device gets the blob from the seed. Overwriting the entry
+// makes the old blob garbage; dropping the vault makes everything garbage.
+func TestSeedFetchesReferencedBlobsAndCollectsGarbage(t *testing.T) {
+	laptop, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptop.Close()
+	ns, _ := laptop.CreateVault()
+	n := startNode(t, Config{HostedVaults: []vault.NamespaceID{ns}, GCInterval: time.Hour})
+	addr := n.Addrs()[0].String()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	v1 := randomValue(1, 300<<10)
+	e1, err := laptop.Put(ns, []byte("photo"), v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Sync(ctx, ns, addr, client.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := blobState(t, n.Blobs(), e1.Hash); got != blobs.Complete {
+		t.Fatalf("seed holds the blob as %v after the sync returned", got)
+	}
+
+	phone, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	if _, err := phone.Sync(ctx, ns, addr, client.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	items, err := phone.Store.Get(ns, []byte("photo"))
+	if err != nil || len(items) != 1 || items[0].Content != nil {
+		t.Fatalf("phone entry: %v %v", items, err)
+	}
+	size := items[0].Entry.Size
+	if _, err := phone.FetchBlob(ctx, []string{addr}, items[0].Entry.Hash, blobs.FetchOptions{Size: &size}); err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	if err := phone.Blobs.Export(items[0].Entry.Hash, &got, 0, 0); err != nil || !bytes.Equal(got.Bytes(), v1) {
+		t.Fatalf("phone's copy of the blob differs (%v)", err)
+	}
+
+	// Overwrite: the new blob arrives, the old one is collected.
+	v2 := randomValue(2, 200<<10)
+	e2, err := laptop.Put(ns, []byte("photo"), v2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Sync(ctx, ns, addr, client.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deleted, err := n.CollectGarbage()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deleted != 1 || blobState(t, n.Blobs(), e1.Hash) != blobs.Missing || blobState(t, n.Blobs(), e2.Hash) != blobs.Complete {
+		t.Fatalf("after overwrite: deleted %d, old %v, new %v", deleted, blobState(t, n.Blobs(), e1.Hash), blobState(t, n.Blobs(), e2.Hash))
+	}
+
+	// Unhosting the vault drops its replica and its blobs.
+	n.Hosted().Replace(nil)
+	if deleted, err = n.CollectGarbage(); err != nil || deleted != 1 {
+		t.Fatalf("after unhosting: deleted %d, %v", deleted, err)
+	}
+	if st, _ := n.Store().Stats(ns); st.Entries != 0 {
+		t.Fatalf("unhosted vault still has %d entries", st.Entries)
+	}
+	if blobState(t, n.Blobs(), e2.Hash) != blobs.Missing {
+		t.Fatal("blob of an unhosted vault kept")
+	}
+}
