@@ -12,7 +12,12 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
+
+	"github.com/seedfleet/seedfleet/seednode/blobs"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/ticket"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -72,8 +77,8 @@ func openHome(g *globals) (*client.Home, error) {
 }
 
 func newVaultCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "vault", Short: "Create and list vaults"}
-	c.AddCommand(&cobra.Command{
+	c := &cobra.Command{Use: "vault", Short: "Create and list vaults, and share them with tickets"}
+	c.AddCommand(newVaultTicketCmd(g), &cobra.Command{
 		Use:   "create",
 		Short: "Create a vault; prints its namespace ID (the read capability to share with seeds)",
 		Args:  cobra.NoArgs,
@@ -119,6 +124,62 @@ func newVaultCmd(g *globals) *cobra.Command {
 	return c
 }
 
+func newVaultTicketCmd(g *globals) *cobra.Command {
+	var (
+		seeds     []string
+		withWrite bool
+		qr        bool
+	)
+	c := &cobra.Command{
+		Use:   "ticket NAMESPACE --seed MULTIADDR...",
+		Short: "Print a read ticket for a vault (namespace + seed addresses) to paste on another device",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			ns, err := parseNS(args[0])
+			if err != nil {
+				return err
+			}
+			var peers []peer.AddrInfo
+			for _, a := range seeds {
+				info, err := p2p.ParsePeerAddr(a)
+				if err != nil {
+					return err
+				}
+				peers = append(peers, info)
+			}
+			t, err := ticket.NewDocTicket(ns, peers)
+			if err != nil {
+				return err
+			}
+			if withWrite {
+				h, err := openHome(g)
+				if err != nil {
+					return err
+				}
+				key, err := h.NamespaceKey(ns)
+				h.Close()
+				if err != nil {
+					return err
+				}
+				var warning string
+				if t, warning, err = t.WithWriteSecret(key.Seed()); err != nil {
+					return err
+				}
+				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", warning)
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), t)
+			if qr {
+				return ticket.QR(cmd.OutOrStdout(), t.String())
+			}
+			return nil
+		},
+	}
+	c.Flags().StringSliceVar(&seeds, "seed", nil, "multiaddr of a seed hosting the vault (repeatable)")
+	c.Flags().BoolVar(&withWrite, "with-write", false, "include the vault's namespace key: whoever has the ticket can write (your own devices only)")
+	c.Flags().BoolVar(&qr, "qr", false, "also print the ticket as a QR code")
+	return c
+}
+
 func parseNS(s string) (vault.NamespaceID, error) {
 	ns, err := vault.ParseNamespaceID(s)
 	if err != nil {
@@ -138,32 +199,43 @@ func newPutCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var value []byte
-			switch {
-			case len(args) == 3 && file != "":
+			if len(args) == 3 && file != "" {
 				return errors.New("give the value as an argument or with --file, not both")
-			case len(args) == 3:
-				value = []byte(args[2])
-			case file == "-":
-				value, err = io.ReadAll(io.LimitReader(cmd.InOrStdin(), vault.MaxInlineValue+1))
-			case file != "":
-				value, err = os.ReadFile(file)
-			default:
-				return errors.New("missing value: put NAMESPACE KEY VALUE, or --file PATH")
 			}
-			if err != nil {
-				return err
+			if len(args) == 2 && file == "" {
+				return errors.New("missing value: put NAMESPACE KEY VALUE, or --file PATH")
 			}
 			h, err := openHome(g)
 			if err != nil {
 				return err
 			}
 			defer h.Close()
-			se, err := h.Put(ns, []byte(args[1]), value)
+			var se vault.SignedEntry
+			switch {
+			case len(args) == 3:
+				se, err = h.Put(ns, []byte(args[1]), []byte(args[2]))
+			case file == "-":
+				var value []byte
+				if value, err = io.ReadAll(cmd.InOrStdin()); err == nil {
+					se, err = h.Put(ns, []byte(args[1]), value)
+				}
+			default:
+				bar := newBarPrinter(cmd.ErrOrStderr(), "adding")
+				var total uint64
+				if fi, serr := os.Stat(file); serr == nil {
+					total = uint64(fi.Size())
+				}
+				se, err = h.PutFile(ns, []byte(args[1]), file, func(done int64) { bar.update(uint64(done), total) })
+				bar.clear()
+			}
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "put %s (%d bytes, hash %s)\n", args[1], se.Size, se.Hash.Short())
+			kind := "inline"
+			if se.Size > vault.MaxInlineValue {
+				kind = "blob"
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "put %s (%d bytes, %s, hash %s)\n", args[1], se.Size, kind, se.Hash.Short())
 			return nil
 		},
 	}
@@ -172,9 +244,13 @@ func newPutCmd(g *globals) *cobra.Command {
 }
 
 func newGetCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
+	var (
+		out  string
+		from []string
+	)
+	c := &cobra.Command{
 		Use:   "get NAMESPACE KEY",
-		Short: "Print every author's latest value of KEY",
+		Short: "Print every author's latest value of KEY (--out writes a blob value to a file, fetching it --from a peer if needed)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ns, err := parseNS(args[0])
@@ -193,17 +269,53 @@ func newGetCmd(g *globals) *cobra.Command {
 			if len(items) == 0 {
 				return fmt.Errorf("no entry %q in vault %s on this device (sync first?)", args[1], ns.Short())
 			}
-			out := cmd.OutOrStdout()
+			if out != "" {
+				return getToFile(cmd, h, items, from, out)
+			}
+			w := cmd.OutOrStdout()
 			if len(items) == 1 {
-				fmt.Fprintln(out, valueText(items[0]))
+				fmt.Fprintln(w, valueText(h, items[0]))
 				return nil
 			}
 			for _, it := range items {
-				fmt.Fprintf(out, "%s  %s  %s\n", it.Entry.Author.Short(), timeText(it.Entry.Timestamp), valueText(it))
+				fmt.Fprintf(w, "%s  %s  %s\n", it.Entry.Author.Short(), timeText(it.Entry.Timestamp), valueText(h, it))
 			}
 			return nil
 		},
 	}
+	c.Flags().StringVarP(&out, "out", "o", "", "write the value to this file (- for stdout)")
+	c.Flags().StringSliceVar(&from, "from", nil, "peer multiaddrs to fetch a blob value from when it is not on this device")
+	return c
+}
+
+// getToFile writes the newest value of the key (fetching its blob if need be).
+func getToFile(cmd *cobra.Command, h *client.Home, items []vault.Item, from []string, out string) error {
+	newest := items[0]
+	for _, it := range items[1:] {
+		if it.Entry.Newer(&newest.Entry.Entry) {
+			newest = it
+		}
+	}
+	if newest.Content != nil || newest.Entry.Size == 0 {
+		if out == "-" {
+			_, err := cmd.OutOrStdout().Write(newest.Content)
+			return err
+		}
+		return os.WriteFile(out, newest.Content, 0o644)
+	}
+	var peers []peer.AddrInfo
+	for _, a := range from {
+		info, err := p2p.ParsePeerAddr(a)
+		if err != nil {
+			return err
+		}
+		peers = append(peers, info)
+	}
+	if st, err := h.Blobs.Stat(newest.Entry.Hash); err == nil && st.State != blobs.Complete && len(peers) == 0 {
+		return fmt.Errorf("the value is a %d-byte blob not (fully) on this device: add --from <seed multiaddr>", newest.Entry.Size)
+	}
+	size := newest.Entry.Size
+	return fetchAndExport(cmd.Context(), cmd, h, peers, newest.Entry.Hash, blobs.FetchOptions{Size: &size, MaxSize: size}, nil, out)
 }
 
 func newListCmd(g *globals) *cobra.Command {
@@ -234,7 +346,7 @@ func newListCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(tw, "KEY\tAUTHOR\tWRITTEN\tSIZE\tVALUE")
 			for _, it := range items {
 				e := &it.Entry
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Key, e.Author.Short(), timeText(e.Timestamp), e.Size, valueText(it))
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Key, e.Author.Short(), timeText(e.Timestamp), e.Size, valueText(h, it))
 			}
 			return tw.Flush()
 		},
@@ -248,9 +360,13 @@ func timeText(us uint64) string {
 }
 
 // valueText shows text values as they are and anything else by hash.
-func valueText(it vault.Item) string {
+func valueText(h *client.Home, it vault.Item) string {
 	if it.Content == nil {
-		return fmt.Sprintf("(blob %s, %d bytes, not on this device)", it.Entry.Hash.Short(), it.Entry.Size)
+		where := "not on this device: get --out FILE --from <seed>"
+		if st, err := h.Blobs.Stat(it.Entry.Hash); err == nil && st.State == blobs.Complete {
+			where = "on this device: get --out FILE"
+		}
+		return fmt.Sprintf("(blob %s, %d bytes, %s)", it.Entry.Hash.Short(), it.Entry.Size, where)
 	}
 	if utf8.Valid(it.Content) && !strings.ContainsAny(string(it.Content), "\x00") {
 		return string(it.Content)

@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/ticket"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -21,21 +22,21 @@ func newSyncCmd(g *globals) *cobra.Command {
 		quiet   bool
 	)
 	c := &cobra.Command{
-		Use:   "sync NAMESPACE PEER_MULTIADDR",
+		Use:   "sync (NAMESPACE PEER_MULTIADDR | DOC_TICKET)",
 		Short: "Reconcile a vault with a seed or another device; --live keeps pushing changes both ways",
 		Example: `  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...
-  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW... --live`,
-		Args: cobra.ExactArgs(2),
+  seedfleet sync doc... --live`,
+		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := parseNS(args[0])
-			if err != nil {
-				return err
-			}
 			h, err := openHome(g)
 			if err != nil {
 				return err
 			}
 			defer h.Close()
+			ns, addr, err := syncTarget(cmd, h, args)
+			if err != nil {
+				return err
+			}
 			ctx := cmd.Context()
 			if !live && timeout > 0 {
 				var cancel context.CancelFunc
@@ -46,7 +47,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 			prog := newProgressPrinter(cmd.ErrOrStderr(), ns, quiet)
 			opts := client.SyncOptions{Live: live, Progress: prog.update}
 			if !live {
-				st, err := h.Sync(ctx, ns, args[1], opts)
+				st, err := h.Sync(ctx, ns, addr, opts)
 				prog.clear()
 				if err != nil {
 					return syncError(err)
@@ -58,7 +59,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 			backoff := time.Second
 			for {
 				start := time.Now()
-				st, err := h.Sync(ctx, ns, args[1], opts)
+				st, err := h.Sync(ctx, ns, addr, opts)
 				prog.clear()
 				if ctx.Err() != nil {
 					printSummary(out, st)
@@ -81,6 +82,31 @@ func newSyncCmd(g *globals) *cobra.Command {
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up a one-shot sync after this long")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	return c
+}
+
+// syncTarget reads "NAMESPACE ADDR" or a doc ticket (its first seed; a
+// write ticket also installs the namespace key).
+func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.NamespaceID, string, error) {
+	if len(args) == 2 {
+		ns, err := parseNS(args[0])
+		return ns, args[1], err
+	}
+	t, err := ticket.ParseDocTicket(args[0])
+	if err != nil {
+		return vault.NamespaceID{}, "", fmt.Errorf("%w (or give NAMESPACE and PEER_MULTIADDR)", err)
+	}
+	ns := vault.NamespaceID(t.Namespace)
+	if t.HasWrite() {
+		if err := h.ImportNamespaceKey(ns, t.WriteSecret); err != nil {
+			return ns, "", err
+		}
+		fmt.Fprintf(cmd.ErrOrStderr(), "this device can now write to vault %s\n", ns.Short())
+	}
+	if len(t.Peers) == 0 || len(t.Peers[0].Addrs) == 0 {
+		return ns, "", fmt.Errorf("the ticket names no seed address: give NAMESPACE and PEER_MULTIADDR")
+	}
+	p := t.Peers[0]
+	return ns, p.Addrs[0].String() + "/p2p/" + p.ID.String(), nil
 }
 
 func syncError(err error) error {

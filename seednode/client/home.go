@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -227,7 +229,7 @@ func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts
 
 // FetchBlob downloads a blob (or the spans of it) from the peer at addr
 // into the home's blob store, resuming an earlier partial download.
-func (h *Home) FetchBlob(ctx context.Context, addrs []string, hash [32]byte, opts blobs.FetchOptions) (blobs.FetchStats, error) {
+func (h *Home) FetchBlob(ctx context.Context, peers []peer.AddrInfo, hash [32]byte, opts blobs.FetchOptions) (blobs.FetchStats, error) {
 	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
 	if err != nil {
 		return blobs.FetchStats{}, err
@@ -236,11 +238,7 @@ func (h *Home) FetchBlob(ctx context.Context, addrs []string, hash [32]byte, opt
 	bsvc := blobs.NewService(hst, h.Blobs)
 	defer bsvc.Close()
 	var lastErr error
-	for _, addr := range addrs {
-		info, err := p2p.ParsePeerAddr(addr)
-		if err != nil {
-			return blobs.FetchStats{}, err
-		}
+	for _, info := range peers {
 		dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
 		err = hst.Connect(dialCtx, info)
 		cancel()
@@ -258,4 +256,30 @@ func (h *Home) FetchBlob(ctx context.Context, addrs []string, hash [32]byte, opt
 		lastErr = errors.New("no peer address to fetch from")
 	}
 	return blobs.FetchStats{}, lastErr
+}
+
+// NamespaceKey returns the vault's namespace key if this home holds it.
+func (h *Home) NamespaceKey(ns vault.NamespaceID) (ed25519.PrivateKey, error) {
+	k, err := identity.Load(h.vaultKeyPath(ns))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("vault %s: %w", ns.Short(), ErrNoWriteAccess)
+	}
+	return k, err
+}
+
+// ImportNamespaceKey stores a vault's namespace key (from a write ticket),
+// after checking it is the key of ns. An existing identical key is fine.
+func (h *Home) ImportNamespaceKey(ns vault.NamespaceID, seed []byte) error {
+	if len(seed) != ed25519.SeedSize {
+		return fmt.Errorf("namespace key: %d bytes, want %d", len(seed), ed25519.SeedSize)
+	}
+	key := ed25519.NewKeyFromSeed(seed)
+	if vault.NamespaceID(key.Public().(ed25519.PublicKey)) != ns {
+		return fmt.Errorf("namespace key does not belong to vault %s", ns.Short())
+	}
+	err := identity.Save(h.vaultKeyPath(ns), key)
+	if errors.Is(err, fs.ErrExist) {
+		return nil
+	}
+	return err
 }

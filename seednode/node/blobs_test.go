@@ -7,8 +7,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
+
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -71,7 +74,11 @@ func TestSeedFetchesReferencedBlobsAndCollectsGarbage(t *testing.T) {
 		t.Fatalf("phone entry: %v %v", items, err)
 	}
 	size := items[0].Entry.Size
-	if _, err := phone.FetchBlob(ctx, []string{addr}, items[0].Entry.Hash, blobs.FetchOptions{Size: &size}); err != nil {
+	info, err := p2p.ParsePeerAddr(addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := phone.FetchBlob(ctx, []peer.AddrInfo{info}, items[0].Entry.Hash, blobs.FetchOptions{Size: &size}); err != nil {
 		t.Fatal(err)
 	}
 	var got bytes.Buffer

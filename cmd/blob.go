@@ -1,0 +1,235 @@
+package cmd
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+
+	"github.com/seedfleet/seedfleet/seednode/blobs"
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/ticket"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+func newBlobCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "blob", Short: "Add, share and fetch content-addressed blobs"}
+	c.AddCommand(newBlobAddCmd(g), newBlobGetCmd(g))
+	return c
+}
+
+func newBlobAddCmd(g *globals) *cobra.Command {
+	var (
+		serve  bool
+		listen []string
+		qr     bool
+	)
+	c := &cobra.Command{
+		Use:   "add FILE",
+		Short: "Add a file to this device's blob store; prints its hash (and, with --serve, a ticket, then serves it)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			prog := newBarPrinter(cmd.ErrOrStderr(), "adding")
+			fi, err := os.Stat(args[0])
+			if err != nil {
+				return err
+			}
+			hash, size, err := h.Blobs.AddFile(args[0], func(done int64) { prog.update(uint64(done), uint64(fi.Size())) })
+			prog.clear()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "hash: %s\nsize: %d bytes\n", vault.Hash(hash), size)
+			if !serve {
+				fmt.Fprintln(out, "(add --serve to print a ticket and serve the blob from this device)")
+				return nil
+			}
+			hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
+			if err != nil {
+				return err
+			}
+			defer hst.Close()
+			svc := blobs.NewService(hst, h.Blobs)
+			defer svc.Close()
+			t, err := ticket.NewBlobTicket(hash, size, ticket.FormatRaw, []peer.AddrInfo{{ID: hst.ID(), Addrs: hst.Addrs()}})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "ticket: %s\n", t)
+			if qr {
+				if err := ticket.QR(out, t.String()); err != nil {
+					return err
+				}
+			}
+			fmt.Fprintln(out, "serving; Ctrl-C to stop")
+			<-cmd.Context().Done()
+			return nil
+		},
+	}
+	c.Flags().BoolVar(&serve, "serve", false, "serve the blob from this device until interrupted, and print a ticket")
+	c.Flags().StringSliceVar(&listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "listen addresses while serving")
+	c.Flags().BoolVar(&qr, "qr", false, "also print the ticket as a QR code")
+	return c
+}
+
+func newBlobGetCmd(g *globals) *cobra.Command {
+	var (
+		out      string
+		rangeArg string
+		timeout  time.Duration
+	)
+	c := &cobra.Command{
+		Use:   "get TICKET",
+		Short: "Fetch a blob by ticket, verifying every 16 KiB as it arrives; an interrupted fetch resumes",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			t, err := ticket.ParseBlobTicket(args[0])
+			if err != nil {
+				return err
+			}
+			span, err := parseRange(rangeArg)
+			if err != nil {
+				return err
+			}
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			size := t.Size
+			opts := blobs.FetchOptions{Size: &size}
+			if span != nil {
+				opts.Spans = []blobs.ByteSpan{*span}
+			}
+			return fetchAndExport(ctx, cmd, h, t.Peers, t.Hash, opts, span, out)
+		},
+	}
+	c.Flags().StringVarP(&out, "out", "o", "", "write the blob to this file (- for stdout); default: keep it in the store only")
+	c.Flags().StringVar(&rangeArg, "range", "", "only bytes OFFSET:LENGTH (e.g. 0:1048576); LENGTH 0 means to the end")
+	c.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up after this long (a later run resumes)")
+	return c
+}
+
+func parseRange(s string) (*blobs.ByteSpan, error) {
+	if s == "" {
+		return nil, nil
+	}
+	a, b, ok := strings.Cut(s, ":")
+	off, err1 := strconv.ParseUint(a, 10, 64)
+	n, err2 := strconv.ParseUint(b, 10, 64)
+	if !ok || err1 != nil || err2 != nil {
+		return nil, fmt.Errorf("--range %q: want OFFSET:LENGTH in bytes", s)
+	}
+	return &blobs.ByteSpan{Offset: off, Length: n}, nil
+}
+
+// fetchAndExport fetches (resuming) and writes the result to out.
+func fetchAndExport(ctx context.Context, cmd *cobra.Command, h *client.Home, peers []peer.AddrInfo, hash [32]byte, opts blobs.FetchOptions, span *blobs.ByteSpan, out string) error {
+	bar := newBarPrinter(cmd.ErrOrStderr(), "fetching")
+	opts.Progress = func(p blobs.FetchProgress) {
+		bar.update(p.VerifiedBytes+p.ResumedGroups*blobs.GroupSize, p.Size)
+	}
+	st, err := h.FetchBlob(ctx, peers, hash, opts)
+	bar.clear()
+	if err != nil {
+		return fmt.Errorf("%w\n(run the same command again to resume: verified data is kept)", err)
+	}
+	w := cmd.ErrOrStderr()
+	if st.AlreadyComplete {
+		fmt.Fprintf(w, "blob %s already here (%d bytes)\n", vault.Hash(hash).Short(), st.Size)
+	} else {
+		rate := float64(st.GroupsFetched*blobs.GroupSize) / (1 << 20) / max(st.Duration.Seconds(), 1e-9)
+		fmt.Fprintf(w, "fetched %d groups of blob %s in %s (%.0f MiB/s), %d resumed; complete: %v\n",
+			st.GroupsFetched, vault.Hash(hash).Short(), st.Duration.Round(time.Millisecond), rate, st.GroupsSkipped, st.Complete)
+	}
+	if out == "" {
+		return nil
+	}
+	var dst io.Writer = cmd.OutOrStdout()
+	if out != "-" {
+		f, err := os.Create(out)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		dst = f
+	}
+	var off, n uint64
+	if span != nil {
+		off, n = span.Offset, span.Length
+	}
+	if err := h.Blobs.Export(hash, dst, off, n); err != nil {
+		if errors.Is(err, blobs.ErrNotFound) {
+			return fmt.Errorf("%w (fetch it first)", err)
+		}
+		return err
+	}
+	return nil
+}
+
+// barPrinter draws a progress bar on a terminal, a line every few seconds otherwise.
+type barPrinter struct {
+	w     io.Writer
+	label string
+	tty   bool
+	drawn bool
+	last  time.Time
+	start time.Time
+}
+
+func newBarPrinter(w io.Writer, label string) *barPrinter {
+	p := &barPrinter{w: w, label: label, last: time.Now(), start: time.Now()}
+	if f, ok := w.(*os.File); ok {
+		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
+			p.tty = true
+		}
+	}
+	return p
+}
+
+func (p *barPrinter) update(done, total uint64) {
+	now := time.Now()
+	if (p.tty && now.Sub(p.last) < 100*time.Millisecond) || (!p.tty && now.Sub(p.last) < 2*time.Second) {
+		return
+	}
+	p.last = now
+	frac := 0.0
+	if total > 0 {
+		frac = min(1, float64(done)/float64(total))
+	}
+	const width = 30
+	filled := int(frac * width)
+	rate := float64(done) / (1 << 20) / max(now.Sub(p.start).Seconds(), 1e-9)
+	line := fmt.Sprintf("%s [%s%s] %5.1f%% %s / %s  %.0f MiB/s", p.label,
+		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), 100*frac,
+		byteText(int64(done)), byteText(int64(total)), rate)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.drawn = true
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+func (p *barPrinter) clear() {
+	if p.drawn {
+		fmt.Fprint(p.w, "\r\033[K")
+		p.drawn = false
+	}
+}
