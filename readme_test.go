@@ -64,11 +64,13 @@ func TestReadmeWalkthrough(t *testing.T) {
 	}
 	for _, want := range []string{
 		"listening on /ip4/127.0.0.1/tcp/" + port + "/p2p/",
-		"sent 2;",            // the laptop's sync pushed both entries
-		"received 2 entries", // the phone got them
-		"notes/tomorrow",     // list shows them
-		"buy oat milk",       // get prints the value
-		"water the plants",   // the live session delivered the later write
+		"sent 2;",                 // the laptop's sync pushed both entries
+		"received 2 entries",      // the phone got them
+		"notes/tomorrow",          // list shows them
+		"buy oat milk",            // get prints the value
+		"water the plants",        // the live session delivered the later write
+		"the phone has the photo", // a blob value went laptop -> seed -> phone
+		"received 3 entries",      // the tablet synced from a doc ticket
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("walk-through output lacks %q:\n%s", want, out.String())
