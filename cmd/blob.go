@@ -71,7 +71,8 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintf(out, "ticket: %s\n", t)
 			if qr {
-				if err := ticket.QR(out, t.String()); err != nil {
+				// Upper case uses the QR alphanumeric mode: a smaller code.
+				if err := ticket.QR(out, strings.ToUpper(t.String())); err != nil {
 					return err
 				}
 			}

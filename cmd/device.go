@@ -169,7 +169,7 @@ func newVaultTicketCmd(g *globals) *cobra.Command {
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), t)
 			if qr {
-				return ticket.QR(cmd.OutOrStdout(), t.String())
+				return ticket.QR(cmd.OutOrStdout(), strings.ToUpper(t.String()))
 			}
 			return nil
 		},

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/base32"
 	"encoding/binary"
-	"errors"
 	"fmt"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -134,17 +133,22 @@ func open(prefix, s string) ([]byte, error) {
 	if b32.DecodedLen(len(body)) > MaxEncodedLen {
 		return nil, invalid("ticket is longer than %d bytes", MaxEncodedLen)
 	}
+	for i := 0; i < len(body); i++ {
+		if c := body[i]; !isB32(c) {
+			at := len(prefix) + i + 1
+			if c >= 0x80 {
+				return nil, invalid("bad base32: a non-ASCII character at position %d (not counting whitespace); tickets contain only a-z and 2-7", at)
+			}
+			return nil, invalid("bad base32: character %q at position %d (not counting whitespace) is not used in tickets; they contain only a-z and 2-7", c, at)
+		}
+	}
 	switch len(body) % 8 {
 	case 1, 3, 6: // no number of bytes has this many base32 characters
 		return nil, invalid("bad base32: a ticket cannot have %d characters after its prefix; part of it is missing or extra", len(body))
 	}
 	raw, err := b32.DecodeString(body)
 	if err != nil {
-		var pos base32.CorruptInputError
-		if errors.As(err, &pos) && int(pos) < len(body) && !isB32(body[pos]) {
-			return nil, invalid("bad base32: character %q at position %d is not used in tickets (they contain only a-z and 2-7)", body[pos], len(prefix)+int(pos)+1)
-		}
-		return nil, invalid("bad base32: a ticket cannot have %d characters after its prefix; part of it is missing or extra", len(body))
+		return nil, invalid("bad base32: %v", err)
 	}
 	if b32.EncodeToString(raw) != body {
 		// Unused low bits of the last character are set: not what String makes.

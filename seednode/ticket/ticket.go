@@ -45,8 +45,8 @@ const (
 const WriteWarning = "this ticket lets anyone who sees it write to the vault; share it only with your own devices"
 
 // ErrInvalidTicket is wrapped by every error that refuses a ticket, whether
-// parsed or being built. Its messages never quote the ticket, which may carry a
-// write secret.
+// parsed or being built. The messages never quote the ticket text, which may
+// carry a write secret; they may name a peer ID or multiaddr.
 var ErrInvalidTicket = errors.New("invalid ticket")
 
 func invalid(format string, args ...any) error {
@@ -77,7 +77,8 @@ func (f Format) String() string {
 }
 
 // BlobTicket is everything needed to fetch a blob: its BLAKE3 hash, size and
-// format, and one or more peers that serve it.
+// format, and one or more peers that serve it. A peer may come without
+// addresses, for a device that can find it by other means.
 type BlobTicket struct {
 	Hash   [32]byte
 	Size   uint64
@@ -86,8 +87,10 @@ type BlobTicket struct {
 }
 
 // NewBlobTicket returns a validated ticket holding its own copy of peers.
+// Entries of peers with the same ID are merged into one (addresses in order,
+// repeats dropped), as p2p addresses of one peer given one by one would be.
 func NewBlobTicket(hash [32]byte, size uint64, format Format, peers []peer.AddrInfo) (BlobTicket, error) {
-	t := BlobTicket{Hash: hash, Size: size, Format: format, Peers: clonePeers(peers)}
+	t := BlobTicket{Hash: hash, Size: size, Format: format, Peers: mergePeers(peers)}
 	if err := t.Validate(); err != nil {
 		return BlobTicket{}, err
 	}
@@ -152,10 +155,10 @@ type DocTicket struct {
 }
 
 // NewDocTicket returns a validated read-only ticket holding its own copy of
-// peers. Peers may be empty: the namespace alone is enough for a device that
-// already knows seeds hosting the vault.
+// peers, merged by ID as NewBlobTicket does. Peers may be empty: the namespace
+// alone is enough for a device that already knows seeds hosting the vault.
 func NewDocTicket(ns [32]byte, peers []peer.AddrInfo) (DocTicket, error) {
-	t := DocTicket{Namespace: ns, Peers: clonePeers(peers)}
+	t := DocTicket{Namespace: ns, Peers: mergePeers(peers)}
 	if err := t.Validate(); err != nil {
 		return DocTicket{}, err
 	}
@@ -165,7 +168,7 @@ func NewDocTicket(ns [32]byte, peers []peer.AddrInfo) (DocTicket, error) {
 // WithWriteSecret returns a copy of t that also carries seed, the namespace
 // key's Ed25519 seed (ed25519.PrivateKey.Seed()), together with WriteWarning,
 // which the caller must show to whoever is about to share the ticket. The seed
-// must belong to t.Namespace. t itself is left read-only.
+// must belong to t.Namespace. t itself is not changed.
 func (t DocTicket) WithWriteSecret(seed []byte) (DocTicket, string, error) {
 	w := DocTicket{Namespace: t.Namespace, Peers: clonePeers(t.Peers), WriteSecret: bytes.Clone(seed)}
 	if len(seed) == 0 {
@@ -367,6 +370,29 @@ func clonePeers(peers []peer.AddrInfo) []peer.AddrInfo {
 	out := make([]peer.AddrInfo, len(peers))
 	for i, p := range peers {
 		out[i] = peer.AddrInfo{ID: p.ID, Addrs: slices.Clone(p.Addrs)}
+	}
+	return out
+}
+
+// mergePeers copies peers, merging entries with the same ID into the first
+// one and dropping repeated addresses of a peer. A nil multiaddr is kept for
+// validatePeers to refuse.
+func mergePeers(peers []peer.AddrInfo) []peer.AddrInfo {
+	if peers == nil {
+		return nil
+	}
+	out := make([]peer.AddrInfo, 0, len(peers))
+	for _, p := range peers {
+		i := slices.IndexFunc(out, func(q peer.AddrInfo) bool { return q.ID == p.ID })
+		if i < 0 {
+			out = append(out, peer.AddrInfo{ID: p.ID})
+			i = len(out) - 1
+		}
+		for _, a := range p.Addrs {
+			if a == nil || !slices.ContainsFunc(out[i].Addrs, a.Equal) {
+				out[i].Addrs = append(out[i].Addrs, a)
+			}
+		}
 	}
 	return out
 }

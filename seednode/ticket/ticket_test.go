@@ -396,9 +396,10 @@ func TestRefusals(t *testing.T) {
 		{"unknown prefix", "node" + good[4:], "unknown ticket prefix"},
 		{"no prefix", good[4:], "unknown ticket prefix"},
 		{"url", "https://example.com/blobaaaa", "unknown ticket prefix"},
-		{"bad base32 digit", good[:20] + "1" + good[21:], `character '1' at position 21`},
+		{"bad base32 digit", good[:20] + "1" + good[21:], `character '1' at position 21 (not counting whitespace)`},
 		{"bad base32 padding", good + "======", `character '='`},
-		{"bad base32 non-ASCII", good[:10] + "é" + good[10:], "bad base32"},
+		{"bad base32 non-ASCII", good[:10] + "é" + good[10:], "non-ASCII character at position 11"},
+		{"bad base32 non-breaking space", good[:10] + "\u00a0" + good[10:], "non-ASCII character at position 11"},
 		{"bad base32 length", "blobaeb", "cannot have 3 characters"},
 		{"last byte missing", "blob" + b32.EncodeToString(goodRaw[:len(goodRaw)-1]), "checksum mismatch"},
 		{"unused bits set", nonCanonicalTail(t, good), "last character"},
@@ -721,7 +722,14 @@ func TestBuildRefusals(t *testing.T) {
 			_, err := NewDocTicket(ns, []peer.AddrInfo{{ID: p.ID, Addrs: []ma.Multiaddr{nil}}})
 			return err
 		}(), "empty multiaddr"},
-		{"duplicate peer", func() error { _, err := NewDocTicket(ns, []peer.AddrInfo{p, p}); return err }(), "listed twice"},
+		{"duplicate peer in a literal", func() error {
+			_, err := DocTicket{Namespace: ns, Peers: []peer.AddrInfo{p, p}}.MarshalText()
+			return err
+		}(), "listed twice"},
+		{"duplicate address in a literal", func() error {
+			_, err := DocTicket{Namespace: ns, Peers: []peer.AddrInfo{{ID: p.ID, Addrs: append(p.Addrs, p.Addrs[0])}}}.MarshalText()
+			return err
+		}(), "listed twice"},
 		{"long address is fine", func() error {
 			_, err := NewDocTicket(ns, []peer.AddrInfo{{ID: p.ID, Addrs: []ma.Multiaddr{long}}})
 			return err
@@ -747,6 +755,32 @@ func TestBuildRefusals(t *testing.T) {
 				t.Fatalf("err = %v, want %q", tc.err, tc.want)
 			}
 		})
+	}
+}
+
+func TestConstructorsMergePeers(t *testing.T) {
+	a, b := randomPeerID(t), randomPeerID(t)
+	x := addrs(t, "/ip4/127.0.0.1/tcp/1", "/ip4/127.0.0.1/tcp/2", "/ip4/127.0.0.1/tcp/3")
+	in := []peer.AddrInfo{
+		{ID: a, Addrs: x[:1]},
+		{ID: b, Addrs: x[1:2]},
+		{ID: a, Addrs: x[:2]}, // x[0] again, and a new address
+		{ID: a},
+	}
+	want := []peer.AddrInfo{{ID: a, Addrs: x[:2]}, {ID: b, Addrs: x[1:2]}}
+	blob, err := NewBlobTicket([32]byte{}, 1, FormatRaw, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := NewDocTicket([32]byte{}, in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !peersEqual(blob.Peers, want) || !peersEqual(doc.Peers, want) {
+		t.Fatalf("merged peers\n got %v\n     %v\nwant %v", blob.Peers, doc.Peers, want)
+	}
+	if len(in[0].Addrs) != 1 {
+		t.Fatal("merging changed the caller's slices")
 	}
 }
 
