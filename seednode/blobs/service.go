@@ -278,8 +278,10 @@ type FetchOptions struct {
 	Size *uint64
 	// MaxSize refuses larger blobs before any data is written (0: no limit).
 	MaxSize uint64
-	// Progress is called as verified data arrives.
-	Progress func(FetchProgress)
+	// Progress is called as verified data arrives, at most every
+	// ProgressEvery (default 100 ms; negative: after every group).
+	Progress      func(FetchProgress)
+	ProgressEvery time.Duration
 }
 
 // FetchProgress reports a transfer in flight.
@@ -364,7 +366,11 @@ func (f *fetchSink) Group(i uint64, data []byte) error {
 		return err
 	}
 	f.progress.VerifiedBytes += uint64(len(data))
-	if f.opts.Progress != nil && time.Since(f.last) > 100*time.Millisecond {
+	every := f.opts.ProgressEvery
+	if every == 0 {
+		every = 100 * time.Millisecond
+	}
+	if f.opts.Progress != nil && (every < 0 || time.Since(f.last) > every) {
 		f.last = time.Now()
 		f.opts.Progress(f.progress)
 	}
