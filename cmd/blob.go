@@ -33,8 +33,8 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 		qr     bool
 	)
 	c := &cobra.Command{
-		Use:   "add FILE",
-		Short: "Add a file to this device's blob store; prints its hash (and, with --serve, a ticket, then serves it)",
+		Use:   "add FILE|DIR",
+		Short: "Add a file (or a directory, as a collection) to this device's blob store; prints its hash (and, with --serve, a ticket, then serves it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			h, err := openHome(g)
@@ -47,12 +47,26 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			hash, size, err := h.Blobs.AddFile(args[0], func(done int64) { prog.update(uint64(done), uint64(fi.Size())) })
-			prog.clear()
-			if err != nil {
-				return err
-			}
 			out := cmd.OutOrStdout()
+			var hash [32]byte
+			var size uint64
+			format := ticket.FormatRaw
+			if fi.IsDir() {
+				var c blobs.Collection
+				hash, size, c, err = h.AddDir(args[0], func(name string, done int64) { prog.update(uint64(done), 0) })
+				prog.clear()
+				if err != nil {
+					return err
+				}
+				format = ticket.FormatCollection
+				fmt.Fprintf(out, "collection of %d files\n", len(c))
+			} else {
+				hash, size, err = h.Blobs.AddFile(args[0], func(done int64) { prog.update(uint64(done), uint64(fi.Size())) })
+				prog.clear()
+				if err != nil {
+					return err
+				}
+			}
 			fmt.Fprintf(out, "hash: %s\nsize: %d bytes\n", vault.Hash(hash), size)
 			if !serve {
 				fmt.Fprintln(out, "(add --serve to print a ticket and serve the blob from this device)")
@@ -65,7 +79,7 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 			defer hst.Close()
 			svc := blobs.NewService(hst, h.Blobs)
 			defer svc.Close()
-			t, err := ticket.NewBlobTicket(hash, size, ticket.FormatRaw, []peer.AddrInfo{{ID: hst.ID(), Addrs: hst.Addrs()}})
+			t, err := ticket.NewBlobTicket(hash, size, format, []peer.AddrInfo{{ID: hst.ID(), Addrs: hst.Addrs()}})
 			if err != nil {
 				return err
 			}
@@ -114,6 +128,9 @@ func newBlobGetCmd(g *globals) *cobra.Command {
 			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
 			defer cancel()
 			size := t.Size
+			if t.Format == ticket.FormatCollection {
+				return fetchCollection(ctx, cmd, h, t, out)
+			}
 			opts := blobs.FetchOptions{Size: &size}
 			if span != nil {
 				opts.Spans = []blobs.ByteSpan{*span}
@@ -121,10 +138,32 @@ func newBlobGetCmd(g *globals) *cobra.Command {
 			return fetchAndExport(ctx, cmd, h, t.Peers, t.Hash, opts, span, out)
 		},
 	}
-	c.Flags().StringVarP(&out, "out", "o", "", "write the blob to this file (- for stdout); default: keep it in the store only")
+	c.Flags().StringVarP(&out, "out", "o", "", "write the blob to this file (- for stdout), or a collection's files under this directory; default: keep it in the store only")
 	c.Flags().StringVar(&rangeArg, "range", "", "only bytes OFFSET:LENGTH (e.g. 0:1048576); LENGTH 0 means to the end")
 	c.Flags().DurationVar(&timeout, "timeout", time.Hour, "give up after this long (a later run resumes)")
 	return c
+}
+
+func fetchCollection(ctx context.Context, cmd *cobra.Command, h *client.Home, t ticket.BlobTicket, out string) error {
+	bar := newBarPrinter(cmd.ErrOrStderr(), "fetching")
+	size := t.Size
+	c, st, err := h.FetchCollection(ctx, t.Peers, t.Hash, blobs.FetchOptions{Size: &size, Progress: func(p blobs.FetchProgress) {
+		bar.update(p.VerifiedBytes, p.Size)
+	}})
+	bar.clear()
+	if err != nil {
+		return fmt.Errorf("%w\n(run the same command again to resume: verified data is kept)", err)
+	}
+	fmt.Fprintf(cmd.ErrOrStderr(), "fetched a collection of %d files (%s; %d groups fetched, %d resumed)\n",
+		len(c), byteText(int64(st.Size)), st.GroupsFetched, st.GroupsSkipped)
+	if out == "" {
+		return nil
+	}
+	if out == "-" {
+		return errors.New("a collection is written to a directory: -o DIR")
+	}
+	_, err = h.ExportCollection(t.Hash, out)
+	return err
 }
 
 func parseRange(s string) (*blobs.ByteSpan, error) {
