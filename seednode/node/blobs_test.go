@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
 
@@ -113,5 +114,50 @@ func TestSeedFetchesReferencedBlobsAndCollectsGarbage(t *testing.T) {
 	}
 	if blobState(t, n.Blobs(), e2.Hash) != blobs.Missing {
 		t.Fatal("blob of an unhosted vault kept")
+	}
+}
+
+// TestQuotaRefusalReachesTheDevice: an entry whose blob would exceed the
+// vault's byte quota is refused with a reason the device sees; the seed
+// fetches nothing for it and keeps serving.
+func TestQuotaRefusalReachesTheDevice(t *testing.T) {
+	laptop, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptop.Close()
+	ns, _ := laptop.CreateVault()
+	n := startNode(t, Config{HostedVaults: []vault.NamespaceID{ns}, Limits: vault.Limits{MaxBytes: 100 << 10}})
+	addr := n.Addrs()[0].String()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	big, err := laptop.Put(ns, []byte("video"), randomValue(3, 300<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Put(ns, []byte("note"), []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	st, err := laptop.Sync(ctx, ns, addr, client.SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PeerRefused != 1 || !strings.Contains(st.PeerRefusal, "quota") || !strings.Contains(st.PeerRefusal, "video") {
+		t.Fatalf("device was told: %d refused, %q", st.PeerRefused, st.PeerRefusal)
+	}
+	if s, _ := n.Store().Stats(ns); s.Entries != 1 {
+		t.Fatalf("seed stored %d entries, want only the small one", s.Entries)
+	}
+	if blobState(t, n.Blobs(), big.Hash) != blobs.Missing {
+		t.Fatal("seed fetched the blob of a refused entry")
+	}
+	phone, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer phone.Close()
+	if st, err := phone.Sync(ctx, ns, addr, client.SyncOptions{}); err != nil || st.Stored != 1 {
+		t.Fatalf("another device after the refusal: %+v %v", st, err)
 	}
 }

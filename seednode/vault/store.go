@@ -260,7 +260,7 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 			return res, fmt.Errorf("insert: items from vaults %s and %s in one batch", ns.Short(), e.Namespace.Short())
 		}
 		if len(e.Key) > lim.MaxKeyLen {
-			res.refuse(fmt.Errorf("%w: key of %d bytes, this vault allows %d", ErrKeyTooLong, len(e.Key), lim.MaxKeyLen))
+			res.refuse(keyErr(e, fmt.Errorf("%w: key of %d bytes, this vault allows %d", ErrKeyTooLong, len(e.Key), lim.MaxKeyLen)))
 			continue
 		}
 		if it.Content != nil && (len(it.Content) > MaxInlineValue || uint64(len(it.Content)) != e.Size || HashOf(it.Content) != e.Hash) {
@@ -284,11 +284,11 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 			newBytes -= old.Size
 		}
 		if newEntries > lim.MaxEntries {
-			res.refuse(fmt.Errorf("%w: the vault holds its limit of %d entries", ErrQuota, lim.MaxEntries))
+			res.refuse(keyErr(e, fmt.Errorf("%w: the vault holds its limit of %d entries", ErrQuota, lim.MaxEntries)))
 			continue
 		}
 		if newBytes > lim.MaxBytes || newBytes < e.Size { // second test: overflow
-			res.refuse(fmt.Errorf("%w: %d referenced bytes would exceed the vault's limit of %d", ErrQuota, newBytes, lim.MaxBytes))
+			res.refuse(keyErr(e, fmt.Errorf("%w: %d referenced bytes would exceed the vault's limit of %d", ErrQuota, newBytes, lim.MaxBytes)))
 			continue
 		}
 		entries, refBytes = newEntries, newBytes
