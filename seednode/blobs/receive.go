@@ -16,9 +16,12 @@ import (
 // verified only after its bytes are durable.
 const checkpointEvery = 16 << 20
 
-// maxMemOutboard: receivers keep the outboard in memory up to this size
-// (blobs up to 16 GiB); beyond it, parent nodes are written through.
-const maxMemOutboard = 64 << 20
+// Receivers write through buffers of this size: data and tree nodes arrive
+// at increasing offsets, so a buffer fills before it must be written.
+const (
+	dataWriteBuf = 1 << 20
+	obWriteBuf   = 64 << 10
+)
 
 type bitmap []byte
 
@@ -63,10 +66,14 @@ type Receiver struct {
 	inline   []byte // blobs up to InlineMax are assembled in memory
 	data     *os.File
 	obFile   *os.File
-	ob       []byte // in-memory outboard, or nil when written through
+	dataW    *seqWriter
+	obW      *seqWriter
+	reserved bool // the group being read went into dataW's buffer
+	scratch  [GroupSize]byte
 	dirty    int64
-	obDirty  bool
-	verified uint64 // groups verified by this receiver (not counting resumed ones)
+	cpBusy   bool       // a background checkpoint is running
+	cpDone   chan error // its result
+	verified uint64     // groups verified by this receiver (not counting resumed ones)
 	done     bool
 }
 
@@ -84,7 +91,7 @@ func (s *Store) Receive(h [32]byte, size uint64) (*Receiver, error) {
 		s.mu.Unlock()
 		return nil, fmt.Errorf("blob %x: %w", h[:8], ErrBusy)
 	}
-	r := &Receiver{s: s, hash: h, size: size}
+	r := &Receiver{s: s, hash: h, size: size, cpDone: make(chan error, 1)}
 	s.receives[h] = r
 	s.mu.Unlock()
 	if err := r.open(); err != nil {
@@ -135,18 +142,8 @@ func (r *Receiver) open() error {
 		r.data.Close()
 		return err
 	}
-	if obSize := OutboardSize(r.size); obSize <= maxMemOutboard {
-		r.ob = make([]byte, obSize)
-		if ok {
-			if _, err := r.obFile.ReadAt(r.ob, 0); err != nil && r.bm.count() > 0 {
-				// The outboard is only read back for groups already verified;
-				// a short file here means the checkpoint order was broken.
-				if fi, _ := r.obFile.Stat(); fi == nil || uint64(fi.Size()) < obSize {
-					r.bm = newBitmap(groups) // start over rather than trust it
-				}
-			}
-		}
-	}
+	r.dataW = newSeqWriter(r.data, dataWriteBuf)
+	r.obW = newSeqWriter(r.obFile, obWriteBuf)
 	if !ok {
 		if err := s.db.Set(key(kindRecord, r.hash), record{kind: recPartial, size: r.size}.encode(), pebble.Sync); err != nil {
 			return err
@@ -202,27 +199,39 @@ func (r *Receiver) Size(size uint64) error {
 
 // Parent implements Sink.
 func (r *Receiver) Parent(off uint64, node []byte) error {
-	if r.inline != nil || r.size <= InlineMax {
+	if r.size <= InlineMax {
 		return nil
 	}
-	if r.ob != nil {
-		copy(r.ob[off:], node)
-		r.obDirty = true
-		return nil
+	r.dirty += int64(len(node))
+	return r.obW.WriteAt(node, int64(off))
+}
+
+// groupBuffer lets ReadStream read a group straight into the write buffer.
+func (r *Receiver) groupBuffer(i uint64) *[GroupSize]byte {
+	if r.size <= InlineMax || r.bm.has(i) {
+		r.reserved = false
+		return &r.scratch
 	}
-	_, err := r.obFile.WriteAt(node, int64(off))
-	return err
+	r.reserved = true
+	return r.dataW.reserve(int64(i * GroupSize))
 }
 
 // Group implements Sink.
 func (r *Receiver) Group(i uint64, data []byte) error {
+	reserved := r.reserved
+	r.reserved = false
 	if r.bm.has(i) {
 		return nil // resent; already verified and stored
 	}
-	if r.size <= InlineMax {
+	switch {
+	case r.size <= InlineMax:
 		copy(r.inline[i*GroupSize:], data)
-	} else if _, err := r.data.WriteAt(data, int64(i*GroupSize)); err != nil {
-		return err
+	case reserved:
+		r.dataW.commit(len(data))
+	default:
+		if err := r.dataW.WriteAt(data, int64(i*GroupSize)); err != nil {
+			return err
+		}
 	}
 	r.bm.set(i)
 	r.verified++
@@ -233,23 +242,65 @@ func (r *Receiver) Group(i uint64, data []byte) error {
 	return nil
 }
 
-// checkpoint makes verified data durable, then records it as verified.
+// checkpoint makes verified data durable, then records it as verified. The
+// fsyncs and the bitmap write run in the background while the transfer goes
+// on (one checkpoint at a time); the bitmap it records is a copy taken after
+// the writes it covers were issued, so it never marks a group whose bytes
+// are not on disk.
 func (r *Receiver) checkpoint() error {
-	if r.size <= InlineMax || (r.dirty == 0 && !r.obDirty) {
+	if r.size <= InlineMax || r.dirty == 0 {
 		return nil
 	}
-	if err := r.data.Sync(); err != nil {
+	select {
+	case err := <-r.cpDone:
+		r.cpBusy = false
+		if err != nil {
+			return err
+		}
+	default:
+		if r.cpBusy {
+			return nil // the previous one is still syncing; try at the next step
+		}
+	}
+	if err := errors.Join(r.dataW.Flush(), r.obW.Flush()); err != nil {
 		return err
 	}
-	if r.ob != nil && r.obDirty {
-		if _, err := r.obFile.WriteAt(r.ob, 0); err != nil {
+	snapshot := append(bitmap(nil), r.bm...)
+	r.dirty = 0
+	r.cpBusy = true
+	go func() {
+		err := errors.Join(r.data.Sync(), r.obFile.Sync())
+		if err == nil {
+			var release func()
+			if release, err = r.s.acquire(); err == nil {
+				err = r.s.db.Set(key(kindBitmap, r.hash), snapshot, pebble.Sync)
+				release()
+			}
+		}
+		r.cpDone <- err
+	}()
+	return nil
+}
+
+// finishCheckpoint waits for a background checkpoint, then writes a final
+// one synchronously.
+func (r *Receiver) finishCheckpoint() error {
+	if r.cpBusy {
+		r.cpBusy = false
+		if err := <-r.cpDone; err != nil {
 			return err
 		}
 	}
-	if err := r.obFile.Sync(); err != nil {
+	if r.size <= InlineMax || r.dirty == 0 {
+		return nil
+	}
+	if err := errors.Join(r.dataW.Flush(), r.obW.Flush()); err != nil {
 		return err
 	}
-	r.dirty, r.obDirty = 0, false
+	if err := errors.Join(r.data.Sync(), r.obFile.Sync()); err != nil {
+		return err
+	}
+	r.dirty = 0
 	return r.s.db.Set(key(kindBitmap, r.hash), r.bm, pebble.Sync)
 }
 
@@ -273,39 +324,47 @@ func (r *Receiver) Close() (complete bool, err error) {
 		}
 		return true, r.s.db.Set(key(kindRecord, r.hash), record{kind: recInline, size: r.size, inline: r.inline}.encode(), pebble.Sync)
 	}
-	if err := r.checkpoint(); err != nil {
+	if err := r.finishCheckpoint(); err != nil {
 		r.closeFiles()
 		return false, err
 	}
 	if !r.Complete() {
 		return false, r.closeFiles()
 	}
-	ob := r.ob
-	if ob == nil {
-		ob = make([]byte, OutboardSize(r.size))
-		if _, err := r.obFile.ReadAt(ob, 0); err != nil {
-			r.closeFiles()
-			return false, err
-		}
+	// Every parent arrived with the groups below it; add the header.
+	var hdr [headerLen]byte
+	binary.LittleEndian.PutUint64(hdr[:], r.size)
+	if _, err := r.obFile.WriteAt(hdr[:], 0); err != nil {
+		r.closeFiles()
+		return false, err
 	}
-	binary.LittleEndian.PutUint64(ob, r.size)
+	if err := r.obFile.Sync(); err != nil {
+		r.closeFiles()
+		return false, err
+	}
 	if err := r.closeFiles(); err != nil {
 		return false, err
 	}
-	if err := r.s.install(r.hash, r.size, r.s.partialPath(r.hash, ".data"), ob); err != nil {
+	if err := r.s.installFiles(r.hash, r.size, r.s.partialPath(r.hash, ".data"), r.s.partialPath(r.hash, ".obao")); err != nil {
 		return false, err
 	}
-	os.Remove(r.s.partialPath(r.hash, ".obao"))
 	return true, nil
 }
 
 func (r *Receiver) closeFiles() error {
 	var errs []error
+	for _, w := range []*seqWriter{r.dataW, r.obW} {
+		if w != nil {
+			errs = append(errs, w.Close())
+		}
+	}
+	r.dataW, r.obW = nil, nil
 	if r.data != nil {
 		errs = append(errs, r.data.Close())
 	}
 	if r.obFile != nil {
 		errs = append(errs, r.obFile.Close())
 	}
+	r.data, r.obFile = nil, nil
 	return errors.Join(errs...)
 }

@@ -361,6 +361,8 @@ func (f *fetchSink) Size(size uint64) error {
 
 func (f *fetchSink) Parent(off uint64, node []byte) error { return f.recv.Parent(off, node) }
 
+func (f *fetchSink) groupBuffer(i uint64) *[GroupSize]byte { return f.recv.groupBuffer(i) }
+
 func (f *fetchSink) Group(i uint64, data []byte) error {
 	if err := f.recv.Group(i, data); err != nil {
 		return err

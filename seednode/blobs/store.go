@@ -235,10 +235,26 @@ func (s *Store) AddReader(r io.Reader, size int64, progress func(done int64)) (h
 			os.Remove(tmp.Name())
 		}
 	}()
-	ob := &memWriterAt{buf: make([]byte, OutboardSize(uint64(size)))}
-	src := io.TeeReader(r, &progressWriter{w: tmp, fn: progress})
-	h, err = bao.Encode(ob, src, size, GroupLog, true)
-	if err != nil {
+	obSize := OutboardSize(uint64(size))
+	var ob io.WriterAt
+	var obMem *memWriterAt
+	var obTmp *os.File
+	if obSize <= maxMemOutboard {
+		obMem = &memWriterAt{buf: make([]byte, obSize)}
+		ob = obMem
+	} else {
+		if obTmp, err = os.CreateTemp(filepath.Join(s.dir, "tmp"), "add-*.obao"); err != nil {
+			return h, err
+		}
+		defer func() {
+			obTmp.Close()
+			if err != nil {
+				os.Remove(obTmp.Name())
+			}
+		}()
+		ob = obTmp
+	}
+	if h, err = hashAndCopy(r, size, tmp, ob, progress); err != nil {
 		return h, fmt.Errorf("add: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -247,24 +263,161 @@ func (s *Store) AddReader(r io.Reader, size int64, progress func(done int64)) (h
 	if err := tmp.Close(); err != nil {
 		return h, err
 	}
-	if err := s.install(h, uint64(size), tmp.Name(), ob.buf); err != nil {
+	if obMem != nil {
+		return h, s.install(h, uint64(size), tmp.Name(), obMem.buf)
+	}
+	if err := obTmp.Sync(); err != nil {
 		return h, err
 	}
-	return h, nil
+	return h, s.installFiles(h, uint64(size), tmp.Name(), obTmp.Name())
+}
+
+// maxMemOutboard: adds build outboards up to this size (blobs up to 4 GiB)
+// in memory; larger ones are written to a file as they are computed.
+const maxMemOutboard = 16 << 20
+
+// hashAndCopy reads size bytes from r once, in 1 MiB blocks, and hands each
+// block both to a goroutine that writes it to dst and to one that hashes it
+// into the outboard: hashing and the kernel copy run on separate cores.
+func hashAndCopy(r io.Reader, size int64, dst io.Writer, ob io.WriterAt, progress func(int64)) ([32]byte, error) {
+	const blockSize, blocks = 1 << 20, 4
+	pool := make(chan *block, blocks)
+	for range blocks {
+		pool <- &block{b: make([]byte, blockSize), pool: pool}
+	}
+	toHash, toWrite := make(chan *block, blocks), make(chan *block, blocks)
+	var writeErr error
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for b := range toWrite {
+			if writeErr == nil {
+				_, writeErr = dst.Write(b.b)
+			}
+			b.release()
+		}
+	}()
+	type result struct {
+		root [32]byte
+		err  error
+	}
+	hashed := make(chan result, 1)
+	go func() {
+		cr := &chanReader{ch: toHash}
+		root, err := bao.Encode(ob, cr, size, GroupLog, true)
+		cr.drain()
+		hashed <- result{root, err}
+	}()
+	var readErr error
+	var done int64
+	for done < size {
+		b := <-pool
+		n := int(min(int64(blockSize), size-done))
+		b.b = b.b[:cap(b.b)]
+		if _, readErr = io.ReadFull(r, b.b[:n]); readErr != nil {
+			pool <- b
+			break
+		}
+		b.b = b.b[:n]
+		b.refs.Store(2)
+		toHash <- b
+		toWrite <- b
+		done += int64(n)
+		if progress != nil {
+			progress(done)
+		}
+	}
+	close(toHash)
+	close(toWrite)
+	res := <-hashed
+	wg.Wait()
+	switch {
+	case readErr != nil:
+		return res.root, readErr
+	case writeErr != nil:
+		return res.root, writeErr
+	}
+	return res.root, res.err
+}
+
+// block is a buffer shared by the hashing and the writing goroutine; it
+// returns to its pool when both are done with it.
+type block struct {
+	b    []byte
+	refs atomic.Int32
+	pool chan *block
+}
+
+func (b *block) release() {
+	if b.refs.Add(-1) == 0 {
+		b.pool <- b
+	}
+}
+
+// chanReader reads the blocks of a channel as one stream.
+type chanReader struct {
+	ch  <-chan *block
+	cur *block
+	off int
+}
+
+func (c *chanReader) Read(p []byte) (int, error) {
+	for c.cur == nil || c.off == len(c.cur.b) {
+		if c.cur != nil {
+			c.cur.release()
+			c.cur = nil
+		}
+		b, ok := <-c.ch
+		if !ok {
+			return 0, io.EOF
+		}
+		c.cur, c.off = b, 0
+	}
+	n := copy(p, c.cur.b[c.off:])
+	c.off += n
+	return n, nil
+}
+
+// drain releases whatever the hasher did not read (after an error).
+func (c *chanReader) drain() {
+	if c.cur != nil {
+		c.cur.release()
+		c.cur = nil
+	}
+	for b := range c.ch {
+		b.release()
+	}
 }
 
 // install moves a verified data file and its outboard into place and
 // records the blob as complete.
 func (s *Store) install(h [32]byte, size uint64, dataFile string, outboard []byte) error {
+	tmp, err := os.CreateTemp(filepath.Join(s.dir, "tmp"), "add-*.obao")
+	if err != nil {
+		return err
+	}
+	tmp.Close()
+	if err := writeFileSync(tmp.Name(), outboard); err != nil {
+		os.Remove(tmp.Name())
+		return err
+	}
+	return s.installFiles(h, size, dataFile, tmp.Name())
+}
+
+// installFiles moves a verified, synced data file and outboard file into
+// place and records the blob as complete.
+func (s *Store) installFiles(h [32]byte, size uint64, dataFile, obFile string) error {
 	if r, ok, err := s.record(h); err == nil && ok && r.kind != recPartial {
 		_ = os.Remove(dataFile) // already complete
+		_ = os.Remove(obFile)
 		return nil
 	}
 	dst := s.path(h, ".data")
 	if err := os.MkdirAll(filepath.Dir(dst), 0o700); err != nil {
 		return err
 	}
-	if err := writeFileSync(s.path(h, ".obao"), outboard); err != nil {
+	if err := os.Rename(obFile, s.path(h, ".obao")); err != nil {
 		return err
 	}
 	if err := os.Rename(dataFile, dst); err != nil {
@@ -312,21 +465,6 @@ func (m *memWriterAt) WriteAt(p []byte, off int64) (int, error) {
 		return 0, errors.New("outboard write out of range")
 	}
 	return copy(m.buf[off:], p), nil
-}
-
-type progressWriter struct {
-	w    io.Writer
-	fn   func(int64)
-	done int64
-}
-
-func (p *progressWriter) Write(b []byte) (int, error) {
-	n, err := p.w.Write(b)
-	p.done += int64(n)
-	if p.fn != nil {
-		p.fn(p.done)
-	}
-	return n, err
 }
 
 // Blob is an open complete blob.

@@ -83,6 +83,13 @@ type Sink interface {
 	Group(index uint64, data []byte) error
 }
 
+// groupBuffers is implemented by sinks that provide the buffer a group is
+// read into (before verification), saving a copy; Group then receives a
+// slice of that buffer.
+type groupBuffers interface {
+	groupBuffer(index uint64) *[GroupSize]byte
+}
+
 // ReadStream reads a verified stream for ranges of the blob with hash root,
 // checks every parent and group against the tree before handing it to sink,
 // and stops at the first one that does not verify. It does not read past
@@ -97,7 +104,8 @@ func ReadStream(r io.Reader, root [32]byte, ranges Ranges, sink Sink) (uint64, e
 		return size, err
 	}
 	ranges = ranges.normalize(NumGroups(size))
-	var grp [GroupSize]byte
+	var own [GroupSize]byte
+	gb, _ := sink.(groupBuffers)
 	var node [parentLen]byte
 	var rec func(want cv, pos, n, obOff uint64, isRoot bool) error
 	rec = func(want cv, pos, n, obOff uint64, isRoot bool) error {
@@ -106,10 +114,14 @@ func ReadStream(r io.Reader, root [32]byte, ranges Ranges, sink Sink) (uint64, e
 			return nil
 		}
 		if n <= GroupSize {
+			grp := &own
+			if gb != nil {
+				grp = gb.groupBuffer(first)
+			}
 			if _, err := io.ReadFull(r, grp[:n]); err != nil {
 				return truncated(first, err)
 			}
-			if groupCV(&grp, int(n), pos, isRoot) != want {
+			if groupCV(grp, int(n), pos, isRoot) != want {
 				return &VerifyError{Group: first, Reason: "data does not match the blob hash"}
 			}
 			return sink.Group(first, grp[:n])
