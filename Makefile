@@ -6,7 +6,7 @@ GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 
 # Per-target duration for `make fuzz-smoke`.
 FUZZTIME ?= 10s
-# Extra flags for the vault benchmark driver, e.g. BENCH_ARGS=-smoke.
+# Extra flags for the benchmark drivers, e.g. BENCH_ARGS=-smoke.
 BENCH_ARGS ?=
 
 # Go files git knows about: tracked plus new files that are not ignored.
