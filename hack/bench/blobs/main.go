@@ -574,6 +574,14 @@ func copyFile(src, dst string) {
 }
 
 // median returns the middle value (the upper one of an even count).
+// settle flushes dirty pages left by earlier steps (fixtures, earlier runs)
+// and lets writeback finish, so each measured run starts from the same state
+// instead of paying for its predecessors' writes.
+func settle() {
+	syscall.Sync()
+	time.Sleep(300 * time.Millisecond)
+}
+
 func median(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
@@ -602,6 +610,7 @@ func loadavg() string {
 func transfers(n int, m, seedStore, file, devStore string, hash [32]byte, size uint64) []deviceResult {
 	var rs []deviceResult
 	for range n {
+		settle()
 		rs = append(rs, transfer(m, seedStore, file, devStore, hash, size))
 	}
 	sorted := slices.Clone(rs)
@@ -670,6 +679,7 @@ func runBench() {
 
 	// Hash, then add into a fresh store; the last run's store is the seed's.
 	fmt.Printf("# hash and add read a file that was just written: it is in the page cache (nothing is dropped); add includes its fsyncs\n")
+	fmt.Printf("# before every measured add, copy and transfer run, dirty pages are synced (sync(2)) so no run pays for an earlier one's writeback\n")
 	var hashSecs, addSecs, addCPUs []float64
 	var bigHash [32]byte
 	seedStore := ""
@@ -685,6 +695,7 @@ func runBench() {
 		if err != nil {
 			die("%v", err)
 		}
+		settle()
 		stopProfile := startProfile(fmt.Sprintf("add-%d", i))
 		cpu0 := selfCPU()
 		t0 = time.Now()
@@ -706,6 +717,7 @@ func runBench() {
 	var copySecs []float64
 	for range runs {
 		dst := filepath.Join(root, "copy.bin")
+		settle()
 		t0 := time.Now()
 		copyFile(bigFile, dst)
 		copySecs = append(copySecs, time.Since(t0).Seconds())
