@@ -1,0 +1,220 @@
+package discovery
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	mh "github.com/multiformats/go-multihash"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// DefaultProtocolPrefix keeps Seedfleet's DHT apart from the public IPFS
+// one: seeds never answer or query it, and it has no public-address filter.
+const DefaultProtocolPrefix = "/seedfleet"
+
+func key(domain string, b []byte) cid.Cid {
+	sum := sha256.Sum256(append([]byte(domain), b...))
+	m, _ := mh.Encode(sum[:], mh.SHA2_256)
+	return cid.NewCidV1(cid.Raw, m)
+}
+
+// VaultCID is the DHT key under which seeds announce that they host a vault.
+func VaultCID(ns [32]byte) cid.Cid { return key("seedfleet/vault/v1\x00", ns[:]) }
+
+// AgentCID is the DHT key for an agent: its seeds, and through them its devices.
+func AgentCID(did string) cid.Cid { return key("seedfleet/agent/v1\x00", []byte(did)) }
+
+// DHTOptions configure NewDHT.
+type DHTOptions struct {
+	// Server answers queries and stores records (seeds); client only asks (devices).
+	Server         bool
+	ProtocolPrefix string
+	BootstrapPeers []peer.AddrInfo
+}
+
+// NewDHT starts a Kademlia DHT on h with Seedfleet's settings: providers
+// only (no values), the given protocol prefix (default /seedfleet), and no
+// public bootstrap peers unless configured.
+func NewDHT(h host.Host, o DHTOptions) (*dht.IpfsDHT, error) {
+	prefix := o.ProtocolPrefix
+	if prefix == "" {
+		prefix = DefaultProtocolPrefix
+	}
+	mode := dht.ModeClient
+	if o.Server {
+		mode = dht.ModeServer
+	}
+	opts := []dht.Option{
+		dht.Mode(mode),
+		dht.ProtocolPrefix(protocol.ID(prefix)),
+		dht.DisableValues(),
+		// Explicitly empty: kad-dht's default is the public IPFS list.
+		dht.BootstrapPeers(o.BootstrapPeers...),
+	}
+	d, err := dht.New(h, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("start DHT: %w", err)
+	}
+	return d, nil
+}
+
+// Provider keeps a set of keys announced in the DHT and re-announces each
+// one every interval (provider records expire after 48 h).
+type Provider struct {
+	d        *dht.IpfsDHT
+	interval time.Duration
+	workers  int
+
+	mu     sync.Mutex
+	keys   map[cid.Cid]time.Time // key -> last successful announcement (zero: never)
+	wake   chan struct{}
+	errors prometheus.Counter
+	lag    prometheus.GaugeFunc
+	count  prometheus.GaugeFunc
+}
+
+// NewProvider returns a provider loop for d; reg may be nil.
+func NewProvider(d *dht.IpfsDHT, interval time.Duration, reg prometheus.Registerer) *Provider {
+	p := &Provider{d: d, interval: interval, workers: 8, keys: map[cid.Cid]time.Time{}, wake: make(chan struct{}, 1)}
+	p.errors = prometheus.NewCounter(prometheus.CounterOpts{Name: "seedfleet_dht_provide_errors_total",
+		Help: "DHT announcements that failed (retried at the next pass)."})
+	p.lag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seedfleet_dht_reprovide_lag_seconds",
+		Help: "How far the oldest hosted-vault announcement is past its re-provide interval (0 when on schedule)."},
+		func() float64 { return p.Lag().Seconds() })
+	p.count = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seedfleet_dht_provided_keys",
+		Help: "Keys this node announces in the DHT."}, func() float64 { p.mu.Lock(); defer p.mu.Unlock(); return float64(len(p.keys)) })
+	if reg != nil {
+		reg.MustRegister(p.errors, p.lag, p.count)
+	}
+	return p
+}
+
+// Set replaces the announced keys; new ones are announced promptly.
+func (p *Provider) Set(keys []cid.Cid) {
+	p.mu.Lock()
+	next := make(map[cid.Cid]time.Time, len(keys))
+	for _, k := range keys {
+		next[k] = p.keys[k]
+	}
+	p.keys = next
+	p.mu.Unlock()
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Lag is how far the oldest announcement is past due.
+func (p *Provider) Lag() time.Duration {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var worst time.Duration
+	now := time.Now()
+	for _, last := range p.keys {
+		if last.IsZero() {
+			continue // never announced yet: counted once it is due below
+		}
+		if l := now.Sub(last) - p.interval; l > worst {
+			worst = l
+		}
+	}
+	return worst
+}
+
+// LastProvided returns when k was last announced (zero: not yet).
+func (p *Provider) LastProvided(k cid.Cid) time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.keys[k]
+}
+
+// due lists keys never announced or older than the interval.
+func (p *Provider) due() []cid.Cid {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []cid.Cid
+	now := time.Now()
+	for k, last := range p.keys {
+		if last.IsZero() || now.Sub(last) >= p.interval {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// Run announces due keys until ctx ends. Keys are first stored locally, so
+// a node that knows no peers yet still answers for its own vaults; the
+// network announcement waits until the routing table has peers.
+func (p *Provider) Run(ctx context.Context) {
+	t := time.NewTicker(min(p.interval/4, 30*time.Second))
+	defer t.Stop()
+	for {
+		p.pass(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.wake:
+		case <-t.C:
+		}
+	}
+}
+
+func (p *Provider) pass(ctx context.Context) {
+	keys := p.due()
+	if len(keys) == 0 {
+		return
+	}
+	broadcast := p.d.RoutingTable().Size() > 0
+	jobs := make(chan cid.Cid)
+	var wg sync.WaitGroup
+	for range p.workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for k := range jobs {
+				pctx, cancel := context.WithTimeout(ctx, time.Minute)
+				err := p.d.Provide(pctx, k, broadcast)
+				cancel()
+				if err != nil {
+					if !errors.Is(err, context.Canceled) {
+						p.errors.Inc()
+					}
+					continue
+				}
+				if broadcast {
+					p.mu.Lock()
+					if _, still := p.keys[k]; still {
+						p.keys[k] = time.Now()
+					}
+					p.mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, k := range keys {
+		select {
+		case jobs <- k:
+		case <-ctx.Done():
+		}
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// FindProviders returns up to n peers announcing c.
+func FindProviders(ctx context.Context, d *dht.IpfsDHT, c cid.Cid, n int) []peer.AddrInfo {
+	var out []peer.AddrInfo
+	for info := range d.FindProvidersAsync(ctx, c, n) {
+		out = append(out, info)
+	}
+	return out
+}

@@ -1,0 +1,159 @@
+package discovery
+
+import (
+	"context"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+)
+
+func newHost(t *testing.T, listen bool) host.Host {
+	t.Helper()
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := p2p.HostOptions{Key: key}
+	if listen {
+		o.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	h, err := p2p.NewHost(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func info(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()} }
+
+// TestDeviceFindsTheSeedsHostingItsVault: 12 seeds (DHT servers) and 20
+// devices (clients) on loopback. Three seeds announce a vault; a device that
+// knows a single, unrelated seed finds exactly those three.
+func TestDeviceFindsTheSeedsHostingItsVault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("32 hosts")
+	}
+	const seeds, devices = 12, 20
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	var seedHosts []host.Host
+	var seedDHTs []*dht.IpfsDHT
+	for i := range seeds {
+		h := newHost(t, true)
+		var boot []peer.AddrInfo
+		if i > 0 {
+			boot = []peer.AddrInfo{info(seedHosts[0])}
+		}
+		d, err := NewDHT(h, DHTOptions{Server: true, BootstrapPeers: boot})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		seedHosts, seedDHTs = append(seedHosts, h), append(seedDHTs, d)
+	}
+	for i, d := range seedDHTs {
+		if i > 0 {
+			if err := seedHosts[i].Connect(ctx, info(seedHosts[0])); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := d.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Let routing tables fill.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, d := range seedDHTs {
+		for d.RoutingTable().Size() < 3 && time.Now().Before(deadline) {
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	var ns [32]byte
+	copy(ns[:], "vault hosted by seeds 3, 7 and 9")
+	hosting := []int{3, 7, 9}
+	var want []peer.ID
+	for _, i := range hosting {
+		reg := prometheus.NewRegistry()
+		p := NewProvider(seedDHTs[i], time.Hour, reg)
+		p.Set([]cid.Cid{VaultCID(ns)})
+		p.pass(ctx)
+		if p.LastProvided(VaultCID(ns)).IsZero() {
+			t.Fatalf("seed %d did not announce the vault", i)
+		}
+		if p.Lag() != 0 {
+			t.Fatalf("lag %s right after providing", p.Lag())
+		}
+		want = append(want, seedHosts[i].ID())
+	}
+	slices.Sort(want)
+
+	for i := range devices {
+		h := newHost(t, false)
+		via := seedHosts[(i%(seeds-1))+1] // any seed, mostly not a hosting one
+		d, err := NewDHT(h, DHTOptions{Server: false, BootstrapPeers: []peer.AddrInfo{info(via)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { d.Close() })
+		if err := h.Connect(ctx, info(via)); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.Bootstrap(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for d.RoutingTable().Size() == 0 && ctx.Err() == nil {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if i%5 != 0 {
+			continue // every device joins the DHT; a few of them look the vault up
+		}
+		fctx, fcancel := context.WithTimeout(ctx, 20*time.Second)
+		found := FindProviders(fctx, d, VaultCID(ns), 10)
+		fcancel()
+		var got []peer.ID
+		for _, f := range found {
+			got = append(got, f.ID)
+		}
+		slices.Sort(got)
+		got = slices.Compact(got)
+		if !slices.Equal(got, want) {
+			t.Fatalf("device %d (via %s) found %v, want the hosting seeds %v", i, via.ID(), got, want)
+		}
+		// And a vault nobody hosts has no providers.
+		var other [32]byte
+		fctx, fcancel = context.WithTimeout(ctx, 5*time.Second)
+		if none := FindProviders(fctx, d, VaultCID(other), 10); len(none) != 0 {
+			t.Fatalf("providers for an unhosted vault: %v", none)
+		}
+		fcancel()
+	}
+}
+
+func TestKeysAreDistinctAndStable(t *testing.T) {
+	var a, b [32]byte
+	b[0] = 1
+	if VaultCID(a) == VaultCID(b) || VaultCID(a) != VaultCID(a) {
+		t.Fatal("vault keys not distinct or not stable")
+	}
+	if AgentCID("did:key:z6Mk") == VaultCID(a) || AgentCID("x") == AgentCID("y") {
+		t.Fatal("agent keys collide")
+	}
+	// Golden: a change of key derivation would orphan every announcement
+	// made by seeds of the previous version.
+	if got := VaultCID(a).String(); got != "bafkreigmyc22omvavfvyoxo24p66pttqlpywscvosy66nyjg3x7begj2ae" {
+		t.Fatalf("VaultCID changed: %s", got)
+	}
+	if got := AgentCID("did:key:z6MkiTBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp").String(); got != "bafkreidkfpagqrreawoa6cygd5mibol3rp55fjblxmykmw2256x5r47oue" {
+		t.Fatalf("AgentCID changed: %s", got)
+	}
+}

@@ -1,0 +1,5 @@
+// Package discovery finds seeds and devices: the Kademlia DHT that seeds
+// serve (a private protocol prefix, so it never mixes with public DHTs), the
+// content keys under which a seed announces the vaults it hosts, and a
+// provider loop that re-announces them on schedule.
+package discovery
