@@ -427,7 +427,7 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOp
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
-	stream, err := s.host.NewStream(ctx, p, ProtocolID)
+	stream, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, ProtocolID), p, ProtocolID)
 	if err != nil {
 		return stats, fmt.Errorf("open blob stream to %s: %w", p, err)
 	}

@@ -6,10 +6,14 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	"github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -24,6 +28,8 @@ type HostOptions struct {
 	// Announce, if set, replaces the addresses the host advertises (a pod
 	// behind a Service announces the Service's address).
 	Announce []string
+	// ResourceManager, if set, replaces go-libp2p's autoscaled default.
+	ResourceManager network.ResourceManager
 }
 
 // NewHost returns a libp2p host with Seedfleet's transport stack.
@@ -32,12 +38,23 @@ func NewHost(o HostOptions) (host.Host, error) {
 	if err != nil {
 		return nil, err
 	}
+	// TCP with TLS (AES-GCM in hardware) and yamux is the fastest stack on
+	// our machines; QUIC and WebSocket (browsers) are offered when a listen
+	// address asks for them. The circuit relay transport lets a device be
+	// reached through a seed's relay; nothing here dials out on its own.
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
 		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Transport(websocket.New),
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
+		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
-		libp2p.DisableRelay(),
+		// Explicit: libp2p.NoListenAddrs (devices) would otherwise turn it off.
+		libp2p.EnableRelay(),
+	}
+	if o.ResourceManager != nil {
+		opts = append(opts, libp2p.ResourceManager(o.ResourceManager))
 	}
 	if len(o.Listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)

@@ -187,7 +187,9 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 	stop := context.AfterFunc(s.ctx, cancel)
 	defer stop()
 
-	st, err := s.host.NewStream(ctx, p, ProtocolID)
+	// Vault sync may run over a relayed (limited) connection: a device
+	// behind NAT syncs with another through a seed's relay.
+	st, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, ProtocolID), p, ProtocolID)
 	if err != nil {
 		return SyncStats{Namespace: ns, Peer: p}, fmt.Errorf("open vault-sync stream to %s: %w", shortPeer(p), err)
 	}

@@ -1,0 +1,114 @@
+package relay
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+)
+
+func newHost(t *testing.T, listen bool) host.Host {
+	t.Helper()
+	key, err := identity.Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	o := p2p.HostOptions{Key: key}
+	if listen {
+		o.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	}
+	h, err := p2p.NewHost(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+const echoProto = "/seedfleet/test-echo/1.0.0"
+
+// TestDevicesReachEachOtherThroughTheSeed: two devices that cannot be
+// dialled (no listen address) talk through a seed's relay; a third device,
+// unknown to the seed, is refused and told why.
+func TestDevicesReachEachOtherThroughTheSeed(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seed := newHost(t, true)
+	a, b, stranger := newHost(t, false), newHost(t, false), newHost(t, false)
+	acl := NewACL(ModeAgents)
+	acl.Allow(a.ID(), b.ID())
+	svc, err := New(seed, ModeAgents, acl, Limits{CircuitBytes: 1 << 20}, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	seedInfo := peer.AddrInfo{ID: seed.ID(), Addrs: seed.Addrs()}
+
+	if _, err := Reserve(ctx, a, seedInfo); err != nil {
+		t.Fatalf("allowed device: %v", err)
+	}
+	a.SetStreamHandler(echoProto, func(s network.Stream) {
+		defer s.Close()
+		buf := make([]byte, 5)
+		if _, err := s.Read(buf); err == nil {
+			s.Write(buf)
+		}
+	})
+	circuit, err := CircuitAddr(seedInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Connect(ctx, peer.AddrInfo{ID: a.ID(), Addrs: []ma.Multiaddr{circuit}}); err != nil {
+		t.Fatalf("connect through the relay: %v", err)
+	}
+	s, err := b.NewStream(network.WithAllowLimitedConn(ctx, echoProto), a.ID(), echoProto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write([]byte("hello"))
+	got := make([]byte, 5)
+	if _, err := s.Read(got); err != nil || string(got) != "hello" {
+		t.Fatalf("echo through the relay: %q %v", got, err)
+	}
+	s.Close()
+	for _, c := range b.Network().ConnsToPeer(a.ID()) {
+		if !c.Stat().Limited {
+			t.Fatalf("connection to the device is not relayed: %s", c.RemoteMultiaddr())
+		}
+	}
+
+	_, err = Reserve(ctx, stranger, seedInfo)
+	if err == nil || !strings.Contains(err.Error(), "relays only for devices of the agents it serves") {
+		t.Fatalf("unknown device: want a refusal with the reason, got %v", err)
+	}
+}
+
+func TestPublicModeAndLimits(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seed := newHost(t, true)
+	svc, err := New(seed, ModePublic, NewACL(ModePublic), Limits{MaxReservations: 2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	seedInfo := peer.AddrInfo{ID: seed.ID(), Addrs: seed.Addrs()}
+	for i := range 2 {
+		if _, err := Reserve(ctx, newHost(t, false), seedInfo); err != nil {
+			t.Fatalf("reservation %d: %v", i, err)
+		}
+	}
+	_, err = Reserve(ctx, newHost(t, false), seedInfo)
+	if err == nil || !strings.Contains(err.Error(), "2 reservations in all") {
+		t.Fatalf("third reservation over the limit of 2: want a refusal naming the limit, got %v", err)
+	}
+}
