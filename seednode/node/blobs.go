@@ -48,7 +48,10 @@ func newBlobFetcher(n *Node) *blobFetcher {
 // sessionEnded is the vault-sync hook after a reconciliation with p: now and
 // then, look for entries of ns whose blobs this node still lacks and fetch
 // them from p. It runs on the session's goroutine, so the scan is handed off.
-func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID) {
+func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID, _ vault.SyncStats, err error) {
+	if err != nil {
+		return
+	}
 	f.mu.Lock()
 	due := time.Since(f.scanned[ns]) >= repairEvery
 	if due {
@@ -133,6 +136,14 @@ func (f *blobFetcher) fetch(ctx context.Context, job blobJob) {
 	defer cancel()
 	st, err := f.n.blobSvc.Fetch(ctx, job.from, job.hash, blobs.FetchOptions{Size: &size, MaxSize: size})
 	h := vault.Hash(job.hash).Short()
+	if f.n.metrics != nil {
+		result := "ok"
+		if err != nil {
+			result = "error"
+		}
+		f.n.metrics.blobFetches.WithLabelValues(result).Inc()
+		f.n.metrics.blobBytes.Add(float64(st.GroupsFetched * blobs.GroupSize))
+	}
 	if err != nil {
 		f.n.log.Info("blob fetch failed; retried after the next sync", "hash", h, "from", job.from, "err", err)
 		return
@@ -206,6 +217,9 @@ func (n *Node) gcLoop(ctx context.Context, every time.Duration) {
 			return
 		case <-n.gcNow:
 		case <-t.C:
+		}
+		if err := n.refreshAllowed(); err != nil {
+			n.log.Warn("relay allow-list not refreshed", "err", err)
 		}
 		if deleted, err := n.CollectGarbage(); err != nil {
 			n.log.Warn("garbage collection failed", "err", err)

@@ -11,14 +11,21 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedfleet/seedfleet/seednode/blobs"
+	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/relay"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -46,7 +53,13 @@ type Config struct {
 	// GCInterval is how often unreferenced blobs and unhosted vaults are
 	// collected (default 5 minutes).
 	GCInterval time.Duration
-	Logger     *slog.Logger
+	DHT        DHTConfig
+	Relay      RelayConfig
+	// ResourceManager, if set, replaces go-libp2p's autoscaled limits.
+	ResourceManager network.ResourceManager
+	// Registry receives every metric of the node (a new one if nil).
+	Registry *prometheus.Registry
+	Logger   *slog.Logger
 }
 
 // Node is a running seed.
@@ -60,6 +73,16 @@ type Node struct {
 	blobs   *blobs.Store
 	blobSvc *blobs.Service
 	fetcher *blobFetcher
+
+	reg               *prometheus.Registry
+	metrics           *metrics
+	dht               *dht.IpfsDHT
+	provider          *discovery.Provider
+	bootstrapped      atomic.Bool
+	relay             *relay.Service
+	acl               *relay.ACL
+	configuredAllowed []peer.ID
+	started           time.Time
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -84,7 +107,11 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("seed node: data directory: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...), gcNow: make(chan struct{}, 1)}
+	if cfg.Registry == nil {
+		cfg.Registry = prometheus.NewRegistry()
+	}
+	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...), gcNow: make(chan struct{}, 1),
+		reg: cfg.Registry, started: time.Now()}
 	if cfg.VaultsFile != "" {
 		if err := n.reloadVaultsFile(true); err != nil {
 			return nil, err
@@ -117,18 +144,33 @@ func New(cfg Config) (_ *Node, err error) {
 			n.blobs.Close()
 		}
 	}()
-	n.host, err = p2p.NewHost(p2p.HostOptions{Key: key, Listen: cfg.Listen, Announce: cfg.Announce})
+	n.host, err = p2p.NewHost(p2p.HostOptions{Key: key, Listen: cfg.Listen, Announce: cfg.Announce,
+		ResourceManager: cfg.ResourceManager, Registerer: n.reg})
 	if err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
+	defer func() {
+		if err != nil {
+			n.host.Close()
+		}
+	}()
+	n.metrics = newMetrics(n, n.reg)
 	n.fetcher = newBlobFetcher(n)
-	opts := []vault.Option{vault.WithPolicy(n.hosted), vault.WithLogger(n.log), vault.WithStoredHook(n.fetcher.stored), vault.WithSessionEndHook(n.fetcher.sessionEnded)}
+	opts := []vault.Option{vault.WithPolicy(n.hosted), vault.WithLogger(n.log), vault.WithStoredHook(n.stored), vault.WithSessionEndHook(n.sessionEnded)}
 	if cfg.IdleTimeout > 0 {
 		opts = append(opts, vault.WithIdleTimeout(cfg.IdleTimeout))
 	}
 	n.sync = vault.NewService(n.host, n.store, opts...)
 	n.blobSvc = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	if err = n.startRelay(); err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	if err = n.startDiscovery(); err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
 	for range blobFetchWorkers {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.fetcher.run(n.ctx) }()
@@ -169,7 +211,14 @@ func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		n.wg.Wait()
-		errs := []error{n.sync.Close(), n.blobSvc.Close(), n.host.Close(), n.store.Close(), n.blobs.Close()}
+		errs := []error{n.sync.Close(), n.blobSvc.Close()}
+		if n.relay != nil {
+			errs = append(errs, n.relay.Close())
+		}
+		if n.dht != nil {
+			errs = append(errs, n.dht.Close())
+		}
+		errs = append(errs, n.host.Close(), n.store.Close(), n.blobs.Close())
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
@@ -210,14 +259,12 @@ func (n *Node) reloadVaultsFile(first bool) error {
 	if err != nil {
 		return fmt.Errorf("hosted vaults file %s: %w", n.cfg.VaultsFile, err)
 	}
-	n.hosted.Replace(append(list, n.cfg.HostedVaults...))
-	if !first {
-		n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()))
-		select { // collect what is no longer hosted
-		case n.gcNow <- struct{}{}:
-		default:
-		}
+	if first {
+		n.hosted.Replace(append(list, n.cfg.HostedVaults...))
+		return nil
 	}
+	n.SetHostedVaults(append(list, n.cfg.HostedVaults...))
+	n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()))
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/libp2p/go-libp2p/p2p/transport/websocket"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
@@ -30,6 +31,9 @@ type HostOptions struct {
 	Announce []string
 	// ResourceManager, if set, replaces go-libp2p's autoscaled default.
 	ResourceManager network.ResourceManager
+	// Registerer receives libp2p's metrics (nil: none are registered, rather
+	// than landing on the global registry by surprise).
+	Registerer prometheus.Registerer
 }
 
 // NewHost returns a libp2p host with Seedfleet's transport stack.
@@ -55,6 +59,11 @@ func NewHost(o HostOptions) (host.Host, error) {
 	}
 	if o.ResourceManager != nil {
 		opts = append(opts, libp2p.ResourceManager(o.ResourceManager))
+	}
+	if o.Registerer != nil {
+		opts = append(opts, libp2p.PrometheusRegisterer(o.Registerer))
+	} else {
+		opts = append(opts, libp2p.DisableMetrics())
 	}
 	if len(o.Listen) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)

@@ -108,9 +108,10 @@ func WithStoredHook(fn func(p peer.ID, ns NamespaceID, items []Item)) Option {
 	return func(s *Service) { s.onStored = fn }
 }
 
-// WithSessionEndHook calls fn after every session that reconciled without
-// error (in live mode: when reconciliation finished), with the peer.
-func WithSessionEndHook(fn func(p peer.ID, ns NamespaceID)) Option {
+// WithSessionEndHook calls fn when a session's reconciliation ends (for a
+// live session: when it switches to live mode), with the peer, the session's
+// figures and its error (nil on success). fn runs on the session goroutine.
+func WithSessionEndHook(fn func(p peer.ID, ns NamespaceID, st SyncStats, err error)) Option {
 	return func(s *Service) { s.onSessionEnd = fn }
 }
 
@@ -126,7 +127,7 @@ type Service struct {
 	idleTimeout  time.Duration
 	log          *slog.Logger
 	onStored     func(peer.ID, NamespaceID, []Item)
-	onSessionEnd func(peer.ID, NamespaceID)
+	onSessionEnd func(peer.ID, NamespaceID, SyncStats, error)
 
 	ctx    context.Context
 	cancel context.CancelFunc

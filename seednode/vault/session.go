@@ -201,8 +201,8 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 	}
 	err := s.reconcile()
 	s.finishStats()
-	if err == nil && s.svc.onSessionEnd != nil {
-		s.svc.onSessionEnd(s.stats.Peer, s.ns)
+	if s.svc.onSessionEnd != nil {
+		s.svc.onSessionEnd(s.stats.Peer, s.ns, s.stats, err)
 	}
 	s.progress("done", true)
 	if err != nil || !s.opts.Live {
