@@ -1,0 +1,23 @@
+// Package admin is a seed node's small admin HTTP API and its client, used by
+// the operator to read each pod's state and to tell it which vaults to host.
+//
+// Endpoints (paths in paths.go):
+//
+//	GET  /healthz           200 "ok" while the process is alive
+//	GET  /readyz            200 "ready", or 503 with the reason as text
+//	GET  /metrics           Prometheus metrics of the registry given to New
+//	GET  /status            Status as JSON (500 with an ErrorResponse on error)
+//	GET  /v1/hosted-vaults  HostedVaults as JSON
+//	PUT  /v1/hosted-vaults  replace the list: {"vaults": ["<namespace ID>", ...]} → 204
+//
+// Other methods get 405 with an Allow header. PUT bodies are limited to 1 MiB,
+// unknown fields are refused and every entry must be a canonical namespace ID
+// (52 lowercase base32 characters); bad input gets 400 with an ErrorResponse
+// naming the problem and changes nothing. With WithToken, PUT requires
+// "Authorization: Bearer <token>" (401 otherwise); GET endpoints stay open.
+//
+// The Client retries connection errors and 5xx answers (3 attempts, backoff
+// from 100 ms doubling), never 4xx, and bounds every request with a timeout
+// (5 s by default) and every response to 4 MiB. Its errors name the method,
+// the endpoint and the status code; see HTTPError and ErrNotReady.
+package admin

@@ -1,0 +1,380 @@
+package admin
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// Source is what the Server reports and changes: the seed node behind it.
+// Its methods are called concurrently.
+type Source interface {
+	// Status returns the seed's current state; Ready and ReadyReason are
+	// overwritten from Ready.
+	Status(ctx context.Context) (Status, error)
+	// Ready returns nil when the seed can serve, or an error whose text is the
+	// reason it cannot (sent as the /readyz body).
+	Ready(ctx context.Context) error
+	// HostedVaults returns the namespace IDs the seed hosts.
+	HostedVaults() []string
+	// SetHostedVaults replaces the hosted list. The Server only passes
+	// validated, canonical, distinct namespace IDs.
+	SetHostedVaults(ctx context.Context, vaults []string) error
+}
+
+const (
+	// MaxRequestBody bounds a PUT body.
+	MaxRequestBody = 1 << 20
+	// ShutdownTimeout bounds Close's graceful shutdown; connections still
+	// open after it are closed.
+	ShutdownTimeout = 5 * time.Second
+
+	maxHeaderBytes    = 32 << 10
+	readHeaderTimeout = 5 * time.Second
+	readTimeout       = 10 * time.Second
+	writeTimeout      = 30 * time.Second
+	idleTimeout       = 60 * time.Second
+	sourceTimeout     = 10 * time.Second // bounds each Source call made by a handler
+	metricsTimeout    = 10 * time.Second
+	maxEchoedValue    = 80 // bytes of a bad entry quoted back in an error
+)
+
+type serverConfig struct {
+	token          string
+	tokenSet       bool
+	runtimeMetrics bool
+	log            *slog.Logger
+}
+
+// Server serves the admin API on a listener bound by New.
+type Server struct {
+	src       Source
+	cfg       serverConfig
+	tokenHash [sha256.Size]byte
+	ln        net.Listener
+	srv       *http.Server
+
+	serving   atomic.Bool
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var errServing = errors.New("admin: server already serving")
+
+// New binds addr (e.g. "127.0.0.1:0"; Addr reports the bound address) and
+// prepares the handlers; call Serve or Run to serve, Close to stop. Metrics
+// come from reg only (a nil reg means a private, empty registry), never from
+// the global Prometheus registry.
+func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Server, error) {
+	if src == nil {
+		return nil, errors.New("admin: nil Source")
+	}
+	if addr == "" {
+		return nil, errors.New("admin: empty listen address")
+	}
+	cfg := serverConfig{log: slog.Default()}
+	for _, o := range opts {
+		if o != nil {
+			o.applyServer(&cfg)
+		}
+	}
+	if cfg.tokenSet && cfg.token == "" {
+		return nil, errors.New("admin: empty bearer token (leave WithToken out to disable auth)")
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if cfg.runtimeMetrics {
+		for _, c := range []prometheus.Collector{
+			collectors.NewGoCollector(),
+			collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		} {
+			if err := reg.Register(c); err != nil {
+				if are := (prometheus.AlreadyRegisteredError{}); !errors.As(err, &are) {
+					return nil, fmt.Errorf("admin: runtime metrics: %w", err)
+				}
+			}
+		}
+	}
+
+	s := &Server{src: src, cfg: cfg}
+	if cfg.tokenSet {
+		s.tokenHash = sha256.Sum256([]byte(cfg.token))
+	}
+	errLog := slog.NewLogLogger(cfg.log.Handler(), slog.LevelWarn)
+
+	mux := http.NewServeMux()
+	// "GET" patterns also match HEAD; the mux answers other methods with 405
+	// and an Allow header.
+	mux.HandleFunc("GET "+PathHealthz, s.healthz)
+	mux.HandleFunc("GET "+PathReadyz, s.readyz)
+	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(reg, promhttp.HandlerOpts{
+		ErrorLog:            errLog,
+		ErrorHandling:       promhttp.ContinueOnError,
+		MaxRequestsInFlight: 4,
+		Timeout:             metricsTimeout,
+	}))
+	mux.HandleFunc("GET "+PathStatus, s.status)
+	mux.HandleFunc("GET "+PathHostedVaults, s.getHostedVaults)
+	mux.HandleFunc("PUT "+PathHostedVaults, s.putHostedVaults)
+
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("admin: listen: %w", err)
+	}
+	s.ln = ln
+	s.srv = &http.Server{
+		Handler:           mux,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          errLog,
+	}
+	return s, nil
+}
+
+// Addr is the bound address, e.g. 127.0.0.1:41234.
+func (s *Server) Addr() net.Addr { return s.ln.Addr() }
+
+// URL is the base URL for NewClient, e.g. http://127.0.0.1:41234.
+func (s *Server) URL() string { return "http://" + s.ln.Addr().String() }
+
+// Serve serves until Close; it returns nil after Close, at once if Close came
+// first. Call Serve or Run once.
+func (s *Server) Serve() error {
+	if !s.serving.CompareAndSwap(false, true) {
+		return errServing
+	}
+	if err := s.srv.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("admin: serve: %w", err)
+	}
+	return nil
+}
+
+// Run serves until ctx ends, then closes the server gracefully. It returns
+// nil after a clean shutdown.
+func (s *Server) Run(ctx context.Context) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.Serve() }()
+	select {
+	case err := <-errc:
+		if errors.Is(err, errServing) {
+			return err
+		}
+		return errors.Join(err, s.Close())
+	case <-ctx.Done():
+		cerr := s.Close()
+		return errors.Join(<-errc, cerr)
+	}
+}
+
+// Close stops accepting connections, waits up to ShutdownTimeout for
+// requests in flight, then closes what is left. Idempotent: later calls
+// wait for the first and return its result.
+func (s *Server) Close() error {
+	s.closeOnce.Do(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), ShutdownTimeout)
+		defer cancel()
+		if err := s.srv.Shutdown(ctx); err != nil {
+			s.closeErr = errors.Join(fmt.Errorf("admin: graceful shutdown: %w", err), s.srv.Close())
+		}
+		// Shutdown closes the listener only if Serve ran.
+		if err := s.ln.Close(); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.closeErr = errors.Join(s.closeErr, err)
+		}
+	})
+	return s.closeErr
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) {
+	writeText(w, http.StatusOK, "ok")
+}
+
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), sourceTimeout)
+	defer cancel()
+	if err := s.src.Ready(ctx); err != nil {
+		writeText(w, http.StatusServiceUnavailable, notReadyReason(err))
+		return
+	}
+	writeText(w, http.StatusOK, "ready")
+}
+
+func notReadyReason(err error) string {
+	if reason := strings.TrimSpace(err.Error()); reason != "" {
+		return reason
+	}
+	return "not ready"
+}
+
+func (s *Server) status(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), sourceTimeout)
+	defer cancel()
+	st, err := s.src.Status(ctx)
+	if err != nil {
+		s.cfg.log.Warn("admin: status failed", "err", err)
+		writeError(w, http.StatusInternalServerError, "status: "+err.Error())
+		return
+	}
+	st.Ready, st.ReadyReason = true, ""
+	if err := s.src.Ready(ctx); err != nil {
+		st.Ready, st.ReadyReason = false, notReadyReason(err)
+	}
+	writeJSON(w, http.StatusOK, st)
+}
+
+func (s *Server) getHostedVaults(w http.ResponseWriter, _ *http.Request) {
+	list := s.src.HostedVaults()
+	if list == nil {
+		list = []string{}
+	}
+	writeJSON(w, http.StatusOK, HostedVaults{Vaults: list})
+}
+
+func (s *Server) putHostedVaults(w http.ResponseWriter, r *http.Request) {
+	if !s.authorized(r) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="seedfleet-admin"`)
+		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+		return
+	}
+	list, err := decodeHostedVaults(http.MaxBytesReader(w, r.Body, MaxRequestBody))
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), sourceTimeout)
+	defer cancel()
+	if err := s.src.SetHostedVaults(ctx, list); err != nil {
+		s.cfg.log.Warn("admin: setting hosted vaults failed", "count", len(list), "err", err)
+		writeError(w, http.StatusInternalServerError, "set hosted vaults: "+err.Error())
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	if !s.cfg.tokenSet {
+		return true
+	}
+	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	// Compare hashes: constant time, and the token's length does not leak.
+	got := sha256.Sum256([]byte(strings.TrimSpace(token)))
+	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
+}
+
+// decodeHostedVaults reads a HostedVaults body strictly and returns its
+// entries in canonical form, or an error naming the problem.
+func decodeHostedVaults(body io.Reader) ([]string, error) {
+	var req struct {
+		Vaults *[]string `json:"vaults"`
+	}
+	dec := json.NewDecoder(body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		var tooLarge *http.MaxBytesError
+		switch {
+		case errors.As(err, &tooLarge):
+			return nil, fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
+		case errors.Is(err, io.EOF):
+			return nil, errors.New(`empty request body; want {"vaults": ["<namespace ID>", ...]}`)
+		default:
+			return nil, fmt.Errorf("invalid JSON body: %v", err)
+		}
+	}
+	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return nil, fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
+		}
+		return nil, errors.New("invalid JSON body: unexpected data after the JSON object")
+	}
+	if req.Vaults == nil {
+		return nil, errors.New(`missing "vaults" (send "vaults": [] to host nothing)`)
+	}
+	seen := make(map[string]int, len(*req.Vaults))
+	out := make([]string, len(*req.Vaults))
+	for i, v := range *req.Vaults {
+		ns, err := vault.ParseNamespaceID(v)
+		if err != nil {
+			got := fmt.Sprintf("got %d characters", len(v))
+			if len(v) == 52 {
+				got = "got characters outside a-z, 2-7"
+			}
+			return nil, fmt.Errorf("vaults[%d] = %s: not a namespace ID: want 52 lowercase base32 characters (a-z, 2-7), %s",
+				i, quoteShort(v), got)
+		}
+		if ns.String() != v {
+			return nil, fmt.Errorf("vaults[%d] = %s: namespace ID not in canonical form: want lowercase with no spaces (%q)",
+				i, quoteShort(v), ns.String())
+		}
+		if j, dup := seen[v]; dup {
+			return nil, fmt.Errorf("vaults[%d] = %s: duplicate of vaults[%d]", i, quoteShort(v), j)
+		}
+		seen[v] = i
+		out[i] = v
+	}
+	return out, nil
+}
+
+func quoteShort(s string) string {
+	if len(s) > maxEchoedValue {
+		return fmt.Sprintf("%q…", s[:maxEchoedValue])
+	}
+	return fmt.Sprintf("%q", s)
+}
+
+func writeText(w http.ResponseWriter, code int, msg string) {
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=utf-8")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = io.WriteString(w, msg+"\n")
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil { // e.g. a NaN float from the Source
+		code, data = http.StatusInternalServerError, mustJSON(ErrorResponse{Error: "encoding response: " + err.Error()})
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(code)
+	_, _ = w.Write(append(data, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, msg string) {
+	writeJSON(w, code, ErrorResponse{Error: msg})
+}
+
+func mustJSON(v any) []byte {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic(err)
+	}
+	return data
+}
