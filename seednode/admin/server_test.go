@@ -138,7 +138,7 @@ var testStatus = Status{
 	Version:   "v0.1.0",
 	StartedAt: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC),
 	DHT:       DHTStatus{Mode: "server", RoutingTableSize: 17, ReprovideLagSeconds: 1.5},
-	Relay:     RelayStatus{Mode: "agents", Reservations: 3},
+	Relay:     RelayStatus{Mode: "agents", AllowedPeers: 3},
 	Vaults: []VaultStatus{{
 		Namespace: nsID(1), Entries: 10, Bytes: 2048, BlobsComplete: 2, BlobsMissing: 1,
 		LastSync: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC), Peers: 2,

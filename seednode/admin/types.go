@@ -32,8 +32,10 @@ type DHTStatus struct {
 // RelayStatus describes the seed's circuit relay service. The zero value (no
 // relay) is left out of the JSON.
 type RelayStatus struct {
-	Mode         string `json:"mode,omitempty"` // e.g. "agents", "public"
-	Reservations int    `json:"reservations"`
+	Mode string `json:"mode,omitempty"` // e.g. "agents", "public"
+	// AllowedPeers is how many device keys may reserve in agents mode.
+	// Live reservation counts are in the relay's metrics.
+	AllowedPeers int `json:"allowedPeers,omitempty"`
 }
 
 // VaultStatus is the state of one hosted vault replica.

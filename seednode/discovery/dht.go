@@ -155,7 +155,9 @@ func (p *Provider) due() []cid.Cid {
 // a node that knows no peers yet still answers for its own vaults; the
 // network announcement waits until the routing table has peers.
 func (p *Provider) Run(ctx context.Context) {
-	t := time.NewTicker(min(p.interval/4, 30*time.Second))
+	// A short tick: keys announced only locally (no peers yet) go out soon
+	// after the routing table fills; due() is cheap when nothing is due.
+	t := time.NewTicker(min(p.interval/4, 2*time.Second))
 	defer t.Stop()
 	for {
 		p.pass(ctx)

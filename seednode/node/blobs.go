@@ -173,6 +173,9 @@ func (n *Node) CollectGarbage() (int, error) {
 			n.log.Info("dropped the replica of a vault no longer hosted", "vault", ns.Short())
 		}
 	}
+	for ns := range hosted {
+		n.countBlobs(ns)
+	}
 	// The referenced set costs 32 bytes per blob-valued entry.
 	referenced := map[[32]byte]bool{}
 	for ns := range hosted {

@@ -21,6 +21,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -59,7 +60,11 @@ type Config struct {
 	ResourceManager network.ResourceManager
 	// Registry receives every metric of the node (a new one if nil).
 	Registry *prometheus.Registry
-	Logger   *slog.Logger
+	// AdminListen is the admin HTTP API's address (DefaultAdminListen if
+	// empty; "off" disables it). AdminToken, if set, guards its PUT.
+	AdminListen string
+	AdminToken  string
+	Logger      *slog.Logger
 }
 
 // Node is a running seed.
@@ -83,6 +88,8 @@ type Node struct {
 	acl               *relay.ACL
 	configuredAllowed []peer.ID
 	started           time.Time
+	admin             *admin.Server
+	blobCounts        sync.Map // vault.NamespaceID -> blobCount
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -171,6 +178,10 @@ func New(cfg Config) (_ *Node, err error) {
 		n.cancel()
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
+	if err = n.startAdmin(); err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
 	for range blobFetchWorkers {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.fetcher.run(n.ctx) }()
@@ -185,6 +196,41 @@ func New(cfg Config) (_ *Node, err error) {
 		go n.watchVaultsFile()
 	}
 	return n, nil
+}
+
+func (n *Node) startAdmin() error {
+	addr := n.cfg.AdminListen
+	if addr == "off" {
+		return nil
+	}
+	if addr == "" {
+		addr = DefaultAdminListen
+	}
+	opts := []admin.Option{admin.WithRuntimeMetrics(), admin.WithLogger(n.log)}
+	if n.cfg.AdminToken != "" {
+		opts = append(opts, admin.WithToken(n.cfg.AdminToken))
+	}
+	srv, err := admin.New(addr, adminSource{n}, n.reg, opts...)
+	if err != nil {
+		return fmt.Errorf("admin API on %s: %w", addr, err)
+	}
+	n.admin = srv
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(); err != nil {
+			n.log.Warn("admin API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// AdminURL is the admin API's base URL ("" when disabled).
+func (n *Node) AdminURL() string {
+	if n.admin == nil {
+		return ""
+	}
+	return n.admin.URL()
 }
 
 // Addrs are the node's full multiaddrs (with /p2p/).
@@ -210,8 +256,12 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
+		var errs []error
+		if n.admin != nil {
+			errs = append(errs, n.admin.Close()) // its Serve goroutine is in wg
+		}
 		n.wg.Wait()
-		errs := []error{n.sync.Close(), n.blobSvc.Close()}
+		errs = append(errs, n.sync.Close(), n.blobSvc.Close())
 		if n.relay != nil {
 			errs = append(errs, n.relay.Close())
 		}

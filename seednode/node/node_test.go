@@ -29,6 +29,9 @@ func startNode(t *testing.T, cfg Config) *Node {
 		cfg.DataDir = t.TempDir()
 	}
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
+	if cfg.AdminListen == "" {
+		cfg.AdminListen = "127.0.0.1:0"
+	}
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -59,10 +62,10 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "vaults.txt")
 	os.WriteFile(bad, []byte("zzz\n"), 0o600)
-	if _, err := New(Config{DataDir: dir, VaultsFile: bad, Listen: []string{"/ip4/127.0.0.1/tcp/0"}}); err == nil || !strings.Contains(err.Error(), "line 1") {
+	if _, err := New(Config{DataDir: dir, VaultsFile: bad, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "off"}); err == nil || !strings.Contains(err.Error(), "line 1") {
 		t.Fatalf("bad vaults file: %v", err)
 	}
-	if _, err := New(Config{DataDir: t.TempDir(), Listen: []string{"not-a-multiaddr"}}); err == nil || !strings.Contains(err.Error(), "not-a-multiaddr") {
+	if _, err := New(Config{DataDir: t.TempDir(), Listen: []string{"not-a-multiaddr"}, AdminListen: "off"}); err == nil || !strings.Contains(err.Error(), "not-a-multiaddr") {
 		t.Fatalf("bad listen address: %v", err)
 	}
 }

@@ -102,6 +102,8 @@ func (n *Node) sessionEnded(p peer.ID, ns vault.NamespaceID, st vault.SyncStats,
 	n.metrics.syncBytes.WithLabelValues("out").Add(float64(st.BytesSent))
 	if err == nil {
 		n.metrics.lastSync.Store(ns, time.Now())
+		set, _ := n.metrics.syncPeers.LoadOrStore(ns, &peerSet{set: map[peer.ID]struct{}{}})
+		set.(*peerSet).add(p)
 	}
 	n.fetcher.sessionEnded(p, ns, st, err)
 }

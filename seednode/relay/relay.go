@@ -216,3 +216,10 @@ func AskWhy(ctx context.Context, h host.Host, relay peer.ID) string {
 	line, _ := bufio.NewReader(io.LimitReader(st, 1024)).ReadString('\n')
 	return line
 }
+
+// AllowedCount is how many peers are allowed in agents mode.
+func (a *ACL) AllowedCount() int {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return len(a.allowed)
+}

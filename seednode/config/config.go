@@ -1,0 +1,258 @@
+package config
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// Config is a seed node's configuration. The json tags are the YAML keys.
+// Start from Default (Load and Parse do): a zero Config is not valid.
+//
+// Lists are canonical when empty lists are nil: Parse and Load return nil for
+// an empty list, and Marshal writes nil as [].
+type Config struct {
+	// DataDir holds identity.key, the vault store and the blob store.
+	DataDir string `json:"dataDir"`
+	// Listen lists the addresses the libp2p host listens on, per transport.
+	Listen Listen `json:"listen"`
+	// Announce, if not empty, is announced instead of the listen addresses
+	// (a public IP or DNS name in front of a pod). No /p2p/ part.
+	Announce []string `json:"announce"`
+	// HostedVaults are the namespace IDs (52 base32 characters) of the vaults
+	// this seed hosts; sessions for any other vault are refused.
+	HostedVaults []string `json:"hostedVaults"`
+	// HostedVaultsFile, if set, lists more hosted vaults, one namespace ID per
+	// line with # comments; the node re-reads it when it changes.
+	HostedVaultsFile string `json:"hostedVaultsFile"`
+	// Limits apply to every hosted vault.
+	Limits VaultLimits `json:"limits"`
+	// Admin is the HTTP endpoint for health, readiness, metrics and status.
+	Admin Admin `json:"admin"`
+	// DHT configures the Kademlia DHT.
+	DHT DHT `json:"dht"`
+	// Relay configures the circuit relay v2 service.
+	Relay Relay `json:"relay"`
+	// Rendezvous configures the rendezvous service for agents' devices.
+	Rendezvous Rendezvous `json:"rendezvous"`
+	// Resources bound the libp2p resource manager.
+	Resources Resources `json:"resources"`
+	// IdleTimeout ends a sync whose peer sends nothing for this long.
+	IdleTimeout Duration `json:"idleTimeout"`
+	// GCInterval is how often unreferenced blobs and unhosted vaults are collected.
+	GCInterval Duration `json:"gcInterval"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `json:"logLevel"`
+}
+
+// Listen holds libp2p listen multiaddrs per transport. Each list may be empty,
+// but not all of them.
+type Listen struct {
+	// TCP addresses look like /ip4/HOST/tcp/PORT (or /ip6/...).
+	TCP []string `json:"tcp"`
+	// QUIC addresses look like /ip4/HOST/udp/PORT/quic-v1.
+	QUIC []string `json:"quic"`
+	// WebSocket addresses look like /ip4/HOST/tcp/PORT/ws.
+	WebSocket []string `json:"webSocket"`
+}
+
+// All returns every listen address: TCP, then QUIC, then WebSocket.
+func (l Listen) All() []string {
+	out := make([]string, 0, len(l.TCP)+len(l.QUIC)+len(l.WebSocket))
+	out = append(out, l.TCP...)
+	out = append(out, l.QUIC...)
+	return append(out, l.WebSocket...)
+}
+
+// VaultLimits bound what each hosted vault accepts.
+type VaultLimits struct {
+	// MaxEntries is the most (key, author) slots a vault may hold.
+	MaxEntries uint64 `json:"maxEntries"`
+	// MaxBytes is the most value bytes a vault's entries may reference.
+	MaxBytes uint64 `json:"maxBytes"`
+	// MaxClockSkew refuses entries timestamped further than this in the future.
+	MaxClockSkew Duration `json:"maxClockSkew"`
+}
+
+// Vault returns the limits in the form the vault package takes.
+func (l VaultLimits) Vault() vault.Limits {
+	return vault.Limits{MaxEntries: l.MaxEntries, MaxBytes: l.MaxBytes, MaxClockSkew: l.MaxClockSkew.Duration}
+}
+
+// Admin configures the admin HTTP endpoint.
+type Admin struct {
+	// Listen is a host:port; empty turns the admin endpoint off.
+	Listen string `json:"listen"`
+	// TokenFile, if set, holds the bearer token that changes through the
+	// admin endpoint (PUT requests) must carry; reads stay open.
+	TokenFile string `json:"tokenFile"`
+}
+
+// DHTMode is how the node takes part in the DHT.
+type DHTMode string
+
+const (
+	// DHTServer answers DHT queries and stores records (seeds are servers).
+	DHTServer DHTMode = "server"
+	// DHTClient queries the DHT but answers nothing.
+	DHTClient DHTMode = "client"
+	// DHTOff runs no DHT at all.
+	DHTOff DHTMode = "off"
+)
+
+// DHT configures the Kademlia DHT.
+type DHT struct {
+	// Mode is server, client or off.
+	Mode DHTMode `json:"mode"`
+	// ProtocolPrefix separates this DHT from others (protocols are
+	// PREFIX/kad/1.0.0); seeds and devices must agree on it.
+	ProtocolPrefix string `json:"protocolPrefix"`
+	// BootstrapPeers are full multiaddrs ending in /p2p/<peer ID>.
+	BootstrapPeers []string `json:"bootstrapPeers"`
+	// ReprovideInterval is how often provider records for hosted vaults are
+	// published again; between 1m and 48h (records expire after 48h).
+	ReprovideInterval Duration `json:"reprovideInterval"`
+}
+
+// RelayMode decides who may reserve a relay slot.
+type RelayMode string
+
+const (
+	// RelayAgents lets only keys of hosted agents (and AllowedKeys) reserve.
+	RelayAgents RelayMode = "agents"
+	// RelayPublic lets anyone reserve, within the per-peer and per-IP limits.
+	RelayPublic RelayMode = "public"
+	// RelayOff runs no relay service.
+	RelayOff RelayMode = "off"
+)
+
+// Relay configures the circuit relay v2 service.
+type Relay struct {
+	// Mode is agents, public or off.
+	Mode RelayMode `json:"mode"`
+	// AllowedKeys are did:key DIDs that may reserve in agents mode besides
+	// the keys listed in hosted agents' documents.
+	AllowedKeys []string `json:"allowedKeys"`
+	// Limits bound the relay's resources.
+	Limits RelayLimits `json:"limits"`
+}
+
+// RelayLimits mirror go-libp2p's relay.Resources.
+type RelayLimits struct {
+	// MaxReservations is the most active reservations in total.
+	MaxReservations int `json:"maxReservations"`
+	// MaxReservationsPerPeer is the most reservations one peer may hold.
+	MaxReservationsPerPeer int `json:"maxReservationsPerPeer"`
+	// MaxReservationsPerIP is the most reservations from one IP address.
+	MaxReservationsPerIP int `json:"maxReservationsPerIP"`
+	// MaxReservationsPerASN is the most reservations from one autonomous system.
+	MaxReservationsPerASN int `json:"maxReservationsPerASN"`
+	// MaxCircuits is the most relayed connections open at once for one
+	// peer (go-libp2p's MaxCircuits is per peer).
+	MaxCircuits int `json:"maxCircuits"`
+	// ReservationTTL is how long a reservation lasts before it must be refreshed.
+	ReservationTTL Duration `json:"reservationTTL"`
+	// CircuitDuration is how long a relayed connection may stay open.
+	CircuitDuration Duration `json:"circuitDuration"`
+	// CircuitBytes is how much a relayed connection may carry in each direction.
+	CircuitBytes uint64 `json:"circuitBytes"`
+}
+
+// Rendezvous configures the rendezvous service.
+type Rendezvous struct {
+	// Enabled runs the service.
+	Enabled bool `json:"enabled"`
+	// RecordTTL is how long a registration lives; between 1m and 72h.
+	RecordTTL Duration `json:"recordTTL"`
+	// MaxRecordsPerAgent bounds the registrations one agent DID may hold.
+	MaxRecordsPerAgent int `json:"maxRecordsPerAgent"`
+}
+
+// Resources bound the libp2p resource manager; 0 keeps libp2p's default
+// (scaled to the machine's memory and file descriptors).
+type Resources struct {
+	// MaxMemoryMiB is the memory libp2p may reserve, in MiB.
+	MaxMemoryMiB int `json:"maxMemoryMiB"`
+	// MaxFileDescriptors is the file descriptors libp2p may use.
+	MaxFileDescriptors int `json:"maxFileDescriptors"`
+	// MaxConnsInbound is the most inbound connections at once.
+	MaxConnsInbound int `json:"maxConnsInbound"`
+	// MaxStreamsInbound is the most inbound streams at once.
+	MaxStreamsInbound int `json:"maxStreamsInbound"`
+}
+
+// Log levels accepted in LogLevel.
+const (
+	LogDebug = "debug"
+	LogInfo  = "info"
+	LogWarn  = "warn"
+	LogError = "error"
+)
+
+// SlogLevel returns LogLevel as a slog.Level (info for anything Validate refuses).
+func (c *Config) SlogLevel() slog.Level {
+	switch c.LogLevel {
+	case LogDebug:
+		return slog.LevelDebug
+	case LogWarn:
+		return slog.LevelWarn
+	case LogError:
+		return slog.LevelError
+	}
+	return slog.LevelInfo
+}
+
+// Defaults that other packages may want to show or compare with.
+const (
+	DefaultDataDir        = "seed-data"
+	DefaultAdminListen    = "127.0.0.1:7401"
+	DefaultProtocolPrefix = "/seedfleet"
+)
+
+// Default returns the built-in configuration: loopback listeners only (a
+// standalone seed exposes nothing unless told to; pods pass 0.0.0.0), DHT
+// server, relay for hosted agents, rendezvous on, no hosted vaults.
+// Every call returns fresh slices.
+func Default() Config {
+	return Config{
+		DataDir: DefaultDataDir,
+		Listen: Listen{
+			TCP:       []string{"/ip4/127.0.0.1/tcp/7400"},
+			QUIC:      []string{"/ip4/127.0.0.1/udp/7400/quic-v1"},
+			WebSocket: []string{"/ip4/127.0.0.1/tcp/7402/ws"},
+		},
+		Limits: VaultLimits{
+			MaxEntries:   vault.DefaultLimits.MaxEntries,
+			MaxBytes:     vault.DefaultLimits.MaxBytes,
+			MaxClockSkew: Duration{vault.DefaultLimits.MaxClockSkew},
+		},
+		Admin: Admin{Listen: DefaultAdminListen},
+		DHT: DHT{
+			Mode:              DHTServer,
+			ProtocolPrefix:    DefaultProtocolPrefix,
+			ReprovideInterval: Duration{time.Hour},
+		},
+		Relay: Relay{
+			Mode: RelayAgents,
+			Limits: RelayLimits{
+				MaxReservations:        128,
+				MaxReservationsPerPeer: 1,
+				MaxReservationsPerIP:   8,
+				MaxReservationsPerASN:  32,
+				MaxCircuits:            16,
+				ReservationTTL:         Duration{time.Hour},
+				CircuitDuration:        Duration{2 * time.Minute},
+				CircuitBytes:           1 << 20,
+			},
+		},
+		Rendezvous: Rendezvous{
+			Enabled:            true,
+			RecordTTL:          Duration{2 * time.Hour},
+			MaxRecordsPerAgent: 32,
+		},
+		IdleTimeout: Duration{30 * time.Second},
+		GCInterval:  Duration{5 * time.Minute},
+		LogLevel:    LogInfo,
+	}
+}

@@ -1,0 +1,114 @@
+package config
+
+// Example returns a complete configuration file: every setting with its
+// default value and one line on what it does. A test keeps it equal to
+// Default() and checks that it lists every field.
+func Example() string { return example }
+
+const example = `# Seed node configuration (seedfleet seednode --config FILE).
+# Every value below is the default; delete a line to keep the default.
+# Precedence: built-in defaults < this file < command-line flags.
+# Durations are Go durations ("90s", "5m", "1h30m") or whole seconds (90).
+
+# Data directory: identity.key (the peer ID), the vault store and the blob store.
+dataDir: seed-data
+
+# Addresses the node listens on. Loopback only by default: use 0.0.0.0 (or ::) to serve other machines.
+listen:
+  # TCP multiaddrs, /ip4/HOST/tcp/PORT (flag --listen).
+  tcp: ["/ip4/127.0.0.1/tcp/7400"]
+  # QUIC multiaddrs, /ip4/HOST/udp/PORT/quic-v1 (flag --listen-quic).
+  quic: ["/ip4/127.0.0.1/udp/7400/quic-v1"]
+  # WebSocket multiaddrs, /ip4/HOST/tcp/PORT/ws, for browsers (flag --listen-ws).
+  webSocket: ["/ip4/127.0.0.1/tcp/7402/ws"]
+
+# Multiaddrs to announce instead of the listen addresses, without /p2p/ (e.g. /dns4/seed.example.com/tcp/7400).
+announce: []
+
+# Namespace IDs (52 base32 characters) of the vaults this seed hosts; it refuses all others.
+hostedVaults: []
+
+# A file with more namespace IDs, one per line, # comments; re-read when it changes. Empty: none.
+hostedVaultsFile: ""
+
+# Limits applied to every hosted vault.
+limits:
+  # Most (key, author) entries one vault may hold.
+  maxEntries: 10000000
+  # Most value bytes one vault's entries may reference (64 GiB).
+  maxBytes: 68719476736
+  # Entries timestamped further than this in the future are refused.
+  maxClockSkew: 10m
+
+# Admin HTTP endpoint: health, readiness, metrics, status.
+admin:
+  # host:port to listen on; empty turns the endpoint off.
+  listen: 127.0.0.1:7401
+  # File holding the bearer token that changes (PUT) must carry; reads stay open. Empty: no token.
+  tokenFile: ""
+
+# Kademlia DHT: devices find the seeds hosting their vaults through it.
+dht:
+  # server (answer queries, store records), client (query only) or off.
+  mode: server
+  # Protocol prefix (protocols are PREFIX/kad/1.0.0); seeds and devices must use the same one.
+  protocolPrefix: /seedfleet
+  # Peers to join the DHT through: full multiaddrs ending in /p2p/<peer ID>. Empty: none (nothing is dialled).
+  bootstrapPeers: []
+  # How often provider records of hosted vaults are published again (1m to 48h).
+  reprovideInterval: 1h
+
+# Circuit relay v2, for devices behind NAT.
+relay:
+  # agents (only keys of hosted agents and allowedKeys may reserve), public (anyone, within limits) or off.
+  mode: agents
+  # did:key DIDs that may reserve in agents mode besides the keys in hosted agents' documents.
+  allowedKeys: []
+  # Resource limits of the relay service.
+  limits:
+    # Most reservations held at once in total.
+    maxReservations: 128
+    # Most reservations one peer may hold.
+    maxReservationsPerPeer: 1
+    # Most reservations from one IP address.
+    maxReservationsPerIP: 8
+    # Most reservations from one autonomous system (ASN).
+    maxReservationsPerASN: 32
+    # Most relayed connections open at once for one peer.
+    maxCircuits: 16
+    # How long a reservation lasts unless refreshed.
+    reservationTTL: 1h
+    # How long one relayed connection may stay open.
+    circuitDuration: 2m
+    # Bytes one relayed connection may carry in each direction (1 MiB).
+    circuitBytes: 1048576
+
+# Rendezvous: devices register signed records and look up their agent's other devices.
+rendezvous:
+  # Run the rendezvous service.
+  enabled: true
+  # How long a registration lives unless renewed (1m to 72h).
+  recordTTL: 2h
+  # Most registrations one agent DID may hold.
+  maxRecordsPerAgent: 32
+
+# libp2p resource manager limits; 0 keeps libp2p's default, scaled to the machine.
+resources:
+  # Memory libp2p may use, in MiB.
+  maxMemoryMiB: 0
+  # File descriptors libp2p may use.
+  maxFileDescriptors: 0
+  # Inbound connections open at once.
+  maxConnsInbound: 0
+  # Inbound streams open at once.
+  maxStreamsInbound: 0
+
+# End a sync whose peer sends nothing for this long.
+idleTimeout: 30s
+
+# How often blobs no hosted vault refers to, and vaults no longer hosted, are deleted.
+gcInterval: 5m
+
+# debug, info, warn or error.
+logLevel: info
+`

@@ -1,0 +1,250 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// Bounds Validate enforces on durations.
+const (
+	MinReprovideInterval = time.Minute
+	// MaxReprovideInterval: DHT provider records expire after 48h, so a
+	// longer interval would let hosted vaults drop out of the DHT.
+	MaxReprovideInterval = 48 * time.Hour
+	MinRecordTTL         = time.Minute
+	MaxRecordTTL         = 72 * time.Hour
+)
+
+// Validate checks every field and returns all problems at once, joined with
+// errors.Join. Each problem is a *FieldError naming the field as written in
+// the file (e.g. "relay.limits.maxReservationsPerPeer: must be at least 1")
+// and wraps ErrInvalid. It reads no files and opens no sockets.
+func (c *Config) Validate() error {
+	v := &validator{}
+
+	if strings.TrimSpace(c.DataDir) == "" {
+		v.add("dataDir", "required")
+	}
+
+	v.listen("listen.tcp", c.Listen.TCP, "TCP", "/ip4/HOST/tcp/PORT", ma.P_TCP)
+	v.listen("listen.quic", c.Listen.QUIC, "QUIC", "/ip4/HOST/udp/PORT/quic-v1", ma.P_UDP, ma.P_QUIC_V1)
+	v.listen("listen.webSocket", c.Listen.WebSocket, "WebSocket", "/ip4/HOST/tcp/PORT/ws", ma.P_TCP, ma.P_WS)
+	if len(c.Listen.All()) == 0 {
+		v.add("listen", "no listen addresses (set at least one of tcp, quic, webSocket)")
+	}
+	for i, s := range c.Announce {
+		f := index("announce", i)
+		if m, ok := v.multiaddr(f, s); ok {
+			if _, err := m.ValueForProtocol(ma.P_P2P); err == nil {
+				v.add(f, "must not contain /p2p/ (the node adds its own peer ID)")
+			}
+		}
+	}
+
+	for i, s := range c.HostedVaults {
+		if _, err := vault.ParseNamespaceID(s); err != nil {
+			v.errs = append(v.errs, &FieldError{Field: index("hostedVaults", i), Err: err})
+		}
+	}
+
+	v.atLeast64("limits.maxEntries", c.Limits.MaxEntries, 1)
+	v.atLeast64("limits.maxBytes", c.Limits.MaxBytes, 1)
+	v.duration("limits.maxClockSkew", c.Limits.MaxClockSkew, time.Second, 0)
+
+	if c.Admin.Listen != "" {
+		host, port, err := net.SplitHostPort(c.Admin.Listen)
+		if err != nil {
+			v.add("admin.listen", "%q is not host:port (e.g. %q; empty turns the admin endpoint off)", c.Admin.Listen, DefaultAdminListen)
+		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+			v.add("admin.listen", "port %q is not a number from 0 to 65535", port)
+		} else if strings.ContainsFunc(host, unicode.IsSpace) {
+			v.add("admin.listen", "host %q contains spaces", host)
+		}
+	}
+
+	v.oneOf("dht.mode", string(c.DHT.Mode), DHTServer, DHTClient, DHTOff)
+	switch p := c.DHT.ProtocolPrefix; {
+	case p == "":
+		v.add("dht.protocolPrefix", "required (e.g. %q)", DefaultProtocolPrefix)
+	case !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsFunc(p, unicode.IsSpace):
+		v.add("dht.protocolPrefix", "%q must start with / and neither end with / nor contain spaces (e.g. %q)", p, DefaultProtocolPrefix)
+	}
+	for i, s := range c.DHT.BootstrapPeers {
+		f := index("dht.bootstrapPeers", i)
+		m, ok := v.multiaddr(f, s)
+		if !ok {
+			continue
+		}
+		rest, last := ma.SplitLast(m)
+		switch {
+		case last == nil || last.Code() != ma.P_P2P:
+			v.add(f, "must end in /p2p/<peer ID>")
+		case len(rest) == 0:
+			v.add(f, "needs an address before /p2p/ (e.g. /dns4/seed.example/tcp/7400/p2p/<peer ID>)")
+		default:
+			if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
+				v.add(f, "bad peer ID: %v", err)
+			}
+		}
+	}
+	v.duration("dht.reprovideInterval", c.DHT.ReprovideInterval, MinReprovideInterval, MaxReprovideInterval)
+
+	v.oneOf("relay.mode", string(c.Relay.Mode), RelayAgents, RelayPublic, RelayOff)
+	for i, s := range c.Relay.AllowedKeys {
+		if _, err := identity.ParseDIDKey(s); err != nil {
+			detail := err.Error()
+			if _, after, ok := strings.Cut(detail, identity.ErrInvalidDID.Error()+": "); ok {
+				detail = after
+			}
+			v.errs = append(v.errs, &FieldError{Field: index("relay.allowedKeys", i), Err: &detailErr{"not a did:key: " + detail, err}})
+		}
+	}
+	rl := c.Relay.Limits
+	v.atLeast("relay.limits.maxReservations", rl.MaxReservations, 1)
+	v.atLeast("relay.limits.maxReservationsPerPeer", rl.MaxReservationsPerPeer, 1)
+	v.atLeast("relay.limits.maxReservationsPerIP", rl.MaxReservationsPerIP, 1)
+	v.atLeast("relay.limits.maxReservationsPerASN", rl.MaxReservationsPerASN, 1)
+	v.atLeast("relay.limits.maxCircuits", rl.MaxCircuits, 1)
+	v.duration("relay.limits.reservationTTL", rl.ReservationTTL, time.Minute, 0)
+	v.duration("relay.limits.circuitDuration", rl.CircuitDuration, time.Second, 0)
+	v.atLeast64("relay.limits.circuitBytes", rl.CircuitBytes, 1024)
+	if rl.CircuitBytes > math.MaxInt64 {
+		v.add("relay.limits.circuitBytes", "must be at most %d", int64(math.MaxInt64))
+	}
+
+	v.duration("rendezvous.recordTTL", c.Rendezvous.RecordTTL, MinRecordTTL, MaxRecordTTL)
+	v.atLeast("rendezvous.maxRecordsPerAgent", c.Rendezvous.MaxRecordsPerAgent, 1)
+
+	v.atLeast("resources.maxMemoryMiB", c.Resources.MaxMemoryMiB, 0)
+	if c.Resources.MaxMemoryMiB > math.MaxInt64>>20 {
+		v.add("resources.maxMemoryMiB", "must be at most %d", math.MaxInt64>>20)
+	}
+	v.atLeast("resources.maxFileDescriptors", c.Resources.MaxFileDescriptors, 0)
+	v.atLeast("resources.maxConnsInbound", c.Resources.MaxConnsInbound, 0)
+	v.atLeast("resources.maxStreamsInbound", c.Resources.MaxStreamsInbound, 0)
+
+	v.duration("idleTimeout", c.IdleTimeout, time.Second, 0)
+	v.duration("gcInterval", c.GCInterval, time.Second, 0)
+	v.oneOf("logLevel", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
+
+	return errors.Join(v.errs...)
+}
+
+// NamespaceIDs parses HostedVaults (not HostedVaultsFile, which the node
+// reads and watches itself), dropping duplicates and keeping the order.
+func (c *Config) NamespaceIDs() ([]vault.NamespaceID, error) {
+	var (
+		ids  []vault.NamespaceID
+		errs []error
+	)
+	for i, s := range c.HostedVaults {
+		ns, err := vault.ParseNamespaceID(s)
+		if err != nil {
+			errs = append(errs, &FieldError{Field: index("hostedVaults", i), Err: err})
+			continue
+		}
+		if !slices.Contains(ids, ns) {
+			ids = append(ids, ns)
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return ids, nil
+}
+
+type validator struct{ errs []error }
+
+func (v *validator) add(field, format string, args ...any) {
+	v.errs = append(v.errs, fieldErr(field, format, args...))
+}
+
+func (v *validator) atLeast(field string, got, min int) {
+	if got < min {
+		if min == 0 {
+			v.add(field, "must not be negative (0 keeps the libp2p default)")
+		} else {
+			v.add(field, "must be at least %d", min)
+		}
+	}
+}
+
+func (v *validator) atLeast64(field string, got, min uint64) {
+	if got < min {
+		v.add(field, "must be at least %d", min)
+	}
+}
+
+// duration checks min <= d (and d <= max unless max is 0).
+func (v *validator) duration(field string, d Duration, min, max time.Duration) {
+	switch {
+	case d.Duration < min:
+		v.add(field, "must be at least %s", formatDuration(min))
+	case max > 0 && d.Duration > max:
+		v.add(field, "must be at most %s", formatDuration(max))
+	}
+}
+
+func (v *validator) oneOf(field, got string, allowed ...any) {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
+		names[i] = fmt.Sprint(a)
+		if names[i] == got {
+			return
+		}
+	}
+	v.add(field, "%q is not one of %s", got, strings.Join(names, ", "))
+}
+
+func (v *validator) multiaddr(field, s string) (ma.Multiaddr, bool) {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		v.add(field, "not a multiaddr: %v", err)
+		return nil, false
+	}
+	return m, true
+}
+
+// listen checks that every address is /ip4 or /ip6 followed by exactly the
+// protocols given.
+func (v *validator) listen(field string, addrs []string, kind, example string, protos ...int) {
+	for i, s := range addrs {
+		f := index(field, i)
+		m, ok := v.multiaddr(f, s)
+		if !ok {
+			continue
+		}
+		ps := m.Protocols()
+		codes := make([]int, len(ps))
+		for j, p := range ps {
+			codes[j] = p.Code
+		}
+		if len(codes) == 0 || (codes[0] != ma.P_IP4 && codes[0] != ma.P_IP6) || !slices.Equal(codes[1:], protos) {
+			v.add(f, "%q is not a %s multiaddr (want %s, or /ip6/...)", s, kind, example)
+		}
+	}
+}
+
+func index(field string, i int) string { return fmt.Sprintf("%s[%d]", field, i) }
+
+// detailErr shows msg and unwraps to err.
+type detailErr struct {
+	msg string
+	err error
+}
+
+func (e *detailErr) Error() string { return e.msg }
+func (e *detailErr) Unwrap() error { return e.err }

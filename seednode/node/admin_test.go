@@ -1,0 +1,157 @@
+package node
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/seedfleet/seedfleet/seednode/admin"
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/discovery"
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// TestAdminAPIReflectsTheNode drives a seed through its admin API the way
+// the operator will: status after a device synced, metrics, and a hosted
+// list replaced without a restart.
+func TestAdminAPIReflectsTheNode(t *testing.T) {
+	laptop, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptop.Close()
+	ns, _ := laptop.CreateVault()
+	n := startNode(t, Config{HostedVaults: []vault.NamespaceID{ns}, AdminToken: "s3cret"})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for i := range 3 {
+		if _, err := laptop.Put(ns, []byte{'k', byte('0' + i)}, []byte("v")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := laptop.Sync(ctx, ns, n.Addrs()[0].String(), client.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := admin.NewClient(n.AdminURL(), admin.WithToken("s3cret"))
+	if err := c.Healthy(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Ready(ctx); err != nil {
+		t.Fatalf("a standalone seed (no bootstrap peers) should be ready: %v", err)
+	}
+	st, err := c.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.PeerID != n.Host().ID().String() || len(st.Addrs) == 0 || !strings.HasSuffix(st.Addrs[0], "/p2p/"+st.PeerID) {
+		t.Fatalf("status identity: %+v", st)
+	}
+	if len(st.Vaults) != 1 || st.Vaults[0].Namespace != ns.String() || st.Vaults[0].Entries != 3 || st.Vaults[0].LastSync.IsZero() || st.Vaults[0].Peers != 1 {
+		t.Fatalf("status vaults: %+v", st.Vaults)
+	}
+	if st.DHT.Mode != "server" || st.Relay.Mode != "agents" || st.Relay.AllowedPeers != 1 {
+		t.Fatalf("status services: dht %+v relay %+v (the laptop's key should be allowed to reserve)", st.DHT, st.Relay)
+	}
+
+	resp, err := http.Get(n.AdminURL() + admin.PathMetrics)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`seedfleet_vault_entries{vault="` + ns.String() + `"} 3`,
+		`seedfleet_vault_sync_sessions_total{result="ok"} 1`,
+		`seedfleet_dht_reprovide_lag_seconds`,
+		`libp2p_`, // the host's own metrics land on the same registry
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("metrics lack %q", want)
+		}
+	}
+
+	// The operator replaces the hosted list: the old vault is dropped.
+	other, _ := laptop.CreateVault()
+	if err := c.SetHostedVaults(ctx, []string{other.String()}); err != nil {
+		t.Fatal(err)
+	}
+	if !n.Hosted().Has(other) || n.Hosted().Has(ns) {
+		t.Fatal("hosted list not replaced")
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		s, _ := n.Store().Stats(ns)
+		if s.Entries == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("unhosted vault not dropped after the hosted list changed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Without the token, the change is refused.
+	if err := admin.NewClient(n.AdminURL()).SetHostedVaults(ctx, nil); err == nil {
+		t.Fatal("hosted list changed without the token")
+	}
+}
+
+// TestSeedsBootstrapAndDevicesFindThem: a second seed bootstraps from the
+// first; a device that knows only the first seed finds, through the DHT,
+// the second seed as the one hosting its vault.
+func TestSeedsBootstrapAndDevicesFindThem(t *testing.T) {
+	var ns vault.NamespaceID
+	copy(ns[:], "a vault hosted by the second seed")
+	a := startNode(t, Config{})
+	b := startNode(t, Config{HostedVaults: []vault.NamespaceID{ns},
+		DHT: DHTConfig{BootstrapPeers: []peer.AddrInfo{{ID: a.Host().ID(), Addrs: a.Host().Addrs()}}}})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for b.Ready() != nil {
+		if ctx.Err() != nil {
+			t.Fatalf("second seed never ready: %v", b.Ready())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	for b.provider.LastProvided(discovery.VaultCID(ns)).IsZero() {
+		if ctx.Err() != nil {
+			t.Fatal("second seed never announced its vault")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	key, _ := identity.Generate()
+	dev, err := p2p.NewHost(p2p.HostOptions{Key: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	seedA := peer.AddrInfo{ID: a.Host().ID(), Addrs: a.Host().Addrs()}
+	d, err := discovery.NewDHT(dev, discovery.DHTOptions{BootstrapPeers: []peer.AddrInfo{seedA}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if err := dev.Connect(ctx, seedA); err != nil {
+		t.Fatal(err)
+	}
+	_ = d.Bootstrap(ctx)
+	for d.RoutingTable().Size() == 0 { // identify adds the seed asynchronously
+		if ctx.Err() != nil {
+			t.Fatal("the device's DHT never added the seed")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	fctx, fcancel := context.WithTimeout(ctx, 20*time.Second)
+	defer fcancel()
+	found := discovery.FindProviders(fctx, d, discovery.VaultCID(ns), 1)
+	if len(found) != 1 || found[0].ID != b.Host().ID() {
+		t.Fatalf("device found %v, want the second seed %s", found, b.Host().ID())
+	}
+}
