@@ -17,8 +17,8 @@ import (
 // TestReadmeWalkthrough runs the README's walk-through, as pasted by a
 // newcomer, against a freshly built binary: if the README stops being true,
 // this fails. The only edits: the prebuilt binary instead of `go build`, and
-// a free port instead of 7400 so a seed already running on this machine does
-// not interfere.
+// free ports instead of the default ones so a seed already running on this
+// machine does not interfere.
 func TestReadmeWalkthrough(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
 		t.Skip("bash not installed")
@@ -37,8 +37,9 @@ func TestReadmeWalkthrough(t *testing.T) {
 	port := strconv.Itoa(freePort(t))
 	for old, repl := range map[string]string{
 		"go build -o ./seedfleet .": "cp " + bin + " ./seedfleet",
-		"--host-vault \"$NS\"":      "--host-vault \"$NS\" --listen /ip4/127.0.0.1/tcp/" + port,
-		"/tcp/7400/p2p":             "/tcp/" + port + "/p2p",
+		"--host-vault \"$NS\"": "--host-vault \"$NS\" --listen /ip4/127.0.0.1/tcp/" + port +
+			" --listen-quic /ip4/127.0.0.1/udp/0/quic-v1 --listen-ws /ip4/127.0.0.1/tcp/0/ws --admin-listen 127.0.0.1:0",
+		"/tcp/7400/p2p": "/tcp/" + port + "/p2p",
 	} {
 		if !strings.Contains(script, old) {
 			t.Fatalf("walk-through no longer contains %q; update this test with the README", old)

@@ -3,46 +3,72 @@ package cmd
 import (
 	"fmt"
 	"log/slog"
-	"time"
+	"os"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/node"
-	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 func newSeedNodeCmd() *cobra.Command {
 	var (
-		cfg        node.Config
-		hosted     []string
-		maxEntries uint64
-		maxBytes   uint64
-		skew       time.Duration
+		configPath string
+		example    bool
 	)
+	def := config.Default()
+	// The config package's flags; --log-level is the root command's.
+	cfgFlags := pflag.NewFlagSet("seednode", pflag.ContinueOnError)
+	def.BindFlags(cfgFlags)
 	c := &cobra.Command{
 		Use:   "seednode",
-		Short: "Run a seed node (standalone: its own identity and Pebble store under --data)",
+		Short: "Run a seed node (standalone: its own identity and stores under --data, nothing else needed)",
+		Long: `Run a seed node. Settings come from built-in defaults, then the --config file, then flags.
+By default it listens on loopback only (TCP 7400, QUIC 7400/udp, WebSocket 7402), serves its admin API
+on 127.0.0.1:7401, runs a DHT server with no bootstrap peers and a relay for the devices of the vaults
+it hosts, and dials nothing. --example-config prints a commented configuration file.`,
 		Example: `  seedfleet seednode --data ./seed-data
-  seedfleet seednode --data ./seed-data --host-vault <namespace ID> --listen /ip4/0.0.0.0/tcp/7400`,
+  seedfleet seednode --data ./seed-data --host-vault <namespace ID> --listen /ip4/0.0.0.0/tcp/7400
+  seedfleet seednode --config seed.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, h := range hosted {
-				ns, err := vault.ParseNamespaceID(h)
-				if err != nil {
-					return fmt.Errorf("--host-vault: %w", err)
-				}
-				cfg.HostedVaults = append(cfg.HostedVaults, ns)
+			out := cmd.OutOrStdout()
+			if example {
+				fmt.Fprint(out, config.Example())
+				return nil
 			}
-			cfg.Limits = vault.Limits{MaxEntries: maxEntries, MaxBytes: maxBytes, MaxClockSkew: skew}
-			cfg.Logger = slog.Default()
-			n, err := node.New(cfg)
+			cfg := config.Default()
+			if configPath != "" {
+				var err error
+				if cfg, err = config.Load(configPath); err != nil {
+					return err
+				}
+			}
+			if err := cfg.ApplyFlags(cfgFlags); err != nil {
+				return err
+			}
+			if err := cfg.Validate(); err != nil {
+				return fmt.Errorf("invalid configuration:\n%w", err)
+			}
+			if lf := cmd.Flags().Lookup("log-level"); lf == nil || !lf.Changed {
+				slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})))
+			}
+			ncfg, err := node.FromConfig(cfg)
 			if err != nil {
 				return err
 			}
-			out := cmd.OutOrStdout()
+			ncfg.Logger = slog.Default()
+			n, err := node.New(ncfg)
+			if err != nil {
+				return err
+			}
 			fmt.Fprintf(out, "seed node %s\n", n.Host().ID())
 			for _, a := range n.Addrs() {
 				fmt.Fprintf(out, "  listening on %s\n", a)
+			}
+			if u := n.AdminURL(); u != "" {
+				fmt.Fprintf(out, "  admin API on %s (/healthz /readyz /metrics /status)\n", u)
 			}
 			fmt.Fprintf(out, "  hosting %d vault(s); data in %s\n", len(n.Hosted().List()), cfg.DataDir)
 			err = n.Run(cmd.Context())
@@ -51,14 +77,12 @@ func newSeedNodeCmd() *cobra.Command {
 		},
 	}
 	f := c.Flags()
-	f.StringVar(&cfg.DataDir, "data", "seed-data", "data directory (identity key and vault store)")
-	f.StringSliceVar(&cfg.Listen, "listen", node.DefaultListen, "libp2p listen multiaddrs")
-	f.StringSliceVar(&cfg.Announce, "announce", nil, "multiaddrs to announce instead of the listen addresses")
-	f.StringSliceVar(&hosted, "host-vault", nil, "namespace ID of a vault to host (repeatable)")
-	f.StringVar(&cfg.VaultsFile, "vaults-file", "", "file listing hosted namespace IDs, one per line; re-read when it changes")
-	f.Uint64Var(&maxEntries, "max-entries", vault.DefaultLimits.MaxEntries, "entries allowed per vault")
-	f.Uint64Var(&maxBytes, "max-bytes", vault.DefaultLimits.MaxBytes, "value bytes a vault's entries may reference")
-	f.DurationVar(&skew, "max-clock-skew", vault.DefaultLimits.MaxClockSkew, "refuse entries timestamped further than this in the future")
-	f.DurationVar(&cfg.IdleTimeout, "idle-timeout", 30*time.Second, "end a sync whose peer sends nothing for this long")
+	f.StringVar(&configPath, "config", "", "YAML configuration file (flags given on the command line override it)")
+	f.BoolVar(&example, "example-config", false, "print a commented configuration file with every default, and exit")
+	cfgFlags.VisitAll(func(fl *pflag.Flag) {
+		if fl.Name != config.FlagLogLevel {
+			f.AddFlag(fl)
+		}
+	})
 	return c
 }

@@ -1,0 +1,110 @@
+package node
+
+import (
+	"crypto/ed25519"
+	"fmt"
+	"os"
+	"strings"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+
+	"github.com/seedfleet/seedfleet/seednode/config"
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/relay"
+)
+
+// FromConfig turns a validated configuration file into a node Config. The
+// rendezvous section is accepted but not served yet.
+func FromConfig(c config.Config) (Config, error) {
+	hosted, err := c.NamespaceIDs()
+	if err != nil {
+		return Config{}, err
+	}
+	out := Config{
+		DataDir:      c.DataDir,
+		Listen:       c.Listen.All(),
+		Announce:     c.Announce,
+		HostedVaults: hosted,
+		VaultsFile:   c.HostedVaultsFile,
+		Limits:       c.Limits.Vault(),
+		IdleTimeout:  c.IdleTimeout.Duration,
+		GCInterval:   c.GCInterval.Duration,
+		AdminListen:  c.Admin.Listen,
+		DHT: DHTConfig{
+			Mode:              string(c.DHT.Mode),
+			ProtocolPrefix:    c.DHT.ProtocolPrefix,
+			ReprovideInterval: c.DHT.ReprovideInterval.Duration,
+		},
+		Relay: RelayConfig{
+			Mode: relay.Mode(c.Relay.Mode),
+			Limits: relay.Limits{
+				MaxReservations:        c.Relay.Limits.MaxReservations,
+				MaxReservationsPerPeer: c.Relay.Limits.MaxReservationsPerPeer,
+				MaxReservationsPerIP:   c.Relay.Limits.MaxReservationsPerIP,
+				MaxCircuits:            c.Relay.Limits.MaxCircuits,
+				ReservationTTL:         c.Relay.Limits.ReservationTTL.Duration,
+				CircuitDuration:        c.Relay.Limits.CircuitDuration.Duration,
+				CircuitBytes:           int64(min(c.Relay.Limits.CircuitBytes, 1<<62)),
+			},
+		},
+	}
+	if out.AdminListen == "" {
+		out.AdminListen = "off"
+	}
+	if c.Admin.TokenFile != "" {
+		b, err := os.ReadFile(c.Admin.TokenFile)
+		if err != nil {
+			return out, fmt.Errorf("admin.tokenFile: %w", err)
+		}
+		if out.AdminToken = strings.TrimSpace(string(b)); out.AdminToken == "" {
+			return out, fmt.Errorf("admin.tokenFile: %s is empty", c.Admin.TokenFile)
+		}
+	}
+	for i, s := range c.DHT.BootstrapPeers {
+		info, err := p2p.ParsePeerAddr(s)
+		if err != nil {
+			return out, fmt.Errorf("dht.bootstrapPeers[%d]: %w", i, err)
+		}
+		out.DHT.BootstrapPeers = append(out.DHT.BootstrapPeers, info)
+	}
+	for i, did := range c.Relay.AllowedKeys {
+		pub, err := identity.ParseDIDKey(did)
+		if err != nil {
+			return out, fmt.Errorf("relay.allowedKeys[%d]: %w", i, err)
+		}
+		out.Relay.AllowedKeys = append(out.Relay.AllowedKeys, ed25519.PublicKey(pub))
+	}
+	if out.ResourceManager, err = resourceManager(c.Resources); err != nil {
+		return out, err
+	}
+	return out, nil
+}
+
+// resourceManager applies the configured caps over go-libp2p's autoscaled
+// limits; nil keeps libp2p's default manager.
+func resourceManager(r config.Resources) (network.ResourceManager, error) {
+	if r == (config.Resources{}) {
+		return nil, nil
+	}
+	var sys rcmgr.ResourceLimits
+	if r.MaxMemoryMiB > 0 {
+		sys.Memory = rcmgr.LimitVal64(int64(r.MaxMemoryMiB) << 20)
+	}
+	if r.MaxFileDescriptors > 0 {
+		sys.FD = rcmgr.LimitVal(r.MaxFileDescriptors)
+	}
+	if r.MaxConnsInbound > 0 {
+		sys.ConnsInbound = rcmgr.LimitVal(r.MaxConnsInbound)
+	}
+	if r.MaxStreamsInbound > 0 {
+		sys.StreamsInbound = rcmgr.LimitVal(r.MaxStreamsInbound)
+	}
+	limits := rcmgr.PartialLimitConfig{System: sys}.Build(rcmgr.DefaultLimits.AutoScale())
+	mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
+	if err != nil {
+		return nil, fmt.Errorf("resources: %w", err)
+	}
+	return mgr, nil
+}
