@@ -152,7 +152,7 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}()
 	n.host, err = p2p.NewHost(p2p.HostOptions{Key: key, Listen: cfg.Listen, Announce: cfg.Announce,
-		ResourceManager: cfg.ResourceManager, Registerer: n.reg})
+		ResourceManager: cfg.ResourceManager, Registerer: n.reg, NATService: true})
 	if err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}

@@ -34,6 +34,9 @@ type HostOptions struct {
 	// Registerer receives libp2p's metrics (nil: none are registered, rather
 	// than landing on the global registry by surprise).
 	Registerer prometheus.Registerer
+	// NATService runs the AutoNAT service (seeds): peers learn whether they
+	// are reachable by asking it to dial them back at their observed address.
+	NATService bool
 }
 
 // NewHost returns a libp2p host with Seedfleet's transport stack.
@@ -56,6 +59,12 @@ func NewHost(o HostOptions) (host.Host, error) {
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		// Explicit: libp2p.NoListenAddrs (devices) would otherwise turn it off.
 		libp2p.EnableRelay(),
+		// Devices connected through a relay try a direct connection (DCUtR)
+		// and keep the relayed one when the NATs do not allow it.
+		libp2p.EnableHolePunching(),
+	}
+	if o.NATService {
+		opts = append(opts, libp2p.EnableNATService())
 	}
 	if o.ResourceManager != nil {
 		opts = append(opts, libp2p.ResourceManager(o.ResourceManager))
