@@ -16,6 +16,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/relay"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -369,4 +370,81 @@ func (h *Home) FetchCollection(ctx context.Context, peers []peer.AddrInfo, hash 
 		lastErr = err
 	}
 	return nil, blobs.FetchStats{}, lastErr
+}
+
+// ServeOptions tune Serve.
+type ServeOptions struct {
+	// Vaults this device answers sync sessions for.
+	Vaults []vault.NamespaceID
+	// Listen addresses (none: reachable only through relays).
+	Listen []string
+	// Relays are seeds to reserve a relay slot on, so peers can reach this
+	// device behind NAT; reservations are renewed before they expire.
+	Relays []peer.AddrInfo
+	// Reachable is called with the device's full addresses whenever they change.
+	Reachable func(addrs []string)
+	// Logf reports renewals and failures.
+	Logf func(format string, args ...any)
+}
+
+// Serve makes this device reachable for vault sync and blob fetches until
+// ctx ends: directly on its listen addresses, and through each relay.
+func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
+	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: o.Listen})
+	if err != nil {
+		return err
+	}
+	defer hst.Close()
+	svc := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(o.Vaults...)))
+	defer svc.Close()
+	bsvc := blobs.NewService(hst, h.Blobs)
+	defer bsvc.Close()
+	logf := o.Logf
+	if logf == nil {
+		logf = func(string, ...any) {}
+	}
+	report := func() {
+		if o.Reachable == nil {
+			return
+		}
+		var addrs []string
+		for _, a := range p2p.FullAddrs(hst) {
+			addrs = append(addrs, a.String())
+		}
+		for _, r := range o.Relays {
+			if c, err := relay.CircuitAddr(r); err == nil {
+				addrs = append(addrs, c.String()+"/p2p/"+hst.ID().String())
+			}
+		}
+		o.Reachable(addrs)
+	}
+	renew := make([]time.Time, len(o.Relays)) // when each reservation needs renewing
+	reported := false
+	for {
+		for i, r := range o.Relays {
+			if time.Now().Before(renew[i]) {
+				continue
+			}
+			rctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			rsvp, err := relay.Reserve(rctx, hst, r)
+			cancel()
+			if err != nil {
+				logf("relay %s: %v (retrying in 30s)", r.ID, err)
+				renew[i] = time.Now().Add(30 * time.Second)
+				continue
+			}
+			// Renew at two thirds of the reservation's life.
+			renew[i] = time.Now().Add(time.Until(rsvp.Expiration) * 2 / 3)
+			logf("relay slot on %s until %s", r.ID, rsvp.Expiration.Format(time.RFC3339))
+		}
+		if !reported {
+			report()
+			reported = true
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(5 * time.Second):
+		}
+	}
 }

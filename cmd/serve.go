@@ -1,0 +1,68 @@
+package cmd
+
+import (
+	"fmt"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/spf13/cobra"
+
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+func newServeCmd(g *globals) *cobra.Command {
+	var (
+		via    []string
+		listen []string
+	)
+	c := &cobra.Command{
+		Use:   "serve NAMESPACE... [--via SEED_MULTIADDR]",
+		Short: "Keep this device reachable for sync and blob fetches (behind NAT: through a seed's relay)",
+		Long: `Serve the given vaults (and this device's blobs) to other devices until interrupted. With --via, the
+device reserves a slot on each seed's relay and prints an address through it, which another device can
+use with sync even when both are behind NAT.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			var vaults []vault.NamespaceID
+			for _, a := range args {
+				ns, err := parseNS(a)
+				if err != nil {
+					return err
+				}
+				vaults = append(vaults, ns)
+			}
+			var relays []peer.AddrInfo
+			for _, a := range via {
+				info, err := p2p.ParsePeerAddr(a)
+				if err != nil {
+					return err
+				}
+				relays = append(relays, info)
+			}
+			if len(relays) == 0 && len(listen) == 0 {
+				return fmt.Errorf("nobody could reach this device: give --via <seed multiaddr> or --listen <multiaddr>")
+			}
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			return h.Serve(cmd.Context(), client.ServeOptions{
+				Vaults: vaults, Listen: listen, Relays: relays,
+				Reachable: func(addrs []string) {
+					fmt.Fprintln(out, "reachable at:")
+					for _, a := range addrs {
+						fmt.Fprintln(out, "  "+a)
+					}
+					fmt.Fprintln(out, "serving; Ctrl-C to stop")
+				},
+				Logf: func(format string, args ...any) { fmt.Fprintf(errOut, format+"\n", args...) },
+			})
+		},
+	}
+	c.Flags().StringSliceVar(&via, "via", nil, "seed multiaddr whose relay to reserve a slot on (repeatable)")
+	c.Flags().StringSliceVar(&listen, "listen", nil, "listen multiaddrs for direct connections")
+	return c
+}
