@@ -228,35 +228,42 @@ func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts
 	return st, err
 }
 
-// FetchBlob downloads a blob (or the spans of it) from the peer at addr
-// into the home's blob store, resuming an earlier partial download.
-func (h *Home) FetchBlob(ctx context.Context, peers []peer.AddrInfo, hash [32]byte, opts blobs.FetchOptions) (blobs.FetchStats, error) {
+// FetchBlob downloads a blob (or the spans of it) from the first of peers
+// that has it into the home's blob store, resuming an earlier partial
+// download (from any peer: verified groups are never fetched again).
+func (h *Home) FetchBlob(ctx context.Context, peers []peer.AddrInfo, hash [32]byte, opts blobs.FetchOptions) (st blobs.FetchStats, err error) {
+	err = h.eachBlobPeer(ctx, peers, func(bsvc *blobs.Service, id peer.ID) error {
+		st, err = bsvc.Fetch(ctx, id, hash, opts)
+		return err
+	})
+	return st, err
+}
+
+// eachBlobPeer runs fetch against each reachable peer in turn until one
+// succeeds, with a temporary host serving and fetching from the home's
+// blob store.
+func (h *Home) eachBlobPeer(ctx context.Context, peers []peer.AddrInfo, fetch func(*blobs.Service, peer.ID) error) error {
 	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
 	if err != nil {
-		return blobs.FetchStats{}, err
+		return err
 	}
 	defer hst.Close()
 	bsvc := blobs.NewService(hst, h.Blobs)
 	defer bsvc.Close()
-	var lastErr error
+	lastErr := errors.New("no peer address to fetch from")
 	for _, info := range peers {
 		dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = hst.Connect(dialCtx, info)
+		err := hst.Connect(dialCtx, info)
 		cancel()
 		if err != nil {
 			lastErr = fmt.Errorf("connect to %s: %w", info.ID, err)
 			continue
 		}
-		st, err := bsvc.Fetch(ctx, info.ID, hash, opts)
-		if err == nil {
-			return st, nil
+		if lastErr = fetch(bsvc, info.ID); lastErr == nil {
+			return nil
 		}
-		lastErr = err // the next peer resumes from the verified groups
 	}
-	if lastErr == nil {
-		lastErr = errors.New("no peer address to fetch from")
-	}
-	return blobs.FetchStats{}, lastErr
+	return lastErr
 }
 
 // NamespaceKey returns the vault's namespace key if this home holds it.
@@ -345,31 +352,13 @@ func (h *Home) ExportCollection(hash [32]byte, dir string) (blobs.Collection, er
 }
 
 // FetchCollection fetches a collection and its members from the first
-// reachable peer.
-func (h *Home) FetchCollection(ctx context.Context, peers []peer.AddrInfo, hash [32]byte, opts blobs.FetchOptions) (blobs.Collection, blobs.FetchStats, error) {
-	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
-	if err != nil {
-		return nil, blobs.FetchStats{}, err
-	}
-	defer hst.Close()
-	bsvc := blobs.NewService(hst, h.Blobs)
-	defer bsvc.Close()
-	var lastErr error = errors.New("no peer address to fetch from")
-	for _, info := range peers {
-		dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err = hst.Connect(dialCtx, info)
-		cancel()
-		if err != nil {
-			lastErr = fmt.Errorf("connect to %s: %w", info.ID, err)
-			continue
-		}
-		c, st, err := bsvc.FetchCollection(ctx, info.ID, hash, opts)
-		if err == nil {
-			return c, st, nil
-		}
-		lastErr = err
-	}
-	return nil, blobs.FetchStats{}, lastErr
+// reachable peer that has them.
+func (h *Home) FetchCollection(ctx context.Context, peers []peer.AddrInfo, hash [32]byte, opts blobs.FetchOptions) (c blobs.Collection, st blobs.FetchStats, err error) {
+	err = h.eachBlobPeer(ctx, peers, func(bsvc *blobs.Service, id peer.ID) error {
+		c, st, err = bsvc.FetchCollection(ctx, id, hash, opts)
+		return err
+	})
+	return c, st, err
 }
 
 // ServeOptions tune Serve.
