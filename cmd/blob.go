@@ -234,13 +234,7 @@ type barPrinter struct {
 }
 
 func newBarPrinter(w io.Writer, label string) *barPrinter {
-	p := &barPrinter{w: w, label: label, last: time.Now(), start: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
-	}
-	return p
+	return &barPrinter{w: w, label: label, last: time.Now(), start: time.Now(), tty: isTerminal(w)}
 }
 
 func (p *barPrinter) update(done, total uint64) {

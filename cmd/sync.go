@@ -155,13 +155,18 @@ type progressPrinter struct {
 
 func newProgressPrinter(w io.Writer, ns vault.NamespaceID, quiet bool) *progressPrinter {
 	// Non-terminal output gets its first line after 2 s: short syncs stay quiet.
-	p := &progressPrinter{w: w, ns: ns, quiet: quiet, lastLine: time.Now()}
-	if f, ok := w.(*os.File); ok {
-		if fi, err := f.Stat(); err == nil && fi.Mode()&os.ModeCharDevice != 0 {
-			p.tty = true
-		}
+	return &progressPrinter{w: w, ns: ns, quiet: quiet, lastLine: time.Now(), tty: isTerminal(w)}
+}
+
+// isTerminal reports whether w is a terminal (progress redraws one line)
+// rather than a file or pipe (progress prints a line every few seconds).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
 	}
-	return p
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func (p *progressPrinter) update(pr vault.Progress) {
