@@ -1,0 +1,392 @@
+package rendezvous
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// ProtocolID is the libp2p protocol of rendezvous.
+const ProtocolID = "/seedfleet/rendezvous/1.0.0"
+
+// ServiceName is the resource-manager service of rendezvous streams.
+const ServiceName = "seedfleet.rendezvous"
+
+// Bounds of the protocol. A request carries at most one record, so 16 KiB
+// is ample; a response carries at most a lookup's records.
+const (
+	MaxRequestSize  = 16 << 10
+	MaxResponseSize = 1 << 20
+	// StreamTimeout bounds a whole exchange, on both sides.
+	StreamTimeout = 10 * time.Second
+	// maxReasonLen bounds a refusal's text.
+	maxReasonLen = 1024
+)
+
+// The wire format. Each message is a uvarint length, then that many bytes.
+//
+//	request  = type | body
+//	  type 1 (register): record encoding (DecodeRecord)
+//	  type 2 (lookup):   uvarint len | agent DID
+//	response = status | body
+//	  status 0 (ok):      register: nothing; lookup: uvarint n | n × (uvarint len | record)
+//	  status 1 (refused): code | uvarint len | reason (UTF-8, ≤ 1024 bytes)
+const (
+	reqRegister = 1
+	reqLookup   = 2
+
+	respOK      = 0
+	respRefused = 1
+)
+
+// ErrProtocol marks a peer that broke the protocol.
+var ErrProtocol = errors.New("rendezvous protocol violation")
+
+// Code says why a seed refused a request; it is sent with the reason text
+// and labels the refusal metrics.
+type Code uint8
+
+// Refusal codes.
+const (
+	CodeMalformed     Code = 1  // the request could not be decoded
+	CodeTooLarge      Code = 2  // the request exceeds MaxRequestSize
+	CodeInvalidRecord Code = 3  // the record breaks the format's rules (DID, context, addresses)
+	CodeBadSignature  Code = 4  // the signature does not verify
+	CodeNotSelf       Code = 5  // the record is not the requesting peer's own
+	CodeFuture        Code = 6  // the timestamp is too far in the future
+	CodeExpired       Code = 7  // the timestamp is older than the TTL
+	CodeReplay        Code = 8  // a record at least as new is already held
+	CodeUnauthorized  Code = 9  // the Authorizer refused the device
+	CodeAgentFull     Code = 10 // the agent has the most records a seed keeps
+	CodeSeedFull      Code = 11 // the seed holds records of the most agents it keeps
+	CodeUnavailable   Code = 12 // the seed cannot serve now (shutting down, out of resources)
+)
+
+var codeNames = map[Code]string{
+	CodeMalformed:     "malformed",
+	CodeTooLarge:      "too_large",
+	CodeInvalidRecord: "invalid_record",
+	CodeBadSignature:  "bad_signature",
+	CodeNotSelf:       "not_self",
+	CodeFuture:        "future",
+	CodeExpired:       "expired",
+	CodeReplay:        "replay",
+	CodeUnauthorized:  "unauthorized",
+	CodeAgentFull:     "agent_full",
+	CodeSeedFull:      "seed_full",
+	CodeUnavailable:   "unavailable",
+}
+
+func (c Code) String() string {
+	if s, ok := codeNames[c]; ok {
+		return s
+	}
+	return fmt.Sprintf("code_%d", uint8(c))
+}
+
+// RefusedError is a seed's refusal of a request, with its reason.
+type RefusedError struct {
+	Code   Code
+	Reason string
+}
+
+func (e *RefusedError) Error() string { return "seed refused: " + e.Reason }
+
+// refuse builds a RefusedError with a formatted reason.
+func refuse(code Code, format string, args ...any) *RefusedError {
+	return &RefusedError{Code: code, Reason: fmt.Sprintf(format, args...)}
+}
+
+type request struct {
+	kind     byte
+	record   Record // reqRegister
+	agentDID string // reqLookup
+}
+
+func (q *request) append(b []byte) []byte {
+	b = append(b, q.kind)
+	switch q.kind {
+	case reqRegister:
+		return q.record.appendBinary(b)
+	case reqLookup:
+		return appendString(b, q.agentDID)
+	}
+	return b
+}
+
+// decodeRequest decodes a request body. A failure is a *RefusedError, ready
+// to be sent back.
+func decodeRequest(b []byte) (request, *RefusedError) {
+	if len(b) == 0 {
+		return request{}, refuse(CodeMalformed, "empty request")
+	}
+	q := request{kind: b[0]}
+	switch q.kind {
+	case reqRegister:
+		r, err := DecodeRecord(b[1:])
+		if err != nil {
+			return request{}, refuse(CodeInvalidRecord, "register: %v", err)
+		}
+		q.record = r
+	case reqLookup:
+		d := decoder{b: b[1:], sentinel: ErrProtocol}
+		q.agentDID = string(d.lenBytes("agent DID", MaxAgentDIDLen))
+		if err := d.done("lookup request"); err != nil {
+			return request{}, refuse(CodeMalformed, "lookup: %v", err)
+		}
+		if err := CheckAgentDID(q.agentDID); err != nil {
+			return request{}, refuse(CodeInvalidRecord, "lookup: %v", err)
+		}
+	default:
+		return request{}, refuse(CodeMalformed, "unknown request type %d (this seed speaks %s: 1 register, 2 lookup)", q.kind, ProtocolID)
+	}
+	return q, nil
+}
+
+func appendRefusal(b []byte, e *RefusedError) []byte {
+	b = append(b, respRefused, byte(e.Code))
+	return appendString(b, truncate(e.Reason, maxReasonLen))
+}
+
+// appendLookupOK appends an ok response listing encoded records.
+func appendLookupOK(b []byte, recs [][]byte) []byte {
+	b = append(b, respOK)
+	b = binary.AppendUvarint(b, uint64(len(recs)))
+	for _, r := range recs {
+		b = binary.AppendUvarint(b, uint64(len(r)))
+		b = append(b, r...)
+	}
+	return b
+}
+
+func lookupOKLen(recs [][]byte) int {
+	n := 1 + uvarintLen(uint64(len(recs)))
+	for _, r := range recs {
+		n += uvarintLen(uint64(len(r))) + len(r)
+	}
+	return n
+}
+
+// response is a decoded response: a refusal, or for a lookup the raw
+// records (each decoded and verified separately, so one bad record does
+// not hide the others).
+type response struct {
+	refused *RefusedError
+	records [][]byte
+}
+
+func decodeResponse(b []byte, kind byte) (response, error) {
+	d := decoder{b: b, sentinel: ErrProtocol}
+	var resp response
+	switch status := d.byte1("status"); {
+	case d.err != nil:
+	case status == respRefused:
+		code := Code(d.byte1("refusal code"))
+		reason := d.lenBytes("refusal reason", maxReasonLen)
+		if d.err == nil {
+			resp.refused = &RefusedError{Code: code, Reason: sanitize(string(reason))}
+		}
+	case status != respOK:
+		return response{}, fmt.Errorf("%w: response status %d", ErrProtocol, status)
+	case kind == reqLookup:
+		n := d.uvarint("record count")
+		// A record is at least ~150 bytes: refuse counts the body cannot hold.
+		if d.err == nil && n > uint64(len(d.b)) {
+			return response{}, fmt.Errorf("%w: response claims %d records in %d bytes", ErrProtocol, n, len(b))
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			// Records are checked one by one later; an oversized one is
+			// dropped then, not here, so it does not hide the others.
+			if r := d.lenBytes("record", MaxResponseSize); d.err == nil {
+				resp.records = append(resp.records, r)
+			}
+		}
+	}
+	return resp, d.done("response")
+}
+
+// sanitize keeps a peer's text printable: no terminal escapes or other
+// control characters reach a user's screen or log.
+func sanitize(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		if unicode.IsPrint(r) {
+			return r
+		}
+		if unicode.IsSpace(r) {
+			return ' '
+		}
+		return '\uFFFD'
+	}, s)
+}
+
+// writeMessage writes one length-prefixed message.
+func writeMessage(w io.Writer, msg []byte) error {
+	// Small messages go out in one write; large ones are not copied.
+	if len(msg) <= 4096 {
+		buf := make([]byte, 0, binary.MaxVarintLen64+len(msg))
+		buf = binary.AppendUvarint(buf, uint64(len(msg)))
+		_, err := w.Write(append(buf, msg...))
+		return err
+	}
+	var hdr [binary.MaxVarintLen64]byte
+	if _, err := w.Write(binary.AppendUvarint(hdr[:0], uint64(len(msg)))); err != nil {
+		return err
+	}
+	_, err := w.Write(msg)
+	return err
+}
+
+// errTooLarge is returned by readLength for a message over the limit; the
+// caller decides what to tell the peer.
+type errTooLarge struct{ size, limit uint64 }
+
+func (e *errTooLarge) Error() string {
+	return fmt.Sprintf("message of %d bytes exceeds the %d-byte limit", e.size, e.limit)
+}
+
+// readLength reads a message's length prefix and checks it against limit.
+func readLength(r *bufio.Reader, limit uint64) (uint64, error) {
+	l, err := binary.ReadUvarint(r)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return 0, io.ErrUnexpectedEOF
+		}
+		return 0, err
+	}
+	if l == 0 {
+		return 0, fmt.Errorf("%w: empty message", ErrProtocol)
+	}
+	if l > limit {
+		return 0, &errTooLarge{size: l, limit: limit}
+	}
+	return l, nil
+}
+
+// readBody reads a message of l bytes. The buffer grows as bytes arrive,
+// not as announced: a peer that announces a large message and sends
+// nothing costs nothing beyond its reservation.
+func readBody(r io.Reader, l uint64) ([]byte, error) {
+	var b []byte
+	for uint64(len(b)) < l {
+		chunk := int(min(l-uint64(len(b)), 64<<10))
+		b = slices.Grow(b, chunk)
+		n, err := io.ReadFull(r, b[len(b):len(b)+chunk])
+		b = b[:len(b)+n]
+		if err != nil {
+			return nil, fmt.Errorf("read message (%d of %d bytes): %w", len(b), l, err)
+		}
+	}
+	return b, nil
+}
+
+// decoder is a bounds-checked cursor over a message.
+type decoder struct {
+	b   []byte
+	err error
+	// sentinel is wrapped by every error (default ErrInvalidRecord).
+	sentinel error
+}
+
+func (d *decoder) wrap() error {
+	if d.sentinel != nil {
+		return d.sentinel
+	}
+	return ErrInvalidRecord
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated or malformed %s", d.wrap(), what)
+	}
+}
+
+func (d *decoder) bytes(n int, what string) []byte {
+	if d.err != nil || n < 0 || len(d.b) < n {
+		d.fail(what)
+		return nil
+	}
+	out := d.b[:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) byte1(what string) byte {
+	if b := d.bytes(1, what); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+// uvarint decodes a minimally encoded uvarint: every value has exactly
+// one encoding.
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 || n != uvarintLen(v) {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// lenBytes decodes a uvarint length of at most max and that many bytes.
+func (d *decoder) lenBytes(what string, max int) []byte {
+	l := d.uvarint(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if l > uint64(max) {
+		d.err = fmt.Errorf("%w: %s is %d bytes, max %d", d.wrap(), what, l, max)
+		return nil
+	}
+	return d.bytes(int(l), what)
+}
+
+func (d *decoder) done(what string) error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes after %s", d.wrap(), len(d.b), what)
+	}
+	return d.err
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	// Cut on a rune boundary so the text stays valid UTF-8.
+	cut := max - 3
+	for cut > 0 && !isRuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "..."
+}
+
+func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+func truncErr(err error) error {
+	return errors.New(truncate(err.Error(), 200))
+}
