@@ -15,8 +15,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/relay"
 )
 
-// FromConfig turns a validated configuration file into a node Config. The
-// rendezvous section is accepted but not served yet.
+// FromConfig turns a validated configuration file into a node Config.
 func FromConfig(c config.Config) (Config, error) {
 	hosted, err := c.NamespaceIDs()
 	if err != nil {
@@ -50,6 +49,8 @@ func FromConfig(c config.Config) (Config, error) {
 			},
 		},
 	}
+	out.Rendezvous = RendezvousConfig{Disabled: !c.Rendezvous.Enabled, TTL: c.Rendezvous.RecordTTL.Duration,
+		MaxRecordsPerAgent: c.Rendezvous.MaxRecordsPerAgent}
 	if out.AdminListen == "" {
 		out.AdminListen = "off"
 	}

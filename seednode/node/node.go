@@ -27,6 +27,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/relay"
+	"github.com/seedfleet/seedfleet/seednode/rendezvous"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -56,6 +57,7 @@ type Config struct {
 	GCInterval time.Duration
 	DHT        DHTConfig
 	Relay      RelayConfig
+	Rendezvous RendezvousConfig
 	// ResourceManager, if set, replaces go-libp2p's autoscaled limits.
 	ResourceManager network.ResourceManager
 	// Registry receives every metric of the node (a new one if nil).
@@ -85,6 +87,7 @@ type Node struct {
 	provider          *discovery.Provider
 	bootstrapped      atomic.Bool
 	relay             *relay.Service
+	rendezvous        *rendezvous.Service
 	acl               *relay.ACL
 	configuredAllowed []peer.ID
 	started           time.Time
@@ -178,6 +181,7 @@ func New(cfg Config) (_ *Node, err error) {
 		n.cancel()
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
+	n.startRendezvous()
 	if err = n.startAdmin(); err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("seed node: %w", err)
@@ -264,6 +268,9 @@ func (n *Node) Close() error {
 		errs = append(errs, n.sync.Close(), n.blobSvc.Close())
 		if n.relay != nil {
 			errs = append(errs, n.relay.Close())
+		}
+		if n.rendezvous != nil {
+			errs = append(errs, n.rendezvous.Close())
 		}
 		if n.dht != nil {
 			errs = append(errs, n.dht.Close())

@@ -15,6 +15,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/relay"
+	"github.com/seedfleet/seedfleet/seednode/rendezvous"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -268,4 +269,44 @@ func (n *Node) Ready() error {
 		return errors.New("DHT not bootstrapped yet (no bootstrap peer answered)")
 	}
 	return nil
+}
+
+// RendezvousConfig configures the rendezvous service.
+type RendezvousConfig struct {
+	Disabled           bool
+	TTL                time.Duration
+	MaxRecordsPerAgent int
+}
+
+// agentAuthorizer decides which device keys act for an agent. Until agent
+// documents are enforced, a device may register for an agent only with the
+// agent's own key (did:key of the device = the agent DID); agent documents
+// will add the keys they list.
+type agentAuthorizer struct{}
+
+func (agentAuthorizer) Authorized(agentDID string, device ed25519.PublicKey) error {
+	agent, err := identity.ParseDIDKey(agentDID)
+	if err != nil {
+		return fmt.Errorf("agent DID: %w", err)
+	}
+	if !agent.Equal(device) {
+		return fmt.Errorf("key %s is not authorized for agent %s: this seed accepts registrations only from keys the agent's document lists",
+			identity.DIDKey(device), agentDID)
+	}
+	return nil
+}
+
+func (n *Node) startRendezvous() {
+	c := n.cfg.Rendezvous
+	if c.Disabled {
+		return
+	}
+	opts := []rendezvous.Option{rendezvous.WithRegisterer(n.reg), rendezvous.WithLogger(n.log)}
+	if c.TTL > 0 {
+		opts = append(opts, rendezvous.WithTTL(c.TTL))
+	}
+	if c.MaxRecordsPerAgent > 0 {
+		opts = append(opts, rendezvous.WithMaxRecordsPerAgent(c.MaxRecordsPerAgent))
+	}
+	n.rendezvous = rendezvous.New(n.host, agentAuthorizer{}, opts...)
 }
