@@ -17,7 +17,7 @@ GO_FILES = $(wildcard $(shell git ls-files -co --exclude-standard -- '*.go' 2>/d
 
 .DEFAULT_GOAL := help
 
-.PHONY: help fmt vet test fuzz-smoke bench bench-vault bench-blobs build
+.PHONY: help fmt vet test fuzz-smoke bench bench-vault bench-blobs bench-seed build
 
 help: ## List the targets
 	@echo 'Usage: make <target> [GO=go] [FUZZTIME=10s] [BENCH_ARGS=...]'
@@ -36,13 +36,16 @@ test: ## Run all tests (the CI test command)
 fuzz-smoke: ## Run every Fuzz target for FUZZTIME each (hack/fuzz-smoke.sh)
 	GO='$(GO)' FUZZTIME='$(FUZZTIME)' bash ./hack/fuzz-smoke.sh
 
-bench: bench-vault bench-blobs ## Run all benchmark drivers
+bench: bench-vault bench-blobs bench-seed ## Run all benchmark drivers
 
 bench-vault: ## Run the vault benchmark driver (prints BENCH <name> <value> <unit>)
 	$(GO) run ./hack/bench/vault $(BENCH_ARGS)
 
 bench-blobs: ## Run the blob benchmark driver (prints BENCH <name> <value> <unit>)
 	$(GO) run ./hack/bench/blobs $(BENCH_ARGS)
+
+bench-seed: ## Run the seed benchmark driver: relay, reservations, DHT provides (prints BENCH <name> <value> <unit>)
+	$(GO) run ./hack/bench/seed $(BENCH_ARGS)
 
 build: ## Build the static binary into bin/seedfleet
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/seedfleet .
