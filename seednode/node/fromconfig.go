@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
@@ -42,6 +43,7 @@ func FromConfig(c config.Config) (Config, error) {
 				MaxReservations:        c.Relay.Limits.MaxReservations,
 				MaxReservationsPerPeer: c.Relay.Limits.MaxReservationsPerPeer,
 				MaxReservationsPerIP:   c.Relay.Limits.MaxReservationsPerIP,
+				MaxReservationsPerASN:  c.Relay.Limits.MaxReservationsPerASN,
 				MaxCircuits:            c.Relay.Limits.MaxCircuits,
 				ReservationTTL:         c.Relay.Limits.ReservationTTL.Duration,
 				CircuitDuration:        c.Relay.Limits.CircuitDuration.Duration,
@@ -77,19 +79,21 @@ func FromConfig(c config.Config) (Config, error) {
 		}
 		out.Relay.AllowedKeys = append(out.Relay.AllowedKeys, ed25519.PublicKey(pub))
 	}
-	if out.ResourceManager, err = resourceManager(c.Resources); err != nil {
+	if out.ResourceManager, err = SeedResourceManager(c.Resources); err != nil {
 		return out, err
 	}
 	return out, nil
 }
 
-// resourceManager applies the configured caps over go-libp2p's autoscaled
-// limits; nil keeps libp2p's default manager.
-func resourceManager(r config.Resources) (network.ResourceManager, error) {
-	if r == (config.Resources{}) {
-		return nil, nil
-	}
-	var sys rcmgr.ResourceLimits
+// SeedResourceManager returns go-libp2p's autoscaled limits with the
+// per-service defaults, connection limits raised to what a seed needs (its
+// devices, their relay reservations and the DHT: at least 4,096 inbound and
+// 8,192 in all, within the file descriptors), then the configured caps.
+func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
+	scaling := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&scaling)
+	base := scaling.AutoScale()
+	sys := rcmgr.ResourceLimits{ConnsInbound: rcmgr.LimitVal(4096), Conns: rcmgr.LimitVal(8192)}
 	if r.MaxMemoryMiB > 0 {
 		sys.Memory = rcmgr.LimitVal64(int64(r.MaxMemoryMiB) << 20)
 	}
@@ -98,11 +102,12 @@ func resourceManager(r config.Resources) (network.ResourceManager, error) {
 	}
 	if r.MaxConnsInbound > 0 {
 		sys.ConnsInbound = rcmgr.LimitVal(r.MaxConnsInbound)
+		sys.Conns = rcmgr.LimitVal(max(2*r.MaxConnsInbound, 8192))
 	}
 	if r.MaxStreamsInbound > 0 {
 		sys.StreamsInbound = rcmgr.LimitVal(r.MaxStreamsInbound)
 	}
-	limits := rcmgr.PartialLimitConfig{System: sys}.Build(rcmgr.DefaultLimits.AutoScale())
+	limits := rcmgr.PartialLimitConfig{System: sys}.Build(base)
 	mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
 	if err != nil {
 		return nil, fmt.Errorf("resources: %w", err)

@@ -23,6 +23,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/blobs"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -154,8 +155,17 @@ func New(cfg Config) (_ *Node, err error) {
 			n.blobs.Close()
 		}
 	}()
+	if cfg.ResourceManager == nil {
+		if cfg.ResourceManager, err = SeedResourceManager(config.Resources{}); err != nil {
+			return nil, fmt.Errorf("seed node: %w", err)
+		}
+	}
+	// Watermarks well above the relay's reservations: trimming a connection
+	// would end a device's reservation.
+	connHigh := max(4096, 2*cfg.Relay.Limits.MaxReservations)
 	n.host, err = p2p.NewHost(p2p.HostOptions{Key: key, Listen: cfg.Listen, Announce: cfg.Announce,
-		ResourceManager: cfg.ResourceManager, Registerer: n.reg, NATService: true})
+		ResourceManager: cfg.ResourceManager, Registerer: n.reg, NATService: true,
+		ConnLow: connHigh * 3 / 4, ConnHigh: connHigh})
 	if err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -37,6 +38,11 @@ type HostOptions struct {
 	// NATService runs the AutoNAT service (seeds): peers learn whether they
 	// are reachable by asking it to dial them back at their observed address.
 	NATService bool
+	// ConnLow and ConnHigh are the connection manager's watermarks (0: go-libp2p's
+	// 160/192, right for a device). A seed holds a connection per relay
+	// reservation and per syncing device, so it needs far more: closing a
+	// connection ends its reservation.
+	ConnLow, ConnHigh int
 }
 
 // NewHost returns a libp2p host with Seedfleet's transport stack.
@@ -65,6 +71,13 @@ func NewHost(o HostOptions) (host.Host, error) {
 	}
 	if o.NATService {
 		opts = append(opts, libp2p.EnableNATService())
+	}
+	if o.ConnHigh > 0 {
+		cm, err := connmgr.NewConnManager(o.ConnLow, o.ConnHigh)
+		if err != nil {
+			return nil, fmt.Errorf("connection manager: %w", err)
+		}
+		opts = append(opts, libp2p.ConnectionManager(cm))
 	}
 	if o.ResourceManager != nil {
 		opts = append(opts, libp2p.ResourceManager(o.ResourceManager))

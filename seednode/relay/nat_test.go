@@ -49,7 +49,9 @@ func (n *netns) run(args ...string) {
 	}
 }
 
-func (n *netns) in(ns string, args ...string) { n.run(append([]string{"ip", "netns", "exec", ns}, args...)...) }
+func (n *netns) in(ns string, args ...string) {
+	n.run(append([]string{"ip", "netns", "exec", ns}, args...)...)
+}
 
 func (n *netns) add(name string) {
 	n.run("ip", "netns", "add", name)

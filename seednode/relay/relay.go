@@ -38,10 +38,14 @@ type Limits struct {
 	MaxReservations        int
 	MaxReservationsPerPeer int
 	MaxReservationsPerIP   int
+	MaxReservationsPerASN  int
 	MaxCircuits            int
-	ReservationTTL         time.Duration
-	CircuitDuration        time.Duration
-	CircuitBytes           int64
+	// BufferSize is the copy buffer per relayed direction (default 64 KiB:
+	// go-libp2p's 2 KiB costs a third of the throughput and twice the CPU).
+	BufferSize      int
+	ReservationTTL  time.Duration
+	CircuitDuration time.Duration
+	CircuitBytes    int64
 }
 
 func (l Limits) resources() relayv2.Resources {
@@ -54,7 +58,10 @@ func (l Limits) resources() relayv2.Resources {
 	set(&rc.MaxReservations, l.MaxReservations)
 	set(&rc.MaxReservationsPerPeer, l.MaxReservationsPerPeer)
 	set(&rc.MaxReservationsPerIP, l.MaxReservationsPerIP)
+	set(&rc.MaxReservationsPerASN, l.MaxReservationsPerASN)
 	set(&rc.MaxCircuits, l.MaxCircuits)
+	rc.BufferSize = 64 << 10
+	set(&rc.BufferSize, l.BufferSize)
 	if l.ReservationTTL > 0 {
 		rc.ReservationTTL = l.ReservationTTL
 	}
