@@ -79,7 +79,7 @@ var (
 	keysN      = flag.Int("keys", 0, "hosted vaults the DHT seed provides (default 10000, 200 with -smoke)")
 	dhtPeersN  = flag.Int("dht-peers", 0, "DHT server peers besides the seed (default 10, 3 with -smoke)")
 	hold       = flag.Duration("hold", -1, "after the reservations, wait this long and count them again: go-libp2p's connection manager trims connections older than its 1 min grace period (default 75s, 0 with -smoke)")
-	diagBufArg = flag.Int("diag-relay-buffer", 64<<10, "also relay through go-libp2p's relay run directly with this copy buffer size, as a diagnostic (0: skip)")
+	diagBufArg = flag.Int("diag-relay-buffer", 0, "also relay through go-libp2p's relay run directly with this copy buffer size, as a diagnostic (0: skip)")
 	seedRcmgr  = flag.String("seed-rcmgr", "raised", "the reservation seed's resource manager: raised (system connection limits above the reservations), config (node.FromConfig with resources.maxConnsInbound raised, as an operator would), default (go-libp2p's autoscaled limits)")
 )
 
@@ -130,6 +130,12 @@ func newHost(listen bool, rm network.ResourceManager) host.Host {
 		log.Fatal(err)
 	}
 	o := p2p.HostOptions{Key: key, ResourceManager: rm}
+	if rm != nil && *maxRsvp > 0 {
+		// A seed's watermarks, as node.New sets them: closing a connection
+		// would end its reservation.
+		o.ConnHigh = max(4096, 2**maxRsvp)
+		o.ConnLow = o.ConnHigh * 3 / 4
+	}
 	if listen {
 		o.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	}
@@ -318,16 +324,9 @@ func seedResourceManager() network.ResourceManager {
 		}
 		return nc.ResourceManager
 	case "raised":
-		// go-libp2p's defaults (with its service limits, as libp2p.New
-		// sets them) scaled to this machine, with the system-wide
-		// connection limits raised above the reservations.
-		limits := rcmgr.DefaultLimits
-		libp2p.SetDefaultServiceLimits(&limits)
-		partial := rcmgr.PartialLimitConfig{System: rcmgr.ResourceLimits{
-			ConnsInbound: rcmgr.LimitVal(conns),
-			Conns:        rcmgr.LimitVal(conns),
-		}}
-		mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(partial.Build(limits.AutoScale())))
+		// What node.New gives a seed: go-libp2p's autoscaled limits with
+		// its service limits, connections raised above the reservations.
+		mgr, err := node.SeedResourceManager(config.Resources{MaxConnsInbound: conns})
 		if err != nil {
 			log.Fatal(err)
 		}
@@ -1120,7 +1119,7 @@ func benchRelay(size int64, runs, diagBuf int) {
 		b := medianRun(big)
 		bl := fmt.Sprintf("relay_%s_buffer%dk", l, diagBuf>>10)
 		runsLine(bl, speeds(big), "MiB/s")
-		fmt.Printf("# diagnostic: go-libp2p's relay run directly (relayv2.New, same ACL and circuit limits) with Resources.BufferSize %d KiB instead of the 2 KiB relay.New leaves it at\n", diagBuf>>10)
+		fmt.Printf("# diagnostic: go-libp2p's relay run directly (relayv2.New, same ACL and circuit limits) with Resources.BufferSize %d KiB (relay.New uses 64 KiB)\n", diagBuf>>10)
 		bench(bl+"_mibps", round(mib(b.Bytes)/b.Seconds, 1), "MiB/s")
 		bench(bl+"_ratio_vs_direct", round(mib(b.Bytes)/b.Seconds/dMiBps, 3), "ratio")
 		bench(bl+"_cpu_seconds_seed", round(b.SeedCPU, 2), "s")
@@ -1190,7 +1189,7 @@ func benchReservations(n, clients, runs int, holdFor time.Duration) {
 			holdFor, later.Reservations, later.Conns, mib(later.RSS))
 		bench(fmt.Sprintf("seed_reservations_%s_after_%ds", nl, int(holdFor.Seconds())), float64(later.Reservations), "reservations")
 		if later.Reservations < n {
-			fmt.Printf("# warning: the seed dropped %d of %d reservations while the devices stayed up: p2p.NewHost keeps go-libp2p's default connection manager (low/high water 160/192, 1 min grace), which closed their connections, and a closed connection ends its reservation\n",
+			fmt.Printf("# warning: the seed dropped %d of %d reservations while the devices stayed up (a closed connection ends its reservation: check the connection manager's watermarks)\n",
 				n-later.Reservations, n)
 		}
 	}
