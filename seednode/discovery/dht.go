@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -39,6 +40,9 @@ type DHTOptions struct {
 	Server         bool
 	ProtocolPrefix string
 	BootstrapPeers []peer.AddrInfo
+	// Datastore holds provider records (nil: kad-dht's in-memory map, fine
+	// for devices; seeds pass an ordered one, see OpenDatastore).
+	Datastore ds.Batching
 }
 
 // NewDHT starts a Kademlia DHT on h with Seedfleet's settings: providers
@@ -59,6 +63,9 @@ func NewDHT(h host.Host, o DHTOptions) (*dht.IpfsDHT, error) {
 		dht.DisableValues(),
 		// Explicitly empty: kad-dht's default is the public IPFS list.
 		dht.BootstrapPeers(o.BootstrapPeers...),
+	}
+	if o.Datastore != nil {
+		opts = append(opts, dht.Datastore(o.Datastore))
 	}
 	d, err := dht.New(h, opts...)
 	if err != nil {

@@ -54,7 +54,12 @@ func TestDeviceFindsTheSeedsHostingItsVault(t *testing.T) {
 		if i > 0 {
 			boot = []peer.AddrInfo{info(seedHosts[0])}
 		}
-		d, err := NewDHT(h, DHTOptions{Server: true, BootstrapPeers: boot})
+		store, err := OpenDatastore(t.TempDir()) // seeds keep provider records in Pebble
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { store.Close() })
+		d, err := NewDHT(h, DHTOptions{Server: true, BootstrapPeers: boot, Datastore: store})
 		if err != nil {
 			t.Fatal(err)
 		}

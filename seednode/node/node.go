@@ -85,6 +85,7 @@ type Node struct {
 	reg               *prometheus.Registry
 	metrics           *metrics
 	dht               *dht.IpfsDHT
+	dhtStore          *discovery.Datastore
 	provider          *discovery.Provider
 	bootstrapped      atomic.Bool
 	relay             *relay.Service
@@ -283,7 +284,7 @@ func (n *Node) Close() error {
 			errs = append(errs, n.rendezvous.Close())
 		}
 		if n.dht != nil {
-			errs = append(errs, n.dht.Close())
+			errs = append(errs, n.dht.Close(), n.dhtStore.Close())
 		}
 		errs = append(errs, n.host.Close(), n.store.Close(), n.blobs.Close())
 		n.closeErr = errors.Join(errs...)

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -130,11 +131,18 @@ func (n *Node) startDiscovery() error {
 	if c.Mode == "off" {
 		return nil
 	}
-	d, err := discovery.NewDHT(n.host, discovery.DHTOptions{
-		Server: c.Mode != "client", ProtocolPrefix: c.ProtocolPrefix, BootstrapPeers: c.BootstrapPeers})
+	store, err := discovery.OpenDatastore(filepath.Join(n.cfg.DataDir, "dht"))
 	if err != nil {
 		return err
 	}
+	d, err := discovery.NewDHT(n.host, discovery.DHTOptions{
+		Server: c.Mode != "client", ProtocolPrefix: c.ProtocolPrefix, BootstrapPeers: c.BootstrapPeers,
+		Datastore: store})
+	if err != nil {
+		store.Close()
+		return err
+	}
+	n.dhtStore = store
 	n.dht = d
 	interval := c.ReprovideInterval
 	if interval <= 0 {

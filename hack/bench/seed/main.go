@@ -600,7 +600,18 @@ func runDHTSeed() {
 	defer startProfile("dht-seed")()
 	h := newHost(true, nil)
 	defer h.Close()
-	d, err := discovery.NewDHT(h, discovery.DHTOptions{Server: true})
+	// The seed's provider records in Pebble, as node.New keeps them.
+	dsDir, err := os.MkdirTemp("", "seedfleet-bench-dht-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dsDir)
+	store, err := discovery.OpenDatastore(dsDir)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer store.Close()
+	d, err := discovery.NewDHT(h, discovery.DHTOptions{Server: true, Datastore: store})
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -1270,7 +1281,7 @@ type dhtRun struct {
 // benchDHT: a seed providing n VaultCIDs with discovery.Provider to peers
 // DHT servers in another process.
 func benchDHT(n, peers, runs int) {
-	fmt.Printf("# dht: seed = discovery.NewDHT (server) + discovery.NewProvider (re-provide interval %s) on p2p.NewHost at 127.0.0.1; %d DHT servers in one other process bootstrapped to it; PROVIDE sets %d VaultCIDs and waits until LastProvided is set for every one; new processes per run\n",
+	fmt.Printf("# dht: seed = discovery.NewDHT (server, records in discovery.OpenDatastore) + discovery.NewProvider (re-provide interval %s) on p2p.NewHost at 127.0.0.1; %d DHT servers in one other process bootstrapped to it; PROVIDE sets %d VaultCIDs and waits until LastProvided is set for every one; new processes per run\n",
 		config.Default().DHT.ReprovideInterval.Duration, peers, n)
 	var rs []dhtRun
 	for range runs {
