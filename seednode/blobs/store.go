@@ -16,6 +16,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/zeebo/blake3"
 	"lukechampine.com/blake3/bao"
+
+	"github.com/seedfleet/seedfleet/internal/pebblelog"
 )
 
 // InlineMax: blobs up to one group are kept whole in the metadata database
@@ -85,19 +87,11 @@ func Open(dir string) (*Store, error) {
 			_ = os.Remove(filepath.Join(dir, "tmp", e.Name()))
 		}
 	}
-	db, err := pebble.Open(filepath.Join(dir, "meta"), &pebble.Options{Logger: quietLogger{}})
+	db, err := pebble.Open(filepath.Join(dir, "meta"), &pebble.Options{Logger: pebblelog.Quiet{}})
 	if err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", dir, err)
 	}
 	return &Store{dir: dir, db: db, receives: map[[32]byte]*Receiver{}}, nil
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
 // Close closes the store; partial transfers keep their verified groups.

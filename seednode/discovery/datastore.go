@@ -11,6 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	ds "github.com/ipfs/go-datastore"
 	"github.com/ipfs/go-datastore/query"
+
+	"github.com/seedfleet/seedfleet/internal/pebblelog"
 )
 
 // Datastore is an ordered go-datastore on Pebble for the DHT's provider
@@ -27,19 +29,11 @@ var _ ds.Batching = (*Datastore)(nil)
 
 // OpenDatastore opens (creating) the datastore in dir.
 func OpenDatastore(dir string) (*Datastore, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: quietLogger{}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.Quiet{}})
 	if err != nil {
 		return nil, fmt.Errorf("DHT datastore %s: %w", dir, err)
 	}
 	return &Datastore{db: db}, nil
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
 var errClosed = errors.New("DHT datastore closed")

@@ -11,6 +11,8 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
+
+	"github.com/seedfleet/seedfleet/internal/pebblelog"
 )
 
 // Pebble keyspaces. Every key of a vault starts with its kind byte and the
@@ -64,7 +66,7 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		opts.CacheSize = 32 << 20
 	}
 	cache := pebble.NewCache(opts.CacheSize)
-	po := &pebble.Options{Cache: cache, Logger: quietLogger{}, MemTableSize: 32 << 20}
+	po := &pebble.Options{Cache: cache, Logger: pebblelog.Quiet{}, MemTableSize: 32 << 20}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		// Signatures, hashes and (encrypted) values do not compress.
@@ -77,14 +79,6 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 		return nil, fmt.Errorf("open vault store %s: %w", dir, err)
 	}
 	return &Store{db: db, opts: opts}, nil
-}
-
-type quietLogger struct{}
-
-func (quietLogger) Infof(string, ...any)  {}
-func (quietLogger) Errorf(string, ...any) {}
-func (quietLogger) Fatalf(format string, args ...any) {
-	panic(fmt.Sprintf("pebble: "+format, args...))
 }
 
 // Close flushes and closes the database. It is safe to call more than once.
