@@ -1,0 +1,411 @@
+package node
+
+import (
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ipfs/go-cid"
+	dht "github.com/libp2p/go-libp2p-kad-dht"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+	mh "github.com/multiformats/go-multihash"
+
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/discovery"
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/relay"
+	"github.com/seedfleet/seedfleet/seednode/rendezvous"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// Documented refusal reasons (relay.ACL.AllowReserve, agentAuthorizer).
+const (
+	relayRefusalReason      = "this seed relays only for devices of the agents it serves"
+	rendezvousRefusalReason = "is not authorized for agent"
+)
+
+// floodPeer is a fake device: its own key, a DHT client bootstrapped to the
+// seed, and an agent DID it claims without being authorized for it.
+type floodPeer struct {
+	key    ed25519.PrivateKey
+	host   host.Host
+	dht    *dht.IpfsDHT
+	victim string // agent DID it registers for
+}
+
+// floodCounts are the fake peers' attempts and outcomes, by kind.
+type floodCounts struct {
+	reserve, register, lookup          atomic.Int64 // attempts
+	reserveOK, registerOK, lookupFound atomic.Int64 // must stay 0
+	reserveRefused, registerRefused    atomic.Int64 // refused with the documented reason
+
+	mu    sync.Mutex
+	other []string // errors that are not the documented refusal
+}
+
+func (c *floodCounts) unexpected(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.other) < 20 {
+		c.other = append(c.other, fmt.Sprintf(format, args...))
+	}
+}
+
+func randomCID() cid.Cid {
+	var b [32]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	sum := sha256.Sum256(b[:])
+	m, _ := mh.Encode(sum[:], mh.SHA2_256)
+	return cid.NewCidV1(cid.Raw, m)
+}
+
+// waitRoutingTable waits until identify has put the seed into d's routing
+// table (a lookup before that asks nobody).
+func waitRoutingTable(ctx context.Context, t testing.TB, d *dht.IpfsDHT) {
+	t.Helper()
+	for d.RoutingTable().Size() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("a DHT client never added the seed to its routing table")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestFloodOfRefusedRequestsLeavesTheDeviceServed: 100 fake peers flood a
+// seed for ~3 s with relay reservations (refused: unknown keys), rendezvous
+// registrations for agents they do not belong to (refused: unauthorized,
+// half of them for the legitimate device's own agent) and DHT lookups of
+// random keys, while the legitimate device (an allowed key, author of the
+// hosted vault) keeps syncing, reserving and registering. Every legitimate
+// request succeeds, every fake one is refused with its documented reason,
+// the seed holds only the legitimate rendezvous record, and once the fake
+// peers are gone the goroutine count returns near where it was.
+func TestFloodOfRefusedRequestsLeavesTheDeviceServed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 fake peers flood a seed for 3 s")
+	}
+	const (
+		fakePeers = 100
+		floodFor  = 3 * time.Second
+	)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+
+	home, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { home.Close() })
+	ns, err := home.CreateVault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	devPub := home.Key.Public().(ed25519.PublicKey)
+	agent := identity.DIDKey(devPub)
+	n := startNode(t, Config{HostedVaults: []vault.NamespaceID{ns},
+		Relay: RelayConfig{Mode: relay.ModeAgents, AllowedKeys: []ed25519.PublicKey{devPub}}})
+	seed := peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()}
+	for n.Ready() != nil { // the DHT reports bootstrapped from a goroutine
+		if ctx.Err() != nil {
+			t.Fatalf("seed never ready: %v", n.Ready())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+
+	// The legitimate device: one host for sync, relay, rendezvous and DHT.
+	dev, err := p2p.NewHost(p2p.HostOptions{Key: home.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { dev.Close() })
+	devSync := vault.NewService(dev, home.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	t.Cleanup(func() { devSync.Close() })
+	devDHT, err := discovery.NewDHT(dev, discovery.DHTOptions{BootstrapPeers: []peer.AddrInfo{seed}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { devDHT.Close() })
+	if err := dev.Connect(ctx, seed); err != nil {
+		t.Fatal(err)
+	}
+	waitRoutingTable(ctx, t, devDHT)
+	circuit, err := relay.CircuitAddr(seed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	round := 0
+	// legit does one round of what a device does, each step under its own
+	// 10 s deadline; it returns the first failure.
+	legit := func() error {
+		round++
+		key := []byte(fmt.Sprintf("notes/%d", round))
+		if _, err := home.Put(ns, key, []byte(fmt.Sprintf("change %d", round))); err != nil {
+			return fmt.Errorf("put: %w", err)
+		}
+		sctx, scancel := context.WithTimeout(ctx, 10*time.Second)
+		st, err := devSync.Sync(sctx, seed.ID, ns, vault.SyncOptions{})
+		scancel()
+		if err != nil {
+			return fmt.Errorf("sync %d: %w", round, err)
+		}
+		if st.ItemsSent != 1 || st.PeerRefused != 0 {
+			return fmt.Errorf("sync %d: sent %d items (want 1), the seed refused %d (%s)", round, st.ItemsSent, st.PeerRefused, st.PeerRefusal)
+		}
+		if items, err := n.Store().Get(ns, key); err != nil || len(items) != 1 {
+			return fmt.Errorf("sync %d: the seed holds %d entries for %s (%v)", round, len(items), key, err)
+		}
+		rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err = relay.Reserve(rctx, dev, seed)
+		rcancel()
+		if err != nil {
+			return fmt.Errorf("reserve %d: %w", round, err)
+		}
+		rec, err := rendezvous.NewRecord(agent, "laptop", home.Key, []ma.Multiaddr{circuit}, time.Now())
+		if err != nil {
+			return err
+		}
+		gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+		err = rendezvous.Register(gctx, dev, seed.ID, rec)
+		gcancel()
+		if err != nil {
+			return fmt.Errorf("register %d: %w", round, err)
+		}
+		fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+		found := discovery.FindProviders(fctx, devDHT, discovery.VaultCID(ns), 1)
+		fcancel()
+		if len(found) != 1 || found[0].ID != seed.ID {
+			return fmt.Errorf("DHT lookup %d of the hosted vault: found %v, want the seed", round, found)
+		}
+		return nil
+	}
+	// A first round before the flood: the baseline includes a device's
+	// connection, sessions and reservation.
+	if err := legit(); err != nil {
+		t.Fatalf("before the flood: %v", err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	baseline := runtime.NumGoroutine()
+
+	peers := make([]*floodPeer, fakePeers)
+	var setup sync.WaitGroup
+	setupErr := make(chan error, fakePeers)
+	// Connections are made 16 at a time: go-libp2p holds a connection in
+	// its transient resource scope until the security handshake ends, and
+	// the seed keeps that scope's default of about 80 inbound connections
+	// (what this test is about is the requests on established ones).
+	connecting := make(chan struct{}, 16)
+	for i := range peers {
+		setup.Add(1)
+		go func() {
+			defer setup.Done()
+			key, err := identity.Generate()
+			if err != nil {
+				setupErr <- err
+				return
+			}
+			h, err := p2p.NewHost(p2p.HostOptions{Key: key})
+			if err != nil {
+				setupErr <- err
+				return
+			}
+			p := &floodPeer{key: key, host: h, victim: agent}
+			peers[i] = p
+			if i%2 == 1 { // the other half claims an agent of its own making
+				other, err := identity.Generate()
+				if err != nil {
+					setupErr <- err
+					return
+				}
+				p.victim = identity.DIDKey(other.Public().(ed25519.PublicKey))
+			}
+			connecting <- struct{}{}
+			err = h.Connect(ctx, seed)
+			<-connecting
+			if err != nil {
+				setupErr <- fmt.Errorf("fake peer %d: connect: %w", i, err)
+				return
+			}
+			// After the connection: a DHT client dials its bootstrap
+			// peers at once, past the 16 at a time.
+			if p.dht, err = discovery.NewDHT(h, discovery.DHTOptions{BootstrapPeers: []peer.AddrInfo{seed}}); err != nil {
+				setupErr <- err
+			}
+		}()
+	}
+	setup.Wait()
+	closePeers := func() {
+		for _, p := range peers {
+			if p == nil {
+				continue
+			}
+			if p.dht != nil {
+				p.dht.Close()
+			}
+			p.host.Close()
+		}
+	}
+	defer closePeers()
+	select {
+	case err := <-setupErr:
+		t.Fatal(err)
+	default:
+	}
+	for _, p := range peers {
+		waitRoutingTable(ctx, t, p.dht)
+	}
+
+	var c floodCounts
+	stop := time.Now().Add(floodFor)
+	var flood sync.WaitGroup
+	for i, p := range peers {
+		flood.Add(1)
+		go func() {
+			defer flood.Done()
+			for step := i; time.Now().Before(stop); step++ {
+				switch step % 3 {
+				case 0:
+					c.reserve.Add(1)
+					rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
+					_, err := relay.Reserve(rctx, p.host, seed)
+					rcancel()
+					switch {
+					case err == nil:
+						c.reserveOK.Add(1)
+					case strings.Contains(err.Error(), relayRefusalReason):
+						c.reserveRefused.Add(1)
+					default:
+						c.unexpected("reserve: %v", err)
+					}
+				case 1:
+					c.register.Add(1)
+					rec, err := rendezvous.NewRecord(p.victim, "phone", p.key, nil, time.Now())
+					if err != nil {
+						c.unexpected("record: %v", err)
+						continue
+					}
+					gctx, gcancel := context.WithTimeout(ctx, 10*time.Second)
+					err = rendezvous.Register(gctx, p.host, seed.ID, rec)
+					gcancel()
+					var refused *rendezvous.RefusedError
+					switch {
+					case err == nil:
+						c.registerOK.Add(1)
+					case errors.As(err, &refused) && refused.Code == rendezvous.CodeUnauthorized &&
+						strings.Contains(refused.Reason, rendezvousRefusalReason):
+						c.registerRefused.Add(1)
+					default:
+						c.unexpected("register: %v", err)
+					}
+				case 2:
+					c.lookup.Add(1)
+					fctx, fcancel := context.WithTimeout(ctx, time.Second)
+					found := discovery.FindProviders(fctx, p.dht, randomCID(), 1)
+					fcancel()
+					c.lookupFound.Add(int64(len(found)))
+				}
+				time.Sleep(time.Duration(step%7) * time.Millisecond)
+			}
+		}()
+	}
+
+	// The legitimate device keeps going for as long as the flood lasts
+	// (and at least three rounds).
+	var legitRounds, legitFailed int
+	var legitErrs []string
+	for legitRounds < 3 || time.Now().Before(stop) {
+		legitRounds++
+		if err := legit(); err != nil {
+			legitFailed++
+			if len(legitErrs) < 5 {
+				legitErrs = append(legitErrs, err.Error())
+			}
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	flood.Wait()
+	t.Logf("flood: %d reservations (%d refused as documented), %d registrations (%d refused as documented), %d DHT lookups; legitimate device: %d of %d rounds ok",
+		c.reserve.Load(), c.reserveRefused.Load(), c.register.Load(), c.registerRefused.Load(), c.lookup.Load(), legitRounds-legitFailed, legitRounds)
+
+	if legitFailed > 0 {
+		t.Errorf("legitimate device: %d of %d rounds (sync, reservation, registration, DHT lookup) failed during the flood: %q",
+			legitFailed, legitRounds, legitErrs)
+	}
+	if c.reserve.Load() < fakePeers || c.register.Load() < fakePeers || c.lookup.Load() < fakePeers {
+		t.Errorf("the flood was too thin to mean anything: %d reservations, %d registrations, %d lookups",
+			c.reserve.Load(), c.register.Load(), c.lookup.Load())
+	}
+	if ok := c.reserveOK.Load(); ok > 0 {
+		t.Errorf("%d fake peers got a relay reservation", ok)
+	}
+	if ok := c.registerOK.Load(); ok > 0 {
+		t.Errorf("%d rendezvous registrations of fake peers were accepted", ok)
+	}
+	if f := c.lookupFound.Load(); f > 0 {
+		t.Errorf("DHT lookups of random keys found %d providers", f)
+	}
+	if len(c.other) > 0 {
+		t.Errorf("fake peers' requests failed otherwise than with the documented refusal (%d reservations and %d registrations of %d and %d not refused as documented); first errors:\n%s",
+			c.reserve.Load()-c.reserveOK.Load()-c.reserveRefused.Load(), c.register.Load()-c.registerOK.Load()-c.registerRefused.Load(),
+			c.reserve.Load(), c.register.Load(), strings.Join(c.other, "\n"))
+	}
+	// The seed remembers why it refused each fake peer (what AskWhy reads).
+	for _, p := range peers[:5] {
+		if why := n.acl.Reason(p.host.ID()); !strings.Contains(why, relayRefusalReason) {
+			t.Errorf("the relay's recorded reason for fake peer %s: %q", p.host.ID(), why)
+		}
+	}
+
+	// Only the legitimate record is held, and a lookup returns only it.
+	if st := n.rendezvous.Stats(); st.Agents != 1 || st.Records != 1 {
+		t.Errorf("rendezvous holds %d records of %d agents, want only the legitimate device's", st.Records, st.Agents)
+	}
+	lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+	recs, err := rendezvous.Lookup(lctx, dev, seed.ID, agent)
+	lcancel()
+	if err != nil || len(recs) != 1 || !recs[0].Device.Equal(devPub) || recs[0].Context != "laptop" {
+		t.Errorf("lookup of the legitimate agent: %+v %v", recs, err)
+	}
+	// The agents the other half claimed have nothing either (asked by a
+	// host holding the fake peer's key: lookups are answered to an agent's
+	// own devices only).
+	for _, p := range []*floodPeer{peers[1], peers[3]} {
+		lctx, lcancel := context.WithTimeout(ctx, 10*time.Second)
+		recs, err := rendezvous.Lookup(lctx, p.host, seed.ID, identity.DIDKey(p.key.Public().(ed25519.PublicKey)))
+		lcancel()
+		if err != nil || len(recs) != 0 {
+			t.Errorf("lookup of fake peer %s's own agent: %+v %v", p.host.ID(), recs, err)
+		}
+	}
+	if err := n.Ready(); err != nil {
+		t.Errorf("seed not ready after the flood: %v", err)
+	}
+
+	// The fake peers leave; what the seed kept for them must go too.
+	closePeers()
+	start := time.Now()
+	for {
+		g, conns := runtime.NumGoroutine(), len(n.Host().Network().Conns())
+		if g < baseline+50 && conns <= 1 {
+			t.Logf("goroutines: %d before the flood, %d %s after the fake peers left", baseline, g, time.Since(start).Round(time.Millisecond))
+			break
+		}
+		if time.Since(start) > 10*time.Second {
+			buf := make([]byte, 4<<20)
+			t.Fatalf("10 s after the fake peers left: %d goroutines (%d before the flood), the seed holds %d connections (want only the device's); stacks:\n%s",
+				g, baseline, conns, buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
