@@ -91,7 +91,9 @@ func waitRoutingTable(ctx context.Context, t testing.TB, d *dht.IpfsDHT) {
 // hosted vault) keeps syncing, reserving and registering. Every legitimate
 // request succeeds, every fake one is refused with its documented reason,
 // the seed holds only the legitimate rendezvous record, and once the fake
-// peers are gone the goroutine count returns near where it was.
+// peers are gone the goroutine count returns near where it was (within 50:
+// a leak of one goroutine per fake peer fails) and the seed holds only the
+// device's connection.
 func TestFloodOfRefusedRequestsLeavesTheDeviceServed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100 fake peers flood a seed for 3 s")
@@ -310,6 +312,11 @@ func TestFloodOfRefusedRequestsLeavesTheDeviceServed(t *testing.T) {
 					}
 				case 2:
 					c.lookup.Add(1)
+					if p.dht.RoutingTable().Size() == 0 {
+						// kad-dht drops a peer whose answer failed; a
+						// flooder keeps asking it.
+						_, _ = p.dht.RoutingTable().TryAddPeer(seed.ID, true, false)
+					}
 					fctx, fcancel := context.WithTimeout(ctx, time.Second)
 					found := discovery.FindProviders(fctx, p.dht, randomCID(), 1)
 					fcancel()
@@ -403,8 +410,8 @@ func TestFloodOfRefusedRequestsLeavesTheDeviceServed(t *testing.T) {
 		}
 		if time.Since(start) > 10*time.Second {
 			buf := make([]byte, 4<<20)
-			t.Fatalf("10 s after the fake peers left: %d goroutines (%d before the flood), the seed holds %d connections (want only the device's); stacks:\n%s",
-				g, baseline, conns, buf[:runtime.Stack(buf, true)])
+			t.Fatalf("10 s after the fake peers left: %d goroutines (%d before the flood, want fewer than %d) and %d connections on the seed (want at most the device's 1); stacks:\n%s",
+				g, baseline, baseline+50, conns, buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(100 * time.Millisecond)
 	}

@@ -88,7 +88,9 @@ func FromConfig(c config.Config) (Config, error) {
 // SeedResourceManager returns go-libp2p's autoscaled limits with the
 // per-service defaults, connection limits raised to what a seed needs (its
 // devices, their relay reservations and the DHT: at least 4,096 inbound and
-// 8,192 in all, within the file descriptors), then the configured caps.
+// 8,192 in all, within the file descriptors), a transient scope no single
+// peer can fill (256 inbound streams per peer, 16,384 in transit), then the
+// configured caps.
 func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
@@ -107,7 +109,14 @@ func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	if r.MaxStreamsInbound > 0 {
 		sys.StreamsInbound = rcmgr.LimitVal(r.MaxStreamsInbound)
 	}
-	limits := rcmgr.PartialLimitConfig{System: sys}.Build(base)
+	// New streams and connections sit in the shared transient scope until
+	// their protocol or handshake is agreed; with go-libp2p's defaults (504
+	// streams here) one peer opening idle streams fills it and every peer's
+	// next stream is reset. Raise it well above what any one peer may hold.
+	transient := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(16384), Streams: rcmgr.LimitVal(16384),
+		ConnsInbound: rcmgr.LimitVal(1024), Conns: rcmgr.LimitVal(2048)}
+	perPeer := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(256), Streams: rcmgr.LimitVal(512)}
+	limits := rcmgr.PartialLimitConfig{System: sys, Transient: transient, PeerDefault: perPeer}.Build(base)
 	mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
 	if err != nil {
 		return nil, fmt.Errorf("resources: %w", err)
