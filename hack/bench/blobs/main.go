@@ -27,13 +27,14 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/seedfleet/seedfleet/hack/bench/benchutil"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -82,15 +83,6 @@ func main() {
 	runBench()
 }
 
-func bench(name string, value float64, unit string) {
-	fmt.Printf("BENCH %s %s %s\n", name, strconv.FormatFloat(value, 'f', -1, 64), unit)
-}
-
-func round(v float64, digits int) float64 {
-	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', digits, 64), 64)
-	return f
-}
-
 func newHost(listen bool) host.Host {
 	key, err := identity.Generate()
 	if err != nil {
@@ -107,24 +99,7 @@ func newHost(listen bool) host.Host {
 	return h
 }
 
-func startProfile(name string) func() {
-	if *profile == "" {
-		return func() {}
-	}
-	f, err := os.Create(fmt.Sprintf("%s.%s.%d.pprof", *profile, name, os.Getpid()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		log.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
-}
-
 // ---- process accounting ----
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
-const clockTicks = 100
 
 // procCPU is the user+sys CPU seconds of a whole process (all threads).
 func procCPU(pid int) float64 {
@@ -137,32 +112,7 @@ func procCPU(pid int) float64 {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	utime, _ := strconv.ParseFloat(f[11], 64) // field 14
 	stime, _ := strconv.ParseFloat(f[12], 64) // field 15
-	return (utime + stime) / clockTicks
-}
-
-// selfCPU is this process's user+sys CPU seconds, at microsecond resolution.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		log.Fatal(err)
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// procStatus returns a "Vm..." field of /proc/<pid>/status in bytes.
-func procStatus(pid, field string) int64 {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field+":") {
-			f := strings.Fields(line)
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
+	return (utime + stime) / benchutil.ClockTicks
 }
 
 // procIO returns a field of /proc/self/io (-1 if unavailable).
@@ -178,23 +128,6 @@ func procIO(field string) int64 {
 		}
 	}
 	return -1
-}
-
-// machineCPU is the user+system CPU seconds of all CPUs since boot
-// (/proc/stat; interrupts and steal not included).
-func machineCPU() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line) // cpu user nice system idle ...
-	var busy float64
-	for _, v := range f[1:4] {
-		x, _ := strconv.ParseFloat(v, 64)
-		busy += x
-	}
-	return busy / clockTicks
 }
 
 // kernelThreadsCPU is the CPU seconds of all kernel threads (kthreadd and
@@ -219,7 +152,7 @@ func kernelThreadsCPU() float64 {
 		}
 		u, _ := strconv.ParseFloat(f[11], 64)
 		st, _ := strconv.ParseFloat(f[12], 64)
-		sum += (u + st) / clockTicks
+		sum += (u + st) / benchutil.ClockTicks
 	}
 	return sum
 }
@@ -235,7 +168,7 @@ func resetPeakRSS() bool {
 // runSeed serves the store's blobs, the plain file on protoRaw and over TCP,
 // and prints its addresses; it stops when the parent closes its stdin.
 func runSeed() {
-	defer startProfile("seed-" + *mode)()
+	defer benchutil.StartProfile(*profile, "seed-"+*mode)()
 	st, err := blobs.Open(*dir)
 	if err != nil {
 		log.Fatal(err)
@@ -316,7 +249,7 @@ type deviceResult struct {
 }
 
 func runDevice() {
-	defer startProfile(fmt.Sprintf("device-%s-%s", *mode, label(*sizeArg)))()
+	defer benchutil.StartProfile(*profile, fmt.Sprintf("device-%s-%s", *mode, label(*sizeArg)))()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	var (
@@ -389,17 +322,17 @@ func runDevice() {
 	}
 
 	seed := strconv.Itoa(*seedPID)
-	res := deviceResult{IdleRSS: procStatus("self", "VmRSS"), SeedIdleRSS: procStatus(seed, "VmRSS")}
+	res := deviceResult{IdleRSS: benchutil.ProcStatus("self", "VmRSS"), SeedIdleRSS: benchutil.ProcStatus(seed, "VmRSS")}
 	res.HWMReset = resetPeakRSS()
 	wchar, syscw := procIO("wchar"), procIO("syscw")
-	machine, kthreads, seedCPU, devCPU := machineCPU(), kernelThreadsCPU(), procCPU(*seedPID), selfCPU()
+	machine, kthreads, seedCPU, devCPU := benchutil.MachineCPU(), kernelThreadsCPU(), procCPU(*seedPID), benchutil.SelfCPU()
 	start := time.Now()
 	res.Bytes, res.Fetch = transfer()
 	res.Seconds = time.Since(start).Seconds()
-	res.DeviceCPU, res.SeedCPU = selfCPU()-devCPU, procCPU(*seedPID)-seedCPU
-	res.MachineCPU, res.KernelCPU = machineCPU()-machine, kernelThreadsCPU()-kthreads
+	res.DeviceCPU, res.SeedCPU = benchutil.SelfCPU()-devCPU, procCPU(*seedPID)-seedCPU
+	res.MachineCPU, res.KernelCPU = benchutil.MachineCPU()-machine, kernelThreadsCPU()-kthreads
 	res.WrittenBytes, res.WriteCalls = procIO("wchar")-wchar, procIO("syscw")-syscw
-	res.PeakRSS, res.SeedPeakRSS = procStatus("self", "VmHWM"), procStatus(seed, "VmHWM")
+	res.PeakRSS, res.SeedPeakRSS = benchutil.ProcStatus("self", "VmHWM"), benchutil.ProcStatus(seed, "VmHWM")
 	if res.Bytes != *sizeArg {
 		log.Fatalf("%s: received %d bytes, want %d", *mode, res.Bytes, *sizeArg)
 	}
@@ -582,27 +515,12 @@ func settle() {
 	time.Sleep(300 * time.Millisecond)
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 func runsLine(name string, xs []float64, unit string) {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
 		parts[i] = strconv.FormatFloat(x, 'f', 3, 64)
 	}
 	fmt.Printf("# %s runs: %s %s (median reported)\n", name, strings.Join(parts, " "), unit)
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // transfers runs a transfer n times and returns the runs, the median one
@@ -630,7 +548,7 @@ func transfers(n int, m, seedStore, file, devStore string, hash [32]byte, size u
 	}
 	if avail >= 0.5 && other > 0.1*avail { // /proc counts in 10 ms ticks
 		fmt.Printf("# warning: other processes used %.2f of the %.2f CPU-seconds the machine had during the median %s run (load average %s): figures are noisy\n",
-			other, avail, m, loadavg())
+			other, avail, m, benchutil.Loadavg())
 	}
 	return append([]deviceResult{med}, rs...)
 }
@@ -668,7 +586,7 @@ func runBench() {
 	}
 	lb, ls := label(big), label(small)
 	fmt.Printf("# blobs benchmark: GOMAXPROCS=%d, %d CPUs, %s, load average %s; seed and device are separate processes (a new pair per transfer); %d run(s) of each figure\n",
-		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), loadavg(), runs)
+		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), benchutil.Loadavg(), runs)
 	fmt.Printf("# targets: transfer >= 380 MiB/s and >= 70%% of the plain libp2p stream; add <= 1.5x plain hashing; RSS flat, <= 64 MiB above idle\n")
 
 	start := time.Now()
@@ -696,12 +614,12 @@ func runBench() {
 			die("%v", err)
 		}
 		settle()
-		stopProfile := startProfile(fmt.Sprintf("add-%d", i))
-		cpu0 := selfCPU()
+		stopProfile := benchutil.StartProfile(*profile, fmt.Sprintf("add-%d", i))
+		cpu0 := benchutil.SelfCPU()
 		t0 = time.Now()
 		h, size, err := st.AddFile(bigFile, nil)
 		addSecs = append(addSecs, time.Since(t0).Seconds())
-		addCPUs = append(addCPUs, selfCPU()-cpu0)
+		addCPUs = append(addCPUs, benchutil.SelfCPU()-cpu0)
 		stopProfile()
 		if err != nil {
 			die("add: %v", err)
@@ -736,13 +654,13 @@ func runBench() {
 		runsLine("hash_"+lb, hashSecs, "s")
 		runsLine("blob_"+lb+" add", addSecs, "s")
 		runsLine("copy_"+lb+"_fsync", copySecs, "s")
-		h, a, c := median(hashSecs), median(addSecs), median(copySecs)
-		bench("hash_"+lb+"_seconds", round(h, 3), "s")
-		bench("blob_"+lb+"_add_seconds", round(a, 3), "s")
-		bench("blob_"+lb+"_add_ratio_vs_hash", round(a/h, 3), "ratio")
-		bench("blob_"+lb+"_add_cpu_seconds", round(median(addCPUs), 3), "s")
-		bench("copy_"+lb+"_fsync_seconds", round(c, 3), "s")
-		bench("blob_"+lb+"_add_ratio_vs_copy_fsync", round(a/c, 3), "ratio")
+		h, a, c := benchutil.Median(hashSecs), benchutil.Median(addSecs), benchutil.Median(copySecs)
+		benchutil.Bench("hash_"+lb+"_seconds", benchutil.Round(h, 3), "s")
+		benchutil.Bench("blob_"+lb+"_add_seconds", benchutil.Round(a, 3), "s")
+		benchutil.Bench("blob_"+lb+"_add_ratio_vs_hash", benchutil.Round(a/h, 3), "ratio")
+		benchutil.Bench("blob_"+lb+"_add_cpu_seconds", benchutil.Round(benchutil.Median(addCPUs), 3), "s")
+		benchutil.Bench("copy_"+lb+"_fsync_seconds", benchutil.Round(c, 3), "s")
+		benchutil.Bench("blob_"+lb+"_add_ratio_vs_copy_fsync", benchutil.Round(a/c, 3), "ratio")
 	}
 
 	devStore := func(name string) string { return filepath.Join(root, "device-"+name) }
@@ -752,14 +670,14 @@ func runBench() {
 		r := rs[0]
 		blobMiBps = mib(int64(big)) / r.Seconds
 		if want("blob") {
-			bench("blob_"+lb+"_transfer_mibps", round(blobMiBps, 1), "MiB/s")
-			bench("blob_"+lb+"_transfer_cpu_seconds", round(r.DeviceCPU+r.SeedCPU, 2), "s")
-			bench("blob_"+lb+"_transfer_cpu_seconds_device", round(r.DeviceCPU, 2), "s")
-			bench("blob_"+lb+"_transfer_cpu_seconds_seed", round(r.SeedCPU, 2), "s")
-			bench("blob_"+lb+"_transfer_wire_bytes", float64(r.Fetch.BytesReceived), "bytes")
-			bench("blob_"+lb+"_transfer_device_written_bytes", float64(r.WrittenBytes), "bytes")
-			bench("blob_"+lb+"_transfer_device_write_syscalls", float64(r.WriteCalls), "calls")
-			bench("blob_"+lb+"_seed_rss_above_idle_mib", round(mib(r.SeedPeakRSS-r.SeedIdleRSS), 1), "MiB")
+			benchutil.Bench("blob_"+lb+"_transfer_mibps", benchutil.Round(blobMiBps, 1), "MiB/s")
+			benchutil.Bench("blob_"+lb+"_transfer_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
+			benchutil.Bench("blob_"+lb+"_transfer_cpu_seconds_device", benchutil.Round(r.DeviceCPU, 2), "s")
+			benchutil.Bench("blob_"+lb+"_transfer_cpu_seconds_seed", benchutil.Round(r.SeedCPU, 2), "s")
+			benchutil.Bench("blob_"+lb+"_transfer_wire_bytes", float64(r.Fetch.BytesReceived), "bytes")
+			benchutil.Bench("blob_"+lb+"_transfer_device_written_bytes", float64(r.WrittenBytes), "bytes")
+			benchutil.Bench("blob_"+lb+"_transfer_device_write_syscalls", float64(r.WriteCalls), "calls")
+			benchutil.Bench("blob_"+lb+"_seed_rss_above_idle_mib", benchutil.Round(mib(r.SeedPeakRSS-r.SeedIdleRSS), 1), "MiB")
 		}
 		if want("rss") {
 			small := transfers(runs, "blob", seedStore, smallFile, devStore("blob-"+ls), smallHash, small)
@@ -779,28 +697,28 @@ func runBench() {
 			} else {
 				fmt.Printf("# could not reset VmHWM (/proc/self/clear_refs): peaks include the device's start-up\n")
 			}
-			bench("blob_"+ls+"_rss_above_idle_mib", round(sa, 1), "MiB")
-			bench("blob_"+lb+"_rss_above_idle_mib", round(ba, 1), "MiB")
-			bench("blob_"+ls+"_rss_idle_mib", round(si, 1), "MiB")
-			bench("blob_"+lb+"_rss_idle_mib", round(bi, 1), "MiB")
-			bench("blob_"+ls+"_transfer_mibps", round(mib(int64(small[0].Bytes))/small[0].Seconds, 1), "MiB/s")
+			benchutil.Bench("blob_"+ls+"_rss_above_idle_mib", benchutil.Round(sa, 1), "MiB")
+			benchutil.Bench("blob_"+lb+"_rss_above_idle_mib", benchutil.Round(ba, 1), "MiB")
+			benchutil.Bench("blob_"+ls+"_rss_idle_mib", benchutil.Round(si, 1), "MiB")
+			benchutil.Bench("blob_"+lb+"_rss_idle_mib", benchutil.Round(bi, 1), "MiB")
+			benchutil.Bench("blob_"+ls+"_transfer_mibps", benchutil.Round(mib(int64(small[0].Bytes))/small[0].Seconds, 1), "MiB/s")
 		}
 	}
 	if want("stream") {
 		r := transfers(runs, "stream", seedStore, bigFile, devStore("stream"), bigHash, big)[0]
 		streamMiBps = mib(int64(big)) / r.Seconds
-		bench("libp2p_"+lb+"_stream_mibps", round(streamMiBps, 1), "MiB/s")
-		bench("libp2p_"+lb+"_stream_cpu_seconds", round(r.DeviceCPU+r.SeedCPU, 2), "s")
-		bench("libp2p_"+lb+"_stream_cpu_seconds_device", round(r.DeviceCPU, 2), "s")
-		bench("libp2p_"+lb+"_stream_cpu_seconds_seed", round(r.SeedCPU, 2), "s")
+		benchutil.Bench("libp2p_"+lb+"_stream_mibps", benchutil.Round(streamMiBps, 1), "MiB/s")
+		benchutil.Bench("libp2p_"+lb+"_stream_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
+		benchutil.Bench("libp2p_"+lb+"_stream_cpu_seconds_device", benchutil.Round(r.DeviceCPU, 2), "s")
+		benchutil.Bench("libp2p_"+lb+"_stream_cpu_seconds_seed", benchutil.Round(r.SeedCPU, 2), "s")
 	}
 	if want("tcp") {
 		r := transfers(runs, "tcp", seedStore, bigFile, devStore("tcp"), bigHash, big)[0]
-		bench("tcp_"+lb+"_mibps", round(mib(int64(big))/r.Seconds, 1), "MiB/s")
-		bench("tcp_"+lb+"_cpu_seconds", round(r.DeviceCPU+r.SeedCPU, 2), "s")
+		benchutil.Bench("tcp_"+lb+"_mibps", benchutil.Round(mib(int64(big))/r.Seconds, 1), "MiB/s")
+		benchutil.Bench("tcp_"+lb+"_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
 	}
 	if want("blob") && want("stream") {
-		bench("blob_"+lb+"_transfer_ratio_vs_libp2p", round(blobMiBps/streamMiBps, 3), "ratio")
+		benchutil.Bench("blob_"+lb+"_transfer_ratio_vs_libp2p", benchutil.Round(blobMiBps/streamMiBps, 3), "ratio")
 	}
-	fmt.Printf("# load average at the end: %s\n", loadavg())
+	fmt.Printf("# load average at the end: %s\n", benchutil.Loadavg())
 }

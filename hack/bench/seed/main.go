@@ -38,7 +38,6 @@ import (
 	"regexp"
 	"runtime"
 	"runtime/debug"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -46,6 +45,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/seedfleet/seedfleet/hack/bench/benchutil"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"
@@ -133,15 +134,6 @@ func main() {
 	}
 }
 
-func bench(name string, value float64, unit string) {
-	fmt.Printf("BENCH %s %s %s\n", name, strconv.FormatFloat(value, 'f', -1, 64), unit)
-}
-
-func round(v float64, digits int) float64 {
-	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', digits, 64), 64)
-	return f
-}
-
 func newHost(listen bool, rm network.ResourceManager) host.Host {
 	key, err := identity.Generate()
 	if err != nil {
@@ -164,24 +156,7 @@ func newHost(listen bool, rm network.ResourceManager) host.Host {
 	return h
 }
 
-func startProfile(name string) func() {
-	if *profile == "" {
-		return func() {}
-	}
-	f, err := os.Create(fmt.Sprintf("%s.%s.%d.pprof", *profile, name, os.Getpid()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		log.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
-}
-
 // ---- process accounting ----
-
-// clockTicks is USER_HZ, the unit of /proc/<pid>/stat times (100 on Linux).
-const clockTicks = 100
 
 // procCPU is the user+sys CPU seconds of a whole process (all threads); 0
 // for pid 0.
@@ -198,48 +173,7 @@ func procCPU(pid int) float64 {
 	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	utime, _ := strconv.ParseFloat(f[11], 64) // field 14
 	stime, _ := strconv.ParseFloat(f[12], 64) // field 15
-	return (utime + stime) / clockTicks
-}
-
-// selfCPU is this process's user+sys CPU seconds, at microsecond resolution.
-func selfCPU() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		log.Fatal(err)
-	}
-	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
-}
-
-// procStatus returns a "Vm..." field of /proc/<pid>/status in bytes (-1 if unavailable).
-func procStatus(pid, field string) int64 {
-	b, err := os.ReadFile("/proc/" + pid + "/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if strings.HasPrefix(line, field+":") {
-			f := strings.Fields(line)
-			kb, _ := strconv.ParseInt(f[1], 10, 64)
-			return kb << 10
-		}
-	}
-	return -1
-}
-
-// machineCPU is the user+system CPU seconds of all CPUs since boot (/proc/stat).
-func machineCPU() float64 {
-	b, err := os.ReadFile("/proc/stat")
-	if err != nil {
-		return 0
-	}
-	line, _, _ := strings.Cut(string(b), "\n")
-	f := strings.Fields(line) // cpu user nice system idle ...
-	var busy float64
-	for _, v := range f[1:4] {
-		x, _ := strconv.ParseFloat(v, 64)
-		busy += x
-	}
-	return busy / clockTicks
+	return (utime + stime) / benchutil.ClockTicks
 }
 
 // procStat is what a child reports on "STAT": its memory as the kernel sees
@@ -261,7 +195,7 @@ type procStat struct {
 }
 
 func selfStat() procStat {
-	s := procStat{RSS: procStatus("self", "VmRSS"), HWM: procStatus("self", "VmHWM"), CPU: selfCPU()}
+	s := procStat{RSS: benchutil.ProcStatus("self", "VmRSS"), HWM: benchutil.ProcStatus("self", "VmHWM"), CPU: benchutil.SelfCPU()}
 	runtime.GC()
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
@@ -357,7 +291,7 @@ func seedResourceManager() network.ResourceManager {
 // runRelaySeed runs relay.New in public mode with circuits of ≥ 1 GiB and
 // 10 min, prints its address and answers STAT.
 func runRelaySeed() {
-	defer startProfile("relay-seed")()
+	defer benchutil.StartProfile(*profile, "relay-seed")()
 	h := newHost(true, seedResourceManager())
 	defer h.Close()
 	reg := prometheus.NewRegistry()
@@ -406,7 +340,7 @@ func runRelaySeed() {
 // bytes and answers with their count. With -seed it reserves a slot on the
 // seed's relay and prints its circuit address; with -listen its own.
 func runSink() {
-	defer startProfile("sink")()
+	defer benchutil.StartProfile(*profile, "sink")()
 	h := newHost(*listen, nil)
 	defer h.Close()
 	h.SetStreamHandler(protoSink, func(s network.Stream) {
@@ -476,7 +410,7 @@ type sendResult struct {
 // runs from the first byte written to the sink's answer that it read them all.
 func runSender() {
 	exitWithParent()
-	defer startProfile("sender")()
+	defer benchutil.StartProfile(*profile, "sender")()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	info, err := p2p.ParsePeerAddr(*peerArg)
@@ -505,9 +439,9 @@ func runSender() {
 	_, _ = r.Read(buf)
 	seed := strconv.Itoa(seedPID)
 	if seedPID != 0 {
-		res.SeedIdle = procStatus(seed, "VmRSS")
+		res.SeedIdle = benchutil.ProcStatus(seed, "VmRSS")
 	}
-	machine, seedCPU, sinkCPU, cpu := machineCPU(), procCPU(seedPID), procCPU(sinkPID), selfCPU()
+	machine, seedCPU, sinkCPU, cpu := benchutil.MachineCPU(), procCPU(seedPID), procCPU(sinkPID), benchutil.SelfCPU()
 	start := time.Now()
 	for left := *sizeArg; left > 0; {
 		n := min(left, int64(len(buf)))
@@ -523,10 +457,10 @@ func runSender() {
 		log.Fatalf("the sink's answer: %v", err)
 	}
 	res.Seconds = time.Since(start).Seconds()
-	res.SenderCPU, res.SeedCPU, res.SinkCPU = selfCPU()-cpu, procCPU(seedPID)-seedCPU, procCPU(sinkPID)-sinkCPU
-	res.MachineCPU = machineCPU() - machine
+	res.SenderCPU, res.SeedCPU, res.SinkCPU = benchutil.SelfCPU()-cpu, procCPU(seedPID)-seedCPU, procCPU(sinkPID)-sinkCPU
+	res.MachineCPU = benchutil.MachineCPU() - machine
 	if seedPID != 0 {
-		res.SeedPeak = procStatus(seed, "VmHWM")
+		res.SeedPeak = benchutil.ProcStatus(seed, "VmHWM")
 	}
 	s.Close()
 	if res.Bytes != *sizeArg {
@@ -584,7 +518,7 @@ func runDevices() {
 		}()
 	}
 	wg.Wait()
-	res := devicesResult{OK: int(ok.Load()), Failed: int(failed.Load()), Seconds: time.Since(start).Seconds(), HostsRSS: procStatus("self", "VmRSS")}
+	res := devicesResult{OK: int(ok.Load()), Failed: int(failed.Load()), Seconds: time.Since(start).Seconds(), HostsRSS: benchutil.ProcStatus("self", "VmRSS")}
 	if e, _ := firstErr.Load().(string); e != "" {
 		res.FirstErr = e
 	}
@@ -615,7 +549,7 @@ type provideResult struct {
 // runDHTSeed runs a DHT server with the provider loop (the seed's default
 // re-provide interval) and answers RT, STAT and PROVIDE <n>.
 func runDHTSeed() {
-	defer startProfile("dht-seed")()
+	defer benchutil.StartProfile(*profile, "dht-seed")()
 	h := newHost(true, nil)
 	defer h.Close()
 	// The seed's provider records in Pebble, as node.New keeps them.
@@ -744,7 +678,7 @@ type countResult struct {
 // runDHTPeers runs -n DHT servers bootstrapped to the seed at -peer and
 // answers STAT and COUNT <n> <seed ID>.
 func runDHTPeers() {
-	defer startProfile("dht-peers")()
+	defer benchutil.StartProfile(*profile, "dht-peers")()
 	seed, err := p2p.ParsePeerAddr(*peerArg)
 	if err != nil {
 		log.Fatal(err)
@@ -992,27 +926,12 @@ func settle() {
 	time.Sleep(300 * time.Millisecond)
 }
 
-func median(xs []float64) float64 {
-	s := slices.Clone(xs)
-	slices.Sort(s)
-	return s[len(s)/2]
-}
-
 func runsLine(name string, xs []float64, unit string) {
 	parts := make([]string, len(xs))
 	for i, x := range xs {
 		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
 	}
 	fmt.Printf("# %s runs: %s %s (median reported)\n", name, strings.Join(parts, " "), unit)
-}
-
-func loadavg() string {
-	b, _ := os.ReadFile("/proc/loadavg")
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "?"
-	}
-	return strings.Join(f[:3], " ")
 }
 
 // ---- parent: the benchmark ----
@@ -1055,7 +974,7 @@ func runBench() {
 		holdFor = *hold
 	}
 	fmt.Printf("# seed benchmark: GOMAXPROCS=%d, %d CPUs, %s, load average %s; seeds, devices and DHT peers are separate processes on loopback\n",
-		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), loadavg())
+		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), benchutil.Loadavg())
 	fmt.Printf("# target: relay throughput next to direct throughput, same run (no numeric target given)\n")
 	fmt.Printf("# target: memory of a seed holding 1,000 reservations and 10,000 hosted vaults' provider records (no numeric target given)\n")
 	fmt.Printf("# target: a flood of refused requests from many fake peers keeps the seed's RSS bounded and a legitimate device served (no numeric target given)\n")
@@ -1084,7 +1003,7 @@ func runBench() {
 		}
 		benchFlood(nFlood, max(1, min(*floodProcs, nFlood)), floodDur, idleDur, afterDur)
 	}
-	fmt.Printf("# load average at the end: %s\n", loadavg())
+	fmt.Printf("# load average at the end: %s\n", benchutil.Loadavg())
 }
 
 // transfer runs one sender against a fresh sink (and, relayed, a fresh seed).
@@ -1148,17 +1067,17 @@ func benchRelay(size int64, runs, diagBuf int) {
 	r, d := medianRun(rel), medianRun(dir)
 	fmt.Printf("# relayed connection: %s; direct: %s\n", r.Remote, d.Remote)
 	rMiBps, dMiBps := mib(r.Bytes)/r.Seconds, mib(d.Bytes)/d.Seconds
-	bench("relay_"+l+"_mibps", round(rMiBps, 1), "MiB/s")
-	bench("direct_"+l+"_mibps", round(dMiBps, 1), "MiB/s")
-	bench("relay_"+l+"_ratio_vs_direct", round(rMiBps/dMiBps, 3), "ratio")
-	bench("relay_"+l+"_cpu_seconds", round(r.SeedCPU+r.SenderCPU+r.SinkCPU, 2), "s")
-	bench("relay_"+l+"_cpu_seconds_seed", round(r.SeedCPU, 2), "s")
-	bench("relay_"+l+"_cpu_seconds_sender", round(r.SenderCPU, 2), "s")
-	bench("relay_"+l+"_cpu_seconds_sink", round(r.SinkCPU, 2), "s")
-	bench("direct_"+l+"_cpu_seconds", round(d.SenderCPU+d.SinkCPU, 2), "s")
-	bench("direct_"+l+"_cpu_seconds_sender", round(d.SenderCPU, 2), "s")
-	bench("direct_"+l+"_cpu_seconds_sink", round(d.SinkCPU, 2), "s")
-	bench("relay_"+l+"_seed_rss_above_idle_mib", round(mib(r.SeedPeak-r.SeedIdle), 1), "MiB")
+	benchutil.Bench("relay_"+l+"_mibps", benchutil.Round(rMiBps, 1), "MiB/s")
+	benchutil.Bench("direct_"+l+"_mibps", benchutil.Round(dMiBps, 1), "MiB/s")
+	benchutil.Bench("relay_"+l+"_ratio_vs_direct", benchutil.Round(rMiBps/dMiBps, 3), "ratio")
+	benchutil.Bench("relay_"+l+"_cpu_seconds", benchutil.Round(r.SeedCPU+r.SenderCPU+r.SinkCPU, 2), "s")
+	benchutil.Bench("relay_"+l+"_cpu_seconds_seed", benchutil.Round(r.SeedCPU, 2), "s")
+	benchutil.Bench("relay_"+l+"_cpu_seconds_sender", benchutil.Round(r.SenderCPU, 2), "s")
+	benchutil.Bench("relay_"+l+"_cpu_seconds_sink", benchutil.Round(r.SinkCPU, 2), "s")
+	benchutil.Bench("direct_"+l+"_cpu_seconds", benchutil.Round(d.SenderCPU+d.SinkCPU, 2), "s")
+	benchutil.Bench("direct_"+l+"_cpu_seconds_sender", benchutil.Round(d.SenderCPU, 2), "s")
+	benchutil.Bench("direct_"+l+"_cpu_seconds_sink", benchutil.Round(d.SinkCPU, 2), "s")
+	benchutil.Bench("relay_"+l+"_seed_rss_above_idle_mib", benchutil.Round(mib(r.SeedPeak-r.SeedIdle), 1), "MiB")
 	if diagBuf > 0 {
 		// relay.New cannot set go-libp2p's copy buffer (Resources.BufferSize,
 		// default 2 KiB): the same relay with a larger one shows what it costs.
@@ -1166,11 +1085,11 @@ func benchRelay(size int64, runs, diagBuf int) {
 		bl := fmt.Sprintf("relay_%s_buffer%dk", l, diagBuf>>10)
 		runsLine(bl, speeds(big), "MiB/s")
 		fmt.Printf("# diagnostic: go-libp2p's relay run directly (relayv2.New, same ACL and circuit limits) with Resources.BufferSize %d KiB (relay.New uses 64 KiB)\n", diagBuf>>10)
-		bench(bl+"_mibps", round(mib(b.Bytes)/b.Seconds, 1), "MiB/s")
-		bench(bl+"_ratio_vs_direct", round(mib(b.Bytes)/b.Seconds/dMiBps, 3), "ratio")
-		bench(bl+"_cpu_seconds_seed", round(b.SeedCPU, 2), "s")
-		bench(bl+"_cpu_seconds_sender", round(b.SenderCPU, 2), "s")
-		bench(bl+"_cpu_seconds_sink", round(b.SinkCPU, 2), "s")
+		benchutil.Bench(bl+"_mibps", benchutil.Round(mib(b.Bytes)/b.Seconds, 1), "MiB/s")
+		benchutil.Bench(bl+"_ratio_vs_direct", benchutil.Round(mib(b.Bytes)/b.Seconds/dMiBps, 3), "ratio")
+		benchutil.Bench(bl+"_cpu_seconds_seed", benchutil.Round(b.SeedCPU, 2), "s")
+		benchutil.Bench(bl+"_cpu_seconds_sender", benchutil.Round(b.SenderCPU, 2), "s")
+		benchutil.Bench(bl+"_cpu_seconds_sink", benchutil.Round(b.SinkCPU, 2), "s")
 	}
 	for _, x := range []struct {
 		name string
@@ -1180,7 +1099,7 @@ func benchRelay(size int64, runs, diagBuf int) {
 		avail := x.r.Seconds * float64(runtime.NumCPU())
 		if other := x.r.MachineCPU - x.own; avail >= 0.5 && other > 0.1*avail {
 			fmt.Printf("# warning: other processes used %.2f of the %.2f CPU-seconds the machine had during the median %s run (load average %s): figures are noisy\n",
-				other, avail, x.name, loadavg())
+				other, avail, x.name, benchutil.Loadavg())
 		}
 	}
 }
@@ -1223,17 +1142,17 @@ func benchReservations(n, clients, runs int, holdFor time.Duration) {
 	r := sorted[len(sorted)/2]
 	fmt.Printf("# seed (median run): idle VmRSS %.1f MiB, heap live %.1f MiB, %d goroutines; with %d reservations VmRSS %.1f MiB, heap live %.1f MiB, %d goroutines, %d connections; device processes %.1f MiB VmRSS in all (%.0f KiB per device host)\n",
 		mib(r.idle.RSS), mib(r.idle.HeapLive), r.idle.Goroutines, n, mib(r.full.RSS), mib(r.full.HeapLive), r.full.Goroutines, r.full.Conns, mib(r.devRSS), float64(r.devRSS)/1024/float64(n))
-	bench("seed_rss_idle_mib", round(mib(r.idle.RSS), 1), "MiB")
-	bench("seed_rss_"+nl+"_reservations_mib", round(mib(r.full.RSS), 1), "MiB")
-	bench("seed_rss_per_reservation_kib", round(r.perReservationKiB(n), 1), "KiB")
-	bench("seed_heap_live_per_reservation_kib", round(float64(r.full.HeapLive-r.idle.HeapLive)/1024/float64(n), 1), "KiB")
-	bench("seed_goroutines_per_reservation", round(float64(r.full.Goroutines-r.idle.Goroutines)/float64(n), 1), "goroutines")
-	bench("seed_reservations_"+nl+"_ok", float64(r.full.Reservations), "reservations")
-	bench("seed_reserve_"+nl+"_seconds", round(median(secs), 2), "s")
+	benchutil.Bench("seed_rss_idle_mib", benchutil.Round(mib(r.idle.RSS), 1), "MiB")
+	benchutil.Bench("seed_rss_"+nl+"_reservations_mib", benchutil.Round(mib(r.full.RSS), 1), "MiB")
+	benchutil.Bench("seed_rss_per_reservation_kib", benchutil.Round(r.perReservationKiB(n), 1), "KiB")
+	benchutil.Bench("seed_heap_live_per_reservation_kib", benchutil.Round(float64(r.full.HeapLive-r.idle.HeapLive)/1024/float64(n), 1), "KiB")
+	benchutil.Bench("seed_goroutines_per_reservation", benchutil.Round(float64(r.full.Goroutines-r.idle.Goroutines)/float64(n), 1), "goroutines")
+	benchutil.Bench("seed_reservations_"+nl+"_ok", float64(r.full.Reservations), "reservations")
+	benchutil.Bench("seed_reserve_"+nl+"_seconds", benchutil.Round(benchutil.Median(secs), 2), "s")
 	if later := rs[len(rs)-1].later; later != nil {
 		fmt.Printf("# %s after the last reservation the seed counts %d open reservations and %d connections (VmRSS %.1f MiB); the device hosts are all still up\n",
 			holdFor, later.Reservations, later.Conns, mib(later.RSS))
-		bench(fmt.Sprintf("seed_reservations_%s_after_%ds", nl, int(holdFor.Seconds())), float64(later.Reservations), "reservations")
+		benchutil.Bench(fmt.Sprintf("seed_reservations_%s_after_%ds", nl, int(holdFor.Seconds())), float64(later.Reservations), "reservations")
 		if later.Reservations < n {
 			fmt.Printf("# warning: the seed dropped %d of %d reservations while the devices stayed up (a closed connection ends its reservation: check the connection manager's watermarks)\n",
 				n-later.Reservations, n)
@@ -1346,20 +1265,20 @@ func benchDHT(n, peers, runs int) {
 	own := r.seedFull.CPU - r.seedIdle.CPU + r.peersFull.CPU - r.peersIdle.CPU
 	if avail := pr.Seconds * float64(runtime.NumCPU()); avail >= 0.5 && r.machineCPU-own > 0.1*avail {
 		fmt.Printf("# warning: other processes used %.2f of the %.2f CPU-seconds the machine had during the median provide run (load average %s): figures are noisy\n",
-			r.machineCPU-own, avail, loadavg())
+			r.machineCPU-own, avail, benchutil.Loadavg())
 	}
-	bench("seed_provide_"+nl+"_seconds", round(pr.Seconds, 2), "s")
-	bench("seed_provide_"+nl+"_keys_per_second", round(float64(n)/pr.Seconds, 1), "keys/s")
-	bench("seed_provide_"+nl+"_cpu_seconds", round(r.seedFull.CPU-r.seedIdle.CPU, 2), "s")
-	bench("seed_rss_idle_dht_mib", round(mib(r.seedIdle.RSS), 1), "MiB")
-	bench("seed_rss_"+nl+"_provider_records_mib", round(mib(r.seedFull.RSS-r.seedIdle.RSS), 1), "MiB")
-	bench("seed_heap_live_"+nl+"_provider_records_mib", round(mib(r.seedFull.HeapLive-r.seedIdle.HeapLive), 1), "MiB")
-	bench("dht_peers_rss_idle_mib", round(mib(r.peersIdle.RSS), 1), "MiB")
-	bench("dht_peers_rss_"+nl+"_provider_records_mib", round(mib(r.peersFull.RSS-r.peersIdle.RSS), 1), "MiB")
-	bench("dht_peer_rss_"+nl+"_provider_records_mib", round(mib(r.peersFull.RSS-r.peersIdle.RSS)/float64(peers), 2), "MiB")
-	bench("seed_get_providers_"+nl+"_records_uncached_us", round(look.ColdMicro, 1), "us")
-	bench("seed_get_providers_"+nl+"_records_cached_us", round(look.HotMicro, 1), "us")
-	bench("dht_peer_get_providers_"+nl+"_records_uncached_us", round(cnt.ColdMicro, 1), "us")
+	benchutil.Bench("seed_provide_"+nl+"_seconds", benchutil.Round(pr.Seconds, 2), "s")
+	benchutil.Bench("seed_provide_"+nl+"_keys_per_second", benchutil.Round(float64(n)/pr.Seconds, 1), "keys/s")
+	benchutil.Bench("seed_provide_"+nl+"_cpu_seconds", benchutil.Round(r.seedFull.CPU-r.seedIdle.CPU, 2), "s")
+	benchutil.Bench("seed_rss_idle_dht_mib", benchutil.Round(mib(r.seedIdle.RSS), 1), "MiB")
+	benchutil.Bench("seed_rss_"+nl+"_provider_records_mib", benchutil.Round(mib(r.seedFull.RSS-r.seedIdle.RSS), 1), "MiB")
+	benchutil.Bench("seed_heap_live_"+nl+"_provider_records_mib", benchutil.Round(mib(r.seedFull.HeapLive-r.seedIdle.HeapLive), 1), "MiB")
+	benchutil.Bench("dht_peers_rss_idle_mib", benchutil.Round(mib(r.peersIdle.RSS), 1), "MiB")
+	benchutil.Bench("dht_peers_rss_"+nl+"_provider_records_mib", benchutil.Round(mib(r.peersFull.RSS-r.peersIdle.RSS), 1), "MiB")
+	benchutil.Bench("dht_peer_rss_"+nl+"_provider_records_mib", benchutil.Round(mib(r.peersFull.RSS-r.peersIdle.RSS)/float64(peers), 2), "MiB")
+	benchutil.Bench("seed_get_providers_"+nl+"_records_uncached_us", benchutil.Round(look.ColdMicro, 1), "us")
+	benchutil.Bench("seed_get_providers_"+nl+"_records_cached_us", benchutil.Round(look.HotMicro, 1), "us")
+	benchutil.Bench("dht_peer_get_providers_"+nl+"_records_uncached_us", benchutil.Round(cnt.ColdMicro, 1), "us")
 }
 
 func provideRun(n, peers int) dhtRun {
@@ -1384,9 +1303,9 @@ func provideRun(n, peers int) dhtRun {
 	time.Sleep(time.Second)
 	var r dhtRun
 	r.seedIdle, r.peersIdle = seed.stat(), ps.stat()
-	machine := machineCPU()
+	machine := benchutil.MachineCPU()
 	seed.ask(fmt.Sprintf("PROVIDE %d", n), "PROVIDED", 31*time.Minute, &r.pr)
-	r.machineCPU = machineCPU() - machine
+	r.machineCPU = benchutil.MachineCPU() - machine
 	if r.pr.Provided != n {
 		die("the seed announced %d of %d keys within 30 min (%.0f failed announcements)", r.pr.Provided, n, r.pr.Errors)
 	}
@@ -1504,7 +1423,7 @@ func metricsBy(reg *prometheus.Registry, name, label string) map[string]float64 
 // -allow the only allowed key, DHT server, rendezvous on, -vault hosted,
 // admin API off, listening on 127.0.0.1. It answers STAT.
 func runFloodSeed() {
-	defer startProfile("flood-seed")()
+	defer benchutil.StartProfile(*profile, "flood-seed")()
 	pub, err := identity.ParseDIDKey(*allowArg)
 	if err != nil {
 		log.Fatal(err)
@@ -1556,7 +1475,7 @@ func runFloodSeed() {
 			// What of the VmRSS is memory the Go runtime keeps but no
 			// longer uses: return it to the OS, read VmRSS again.
 			debug.FreeOSMemory()
-			fmt.Printf("FREE %d\n", procStatus("self", "VmRSS"))
+			fmt.Printf("FREE %d\n", benchutil.ProcStatus("self", "VmRSS"))
 		default:
 			log.Fatalf("unknown command %q", cmd)
 		}
@@ -1724,7 +1643,7 @@ func flood(fakes []*fakePeer, seed peer.AddrInfo, d, pause time.Duration) floodR
 			errs[kind+": (other messages)"]++
 		}
 	}
-	cpu := selfCPU()
+	cpu := benchutil.SelfCPU()
 	start := time.Now()
 	end := start.Add(d)
 	for _, f := range fakes {
@@ -1800,7 +1719,7 @@ func flood(fakes []*fakePeer, seed peer.AddrInfo, d, pause time.Duration) floodR
 		Register: c[register].Load(), RegisterOK: c[registerOK].Load(), RegisterRefused: c[registerRefused].Load(),
 		DHT: c[lookup].Load(), DHTEmpty: c[lookupEmpty].Load(), DHTTimeout: c[lookupTimeout].Load(),
 		DHTFound: c[lookupFound].Load(), DHTNoRoute: c[lookupNoRoute].Load(),
-		Errors: errs, Seconds: time.Since(start).Seconds(), RSS: procStatus("self", "VmRSS"), CPU: selfCPU() - cpu,
+		Errors: errs, Seconds: time.Since(start).Seconds(), RSS: benchutil.ProcStatus("self", "VmRSS"), CPU: benchutil.SelfCPU() - cpu,
 	}
 }
 
@@ -2048,7 +1967,7 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 		ready.Hosts, ready.Seconds, ready.NoRoute, seedConnected.Conns, mib(seedConnected.RSS), mib(seedConnected.HeapLive), seedConnected.Goroutines)
 
 	seedPID := strconv.Itoa(seed.pid())
-	machine, seedCPU := machineCPU(), procCPU(seed.pid())
+	machine, seedCPU := benchutil.MachineCPU(), procCPU(seed.pid())
 	var maxRSS atomic.Int64
 	sampling := make(chan struct{})
 	sampled := make(chan struct{})
@@ -2057,7 +1976,7 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 		t := time.NewTicker(200 * time.Millisecond)
 		defer t.Stop()
 		for {
-			if v := procStatus(seedPID, "VmRSS"); v > maxRSS.Load() {
+			if v := benchutil.ProcStatus(seedPID, "VmRSS"); v > maxRSS.Load() {
 				maxRSS.Store(v)
 			}
 			select {
@@ -2095,7 +2014,7 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 	wall := time.Since(start).Seconds()
 	close(sampling)
 	<-sampled
-	seedCPU, machine = procCPU(seed.pid())-seedCPU, machineCPU()-machine
+	seedCPU, machine = procCPU(seed.pid())-seedCPU, benchutil.MachineCPU()-machine
 	seedPeak := seedStat()
 
 	for _, p := range peers {
@@ -2147,43 +2066,43 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 			100*machine/avail, runtime.NumCPU())
 	}
 
-	bench("seed_flood_rss_idle_mib", round(mib(seedIdle.RSS), 1), "MiB")
-	bench("seed_flood_rss_connected_mib", round(mib(seedConnected.RSS), 1), "MiB")
-	bench("seed_flood_rss_peak_mib", round(mib(seedPeak.HWM), 1), "MiB")
-	bench("seed_flood_rss_after_mib", round(mib(seedAfter.RSS), 1), "MiB")
-	bench("seed_flood_rss_after_free_os_memory_mib", round(mib(freed), 1), "MiB")
-	bench("seed_flood_heap_live_after_mib", round(mib(seedAfter.HeapLive), 1), "MiB")
-	bench("seed_flood_goroutines_idle", float64(seedIdle.Goroutines), "goroutines")
-	bench("seed_flood_goroutines_after", float64(seedAfter.Goroutines), "goroutines")
-	bench("seed_flood_cpu_seconds", round(seedCPU, 1), "s")
-	bench("flood_peers", float64(ready.Hosts), "peers")
-	bench("flood_attempts_total", float64(fr.Reserve+fr.Register+fr.DHT), "requests")
-	bench("flood_attempts_reserve", float64(fr.Reserve), "requests")
-	bench("flood_attempts_rendezvous", float64(fr.Register), "requests")
-	bench("flood_attempts_dht", float64(fr.DHT), "requests")
-	bench("flood_refusals_reserve", float64(fr.ReserveRefused), "requests")
-	bench("flood_refusals_rendezvous", float64(fr.RegisterRefused), "requests")
-	bench("flood_dht_empty_answers", float64(fr.DHTEmpty), "requests")
-	bench("flood_granted_reserve", float64(fr.ReserveOK), "requests")
-	bench("flood_granted_rendezvous", float64(fr.RegisterOK), "requests")
-	bench("flood_dht_providers_found", float64(fr.DHTFound), "requests")
-	bench("flood_other_failures", float64(fr.Reserve-fr.ReserveRefused-fr.ReserveOK+fr.Register-fr.RegisterRefused-fr.RegisterOK+fr.DHT-fr.DHTEmpty-fr.DHTFound), "requests")
-	bench("legit_sync_ok", float64(during.SyncOK), "syncs")
-	bench("legit_sync_total", float64(during.SyncTotal), "syncs")
-	bench("legit_sync_p50_ms_idle", round(percentile(idle.SyncMillis, 50), 1), "ms")
-	bench("legit_sync_p99_ms_idle", round(percentile(idle.SyncMillis, 99), 1), "ms")
-	bench("legit_sync_p50_ms", round(percentile(during.SyncMillis, 50), 1), "ms")
-	bench("legit_sync_p99_ms", round(percentile(during.SyncMillis, 99), 1), "ms")
-	bench("legit_reserve_ok", float64(during.ReserveOK), "reservations")
-	bench("legit_reserve_total", float64(during.ReserveTotal), "reservations")
-	bench("legit_rendezvous_ok", float64(during.RendezvousOK), "registrations")
-	bench("legit_rendezvous_total", float64(during.RendezvousTotal), "registrations")
-	bench("legit_rendezvous_lookup_ok", float64(during.LookupOK), "lookups")
-	bench("legit_rendezvous_lookup_total", float64(during.LookupTotal), "lookups")
-	bench("legit_dht_ok", float64(during.DHTOK), "lookups")
-	bench("legit_dht_total", float64(during.DHTTotal), "lookups")
-	bench("seed_flood_rendezvous_records_after", seedAfter.RendezvousRecords, "records")
-	bench("seed_flood_transient_streams_max", float64(seedPeak.TransientMax), "streams")
-	bench("seed_flood_transient_streams_limit", float64(seedPeak.TransientLimit), "streams")
-	bench("seed_flood_transient_full_pct", round(100*float64(seedPeak.TransientFull)/float64(max(1, seedPeak.TransientSamples)), 1), "%")
+	benchutil.Bench("seed_flood_rss_idle_mib", benchutil.Round(mib(seedIdle.RSS), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_connected_mib", benchutil.Round(mib(seedConnected.RSS), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_peak_mib", benchutil.Round(mib(seedPeak.HWM), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_after_mib", benchutil.Round(mib(seedAfter.RSS), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_after_free_os_memory_mib", benchutil.Round(mib(freed), 1), "MiB")
+	benchutil.Bench("seed_flood_heap_live_after_mib", benchutil.Round(mib(seedAfter.HeapLive), 1), "MiB")
+	benchutil.Bench("seed_flood_goroutines_idle", float64(seedIdle.Goroutines), "goroutines")
+	benchutil.Bench("seed_flood_goroutines_after", float64(seedAfter.Goroutines), "goroutines")
+	benchutil.Bench("seed_flood_cpu_seconds", benchutil.Round(seedCPU, 1), "s")
+	benchutil.Bench("flood_peers", float64(ready.Hosts), "peers")
+	benchutil.Bench("flood_attempts_total", float64(fr.Reserve+fr.Register+fr.DHT), "requests")
+	benchutil.Bench("flood_attempts_reserve", float64(fr.Reserve), "requests")
+	benchutil.Bench("flood_attempts_rendezvous", float64(fr.Register), "requests")
+	benchutil.Bench("flood_attempts_dht", float64(fr.DHT), "requests")
+	benchutil.Bench("flood_refusals_reserve", float64(fr.ReserveRefused), "requests")
+	benchutil.Bench("flood_refusals_rendezvous", float64(fr.RegisterRefused), "requests")
+	benchutil.Bench("flood_dht_empty_answers", float64(fr.DHTEmpty), "requests")
+	benchutil.Bench("flood_granted_reserve", float64(fr.ReserveOK), "requests")
+	benchutil.Bench("flood_granted_rendezvous", float64(fr.RegisterOK), "requests")
+	benchutil.Bench("flood_dht_providers_found", float64(fr.DHTFound), "requests")
+	benchutil.Bench("flood_other_failures", float64(fr.Reserve-fr.ReserveRefused-fr.ReserveOK+fr.Register-fr.RegisterRefused-fr.RegisterOK+fr.DHT-fr.DHTEmpty-fr.DHTFound), "requests")
+	benchutil.Bench("legit_sync_ok", float64(during.SyncOK), "syncs")
+	benchutil.Bench("legit_sync_total", float64(during.SyncTotal), "syncs")
+	benchutil.Bench("legit_sync_p50_ms_idle", benchutil.Round(percentile(idle.SyncMillis, 50), 1), "ms")
+	benchutil.Bench("legit_sync_p99_ms_idle", benchutil.Round(percentile(idle.SyncMillis, 99), 1), "ms")
+	benchutil.Bench("legit_sync_p50_ms", benchutil.Round(percentile(during.SyncMillis, 50), 1), "ms")
+	benchutil.Bench("legit_sync_p99_ms", benchutil.Round(percentile(during.SyncMillis, 99), 1), "ms")
+	benchutil.Bench("legit_reserve_ok", float64(during.ReserveOK), "reservations")
+	benchutil.Bench("legit_reserve_total", float64(during.ReserveTotal), "reservations")
+	benchutil.Bench("legit_rendezvous_ok", float64(during.RendezvousOK), "registrations")
+	benchutil.Bench("legit_rendezvous_total", float64(during.RendezvousTotal), "registrations")
+	benchutil.Bench("legit_rendezvous_lookup_ok", float64(during.LookupOK), "lookups")
+	benchutil.Bench("legit_rendezvous_lookup_total", float64(during.LookupTotal), "lookups")
+	benchutil.Bench("legit_dht_ok", float64(during.DHTOK), "lookups")
+	benchutil.Bench("legit_dht_total", float64(during.DHTTotal), "lookups")
+	benchutil.Bench("seed_flood_rendezvous_records_after", seedAfter.RendezvousRecords, "records")
+	benchutil.Bench("seed_flood_transient_streams_max", float64(seedPeak.TransientMax), "streams")
+	benchutil.Bench("seed_flood_transient_streams_limit", float64(seedPeak.TransientLimit), "streams")
+	benchutil.Bench("seed_flood_transient_full_pct", benchutil.Round(100*float64(seedPeak.TransientFull)/float64(max(1, seedPeak.TransientSamples)), 1), "%")
 }

@@ -21,12 +21,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/seedfleet/seedfleet/hack/bench/benchutil"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -62,10 +63,6 @@ func main() {
 		return
 	}
 	runBench()
-}
-
-func bench(name string, value float64, unit string) {
-	fmt.Printf("BENCH %s %s %s\n", name, strconv.FormatFloat(value, 'f', -1, 64), unit)
 }
 
 func newHost() host.Host {
@@ -165,7 +162,7 @@ func openStore(d string) *vault.Store {
 // ---- child processes ----
 
 func runSeed() {
-	defer startProfile("seed")()
+	defer benchutil.StartProfile(*profile, "seed")()
 	st := openStore(*dir)
 	h := newHost()
 	ns, err := vault.ParseNamespaceID(*nsArg)
@@ -188,7 +185,7 @@ type deviceResult struct {
 }
 
 func runDevice() {
-	defer startProfile("device")()
+	defer benchutil.StartProfile(*profile, "device")()
 	st := openStore(*dir)
 	h := newHost()
 	ns, err := vault.ParseNamespaceID(*nsArg)
@@ -211,20 +208,6 @@ func runDevice() {
 	h.Close()
 	st.Close()
 	_ = json.NewEncoder(os.Stdout).Encode(res)
-}
-
-func startProfile(name string) func() {
-	if *profile == "" {
-		return func() {}
-	}
-	f, err := os.Create(fmt.Sprintf("%s.%s.%d.pprof", *profile, name, os.Getpid()))
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		log.Fatal(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
 }
 
 func addrInfo(s string) peer.AddrInfo {
@@ -367,17 +350,17 @@ func benchReconcile(f *fixture, root string, n int) {
 			log.Fatalf("d=%d: device stored %d (want %d) and sent %d (want %d)", d, s.Stored, d-d/2, s.ItemsSent, d/2)
 		}
 		name := fmt.Sprintf("vault_%s_d%d", label, d)
-		bench(name+"_roundtrips", float64(s.RoundTrips), "roundtrips")
-		bench(name+"_bytes", float64(s.BytesSent+s.BytesReceived), "bytes")
-		bench(name+"_bytes_sent", float64(s.BytesSent), "bytes")
-		bench(name+"_bytes_received", float64(s.BytesReceived), "bytes")
-		bench(name+"_seconds", r.Seconds, "s")
+		benchutil.Bench(name+"_roundtrips", float64(s.RoundTrips), "roundtrips")
+		benchutil.Bench(name+"_bytes", float64(s.BytesSent+s.BytesReceived), "bytes")
+		benchutil.Bench(name+"_bytes_sent", float64(s.BytesSent), "bytes")
+		benchutil.Bench(name+"_bytes_received", float64(s.BytesReceived), "bytes")
+		benchutil.Bench(name+"_seconds", r.Seconds, "s")
 		// Baseline: the bytes of the naive exchange, every item's 8-byte ID.
 		naive := float64(8 * n)
-		bench(name+"_baseline_idlist_bytes", naive, "bytes")
-		bench(name+"_bytes_ratio_vs_idlist", float64(s.BytesSent+s.BytesReceived)/naive, "ratio")
+		benchutil.Bench(name+"_baseline_idlist_bytes", naive, "bytes")
+		benchutil.Bench(name+"_bytes_ratio_vs_idlist", float64(s.BytesSent+s.BytesReceived)/naive, "ratio")
 		if d == 1000 || *smoke {
-			bench(fmt.Sprintf("vault_%s_peak_rss_mib", label), float64(r.PeakRSS)/(1<<20), "MiB")
+			benchutil.Bench(fmt.Sprintf("vault_%s_peak_rss_mib", label), float64(r.PeakRSS)/(1<<20), "MiB")
 		}
 		os.RemoveAll(devDir)
 		os.RemoveAll(seedDir)
@@ -419,11 +402,11 @@ func benchFullAndIncremental(f *fixture, root string, n int) {
 	if r.Stats.Stored != n {
 		log.Fatalf("full sync stored %d of %d", r.Stats.Stored, n)
 	}
-	bench("vault_"+label+"_full_seconds", r.Seconds, "s")
-	bench("vault_"+label+"_full_bytes", float64(r.Stats.BytesSent+r.Stats.BytesReceived), "bytes")
-	bench("vault_"+label+"_full_signature_checks", float64(r.SigChecks), "checks")
-	bench("vault_"+label+"_baseline_verify_seconds", verifySecs, "s")
-	bench("vault_"+label+"_full_ratio_vs_verify", r.Seconds/verifySecs, "ratio")
+	benchutil.Bench("vault_"+label+"_full_seconds", r.Seconds, "s")
+	benchutil.Bench("vault_"+label+"_full_bytes", float64(r.Stats.BytesSent+r.Stats.BytesReceived), "bytes")
+	benchutil.Bench("vault_"+label+"_full_signature_checks", float64(r.SigChecks), "checks")
+	benchutil.Bench("vault_"+label+"_baseline_verify_seconds", verifySecs, "s")
+	benchutil.Bench("vault_"+label+"_full_ratio_vs_verify", r.Seconds/verifySecs, "ratio")
 
 	// Incremental: the device writes 10 entries and syncs them to the seed.
 	dev := openStore(devDir)
@@ -436,10 +419,10 @@ func benchFullAndIncremental(f *fixture, root string, n int) {
 		log.Fatalf("incremental sync sent %d items, want 10", r.Stats.ItemsSent)
 	}
 	rtt := pingRTT()
-	bench("vault_"+label+"_incr10_seconds", r.Seconds, "s")
-	bench("vault_"+label+"_incr10_bytes", float64(r.Stats.BytesSent+r.Stats.BytesReceived), "bytes")
-	bench("vault_"+label+"_incr10_roundtrips", float64(r.Stats.RoundTrips), "roundtrips")
-	bench("vault_"+label+"_baseline_libp2p_rtt_ms", rtt*1000, "ms")
+	benchutil.Bench("vault_"+label+"_incr10_seconds", r.Seconds, "s")
+	benchutil.Bench("vault_"+label+"_incr10_bytes", float64(r.Stats.BytesSent+r.Stats.BytesReceived), "bytes")
+	benchutil.Bench("vault_"+label+"_incr10_roundtrips", float64(r.Stats.RoundTrips), "roundtrips")
+	benchutil.Bench("vault_"+label+"_baseline_libp2p_rtt_ms", rtt*1000, "ms")
 }
 
 // pingRTT is the median round trip of a 1-byte echo on a libp2p stream
@@ -525,7 +508,7 @@ func benchLive(f *fixture, root string) {
 		time.Sleep(2 * time.Millisecond)
 	}
 	slices.Sort(lat)
-	bench("vault_live_p50_ms", lat[len(lat)/2], "ms")
-	bench("vault_live_p99_ms", lat[len(lat)*99/100], "ms")
-	bench("vault_live_baseline_libp2p_rtt_ms", pingRTT()*1000, "ms")
+	benchutil.Bench("vault_live_p50_ms", lat[len(lat)/2], "ms")
+	benchutil.Bench("vault_live_p99_ms", lat[len(lat)*99/100], "ms")
+	benchutil.Bench("vault_live_baseline_libp2p_rtt_ms", pingRTT()*1000, "ms")
 }

@@ -1,0 +1,104 @@
+// Package benchutil holds what Seedfleet's benchmark drivers share: the
+// BENCH line format, medians, CPU and memory accounting from /proc, load
+// average, and CPU profiles of child processes.
+package benchutil
+
+import (
+	"fmt"
+	"log"
+	"os"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+)
+
+// ClockTicks is USER_HZ, the unit of /proc times (100 on Linux).
+const ClockTicks = 100
+
+// Bench prints one figure as "BENCH <name> <value> <unit>".
+func Bench(name string, value float64, unit string) {
+	fmt.Printf("BENCH %s %s %s\n", name, strconv.FormatFloat(value, 'f', -1, 64), unit)
+}
+
+// Loadavg is the machine's load average (1, 5 and 15 minutes).
+func Loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return "?"
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// MachineCPU is the user+system CPU seconds of all CPUs since boot
+// (/proc/stat; interrupts and steal not included).
+func MachineCPU() float64 {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // cpu user nice system idle ...
+	var busy float64
+	for _, v := range f[1:4] {
+		x, _ := strconv.ParseFloat(v, 64)
+		busy += x
+	}
+	return busy / ClockTicks
+}
+
+// Median is the middle value of xs (xs is not modified).
+func Median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// ProcStatus returns a "Vm..." field of /proc/<pid>/status in bytes.
+func ProcStatus(pid, field string) int64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.HasPrefix(line, field+":") {
+			f := strings.Fields(line)
+			kb, _ := strconv.ParseInt(f[1], 10, 64)
+			return kb << 10
+		}
+	}
+	return -1
+}
+
+// Round rounds v to digits decimals.
+func Round(v float64, digits int) float64 {
+	f, _ := strconv.ParseFloat(strconv.FormatFloat(v, 'f', digits, 64), 64)
+	return f
+}
+
+// SelfCPU is this process's user+sys CPU seconds, at microsecond resolution.
+func SelfCPU() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		log.Fatal(err)
+	}
+	return float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+}
+
+// StartProfile writes a CPU profile to prefix.name.PID.pprof until the
+// returned function is called (a no-op when prefix is empty).
+func StartProfile(prefix, name string) func() {
+	if prefix == "" {
+		return func() {}
+	}
+	f, err := os.Create(fmt.Sprintf("%s.%s.%d.pprof", prefix, name, os.Getpid()))
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		log.Fatal(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
