@@ -34,7 +34,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/seedfleet/seedfleet/hack/bench/benchutil"
+	"github.com/seedfleet/seedfleet/hack/benchutil"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"

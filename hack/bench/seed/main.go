@@ -46,7 +46,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/seedfleet/seedfleet/hack/bench/benchutil"
+	"github.com/seedfleet/seedfleet/hack/benchutil"
 
 	"github.com/ipfs/go-cid"
 	"github.com/libp2p/go-libp2p"

@@ -27,7 +27,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/seedfleet/seedfleet/hack/bench/benchutil"
+	"github.com/seedfleet/seedfleet/hack/benchutil"
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
