@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
 // ClockTicks is USER_HZ, the unit of /proc times (100 on Linux).
@@ -101,4 +102,50 @@ func StartProfile(prefix, name string) func() {
 		log.Fatal(err)
 	}
 	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
+// ProcCPU is the user+sys CPU seconds of a whole process (all threads); 0
+// for pid 0.
+func ProcCPU(pid int) float64 {
+	if pid == 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		log.Fatalf("cpu time of %d: %v", pid, err)
+	}
+	// The command name may hold spaces and parentheses: fields start after the last ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	utime, _ := strconv.ParseFloat(f[11], 64) // field 14
+	stime, _ := strconv.ParseFloat(f[12], 64) // field 15
+	return (utime + stime) / ClockTicks
+}
+
+// Settle flushes dirty pages left by earlier steps and lets writeback
+// finish, so each measured run starts from the same state instead of paying
+// for its predecessors' writes.
+func Settle() {
+	syscall.Sync()
+	time.Sleep(300 * time.Millisecond)
+}
+
+// MiB converts bytes to MiB.
+func MiB(b int64) float64 { return float64(b) / (1 << 20) }
+
+// Label names a size as the BENCH names do: 1g, 256m, 8m.
+func Label[T int64 | uint64](size T) string {
+	if size >= 1<<30 && size%(1<<30) == 0 {
+		return fmt.Sprintf("%dg", size>>30)
+	}
+	return fmt.Sprintf("%dm", size>>20)
+}
+
+// RunsLine prints the runs of a figure (digits decimals) as a # line.
+func RunsLine(name string, xs []float64, unit string, digits int) {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatFloat(x, 'f', digits, 64)
+	}
+	fmt.Printf("# %s runs: %s %s (median reported)\n", name, strings.Join(parts, " "), unit)
 }

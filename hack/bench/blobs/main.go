@@ -101,20 +101,6 @@ func newHost(listen bool) host.Host {
 
 // ---- process accounting ----
 
-// procCPU is the user+sys CPU seconds of a whole process (all threads).
-func procCPU(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		log.Fatalf("cpu time of %d: %v", pid, err)
-	}
-	// The command name may hold spaces and parentheses: fields start after the last ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	utime, _ := strconv.ParseFloat(f[11], 64) // field 14
-	stime, _ := strconv.ParseFloat(f[12], 64) // field 15
-	return (utime + stime) / benchutil.ClockTicks
-}
-
 // procIO returns a field of /proc/self/io (-1 if unavailable).
 func procIO(field string) int64 {
 	b, err := os.ReadFile("/proc/self/io")
@@ -249,7 +235,7 @@ type deviceResult struct {
 }
 
 func runDevice() {
-	defer benchutil.StartProfile(*profile, fmt.Sprintf("device-%s-%s", *mode, label(*sizeArg)))()
+	defer benchutil.StartProfile(*profile, fmt.Sprintf("device-%s-%s", *mode, benchutil.Label(*sizeArg)))()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
 	var (
@@ -325,11 +311,11 @@ func runDevice() {
 	res := deviceResult{IdleRSS: benchutil.ProcStatus("self", "VmRSS"), SeedIdleRSS: benchutil.ProcStatus(seed, "VmRSS")}
 	res.HWMReset = resetPeakRSS()
 	wchar, syscw := procIO("wchar"), procIO("syscw")
-	machine, kthreads, seedCPU, devCPU := benchutil.MachineCPU(), kernelThreadsCPU(), procCPU(*seedPID), benchutil.SelfCPU()
+	machine, kthreads, seedCPU, devCPU := benchutil.MachineCPU(), kernelThreadsCPU(), benchutil.ProcCPU(*seedPID), benchutil.SelfCPU()
 	start := time.Now()
 	res.Bytes, res.Fetch = transfer()
 	res.Seconds = time.Since(start).Seconds()
-	res.DeviceCPU, res.SeedCPU = benchutil.SelfCPU()-devCPU, procCPU(*seedPID)-seedCPU
+	res.DeviceCPU, res.SeedCPU = benchutil.SelfCPU()-devCPU, benchutil.ProcCPU(*seedPID)-seedCPU
 	res.MachineCPU, res.KernelCPU = benchutil.MachineCPU()-machine, kernelThreadsCPU()-kthreads
 	res.WrittenBytes, res.WriteCalls = procIO("wchar")-wchar, procIO("syscw")-syscw
 	res.PeakRSS, res.SeedPeakRSS = benchutil.ProcStatus("self", "VmHWM"), benchutil.ProcStatus(seed, "VmHWM")
@@ -428,16 +414,6 @@ func transfer(m, seedStore, file, devStore string, hash [32]byte, size uint64) d
 	return r
 }
 
-// label names a size as the BENCH names do: 1g, 256m, 8m.
-func label(size uint64) string {
-	if size >= 1<<30 && size%(1<<30) == 0 {
-		return fmt.Sprintf("%dg", size>>30)
-	}
-	return fmt.Sprintf("%dm", size>>20)
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
 // writeRandom writes size random bytes to path.
 func writeRandom(path string, size uint64, seed uint64) {
 	f, err := os.Create(path)
@@ -506,29 +482,12 @@ func copyFile(src, dst string) {
 	}
 }
 
-// median returns the middle value (the upper one of an even count).
-// settle flushes dirty pages left by earlier steps (fixtures, earlier runs)
-// and lets writeback finish, so each measured run starts from the same state
-// instead of paying for its predecessors' writes.
-func settle() {
-	syscall.Sync()
-	time.Sleep(300 * time.Millisecond)
-}
-
-func runsLine(name string, xs []float64, unit string) {
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = strconv.FormatFloat(x, 'f', 3, 64)
-	}
-	fmt.Printf("# %s runs: %s %s (median reported)\n", name, strings.Join(parts, " "), unit)
-}
-
 // transfers runs a transfer n times and returns the runs, the median one
 // (by time) first.
 func transfers(n int, m, seedStore, file, devStore string, hash [32]byte, size uint64) []deviceResult {
 	var rs []deviceResult
 	for range n {
-		settle()
+		benchutil.Settle()
 		rs = append(rs, transfer(m, seedStore, file, devStore, hash, size))
 	}
 	sorted := slices.Clone(rs)
@@ -536,15 +495,15 @@ func transfers(n int, m, seedStore, file, devStore string, hash [32]byte, size u
 	med := sorted[len(sorted)/2]
 	secs := make([]float64, len(rs))
 	for i, r := range rs {
-		secs[i] = mib(int64(size)) / r.Seconds
+		secs[i] = benchutil.MiB(int64(size)) / r.Seconds
 	}
-	runsLine(m+"_"+label(size)+" transfer", secs, "MiB/s")
+	benchutil.RunsLine(m+"_"+benchutil.Label(size)+" transfer", secs, "MiB/s", 3)
 	// Something else running on the machine makes these figures noisy: say so.
 	other := med.MachineCPU - med.KernelCPU - med.DeviceCPU - med.SeedCPU
 	avail := med.Seconds * float64(runtime.NumCPU())
 	if med.KernelCPU >= 0.05 {
 		fmt.Printf("# %s_%s: kernel threads (writeback, journal) used %.2f CPU-seconds during the median run, not counted in its cpu_seconds\n",
-			m, label(size), med.KernelCPU)
+			m, benchutil.Label(size), med.KernelCPU)
 	}
 	if avail >= 0.5 && other > 0.1*avail { // /proc counts in 10 ms ticks
 		fmt.Printf("# warning: other processes used %.2f of the %.2f CPU-seconds the machine had during the median %s run (load average %s): figures are noisy\n",
@@ -584,7 +543,7 @@ func runBench() {
 	if *runsArg > 0 {
 		runs = *runsArg
 	}
-	lb, ls := label(big), label(small)
+	lb, ls := benchutil.Label(big), benchutil.Label(small)
 	fmt.Printf("# blobs benchmark: GOMAXPROCS=%d, %d CPUs, %s, load average %s; seed and device are separate processes (a new pair per transfer); %d run(s) of each figure\n",
 		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), benchutil.Loadavg(), runs)
 	fmt.Printf("# targets: transfer >= 380 MiB/s and >= 70%% of the plain libp2p stream; add <= 1.5x plain hashing; RSS flat, <= 64 MiB above idle\n")
@@ -613,7 +572,7 @@ func runBench() {
 		if err != nil {
 			die("%v", err)
 		}
-		settle()
+		benchutil.Settle()
 		stopProfile := benchutil.StartProfile(*profile, fmt.Sprintf("add-%d", i))
 		cpu0 := benchutil.SelfCPU()
 		t0 = time.Now()
@@ -635,7 +594,7 @@ func runBench() {
 	var copySecs []float64
 	for range runs {
 		dst := filepath.Join(root, "copy.bin")
-		settle()
+		benchutil.Settle()
 		t0 := time.Now()
 		copyFile(bigFile, dst)
 		copySecs = append(copySecs, time.Since(t0).Seconds())
@@ -651,9 +610,9 @@ func runBench() {
 	}
 	st.Close()
 	if want("add") {
-		runsLine("hash_"+lb, hashSecs, "s")
-		runsLine("blob_"+lb+" add", addSecs, "s")
-		runsLine("copy_"+lb+"_fsync", copySecs, "s")
+		benchutil.RunsLine("hash_"+lb, hashSecs, "s", 3)
+		benchutil.RunsLine("blob_"+lb+" add", addSecs, "s", 3)
+		benchutil.RunsLine("copy_"+lb+"_fsync", copySecs, "s", 3)
 		h, a, c := benchutil.Median(hashSecs), benchutil.Median(addSecs), benchutil.Median(copySecs)
 		benchutil.Bench("hash_"+lb+"_seconds", benchutil.Round(h, 3), "s")
 		benchutil.Bench("blob_"+lb+"_add_seconds", benchutil.Round(a, 3), "s")
@@ -668,7 +627,7 @@ func runBench() {
 	if want("blob") || want("rss") {
 		rs := transfers(runs, "blob", seedStore, bigFile, devStore("blob-"+lb), bigHash, big)
 		r := rs[0]
-		blobMiBps = mib(int64(big)) / r.Seconds
+		blobMiBps = benchutil.MiB(int64(big)) / r.Seconds
 		if want("blob") {
 			benchutil.Bench("blob_"+lb+"_transfer_mibps", benchutil.Round(blobMiBps, 1), "MiB/s")
 			benchutil.Bench("blob_"+lb+"_transfer_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
@@ -677,15 +636,15 @@ func runBench() {
 			benchutil.Bench("blob_"+lb+"_transfer_wire_bytes", float64(r.Fetch.BytesReceived), "bytes")
 			benchutil.Bench("blob_"+lb+"_transfer_device_written_bytes", float64(r.WrittenBytes), "bytes")
 			benchutil.Bench("blob_"+lb+"_transfer_device_write_syscalls", float64(r.WriteCalls), "calls")
-			benchutil.Bench("blob_"+lb+"_seed_rss_above_idle_mib", benchutil.Round(mib(r.SeedPeakRSS-r.SeedIdleRSS), 1), "MiB")
+			benchutil.Bench("blob_"+lb+"_seed_rss_above_idle_mib", benchutil.Round(benchutil.MiB(r.SeedPeakRSS-r.SeedIdleRSS), 1), "MiB")
 		}
 		if want("rss") {
 			small := transfers(runs, "blob", seedStore, smallFile, devStore("blob-"+ls), smallHash, small)
 			peak := func(rs []deviceResult) (above, idle float64, reset bool) {
 				reset = true
 				for _, r := range rs[1:] {
-					above = max(above, mib(r.PeakRSS-r.IdleRSS))
-					idle = max(idle, mib(r.IdleRSS))
+					above = max(above, benchutil.MiB(r.PeakRSS-r.IdleRSS))
+					idle = max(idle, benchutil.MiB(r.IdleRSS))
 					reset = reset && r.HWMReset
 				}
 				return above, idle, reset
@@ -701,12 +660,12 @@ func runBench() {
 			benchutil.Bench("blob_"+lb+"_rss_above_idle_mib", benchutil.Round(ba, 1), "MiB")
 			benchutil.Bench("blob_"+ls+"_rss_idle_mib", benchutil.Round(si, 1), "MiB")
 			benchutil.Bench("blob_"+lb+"_rss_idle_mib", benchutil.Round(bi, 1), "MiB")
-			benchutil.Bench("blob_"+ls+"_transfer_mibps", benchutil.Round(mib(int64(small[0].Bytes))/small[0].Seconds, 1), "MiB/s")
+			benchutil.Bench("blob_"+ls+"_transfer_mibps", benchutil.Round(benchutil.MiB(int64(small[0].Bytes))/small[0].Seconds, 1), "MiB/s")
 		}
 	}
 	if want("stream") {
 		r := transfers(runs, "stream", seedStore, bigFile, devStore("stream"), bigHash, big)[0]
-		streamMiBps = mib(int64(big)) / r.Seconds
+		streamMiBps = benchutil.MiB(int64(big)) / r.Seconds
 		benchutil.Bench("libp2p_"+lb+"_stream_mibps", benchutil.Round(streamMiBps, 1), "MiB/s")
 		benchutil.Bench("libp2p_"+lb+"_stream_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
 		benchutil.Bench("libp2p_"+lb+"_stream_cpu_seconds_device", benchutil.Round(r.DeviceCPU, 2), "s")
@@ -714,7 +673,7 @@ func runBench() {
 	}
 	if want("tcp") {
 		r := transfers(runs, "tcp", seedStore, bigFile, devStore("tcp"), bigHash, big)[0]
-		benchutil.Bench("tcp_"+lb+"_mibps", benchutil.Round(mib(int64(big))/r.Seconds, 1), "MiB/s")
+		benchutil.Bench("tcp_"+lb+"_mibps", benchutil.Round(benchutil.MiB(int64(big))/r.Seconds, 1), "MiB/s")
 		benchutil.Bench("tcp_"+lb+"_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
 	}
 	if want("blob") && want("stream") {

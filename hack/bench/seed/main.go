@@ -158,24 +158,6 @@ func newHost(listen bool, rm network.ResourceManager) host.Host {
 
 // ---- process accounting ----
 
-// procCPU is the user+sys CPU seconds of a whole process (all threads); 0
-// for pid 0.
-func procCPU(pid int) float64 {
-	if pid == 0 {
-		return 0
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		log.Fatalf("cpu time of %d: %v", pid, err)
-	}
-	// The command name may hold spaces and parentheses: fields start after the last ')'.
-	s := string(b)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	utime, _ := strconv.ParseFloat(f[11], 64) // field 14
-	stime, _ := strconv.ParseFloat(f[12], 64) // field 15
-	return (utime + stime) / benchutil.ClockTicks
-}
-
 // procStat is what a child reports on "STAT": its memory as the kernel sees
 // it (VmRSS as-is, then the Go heap still live after a forced GC) and the
 // figures of its part.
@@ -441,7 +423,7 @@ func runSender() {
 	if seedPID != 0 {
 		res.SeedIdle = benchutil.ProcStatus(seed, "VmRSS")
 	}
-	machine, seedCPU, sinkCPU, cpu := benchutil.MachineCPU(), procCPU(seedPID), procCPU(sinkPID), benchutil.SelfCPU()
+	machine, seedCPU, sinkCPU, cpu := benchutil.MachineCPU(), benchutil.ProcCPU(seedPID), benchutil.ProcCPU(sinkPID), benchutil.SelfCPU()
 	start := time.Now()
 	for left := *sizeArg; left > 0; {
 		n := min(left, int64(len(buf)))
@@ -457,7 +439,7 @@ func runSender() {
 		log.Fatalf("the sink's answer: %v", err)
 	}
 	res.Seconds = time.Since(start).Seconds()
-	res.SenderCPU, res.SeedCPU, res.SinkCPU = benchutil.SelfCPU()-cpu, procCPU(seedPID)-seedCPU, procCPU(sinkPID)-sinkCPU
+	res.SenderCPU, res.SeedCPU, res.SinkCPU = benchutil.SelfCPU()-cpu, benchutil.ProcCPU(seedPID)-seedCPU, benchutil.ProcCPU(sinkPID)-sinkCPU
 	res.MachineCPU = benchutil.MachineCPU() - machine
 	if seedPID != 0 {
 		res.SeedPeak = benchutil.ProcStatus(seed, "VmHWM")
@@ -901,37 +883,12 @@ func die(format string, args ...any) {
 
 // ---- parent: helpers ----
 
-// label names a size as the BENCH names do: 1g, 256m, 8m.
-func label(size int64) string {
-	if size >= 1<<30 && size%(1<<30) == 0 {
-		return fmt.Sprintf("%dg", size>>30)
-	}
-	return fmt.Sprintf("%dm", size>>20)
-}
-
 // countLabel names a count: 10k, 1000, 200.
 func countLabel(n int) string {
 	if n >= 10000 && n%1000 == 0 {
 		return fmt.Sprintf("%dk", n/1000)
 	}
 	return strconv.Itoa(n)
-}
-
-func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-// settle flushes dirty pages and lets the machine calm down, so each
-// measured run starts from the same state.
-func settle() {
-	syscall.Sync()
-	time.Sleep(300 * time.Millisecond)
-}
-
-func runsLine(name string, xs []float64, unit string) {
-	parts := make([]string, len(xs))
-	for i, x := range xs {
-		parts[i] = strconv.FormatFloat(x, 'f', 2, 64)
-	}
-	fmt.Printf("# %s runs: %s %s (median reported)\n", name, strings.Join(parts, " "), unit)
 }
 
 // ---- parent: the benchmark ----
@@ -1041,32 +998,32 @@ func medianRun(rs []sendResult) sendResult {
 // benchRelay: device A sends size bytes to device B through the seed's
 // relay, then directly (B listening on loopback), runs times, interleaved.
 func benchRelay(size int64, runs, diagBuf int) {
-	l := label(size)
+	l := benchutil.Label(size)
 	fmt.Printf("# relay: seed = relay.New (public, circuits 1 GiB / 10 min) on p2p.NewHost at 127.0.0.1; B (no listen address) reserves a slot and sinks; A (no listen address) sends %s over a stream opened with WithAllowLimitedConn to B's circuit address, %d-KiB writes; direct: the same to B listening on 127.0.0.1 (TCP+TLS+yamux both ways); new processes per transfer, relayed and direct runs interleaved\n",
 		l, copyBuf>>10)
 	var rel, dir, big []sendResult
 	for range runs {
-		settle()
+		benchutil.Settle()
 		rel = append(rel, transfer(size, true, 0))
-		settle()
+		benchutil.Settle()
 		dir = append(dir, transfer(size, false, 0))
 		if diagBuf > 0 {
-			settle()
+			benchutil.Settle()
 			big = append(big, transfer(size, true, diagBuf))
 		}
 	}
 	speeds := func(rs []sendResult) []float64 {
 		out := make([]float64, len(rs))
 		for i, r := range rs {
-			out[i] = mib(r.Bytes) / r.Seconds
+			out[i] = benchutil.MiB(r.Bytes) / r.Seconds
 		}
 		return out
 	}
-	runsLine("relay_"+l, speeds(rel), "MiB/s")
-	runsLine("direct_"+l, speeds(dir), "MiB/s")
+	benchutil.RunsLine("relay_"+l, speeds(rel), "MiB/s", 2)
+	benchutil.RunsLine("direct_"+l, speeds(dir), "MiB/s", 2)
 	r, d := medianRun(rel), medianRun(dir)
 	fmt.Printf("# relayed connection: %s; direct: %s\n", r.Remote, d.Remote)
-	rMiBps, dMiBps := mib(r.Bytes)/r.Seconds, mib(d.Bytes)/d.Seconds
+	rMiBps, dMiBps := benchutil.MiB(r.Bytes)/r.Seconds, benchutil.MiB(d.Bytes)/d.Seconds
 	benchutil.Bench("relay_"+l+"_mibps", benchutil.Round(rMiBps, 1), "MiB/s")
 	benchutil.Bench("direct_"+l+"_mibps", benchutil.Round(dMiBps, 1), "MiB/s")
 	benchutil.Bench("relay_"+l+"_ratio_vs_direct", benchutil.Round(rMiBps/dMiBps, 3), "ratio")
@@ -1077,16 +1034,16 @@ func benchRelay(size int64, runs, diagBuf int) {
 	benchutil.Bench("direct_"+l+"_cpu_seconds", benchutil.Round(d.SenderCPU+d.SinkCPU, 2), "s")
 	benchutil.Bench("direct_"+l+"_cpu_seconds_sender", benchutil.Round(d.SenderCPU, 2), "s")
 	benchutil.Bench("direct_"+l+"_cpu_seconds_sink", benchutil.Round(d.SinkCPU, 2), "s")
-	benchutil.Bench("relay_"+l+"_seed_rss_above_idle_mib", benchutil.Round(mib(r.SeedPeak-r.SeedIdle), 1), "MiB")
+	benchutil.Bench("relay_"+l+"_seed_rss_above_idle_mib", benchutil.Round(benchutil.MiB(r.SeedPeak-r.SeedIdle), 1), "MiB")
 	if diagBuf > 0 {
 		// relay.New cannot set go-libp2p's copy buffer (Resources.BufferSize,
 		// default 2 KiB): the same relay with a larger one shows what it costs.
 		b := medianRun(big)
 		bl := fmt.Sprintf("relay_%s_buffer%dk", l, diagBuf>>10)
-		runsLine(bl, speeds(big), "MiB/s")
+		benchutil.RunsLine(bl, speeds(big), "MiB/s", 2)
 		fmt.Printf("# diagnostic: go-libp2p's relay run directly (relayv2.New, same ACL and circuit limits) with Resources.BufferSize %d KiB (relay.New uses 64 KiB)\n", diagBuf>>10)
-		benchutil.Bench(bl+"_mibps", benchutil.Round(mib(b.Bytes)/b.Seconds, 1), "MiB/s")
-		benchutil.Bench(bl+"_ratio_vs_direct", benchutil.Round(mib(b.Bytes)/b.Seconds/dMiBps, 3), "ratio")
+		benchutil.Bench(bl+"_mibps", benchutil.Round(benchutil.MiB(b.Bytes)/b.Seconds, 1), "MiB/s")
+		benchutil.Bench(bl+"_ratio_vs_direct", benchutil.Round(benchutil.MiB(b.Bytes)/b.Seconds/dMiBps, 3), "ratio")
 		benchutil.Bench(bl+"_cpu_seconds_seed", benchutil.Round(b.SeedCPU, 2), "s")
 		benchutil.Bench(bl+"_cpu_seconds_sender", benchutil.Round(b.SenderCPU, 2), "s")
 		benchutil.Bench(bl+"_cpu_seconds_sink", benchutil.Round(b.SinkCPU, 2), "s")
@@ -1128,7 +1085,7 @@ func benchReservations(n, clients, runs int, holdFor time.Duration) {
 	}
 	var rs []rsvpRun
 	for i := range runs {
-		settle()
+		benchutil.Settle()
 		rs = append(rs, reservationsRun(n, clients, maxR, holdFor, i == runs-1))
 	}
 	nl := countLabel(n)
@@ -1136,14 +1093,14 @@ func benchReservations(n, clients, runs int, holdFor time.Duration) {
 	for i, r := range rs {
 		per[i], secs[i] = r.perReservationKiB(n), r.seconds
 	}
-	runsLine("seed_rss_per_reservation", per, "KiB")
+	benchutil.RunsLine("seed_rss_per_reservation", per, "KiB", 2)
 	sorted := slices.Clone(rs)
 	slices.SortFunc(sorted, func(a, b rsvpRun) int { return cmp.Compare(a.perReservationKiB(n), b.perReservationKiB(n)) })
 	r := sorted[len(sorted)/2]
 	fmt.Printf("# seed (median run): idle VmRSS %.1f MiB, heap live %.1f MiB, %d goroutines; with %d reservations VmRSS %.1f MiB, heap live %.1f MiB, %d goroutines, %d connections; device processes %.1f MiB VmRSS in all (%.0f KiB per device host)\n",
-		mib(r.idle.RSS), mib(r.idle.HeapLive), r.idle.Goroutines, n, mib(r.full.RSS), mib(r.full.HeapLive), r.full.Goroutines, r.full.Conns, mib(r.devRSS), float64(r.devRSS)/1024/float64(n))
-	benchutil.Bench("seed_rss_idle_mib", benchutil.Round(mib(r.idle.RSS), 1), "MiB")
-	benchutil.Bench("seed_rss_"+nl+"_reservations_mib", benchutil.Round(mib(r.full.RSS), 1), "MiB")
+		benchutil.MiB(r.idle.RSS), benchutil.MiB(r.idle.HeapLive), r.idle.Goroutines, n, benchutil.MiB(r.full.RSS), benchutil.MiB(r.full.HeapLive), r.full.Goroutines, r.full.Conns, benchutil.MiB(r.devRSS), float64(r.devRSS)/1024/float64(n))
+	benchutil.Bench("seed_rss_idle_mib", benchutil.Round(benchutil.MiB(r.idle.RSS), 1), "MiB")
+	benchutil.Bench("seed_rss_"+nl+"_reservations_mib", benchutil.Round(benchutil.MiB(r.full.RSS), 1), "MiB")
 	benchutil.Bench("seed_rss_per_reservation_kib", benchutil.Round(r.perReservationKiB(n), 1), "KiB")
 	benchutil.Bench("seed_heap_live_per_reservation_kib", benchutil.Round(float64(r.full.HeapLive-r.idle.HeapLive)/1024/float64(n), 1), "KiB")
 	benchutil.Bench("seed_goroutines_per_reservation", benchutil.Round(float64(r.full.Goroutines-r.idle.Goroutines)/float64(n), 1), "goroutines")
@@ -1151,7 +1108,7 @@ func benchReservations(n, clients, runs int, holdFor time.Duration) {
 	benchutil.Bench("seed_reserve_"+nl+"_seconds", benchutil.Round(benchutil.Median(secs), 2), "s")
 	if later := rs[len(rs)-1].later; later != nil {
 		fmt.Printf("# %s after the last reservation the seed counts %d open reservations and %d connections (VmRSS %.1f MiB); the device hosts are all still up\n",
-			holdFor, later.Reservations, later.Conns, mib(later.RSS))
+			holdFor, later.Reservations, later.Conns, benchutil.MiB(later.RSS))
 		benchutil.Bench(fmt.Sprintf("seed_reservations_%s_after_%ds", nl, int(holdFor.Seconds())), float64(later.Reservations), "reservations")
 		if later.Reservations < n {
 			fmt.Printf("# warning: the seed dropped %d of %d reservations while the devices stayed up (a closed connection ends its reservation: check the connection manager's watermarks)\n",
@@ -1239,7 +1196,7 @@ func benchDHT(n, peers, runs int) {
 		config.Default().DHT.ReprovideInterval.Duration, peers, n)
 	var rs []dhtRun
 	for range runs {
-		settle()
+		benchutil.Settle()
 		rs = append(rs, provideRun(n, peers))
 	}
 	secs := make([]float64, len(rs))
@@ -1247,7 +1204,7 @@ func benchDHT(n, peers, runs int) {
 		secs[i] = r.pr.Seconds
 	}
 	nl := countLabel(n)
-	runsLine("seed_provide_"+nl, secs, "s")
+	benchutil.RunsLine("seed_provide_"+nl, secs, "s", 2)
 	sorted := slices.Clone(rs)
 	slices.SortFunc(sorted, func(a, b dhtRun) int { return cmp.Compare(a.pr.Seconds, b.pr.Seconds) })
 	r := sorted[len(sorted)/2]
@@ -1259,9 +1216,9 @@ func benchDHT(n, peers, runs int) {
 	fmt.Printf("# dht: a local provider lookup (ProviderStore().GetProviders, what answering GET_PROVIDERS costs) takes %.0f µs on the seed and %.0f µs on a peer for a key outside kad-dht's 256-key LRU cache, %.1f / %.1f µs inside it\n",
 		look.ColdMicro, cnt.ColdMicro, look.HotMicro, cnt.HotMicro)
 	fmt.Printf("# dht seed: idle VmRSS %.1f MiB, heap live %.1f MiB, %d goroutines; after %d keys VmRSS %.1f MiB (peak %.1f), heap live %.1f MiB, %d goroutines\n",
-		mib(r.seedIdle.RSS), mib(r.seedIdle.HeapLive), r.seedIdle.Goroutines, n, mib(r.seedFull.RSS), mib(r.seedFull.HWM), mib(r.seedFull.HeapLive), r.seedFull.Goroutines)
+		benchutil.MiB(r.seedIdle.RSS), benchutil.MiB(r.seedIdle.HeapLive), r.seedIdle.Goroutines, n, benchutil.MiB(r.seedFull.RSS), benchutil.MiB(r.seedFull.HWM), benchutil.MiB(r.seedFull.HeapLive), r.seedFull.Goroutines)
 	fmt.Printf("# dht peers (%d in one process): idle VmRSS %.1f MiB, heap live %.1f MiB; after VmRSS %.1f MiB, heap live %.1f MiB\n",
-		peers, mib(r.peersIdle.RSS), mib(r.peersIdle.HeapLive), mib(r.peersFull.RSS), mib(r.peersFull.HeapLive))
+		peers, benchutil.MiB(r.peersIdle.RSS), benchutil.MiB(r.peersIdle.HeapLive), benchutil.MiB(r.peersFull.RSS), benchutil.MiB(r.peersFull.HeapLive))
 	own := r.seedFull.CPU - r.seedIdle.CPU + r.peersFull.CPU - r.peersIdle.CPU
 	if avail := pr.Seconds * float64(runtime.NumCPU()); avail >= 0.5 && r.machineCPU-own > 0.1*avail {
 		fmt.Printf("# warning: other processes used %.2f of the %.2f CPU-seconds the machine had during the median provide run (load average %s): figures are noisy\n",
@@ -1270,12 +1227,12 @@ func benchDHT(n, peers, runs int) {
 	benchutil.Bench("seed_provide_"+nl+"_seconds", benchutil.Round(pr.Seconds, 2), "s")
 	benchutil.Bench("seed_provide_"+nl+"_keys_per_second", benchutil.Round(float64(n)/pr.Seconds, 1), "keys/s")
 	benchutil.Bench("seed_provide_"+nl+"_cpu_seconds", benchutil.Round(r.seedFull.CPU-r.seedIdle.CPU, 2), "s")
-	benchutil.Bench("seed_rss_idle_dht_mib", benchutil.Round(mib(r.seedIdle.RSS), 1), "MiB")
-	benchutil.Bench("seed_rss_"+nl+"_provider_records_mib", benchutil.Round(mib(r.seedFull.RSS-r.seedIdle.RSS), 1), "MiB")
-	benchutil.Bench("seed_heap_live_"+nl+"_provider_records_mib", benchutil.Round(mib(r.seedFull.HeapLive-r.seedIdle.HeapLive), 1), "MiB")
-	benchutil.Bench("dht_peers_rss_idle_mib", benchutil.Round(mib(r.peersIdle.RSS), 1), "MiB")
-	benchutil.Bench("dht_peers_rss_"+nl+"_provider_records_mib", benchutil.Round(mib(r.peersFull.RSS-r.peersIdle.RSS), 1), "MiB")
-	benchutil.Bench("dht_peer_rss_"+nl+"_provider_records_mib", benchutil.Round(mib(r.peersFull.RSS-r.peersIdle.RSS)/float64(peers), 2), "MiB")
+	benchutil.Bench("seed_rss_idle_dht_mib", benchutil.Round(benchutil.MiB(r.seedIdle.RSS), 1), "MiB")
+	benchutil.Bench("seed_rss_"+nl+"_provider_records_mib", benchutil.Round(benchutil.MiB(r.seedFull.RSS-r.seedIdle.RSS), 1), "MiB")
+	benchutil.Bench("seed_heap_live_"+nl+"_provider_records_mib", benchutil.Round(benchutil.MiB(r.seedFull.HeapLive-r.seedIdle.HeapLive), 1), "MiB")
+	benchutil.Bench("dht_peers_rss_idle_mib", benchutil.Round(benchutil.MiB(r.peersIdle.RSS), 1), "MiB")
+	benchutil.Bench("dht_peers_rss_"+nl+"_provider_records_mib", benchutil.Round(benchutil.MiB(r.peersFull.RSS-r.peersIdle.RSS), 1), "MiB")
+	benchutil.Bench("dht_peer_rss_"+nl+"_provider_records_mib", benchutil.Round(benchutil.MiB(r.peersFull.RSS-r.peersIdle.RSS)/float64(peers), 2), "MiB")
 	benchutil.Bench("seed_get_providers_"+nl+"_records_uncached_us", benchutil.Round(look.ColdMicro, 1), "us")
 	benchutil.Bench("seed_get_providers_"+nl+"_records_cached_us", benchutil.Round(look.HotMicro, 1), "us")
 	benchutil.Bench("dht_peer_get_providers_"+nl+"_records_uncached_us", benchutil.Round(cnt.ColdMicro, 1), "us")
@@ -1907,7 +1864,7 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 		n, procs, floodDur, *floodPause)
 	fmt.Printf("# flood: the legitimate device (another process, one host, its key allowed and the vault's author) every 500 ms: writes a changed entry and syncs the vault with the seed, relay.Reserve, rendezvous.Register for its own agent (its did:key), a rendezvous lookup of its agent, a DHT lookup of its vault; %s before the flood (baseline), then during it\n",
 		idleDur)
-	settle()
+	benchutil.Settle()
 	dir, err := os.MkdirTemp("", "seedfleet-bench-flood-")
 	if err != nil {
 		die("%v", err)
@@ -1964,10 +1921,10 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 	fmt.Printf("# flood: while the fake peers connected, the seed's transient resource scope held up to %d of its %d inbound streams (full in %d of %d samples)\n",
 		seedConnected.TransientMax, seedConnected.TransientLimit, seedConnected.TransientFull, seedConnected.TransientSamples)
 	fmt.Printf("# flood: %d fake hosts up and connected in %.1fs (the seed put into %d DHT clients' routing tables by hand: kad-dht had not added it within 15 s, 2 Bootstraps included); the seed holds %d connections, VmRSS %.1f MiB, heap live %.1f MiB, %d goroutines\n",
-		ready.Hosts, ready.Seconds, ready.NoRoute, seedConnected.Conns, mib(seedConnected.RSS), mib(seedConnected.HeapLive), seedConnected.Goroutines)
+		ready.Hosts, ready.Seconds, ready.NoRoute, seedConnected.Conns, benchutil.MiB(seedConnected.RSS), benchutil.MiB(seedConnected.HeapLive), seedConnected.Goroutines)
 
 	seedPID := strconv.Itoa(seed.pid())
-	machine, seedCPU := benchutil.MachineCPU(), procCPU(seed.pid())
+	machine, seedCPU := benchutil.MachineCPU(), benchutil.ProcCPU(seed.pid())
 	var maxRSS atomic.Int64
 	sampling := make(chan struct{})
 	sampled := make(chan struct{})
@@ -2014,7 +1971,7 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 	wall := time.Since(start).Seconds()
 	close(sampling)
 	<-sampled
-	seedCPU, machine = procCPU(seed.pid())-seedCPU, benchutil.MachineCPU()-machine
+	seedCPU, machine = benchutil.ProcCPU(seed.pid())-seedCPU, benchutil.MachineCPU()-machine
 	seedPeak := seedStat()
 
 	for _, p := range peers {
@@ -2047,11 +2004,11 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 		s    floodSeedStat
 	}{{"idle (one device)", seedIdle}, {"fake peers connected", seedConnected}, {"end of the flood", seedPeak}, {fmt.Sprintf("%s after the fake peers left", afterDur), seedAfter}} {
 		fmt.Printf("# flood seed, %s: VmRSS %.1f MiB (VmHWM %.1f), heap live %.1f MiB, %d goroutines, %d connections, %d peers in the peerstore\n",
-			x.name, mib(x.s.RSS), mib(x.s.HWM), mib(x.s.HeapLive), x.s.Goroutines, x.s.Conns, x.s.Peerstore)
+			x.name, benchutil.MiB(x.s.RSS), benchutil.MiB(x.s.HWM), benchutil.MiB(x.s.HeapLive), x.s.Goroutines, x.s.Conns, x.s.Peerstore)
 	}
-	fmt.Printf("# flood seed, %s after the fake peers left, after debug.FreeOSMemory (what the Go runtime kept but did not use goes back to the OS): VmRSS %.1f MiB\n", afterDur, mib(freed))
+	fmt.Printf("# flood seed, %s after the fake peers left, after debug.FreeOSMemory (what the Go runtime kept but did not use goes back to the OS): VmRSS %.1f MiB\n", afterDur, benchutil.MiB(freed))
 	fmt.Printf("# flood: the fake-peer processes held %.1f MiB VmRSS in all at the end; the seed's largest VmRSS sampled every 200 ms during the flood: %.1f MiB\n",
-		mib(fakeRSS), mib(maxRSS.Load()))
+		benchutil.MiB(fakeRSS), benchutil.MiB(maxRSS.Load()))
 	for _, r := range []legitResult{idle, during} {
 		fmt.Printf("# legitimate device, %s: %d rounds; sync %d/%d ok (p50 %.1f ms, p99 %.1f ms, max %.1f ms); relay.Reserve %d/%d (p50 %.1f ms); rendezvous.Register %d/%d (p50 %.1f ms); lookup of its agent returns only its record %d/%d (p50 %.1f ms); DHT lookup of its vault finds the seed %d/%d (p50 %.1f ms)\n",
 			r.Label, r.Rounds, r.SyncOK, r.SyncTotal, percentile(r.SyncMillis, 50), percentile(r.SyncMillis, 99), percentile(r.SyncMillis, 100),
@@ -2066,12 +2023,12 @@ func benchFlood(n, procs int, floodDur, idleDur, afterDur time.Duration) {
 			100*machine/avail, runtime.NumCPU())
 	}
 
-	benchutil.Bench("seed_flood_rss_idle_mib", benchutil.Round(mib(seedIdle.RSS), 1), "MiB")
-	benchutil.Bench("seed_flood_rss_connected_mib", benchutil.Round(mib(seedConnected.RSS), 1), "MiB")
-	benchutil.Bench("seed_flood_rss_peak_mib", benchutil.Round(mib(seedPeak.HWM), 1), "MiB")
-	benchutil.Bench("seed_flood_rss_after_mib", benchutil.Round(mib(seedAfter.RSS), 1), "MiB")
-	benchutil.Bench("seed_flood_rss_after_free_os_memory_mib", benchutil.Round(mib(freed), 1), "MiB")
-	benchutil.Bench("seed_flood_heap_live_after_mib", benchutil.Round(mib(seedAfter.HeapLive), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_idle_mib", benchutil.Round(benchutil.MiB(seedIdle.RSS), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_connected_mib", benchutil.Round(benchutil.MiB(seedConnected.RSS), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_peak_mib", benchutil.Round(benchutil.MiB(seedPeak.HWM), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_after_mib", benchutil.Round(benchutil.MiB(seedAfter.RSS), 1), "MiB")
+	benchutil.Bench("seed_flood_rss_after_free_os_memory_mib", benchutil.Round(benchutil.MiB(freed), 1), "MiB")
+	benchutil.Bench("seed_flood_heap_live_after_mib", benchutil.Round(benchutil.MiB(seedAfter.HeapLive), 1), "MiB")
 	benchutil.Bench("seed_flood_goroutines_idle", float64(seedIdle.Goroutines), "goroutines")
 	benchutil.Bench("seed_flood_goroutines_after", float64(seedAfter.Goroutines), "goroutines")
 	benchutil.Bench("seed_flood_cpu_seconds", benchutil.Round(seedCPU, 1), "s")
