@@ -158,7 +158,7 @@ func (h *Home) putRef(ns vault.NamespaceID, key []byte, hash [32]byte, size uint
 	e := vault.Entry{
 		Namespace: ns, Key: key, Author: h.Author(),
 		Hash: hash, Size: size,
-		Timestamp: h.nextTimestamp(ns, key),
+		Timestamp: h.nextTimestampFor(ns, key, h.Author()),
 	}
 	se, err := vault.Sign(e, h.Key, vault.NewCapability(nsKey, h.Author(), 0), nil)
 	if err != nil {
@@ -174,16 +174,16 @@ func (h *Home) putRef(ns vault.NamespaceID, key []byte, hash [32]byte, size uint
 	return se, nil
 }
 
-// nextTimestamp is now, or just after this author's previous write of key if
+// nextTimestampFor is now, or just after author's previous write of key if
 // the clock went backwards, so a write always replaces the one before it.
-func (h *Home) nextTimestamp(ns vault.NamespaceID, key []byte) uint64 {
+func (h *Home) nextTimestampFor(ns vault.NamespaceID, key []byte, author vault.AuthorID) uint64 {
 	ts := uint64(time.Now().UnixMicro())
 	items, err := h.Store.Get(ns, key)
 	if err != nil {
 		return ts
 	}
 	for _, it := range items {
-		if it.Entry.Author == h.Author() && it.Entry.Timestamp >= ts {
+		if it.Entry.Author == author && it.Entry.Timestamp >= ts {
 			ts = it.Entry.Timestamp + 1
 		}
 	}
@@ -225,7 +225,28 @@ func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts
 	if err == nil && !opts.Live && st.BlobRefsSent > 0 {
 		err = bsvc.WaitServed(ctx, blobQuiet)
 	}
+	if err == nil {
+		err = h.checkNotRevoked(ns, st)
+	}
 	return st, err
+}
+
+// ErrDeviceRevoked: the vault's agent document revoked this device.
+var ErrDeviceRevoked = errors.New("this device was revoked from the agent")
+
+// checkNotRevoked turns a revocation learnt during a sync into an error: the
+// device's later writes were dropped here and are refused by every seed.
+func (h *Home) checkNotRevoked(ns vault.NamespaceID, st vault.SyncStats) error {
+	doc, err := h.Store.AgentDocument(ns)
+	if err != nil || doc == nil {
+		return err
+	}
+	err = doc.Authorized(h.Key.Public().(ed25519.PublicKey), uint64(time.Now().UnixMicro()))
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%w: %w; %d entries it wrote after that were dropped and every seed refuses them: pair the device again from one holding the agent key",
+		ErrDeviceRevoked, err, st.Purged)
 }
 
 // FetchBlob downloads a blob (or the spans of it) from the first of peers

@@ -119,7 +119,7 @@ func (p *peerSet) len() int {
 func (n *Node) countBlobs(ns vault.NamespaceID) {
 	var bc blobCount
 	_ = n.store.ForEach(ns, func(e *vault.SignedEntry) error {
-		if e.Size <= vault.MaxInlineValue {
+		if !vault.IsBlobRef(&e.Entry) {
 			return nil
 		}
 		if st, err := n.blobs.Stat(e.Hash); err == nil && st.State == blobs.Complete {

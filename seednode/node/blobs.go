@@ -66,7 +66,7 @@ func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID, _ vault.Sync
 		defer f.n.wg.Done()
 		var missing []vault.Item
 		err := f.n.store.ForEach(ns, func(e *vault.SignedEntry) error {
-			if e.Size <= vault.MaxInlineValue {
+			if !vault.IsBlobRef(&e.Entry) {
 				return nil
 			}
 			if st, err := f.n.blobs.Stat(e.Hash); err == nil && st.State != blobs.Complete {
@@ -84,7 +84,7 @@ func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID, _ vault.Sync
 func (f *blobFetcher) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
 	for _, it := range items {
 		e := &it.Entry
-		if it.Content != nil || e.Size <= vault.MaxInlineValue {
+		if it.Content != nil || !vault.IsBlobRef(&e.Entry) {
 			continue
 		}
 		f.mu.Lock()
@@ -180,7 +180,7 @@ func (n *Node) CollectGarbage() (int, error) {
 	referenced := map[[32]byte]bool{}
 	for ns := range hosted {
 		err := n.store.ForEach(ns, func(e *vault.SignedEntry) error {
-			if e.Size > vault.MaxInlineValue {
+			if vault.IsBlobRef(&e.Entry) {
 				referenced[e.Hash] = true
 			}
 			return nil

@@ -92,6 +92,8 @@ type Node struct {
 	rendezvous        *rendezvous.Service
 	acl               *relay.ACL
 	configuredAllowed []peer.ID
+	agentsMu          sync.RWMutex
+	agentDocs         map[string]*identity.AgentDocument // root key -> newest document among hosted vaults
 	started           time.Time
 	admin             *admin.Server
 	blobCounts        sync.Map // vault.NamespaceID -> blobCount
@@ -191,6 +193,12 @@ func New(cfg Config) (_ *Node, err error) {
 	if err = n.startDiscovery(); err != nil {
 		n.cancel()
 		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	// Agent documents and the relay allow-list from what is already hosted,
+	// before the first device asks.
+	if err = n.refreshAllowed(); err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("seed node: agent documents: %w", err)
 	}
 	n.startRendezvous()
 	if err = n.startAdmin(); err != nil {

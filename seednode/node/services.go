@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"errors"
@@ -111,15 +112,28 @@ func (n *Node) sessionEnded(p peer.ID, ns vault.NamespaceID, st vault.SyncStats,
 }
 
 // stored feeds the relay ACL (authors of hosted vaults are the agents'
-// devices) and the blob fetcher.
+// devices: the store let only authorized ones in) and the blob fetcher. A new
+// agent document may revoke keys, so it triggers a refresh of the allow-list
+// and the agent index (and a collection: revocation can purge entries).
 func (n *Node) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
-	if n.acl != nil {
-		seen := map[peer.ID]bool{}
-		for _, it := range items {
-			if id, err := identity.PeerID(it.Entry.Author.PublicKey()); err == nil && !seen[id] {
-				seen[id] = true
-				n.acl.Allow(id)
-			}
+	docChanged := false
+	seen := map[peer.ID]bool{}
+	for _, it := range items {
+		if bytes.Equal(it.Entry.Key, vault.AgentDocKey) {
+			docChanged = true
+		}
+		if n.acl == nil {
+			continue
+		}
+		if id, err := identity.PeerID(it.Entry.Author.PublicKey()); err == nil && !seen[id] {
+			seen[id] = true
+			n.acl.Allow(id)
+		}
+	}
+	if docChanged {
+		select {
+		case n.gcNow <- struct{}{}:
+		default:
 		}
 	}
 	n.fetcher.stored(p, ns, items)
@@ -221,30 +235,81 @@ func (n *Node) startRelay() error {
 	return nil
 }
 
-// refreshAllowed rebuilds the relay's allowed keys from the configuration
-// and the authors of hosted vaults (run with garbage collection).
+// refreshAllowed rebuilds the agent index (hosted vaults' agent documents)
+// and the relay's allowed keys: the configured keys, the active keys of hosted
+// agents' documents, and the authors of hosted vaults not bound to an agent.
+// It runs with garbage collection and after an agent document arrives.
 func (n *Node) refreshAllowed() error {
-	if n.acl == nil {
-		return nil
+	var ids []peer.ID
+	if n.acl != nil {
+		ids = append(ids, n.configuredAllowed...)
 	}
-	ids := append([]peer.ID(nil), n.configuredAllowed...)
+	agents := map[string]*identity.AgentDocument{}
 	seen := map[vault.AuthorID]bool{}
-	for _, ns := range n.hosted.List() {
-		err := n.store.ForEach(ns, func(e *vault.SignedEntry) error {
-			if !seen[e.Author] {
-				seen[e.Author] = true
-				if id, err := identity.PeerID(e.Author.PublicKey()); err == nil {
-					ids = append(ids, id)
-				}
+	allow := func(k ed25519.PublicKey) {
+		if a := vault.AuthorID(k); !seen[a] {
+			seen[a] = true
+			if id, err := identity.PeerID(k); err == nil {
+				ids = append(ids, id)
 			}
+		}
+	}
+	for _, ns := range n.hosted.List() {
+		doc, err := n.store.AgentDocument(ns)
+		if err != nil {
+			return err
+		}
+		if doc != nil {
+			if held := agents[string(doc.Root)]; held == nil || held.Version < doc.Version {
+				agents[string(doc.Root)] = doc
+			}
+			for _, k := range doc.ActiveKeys() {
+				allow(k)
+			}
+			continue
+		}
+		if n.acl == nil {
+			continue
+		}
+		err = n.store.ForEach(ns, func(e *vault.SignedEntry) error {
+			allow(e.Author.PublicKey())
 			return nil
 		})
 		if err != nil {
 			return err
 		}
 	}
-	n.acl.SetAllowed(ids)
+	n.agentsMu.Lock()
+	n.agentDocs = agents
+	n.agentsMu.Unlock()
+	if n.acl != nil {
+		n.acl.SetAllowed(ids)
+	}
+	n.setProvided()
 	return nil
+}
+
+// setProvided announces every hosted vault and every agent those vaults are
+// bound to, so a device finds its seeds by namespace or by agent DID.
+func (n *Node) setProvided() {
+	if n.provider == nil {
+		return
+	}
+	keys := vaultKeys(n.hosted.List())
+	n.agentsMu.RLock()
+	for _, doc := range n.agentDocs {
+		keys = append(keys, discovery.AgentCID(doc.DID()))
+	}
+	n.agentsMu.RUnlock()
+	n.provider.Set(keys)
+}
+
+// agentDocument returns the newest document of the agent with root key root
+// among hosted vaults, or nil.
+func (n *Node) agentDocument(root ed25519.PublicKey) *identity.AgentDocument {
+	n.agentsMu.RLock()
+	defer n.agentsMu.RUnlock()
+	return n.agentDocs[string(root)]
 }
 
 // SetHostedVaults replaces the hosted vaults: sync policy, DHT
@@ -252,9 +317,7 @@ func (n *Node) refreshAllowed() error {
 // vaults no longer hosted.
 func (n *Node) SetHostedVaults(list []vault.NamespaceID) {
 	n.hosted.Replace(list)
-	if n.provider != nil {
-		n.provider.Set(vaultKeys(n.hosted.List()))
-	}
+	n.setProvided()
 	select {
 	case n.gcNow <- struct{}{}:
 	default:
@@ -286,22 +349,26 @@ type RendezvousConfig struct {
 	MaxRecordsPerAgent int
 }
 
-// agentAuthorizer decides which device keys act for an agent. Until agent
-// documents are enforced, a device may register for an agent only with the
-// agent's own key (did:key of the device = the agent DID); agent documents
-// will add the keys they list.
-type agentAuthorizer struct{}
+// agentAuthorizer decides which device keys act for an agent: the keys the
+// agent's document lists (and the root key itself), from the hosted vaults
+// bound to that agent. For an agent none of whose vaults is hosted here,
+// only the agent's own root key may register.
+type agentAuthorizer struct{ n *Node }
 
-func (agentAuthorizer) Authorized(agentDID string, device ed25519.PublicKey) error {
-	agent, err := identity.ParseDIDKey(agentDID)
+func (a agentAuthorizer) Authorized(agentDID string, device ed25519.PublicKey) error {
+	root, err := identity.ParseDIDKey(agentDID)
 	if err != nil {
 		return fmt.Errorf("agent DID: %w", err)
 	}
-	if !agent.Equal(device) {
-		return fmt.Errorf("key %s is not authorized for agent %s: this seed accepts registrations only from keys the agent's document lists",
-			identity.DIDKey(device), agentDID)
+	doc := a.n.agentDocument(root)
+	if doc == nil {
+		if !root.Equal(device) {
+			return fmt.Errorf("key %s is not authorized for agent %s: this seed hosts no vault of that agent, so it accepts only the agent's own key",
+				identity.DIDKey(device), agentDID)
+		}
+		return nil
 	}
-	return nil
+	return doc.Authorized(device, uint64(time.Now().UnixMicro()))
 }
 
 func (n *Node) startRendezvous() {
@@ -316,5 +383,5 @@ func (n *Node) startRendezvous() {
 	if c.MaxRecordsPerAgent > 0 {
 		opts = append(opts, rendezvous.WithMaxRecordsPerAgent(c.MaxRecordsPerAgent))
 	}
-	n.rendezvous = rendezvous.New(n.host, agentAuthorizer{}, opts...)
+	n.rendezvous = rendezvous.New(n.host, agentAuthorizer{n}, opts...)
 }

@@ -116,6 +116,11 @@ const (
 	// for the author; it is verified once per process and cached, which halves
 	// the signature checks of a sync.
 	ConsentCapability ConsentKind = 2
+	// ConsentAgent: the vault is bound to an agent (its agent document is
+	// stored under AgentDocKey with the namespace's signature) and the author
+	// is one of the agent's listed, unrevoked keys. It carries no signature of
+	// its own: the store checks it against the agent document it holds.
+	ConsentAgent ConsentKind = 3
 )
 
 // Consent proves that the namespace key allows the entry.
@@ -213,8 +218,11 @@ func NewCapability(nsKey ed25519.PrivateKey, author AuthorID, notAfter uint64) C
 	return c
 }
 
+// AgentConsent is the consent of an entry in a vault bound to an agent.
+func AgentConsent() Consent { return Consent{Kind: ConsentAgent} }
+
 // Sign signs e with the author key and attaches the namespace consent. With a
-// capability consent the namespace key is not needed (pass nil).
+// capability or agent consent the namespace key is not needed (pass nil).
 func Sign(e Entry, authorKey ed25519.PrivateKey, consent Consent, nsKey ed25519.PrivateKey) (SignedEntry, error) {
 	if err := e.Validate(); err != nil {
 		return SignedEntry{}, err
@@ -245,7 +253,10 @@ func (se *SignedEntry) AppendBinary(b []byte) []byte {
 	b = se.AppendCanonical(b)
 	b = append(b, se.AuthorSig[:]...)
 	b = append(b, byte(se.Consent.Kind))
-	if se.Consent.Kind == ConsentCapability {
+	switch se.Consent.Kind {
+	case ConsentAgent:
+		return b
+	case ConsentCapability:
 		b = binary.BigEndian.AppendUint64(b, se.Consent.NotAfter)
 	}
 	return append(b, se.Consent.Sig[:]...)
@@ -268,6 +279,11 @@ func UnmarshalSignedEntry(b []byte) (SignedEntry, error) {
 	b = b[sigLen+1:]
 	switch se.Consent.Kind {
 	case ConsentNamespaceSig:
+	case ConsentAgent:
+		if len(b) != 0 {
+			return se, fmt.Errorf("%w: %d bytes after an agent consent", ErrMalformed, len(b))
+		}
+		return se, nil
 	case ConsentCapability:
 		if len(b) < 8 {
 			return se, fmt.Errorf("%w: truncated capability", ErrMalformed)

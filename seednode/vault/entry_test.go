@@ -501,7 +501,7 @@ func TestVerifier(t *testing.T) {
 	})
 	t.Run("unknown consent kind", func(t *testing.T) {
 		se := capEntry
-		se.Consent.Kind = 3
+		se.Consent.Kind = 4
 		if err := NewVerifier(fixedClock).Verify(&se, Limits{}); !errors.Is(err, ErrMalformed) {
 			t.Fatalf("err %v, want ErrMalformed", err)
 		}

@@ -221,6 +221,7 @@ func FuzzDecodeAuthorRef(f *testing.F) {
 		f.Add(appendAuthorRef(nil, &wf.table[i]))
 	}
 	f.Add(append(make([]byte, idLen), 3))
+	f.Add(append(make([]byte, idLen), 4))
 	f.Fuzz(func(t *testing.T, p []byte) {
 		r, err := decodeAuthorRef(p)
 		if err != nil {
@@ -229,10 +230,10 @@ func FuzzDecodeAuthorRef(f *testing.F) {
 			}
 			return
 		}
-		if r.kind != ConsentNamespaceSig && r.kind != ConsentCapability {
+		if r.kind != ConsentNamespaceSig && r.kind != ConsentCapability && r.kind != ConsentAgent {
 			t.Fatalf("accepted consent kind %d", r.kind)
 		}
-		if r.kind == ConsentNamespaceSig && (r.notAfter != 0 || r.capSig != [sigLen]byte{}) {
+		if r.kind != ConsentCapability && (r.notAfter != 0 || r.capSig != [sigLen]byte{}) {
 			t.Fatal("a namespace-signature row carries capability fields")
 		}
 		if again := appendAuthorRef(nil, &r); !bytes.Equal(again, p) {

@@ -1,6 +1,7 @@
 package vault
 
 import (
+	"bytes"
 	"errors"
 	"runtime"
 	"strconv"
@@ -57,6 +58,15 @@ func newIngester(st *Store, v *Verifier, lim Limits, origin Origin) *ingester {
 // add queues one decoded item.
 func (ing *ingester) add(it Item) {
 	ing.received.Add(1)
+	if bytes.Equal(it.Entry.Key, AgentDocKey) {
+		// The entries after an agent document are checked against it: store
+		// it, and everything before it, before going on.
+		ing.submit()
+		ing.cur = append(ing.cur, it)
+		ing.submit()
+		ing.pending.Wait()
+		return
+	}
 	ing.cur = append(ing.cur, it)
 	if len(ing.cur) >= ingestChunk {
 		ing.submit()
@@ -169,6 +179,7 @@ func (ing *ingester) insertLoop() {
 		ing.res.Stored += res.Stored
 		ing.res.Stale += res.Stale
 		ing.res.Refused += res.Refused
+		ing.res.Purged += res.Purged
 		if ing.res.FirstRefusal == nil {
 			ing.res.FirstRefusal = res.FirstRefusal
 		}

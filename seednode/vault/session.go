@@ -76,6 +76,9 @@ type SyncStats struct {
 	// Stored, Stale and Refused describe the items received.
 	Stored, Stale, Refused int
 	FirstRefusal           string
+	// Purged counts entries this side deleted because an agent document it
+	// received revoked their author before they were written.
+	Purged int
 	// PeerRefused counts items the peer told us it refused, and why.
 	PeerRefused int
 	PeerRefusal string
@@ -153,6 +156,7 @@ type session struct {
 	sendBudget   int
 	turnHadItems bool
 	refusalsSent int
+	docSent      bool
 
 	writeMu sync.Mutex // live mode: the reader answers pings while the writer pushes
 	peerRef struct {
@@ -216,7 +220,7 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 
 func (s *session) finishStats() {
 	t := s.ing.totals()
-	s.stats.Stored, s.stats.Stale, s.stats.Refused = t.Stored, t.Stale, t.Refused
+	s.stats.Stored, s.stats.Stale, s.stats.Refused, s.stats.Purged = t.Stored, t.Stale, t.Refused, t.Purged
 	if t.FirstRefusal != nil {
 		s.stats.FirstRefusal = t.FirstRefusal.Error()
 	}
@@ -249,6 +253,9 @@ func (s *session) reconcile() error {
 	}
 	s.sendBudget = int(min(root.Count, 1<<40))*2 + 1024
 	if s.initiator {
+		if err := s.sendAgentDoc(); err != nil {
+			return err
+		}
 		if err := s.openingQuestions(); err != nil {
 			return err
 		}
@@ -271,6 +278,9 @@ func (s *session) reconcile() error {
 		if s.turns++; s.turns > maxTurns {
 			return s.abort(fmt.Errorf("%w: reconciliation did not finish in %d turns", ErrProtocol, maxTurns))
 		}
+		if err := s.sendAgentDoc(); err != nil {
+			return err
+		}
 		if err := s.answerAll(); err != nil {
 			return err
 		}
@@ -279,6 +289,26 @@ func (s *session) reconcile() error {
 			return err
 		}
 	}
+}
+
+// sendAgentDoc sends the vault's agent document once, at the start of this
+// side's first turn: the peer checks every other entry of the vault against
+// it, so it must not wait for its place in the reconciliation order.
+func (s *session) sendAgentDoc() error {
+	if s.docSent {
+		return nil
+	}
+	s.docSent = true
+	items, err := s.st.Get(s.ns, AgentDocKey)
+	if err != nil {
+		return err
+	}
+	for _, it := range items {
+		if err := s.queueItem(it); err != nil {
+			return err
+		}
+	}
+	return s.flushItems()
 }
 
 // openingQuestions picks the depth of the first fingerprints from the
@@ -646,7 +676,7 @@ func (s *session) queueItem(it Item) error {
 	s.outItems = appendWireItem(s.outItems, row, &it)
 	s.outCount++
 	s.stats.ItemsSent++
-	if it.Content == nil && it.Entry.Size > MaxInlineValue {
+	if it.Content == nil && IsBlobRef(&it.Entry.Entry) {
 		s.stats.BlobRefsSent++
 	}
 	s.turnHadItems = true

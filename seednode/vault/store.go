@@ -48,6 +48,9 @@ type Store struct {
 	// Close, so nothing touches Pebble after it closed.
 	life   sync.RWMutex
 	closed atomic.Bool
+
+	agentsMu sync.Mutex
+	agents   agentCache
 }
 
 // acquire starts an operation on the database; release it when done.
@@ -191,6 +194,9 @@ type InsertResult struct {
 	Refused int // refused by the vault's limits
 	// FirstRefusal explains the first refused item.
 	FirstRefusal error
+	// Purged counts stored entries deleted because a new agent document no
+	// longer allows them (their author was revoked before writing them).
+	Purged int
 	// StoredItems are the items that were written, in order.
 	StoredItems []Item
 }
@@ -242,12 +248,18 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 		return res, err
 	}
 
+	doc, err := s.agentDocLocked(ns)
+	if err != nil {
+		return res, err
+	}
+	docChanged := false
+
 	b := s.db.NewBatch()
 	defer b.Close()
 	deltas := make(map[uint32]*aggDelta)
 	pending := make(map[Hash]*SignedEntry)
 	var val []byte
-	for i := range items {
+	for _, i := range docFirst(items) {
 		it := &items[i]
 		e := &it.Entry
 		if e.Namespace != ns {
@@ -257,7 +269,7 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 			res.refuse(keyErr(e, fmt.Errorf("%w: key of %d bytes, this vault allows %d", ErrKeyTooLong, len(e.Key), lim.MaxKeyLen)))
 			continue
 		}
-		if it.Content != nil && (len(it.Content) > MaxInlineValue || uint64(len(it.Content)) != e.Size || HashOf(it.Content) != e.Hash) {
+		if it.Content != nil && (uint64(len(it.Content)) > InlineLimit(e.Key) || uint64(len(it.Content)) != e.Size || HashOf(it.Content) != e.Hash) {
 			return res, fmt.Errorf("insert %q: %w", e.Key, ErrContentInvalid)
 		}
 		ih := e.ItemHash()
@@ -269,6 +281,17 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 		}
 		if old != nil && !e.Newer(&old.Entry) {
 			res.Stale++
+			continue
+		}
+		if bytes.Equal(e.Key, AgentDocKey) {
+			next, err := checkAgentDocItem(it, doc)
+			if err != nil {
+				res.refuse(keyErr(e, err))
+				continue
+			}
+			doc, docChanged = next, true
+		} else if err := authorize(e, doc); err != nil {
+			res.refuse(keyErr(e, err))
 			continue
 		}
 		newEntries, newBytes := entries, refBytes+e.Size
@@ -301,24 +324,18 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 			f := old.Fingerprint()
 			oldFP = &f
 		}
-		for d := 0; d <= aggDepth; d++ {
-			suf := nodeOf(&ih, d).aggSuffix()
-			dl := deltas[suf]
-			if dl == nil {
-				dl = &aggDelta{}
-				deltas[suf] = dl
-			}
-			dl.plus.add(&fp)
-			if oldFP != nil {
-				dl.minus.add(oldFP)
-			}
-		}
+		addDelta(deltas, &ih, &fp, oldFP)
 		pending[ih] = e
 		res.Stored++
 		res.StoredItems = append(res.StoredItems, *it)
 	}
 	if res.Stored == 0 {
 		return res, nil
+	}
+	if docChanged {
+		if res.Purged, err = s.purgeUnauthorized(b, ns, doc, deltas, &entries, &refBytes); err != nil {
+			return res, fmt.Errorf("vault %s: apply agent document: %w", ns.Short(), err)
+		}
 	}
 	for suf, dl := range deltas {
 		k := aggKey(ns, suf)
@@ -344,8 +361,28 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 	if err := b.Commit(wo); err != nil {
 		return res, fmt.Errorf("vault %s: commit: %w", ns.Short(), err)
 	}
+	if docChanged {
+		s.setAgentDoc(ns, doc)
+	}
 	s.feed.publish(ns, origin, res.StoredItems)
 	return res, nil
+}
+
+// docFirst orders a batch so that agent documents come first: the entries
+// after them are checked against the newest document.
+func docFirst(items []Item) []int {
+	order := make([]int, 0, len(items))
+	for i := range items {
+		if bytes.Equal(items[i].Entry.Key, AgentDocKey) {
+			order = append(order, i)
+		}
+	}
+	for i := range items {
+		if !bytes.Equal(items[i].Entry.Key, AgentDocKey) {
+			order = append(order, i)
+		}
+	}
+	return order
 }
 
 type aggDelta struct{ plus, minus Aggregate }
@@ -481,8 +518,12 @@ func (s *Store) Stats(ns NamespaceID) (Stats, error) {
 
 // Get returns every author's latest entry for key, with inline values.
 func (s *Store) Get(ns NamespaceID, key []byte) ([]Item, error) {
-	prefix := append(escapeKey(nsKey(kindKey, ns, len(key)+2), key), 0, 1)
-	return s.listIndex(ns, prefix, prefixUpper(prefix), 0)
+	return s.listIndex(ns, keyPrefix(ns, key), nil, 0)
+}
+
+// keyPrefix is the index prefix of every author's slot of key.
+func keyPrefix(ns NamespaceID, key []byte) []byte {
+	return append(escapeKey(nsKey(kindKey, ns, len(key)+2), key), 0, 1)
 }
 
 // List returns the entries whose key starts with prefix, ordered by (key,
@@ -507,12 +548,20 @@ func prefixUpper(p []byte) []byte {
 	return nil
 }
 
+// listIndex lists index keys in [lo, hi) (hi nil: every key starting with lo).
 func (s *Store) listIndex(ns NamespaceID, lo, hi []byte, limit int) (out []Item, err error) {
 	release, err := s.acquire()
 	if err != nil {
 		return nil, err
 	}
 	defer release()
+	return s.listIndexAcquired(ns, lo, hi, limit)
+}
+
+func (s *Store) listIndexAcquired(ns NamespaceID, lo, hi []byte, limit int) (out []Item, err error) {
+	if hi == nil {
+		hi = prefixUpper(lo)
+	}
 	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
@@ -714,5 +763,11 @@ func (s *Store) DropVault(ns NamespaceID) error {
 	if err := b.Delete(nsKey(kindMeta, ns, 0), nil); err != nil {
 		return err
 	}
-	return b.Commit(pebble.Sync)
+	if err := b.Commit(pebble.Sync); err != nil {
+		return err
+	}
+	s.agentsMu.Lock()
+	delete(s.agents, ns)
+	s.agentsMu.Unlock()
+	return nil
 }

@@ -195,7 +195,7 @@ func TestStoreListPrefix(t *testing.T) {
 
 	keys := []string{
 		"a", "a\x00", "a\x00\x00", "a\x00b", "a\x00\xff", "a\x01", "a\xff", "a\xff\xff", "a\xff\x00",
-		"ab", "abc", "abd", "b", "\x00", "\x00\x00", "\x00\x01", "\x01", "\xff", "\xff\x00", "\xff\xff", "\xff\xff\xff",
+		"ab", "abc", "abd", "b", "\x01\x00", "\x01\x00\x00", "\x01\x00\x01", "\x01", "\xff", "\xff\x00", "\xff\xff", "\xff\xff\xff",
 		"x\x00\x01y", "x\x00", "x",
 	}
 	st := testStore(t, StoreOptions{NoSync: true})
@@ -223,7 +223,7 @@ func TestStoreListPrefix(t *testing.T) {
 	})
 
 	prefixes := []string{"", "a", "a\x00", "a\x00\x00", "a\x00\xff", "a\xff", "a\xff\xff", "ab", "abc", "abcd",
-		"\x00", "\x00\x00", "\xff", "\xff\xff", "\xff\xff\xff", "\xff\xff\xff\xff", "x", "x\x00", "x\x00\x01", "b", "c", "\x01"}
+		"\x01\x00", "\x01\x00\x00", "\xff", "\xff\xff", "\xff\xff\xff", "\xff\xff\xff\xff", "x", "x\x00", "x\x00\x01", "b", "c", "\x01"}
 	for _, p := range prefixes {
 		t.Run(fmt.Sprintf("prefix %q", p), func(t *testing.T) {
 			var want []ka

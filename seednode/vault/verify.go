@@ -214,6 +214,8 @@ func (v *Verifier) verifyChunk(entries []SignedEntry, errs []error, lim Limits) 
 					msg: CapabilitySigningBytes(se.Namespace, se.Author, se.Consent.NotAfter),
 					sig: se.Consent.Sig[:], what: "write capability", cap: &k})
 			}
+		case ConsentAgent:
+			// Checked by the store against the vault's agent document.
 		default:
 			errs[i] = fmt.Errorf("%w: unknown consent kind %d", ErrMalformed, se.Consent.Kind)
 		}

@@ -275,7 +275,7 @@ func decodeAuthorRef(p []byte) (authorRef, error) {
 	copy(r.author[:], d.bytes(idLen, "author"))
 	r.kind = ConsentKind(d.byte1("consent kind"))
 	switch r.kind {
-	case ConsentNamespaceSig:
+	case ConsentNamespaceSig, ConsentAgent:
 	case ConsentCapability:
 		if b := d.bytes(8, "capability"); b != nil {
 			r.notAfter = binary.BigEndian.Uint64(b)
@@ -347,7 +347,7 @@ func decodeWireItems(p []byte, ns NamespaceID, authors []authorRef, out []Item) 
 		cl := d.uvarint("content length")
 		if cl > 0 && d.err == nil {
 			cl--
-			if cl > MaxInlineValue || cl != e.Size {
+			if cl > InlineLimit(e.Key) || cl != e.Size {
 				return out, fmt.Errorf("%w: inline value of %d bytes for an entry of %d bytes", ErrContentInvalid, cl, e.Size)
 			}
 			it.Content = append([]byte{}, d.bytes(int(cl), "content")...)

@@ -1,0 +1,378 @@
+package pairing
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+)
+
+// ProtocolID is the libp2p protocol of pairing.
+const ProtocolID = "/seedfleet/pair/1.0.0"
+
+// ServiceName is the resource-manager service of pairing streams.
+const ServiceName = "seedfleet.pairing"
+
+// Bounds of the protocol.
+const (
+	// MaxWelcomeSize is the largest welcome payload.
+	MaxWelcomeSize = 64 << 10
+	// MaxNameLen is the longest Request.Name.
+	MaxNameLen = 64
+	// StepTimeout bounds each step of an exchange (one message sent or
+	// received), on both sides.
+	StepTimeout = 30 * time.Second
+	// DecideTimeout bounds the approving device's Decide; the new device
+	// waits this much longer than a step for the welcome.
+	DecideTimeout = 60 * time.Second
+
+	// maxReasonLen bounds a refusal's text.
+	maxReasonLen = 1024
+	// maxFrameSize bounds any frame: a welcome, its type, length and tag.
+	maxFrameSize = MaxWelcomeSize + 64
+	// maxSmallFrameSize bounds every frame but a welcome.
+	maxSmallFrameSize = 2 + 3 + maxReasonLen + macLen
+	readBufSize       = 1024
+)
+
+// Errors of the protocol. Approve and Await return errors that wrap them,
+// with details for the user.
+var (
+	// ErrWrongCode: the code typed on the approving device is not the one
+	// the new device shows (or a man in the middle does not know it).
+	// Check the code shown on the new device and try again.
+	ErrWrongCode = errors.New("pairing code does not match")
+	// ErrTooManyAttempts: the new device gave up after MaxAttempts failed
+	// attempts; start pairing again on it for a new code.
+	ErrTooManyAttempts = errors.New("too many wrong pairing codes")
+	// ErrRefused: the approving device's Decide refused the new device;
+	// the error carries its reason.
+	ErrRefused = errors.New("pairing refused by the approving device")
+	// ErrProtocol: the peer broke the protocol (garbage, oversized or
+	// out-of-order messages, invalid points or MACs after key
+	// confirmation).
+	ErrProtocol = errors.New("pairing protocol violation")
+	// ErrBusy: the new device is running another approval attempt; try
+	// again in a moment.
+	ErrBusy = errors.New("the new device is busy with another pairing attempt")
+)
+
+// MaxAttempts is how many failed attempts (each one guess at the code) the
+// new device allows before Await gives up.
+const MaxAttempts = 3
+
+// The wire format. Each frame is a uvarint length (1..maxFrameSize), then
+// that many bytes: a message type and its fields. bytes(x) is uvarint(len)
+// followed by x; uvarints are minimal. tag is HMAC-SHA256 under the message
+// key (see keys) of everything before it, type included.
+//
+//	1 hello    A→B  sid (16) | Ya (32)
+//	2 reply    B→A  Yb (32) | MAC_B (32)
+//	3 confirm  A→B  MAC_A (32)
+//	4 request  B→A  bytes(name) | tag
+//	5 welcome  A→B  bytes(payload) | tag
+//	6 refusal  ↔    reason code (1) | bytes(reason) | [tag]
+//	7 ack      B→A  tag
+//
+// A refusal carries a tag if and only if it is sent after key confirmation.
+const (
+	msgHello   = 1
+	msgReply   = 2
+	msgConfirm = 3
+	msgRequest = 4
+	msgWelcome = 5
+	msgRefusal = 6
+	msgAck     = 7
+)
+
+var msgNames = [...]string{msgHello: "hello", msgReply: "reply", msgConfirm: "confirm", msgRequest: "request",
+	msgWelcome: "welcome", msgRefusal: "refusal", msgAck: "ack"}
+
+func msgName(t byte) string {
+	if int(t) < len(msgNames) && msgNames[t] != "" {
+		return msgNames[t]
+	}
+	return fmt.Sprintf("message type %d", t)
+}
+
+// Reasons of a refusal.
+const (
+	reasonBusy       = 1 // another attempt is running
+	reasonNotWaiting = 2 // the new device no longer waits (approved, gave up, stopped)
+	reasonInvalid    = 3 // the peer's message broke the protocol
+	reasonDenied     = 4 // Decide refused
+)
+
+// message is any message; which fields are set depends on typ.
+type message struct {
+	typ     byte
+	sid     [sidLen]byte   // hello
+	point   [pointLen]byte // hello, reply
+	mac     [macLen]byte   // reply (MAC_B), confirm (MAC_A)
+	name    string         // request
+	payload []byte         // welcome
+	reason  byte           // refusal
+	text    string         // refusal
+	tagged  bool
+	tag     [macLen]byte
+}
+
+// appendBody appends the encoding of m without its tag.
+func (m *message) appendBody(b []byte) []byte {
+	b = append(b, m.typ)
+	switch m.typ {
+	case msgHello:
+		b = append(append(b, m.sid[:]...), m.point[:]...)
+	case msgReply:
+		b = append(append(b, m.point[:]...), m.mac[:]...)
+	case msgConfirm:
+		b = append(b, m.mac[:]...)
+	case msgRequest:
+		b = appendBytes(b, []byte(m.name))
+	case msgWelcome:
+		b = appendBytes(b, m.payload)
+	case msgRefusal:
+		b = appendBytes(append(b, m.reason), []byte(m.text))
+	}
+	return b
+}
+
+// append appends the encoding of m, tag included if m is tagged.
+func (m *message) append(b []byte) []byte {
+	b = m.appendBody(b)
+	if m.tagged {
+		b = append(b, m.tag[:]...)
+	}
+	return b
+}
+
+// decodeMessage decodes a frame's body. It checks the encoding and bounds
+// only: points, MACs, tags and names are checked by the protocol. Errors
+// wrap ErrProtocol.
+func decodeMessage(b []byte) (message, error) {
+	d := decoder{b: b}
+	m := message{typ: d.byte1("message type")}
+	switch m.typ {
+	case msgHello:
+		d.fixed(m.sid[:], "session ID")
+		d.fixed(m.point[:], "point Ya")
+	case msgReply:
+		d.fixed(m.point[:], "point Yb")
+		d.fixed(m.mac[:], "MAC_B")
+	case msgConfirm:
+		d.fixed(m.mac[:], "MAC_A")
+	case msgRequest:
+		m.name = string(d.lenBytes("device name", MaxNameLen))
+		m.tagged = true
+	case msgWelcome:
+		if p := d.lenBytes("welcome", MaxWelcomeSize); p != nil {
+			m.payload = slices.Clip(p)
+		}
+		m.tagged = true
+	case msgRefusal:
+		m.reason = d.byte1("refusal reason code")
+		m.text = string(d.lenBytes("refusal reason", maxReasonLen))
+		m.tagged = d.err == nil && len(d.b) == macLen
+	case msgAck:
+		m.tagged = true
+	default:
+		if d.err == nil {
+			return message{}, fmt.Errorf("%w: unknown message type %d (this device speaks %s)", ErrProtocol, m.typ, ProtocolID)
+		}
+	}
+	if m.tagged {
+		d.fixed(m.tag[:], msgName(m.typ)+" tag")
+	}
+	if err := d.done(msgName(m.typ)); err != nil {
+		return message{}, err
+	}
+	return m, nil
+}
+
+// writeFrame writes msg with its length prefix, in one write.
+func writeFrame(w io.Writer, msg []byte) error {
+	buf := make([]byte, 0, binary.MaxVarintLen64+len(msg))
+	buf = binary.AppendUvarint(buf, uint64(len(msg)))
+	_, err := w.Write(append(buf, msg...))
+	return err
+}
+
+// readLength reads a frame's length prefix and checks it against limit.
+// Lengths are minimal uvarints of at most maxLengthBytes bytes.
+func readLength(r io.ByteReader, limit int) (int, error) {
+	var l uint64
+	for i := 0; ; i++ {
+		c, err := r.ReadByte()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				if i == 0 {
+					return 0, io.EOF
+				}
+				return 0, io.ErrUnexpectedEOF
+			}
+			return 0, err
+		}
+		if i == maxLengthBytes {
+			return 0, fmt.Errorf("%w: frame length prefix longer than %d bytes", ErrProtocol, maxLengthBytes)
+		}
+		l |= uint64(c&0x7f) << (7 * i)
+		if c < 0x80 {
+			if c == 0 && i > 0 {
+				return 0, fmt.Errorf("%w: frame length is not a minimal uvarint", ErrProtocol)
+			}
+			break
+		}
+	}
+	if l == 0 {
+		return 0, fmt.Errorf("%w: empty frame", ErrProtocol)
+	}
+	if l > uint64(limit) {
+		return 0, fmt.Errorf("%w: frame of %d bytes exceeds the %d-byte limit", ErrProtocol, l, limit)
+	}
+	return int(l), nil
+}
+
+// maxLengthBytes is the longest length prefix: enough for maxFrameSize.
+const maxLengthBytes = 3
+
+// readBody reads a frame body of l bytes. The buffer grows as bytes
+// arrive, not as announced: a peer that announces a large frame and sends
+// nothing costs nothing beyond its reservation.
+func readBody(r io.Reader, l int) ([]byte, error) {
+	var b []byte
+	for len(b) < l {
+		chunk := min(l-len(b), 16<<10)
+		b = slices.Grow(b, chunk)
+		n, err := io.ReadFull(r, b[len(b):len(b)+chunk])
+		b = b[:len(b)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, fmt.Errorf("read frame (%d of %d bytes): %w", len(b), l, err)
+		}
+	}
+	return b, nil
+}
+
+// readFrame reads one frame of at most limit bytes.
+func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
+	l, err := readLength(r, limit)
+	if err != nil {
+		return nil, err
+	}
+	return readBody(r, l)
+}
+
+// decoder is a bounds-checked cursor over a message; every error wraps
+// ErrProtocol.
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%w: truncated or malformed %s", ErrProtocol, what)
+	}
+}
+
+func (d *decoder) bytes(n int, what string) []byte {
+	if d.err != nil || len(d.b) < n {
+		d.fail(what)
+		return nil
+	}
+	out := d.b[:n:n]
+	d.b = d.b[n:]
+	return out
+}
+
+func (d *decoder) byte1(what string) byte {
+	if b := d.bytes(1, what); b != nil {
+		return b[0]
+	}
+	return 0
+}
+
+func (d *decoder) fixed(dst []byte, what string) {
+	copy(dst, d.bytes(len(dst), what))
+}
+
+// uvarint decodes a minimally encoded uvarint.
+func (d *decoder) uvarint(what string) uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 || n != uvarintLen(v) {
+		d.fail(what)
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+// lenBytes decodes a uvarint length of at most max and that many bytes.
+func (d *decoder) lenBytes(what string, max int) []byte {
+	l := d.uvarint(what + " length")
+	if d.err != nil {
+		return nil
+	}
+	if l > uint64(max) {
+		d.err = fmt.Errorf("%w: %s is %d bytes, at most %d", ErrProtocol, what, l, max)
+		return nil
+	}
+	return d.bytes(int(l), what)
+}
+
+func (d *decoder) done(what string) error {
+	if d.err == nil && len(d.b) != 0 {
+		d.err = fmt.Errorf("%w: %d trailing bytes after %s", ErrProtocol, len(d.b), what)
+	}
+	return d.err
+}
+
+func appendBytes(b, field []byte) []byte {
+	return append(binary.AppendUvarint(b, uint64(len(field))), field...)
+}
+
+func uvarintLen(v uint64) int {
+	n := 1
+	for v >= 0x80 {
+		v >>= 7
+		n++
+	}
+	return n
+}
+
+// sanitize keeps a peer's text printable: no terminal escapes or other
+// control characters reach a user's screen or log.
+func sanitize(s string) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	return strings.Map(func(r rune) rune {
+		switch {
+		case unicode.IsPrint(r):
+			return r
+		case unicode.IsSpace(r):
+			return ' '
+		}
+		return '\uFFFD'
+	}, s)
+}
+
+// truncate cuts s to at most max bytes on a rune boundary.
+func truncate(s string, max int) string {
+	if len(s) <= max {
+		return s
+	}
+	cut := max - 3
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "..."
+}
