@@ -72,6 +72,11 @@ func TestReadmeWalkthrough(t *testing.T) {
 		"water the plants",        // the live session delivered the later write
 		"the phone has the photo", // a blob value went laptop -> seed -> phone
 		"received 3 entries",      // the tablet synced from a doc ticket
+		"a private note",          // the paired watch decrypts the laptop's value
+		"approved: this device is did:key:",
+		"watch   active",                  // the device list after pairing
+		"the watch was refused",           // its sync after revocation fails with a clear error
+		"this device was revoked from the agent",
 	} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("walk-through output lacks %q:\n%s", want, out.String())

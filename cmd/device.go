@@ -192,13 +192,9 @@ func newPutCmd(g *globals) *cobra.Command {
 	var file string
 	c := &cobra.Command{
 		Use:   "put NAMESPACE KEY [VALUE]",
-		Short: "Write an entry (value from the argument, --file, or stdin with --file -)",
+		Short: "Write an entry (value from the argument, --file, or stdin with --file -); NAMESPACE \"agent\" is the agent's private vault",
 		Args:  cobra.RangeArgs(2, 3),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := parseNS(args[0])
-			if err != nil {
-				return err
-			}
 			if len(args) == 3 && file != "" {
 				return errors.New("give the value as an argument or with --file, not both")
 			}
@@ -210,14 +206,25 @@ func newPutCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer h.Close()
+			ns, err := vaultArg(h, args[0])
+			if err != nil {
+				return err
+			}
+			private := h.IsPrivate(ns)
+			putBytes := func(v []byte) (vault.SignedEntry, error) {
+				if private {
+					return h.PutPrivate(ns, args[1], v)
+				}
+				return h.Put(ns, []byte(args[1]), v)
+			}
 			var se vault.SignedEntry
 			switch {
 			case len(args) == 3:
-				se, err = h.Put(ns, []byte(args[1]), []byte(args[2]))
+				se, err = putBytes([]byte(args[2]))
 			case file == "-":
 				var value []byte
 				if value, err = io.ReadAll(cmd.InOrStdin()); err == nil {
-					se, err = h.Put(ns, []byte(args[1]), value)
+					se, err = putBytes(value)
 				}
 			default:
 				bar := newBarPrinter(cmd.ErrOrStderr(), "adding")
@@ -225,15 +232,23 @@ func newPutCmd(g *globals) *cobra.Command {
 				if fi, serr := os.Stat(file); serr == nil {
 					total = uint64(fi.Size())
 				}
-				se, err = h.PutFile(ns, []byte(args[1]), file, func(done int64) { bar.update(uint64(done), total) })
+				progress := func(done int64) { bar.update(uint64(done), total) }
+				if private {
+					se, err = h.PutPrivateFile(ns, args[1], file, progress)
+				} else {
+					se, err = h.PutFile(ns, []byte(args[1]), file, progress)
+				}
 				bar.clear()
 			}
 			if err != nil {
 				return err
 			}
 			kind := "inline"
-			if se.Size > vault.MaxInlineValue {
+			if vault.IsBlobRef(&se.Entry) {
 				kind = "blob"
+			}
+			if private {
+				kind += ", encrypted"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "put %s (%d bytes, %s, hash %s)\n", args[1], se.Size, kind, se.Hash.Short())
 			return nil
@@ -253,15 +268,18 @@ func newGetCmd(g *globals) *cobra.Command {
 		Short: "Print every author's latest value of KEY (--out writes a blob value to a file, fetching it --from a peer if needed)",
 		Args:  cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := parseNS(args[0])
-			if err != nil {
-				return err
-			}
 			h, err := openHome(g)
 			if err != nil {
 				return err
 			}
 			defer h.Close()
+			ns, err := vaultArg(h, args[0])
+			if err != nil {
+				return err
+			}
+			if h.IsPrivate(ns) {
+				return getPrivate(cmd, h, ns, args[1], from, out)
+			}
 			items, err := h.Store.Get(ns, []byte(args[1]))
 			if err != nil {
 				return err
@@ -325,10 +343,6 @@ func newListCmd(g *globals) *cobra.Command {
 		Short: "List entries whose key starts with PREFIX",
 		Args:  cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := parseNS(args[0])
-			if err != nil {
-				return err
-			}
 			var prefix []byte
 			if len(args) == 2 {
 				prefix = []byte(args[1])
@@ -338,6 +352,13 @@ func newListCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer h.Close()
+			ns, err := vaultArg(h, args[0])
+			if err != nil {
+				return err
+			}
+			if h.IsPrivate(ns) {
+				return listPrivate(cmd, h, ns, string(prefix), limit)
+			}
 			items, err := h.Store.List(ns, prefix, limit)
 			if err != nil {
 				return err

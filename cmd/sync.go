@@ -22,7 +22,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 		quiet   bool
 	)
 	c := &cobra.Command{
-		Use:   "sync (NAMESPACE PEER_MULTIADDR | DOC_TICKET)",
+		Use:   "sync (NAMESPACE PEER_MULTIADDR | DOC_TICKET | agent [PEER_MULTIADDR])",
 		Short: "Reconcile a vault with a seed or another device; --live keeps pushing changes both ways",
 		Example: `  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...
   seedfleet sync doc... --live`,
@@ -87,6 +87,19 @@ func newSyncCmd(g *globals) *cobra.Command {
 // syncTarget reads "NAMESPACE ADDR" or a doc ticket (its first seed; a
 // write ticket also installs the namespace key).
 func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.NamespaceID, string, error) {
+	if args[0] == agentAlias {
+		a, err := h.Agent()
+		if err != nil {
+			return vault.NamespaceID{}, "", err
+		}
+		if len(args) == 2 {
+			return a.Namespace, args[1], nil
+		}
+		if len(a.Seeds) == 0 {
+			return a.Namespace, "", errors.New("the agent has no seeds on this device: give a PEER_MULTIADDR, or set them with `seedfleet agent seeds`")
+		}
+		return a.Namespace, a.Seeds[0], nil
+	}
 	if len(args) == 2 {
 		ns, err := parseNS(args[0])
 		return ns, args[1], err

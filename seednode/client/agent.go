@@ -45,12 +45,15 @@ type AgentInfo struct {
 	Root      ed25519.PrivateKey `json:"-"` // nil unless this device holds the root key
 }
 
-func (h *Home) agentPath() string     { return filepath.Join(h.Dir, "agent.json") }
-func (h *Home) agentKeyPath() string  { return filepath.Join(h.Dir, "agent.key") }
-func agentVaultInfo() []byte          { return []byte("seedfleet/agent-vault/v1") }
-func agentVaultSalt() []byte          { return []byte("seedfleet agent vault namespace") }
-func nowMicro() uint64                { return uint64(time.Now().UnixMicro()) }
-func deviceFragmentOK(s string) error { _, err := identity.DIDKeyFragment(make([]byte, 32), s); return err }
+func (h *Home) agentPath() string    { return filepath.Join(h.Dir, "agent.json") }
+func (h *Home) agentKeyPath() string { return filepath.Join(h.Dir, "agent.key") }
+func agentVaultInfo() []byte         { return []byte("seedfleet/agent-vault/v1") }
+func agentVaultSalt() []byte         { return []byte("seedfleet agent vault namespace") }
+func nowMicro() uint64               { return uint64(time.Now().UnixMicro()) }
+func deviceFragmentOK(s string) error {
+	_, err := identity.DIDKeyFragment(make([]byte, 32), s)
+	return err
+}
 
 // AgentNamespaceKey derives the agent vault's namespace key from the root
 // key with HKDF-SHA256: only the root-key holder can compute it, and the

@@ -49,6 +49,8 @@ func (r Request) Validate() error {
 // attempt that breaks off before that (garbage, a stall, a closed stream)
 // does not count; neither does one whose approver proved the code but whose
 // stream broke before the welcome: Await keeps waiting for a retry.
+//
+// Run one Await per host at a time: it owns the host's ProtocolID handler.
 func Await(ctx context.Context, h host.Host, code Code, req Request) (welcome []byte, approver peer.ID, err error) {
 	return await(ctx, h, code, req, defaultConfig())
 }
@@ -102,10 +104,14 @@ func await(ctx context.Context, h host.Host, code Code, req Request, cfg config)
 	h.RemoveStreamHandler(ProtocolID)
 	w.mu.Lock()
 	w.closed = true
-	res, finished, failures, lastErr := w.result, w.finished, w.failures, w.lastErr
 	w.mu.Unlock()
 	cancel() // resets a stream in flight
 	w.wg.Wait()
+	// An attempt that completed while ctx ended still counts: its approver
+	// may already have its acknowledgement.
+	w.mu.Lock()
+	res, finished, failures, lastErr := w.result, w.finished, w.failures, w.lastErr
+	w.mu.Unlock()
 
 	switch {
 	case finished && res.err != nil:
@@ -128,7 +134,9 @@ func (w *waiter) handle(st network.Stream) {
 	w.wg.Add(1)
 	defer w.wg.Done()
 	finished, busy := w.finished, w.running
-	w.running = w.running || !finished
+	if !finished && !busy {
+		w.running = true // this stream's attempt holds the slot
+	}
 	w.mu.Unlock()
 
 	stop := context.AfterFunc(w.ctx, func() { _ = st.Reset() })

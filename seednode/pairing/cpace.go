@@ -78,6 +78,10 @@ func newShare(g *curve.RistrettoPoint) (share, error) {
 	if err != nil {
 		return share{}, fmt.Errorf("random scalar: %w", err)
 	}
+	return newShareFrom(g, y)
+}
+
+func newShareFrom(g *curve.RistrettoPoint, y *scalar.Scalar) (share, error) {
 	p := curve.NewRistrettoPoint().Mul(g, y)
 	if p.IsIdentity() { // y = 0, probability 2⁻²⁵²
 		return share{}, fmt.Errorf("random scalar is zero")

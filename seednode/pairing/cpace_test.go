@@ -156,9 +156,14 @@ func TestCPaceVector(t *testing.T) {
 	}
 }
 
+// The vector: code ABCDEFGH, CI = peer IDs of the Ed25519 keys with seeds
+// 01 00… and 02 00…, sid 00 01 … 0f, ya = 3, yb = 5. It was computed
+// independently with libsodium (crypto_core_ristretto255_from_hash,
+// crypto_scalarmult_ristretto255) and Python's hashlib and hmac.
 const (
-	cpaceVectorYa   = ""
-	cpaceVectorYb   = ""
-	cpaceVectorISK  = ""
-	cpaceVectorMACB = ""
+	cpaceVectorYa  = "c61ebc10fb51957d123ec0d68d72aad85df9f6e887232f7c0c93b8b2c0f7e838"
+	cpaceVectorYb  = "b422eb55c700f6330825991e4f010dd79154ea05bd647f2f3fa70d0ed74f850e"
+	cpaceVectorISK = "8e35e020e3fa7b32cb67d2217a9ff801ab001b55e301b1fbeeb7941d549471a6" +
+		"36ba29ef26c241dac9f4fa57f2197ef103d6bfb12ae15d6356999fe18757b3c1"
+	cpaceVectorMACB = "0389310e84263b661b290f82da2891083e1a1211c516f5c9eeb84139537be968"
 )

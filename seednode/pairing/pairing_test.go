@@ -451,7 +451,7 @@ func TestMisbehavingNewDevice(t *testing.T) {
 			_, _ = io.Copy(io.Discard, st)
 		}, ErrBusy, ""},
 		{"closes", testConfig, func(st network.Stream, _ message) { _ = st.Close() }, nil, "closed"},
-		{"stalls", stallConfig, func(st network.Stream, _ message) { time.Sleep(time.Second) }, nil, "within"},
+		{"stalls", stallConfig, func(st network.Stream, _ message) { _, _ = io.Copy(io.Discard, st) }, nil, "within"},
 		{"request with a bad tag", testConfig, func(st network.Stream, hello message) {
 			r, _ := honestReply(st, hello, code)
 			send(st, r)
@@ -607,7 +607,7 @@ func TestStalledAttemptDoesNotCount(t *testing.T) {
 
 func TestApproveCancel(t *testing.T) {
 	a, b := newNode(t), newNode(t)
-	fakeDevice(b, func(network.Stream, message) { time.Sleep(10 * time.Second) })
+	fakeDevice(b, func(st network.Stream, _ message) { _, _ = io.Copy(io.Discard, st) }) // until the approver gives up
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(200*time.Millisecond, cancel)
 	start := time.Now()

@@ -41,7 +41,9 @@ func StoredKey(nk NameKey, path string) ([]byte, error) {
 // directory prefix: "" (the whole vault) or whole segments ending in '/'
 // ("a/b/"). StoredKey("a/b/c") starts with StoredPrefix("a/b/"). Prefixes
 // that end mid-segment ("a/b") cannot be listed, as a tag hides which names
-// share their first bytes.
+// share their first bytes. The stored prefix of "a/b/" is the stored key of
+// "a/b", so a listing also returns an entry named like the directory itself:
+// callers skip keys no longer than the prefix.
 func StoredPrefix(nk NameKey, prefix string) ([]byte, error) {
 	if prefix == "" {
 		return []byte{storedKeyMarker}, nil

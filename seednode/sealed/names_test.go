@@ -70,6 +70,10 @@ func TestStoredPrefix(t *testing.T) {
 			t.Errorf("StoredKey(%q) has prefix StoredPrefix(%q): %v, want %v", tt.path, tt.prefix, got, tt.under)
 		}
 	}
+	dir, _ := StoredKey(nk, "a/b")
+	if p, _ := StoredPrefix(nk, "a/b/"); !bytes.Equal(p, dir) {
+		t.Errorf(`StoredPrefix("a/b/") = %x, want StoredKey("a/b") = %x`, p, dir)
+	}
 	if p, _ := StoredPrefix(nk, ""); string(p) != "p" {
 		t.Errorf(`StoredPrefix("") = %q, want "p"`, p)
 	}

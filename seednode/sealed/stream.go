@@ -40,7 +40,10 @@ func SealedStreamSize(plaintextSize int64) int64 {
 	if plaintextSize < 0 {
 		return -1
 	}
-	segments := max(1, (plaintextSize+StreamSegment-1)/StreamSegment)
+	segments := plaintextSize / StreamSegment
+	if plaintextSize%StreamSegment != 0 || plaintextSize == 0 {
+		segments++
+	}
 	return streamHeaderLen + plaintextSize + segments*chacha20poly1305.Overhead
 }
 

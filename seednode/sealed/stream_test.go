@@ -97,13 +97,14 @@ func TestSealedStreamSize(t *testing.T) {
 		{StreamSegment, header + StreamSegment + tag},
 		{StreamSegment + 1, header + StreamSegment + 1 + 2*tag},
 		{1 << 20, header + 1<<20 + 16*tag},
+		{1<<40 + 1, header + 1<<40 + 1 + (1<<24+1)*tag},
 		{-1, -1},
 	}
 	for _, tt := range tests {
 		if got := SealedStreamSize(tt.plaintext); got != tt.want {
 			t.Errorf("SealedStreamSize(%d) = %d, want %d", tt.plaintext, got, tt.want)
 		}
-		if tt.plaintext < 0 {
+		if tt.plaintext < 0 || tt.plaintext > 1<<20 {
 			continue
 		}
 		if got := len(sealStream(t, testKey, make([]byte, tt.plaintext), 0)); int64(got) != tt.want {

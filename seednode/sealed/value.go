@@ -57,7 +57,8 @@ func SealedEpoch(sealed []byte) (uint32, error) {
 }
 
 // OpenValue decrypts a value sealed by SealValue for the entry storedKey of
-// vault ns, with the key keys returns for the value's epoch.
+// vault ns, with the key keys returns for the value's epoch. The epoch is
+// also returned with ErrNoKey and ErrDecrypt errors.
 func OpenValue(keys Keys, ns [32]byte, storedKey, sealed []byte) (plaintext []byte, epoch uint32, err error) {
 	epoch, err = SealedEpoch(sealed)
 	if err != nil {

@@ -2,6 +2,7 @@ package vault
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -157,6 +158,7 @@ type session struct {
 	turnHadItems bool
 	refusalsSent int
 	docSent      bool
+	peerDoc      Hash // fingerprint of the agent document the peer sent, not sent back
 
 	writeMu sync.Mutex // live mode: the reader answers pings while the writer pushes
 	peerRef struct {
@@ -304,6 +306,9 @@ func (s *session) sendAgentDoc() error {
 		return err
 	}
 	for _, it := range items {
+		if it.Entry.Fingerprint() == s.peerDoc {
+			continue
+		}
 		if err := s.queueItem(it); err != nil {
 			return err
 		}
@@ -529,6 +534,9 @@ func (s *session) receiveItems(p []byte) error {
 		return err
 	}
 	for _, it := range s.items {
+		if !s.docSent && bytes.Equal(it.Entry.Key, AgentDocKey) {
+			s.peerDoc = it.Entry.Fingerprint()
+		}
 		s.ing.add(it)
 	}
 	s.progress("reconciling", false)
