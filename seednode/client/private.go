@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/sealed"
@@ -174,9 +175,21 @@ func (h *Home) ListPrivate(ns vault.NamespaceID, prefix string, limit int) ([]Pr
 	if err != nil {
 		return nil, err
 	}
-	items, err := h.Store.List(ns, p, limit)
+	fetch := limit
+	if prefix != "" && limit > 0 {
+		fetch = limit + 1 // the entry named like the directory itself is skipped
+	}
+	items, err := h.Store.List(ns, p, fetch)
 	if err != nil {
 		return nil, err
+	}
+	if prefix != "" {
+		// The stored prefix of "a/b/" is the stored key of "a/b": that entry
+		// is not under the directory.
+		items = slices.DeleteFunc(items, func(it vault.Item) bool { return len(it.Entry.Key) <= len(p) })
+	}
+	if limit > 0 && len(items) > limit {
+		items = items[:limit]
 	}
 	return h.openItems(kr, items), nil
 }

@@ -11,13 +11,14 @@ import (
 //
 //	'p' || tag(a) || tag(b) || tag(c)
 //
-// where tag(s) is the first TagLen bytes of BLAKE3 keyed with a key derived
-// from the name key, over len(s) (1 byte) || s. The same path always maps to
-// the same stored key, and the stored key of a path starts with the stored
-// prefix of each of its parent directories, so prefix listing still works by
-// whole path segments. The seed learns the number of segments of each path
-// and which segments are equal (the same name has the same tag wherever it
-// appears), never the names.
+// where the tag of a segment is the first TagLen bytes of BLAKE3 keyed with a
+// key derived from the name key, over the parent's tag (none for the first
+// segment) || len(s) (1 byte) || s. The same path always maps to the same
+// stored key, and the stored key of a path starts with the stored prefix of
+// each of its parent directories, so prefix listing still works by whole
+// path segments. Chaining the parent's tag in means one name in two
+// directories ("x/f", "y/f") gets two unrelated tags: the seed learns the
+// depth of each path and which paths share a directory, never a name.
 const (
 	// TagLen is the size of the tag that replaces each path segment.
 	TagLen = 16
@@ -25,11 +26,13 @@ const (
 	storedKeyMarker = 'p'
 	nameTagContext  = "seedfleet/sealed/names/v1 segment tag"
 	maxSegmentLen   = 255
-	maxSegments     = 64
+	// maxSegments keeps the stored key (1 + 63*16 = 1009 bytes) within the
+	// vault's 1024-byte key limit.
+	maxSegments = 63
 )
 
 // StoredKey returns the private stored key of an entry path: '/'-separated,
-// non-empty segments of at most 255 bytes each, at most 64 segments.
+// non-empty segments of at most 255 bytes each, at most 63 segments.
 func StoredKey(nk NameKey, path string) ([]byte, error) {
 	if path == "" {
 		return nil, fmt.Errorf("%w: empty path", ErrInvalidPath)
@@ -84,6 +87,9 @@ func storedKey(nk NameKey, path, shown string) ([]byte, error) {
 			return nil, fmt.Errorf("%w: %q has a segment of %d bytes (at most %d)", ErrInvalidPath, shown, len(seg), maxSegmentLen)
 		}
 		h.Reset()
+		if i > 1 {
+			_, _ = h.Write(out[len(out)-TagLen:]) // the parent's tag
+		}
 		_, _ = h.Write([]byte{byte(len(seg))})
 		_, _ = h.WriteString(seg)
 		out = append(out, h.Sum(sum[:0])[:TagLen]...)
