@@ -74,8 +74,8 @@ func TestReadmeWalkthrough(t *testing.T) {
 		"received 3 entries",      // the tablet synced from a doc ticket
 		"a private note",          // the paired watch decrypts the laptop's value
 		"approved: this device is did:key:",
-		"watch   active",                  // the device list after pairing
-		"the watch was refused",           // its sync after revocation fails with a clear error
+		"watch   active",        // the device list after pairing
+		"the watch was refused", // its sync after revocation fails with a clear error
 		"this device was revoked from the agent",
 	} {
 		if !strings.Contains(out.String(), want) {

@@ -27,8 +27,13 @@ import (
 // agentAlias names the agent's private vault wherever a namespace ID is expected.
 const agentAlias = "agent"
 
-// vaultArg resolves a NAMESPACE argument: a namespace ID, or "agent".
+// vaultArg resolves a NAMESPACE argument: a namespace ID, "agent" (the
+// agent's vault) or "agent/PROJECT" (a project vault of its catalog).
 func vaultArg(h *client.Home, s string) (vault.NamespaceID, error) {
+	if name, ok := strings.CutPrefix(s, agentAlias+"/"); ok {
+		p, err := h.Project(name)
+		return p.Namespace, err
+	}
 	if s == agentAlias {
 		a, err := h.Agent()
 		if err != nil {
@@ -109,6 +114,11 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 			if doc, err := h.Store.AgentDocument(a.Namespace); err == nil && doc != nil {
 				fmt.Fprintf(out, "document:  version %d, %d devices, %d revoked\n", doc.Version, len(doc.Devices), len(doc.Revoked))
 			}
+			if ps, err := h.Projects(); err == nil {
+				for _, p := range ps {
+					fmt.Fprintf(out, "project:   agent/%s  %s\n", p.Name, p.Namespace)
+				}
+			}
 			return nil
 		},
 	}
@@ -132,7 +142,28 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 			return h.SetAgentSeeds(args)
 		},
 	}
-	c.AddCommand(initCmd, show, seedsCmd)
+	project := &cobra.Command{
+		Use:   "project NAME",
+		Short: "Create a private project vault listed in the agent's catalog (use it as agent/NAME)",
+		Long: `Create a project vault: its own namespace and content keys, bound to the agent's document (so
+seeds enforce the same devices and revocations), listed in the agent's encrypted catalog so every
+paired device discovers it. The seeds must host its namespace (printed) as well.`,
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			h, err := openHome(g)
+			if err != nil {
+				return err
+			}
+			defer h.Close()
+			p, err := h.CreateProject(args[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "project %s: vault %s (use it as agent/%s)\n", p.Name, p.Namespace, p.Name)
+			return nil
+		},
+	}
+	c.AddCommand(initCmd, show, seedsCmd, project)
 	return c
 }
 
@@ -325,11 +356,10 @@ func newRevokeCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, s := range a.Seeds {
-				st, err := h.Sync(cmd.Context(), a.Namespace, s, client.SyncOptions{})
-				if err != nil {
+				if err := h.PushAgent(cmd.Context(), s); err != nil {
 					return fmt.Errorf("the revocation is recorded here but seed %s was not updated: %w (run: seedfleet sync agent)", s, syncError(err))
 				}
-				printSummary(out, st)
+				fmt.Fprintf(out, "seed %s now refuses the device's writes\n", s)
 			}
 			return nil
 		},

@@ -53,6 +53,9 @@ func newSyncCmd(g *globals) *cobra.Command {
 					return syncError(err)
 				}
 				printSummary(out, st)
+				if args[0] == agentAlias {
+					return syncProjects(ctx, cmd, h, addr, quiet)
+				}
 				return nil
 			}
 			// Live: reconnect with backoff until interrupted.
@@ -204,4 +207,24 @@ func (p *progressPrinter) clear() {
 		fmt.Fprint(p.w, "\r\033[K")
 		p.drawn = false
 	}
+}
+
+// syncProjects syncs every project vault of the agent's catalog with addr:
+// a device that reads the agent vault discovers its projects there.
+func syncProjects(ctx context.Context, cmd *cobra.Command, h *client.Home, addr string, quiet bool) error {
+	projects, err := h.Projects()
+	if err != nil {
+		return err
+	}
+	for _, p := range projects {
+		prog := newProgressPrinter(cmd.ErrOrStderr(), p.Namespace, quiet)
+		st, err := h.Sync(ctx, p.Namespace, addr, client.SyncOptions{Progress: prog.update})
+		prog.clear()
+		if err != nil {
+			return fmt.Errorf("project %s: %w", p.Name, syncError(err))
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "project %s: ", p.Name)
+		printSummary(cmd.OutOrStdout(), st)
+	}
+	return nil
 }

@@ -156,7 +156,7 @@ func (h *Home) InitAgent(deviceName string) (*AgentInfo, error) {
 	if err := h.writeAgentDoc(a, doc); err != nil {
 		return nil, err
 	}
-	if err := h.writeEnvelopes(a, doc, []sealed.EnvelopePayload{{Epoch: 1, Content: content, Names: names}}); err != nil {
+	if err := h.writeEnvelopes(a, ns, doc, []sealed.EnvelopePayload{{Epoch: 1, Content: content, Names: names}}); err != nil {
 		return nil, err
 	}
 	if err := identity.Save(h.agentKeyPath(), root); err != nil {
@@ -193,12 +193,22 @@ func (h *Home) writeAgentDoc(a *AgentInfo, doc *identity.AgentDocument) error {
 	if err != nil {
 		return err
 	}
+	return h.writeDocInto(a, nsKey, doc)
+}
+
+// writeDocInto stores doc in the vault of nsKey: authored by the root key,
+// with the namespace's signature, which is what binds the vault to the agent.
+func (h *Home) writeDocInto(a *AgentInfo, nsKey ed25519.PrivateKey, doc *identity.AgentDocument) error {
+	if a.Root == nil {
+		return ErrNotRootDevice
+	}
 	raw, err := doc.Sign(a.Root)
 	if err != nil {
 		return err
 	}
-	e := vault.Entry{Namespace: a.Namespace, Key: vault.AgentDocKey, Author: vault.AuthorID(doc.Root),
-		Hash: vault.HashOf(raw), Size: uint64(len(raw)), Timestamp: h.nextTimestampFor(a.Namespace, vault.AgentDocKey, vault.AuthorID(doc.Root))}
+	ns := vault.NamespaceID(nsKey.Public().(ed25519.PublicKey))
+	e := vault.Entry{Namespace: ns, Key: vault.AgentDocKey, Author: vault.AuthorID(doc.Root),
+		Hash: vault.HashOf(raw), Size: uint64(len(raw)), Timestamp: h.nextTimestampFor(ns, vault.AgentDocKey, vault.AuthorID(doc.Root))}
 	se, err := vault.Sign(e, a.Root, vault.Consent{Kind: vault.ConsentNamespaceSig}, nsKey)
 	if err != nil {
 		return err
@@ -206,9 +216,9 @@ func (h *Home) writeAgentDoc(a *AgentInfo, doc *identity.AgentDocument) error {
 	return h.insert(vault.Item{Entry: se, Content: raw})
 }
 
-// writeEnvelopes seals each payload to every active device of doc and stores
-// the envelopes (written by the root key).
-func (h *Home) writeEnvelopes(a *AgentInfo, doc *identity.AgentDocument, payloads []sealed.EnvelopePayload, only ...ed25519.PublicKey) error {
+// writeEnvelopes seals each payload of vault ns to every active device of
+// doc (or to only) and stores the envelopes (written by the root key).
+func (h *Home) writeEnvelopes(a *AgentInfo, ns vault.NamespaceID, doc *identity.AgentDocument, payloads []sealed.EnvelopePayload, only ...ed25519.PublicKey) error {
 	if a.Root == nil {
 		return ErrNotRootDevice
 	}
@@ -221,12 +231,12 @@ func (h *Home) writeEnvelopes(a *AgentInfo, doc *identity.AgentDocument, payload
 	var items []vault.Item
 	for _, p := range payloads {
 		for _, dev := range devices {
-			env, err := sealed.SealEnvelope(dev, a.Namespace, p)
+			env, err := sealed.SealEnvelope(dev, ns, p)
 			if err != nil {
 				return err
 			}
 			key := vault.EnvelopeKey(p.Epoch, vault.AuthorID(dev))
-			e := vault.Entry{Namespace: a.Namespace, Key: key, Author: vault.AuthorID(doc.Root),
+			e := vault.Entry{Namespace: ns, Key: key, Author: vault.AuthorID(doc.Root),
 				Hash: vault.HashOf(env), Size: uint64(len(env)), Timestamp: nowMicro()}
 			se, err := vault.Sign(e, a.Root, vault.AgentConsent(), nil)
 			if err != nil {
@@ -322,7 +332,8 @@ func (h *Home) allEpochs(ns vault.NamespaceID) ([]sealed.EnvelopePayload, *Keyri
 }
 
 // ApproveDevice adds key to the agent document as name and gives it the
-// content keys of every epoch (it reads the vault's history). Root device only.
+// content keys of every epoch (it reads the vaults' history), in the agent
+// vault and in every project vault of the catalog. Root device only.
 func (h *Home) ApproveDevice(name string, key ed25519.PublicKey) (*identity.AgentDocument, error) {
 	doc, a, err := h.AgentDocument()
 	if err != nil {
@@ -335,20 +346,29 @@ func (h *Home) ApproveDevice(name string, key ed25519.PublicKey) (*identity.Agen
 	if err := next.AddDevice(name, key, time.Now()); err != nil {
 		return nil, err
 	}
-	epochs, _, err := h.allEpochs(a.Namespace)
+	vaults, err := h.privateVaults(a)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.writeAgentDoc(a, next); err != nil {
-		return nil, err
+	for _, pv := range vaults {
+		epochs, _, err := h.allEpochs(pv.ns)
+		if err != nil {
+			return nil, err
+		}
+		if err := h.writeDocInto(a, pv.nsKey, next); err != nil {
+			return nil, err
+		}
+		if err := h.writeEnvelopes(a, pv.ns, next, epochs, key); err != nil {
+			return nil, err
+		}
 	}
-	return next, h.writeEnvelopes(a, next, epochs, key)
+	return next, nil
 }
 
 // RevokeDevice removes the device called name (or with that did:key) from
-// the agent document and starts a new content-key epoch that only the
-// remaining devices receive. Seeds refuse the revoked key's writes from the
-// revocation time on. Root device only.
+// the agent document and starts, in the agent vault and every project vault,
+// a new content-key epoch that only the remaining devices receive. Seeds
+// refuse the revoked key's writes from the revocation time on. Root device only.
 func (h *Home) RevokeDevice(name string) (*identity.AgentDocument, error) {
 	doc, a, err := h.AgentDocument()
 	if err != nil {
@@ -369,23 +389,32 @@ func (h *Home) RevokeDevice(name string) (*identity.AgentDocument, error) {
 	if key.Equal(h.Key.Public()) {
 		return nil, errors.New("refusing to revoke this device itself: revoke it from another device holding the root key, or re-create the agent")
 	}
-	_, kr, err := h.allEpochs(a.Namespace)
-	if err != nil {
-		return nil, err
-	}
 	next := doc.Next(time.Now())
 	if err := next.Revoke(key, time.Now()); err != nil {
 		return nil, err
 	}
-	content, err := sealed.NewContentKey()
+	vaults, err := h.privateVaults(a)
 	if err != nil {
 		return nil, err
 	}
-	if err := h.writeAgentDoc(a, next); err != nil {
-		return nil, err
+	for _, pv := range vaults {
+		_, kr, err := h.allEpochs(pv.ns)
+		if err != nil {
+			return nil, err
+		}
+		content, err := sealed.NewContentKey()
+		if err != nil {
+			return nil, err
+		}
+		if err := h.writeDocInto(a, pv.nsKey, next); err != nil {
+			return nil, err
+		}
+		epoch := sealed.EnvelopePayload{Epoch: kr.Current + 1, Content: content, Names: kr.Names()}
+		if err := h.writeEnvelopes(a, pv.ns, next, []sealed.EnvelopePayload{epoch}); err != nil {
+			return nil, err
+		}
 	}
-	epoch := sealed.EnvelopePayload{Epoch: kr.Current + 1, Content: content, Names: kr.Names()}
-	return next, h.writeEnvelopes(a, next, []sealed.EnvelopePayload{epoch})
+	return next, nil
 }
 
 // JoinAgent records the agent a newly approved device acts for.
@@ -399,8 +428,16 @@ func (h *Home) JoinAgent(did string, ns vault.NamespaceID, deviceName string, se
 	return h.saveAgent(&AgentInfo{DID: did, Namespace: ns, Device: deviceName, Seeds: seeds})
 }
 
-// IsPrivate reports whether ns is this home's agent vault (values sealed).
+// IsPrivate reports whether values in ns are sealed: the agent vault, and
+// any vault bound to the same agent (its projects).
 func (h *Home) IsPrivate(ns vault.NamespaceID) bool {
 	a, err := h.Agent()
-	return err == nil && a.Namespace == ns
+	if err != nil {
+		return false
+	}
+	if a.Namespace == ns {
+		return true
+	}
+	doc, err := h.Store.AgentDocument(ns)
+	return err == nil && doc != nil && doc.DID() == a.DID
 }

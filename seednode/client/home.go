@@ -242,8 +242,8 @@ func (h *Home) checkNotRevoked(ns vault.NamespaceID, st vault.SyncStats) error {
 		return err
 	}
 	err = doc.Authorized(h.Key.Public().(ed25519.PublicKey), uint64(time.Now().UnixMicro()))
-	if err == nil {
-		return nil
+	if !errors.Is(err, identity.ErrKeyRevoked) {
+		return nil // listed, or a reader that was never a device of this agent
 	}
 	return fmt.Errorf("%w: %w; %d entries it wrote after that were dropped and every seed refuses them: pair the device again from one holding the agent key",
 		ErrDeviceRevoked, err, st.Purged)

@@ -100,11 +100,35 @@ func (h *Home) ApprovePairing(ctx context.Context, hst host.Host, newDevice peer
 		}
 		for _, s := range a.Seeds {
 			progress("pushing the agent document to seed " + s)
-			if _, err := h.Sync(ctx, a.Namespace, s, SyncOptions{}); err != nil {
+			if err := h.PushAgent(ctx, s); err != nil {
 				return nil, fmt.Errorf("the device was approved, but seed %s could not be updated (%w): sync to it, then the new device can sync", s, err)
 			}
 		}
 		return json.Marshal(welcome{DID: a.DID, Namespace: a.Namespace.String(), Device: req.Name, Seeds: a.Seeds})
 	}
 	return pairing.Approve(ctx, hst, newDevice, code, decide)
+}
+
+// PushAgent syncs the agent vault and every project vault of its catalog
+// with the peer at addr (after an approval or a revocation, so that seeds
+// enforce the new document everywhere).
+func (h *Home) PushAgent(ctx context.Context, addr string) error {
+	a, err := h.Agent()
+	if err != nil {
+		return err
+	}
+	vaults := []vault.NamespaceID{a.Namespace}
+	projects, err := h.Projects()
+	if err != nil {
+		return err
+	}
+	for _, p := range projects {
+		vaults = append(vaults, p.Namespace)
+	}
+	for _, ns := range vaults {
+		if _, err := h.Sync(ctx, ns, addr, SyncOptions{}); err != nil {
+			return fmt.Errorf("vault %s: %w", ns.Short(), err)
+		}
+	}
+	return nil
 }

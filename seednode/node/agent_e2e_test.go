@@ -168,7 +168,17 @@ func TestAgentEndToEnd(t *testing.T) {
 	if err := A.SetAgentSeeds([]string{seedAddr}); err != nil {
 		t.Fatal(err)
 	}
-	seed.SetHostedVaults([]vault.NamespaceID{ns})
+	// A project vault, listed in the agent's encrypted catalog.
+	work, err := A.CreateProject("work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seed.SetHostedVaults([]vault.NamespaceID{ns, work.Namespace})
+	workPlan := []byte("work-plaintext-2e9d: the project plan")
+	if _, err := A.PutPrivate(work.Namespace, "plan", workPlan); err != nil {
+		t.Fatal(err)
+	}
+	syncOK(t, A, work.Namespace, seedAddr)
 
 	// Values a seed must never see: inline, a blob, and the paths themselves.
 	alpha := []byte("alpha-plaintext-7f3c: the laptop's note")
@@ -184,6 +194,12 @@ func TestAgentEndToEnd(t *testing.T) {
 	B := newDevice(t)
 	pair(t, A, B, "phone", seedAddr)
 	mustRead(t, B, ns, "notes/alpha-secret-name", alpha)
+	// B discovers the project in the catalog and syncs it.
+	if ps, err := B.Projects(); err != nil || len(ps) != 1 || ps[0].Name != "work" || ps[0].Namespace != work.Namespace {
+		t.Fatalf("B's view of the catalog: %+v, %v", ps, err)
+	}
+	syncOK(t, B, work.Namespace, seedAddr)
+	mustRead(t, B, work.Namespace, "plan", workPlan)
 	// The blob came as an entry only; B fetches it from the seed.
 	vals, err := B.GetPrivate(ns, "files/big-secret-name")
 	if err != nil || len(vals) != 1 || !vals[0].Blob {
@@ -208,7 +224,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	// The seed holds ciphertext only: no value, no path, in any file.
 	seed.Store().Sync()
-	if found := grepDir(t, seedDir, "alpha-plaintext", "bravo-plaintext", "bigblob-plaintext", "secret-name", "notes/"); len(found) > 0 {
+	if found := grepDir(t, seedDir, "alpha-plaintext", "bravo-plaintext", "bigblob-plaintext", "work-plaintext", "secret-name", "notes/", "catalog/"); len(found) > 0 {
 		t.Fatalf("plaintext in the seed's data directory: %v", found)
 	}
 
@@ -252,9 +268,19 @@ func TestAgentEndToEnd(t *testing.T) {
 	if _, err := A.PutPrivate(ns, "notes/after", charlie); err != nil {
 		t.Fatal(err)
 	}
+	workNext := []byte("work-plaintext-after: the plan, revised")
+	if _, err := A.PutPrivate(work.Namespace, "plan", workNext); err != nil {
+		t.Fatal(err)
+	}
 	syncOK(t, A, ns, seedAddr)
-	if _, err := B.Sync(ctx2, ns, seedAddr, client.SyncOptions{}); !errors.Is(err, client.ErrDeviceRevoked) {
-		t.Fatalf("revoked B's sync: %v", err)
+	syncOK(t, A, work.Namespace, seedAddr)
+	for _, v := range []vault.NamespaceID{ns, work.Namespace} {
+		if _, err := B.Sync(ctx2, v, seedAddr, client.SyncOptions{}); !errors.Is(err, client.ErrDeviceRevoked) {
+			t.Fatalf("revoked B's sync of %s: %v", v.Short(), err)
+		}
+	}
+	if _, err := read(t, B, work.Namespace, "plan"); !errors.Is(err, sealed.ErrNoKey) {
+		t.Fatalf("revoked B reading the project's new epoch: %v, want ErrNoKey", err)
 	}
 	if _, err := read(t, B, ns, "notes/after"); !errors.Is(err, sealed.ErrNoKey) {
 		t.Fatalf("revoked B reading a value of the new epoch: %v, want ErrNoKey", err)
@@ -268,6 +294,8 @@ func TestAgentEndToEnd(t *testing.T) {
 	mustRead(t, C, ns, "notes/after", charlie)
 	mustRead(t, C, ns, "notes/alpha-secret-name", alpha)
 	mustRead(t, C, ns, "notes/bravo-secret-name", bravo)
+	syncOK(t, C, work.Namespace, seedAddr)
+	mustRead(t, C, work.Namespace, "plan", workNext)
 	if vals, _ := C.GetPrivate(ns, "notes/bravo-after"); len(vals) != 0 {
 		t.Fatal("the revoked device's refused write reached C")
 	}
