@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/ticket"
 )
 
 // Ticket is what the new device shows, as text and as a QR code, so that
@@ -38,7 +39,7 @@ const (
 
 	ticketVersion  = 1
 	maxPeerIDLen   = 64
-	maxAddrLen     = 512
+	maxAddrLen     = ticket.MaxAddrLen
 	checksumLen    = 4
 	maxTicketBytes = 1 + 1 + maxPeerIDLen + 1 + MaxTicketAddrs*(2+maxAddrLen) + 1 + codeBytes + checksumLen
 	// maxTicketText bounds the text ParseTicket looks at, whitespace included.
@@ -78,7 +79,7 @@ func (t Ticket) Validate() error {
 		if a == nil {
 			return invalidTicket("address %d is empty", i+1)
 		}
-		if err := validAddr(a.Bytes()); err != nil {
+		if err := ticket.ValidAddr(a.Bytes()); err != nil {
 			return invalidTicket("address %d: %v", i+1, err)
 		}
 		if slices.ContainsFunc(t.Peer.Addrs[:i], a.Equal) {
@@ -206,7 +207,7 @@ func decodeTicket(payload []byte) (Ticket, error) {
 		if d.err != nil {
 			break
 		}
-		if err := validAddr(ab); err != nil {
+		if err := ticket.ValidAddr(ab); err != nil {
 			return Ticket{}, invalidTicket("address %d: %v", i+1, err)
 		}
 		a, _ := ma.NewMultiaddrBytes(bytes.Clone(ab)) // validated above
@@ -286,25 +287,6 @@ func validDevicePeerID(b []byte) error {
 	}
 	if id, err := identity.PeerID(pub); err != nil || string(id) != string(b) {
 		return errors.New("the peer ID is not in canonical form")
-	}
-	return nil
-}
-
-// validAddr checks a multiaddr's binary form and that it is canonical, so
-// that re-encoding a parsed ticket gives back the same bytes.
-func validAddr(b []byte) error {
-	if len(b) == 0 {
-		return errors.New("empty multiaddr")
-	}
-	if len(b) > maxAddrLen {
-		return fmt.Errorf("multiaddr is %d bytes, at most %d allowed", len(b), maxAddrLen)
-	}
-	a, err := ma.NewMultiaddrBytes(b)
-	if err != nil {
-		return fmt.Errorf("invalid multiaddr: %v", err)
-	}
-	if !bytes.Equal(a.Bytes(), b) {
-		return errors.New("multiaddr is not in canonical form")
 	}
 	return nil
 }

@@ -289,7 +289,7 @@ func (r *reader) peers() ([]peer.AddrInfo, error) {
 			if err != nil {
 				return nil, err
 			}
-			if err := validAddr(ab); err != nil {
+			if err := ValidAddr(ab); err != nil {
 				return nil, invalid("peer %s address %d: %v", id, j+1, err)
 			}
 			a, _ := ma.NewMultiaddrBytes(bytes.Clone(ab)) // validated above

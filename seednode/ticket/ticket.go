@@ -303,7 +303,7 @@ func validatePeers(peers []peer.AddrInfo) error {
 			return invalid("peer %s: too many addresses: %d, at most %d fit in a ticket", p.ID, len(p.Addrs), MaxAddrsPerPeer)
 		}
 		for j, a := range p.Addrs {
-			if err := validAddr(a.Bytes()); err != nil {
+			if err := ValidAddr(a.Bytes()); err != nil {
 				return invalid("peer %s address %d: %v", p.ID, j+1, err)
 			}
 			if slices.IndexFunc(p.Addrs[:j], a.Equal) >= 0 {
@@ -343,10 +343,11 @@ func validPeerID(b []byte) error {
 	return nil
 }
 
-// validAddr checks a multiaddr's binary form and that it is canonical, so that
-// re-encoding a parsed ticket gives back the same bytes. Its errors are details
-// for invalid to wrap.
-func validAddr(b []byte) error {
+// ValidAddr checks a multiaddr's binary form (at most MaxAddrLen bytes) and
+// that it is canonical, so that re-encoding a parsed ticket gives back the
+// same bytes. Its errors are details for a caller's invalid-ticket error to
+// wrap. The pairing ticket uses it too.
+func ValidAddr(b []byte) error {
 	if len(b) == 0 {
 		return errors.New("empty multiaddr")
 	}
