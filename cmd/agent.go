@@ -9,7 +9,6 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -424,20 +423,16 @@ func fetchPrivateBlob(cmd *cobra.Command, h *client.Home, v client.PrivateValue,
 			from = a.Seeds
 		}
 	}
-	var peers []peer.AddrInfo
-	for _, a := range from {
-		info, err := p2p.ParsePeerAddr(a)
-		if err != nil {
-			return err
-		}
-		peers = append(peers, info)
+	peers, err := parsePeers(from)
+	if err != nil {
+		return err
 	}
 	if len(peers) == 0 {
 		return fmt.Errorf("the value is a %d-byte sealed blob not on this device: add --from <seed multiaddr>", v.Entry.Size)
 	}
 	bar := newBarPrinter(cmd.ErrOrStderr(), "fetching")
 	size := v.Entry.Size
-	_, err := h.FetchBlob(cmd.Context(), peers, v.Entry.Hash, blobs.FetchOptions{Size: &size, MaxSize: size,
+	_, err = h.FetchBlob(cmd.Context(), peers, v.Entry.Hash, blobs.FetchOptions{Size: &size, MaxSize: size,
 		Progress: func(p blobs.FetchProgress) { bar.update(p.VerifiedBytes, p.Size) }})
 	bar.clear()
 	return err
@@ -449,7 +444,7 @@ func privateText(v client.PrivateValue) string {
 		return "(cannot decrypt: " + v.Err.Error() + ")"
 	case v.Blob:
 		return fmt.Sprintf("(encrypted blob, %d bytes sealed: get --out FILE)", v.Entry.Size)
-	case utf8.Valid(v.Value) && !strings.ContainsAny(string(v.Value), "\x00"):
+	case isText(v.Value):
 		return string(v.Value)
 	default:
 		return fmt.Sprintf("(%d binary bytes)", len(v.Value))

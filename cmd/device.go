@@ -321,13 +321,9 @@ func getToFile(cmd *cobra.Command, h *client.Home, items []vault.Item, from []st
 		}
 		return os.WriteFile(out, newest.Content, 0o644)
 	}
-	var peers []peer.AddrInfo
-	for _, a := range from {
-		info, err := p2p.ParsePeerAddr(a)
-		if err != nil {
-			return err
-		}
-		peers = append(peers, info)
+	peers, err := parsePeers(from)
+	if err != nil {
+		return err
 	}
 	if st, err := h.Blobs.Stat(newest.Entry.Hash); err == nil && st.State != blobs.Complete && len(peers) == 0 {
 		return fmt.Errorf("the value is a %d-byte blob not (fully) on this device: add --from <seed multiaddr>", newest.Entry.Size)
@@ -389,8 +385,24 @@ func valueText(h *client.Home, it vault.Item) string {
 		}
 		return fmt.Sprintf("(blob %s, %d bytes, %s)", it.Entry.Hash.Short(), it.Entry.Size, where)
 	}
-	if utf8.Valid(it.Content) && !strings.ContainsAny(string(it.Content), "\x00") {
+	if isText(it.Content) {
 		return string(it.Content)
 	}
 	return fmt.Sprintf("(%d binary bytes, hash %s)", len(it.Content), it.Entry.Hash.Short())
+}
+
+// isText reports whether a value prints as it is.
+func isText(b []byte) bool { return utf8.Valid(b) && !strings.ContainsRune(string(b), 0) }
+
+// parsePeers parses peer multiaddrs given on the command line.
+func parsePeers(addrs []string) ([]peer.AddrInfo, error) {
+	var out []peer.AddrInfo
+	for _, a := range addrs {
+		info, err := p2p.ParsePeerAddr(a)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, info)
+	}
+	return out, nil
 }

@@ -3,11 +3,9 @@ package cmd
 import (
 	"fmt"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
-	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -32,13 +30,9 @@ use with sync even when both are behind NAT.`,
 				}
 				vaults = append(vaults, ns)
 			}
-			var relays []peer.AddrInfo
-			for _, a := range via {
-				info, err := p2p.ParsePeerAddr(a)
-				if err != nil {
-					return err
-				}
-				relays = append(relays, info)
+			relays, err := parsePeers(via)
+			if err != nil {
+				return err
 			}
 			if len(relays) == 0 && len(listen) == 0 {
 				return fmt.Errorf("nobody could reach this device: give --via <seed multiaddr> or --listen <multiaddr>")

@@ -50,10 +50,6 @@ func (h *Home) agentKeyPath() string { return filepath.Join(h.Dir, "agent.key") 
 func agentVaultInfo() []byte         { return []byte("seedfleet/agent-vault/v1") }
 func agentVaultSalt() []byte         { return []byte("seedfleet agent vault namespace") }
 func nowMicro() uint64               { return uint64(time.Now().UnixMicro()) }
-func deviceFragmentOK(s string) error {
-	_, err := identity.DIDKeyFragment(make([]byte, 32), s)
-	return err
-}
 
 // AgentNamespaceKey derives the agent vault's namespace key from the root
 // key with HKDF-SHA256: only the root-key holder can compute it, and the
@@ -127,7 +123,7 @@ func (h *Home) InitAgent(deviceName string) (*AgentInfo, error) {
 	} else if !errors.Is(err, ErrNoAgent) {
 		return nil, err
 	}
-	if err := deviceFragmentOK(deviceName); err != nil {
+	if err := identity.CheckFragment(deviceName); err != nil {
 		return nil, fmt.Errorf("device name: %w", err)
 	}
 	root, err := identity.Generate()
@@ -153,7 +149,7 @@ func (h *Home) InitAgent(deviceName string) (*AgentInfo, error) {
 	}
 	a := &AgentInfo{DID: doc.DID(), Namespace: ns, Device: deviceName, Root: root}
 	// The document first: the store checks every other entry against it.
-	if err := h.writeAgentDoc(a, doc); err != nil {
+	if err := h.writeDocInto(a, nsKey, doc); err != nil {
 		return nil, err
 	}
 	if err := h.writeEnvelopes(a, ns, doc, []sealed.EnvelopePayload{{Epoch: 1, Content: content, Names: names}}); err != nil {
@@ -182,18 +178,6 @@ func (h *Home) AgentDocument() (*identity.AgentDocument, *AgentInfo, error) {
 		return nil, a, fmt.Errorf("vault %s is bound to agent %s, not %s", a.Namespace.Short(), doc.DID(), a.DID)
 	}
 	return doc, a, nil
-}
-
-// writeAgentDoc signs doc with the root key and stores it in the agent vault.
-func (h *Home) writeAgentDoc(a *AgentInfo, doc *identity.AgentDocument) error {
-	if a.Root == nil {
-		return ErrNotRootDevice
-	}
-	nsKey, err := AgentNamespaceKey(a.Root)
-	if err != nil {
-		return err
-	}
-	return h.writeDocInto(a, nsKey, doc)
 }
 
 // writeDocInto stores doc in the vault of nsKey: authored by the root key,

@@ -61,7 +61,7 @@ func (h *Home) privateVaults(a *AgentInfo) ([]privateVault, error) {
 // content key sealed to every device, and lists it in the catalog. Root
 // device only.
 func (h *Home) CreateProject(name string) (Project, error) {
-	if err := deviceFragmentOK(name); err != nil {
+	if err := identity.CheckFragment(name); err != nil {
 		return Project{}, fmt.Errorf("project name: %w", err)
 	}
 	doc, a, err := h.AgentDocument()

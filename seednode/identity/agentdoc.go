@@ -177,7 +177,7 @@ func (d *AgentDocument) addDevice(fragment string, key ed25519.PublicKey, now ti
 }
 
 func (d *AgentDocument) checkNewDevice(fragment string, key ed25519.PublicKey) error {
-	if err := checkFragment(fragment); err != nil {
+	if err := CheckFragment(fragment); err != nil {
 		return fmt.Errorf("%w: %s", ErrAgentDocument, err)
 	}
 	if len(key) != ed25519.PublicKeySize {
@@ -366,7 +366,7 @@ func (d *AgentDocument) validate() error {
 // entry before it in the same list (nil for the first), fragments the
 // fragments seen so far in either list.
 func (d *AgentDocument) checkEntry(kind string, i int, fragment string, key, prev ed25519.PublicKey, fragments map[string]bool) error {
-	if err := checkFragment(fragment); err != nil {
+	if err := CheckFragment(fragment); err != nil {
 		return fmt.Errorf("%s %d: %v", kind, i, err)
 	}
 	name := fmt.Sprintf("%s %d (#%s)", kind, i, fragment)

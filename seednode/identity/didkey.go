@@ -125,13 +125,15 @@ func DIDKeyFragment(pub ed25519.PublicKey, fragment string) (string, error) {
 		return "", fmt.Errorf("identity: did:key fragment: %w: ed25519 public key is %d bytes, want %d",
 			ErrInvalidDID, len(pub), ed25519.PublicKeySize)
 	}
-	if err := checkFragment(fragment); err != nil {
+	if err := CheckFragment(fragment); err != nil {
 		return "", fmt.Errorf("identity: did:key fragment %q: %w: %s", truncate(fragment), ErrInvalidDID, err)
 	}
 	return DIDKey(pub) + "#" + fragment, nil
 }
 
-func checkFragment(fragment string) error {
+// CheckFragment reports whether fragment is a valid name for a key in a DID
+// URL (did:key:…#fragment), as agent documents and device names use it.
+func CheckFragment(fragment string) error {
 	if fragment == "" {
 		return errors.New("fragment is empty")
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -259,7 +260,12 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 	deltas := make(map[uint32]*aggDelta)
 	pending := make(map[Hash]*SignedEntry)
 	var val []byte
-	for _, i := range docFirst(items) {
+	order := docFirst(items)
+	for k := range items {
+		i := k
+		if order != nil {
+			i = order[k]
+		}
 		it := &items[i]
 		e := &it.Entry
 		if e.Namespace != ns {
@@ -369,8 +375,12 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 }
 
 // docFirst orders a batch so that agent documents come first: the entries
-// after them are checked against the newest document.
+// after them are checked against the newest document. It returns nil (keep
+// the order) for the usual batch, which holds no document.
 func docFirst(items []Item) []int {
+	if !slices.ContainsFunc(items, func(it Item) bool { return bytes.Equal(it.Entry.Key, AgentDocKey) }) {
+		return nil
+	}
 	order := make([]int, 0, len(items))
 	for i := range items {
 		if bytes.Equal(items[i].Entry.Key, AgentDocKey) {
