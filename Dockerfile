@@ -1,29 +1,51 @@
-# Seedfleet image: one static binary, /seedfleet, for the operator and the
-# seed nodes.
+# Seedfleet image: one static binary, /seedfleet, for the operator
+# (`/seedfleet operator`) and the seed pods it runs (`/seedfleet seednode ...`).
 #
-# The e2e scripts build the same image without a registry: an OCI tarball
-# from the static binary that `make build` produces (bin/seedfleet, CGO off,
-# -trimpath), laid in as /seedfleet with the entrypoint, user and ports of
-# the final stage below, and imported into the node's containerd. Keep the
-# two in step.
+#   docker build -t seedfleet:0.1.0 .
+#
+# The final stage is FROM scratch: the binary, CA certificates, a passwd and
+# group file for the nonroot user 65532, and an empty /tmp. Nothing else, no
+# shell. The Helm chart and the operator run it as 65532 with a read-only
+# root filesystem.
 
-FROM golang:1.26 AS builder
+ARG GO_VERSION=1.26
+
+# The builder runs on the build machine's platform and cross-compiles for the
+# target's (CGO is off), so multi-platform builds need no emulation.
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS builder
+ARG TARGETOS
+ARG TARGETARCH
 WORKDIR /src
 
 # Module download is its own layer so source edits do not refetch modules.
-# go.sum* because go.sum only exists once the module has dependencies.
-COPY go.mod go.sum* ./
+COPY go.mod go.sum ./
 RUN --mount=type=cache,target=/go/pkg/mod \
-    --mount=type=cache,target=/root/.cache/go-build \
     go mod download
 
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/seedfleet .
+    CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
+    go build -trimpath -ldflags "-s -w" -o /out/seedfleet .
 
-FROM gcr.io/distroless/static-debian12:nonroot
-COPY --from=builder /out/seedfleet /seedfleet
+# The scratch stage's root filesystem: the binary, user and group 65532
+# (nonroot), CA certificates for TLS, and a world-writable /tmp. The user's
+# home is separate because COPY --chown sets its owner.
+RUN mkdir -p /rootfs/etc/ssl/certs /rootfs/tmp /home/nonroot \
+    && cp /out/seedfleet /rootfs/seedfleet \
+    && echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >/rootfs/etc/passwd \
+    && echo 'nonroot:x:65532:' >/rootfs/etc/group \
+    && cp /etc/ssl/certs/ca-certificates.crt /rootfs/etc/ssl/certs/ \
+    && chmod 1777 /rootfs/tmp
+
+FROM scratch
+COPY --from=builder /rootfs/ /
+COPY --from=builder --chown=65532:65532 /home/nonroot /home/nonroot
+ENV HOME=/home/nonroot
+WORKDIR /home/nonroot
 USER 65532:65532
-EXPOSE 7400 7401
+# 4001: libp2p (TCP and QUIC); 7401: a seed's admin API. The SeedNode CRD's
+# spec.ports defaults. The operator's metrics (8080) and probes (8081) are
+# reached through the pod, not published here.
+EXPOSE 4001 4001/udp 7401
 ENTRYPOINT ["/seedfleet"]

@@ -17,12 +17,27 @@ GO_FILES = $(wildcard $(shell git ls-files -co --exclude-standard -- '*.go' 2>/d
 
 .DEFAULT_GOAL := help
 
-.PHONY: help fmt vet test fuzz-smoke bench bench-vault bench-blobs bench-seed build
+# controller-gen, pinned: it generates CRDs, RBAC and deepcopy code.
+CONTROLLER_TOOLS_VERSION ?= v0.22.0
+CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
+
+.PHONY: help fmt vet test fuzz-smoke bench bench-vault bench-blobs bench-seed build manifests generate envtest-assets
 
 help: ## List the targets
 	@echo 'Usage: make <target> [GO=go] [FUZZTIME=10s] [BENCH_ARGS=...]'
 	@echo
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+manifests: ## Generate CRDs and RBAC under config/ and copy them into the Helm chart
+	$(CONTROLLER_GEN) rbac:roleName=seedfleet-operator crd paths=./api/... paths=./controllers/... \
+		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	bash ./hack/sync-chart.sh
+
+generate: ## Generate deepcopy code for the API types
+	$(CONTROLLER_GEN) object:headerFile=hack/boilerplate.go.txt paths=./api/...
+
+envtest-assets: ## Build (or reuse) kube-apiserver, etcd, kubectl and helm from the Go module proxy
+	@bash ./hack/envtest-assets.sh
 
 fmt: ## gofmt -l -w every tracked (or new, non-ignored) Go file
 	@files='$(GO_FILES)'; if [ -n "$$files" ]; then $(GOFMT) -l -w $$files; fi

@@ -51,7 +51,7 @@ and the device commands that create vaults, write entries and sync them.`,
 	}
 	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "device home directory (device key, vault keys, local replica); env SEEDFLEET_HOME")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newSeedNodeCmd(), newKeyCmd(g), newVaultCmd(g), newPutCmd(g), newGetCmd(g), newListCmd(g), newSyncCmd(g), newBlobCmd(g), newServeCmd(g), newAgentCmd(g), newDeviceCmd(g))
+	root.AddCommand(newSeedNodeCmd(), newKeyCmd(g), newVaultCmd(g), newPutCmd(g), newGetCmd(g), newListCmd(g), newSyncCmd(g), newBlobCmd(g), newServeCmd(g), newAgentCmd(g), newDeviceCmd(g), newOperatorCmd())
 	return root
 }
 

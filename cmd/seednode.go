@@ -27,9 +27,14 @@ func newSeedNodeCmd() *cobra.Command {
 		Long: `Run a seed node. Settings come from built-in defaults, then the --config file, then flags.
 By default it listens on loopback only (TCP 7400, QUIC 7400/udp, WebSocket 7402), serves its admin API
 on 127.0.0.1:7401, runs a DHT server with no bootstrap peers and a relay for the devices of the vaults
-it hosts, and dials nothing. --example-config prints a commented configuration file.`,
+it hosts, and dials nothing but the other seeds its vaults file (or admin API) names as a vault's replica
+peers: each line of --vaults-file is a namespace ID, optionally followed by those seeds' full multiaddrs,
+and the seed syncs the vault with them on its own. Its key is identity.key in --data, created on first
+start, unless --identity-file names a key that must already exist (a pod's, made by the operator).
+--example-config prints a commented configuration file.`,
 		Example: `  seedfleet seednode --data ./seed-data
   seedfleet seednode --data ./seed-data --host-vault <namespace ID> --listen /ip4/0.0.0.0/tcp/7400
+  seedfleet seednode --data ./seed-data --identity-file /run/seed/identity.key --vaults-file /run/seed/vaults
   seedfleet seednode --config seed.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

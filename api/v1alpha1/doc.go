@@ -5,11 +5,9 @@ SPDX-License-Identifier: Apache-2.0
 */
 
 // Package v1alpha1 holds the seedfleet.io/v1alpha1 API: the SeedNode and
-// AgentVault custom resources reconciled by the Seedfleet operator.
-//
-// The package is empty for now; the SeedNode and AgentVault types, their
-// GroupVersion registration and the generated deepcopy code land with the
-// operator work.
+// AgentVault custom resources reconciled by the Seedfleet operator. Schema
+// validation lives in the kubebuilder markers (CEL rules included), so the
+// API server itself refuses a bad object with a clear message.
 //
 // +kubebuilder:object:generate=true
 // +groupName=seedfleet.io

@@ -115,27 +115,29 @@ func (c *Client) Status(ctx context.Context) (Status, error) {
 	return st, nil
 }
 
-// HostedVaults returns the namespace IDs the seed hosts.
-func (c *Client) HostedVaults(ctx context.Context) ([]string, error) {
+// HostedVaults returns the vaults the seed hosts and their replica peers.
+func (c *Client) HostedVaults(ctx context.Context) (HostedVaults, error) {
 	var hv HostedVaults
 	data, err := c.do(ctx, http.MethodGet, PathHostedVaults, nil, false)
 	if err != nil {
-		return nil, err
+		return HostedVaults{}, err
 	}
 	if err := json.Unmarshal(data, &hv); err != nil {
-		return nil, fmt.Errorf("admin: GET %s: decoding response: %w", PathHostedVaults, err)
+		return HostedVaults{}, fmt.Errorf("admin: GET %s: decoding response: %w", PathHostedVaults, err)
 	}
-	return hv.Vaults, nil
+	return hv, nil
 }
 
-// SetHostedVaults replaces the seed's hosted list (nil or empty: host
-// nothing), sending the WithToken token if one was set. PUT is idempotent, so
-// it is retried like the reads.
-func (c *Client) SetHostedVaults(ctx context.Context, vaults []string) error {
-	if vaults == nil {
-		vaults = []string{}
+// SetHostedVaults replaces the seed's hosted vaults and their replica peers
+// (nil or empty Vaults: host nothing), sending the WithToken token if one
+// was set. PUT is idempotent, so it is retried like the reads; a 400 (bad
+// input, e.g. peers of a vault not in Vaults) is not, and its HTTPError
+// carries the seed's reason.
+func (c *Client) SetHostedVaults(ctx context.Context, hv HostedVaults) error {
+	if hv.Vaults == nil {
+		hv.Vaults = []string{}
 	}
-	body, err := json.Marshal(HostedVaults{Vaults: vaults})
+	body, err := json.Marshal(hv)
 	if err != nil {
 		return fmt.Errorf("admin: PUT %s: %w", PathHostedVaults, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,7 +65,7 @@ func TestClientRetries(t *testing.T) {
 			call:         func(c *Client) error { st, err := c.Status(ctx); checkStatus(t, st, err); return err },
 			wantAttempts: 3, minElapsed: 300 * time.Millisecond}, // 100 ms + 200 ms
 		{name: "500 then 204 on PUT", codes: []int{500, 204},
-			call:         func(c *Client) error { return c.SetHostedVaults(ctx, []string{nsID(1)}) },
+			call:         func(c *Client) error { return c.SetHostedVaults(ctx, HostedVaults{Vaults: []string{nsID(1)}}) },
 			wantAttempts: 2, minElapsed: 100 * time.Millisecond},
 		{name: "502 always", codes: []int{502},
 			call:         func(c *Client) error { _, err := c.HostedVaults(ctx); return err },
@@ -82,10 +83,10 @@ func TestClientRetries(t *testing.T) {
 				}
 			}},
 		{name: "400 on PUT not retried", codes: []int{400},
-			call:         func(c *Client) error { return c.SetHostedVaults(ctx, []string{"x"}) },
+			call:         func(c *Client) error { return c.SetHostedVaults(ctx, HostedVaults{Vaults: []string{"x"}}) },
 			wantAttempts: 1, wantErr: []string{"PUT /v1/hosted-vaults", "400"}},
 		{name: "401 not retried", codes: []int{401},
-			call:         func(c *Client) error { return c.SetHostedVaults(ctx, nil) },
+			call:         func(c *Client) error { return c.SetHostedVaults(ctx, HostedVaults{}) },
 			wantAttempts: 1, wantErr: []string{"PUT /v1/hosted-vaults", "401 Unauthorized"}},
 		{name: "404 not retried", codes: []int{404},
 			call:         func(c *Client) error { return c.Healthy(ctx) },
@@ -298,7 +299,7 @@ func TestClientResponseLimit(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "exceeds 4194304 bytes") || !strings.Contains(err.Error(), "GET /v1/hosted-vaults") {
 				t.Errorf("size %d: error %v", tc.size, err)
 			}
-		} else if err != nil || len(got) != 1 || got[0] != nsID(1) {
+		} else if err != nil || len(got.Vaults) != 1 || got.Vaults[0] != nsID(1) {
 			t.Errorf("size %d: %v %v", tc.size, got, err)
 		}
 		if n := attempts.Load(); n != 1 {
@@ -342,18 +343,18 @@ func TestClientAgainstServer(t *testing.T) {
 		if err != nil || string(gotJSON) != string(wantJSON) {
 			t.Fatalf("%s: Status %s, %v; want %s", base, gotJSON, err, wantJSON)
 		}
-		list := []string{nsID(3), nsID(4)}
-		if err := c.SetHostedVaults(ctx, list); err != nil {
+		hv := HostedVaults{Vaults: []string{nsID(3), nsID(4)}, Peers: map[string][]string{nsID(4): {peerAddr(1), peerAddr(2)}}}
+		if err := c.SetHostedVaults(ctx, hv); err != nil {
 			t.Fatalf("%s: SetHostedVaults: %v", base, err)
 		}
 		got, err := c.HostedVaults(ctx)
-		if err != nil || strings.Join(got, ",") != strings.Join(list, ",") {
-			t.Fatalf("%s: HostedVaults %v, %v", base, got, err)
+		if err != nil || !reflect.DeepEqual(got, hv) {
+			t.Fatalf("%s: HostedVaults %+v, %v; want %+v", base, got, err, hv)
 		}
-		if err := c.SetHostedVaults(ctx, nil); err != nil {
+		if err := c.SetHostedVaults(ctx, HostedVaults{}); err != nil {
 			t.Fatalf("%s: SetHostedVaults(nil): %v", base, err)
 		}
-		if got, err := c.HostedVaults(ctx); err != nil || got == nil || len(got) != 0 {
+		if got, err := c.HostedVaults(ctx); err != nil || got.Vaults == nil || len(got.Vaults) != 0 || got.Peers != nil {
 			t.Fatalf("%s: HostedVaults after clearing: %#v, %v", base, got, err)
 		}
 	}
@@ -361,16 +362,24 @@ func TestClientAgainstServer(t *testing.T) {
 	// Wrong or missing token: 401, one attempt, nothing changed.
 	before, _ := src.calls()
 	for _, c := range []*Client{NewClient(s.URL(), WithToken("nope")), NewClient(s.URL())} {
-		err := c.SetHostedVaults(ctx, []string{nsID(5)})
+		err := c.SetHostedVaults(ctx, HostedVaults{Vaults: []string{nsID(5)}})
 		var herr *HTTPError
 		if !errors.As(err, &herr) || herr.StatusCode != 401 || !strings.Contains(err.Error(), "bearer token") {
 			t.Errorf("error %v", err)
 		}
 	}
 	// Bad entries: the server's message reaches the caller.
-	err := NewClient(s.URL(), WithToken("tok")).SetHostedVaults(ctx, []string{nsID(1), nsID(2), "bogus"})
-	if err == nil || !strings.Contains(err.Error(), `vaults[2] = "bogus"`) || !strings.Contains(err.Error(), "400") {
-		t.Errorf("error %v", err)
+	for _, tc := range []struct {
+		hv      HostedVaults
+		wantErr string
+	}{
+		{HostedVaults{Vaults: []string{nsID(1), nsID(2), "bogus"}}, `vaults[2] = "bogus"`},
+		{HostedVaults{Vaults: []string{nsID(1)}, Peers: map[string][]string{nsID(2): {peerAddr(1)}}}, `not in "vaults"`},
+	} {
+		err := NewClient(s.URL(), WithToken("tok")).SetHostedVaults(ctx, tc.hv)
+		if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), "400") {
+			t.Errorf("error %v, want a 400 with %q", err, tc.wantErr)
+		}
 	}
 	if after, _ := src.calls(); after != before {
 		t.Errorf("SetHostedVaults called %d times by refused requests", after-before)

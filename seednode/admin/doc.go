@@ -8,12 +8,16 @@
 //	GET  /metrics           Prometheus metrics of the registry given to New
 //	GET  /status            Status as JSON (500 with an ErrorResponse on error)
 //	GET  /v1/hosted-vaults  HostedVaults as JSON
-//	PUT  /v1/hosted-vaults  replace the list: {"vaults": ["<namespace ID>", ...]} → 204
+//	PUT  /v1/hosted-vaults  replace the placement → 204:
+//	                        {"vaults": ["<namespace ID>", ...],
+//	                         "peers": {"<namespace ID>": ["<multiaddr>/p2p/<peer ID>", ...]}}
 //
 // Other methods get 405 with an Allow header. PUT bodies are limited to 1 MiB,
-// unknown fields are refused and every entry must be a canonical namespace ID
-// (52 lowercase base32 characters); bad input gets 400 with an ErrorResponse
-// naming the problem and changes nothing. With WithToken, PUT requires
+// unknown fields are refused, every vault must be a canonical namespace ID
+// (52 lowercase base32 characters), and "peers" (optional) may name only
+// listed vaults, each with at most MaxPeersPerVault full multiaddrs of the
+// other seeds hosting it; bad input gets 400 with an ErrorResponse naming the
+// problem and changes nothing. With WithToken, PUT requires
 // "Authorization: Bearer <token>" (401 otherwise); GET endpoints stay open.
 //
 // The Client retries connection errors and 5xx answers (3 attempts, backoff

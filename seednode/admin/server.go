@@ -9,13 +9,16 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -32,11 +35,14 @@ type Source interface {
 	// Ready returns nil when the seed can serve, or an error whose text is the
 	// reason it cannot (sent as the /readyz body).
 	Ready(ctx context.Context) error
-	// HostedVaults returns the namespace IDs the seed hosts.
-	HostedVaults() []string
-	// SetHostedVaults replaces the hosted list. The Server only passes
-	// validated, canonical, distinct namespace IDs.
-	SetHostedVaults(ctx context.Context, vaults []string) error
+	// HostedVaults returns the vaults the seed hosts and their replica peers.
+	HostedVaults() HostedVaults
+	// SetHostedVaults replaces the hosted vaults and their replica peers. The
+	// Server only passes canonical, distinct namespace IDs, and peers of
+	// listed vaults only, as canonical multiaddrs ending in /p2p/ (at most
+	// MaxPeersPerVault per vault). An error wrapping ErrInvalid is answered
+	// with 400, any other with 500.
+	SetHostedVaults(ctx context.Context, hv HostedVaults) error
 }
 
 const (
@@ -243,11 +249,11 @@ func (s *Server) status(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) getHostedVaults(w http.ResponseWriter, _ *http.Request) {
-	list := s.src.HostedVaults()
-	if list == nil {
-		list = []string{}
+	hv := s.src.HostedVaults()
+	if hv.Vaults == nil {
+		hv.Vaults = []string{}
 	}
-	writeJSON(w, http.StatusOK, HostedVaults{Vaults: list})
+	writeJSON(w, http.StatusOK, hv)
 }
 
 func (s *Server) putHostedVaults(w http.ResponseWriter, r *http.Request) {
@@ -256,15 +262,19 @@ func (s *Server) putHostedVaults(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
 		return
 	}
-	list, err := decodeHostedVaults(http.MaxBytesReader(w, r.Body, MaxRequestBody))
+	hv, err := decodeHostedVaults(http.MaxBytesReader(w, r.Body, MaxRequestBody))
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), sourceTimeout)
 	defer cancel()
-	if err := s.src.SetHostedVaults(ctx, list); err != nil {
-		s.cfg.log.Warn("admin: setting hosted vaults failed", "count", len(list), "err", err)
+	if err := s.src.SetHostedVaults(ctx, hv); err != nil {
+		if errors.Is(err, ErrInvalid) {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		s.cfg.log.Warn("admin: setting hosted vaults failed", "count", len(hv.Vaults), "err", err)
 		writeError(w, http.StatusInternalServerError, "set hosted vaults: "+err.Error())
 		return
 	}
@@ -284,11 +294,12 @@ func (s *Server) authorized(r *http.Request) bool {
 	return subtle.ConstantTimeCompare(got[:], s.tokenHash[:]) == 1
 }
 
-// decodeHostedVaults reads a HostedVaults body strictly and returns its
-// entries in canonical form, or an error naming the problem.
-func decodeHostedVaults(body io.Reader) ([]string, error) {
+// decodeHostedVaults reads a HostedVaults body strictly and returns it in
+// canonical form, or an error naming the problem.
+func decodeHostedVaults(body io.Reader) (HostedVaults, error) {
 	var req struct {
-		Vaults *[]string `json:"vaults"`
+		Vaults *[]string           `json:"vaults"`
+		Peers  map[string][]string `json:"peers"`
 	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -296,26 +307,39 @@ func decodeHostedVaults(body io.Reader) ([]string, error) {
 		var tooLarge *http.MaxBytesError
 		switch {
 		case errors.As(err, &tooLarge):
-			return nil, fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
+			return HostedVaults{}, fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
 		case errors.Is(err, io.EOF):
-			return nil, errors.New(`empty request body; want {"vaults": ["<namespace ID>", ...]}`)
+			return HostedVaults{}, errors.New(`empty request body; want {"vaults": ["<namespace ID>", ...]}`)
 		default:
-			return nil, fmt.Errorf("invalid JSON body: %v", err)
+			return HostedVaults{}, fmt.Errorf("invalid JSON body: %v", err)
 		}
 	}
 	if err := dec.Decode(new(json.RawMessage)); !errors.Is(err, io.EOF) {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return nil, fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
+			return HostedVaults{}, fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
 		}
-		return nil, errors.New("invalid JSON body: unexpected data after the JSON object")
+		return HostedVaults{}, errors.New("invalid JSON body: unexpected data after the JSON object")
 	}
 	if req.Vaults == nil {
-		return nil, errors.New(`missing "vaults" (send "vaults": [] to host nothing)`)
+		return HostedVaults{}, errors.New(`missing "vaults" (send "vaults": [] to host nothing)`)
 	}
-	seen := make(map[string]int, len(*req.Vaults))
-	out := make([]string, len(*req.Vaults))
-	for i, v := range *req.Vaults {
+	vaults, err := checkVaults(*req.Vaults)
+	if err != nil {
+		return HostedVaults{}, err
+	}
+	peers, err := checkPeers(req.Peers, vaults)
+	if err != nil {
+		return HostedVaults{}, err
+	}
+	return HostedVaults{Vaults: vaults, Peers: peers}, nil
+}
+
+// checkVaults returns the list if every entry is a distinct canonical
+// namespace ID.
+func checkVaults(vaults []string) ([]string, error) {
+	seen := make(map[string]int, len(vaults))
+	for i, v := range vaults {
 		ns, err := vault.ParseNamespaceID(v)
 		if err != nil {
 			got := fmt.Sprintf("got %d characters", len(v))
@@ -333,7 +357,50 @@ func decodeHostedVaults(body io.Reader) ([]string, error) {
 			return nil, fmt.Errorf("vaults[%d] = %s: duplicate of vaults[%d]", i, quoteShort(v), j)
 		}
 		seen[v] = i
-		out[i] = v
+	}
+	return vaults, nil
+}
+
+// checkPeers checks the replica peers of the (already checked) vaults and
+// returns them as canonical multiaddrs, leaving out empty lists (nil if none
+// is left). Vaults are checked in sorted order, so the first problem reported
+// does not depend on map order.
+func checkPeers(peers map[string][]string, vaults []string) (map[string][]string, error) {
+	listed := make(map[string]bool, len(vaults))
+	for _, v := range vaults {
+		listed[v] = true
+	}
+	var out map[string][]string
+	for _, ns := range slices.Sorted(maps.Keys(peers)) {
+		addrs := peers[ns]
+		field := "peers[" + quoteShort(ns) + "]"
+		switch {
+		case !listed[ns]:
+			return nil, fmt.Errorf(`%s: vault not in "vaults" (list it there too, or drop its peers)`, field)
+		case len(addrs) > MaxPeersPerVault:
+			return nil, fmt.Errorf("%s: %d peer addresses; at most %d per vault", field, len(addrs), MaxPeersPerVault)
+		case len(addrs) == 0:
+			continue
+		}
+		canonical := make([]string, len(addrs))
+		for i, a := range addrs {
+			info, err := ParsePeerAddr(a)
+			if err != nil {
+				return nil, fmt.Errorf("%s[%d] = %s: %v", field, i, quoteShort(a), err)
+			}
+			full, err := peer.AddrInfoToP2pAddrs(&info)
+			if err != nil {
+				return nil, fmt.Errorf("%s[%d] = %s: %v", field, i, quoteShort(a), err)
+			}
+			canonical[i] = full[0].String()
+			if j := slices.Index(canonical[:i], canonical[i]); j >= 0 {
+				return nil, fmt.Errorf("%s[%d] = %s: duplicate of %s[%d]", field, i, quoteShort(a), field, j)
+			}
+		}
+		if out == nil {
+			out = make(map[string][]string, len(peers))
+		}
+		out[ns] = canonical
 	}
 	return out, nil
 }

@@ -1,14 +1,18 @@
 package admin
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -16,6 +20,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -25,7 +30,7 @@ type fakeSource struct {
 	status     Status
 	statusErr  error
 	readyErr   error
-	hosted     []string
+	hosted     HostedVaults
 	setErr     error
 	setCalls   int
 	statusHook func(ctx context.Context) // called at the start of Status
@@ -49,20 +54,20 @@ func (f *fakeSource) Ready(context.Context) error {
 	return f.readyErr
 }
 
-func (f *fakeSource) HostedVaults() []string {
+func (f *fakeSource) HostedVaults() HostedVaults {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return append([]string(nil), f.hosted...)
+	return f.hosted
 }
 
-func (f *fakeSource) SetHostedVaults(_ context.Context, vaults []string) error {
+func (f *fakeSource) SetHostedVaults(_ context.Context, hv HostedVaults) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.setCalls++
 	if f.setErr != nil {
 		return f.setErr
 	}
-	f.hosted = append([]string(nil), vaults...)
+	f.hosted = hv
 	return nil
 }
 
@@ -72,14 +77,26 @@ func (f *fakeSource) setReady(err error) {
 	f.readyErr = err
 }
 
-func (f *fakeSource) calls() (int, []string) {
+func (f *fakeSource) calls() (int, HostedVaults) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	return f.setCalls, append([]string(nil), f.hosted...)
+	return f.setCalls, f.hosted
 }
 
 // nsID returns a valid canonical namespace ID.
 func nsID(b byte) string { return vault.NamespaceID{b, 0xa5, b}.String() }
+
+// peerID returns a valid peer ID derived from b.
+func peerID(b byte) string {
+	id, err := identity.PeerID(ed25519.NewKeyFromSeed(bytes.Repeat([]byte{b}, ed25519.SeedSize)).Public().(ed25519.PublicKey))
+	if err != nil {
+		panic(err)
+	}
+	return id.String()
+}
+
+// peerAddr returns a canonical replica peer multiaddr for peerID(b).
+func peerAddr(b byte) string { return fmt.Sprintf("/ip4/127.0.0.%d/tcp/7400/p2p/%s", b, peerID(b)) }
 
 // startServer runs a real Server on 127.0.0.1:0 until the test ends.
 func startServer(t *testing.T, src Source, reg *prometheus.Registry, opts ...Option) *Server {
@@ -141,7 +158,11 @@ var testStatus = Status{
 	Relay:     RelayStatus{Mode: "agents", AllowedPeers: 3},
 	Vaults: []VaultStatus{{
 		Namespace: nsID(1), Entries: 10, Bytes: 2048, BlobsComplete: 2, BlobsMissing: 1,
-		LastSync: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC), Peers: 2,
+		LastSync: time.Date(2026, 1, 2, 3, 5, 0, 0, time.UTC), Peers: 2, Fingerprint: "00ff",
+		Replicas: []ReplicaStatus{
+			{Peer: "12D3KooWOther", LastSync: time.Date(2026, 1, 2, 3, 6, 0, 0, time.UTC)},
+			{Peer: "12D3KooWDown", LastError: "dial backoff"},
+		},
 	}},
 }
 
@@ -169,14 +190,20 @@ func TestEndpoints(t *testing.T) {
 		{name: "readyz empty reason", setup: func(f *fakeSource) { f.readyErr = errors.New("") },
 			method: "GET", path: PathReadyz, wantCode: 503, wantBody: "not ready\n"},
 		{name: "status", method: "GET", path: PathStatus, wantCode: 200, wantCT: jsonCT,
-			wantSubstr: []string{`"peerID":"12D3KooWTest"`, `"ready":true`, `"routingTableSize":17`, `"blobsComplete":2`, `"lastSync":"2026-01-02T03:05:00Z"`}},
+			wantSubstr: []string{`"peerID":"12D3KooWTest"`, `"ready":true`, `"routingTableSize":17`, `"blobsComplete":2`, `"lastSync":"2026-01-02T03:05:00Z"`,
+				`"fingerprint":"00ff"`, `"replicas":[{"peer":"12D3KooWOther","lastSync":"2026-01-02T03:06:00Z"},{"peer":"12D3KooWDown","lastError":"dial backoff"}]`}},
 		{name: "status error", setup: func(f *fakeSource) { f.statusErr = errors.New("store closed") },
 			method: "GET", path: PathStatus, wantCode: 500, wantCT: jsonCT, wantBody: `{"error":"status: store closed"}` + "\n"},
 		{name: "status unencodable", setup: func(f *fakeSource) { f.status.DHT.ReprovideLagSeconds = jsonNaN() },
 			method: "GET", path: PathStatus, wantCode: 500, wantCT: jsonCT, wantSubstr: []string{`"error":"encoding response`}},
-		{name: "hosted vaults", setup: func(f *fakeSource) { f.hosted = []string{nsID(1), nsID(2)} },
+		{name: "hosted vaults", setup: func(f *fakeSource) { f.hosted = HostedVaults{Vaults: []string{nsID(1), nsID(2)}} },
 			method: "GET", path: PathHostedVaults, wantCode: 200, wantCT: jsonCT,
 			wantBody: `{"vaults":["` + nsID(1) + `","` + nsID(2) + `"]}` + "\n"},
+		{name: "hosted vaults with peers", setup: func(f *fakeSource) {
+			f.hosted = HostedVaults{Vaults: []string{nsID(1)}, Peers: map[string][]string{nsID(1): {peerAddr(1)}}}
+		},
+			method: "GET", path: PathHostedVaults, wantCode: 200, wantCT: jsonCT,
+			wantBody: `{"vaults":["` + nsID(1) + `"],"peers":{"` + nsID(1) + `":["` + peerAddr(1) + `"]}}` + "\n"},
 		{name: "hosted vaults empty", method: "GET", path: PathHostedVaults, wantCode: 200, wantBody: `{"vaults":[]}` + "\n"},
 		{name: "POST healthz", method: "POST", path: PathHealthz, wantCode: 405, wantAllow: "GET, HEAD"},
 		{name: "PUT readyz", method: "PUT", path: PathReadyz, wantCode: 405, wantAllow: "GET, HEAD"},
@@ -365,7 +392,8 @@ func TestPutHostedVaults(t *testing.T) {
 		name     string
 		body     string
 		wantCode int
-		wantErr  []string // substrings of the JSON error message
+		wantErr  []string      // substrings of the JSON error message
+		want     *HostedVaults // what the Source gets, if not the body as sent
 	}{
 		{name: "valid", body: list(good...), wantCode: 204},
 		{name: "valid empty list", body: `{"vaults": []}`, wantCode: 204},
@@ -390,13 +418,33 @@ func TestPutHostedVaults(t *testing.T) {
 		{name: "duplicate", body: list(nsID(1), nsID(2), nsID(1)), wantCode: 400, wantErr: []string{"vaults[2]", "duplicate of vaults[0]"}},
 		{name: "too large body", body: `{"vaults": ["` + strings.Repeat("a", MaxRequestBody) + `"]}`, wantCode: 400,
 			wantErr: []string{"exceeds 1048576 bytes"}},
+		{name: "valid with peers", body: withPeers(map[string][]string{nsID(1): {peerAddr(1), peerAddr(2)}}, good...), wantCode: 204},
+		{name: "peers, two addresses of one peer", body: withPeers(map[string][]string{nsID(2): {
+			"/ip4/127.0.0.1/tcp/1/p2p/" + peerID(1), "/ip4/127.0.0.1/udp/1/quic-v1/p2p/" + peerID(1)}}, good...), wantCode: 204},
+		{name: "peers, canonical form and empty lists dropped", body: withPeers(map[string][]string{
+			nsID(1): {"/ip4/127.0.0.1/tcp/0007400/p2p/" + peerID(1)}, nsID(2): {}}, good...), wantCode: 204,
+			want: &HostedVaults{Vaults: good, Peers: map[string][]string{nsID(1): {"/ip4/127.0.0.1/tcp/7400/p2p/" + peerID(1)}}}},
+		{name: "peers of a vault not hosted", body: withPeers(map[string][]string{nsID(7): {peerAddr(1)}}, good...), wantCode: 400,
+			wantErr: []string{`peers["` + nsID(7) + `"]`, `not in "vaults"`}},
+		{name: "peer not a multiaddr", body: withPeers(map[string][]string{nsID(1): {peerAddr(1), "seed-1:7400"}}, good...), wantCode: 400,
+			wantErr: []string{`peers["` + nsID(1) + `"][1]`, `"seed-1:7400"`, "not a multiaddr"}},
+		{name: "peer without p2p", body: withPeers(map[string][]string{nsID(1): {"/ip4/127.0.0.1/tcp/7400"}}, good...), wantCode: 400,
+			wantErr: []string{`peers["` + nsID(1) + `"][0]`, "must end in /p2p/<peer ID>"}},
+		{name: "peer with only p2p", body: withPeers(map[string][]string{nsID(1): {"/p2p/" + peerID(1)}}, good...), wantCode: 400,
+			wantErr: []string{`peers["` + nsID(1) + `"][0]`, "needs an address before /p2p/"}},
+		{name: "duplicate peer address", body: withPeers(map[string][]string{nsID(1): {peerAddr(1), peerAddr(2), peerAddr(1)}}, good...), wantCode: 400,
+			wantErr: []string{`peers["` + nsID(1) + `"][2]`, "duplicate of", "[0]"}},
+		{name: "too many peers", body: withPeers(map[string][]string{nsID(1): manyPeers(MaxPeersPerVault + 1)}, good...), wantCode: 400,
+			wantErr: []string{`peers["` + nsID(1) + `"]`, "17 peer addresses", "at most 16"}},
+		{name: "most peers allowed", body: withPeers(map[string][]string{nsID(1): manyPeers(MaxPeersPerVault)}, good...), wantCode: 204},
+		{name: "peers not an object", body: `{"vaults": [], "peers": ["x"]}`, wantCode: 400, wantErr: []string{"invalid JSON", "peers"}},
 		{name: "too large after the object", body: `{"vaults": []}` + strings.Repeat(" ", MaxRequestBody), wantCode: 400,
 			wantErr: []string{"exceeds 1048576 bytes"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			src := &fakeSource{hosted: []string{nsID(9)}}
+			src := &fakeSource{hosted: HostedVaults{Vaults: []string{nsID(9)}}}
 			s := startServer(t, src, nil)
 			r := send(t, "PUT", s.URL()+PathHostedVaults, tc.body, map[string]string{"Content-Type": "application/json"})
 			if r.code != tc.wantCode {
@@ -406,12 +454,15 @@ func TestPutHostedVaults(t *testing.T) {
 			if tc.wantCode == 204 {
 				var want HostedVaults
 				_ = json.Unmarshal([]byte(tc.body), &want)
-				if calls != 1 || strings.Join(hosted, ",") != strings.Join(want.Vaults, ",") || r.body != "" {
-					t.Errorf("calls %d, hosted %v, body %q; want 1 call with %v", calls, hosted, r.body, want.Vaults)
+				if tc.want != nil {
+					want = *tc.want
+				}
+				if calls != 1 || !reflect.DeepEqual(hosted, want) || r.body != "" {
+					t.Errorf("calls %d, hosted %+v, body %q; want 1 call with %+v", calls, hosted, r.body, want)
 				}
 				return
 			}
-			if calls != 0 || len(hosted) != 1 || hosted[0] != nsID(9) {
+			if calls != 0 || len(hosted.Vaults) != 1 || hosted.Vaults[0] != nsID(9) {
 				t.Errorf("bad input reached SetHostedVaults: calls %d, hosted %v", calls, hosted)
 			}
 			if r.header.Get("Content-Type") != "application/json" {
@@ -433,13 +484,43 @@ func TestPutHostedVaults(t *testing.T) {
 	}
 }
 
+// withPeers returns a PUT body hosting vaults with the given peers.
+func withPeers(peers map[string][]string, vaults ...string) string {
+	b, _ := json.Marshal(HostedVaults{Vaults: vaults, Peers: peers})
+	return string(b)
+}
+
+// manyPeers returns n distinct peer addresses.
+func manyPeers(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = peerAddr(byte(i + 1))
+	}
+	return out
+}
+
 func TestPutHostedVaultsSourceError(t *testing.T) {
 	t.Parallel()
-	src := &fakeSource{setErr: errors.New("quota: at most 100 vaults")}
-	s := startServer(t, src, nil)
-	r := send(t, "PUT", s.URL()+PathHostedVaults, `{"vaults": ["`+nsID(1)+`"]}`, nil)
-	if r.code != 500 || !strings.Contains(r.body, "quota: at most 100 vaults") {
-		t.Errorf("code %d body %q", r.code, r.body)
+	cases := []struct {
+		name     string
+		err      error
+		wantCode int
+		wantBody string
+	}{
+		{"failure", errors.New("quota: at most 100 vaults"), 500, "set hosted vaults: quota: at most 100 vaults"},
+		{"refused input", fmt.Errorf("%w: vault x: peer y is this seed's own peer ID", ErrInvalid), 400,
+			"invalid hosted vaults: vault x: peer y is this seed's own peer ID"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := startServer(t, &fakeSource{setErr: tc.err}, nil)
+			r := send(t, "PUT", s.URL()+PathHostedVaults, `{"vaults": ["`+nsID(1)+`"]}`, nil)
+			var er ErrorResponse
+			if err := json.Unmarshal([]byte(r.body), &er); err != nil || r.code != tc.wantCode || er.Error != tc.wantBody {
+				t.Errorf("code %d body %q (%v), want %d %q", r.code, r.body, err, tc.wantCode, tc.wantBody)
+			}
+		})
 	}
 }
 

@@ -40,20 +40,49 @@ type RelayStatus struct {
 
 // VaultStatus is the state of one hosted vault replica.
 type VaultStatus struct {
-	Namespace     string    `json:"namespace"` // 52-character lowercase base32 namespace ID
-	Entries       uint64    `json:"entries"`
-	Bytes         uint64    `json:"bytes"`
+	Namespace string `json:"namespace"` // 52-character lowercase base32 namespace ID
+	Entries   uint64 `json:"entries"`
+	Bytes     uint64 `json:"bytes"`
+	// Fingerprint is the lowercase hex fingerprint of the replica's whole
+	// entry set: replicas with equal fingerprints hold the same entries (an
+	// empty replica's is all zeros).
+	Fingerprint string `json:"fingerprint,omitempty"`
+	// BlobsComplete and BlobsMissing count the blobs the entries refer to
+	// that this seed holds, and does not hold yet. They are recounted soon
+	// after blobs are fetched, and at every garbage collection.
 	BlobsComplete int       `json:"blobsComplete"`
 	BlobsMissing  int       `json:"blobsMissing"`
 	LastSync      time.Time `json:"lastSync,omitzero"`
-	Peers         int       `json:"peers"`
+	// Peers is how many distinct peers (devices and seeds) synced this vault.
+	Peers int `json:"peers"`
+	// Replicas is the replication state with each configured replica peer
+	// (HostedVaults.Peers), in the configured order.
+	Replicas []ReplicaStatus `json:"replicas,omitempty"`
+}
+
+// ReplicaStatus is how this seed's syncs of a vault with one replica peer
+// (another seed hosting the vault) are going.
+type ReplicaStatus struct {
+	// Peer is the other seed's peer ID.
+	Peer string `json:"peer"`
+	// LastSync is when a sync with the peer last succeeded (zero: never).
+	LastSync time.Time `json:"lastSync,omitzero"`
+	// LastError is why the latest sync failed; empty after a success.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // HostedVaults is the body of PathHostedVaults: GET answers it, PUT takes it
-// and replaces the whole list. Vaults are 52-character lowercase base32
+// and replaces the whole placement. Vaults are 52-character lowercase base32
 // namespace IDs; an empty list hosts nothing.
+//
+// Peers maps a vault (which must be in Vaults) to the full multiaddrs, ending
+// in /p2p/<peer ID>, of the other seeds hosting it, at most MaxPeersPerVault
+// each; several addresses with one peer ID are addresses of one peer. The
+// seed syncs each such vault with those peers on its own, so replicas
+// converge without any device. GET answers them grouped by peer.
 type HostedVaults struct {
-	Vaults []string `json:"vaults"`
+	Vaults []string            `json:"vaults"`
+	Peers  map[string][]string `json:"peers,omitempty"`
 }
 
 // ErrorResponse is the JSON body of the JSON endpoints' error answers.

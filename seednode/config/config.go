@@ -13,8 +13,14 @@ import (
 // Lists are canonical when empty lists are nil: Parse and Load return nil for
 // an empty list, and Marshal writes nil as [].
 type Config struct {
-	// DataDir holds identity.key, the vault store and the blob store.
+	// DataDir holds the vault store, the blob store and, unless IdentityFile
+	// is set, identity.key.
 	DataDir string `json:"dataDir"`
+	// IdentityFile, if set, is the seed's key (PEM, as identity.Save writes):
+	// it must exist, and the seed never creates it (the operator does, so a
+	// pod's peer ID is known before it starts). Empty: DataDir/identity.key,
+	// created on first start.
+	IdentityFile string `json:"identityFile"`
 	// Listen lists the addresses the libp2p host listens on, per transport.
 	Listen Listen `json:"listen"`
 	// Announce, if not empty, is announced instead of the listen addresses
@@ -23,9 +29,14 @@ type Config struct {
 	// HostedVaults are the namespace IDs (52 base32 characters) of the vaults
 	// this seed hosts; sessions for any other vault are refused.
 	HostedVaults []string `json:"hostedVaults"`
-	// HostedVaultsFile, if set, lists more hosted vaults, one namespace ID per
-	// line with # comments; the node re-reads it when it changes.
+	// HostedVaultsFile, if set, lists more hosted vaults, one per line: a
+	// namespace ID, then optionally the full multiaddrs (ending in /p2p/) of
+	// the other seeds hosting it, which this seed syncs it with; # comments.
+	// The node re-reads it when it changes.
 	HostedVaultsFile string `json:"hostedVaultsFile"`
+	// ReplicateInterval is how often each hosted vault is synced with its
+	// replica peers (from HostedVaultsFile or the admin API); between 1s and 1h.
+	ReplicateInterval Duration `json:"replicateInterval"`
 	// Limits apply to every hosted vault.
 	Limits VaultLimits `json:"limits"`
 	// Admin is the HTTP endpoint for health, readiness, metrics and status.
@@ -208,6 +219,9 @@ const (
 	DefaultDataDir        = "seed-data"
 	DefaultAdminListen    = "127.0.0.1:7401"
 	DefaultProtocolPrefix = "/seedfleet"
+	// DefaultReplicateInterval is how often a hosted vault is synced with
+	// each of its replica peers.
+	DefaultReplicateInterval = 10 * time.Second
 )
 
 // Default returns the built-in configuration: loopback listeners only (a
@@ -251,8 +265,9 @@ func Default() Config {
 			RecordTTL:          Duration{2 * time.Hour},
 			MaxRecordsPerAgent: 32,
 		},
-		IdleTimeout: Duration{30 * time.Second},
-		GCInterval:  Duration{5 * time.Minute},
-		LogLevel:    LogInfo,
+		ReplicateInterval: Duration{DefaultReplicateInterval},
+		IdleTimeout:       Duration{30 * time.Second},
+		GCInterval:        Duration{5 * time.Minute},
+		LogLevel:          LogInfo,
 	}
 }

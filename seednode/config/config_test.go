@@ -27,7 +27,8 @@ func TestDefaultIsValid(t *testing.T) {
 		c.DHT.ProtocolPrefix != "/seedfleet" || c.DHT.ReprovideInterval.Duration != time.Hour ||
 		c.Relay.Mode != RelayAgents || c.Relay.Limits.CircuitBytes != 1<<20 || !c.Rendezvous.Enabled ||
 		c.Rendezvous.RecordTTL.Duration != 2*time.Hour || c.IdleTimeout.Duration != 30*time.Second ||
-		c.GCInterval.Duration != 5*time.Minute || c.LogLevel != "info" {
+		c.GCInterval.Duration != 5*time.Minute || c.LogLevel != "info" || c.IdentityFile != "" ||
+		c.ReplicateInterval.Duration != 10*time.Second {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
 	if c.Limits.Vault() != (vault.Limits{MaxEntries: vault.DefaultLimits.MaxEntries, MaxBytes: vault.DefaultLimits.MaxBytes, MaxClockSkew: vault.DefaultLimits.MaxClockSkew}) {
@@ -92,14 +93,16 @@ func TestExampleListsEverySettingWithAComment(t *testing.T) {
 // awkward in YAML.
 func allChanged() Config {
 	return Config{
-		DataDir:          "off", // YAML 1.1 would read it unquoted as false
-		Listen:           Listen{TCP: []string{"/ip4/0.0.0.0/tcp/1", "/ip6/::/tcp/1"}, QUIC: nil, WebSocket: []string{"/ip4/0.0.0.0/tcp/2/ws"}},
-		Announce:         []string{"/dns4/seed.example.com/tcp/7400"},
-		HostedVaults:     []string{testNamespace(1), testNamespace(2)},
-		HostedVaultsFile: "123",
-		Limits:           VaultLimits{MaxEntries: math.MaxUint64, MaxBytes: 1<<53 + 1, MaxClockSkew: Duration{1500 * time.Millisecond}},
-		Admin:            Admin{Listen: "", TokenFile: "yes"},
-		DHT:              DHT{Mode: DHTOff, ProtocolPrefix: "/x: y #z", BootstrapPeers: []string{"/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWexample"}, ReprovideInterval: Duration{90 * time.Minute}},
+		DataDir:           "off", // YAML 1.1 would read it unquoted as false
+		IdentityFile:      "~",   // YAML would read it unquoted as null
+		Listen:            Listen{TCP: []string{"/ip4/0.0.0.0/tcp/1", "/ip6/::/tcp/1"}, QUIC: nil, WebSocket: []string{"/ip4/0.0.0.0/tcp/2/ws"}},
+		Announce:          []string{"/dns4/seed.example.com/tcp/7400"},
+		HostedVaults:      []string{testNamespace(1), testNamespace(2)},
+		HostedVaultsFile:  "123",
+		ReplicateInterval: Duration{61 * time.Minute},
+		Limits:            VaultLimits{MaxEntries: math.MaxUint64, MaxBytes: 1<<53 + 1, MaxClockSkew: Duration{1500 * time.Millisecond}},
+		Admin:             Admin{Listen: "", TokenFile: "yes"},
+		DHT:               DHT{Mode: DHTOff, ProtocolPrefix: "/x: y #z", BootstrapPeers: []string{"/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWexample"}, ReprovideInterval: Duration{90 * time.Minute}},
 		Relay: Relay{Mode: RelayOff, AllowedKeys: []string{testDID(3)}, Limits: RelayLimits{
 			MaxReservations: 1, MaxReservationsPerPeer: 2, MaxReservationsPerIP: 3, MaxReservationsPerASN: 4,
 			MaxCircuits: 5, ReservationTTL: Duration{-time.Second}, CircuitDuration: Duration{time.Nanosecond}, CircuitBytes: 0,

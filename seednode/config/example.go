@@ -10,8 +10,11 @@ const example = `# Seed node configuration (seedfleet seednode --config FILE).
 # Precedence: built-in defaults < this file < command-line flags.
 # Durations are Go durations ("90s", "5m", "1h30m") or whole seconds (90).
 
-# Data directory: identity.key (the peer ID), the vault store and the blob store.
+# Data directory: the vault store, the blob store and identity.key (the peer ID) unless identityFile is set.
 dataDir: seed-data
+
+# The seed's key (PEM, as "seedfleet key create" writes): it must exist and is never created (the operator makes it). Empty: dataDir/identity.key, created on first start.
+identityFile: ""
 
 # Addresses the node listens on. Loopback only by default: use 0.0.0.0 (or ::) to serve other machines.
 listen:
@@ -28,8 +31,11 @@ announce: []
 # Namespace IDs (52 base32 characters) of the vaults this seed hosts; it refuses all others.
 hostedVaults: []
 
-# A file with more namespace IDs, one per line, # comments; re-read when it changes. Empty: none.
+# A file with more vaults, one per line: a namespace ID, then optionally the multiaddrs (ending in /p2p/<peer ID>) of up to 16 other seeds hosting it, separated by spaces; # comments. Re-read when it changes. Empty: none.
 hostedVaultsFile: ""
+
+# How often each hosted vault is synced with the other seeds hosting it (its peers in hostedVaultsFile or the admin API), 1s to 1h.
+replicateInterval: 10s
 
 # Limits applied to every hosted vault.
 limits:

@@ -10,6 +10,7 @@ import (
 // Flag names registered by BindFlags.
 const (
 	FlagData         = "data"
+	FlagIdentityFile = "identity-file"
 	FlagListen       = "listen"
 	FlagListenQUIC   = "listen-quic"
 	FlagListenWS     = "listen-ws"
@@ -34,12 +35,13 @@ const (
 // override it.
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.String(FlagData, c.DataDir, "data directory: identity key, vault and blob stores (config: dataDir)")
+	fs.String(FlagIdentityFile, c.IdentityFile, "identity key file, which must exist (the operator creates it); empty: identity.key in --data, created if missing (config: identityFile)")
 	fs.StringSlice(FlagListen, c.Listen.TCP, "TCP listen multiaddrs, replacing listen.tcp (e.g. /ip4/0.0.0.0/tcp/7400)")
 	fs.StringSlice(FlagListenQUIC, c.Listen.QUIC, "QUIC listen multiaddrs, replacing listen.quic (e.g. /ip4/0.0.0.0/udp/7400/quic-v1)")
 	fs.StringSlice(FlagListenWS, c.Listen.WebSocket, "WebSocket listen multiaddrs, replacing listen.webSocket (e.g. /ip4/0.0.0.0/tcp/7402/ws)")
 	fs.StringSlice(FlagAnnounce, c.Announce, "multiaddrs to announce instead of the listen addresses (config: announce)")
 	fs.StringSlice(FlagHostVault, nil, "namespace ID of a vault to host, added to hostedVaults (repeatable)")
-	fs.String(FlagVaultsFile, c.HostedVaultsFile, "file listing hosted namespace IDs, one per line; re-read when it changes (config: hostedVaultsFile)")
+	fs.String(FlagVaultsFile, c.HostedVaultsFile, "file listing hosted vaults, one per line: namespace ID [replica peer multiaddr ...]; re-read when it changes (config: hostedVaultsFile)")
 	fs.Uint64(FlagMaxEntries, c.Limits.MaxEntries, "entries allowed per vault (config: limits.maxEntries)")
 	fs.Uint64(FlagMaxBytes, c.Limits.MaxBytes, "value bytes a vault's entries may reference (config: limits.maxBytes)")
 	fs.Duration(FlagMaxClockSkew, c.Limits.MaxClockSkew.Duration, "refuse entries timestamped further than this in the future (config: limits.maxClockSkew)")
@@ -58,6 +60,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 func (c *Config) ApplyFlags(fs *pflag.FlagSet) error {
 	a := applier{fs: fs}
 	a.str(FlagData, &c.DataDir)
+	a.str(FlagIdentityFile, &c.IdentityFile)
 	a.list(FlagListen, &c.Listen.TCP)
 	a.list(FlagListenQUIC, &c.Listen.QUIC)
 	a.list(FlagListenWS, &c.Listen.WebSocket)

@@ -70,11 +70,12 @@ logLevel: warn
 			c.Listen.WebSocket = []string{"/ip4/0.0.0.0/tcp/4/ws"}
 		}},
 		{"everything else", file, []string{
-			"--data", "./d", "--announce", "/dns4/x.example/tcp/1", "--vaults-file", "v.txt", "--max-bytes", "99",
+			"--data", "./d", "--identity-file", "/run/seed/identity.key", "--announce", "/dns4/x.example/tcp/1", "--vaults-file", "v.txt", "--max-bytes", "99",
 			"--max-clock-skew", "30s", "--admin-listen", "", "--dht-mode", "off", "--dht-bootstrap", "/ip4/1.2.3.4/tcp/1/p2p/x",
 			"--relay-mode", "public", "--idle-timeout", "1m", "--log-level", "debug",
 		}, func(c *Config) {
 			c.DataDir = "./d"
+			c.IdentityFile = "/run/seed/identity.key"
 			c.Announce = []string{"/dns4/x.example/tcp/1"}
 			c.HostedVaultsFile = "v.txt"
 			c.Limits.MaxBytes = 99
@@ -129,7 +130,7 @@ func TestBindFlags(t *testing.T) {
 	for name, want := range map[string]string{
 		FlagData: "seed-data", FlagMaxEntries: "10000000", FlagMaxClockSkew: "10m0s", FlagAdminListen: "127.0.0.1:7401",
 		FlagDHTMode: "server", FlagRelayMode: "agents", FlagIdleTimeout: "30s", FlagLogLevel: "info",
-		FlagListen: "[/ip4/127.0.0.1/tcp/7400]", FlagHostVault: "[]",
+		FlagListen: "[/ip4/127.0.0.1/tcp/7400]", FlagHostVault: "[]", FlagIdentityFile: "",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -142,8 +143,8 @@ func TestBindFlags(t *testing.T) {
 	}
 	n := 0
 	fs.VisitAll(func(*pflag.Flag) { n++ })
-	if n != 16 {
-		t.Errorf("%d flags registered, want 16", n)
+	if n != 17 {
+		t.Errorf("%d flags registered, want 17", n)
 	}
 	// Parsing flags must not write into the Config that registered them.
 	if err := fs.Parse([]string{"--data", "x", "--listen", "/ip4/1.2.3.4/tcp/1"}); err != nil {

@@ -11,9 +11,9 @@ import (
 	"time"
 	"unicode"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -26,6 +26,8 @@ const (
 	MaxReprovideInterval = 48 * time.Hour
 	MinRecordTTL         = time.Minute
 	MaxRecordTTL         = 72 * time.Hour
+	MinReplicateInterval = time.Second
+	MaxReplicateInterval = time.Hour
 )
 
 // Validate checks every field and returns all problems at once, joined with
@@ -37,6 +39,9 @@ func (c *Config) Validate() error {
 
 	if strings.TrimSpace(c.DataDir) == "" {
 		v.add("dataDir", "required")
+	}
+	if c.IdentityFile != "" && strings.TrimSpace(c.IdentityFile) != c.IdentityFile {
+		v.add("identityFile", "%q has leading or trailing spaces", c.IdentityFile)
 	}
 
 	v.listen("listen.tcp", c.Listen.TCP, "TCP", "/ip4/HOST/tcp/PORT", ma.P_TCP)
@@ -83,21 +88,8 @@ func (c *Config) Validate() error {
 		v.add("dht.protocolPrefix", "%q must start with / and neither end with / nor contain spaces (e.g. %q)", p, DefaultProtocolPrefix)
 	}
 	for i, s := range c.DHT.BootstrapPeers {
-		f := index("dht.bootstrapPeers", i)
-		m, ok := v.multiaddr(f, s)
-		if !ok {
-			continue
-		}
-		rest, last := ma.SplitLast(m)
-		switch {
-		case last == nil || last.Code() != ma.P_P2P:
-			v.add(f, "must end in /p2p/<peer ID>")
-		case len(rest) == 0:
-			v.add(f, "needs an address before /p2p/ (e.g. /dns4/seed.example/tcp/7400/p2p/<peer ID>)")
-		default:
-			if _, err := peer.AddrInfoFromP2pAddr(m); err != nil {
-				v.add(f, "bad peer ID: %v", err)
-			}
+		if _, err := admin.ParsePeerAddr(s); err != nil {
+			v.errs = append(v.errs, &FieldError{Field: index("dht.bootstrapPeers", i), Err: err})
 		}
 	}
 	v.duration("dht.reprovideInterval", c.DHT.ReprovideInterval, MinReprovideInterval, MaxReprovideInterval)
@@ -136,6 +128,7 @@ func (c *Config) Validate() error {
 	v.atLeast("resources.maxConnsInbound", c.Resources.MaxConnsInbound, 0)
 	v.atLeast("resources.maxStreamsInbound", c.Resources.MaxStreamsInbound, 0)
 
+	v.duration("replicateInterval", c.ReplicateInterval, MinReplicateInterval, MaxReplicateInterval)
 	v.duration("idleTimeout", c.IdleTimeout, time.Second, 0)
 	v.duration("gcInterval", c.GCInterval, time.Second, 0)
 	v.oneOf("logLevel", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)

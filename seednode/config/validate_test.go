@@ -23,6 +23,8 @@ func TestValidateNamesTheField(t *testing.T) {
 	}{
 		{"no data dir", func(c *Config) { c.DataDir = "" }, "dataDir", "dataDir: required"},
 		{"blank data dir", func(c *Config) { c.DataDir = " \t" }, "dataDir", "dataDir: required"},
+		{"identity file with a trailing space", func(c *Config) { c.IdentityFile = "/run/seed/key " }, "identityFile", `identityFile: "/run/seed/key " has leading or trailing spaces`},
+		{"blank identity file", func(c *Config) { c.IdentityFile = " " }, "identityFile", `identityFile: " " has leading or trailing spaces`},
 
 		{"tcp in quic", func(c *Config) { c.Listen.QUIC = []string{"/ip4/1.2.3.4/tcp/1"} }, "listen.quic[0]", `listen.quic[0]: "/ip4/1.2.3.4/tcp/1" is not a QUIC multiaddr`},
 		{"draft quic", func(c *Config) { c.Listen.QUIC = append(c.Listen.QUIC, "/ip4/1.2.3.4/udp/1/quic") }, "listen.quic[1]", `listen.quic[1]: "/ip4/1.2.3.4/udp/1/quic" is not a QUIC multiaddr`},
@@ -61,6 +63,9 @@ func TestValidateNamesTheField(t *testing.T) {
 		}, "dht.bootstrapPeers[1]", "dht.bootstrapPeers[1]: must end in /p2p/<peer ID>"},
 		{"bootstrap only p2p", func(c *Config) { c.DHT.BootstrapPeers = []string{"/p2p/" + peerID} }, "dht.bootstrapPeers[0]", "dht.bootstrapPeers[0]: needs an address before /p2p/"},
 		{"bootstrap bad peer ID", func(c *Config) { c.DHT.BootstrapPeers = []string{"/ip4/1.2.3.4/tcp/4001/p2p/notapeer"} }, "dht.bootstrapPeers[0]", "dht.bootstrapPeers[0]: not a multiaddr"},
+		{"replicate too often", func(c *Config) { c.ReplicateInterval = Duration{999 * time.Millisecond} }, "replicateInterval", "replicateInterval: must be at least 1s"},
+		{"replicate zero", func(c *Config) { c.ReplicateInterval = Duration{} }, "replicateInterval", "replicateInterval: must be at least 1s"},
+		{"replicate too rarely", func(c *Config) { c.ReplicateInterval = Duration{time.Hour + time.Second} }, "replicateInterval", "replicateInterval: must be at most 1h"},
 		{"reprovide too often", func(c *Config) { c.DHT.ReprovideInterval = Duration{59 * time.Second} }, "dht.reprovideInterval", "dht.reprovideInterval: must be at least 1m"},
 		{"reprovide zero", func(c *Config) { c.DHT.ReprovideInterval = Duration{} }, "dht.reprovideInterval", "dht.reprovideInterval: must be at least 1m"},
 		{"reprovide too rarely", func(c *Config) { c.DHT.ReprovideInterval = Duration{49 * time.Hour} }, "dht.reprovideInterval", "dht.reprovideInterval: must be at most 48h"},
@@ -148,6 +153,9 @@ func TestValidateAccepts(t *testing.T) {
 			c.HostedVaults = []string{testNamespace(1), strings.ToUpper(testNamespace(2)), testNamespace(1)}
 		}},
 		{"vaults file", func(c *Config) { c.HostedVaultsFile = "/etc/seed/vaults" }},
+		{"identity file", func(c *Config) { c.IdentityFile = "/run/seed/identity.key" }},
+		{"replicate bounds", func(c *Config) { c.ReplicateInterval = Duration{time.Second} }},
+		{"replicate upper bound", func(c *Config) { c.ReplicateInterval = Duration{time.Hour} }},
 		{"admin off", func(c *Config) { c.Admin.Listen = "" }},
 		{"admin all interfaces", func(c *Config) { c.Admin.Listen = ":7401"; c.Admin.TokenFile = "/run/secrets/token" }},
 		{"admin ipv6", func(c *Config) { c.Admin.Listen = "[::1]:0" }},

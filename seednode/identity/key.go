@@ -53,6 +53,22 @@ func checkPrivateKey(key ed25519.PrivateKey) error {
 	return nil
 }
 
+// EncodePEM returns key as the PKCS#8 "PRIVATE KEY" PEM block that Save
+// writes and Load reads (the operator stores it in a pod's identity Secret).
+func EncodePEM(key ed25519.PrivateKey) ([]byte, error) {
+	if err := checkPrivateKey(key); err != nil {
+		return nil, err
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der}), nil
+}
+
+// DecodePEM parses what EncodePEM returns.
+func DecodePEM(data []byte) (ed25519.PrivateKey, error) { return parsePEM(data) }
+
 // Save writes key to path as a PKCS#8 "PRIVATE KEY" PEM block with mode 0600,
 // creating missing parent directories with mode 0700. It never overwrites an
 // existing file: replacing a node key changes the node's identity, so that
@@ -62,11 +78,10 @@ func Save(path string, key ed25519.PrivateKey) (err error) {
 	if err := checkPrivateKey(key); err != nil {
 		return fmt.Errorf("identity: save %s: %w", path, err)
 	}
-	der, err := x509.MarshalPKCS8PrivateKey(key)
+	data, err := EncodePEM(key)
 	if err != nil {
 		return fmt.Errorf("identity: save %s: %w", path, err)
 	}
-	data := pem.EncodeToMemory(&pem.Block{Type: pemType, Bytes: der})
 
 	if _, err := os.Lstat(path); err == nil {
 		return fmt.Errorf("identity: save %s: refusing to overwrite existing key file: %w", path, fs.ErrExist)

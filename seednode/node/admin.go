@@ -2,14 +2,15 @@ package node
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/seedfleet/seedfleet/seednode/admin"
-	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -25,25 +26,52 @@ type adminSource struct{ n *Node }
 
 func (a adminSource) Ready(context.Context) error { return a.n.Ready() }
 
-func (a adminSource) HostedVaults() []string {
+// HostedVaults answers the hosted vaults (sorted) and the replica peers of
+// each, as full multiaddrs grouped by peer.
+func (a adminSource) HostedVaults() admin.HostedVaults {
 	list := a.n.hosted.List()
-	out := make([]string, len(list))
+	hv := admin.HostedVaults{Vaults: make([]string, len(list))}
 	for i, ns := range list {
-		out[i] = ns.String()
+		hv.Vaults[i] = ns.String()
 	}
-	return out
+	slices.Sort(hv.Vaults)
+	for ns, infos := range a.n.replicas.placed() {
+		if !a.n.hosted.Has(ns) {
+			continue
+		}
+		var addrs []string
+		for _, info := range infos {
+			full, err := peer.AddrInfoToP2pAddrs(&info)
+			if err != nil {
+				continue // placed peers always have an ID and addresses
+			}
+			for _, m := range full {
+				addrs = append(addrs, m.String())
+			}
+		}
+		if hv.Peers == nil {
+			hv.Peers = map[string][]string{}
+		}
+		hv.Peers[ns.String()] = addrs
+	}
+	return hv
 }
 
-func (a adminSource) SetHostedVaults(_ context.Context, ids []string) error {
-	list := make([]vault.NamespaceID, 0, len(ids))
-	for i, s := range ids {
+// SetHostedVaults replaces the placement. The Server has checked the input's
+// form; what only the node can check (its own peer ID listed as a replica
+// peer) is refused with admin.ErrInvalid.
+func (a adminSource) SetHostedVaults(_ context.Context, hv admin.HostedVaults) error {
+	b := newPlacementBuilder(a.n.self)
+	for i, s := range hv.Vaults {
 		ns, err := vault.ParseNamespaceID(s)
 		if err != nil {
-			return fmt.Errorf("vaults[%d]: %w", i, err)
+			return fmt.Errorf("%w: vaults[%d]: %w", admin.ErrInvalid, i, err)
 		}
-		list = append(list, ns)
+		if err := b.add(ns, hv.Peers[s]); err != nil {
+			return fmt.Errorf("%w: peers[%q]: %w", admin.ErrInvalid, s, err)
+		}
 	}
-	a.n.SetHostedVaults(list)
+	a.n.SetPlacement(b.p)
 	return nil
 }
 
@@ -74,12 +102,12 @@ func (a adminSource) Status(ctx context.Context) (admin.Status, error) {
 		if err != nil {
 			return st, err
 		}
-		vs := admin.VaultStatus{Namespace: ns.String(), Entries: s.Entries, Bytes: s.Bytes}
+		vs := admin.VaultStatus{Namespace: ns.String(), Entries: s.Entries, Bytes: s.Bytes,
+			Fingerprint: hex.EncodeToString(s.Fingerprint[:]), Replicas: n.replicas.status(ns)}
 		if t, ok := n.metrics.lastSync.Load(ns); ok {
 			vs.LastSync = t.(time.Time)
 		}
-		if c, ok := n.blobCounts.Load(ns); ok {
-			bc := c.(blobCount)
+		if bc, ok := n.blobCounts.get(ns); ok {
 			vs.BlobsComplete, vs.BlobsMissing = bc.complete, bc.missing
 		}
 		if set, ok := n.metrics.syncPeers.Load(ns); ok {
@@ -89,9 +117,6 @@ func (a adminSource) Status(ctx context.Context) (admin.Status, error) {
 	}
 	return st, nil
 }
-
-// blobCount is computed by the collection pass, not per request.
-type blobCount struct{ complete, missing int }
 
 // peerSet remembers the distinct peers that synced a vault (bounded).
 type peerSet struct {
@@ -113,21 +138,4 @@ func (p *peerSet) len() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return len(p.set)
-}
-
-// countBlobs records, per hosted vault, how many referenced blobs are here.
-func (n *Node) countBlobs(ns vault.NamespaceID) {
-	var bc blobCount
-	_ = n.store.ForEach(ns, func(e *vault.SignedEntry) error {
-		if !vault.IsBlobRef(&e.Entry) {
-			return nil
-		}
-		if st, err := n.blobs.Stat(e.Hash); err == nil && st.State == blobs.Complete {
-			bc.complete++
-		} else {
-			bc.missing++
-		}
-		return nil
-	})
-	n.blobCounts.Store(ns, bc)
 }

@@ -80,7 +80,7 @@ func TestAdminAPIReflectsTheNode(t *testing.T) {
 
 	// The operator replaces the hosted list: the old vault is dropped.
 	other, _ := laptop.CreateVault()
-	if err := c.SetHostedVaults(ctx, []string{other.String()}); err != nil {
+	if err := c.SetHostedVaults(ctx, admin.HostedVaults{Vaults: []string{other.String()}}); err != nil {
 		t.Fatal(err)
 	}
 	if !n.Hosted().Has(other) || n.Hosted().Has(ns) {
@@ -98,7 +98,7 @@ func TestAdminAPIReflectsTheNode(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	// Without the token, the change is refused.
-	if err := admin.NewClient(n.AdminURL()).SetHostedVaults(ctx, nil); err == nil {
+	if err := admin.NewClient(n.AdminURL()).SetHostedVaults(ctx, admin.HostedVaults{}); err == nil {
 		t.Fatal("hosted list changed without the token")
 	}
 }

@@ -46,14 +46,19 @@ func newBlobFetcher(n *Node) *blobFetcher {
 }
 
 // sessionEnded is the vault-sync hook after a reconciliation with p: now and
-// then, look for entries of ns whose blobs this node still lacks and fetch
-// them from p. It runs on the session's goroutine, so the scan is handed off.
+// then (every repairEvery per vault), fetch from p the blobs of ns still missing.
 func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID, _ vault.SyncStats, err error) {
-	if err != nil {
-		return
+	if err == nil {
+		f.repair(p, ns, repairEvery)
 	}
+}
+
+// repair looks, unless it did less than every ago, for entries of ns whose
+// blobs this node still lacks and queues their fetch from p. The scan runs
+// in the background: callers may be vault-sync hooks.
+func (f *blobFetcher) repair(p peer.ID, ns vault.NamespaceID, every time.Duration) {
 	f.mu.Lock()
-	due := time.Since(f.scanned[ns]) >= repairEvery
+	due := time.Since(f.scanned[ns]) >= every
 	if due {
 		f.scanned[ns] = time.Now()
 	}
@@ -80,13 +85,16 @@ func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID, _ vault.Sync
 	}()
 }
 
-// stored is the vault-sync hook: it must not block.
-func (f *blobFetcher) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
+// stored queues the fetch, from p, of the blobs items refer to that are not
+// being fetched already, and returns how many items refer to a blob. It is
+// called from the vault-sync hook, so it never blocks.
+func (f *blobFetcher) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) (blobRefs int) {
 	for _, it := range items {
 		e := &it.Entry
 		if it.Content != nil || !vault.IsBlobRef(&e.Entry) {
 			continue
 		}
+		blobRefs++
 		f.mu.Lock()
 		busy := f.inFlight[e.Hash]
 		if !busy {
@@ -104,6 +112,7 @@ func (f *blobFetcher) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item
 			f.n.log.Warn("blob fetch queue full; blob will be fetched later", "hash", vault.Hash(e.Hash).Short())
 		}
 	}
+	return blobRefs
 }
 
 func (f *blobFetcher) done(h [32]byte) {
@@ -148,6 +157,7 @@ func (f *blobFetcher) fetch(ctx context.Context, job blobJob) {
 		f.n.log.Info("blob fetch failed; retried after the next sync", "hash", h, "from", job.from, "err", err)
 		return
 	}
+	f.n.blobCounts.fetched()
 	if !st.AlreadyComplete {
 		f.n.log.Debug("blob fetched", "hash", h, "bytes", st.Size, "groups", st.GroupsFetched, "resumed", st.GroupsSkipped)
 	}
@@ -173,8 +183,11 @@ func (n *Node) CollectGarbage() (int, error) {
 			n.log.Info("dropped the replica of a vault no longer hosted", "vault", ns.Short())
 		}
 	}
+	n.blobCounts.retain(hosted)
 	for ns := range hosted {
-		n.countBlobs(ns)
+		if err := n.blobCounts.count(ns); err != nil {
+			return 0, fmt.Errorf("count blobs of vault %s: %w", ns.Short(), err)
+		}
 	}
 	// The referenced set costs 32 bytes per blob-valued entry.
 	referenced := map[[32]byte]bool{}
@@ -229,5 +242,14 @@ func (n *Node) gcLoop(ctx context.Context, every time.Duration) {
 		} else if deleted > 0 {
 			n.log.Info("garbage collected blobs", "deleted", deleted)
 		}
+	}
+}
+
+// repairBlobs, after a replica sync with p, fetches from p the blobs of ns
+// still missing here (those whose fetch failed before, e.g. because p did
+// not have them yet), scanning ns at most once per every.
+func (n *Node) repairBlobs(p peer.ID, ns vault.NamespaceID, every time.Duration) {
+	if bc, ok := n.blobCounts.get(ns); ok && bc.missing > 0 {
+		n.fetcher.repair(p, ns, every)
 	}
 }

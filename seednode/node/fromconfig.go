@@ -23,15 +23,17 @@ func FromConfig(c config.Config) (Config, error) {
 		return Config{}, err
 	}
 	out := Config{
-		DataDir:      c.DataDir,
-		Listen:       c.Listen.All(),
-		Announce:     c.Announce,
-		HostedVaults: hosted,
-		VaultsFile:   c.HostedVaultsFile,
-		Limits:       c.Limits.Vault(),
-		IdleTimeout:  c.IdleTimeout.Duration,
-		GCInterval:   c.GCInterval.Duration,
-		AdminListen:  c.Admin.Listen,
+		DataDir:           c.DataDir,
+		IdentityFile:      c.IdentityFile,
+		Listen:            c.Listen.All(),
+		Announce:          c.Announce,
+		HostedVaults:      hosted,
+		VaultsFile:        c.HostedVaultsFile,
+		ReplicateInterval: c.ReplicateInterval.Duration,
+		Limits:            c.Limits.Vault(),
+		IdleTimeout:       c.IdleTimeout.Duration,
+		GCInterval:        c.GCInterval.Duration,
+		AdminListen:       c.Admin.Listen,
 		DHT: DHTConfig{
 			Mode:              string(c.DHT.Mode),
 			ProtocolPrefix:    c.DHT.ProtocolPrefix,

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -16,8 +17,15 @@ func TestFromConfigStartsANode(t *testing.T) {
 	token := filepath.Join(dir, "token")
 	os.WriteFile(token, []byte("tok\n"), 0o600)
 	pub, _, _ := ed25519.GenerateKey(nil)
+	keyFile := filepath.Join(dir, "seed.key")
+	key, _ := identity.Generate()
+	if err := identity.Save(keyFile, key); err != nil {
+		t.Fatal(err)
+	}
 	yaml := `
 dataDir: ` + filepath.Join(dir, "data") + `
+identityFile: ` + keyFile + `
+replicateInterval: 3s
 listen:
   tcp: ["/ip4/127.0.0.1/tcp/0"]
   quic: ["/ip4/127.0.0.1/udp/0/quic-v1"]
@@ -43,8 +51,10 @@ resources:
 	if err != nil {
 		t.Fatal(err)
 	}
-	if nc.AdminToken != "tok" || nc.ResourceManager == nil || len(nc.Relay.AllowedKeys) != 1 {
-		t.Fatalf("mapped config: token %q, rcmgr %v, keys %d", nc.AdminToken, nc.ResourceManager, len(nc.Relay.AllowedKeys))
+	if nc.AdminToken != "tok" || nc.ResourceManager == nil || len(nc.Relay.AllowedKeys) != 1 ||
+		nc.IdentityFile != keyFile || nc.ReplicateInterval != 3*time.Second {
+		t.Fatalf("mapped config: token %q, rcmgr %v, keys %d, identity file %q, replicate interval %v",
+			nc.AdminToken, nc.ResourceManager, len(nc.Relay.AllowedKeys), nc.IdentityFile, nc.ReplicateInterval)
 	}
 	n, err := New(nc)
 	if err != nil {
@@ -63,5 +73,8 @@ resources:
 	}
 	if n.AdminURL() == "" {
 		t.Fatal("admin API not started")
+	}
+	if want, _ := identity.PeerID(key.Public().(ed25519.PublicKey)); n.Host().ID() != want {
+		t.Fatalf("peer ID %s, want the identity file's %s", n.Host().ID(), want)
 	}
 }

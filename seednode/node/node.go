@@ -1,15 +1,14 @@
 package node
 
 import (
-	"bufio"
-	"bytes"
 	"context"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -39,16 +38,25 @@ var DefaultListen = []string{"/ip4/127.0.0.1/tcp/7400"}
 
 // Config is everything a seed node needs. The zero value plus DataDir runs.
 type Config struct {
-	// DataDir holds identity.key and the Pebble store (vaults/).
+	// DataDir holds the Pebble stores (vaults/, blobs/) and, unless
+	// IdentityFile is set, identity.key.
 	DataDir string
+	// IdentityFile, if set, is the seed's key (PEM, as identity.Save writes).
+	// It must exist: the seed never creates it (the operator does, so a pod's
+	// peer ID is known before it starts). Empty: DataDir/identity.key,
+	// created on first start.
+	IdentityFile string
 	// Listen and Announce are libp2p multiaddrs (defaults: DefaultListen, the listen addresses).
 	Listen   []string
 	Announce []string
 	// HostedVaults are served; sessions for any other vault are refused.
 	HostedVaults []vault.NamespaceID
-	// VaultsFile, if set, lists more hosted vaults (one namespace ID per
-	// line, # comments). It is re-read when it changes, without a restart.
+	// VaultsFile, if set, lists more hosted vaults and their replica peers
+	// (see ParseVaultList). It is re-read when it changes, without a restart.
 	VaultsFile string
+	// ReplicateInterval is how often each hosted vault is synced with each
+	// of its replica peers (default config.DefaultReplicateInterval).
+	ReplicateInterval time.Duration
 	// Limits apply to every hosted vault.
 	Limits vault.Limits
 	// IdleTimeout cuts off a peer that stops answering mid-sync (default 30 s).
@@ -81,6 +89,10 @@ type Node struct {
 	blobs   *blobs.Store
 	blobSvc *blobs.Service
 	fetcher *blobFetcher
+	// self is the node's peer ID, known before the host starts.
+	self       peer.ID
+	replicas   *replicator
+	blobCounts *blobCounter
 
 	reg               *prometheus.Registry
 	metrics           *metrics
@@ -96,7 +108,6 @@ type Node struct {
 	agentDocs         map[string]*identity.AgentDocument // root key -> newest document among hosted vaults
 	started           time.Time
 	admin             *admin.Server
-	blobCounts        sync.Map // vault.NamespaceID -> blobCount
 
 	ctx       context.Context
 	cancel    context.CancelFunc
@@ -124,19 +135,24 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.Registry == nil {
 		cfg.Registry = prometheus.NewRegistry()
 	}
+	if cfg.ReplicateInterval <= 0 {
+		cfg.ReplicateInterval = config.DefaultReplicateInterval
+	}
 	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...), gcNow: make(chan struct{}, 1),
 		reg: cfg.Registry, started: time.Now()}
+	key, err := n.loadIdentity()
+	if err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	if n.self, err = identity.PeerID(key.Public().(ed25519.PublicKey)); err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	n.replicas = newReplicator(n, cfg.ReplicateInterval)
+	n.blobCounts = newBlobCounter(n)
 	if cfg.VaultsFile != "" {
 		if err := n.reloadVaultsFile(true); err != nil {
 			return nil, err
 		}
-	}
-	key, created, err := identity.LoadOrCreate(filepath.Join(cfg.DataDir, "identity.key"))
-	if err != nil {
-		return nil, fmt.Errorf("seed node: %w", err)
-	}
-	if created {
-		n.log.Info("created a new seed identity", "file", filepath.Join(cfg.DataDir, "identity.key"))
 	}
 	limits := cfg.Limits
 	n.store, err = vault.Open(filepath.Join(cfg.DataDir, "vaults"), vault.StoreOptions{
@@ -212,8 +228,10 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.GCInterval <= 0 {
 		cfg.GCInterval = 5 * time.Minute
 	}
-	n.wg.Add(1)
+	n.wg.Add(3)
 	go n.gcLoop(n.ctx, cfg.GCInterval)
+	go n.replicas.run(n.ctx)
+	go n.blobCounts.run(n.ctx)
 	if cfg.VaultsFile != "" {
 		n.wg.Add(1)
 		go n.watchVaultsFile()
@@ -316,7 +334,9 @@ func (n *Node) watchVaultsFile() {
 	}
 }
 
-// reloadVaultsFile re-reads the hosted list when the file changed.
+// reloadVaultsFile re-reads the hosted vaults and their replica peers when
+// the file changed. The first load, in New, changes nothing else (no
+// collection before the node has run).
 func (n *Node) reloadVaultsFile(first bool) error {
 	fi, err := os.Stat(n.cfg.VaultsFile)
 	if err != nil {
@@ -331,37 +351,37 @@ func (n *Node) reloadVaultsFile(first bool) error {
 	if err != nil {
 		return fmt.Errorf("hosted vaults file: %w", err)
 	}
-	list, err := ParseVaultList(data)
+	p, err := ParseVaultList(data, n.self)
 	if err != nil {
 		return fmt.Errorf("hosted vaults file %s: %w", n.cfg.VaultsFile, err)
 	}
+	p.Vaults = append(p.Vaults, n.cfg.HostedVaults...)
 	if first {
-		n.hosted.Replace(append(list, n.cfg.HostedVaults...))
+		n.place(p)
 		return nil
 	}
-	n.SetHostedVaults(append(list, n.cfg.HostedVaults...))
-	n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()))
+	n.SetPlacement(p)
+	n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()), "withPeers", len(p.Peers))
 	return nil
 }
 
-// ParseVaultList reads one namespace ID per line; blank lines and # comments
-// are skipped. Errors name the line.
-func ParseVaultList(data []byte) ([]vault.NamespaceID, error) {
-	var out []vault.NamespaceID
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if i := strings.IndexByte(text, '#'); i >= 0 {
-			text = strings.TrimSpace(text[:i])
+// loadIdentity reads the seed's key: cfg.IdentityFile, which must exist, or
+// else DataDir/identity.key, created if missing.
+func (n *Node) loadIdentity() (ed25519.PrivateKey, error) {
+	defaultFile := filepath.Join(n.cfg.DataDir, "identity.key")
+	if f := n.cfg.IdentityFile; f != "" {
+		key, err := identity.Load(f)
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("identity file %s: %w; a seed given an identity file never creates one: "+
+				"the operator creates it (the pod's identity Secret), or create one with `seedfleet key create --home DIR` "+
+				"and pass DIR/identity.key; or leave the identity file unset to use %s, created on first start",
+				f, fs.ErrNotExist, defaultFile)
 		}
-		if text == "" {
-			continue
-		}
-		ns, err := vault.ParseNamespaceID(text)
-		if err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		out = append(out, ns)
+		return key, err
 	}
-	return out, sc.Err()
+	key, created, err := identity.LoadOrCreate(defaultFile)
+	if created {
+		n.log.Info("created a new seed identity", "file", defaultFile)
+	}
+	return key, err
 }

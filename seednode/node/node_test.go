@@ -40,21 +40,6 @@ func startNode(t *testing.T, cfg Config) *Node {
 	return n
 }
 
-func TestParseVaultList(t *testing.T) {
-	a, b := newNS(t), newNS(t)
-	got, err := ParseVaultList([]byte("# hosted\n" + a.String() + "\n\n  " + b.String() + "  # team\n"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 2 || got[0] != a || got[1] != b {
-		t.Fatalf("got %v", got)
-	}
-	_, err = ParseVaultList([]byte(a.String() + "\nnot-a-namespace\n"))
-	if err == nil || !strings.Contains(err.Error(), "line 2") {
-		t.Fatalf("bad line: want an error naming line 2, got %v", err)
-	}
-}
-
 func TestNewRefusesBadConfig(t *testing.T) {
 	if _, err := New(Config{}); err == nil || !strings.Contains(err.Error(), "--data") {
 		t.Fatalf("no data dir: %v", err)

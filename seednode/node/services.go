@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"maps"
 	"path/filepath"
 	"sync"
 	"time"
@@ -136,7 +137,7 @@ func (n *Node) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
 		default:
 		}
 	}
-	n.fetcher.stored(p, ns, items)
+	n.blobCounts.stored(ns, n.fetcher.stored(p, ns, items))
 }
 
 // startDiscovery starts the DHT and the provider loop (unless off).
@@ -312,16 +313,27 @@ func (n *Node) agentDocument(root ed25519.PublicKey) *identity.AgentDocument {
 	return n.agentDocs[string(root)]
 }
 
-// SetHostedVaults replaces the hosted vaults: sync policy, DHT
-// announcements and (at the next collection, triggered now) the data of
-// vaults no longer hosted.
-func (n *Node) SetHostedVaults(list []vault.NamespaceID) {
-	n.hosted.Replace(list)
+// SetPlacement replaces the hosted vaults and their replica peers: sync
+// policy, replication, DHT announcements and (at the next collection,
+// triggered now) the data of vaults no longer hosted.
+func (n *Node) SetPlacement(p Placement) {
+	n.place(p)
 	n.setProvided()
 	select {
 	case n.gcNow <- struct{}{}:
 	default:
 	}
+}
+
+// SetHostedVaults replaces the hosted vaults, with no replica peers.
+func (n *Node) SetHostedVaults(list []vault.NamespaceID) { n.SetPlacement(Placement{Vaults: list}) }
+
+// place replaces the hosted set and the replica peers (of hosted vaults only).
+func (n *Node) place(p Placement) {
+	n.hosted.Replace(p.Vaults)
+	peers := maps.Clone(p.Peers)
+	maps.DeleteFunc(peers, func(ns vault.NamespaceID, _ []peer.AddrInfo) bool { return !n.hosted.Has(ns) })
+	n.replicas.set(peers)
 }
 
 // Ready reports whether the node can serve: store open, host listening,

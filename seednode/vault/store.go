@@ -509,9 +509,13 @@ func decodeStoredItem(raw []byte) (Item, error) {
 type Stats struct {
 	Entries uint64
 	Bytes   uint64
+	// Fingerprint identifies the vault's whole entry set: two replicas with
+	// equal fingerprints hold the same entries (every replica computes it the
+	// same way, from the set alone).
+	Fingerprint Hash
 }
 
-// Stats returns entry count and referenced bytes of a vault.
+// Stats returns entry count, referenced bytes and set fingerprint of a vault.
 func (s *Store) Stats(ns NamespaceID) (Stats, error) {
 	release, err := s.acquire()
 	if err != nil {
@@ -523,7 +527,7 @@ func (s *Store) Stats(ns NamespaceID) (Stats, error) {
 		return Stats{}, err
 	}
 	b, err := s.referencedBytes(ns)
-	return Stats{Entries: a.Count, Bytes: b}, err
+	return Stats{Entries: a.Count, Bytes: b, Fingerprint: a.setFingerprint()}, err
 }
 
 // Get returns every author's latest entry for key, with inline values.

@@ -682,3 +682,33 @@ func TestStoreAfterClose(t *testing.T) {
 		})
 	}
 }
+
+// TestStatsFingerprint: the set fingerprint depends on the entry set only
+// (not on insertion order or on which replica computes it), tells different
+// sets apart, and is zero for an empty vault.
+func TestStatsFingerprint(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	w := newWriter(t, newNamespaceKey(rng), rng)
+	a, b := w.item(t, "a", "one", 10), w.item(t, "b", "two", 20)
+	newerA := w.item(t, "a", "one, again", 30)
+
+	forward, backward := testStore(t, StoreOptions{NoSync: true}), testStore(t, StoreOptions{NoSync: true})
+	if fp := mustStats(t, forward, w.ns).Fingerprint; fp != (Hash{}) {
+		t.Fatalf("empty vault fingerprint %x, want zero", fp)
+	}
+	insert(t, forward, a, b)
+	insert(t, backward, b)
+	insert(t, backward, a)
+	f, g := mustStats(t, forward, w.ns).Fingerprint, mustStats(t, backward, w.ns).Fingerprint
+	if f != g || f == (Hash{}) {
+		t.Fatalf("same entries, fingerprints %x and %x", f, g)
+	}
+	insert(t, backward, newerA) // same count, one entry replaced
+	if h := mustStats(t, backward, w.ns).Fingerprint; h == f {
+		t.Fatal("a replaced entry left the fingerprint unchanged")
+	}
+	insert(t, forward, newerA)
+	if f, g := mustStats(t, forward, w.ns).Fingerprint, mustStats(t, backward, w.ns).Fingerprint; f != g {
+		t.Fatalf("converged replicas differ: %x and %x", f, g)
+	}
+}

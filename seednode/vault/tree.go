@@ -178,6 +178,21 @@ func decodeAggregate(b []byte) (Aggregate, error) {
 	return a, nil
 }
 
+// setFingerprintDomain separates set fingerprints from every other BLAKE3 use.
+const setFingerprintDomain = "seedfleet/vault/set-fingerprint/v1\x00"
+
+// setFingerprint hashes the stored (unsalted) aggregate of a whole vault:
+// the sum of its item fingerprints and their count, so equal sets give equal
+// fingerprints on every replica and unequal ones differ but for a collision.
+// An empty vault's is the zero Hash.
+func (a *Aggregate) setFingerprint() Hash {
+	if a.Count == 0 {
+		return Hash{}
+	}
+	var buf [len(setFingerprintDomain) + aggLen]byte
+	return Hash(blake3.Sum256(a.appendTo(append(buf[:0], setFingerprintDomain...))))
+}
+
 // wireFPLen is the size of a range fingerprint on the wire. Each session
 // hashes the stored 256-bit aggregates with a fresh random salt, so a
 // collision (2^-64 per comparison) is not repeatable and a session's final

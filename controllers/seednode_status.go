@@ -1,0 +1,115 @@
+/*
+Copyright 2026 The Seedfleet Authors.
+
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/api/equality"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
+)
+
+// updateStatus derives the SeedNode's status from what this reconcile saw
+// (never from the previous status) and writes it only when it changed.
+func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, failure error) error {
+	sn := st.sn
+	orig := sn.DeepCopy()
+	status := seedv1.SeedNodeStatus{
+		ObservedGeneration: sn.Generation,
+		Replicas:           st.replicas,
+		Selector:           labels.SelectorFromSet(selectorLabels(sn)).String(),
+		Conditions:         sn.Status.Conditions,
+	}
+	for o := range int(st.replicas) {
+		ps := seedv1.SeedPodStatus{Name: podName(sn, o), PeerID: st.peerIDs[o]}
+		pv := (*podView)(nil)
+		if st.fleet != nil {
+			pv = st.fleet.Pods[o]
+		}
+		switch {
+		case pv == nil:
+			ps.Message = "pod not created yet"
+			ps.Addrs = st.stableAddrs(o)
+		case pv.Status == nil:
+			ps.Message = firstLine(pv.Err)
+			ps.Addrs = st.stableAddrs(o)
+		default:
+			ps.Addrs = preferredAddrs(pv.Status.Addrs)
+			ps.Ready = pv.Status.Ready
+			ps.Vaults = int32(len(pv.Status.Vaults))
+			if !ps.Ready {
+				ps.Message = pv.Status.ReadyReason
+			}
+			if pv.Status.PeerID != "" && ps.PeerID != "" && pv.Status.PeerID != ps.PeerID {
+				ps.Message = fmt.Sprintf("runs as peer %s, not the %s its identity Secret holds", pv.Status.PeerID, ps.PeerID)
+				ps.Ready = false
+			}
+		}
+		if ps.Ready {
+			status.ReadyReplicas++
+		}
+		if o < int(sn.Spec.Replicas) {
+			status.BootstrapPeers = append(status.BootstrapPeers, ps.Addrs...)
+		}
+		status.Pods = append(status.Pods, ps)
+	}
+	gen := sn.Generation
+	switch {
+	case failure != nil:
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: seedv1.ConditionDegraded, Status: metav1.ConditionTrue,
+			Reason: degradedReason(failure), Message: firstLine(failure.Error()), ObservedGeneration: gen})
+	default:
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: seedv1.ConditionDegraded, Status: metav1.ConditionFalse,
+			Reason: seedv1.ReasonReconciled, Message: "children match the spec", ObservedGeneration: gen})
+	}
+	if status.ReadyReplicas >= sn.Spec.Replicas && failure == nil {
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: seedv1.ConditionReady, Status: metav1.ConditionTrue,
+			Reason: seedv1.ReasonAllPodsReady, Message: fmt.Sprintf("%d of %d pods ready", status.ReadyReplicas, sn.Spec.Replicas), ObservedGeneration: gen})
+	} else {
+		var notReady []string
+		for _, p := range status.Pods {
+			if !p.Ready && len(notReady) < 3 {
+				notReady = append(notReady, p.Name+": "+p.Message)
+			}
+		}
+		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: seedv1.ConditionReady, Status: metav1.ConditionFalse,
+			Reason: seedv1.ReasonPodsNotReady, Message: fmt.Sprintf("%d of %d pods ready; %s", status.ReadyReplicas, sn.Spec.Replicas, strings.Join(notReady, "; ")), ObservedGeneration: gen})
+	}
+	if equality.Semantic.DeepEqual(orig.Status, status) {
+		return nil
+	}
+	sn.Status = status
+	if err := r.Status().Patch(ctx, sn, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("writing status: %w", err)
+	}
+	return nil
+}
+
+func degradedReason(err error) string {
+	if _, ok := err.(*invalidSpecError); ok {
+		return seedv1.ReasonInvalidSpec
+	}
+	return seedv1.ReasonApplyFailed
+}
+
+// firstLine keeps condition messages short.
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		s = s[:i]
+	}
+	if len(s) > 512 {
+		s = s[:512]
+	}
+	return s
+}

@@ -1,0 +1,68 @@
+/*
+Copyright 2026 The Seedfleet Authors.
+
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package controllers
+
+import (
+	"context"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
+)
+
+// Options configure the operator's reconcilers.
+type Options struct {
+	// SeedImage runs seed pods whose SeedNode names no image.
+	SeedImage string
+	// Pods talks to the pods' admin API; nil uses NewPodClient.
+	Pods PodClient
+	// PollInterval between reads of healthy pods; 0 uses DefaultPollInterval.
+	PollInterval time.Duration
+}
+
+// CacheOptions keep the manager's cache to what the operator owns: Pods,
+// Services, ConfigMaps, Secrets, StatefulSets and PodDisruptionBudgets
+// labelled with a SeedNode. The operator never holds other Secrets in memory.
+func CacheOptions() cache.Options {
+	req, err := labels.NewRequirement(LabelSeedNode, selection.Exists, nil)
+	if err != nil {
+		panic(err)
+	}
+	owned := cache.ByObject{Label: labels.NewSelector().Add(*req)}
+	return cache.Options{ByObject: map[client.Object]cache.ByObject{
+		&corev1.Pod{}:                   owned,
+		&corev1.Service{}:               owned,
+		&corev1.ConfigMap{}:             owned,
+		&corev1.Secret{}:                owned,
+		&appsv1.StatefulSet{}:           owned,
+		&policyv1.PodDisruptionBudget{}: owned,
+	}}
+}
+
+// Setup registers the field index and both reconcilers with mgr.
+func Setup(ctx context.Context, mgr ctrl.Manager, opts Options) error {
+	if err := mgr.GetFieldIndexer().IndexField(ctx, &seedv1.AgentVault{}, indexSeedNodeRef, func(o client.Object) []string {
+		return []string{o.(*seedv1.AgentVault).Spec.SeedNodeRef.Name}
+	}); err != nil {
+		return err
+	}
+	fleets := newFleetCache()
+	sn := &SeedNodeReconciler{Client: mgr.GetClient(), SeedImage: opts.SeedImage, Pods: opts.Pods, PollInterval: opts.PollInterval}
+	if err := sn.SetupWithManager(mgr, fleets); err != nil {
+		return err
+	}
+	av := &AgentVaultReconciler{Client: mgr.GetClient(), Pods: opts.Pods, PollInterval: opts.PollInterval}
+	return av.SetupWithManager(mgr, fleets)
+}

@@ -1,0 +1,171 @@
+package node
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/seedfleet/seedfleet/seednode/blobs"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// recountGap is the least time between two background recount passes; a
+// pass that took longer than a tenth of it waits ten times its duration, so
+// recounting never takes more than a tenth of a core.
+const recountGap = time.Second
+
+// blobCount is how many of the blobs a vault's entries refer to are here.
+type blobCount struct {
+	complete, missing int
+	// fetches is how many blob fetches had completed when the count began:
+	// a count with missing blobs is stale once more have completed.
+	fetches uint64
+}
+
+// blobCounter keeps each hosted vault's blobCount for /status. A count scans
+// the vault, so it is not made per request: the collection pass counts every
+// vault, and a background pass recounts a vault soon after entries referring
+// to blobs are stored in it and, while it lacks blobs, soon after blobs are
+// fetched.
+type blobCounter struct {
+	n    *Node
+	wake chan struct{}
+
+	mu      sync.Mutex
+	counts  map[vault.NamespaceID]blobCount
+	dirty   map[vault.NamespaceID]bool
+	fetches uint64 // blob fetches completed
+}
+
+func newBlobCounter(n *Node) *blobCounter {
+	return &blobCounter{n: n, wake: make(chan struct{}, 1),
+		counts: map[vault.NamespaceID]blobCount{}, dirty: map[vault.NamespaceID]bool{}}
+}
+
+func (c *blobCounter) poke() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+// get returns the latest count of ns, if there is one.
+func (c *blobCounter) get(ns vault.NamespaceID) (blobCount, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bc, ok := c.counts[ns]
+	return bc, ok
+}
+
+// stored asks for a recount of ns after entries were stored in it: always
+// if they refer to blobs, else only if it lacked blobs (an overwrite may
+// have dropped a reference to a missing one).
+func (c *blobCounter) stored(ns vault.NamespaceID, blobRefs int) {
+	c.mu.Lock()
+	recount := blobRefs > 0 || c.counts[ns].missing > 0
+	if recount {
+		c.dirty[ns] = true
+	}
+	c.mu.Unlock()
+	if recount {
+		c.poke()
+	}
+}
+
+// fetched notes a completed blob fetch: vaults that lacked blobs are recounted.
+func (c *blobCounter) fetched() {
+	c.mu.Lock()
+	c.fetches++
+	c.mu.Unlock()
+	c.poke()
+}
+
+// retain drops the counts of vaults no longer hosted.
+func (c *blobCounter) retain(hosted map[vault.NamespaceID]bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ns := range c.counts {
+		if !hosted[ns] {
+			delete(c.counts, ns)
+		}
+	}
+	for ns := range c.dirty {
+		if !hosted[ns] {
+			delete(c.dirty, ns)
+		}
+	}
+}
+
+// count scans ns and records its count (unless ns stopped being hosted).
+func (c *blobCounter) count(ns vault.NamespaceID) error {
+	c.mu.Lock()
+	bc := blobCount{fetches: c.fetches}
+	c.mu.Unlock()
+	err := c.n.store.ForEach(ns, func(e *vault.SignedEntry) error {
+		if !vault.IsBlobRef(&e.Entry) {
+			return nil
+		}
+		if st, err := c.n.blobs.Stat(e.Hash); err == nil && st.State == blobs.Complete {
+			bc.complete++
+		} else {
+			bc.missing++
+		}
+		return nil
+	})
+	if err != nil || !c.n.hosted.Has(ns) {
+		return err
+	}
+	c.mu.Lock()
+	c.counts[ns] = bc
+	stale := bc.missing > 0 && c.fetches > bc.fetches
+	c.mu.Unlock()
+	if stale { // a fetch completed during the scan
+		c.poke()
+	}
+	return nil
+}
+
+// due takes the vaults to recount: those asked for, and those lacking blobs
+// whose count began before the latest fetch completed.
+func (c *blobCounter) due() []vault.NamespaceID {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []vault.NamespaceID
+	for ns := range c.dirty {
+		out = append(out, ns)
+	}
+	clear(c.dirty)
+	for ns, bc := range c.counts {
+		if bc.missing > 0 && bc.fetches < c.fetches && !slices.Contains(out, ns) {
+			out = append(out, ns)
+		}
+	}
+	return out
+}
+
+// run recounts what is due whenever asked, at most once per recountGap.
+func (c *blobCounter) run(ctx context.Context) {
+	defer c.n.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.wake:
+		}
+		start := time.Now()
+		for _, ns := range c.due() {
+			if ctx.Err() != nil {
+				return
+			}
+			if err := c.count(ns); err != nil {
+				c.n.log.Debug("blob count not updated", "vault", ns.Short(), "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(max(recountGap, 10*time.Since(start))):
+		}
+	}
+}
