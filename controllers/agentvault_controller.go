@@ -76,7 +76,7 @@ func (r *AgentVaultReconciler) Reconcile(ctx context.Context, req ctrl.Request) 
 	case sn == nil:
 		return ctrl.Result{}, nil // the SeedNode's creation triggers the next attempt
 	case !view.ready:
-		return ctrl.Result{RequeueAfter: notReadyPoll}, nil
+		return ctrl.Result{RequeueAfter: min(notReadyPoll, r.pollInterval())}, nil
 	case view.fleet != nil && len(view.fleet.Pods) > 0:
 		return ctrl.Result{RequeueAfter: 2 * r.pollInterval()}, nil
 	}

@@ -117,7 +117,7 @@ func (r *SeedNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	}
 	switch {
 	case st.busy:
-		return ctrl.Result{RequeueAfter: busyPollInterval}, nil
+		return ctrl.Result{RequeueAfter: min(busyPollInterval, r.pollInterval())}, nil
 	case len(st.pods) > 0:
 		return ctrl.Result{RequeueAfter: r.pollInterval()}, nil
 	}

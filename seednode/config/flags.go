@@ -34,7 +34,7 @@ const (
 // file and call ApplyFlags on the result: only flags set on the command line
 // override it.
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
-	fs.String(FlagData, c.DataDir, "data directory: identity key, vault and blob stores (config: dataDir)")
+	fs.String(FlagData, c.DataDir, "data directory: vault and blob stores, and the identity key unless --identity-file (config: dataDir)")
 	fs.String(FlagIdentityFile, c.IdentityFile, "identity key file, which must exist (the operator creates it); empty: identity.key in --data, created if missing (config: identityFile)")
 	fs.StringSlice(FlagListen, c.Listen.TCP, "TCP listen multiaddrs, replacing listen.tcp (e.g. /ip4/0.0.0.0/tcp/7400)")
 	fs.StringSlice(FlagListenQUIC, c.Listen.QUIC, "QUIC listen multiaddrs, replacing listen.quic (e.g. /ip4/0.0.0.0/udp/7400/quic-v1)")

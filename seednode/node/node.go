@@ -93,6 +93,7 @@ type Node struct {
 	self       peer.ID
 	replicas   *replicator
 	blobCounts *blobCounter
+	placeMu    sync.Mutex // serializes changes of hosted and replicas
 
 	reg               *prometheus.Registry
 	metrics           *metrics

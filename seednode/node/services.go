@@ -328,11 +328,18 @@ func (n *Node) SetPlacement(p Placement) {
 // SetHostedVaults replaces the hosted vaults, with no replica peers.
 func (n *Node) SetHostedVaults(list []vault.NamespaceID) { n.SetPlacement(Placement{Vaults: list}) }
 
-// place replaces the hosted set and the replica peers (of hosted vaults only).
+// place replaces the hosted set and the replica peers (of hosted vaults
+// only), together: the vaults file and the admin API may place at once.
 func (n *Node) place(p Placement) {
-	n.hosted.Replace(p.Vaults)
+	hosted := make(map[vault.NamespaceID]bool, len(p.Vaults))
+	for _, ns := range p.Vaults {
+		hosted[ns] = true
+	}
 	peers := maps.Clone(p.Peers)
-	maps.DeleteFunc(peers, func(ns vault.NamespaceID, _ []peer.AddrInfo) bool { return !n.hosted.Has(ns) })
+	maps.DeleteFunc(peers, func(ns vault.NamespaceID, _ []peer.AddrInfo) bool { return !hosted[ns] })
+	n.placeMu.Lock()
+	defer n.placeMu.Unlock()
+	n.hosted.Replace(p.Vaults)
 	n.replicas.set(peers)
 }
 
