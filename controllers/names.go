@@ -107,4 +107,3 @@ func selectorLabels(sn *seedv1.SeedNode) map[string]string {
 }
 
 func fieldPath(parts ...string) string { return strings.Join(parts, ".") }
-

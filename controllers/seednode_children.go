@@ -232,7 +232,7 @@ func mergeService(desired *corev1.Service) func(client.Object) {
 // ensurePodConfigs writes each pod's seed.yaml and hosted-vaults list.
 func (r *SeedNodeReconciler) ensurePodConfigs(ctx context.Context, st *seedState) error {
 	st.podCfg = map[int][]byte{}
-	for o := range int(st.replicas) {
+	for o := range st.configured() {
 		_, vaults := podHosting(st.plan, o, st.addrsOf)
 		plan := podPlan{Ordinal: o, Announce: st.announce(o), BootstrapPeers: st.bootstrapFor(o), Vaults: vaults}
 		cfg, err := buildSeedConfig(st.sn, plan)

@@ -10,7 +10,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -67,6 +66,10 @@ type seedState struct {
 	fleet    *fleetView
 	plan     hostingPlan
 	replicas int32 // StatefulSet replicas: spec.replicas, or more while leaving replicas drain
+	// published is what each pod was last told (its ConfigMap); every
+	// ordinal in it keeps getting its list rewritten, so a pod past the
+	// StatefulSet's end is told to drop what it no longer hosts.
+	published map[int]map[string]bool
 	podCfg   map[int][]byte
 	busy     bool
 	degraded error
@@ -167,6 +170,7 @@ func (r *SeedNodeReconciler) planPlacement(ctx context.Context, st *seedState) e
 	if err != nil {
 		return err
 	}
+	st.published = published
 	desired := place(avs.Items, int(st.sn.Spec.Replicas), int(st.sn.Spec.Hosting.MaxVaultsPerPod))
 	st.plan = planHosting(desired, published, st.fleet)
 	st.replicas = st.sn.Spec.Replicas
@@ -204,7 +208,7 @@ func (r *SeedNodeReconciler) publishedHosting(ctx context.Context, sn *seedv1.Se
 func (r *SeedNodeReconciler) pushPlacement(ctx context.Context, st *seedState) error {
 	log := logf.FromContext(ctx)
 	for o, p := range st.fleet.Pods {
-		if p.Status == nil || int32(o) >= st.replicas {
+		if p.Status == nil {
 			continue
 		}
 		want, _ := podHosting(st.plan, o, st.addrsOf)
@@ -262,12 +266,16 @@ func (r *SeedNodeReconciler) SetupWithManager(mgr ctrl.Manager, fleets *fleetCac
 		Complete(r)
 }
 
-// sortedOrdinals returns the keys of m in order.
-func sortedOrdinals[V any](m map[int]V) []int {
-	out := make([]int, 0, len(m))
-	for o := range m {
-		out = append(out, o)
+// configured is how many ordinals get a ConfigMap: every pod the
+// StatefulSet runs, and any pod beyond it that still exists or was told to
+// host something.
+func (st *seedState) configured() int {
+	n := int(st.replicas)
+	for o := range st.published {
+		n = max(n, o+1)
 	}
-	slices.Sort(out)
-	return out
+	for o := range st.pods {
+		n = max(n, o+1)
+	}
+	return n
 }

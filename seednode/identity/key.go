@@ -181,7 +181,15 @@ func syncDir(dir string) error {
 // Load reads a key written by Save. It refuses files that group or others can
 // read or write (ErrKeyPermissions) and reports malformed contents as errors
 // naming the file.
-func Load(path string) (ed25519.PrivateKey, error) {
+func Load(path string) (ed25519.PrivateKey, error) { return load(path, 0o077) }
+
+// LoadMounted is Load for a key mounted from a Kubernetes Secret: the kubelet
+// always gives the pod's fsGroup read access to Secret files (a non-root
+// pod reads them through that group), so group read is accepted; group write
+// and any access by others are still refused.
+func LoadMounted(path string) (ed25519.PrivateKey, error) { return load(path, 0o037) }
+
+func load(path string, forbidden fs.FileMode) (ed25519.PrivateKey, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("identity: load %s: %w", path, err)
@@ -199,7 +207,7 @@ func Load(path string) (ed25519.PrivateKey, error) {
 	}
 	// Windows does not report POSIX permission bits, so the check would
 	// reject every file there.
-	if runtime.GOOS != "windows" && fi.Mode().Perm()&0o077 != 0 {
+	if runtime.GOOS != "windows" && fi.Mode().Perm()&forbidden != 0 {
 		return nil, fmt.Errorf("identity: load %s: mode %04o: %w; run `chmod 600 %s`",
 			path, fi.Mode().Perm(), ErrKeyPermissions, path)
 	}

@@ -686,3 +686,36 @@ func TestPublicKeyFromPeerIDRejects(t *testing.T) {
 		})
 	}
 }
+
+func TestLoadMountedAcceptsGroupReadOnly(t *testing.T) {
+	key, err := Generate()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := EncodePEM(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		mode fs.FileMode
+		ok   bool
+	}{{0o400, true}, {0o440, true}, {0o460, false}, {0o444, false}, {0o640, true}} {
+		path := filepath.Join(t.TempDir(), "identity.key")
+		if err := os.WriteFile(path, data, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(path, tc.mode); err != nil {
+			t.Fatal(err)
+		}
+		got, err := LoadMounted(path)
+		if tc.ok != (err == nil) {
+			t.Fatalf("mode %04o: err %v, want ok=%v", tc.mode, err, tc.ok)
+		}
+		if tc.ok && !got.Equal(key) {
+			t.Fatalf("mode %04o: a different key came back", tc.mode)
+		}
+		if _, err := Load(path); tc.mode&0o077 != 0 && !errors.Is(err, ErrKeyPermissions) {
+			t.Fatalf("mode %04o: Load accepted it (%v)", tc.mode, err)
+		}
+	}
+}

@@ -371,7 +371,7 @@ func (n *Node) reloadVaultsFile(first bool) error {
 func (n *Node) loadIdentity() (ed25519.PrivateKey, error) {
 	defaultFile := filepath.Join(n.cfg.DataDir, "identity.key")
 	if f := n.cfg.IdentityFile; f != "" {
-		key, err := identity.Load(f)
+		key, err := identity.LoadMounted(f)
 		if errors.Is(err, fs.ErrNotExist) {
 			return nil, fmt.Errorf("identity file %s: %w; a seed given an identity file never creates one: "+
 				"the operator creates it (the pod's identity Secret), or create one with `seedfleet key create --home DIR` "+
