@@ -19,6 +19,7 @@ import (
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 	"github.com/seedfleet/seedfleet/seednode/admin"
+	"github.com/seedfleet/seedfleet/seednode/blobs"
 	devclient "github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/node"
 	"github.com/seedfleet/seedfleet/seednode/vault"
@@ -351,6 +352,43 @@ func TestScalingMovesFewVaultsAndNeverDropsAReplicaBeforeItsSuccessorSynced(t *t
 	<-spyDone
 	mu.Lock()
 	defer mu.Unlock()
+
+	// Deleting an AgentVault drops its replicas and blobs from the pods
+	// before the object goes.
+	gone := names[0]
+	goneID := ids[gone]
+	photo, err := device.Store.Get(goneID, []byte("photo"))
+	if err != nil || len(photo) != 1 {
+		t.Fatalf("device's own photo entry: %v %v", photo, err)
+	}
+	if err := k8s.Delete(ctx, &seedv1.AgentVault{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: gone}}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 30*time.Second, "AgentVault deleted", func() error {
+		if err := get(t, &seedv1.AgentVault{}, ns, gone); !isNotFound(err) {
+			return fmt.Errorf("still there (%v)", err)
+		}
+		return nil
+	})
+	eventually(t, 30*time.Second, "replicas and blobs dropped", func() error {
+		for o, n := range f.seeds {
+			if n.Hosted().Has(goneID) {
+				return fmt.Errorf("pod %d still hosts it", o)
+			}
+			present, err := n.Store().Namespaces()
+			if err != nil {
+				return err
+			}
+			if slices.Contains(present, goneID) {
+				return fmt.Errorf("pod %d still stores its entries", o)
+			}
+			if st, err := n.Blobs().Stat(photo[0].Entry.Hash); err == nil && st.State != blobs.Missing {
+				return fmt.Errorf("pod %d still has its blob (%v)", o, st.State)
+			}
+		}
+		return nil
+	})
+
 	if observed < 10 {
 		t.Fatalf("only %d observations of the replicas", observed)
 	}

@@ -106,7 +106,9 @@ EOF
 
 build_helm() {
 	log "building helm v${HELM_VERSION} from the module proxy"
-	GOBIN="$assets" go install -trimpath -ldflags "-s -w" "helm.sh/helm/v4/cmd/helm@v${HELM_VERSION}"
+	GOBIN="$assets" go install -trimpath \
+		-ldflags "-s -w -X helm.sh/helm/v4/internal/version.version=v${HELM_VERSION}" \
+		"helm.sh/helm/v4/cmd/helm@v${HELM_VERSION}"
 }
 
 have kube-apiserver "v${K8S_VERSION}" --version && have kubectl "v${K8S_VERSION}" version --client || build_kubernetes
