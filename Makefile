@@ -21,7 +21,7 @@ GO_FILES = $(wildcard $(shell git ls-files -co --exclude-standard -- '*.go' 2>/d
 CONTROLLER_TOOLS_VERSION ?= v0.22.0
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
-.PHONY: help fmt vet test fuzz-smoke bench bench-vault bench-blobs bench-seed build manifests generate envtest-assets
+.PHONY: help fmt vet test fuzz-smoke bench bench-vault bench-blobs bench-seed bench-operator build manifests generate envtest-assets
 
 help: ## List the targets
 	@echo 'Usage: make <target> [GO=go] [FUZZTIME=10s] [BENCH_ARGS=...]'
@@ -51,7 +51,7 @@ test: ## Run all tests (the CI test command); builds the envtest binaries on fir
 fuzz-smoke: ## Run every Fuzz target for FUZZTIME each (hack/fuzz-smoke.sh)
 	GO='$(GO)' FUZZTIME='$(FUZZTIME)' bash ./hack/fuzz-smoke.sh
 
-bench: bench-vault bench-blobs bench-seed ## Run all benchmark drivers
+bench: bench-vault bench-blobs bench-seed bench-operator ## Run all benchmark drivers
 
 bench-vault: ## Run the vault benchmark driver (prints BENCH <name> <value> <unit>)
 	$(GO) run ./hack/bench/vault $(BENCH_ARGS)
@@ -61,6 +61,9 @@ bench-blobs: ## Run the blob benchmark driver (prints BENCH <name> <value> <unit
 
 bench-seed: ## Run the seed benchmark driver: relay, reservations, DHT provides (prints BENCH <name> <value> <unit>)
 	$(GO) run ./hack/bench/seed $(BENCH_ARGS)
+
+bench-operator: ## Run the operator scale benchmark on envtest (prints BENCH <name> <value> <unit>)
+	KUBEBUILDER_ASSETS="$$(bash ./hack/envtest-assets.sh)" $(GO) run ./hack/bench/operator $(BENCH_ARGS)
 
 build: ## Build the static binary into bin/seedfleet
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/seedfleet .

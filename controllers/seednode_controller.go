@@ -70,9 +70,9 @@ type seedState struct {
 	// ordinal in it keeps getting its list rewritten, so a pod past the
 	// StatefulSet's end is told to drop what it no longer hosts.
 	published map[int]map[string]bool
-	podCfg   map[int][]byte
-	busy     bool
-	degraded error
+	podCfg    map[int][]byte
+	busy      bool
+	degraded  error
 }
 
 // Reconcile brings one SeedNode's children and status in line with its spec.
