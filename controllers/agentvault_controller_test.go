@@ -48,6 +48,9 @@ func TestAgentVaultIsPlacedAndCleanedUp(t *testing.T) {
 	id := newVaultID(t)
 	// The AgentVault comes first: it waits for its SeedNode.
 	av := agentVault(t, ns, "notes", "seeds", id, 2)
+	maxEntries := int64(5000)
+	av.Spec.Quota.MaxEntries = &maxEntries
+	av.Spec.RelayAccess = seedv1.RelayAccessNone
 	mustCreate(t, av)
 	eventually(t, 30*time.Second, "SeedNodeNotFound", func() error {
 		if err := get(t, av, ns, "notes"); err != nil {
@@ -69,6 +72,14 @@ func TestAgentVaultIsPlacedAndCleanedUp(t *testing.T) {
 	on := publishedOn(t, ns, "seeds", 3, id)
 	if len(on) != 2 {
 		t.Fatalf("vault published on %v, want 2 pods", on)
+	}
+	// The vault's own quota and relay access travel with its placement.
+	cm := &corev1.ConfigMap{}
+	if err := get(t, cm, ns, on[0]+"-config"); err != nil {
+		t.Fatal(err)
+	}
+	if line := cm.Data["vaults"]; !strings.Contains(line, id+" maxEntries=5000 relay=none") {
+		t.Fatalf("%s's vaults file lacks the vault's options:\n%s", on[0], line)
 	}
 	var placed []string
 	for _, r := range av.Status.Placement {

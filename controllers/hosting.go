@@ -9,9 +9,11 @@ package controllers
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"slices"
 	"strings"
 
+	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 )
 
@@ -25,6 +27,8 @@ type vaultHosting struct {
 	// Synced is true when every desired replica is readable, hosts the
 	// vault, holds every blob, and all holders agree on the fingerprint.
 	Synced bool
+	// Options are the vault's own quota and relay access.
+	Options admin.VaultOptions
 }
 
 // members are the pods that must host the vault now.
@@ -142,6 +146,13 @@ func podHosting(plan hostingPlan, o int, addrs func(int) []string) (admin.Hosted
 			hv.Peers[ns] = peers
 		}
 		file.WriteString(ns)
+		if opts := plan[ns].Options; opts != (admin.VaultOptions{}) {
+			if hv.Options == nil {
+				hv.Options = map[string]admin.VaultOptions{}
+			}
+			hv.Options[ns] = opts
+			file.WriteString(optionTokens(opts))
+		}
 		for _, p := range peers {
 			file.WriteByte(' ')
 			file.WriteString(p)
@@ -149,6 +160,35 @@ func podHosting(plan hostingPlan, o int, addrs func(int) []string) (admin.Hosted
 		file.WriteByte('\n')
 	}
 	return hv, file.Bytes()
+}
+
+// optionTokens renders options in the hosted-vaults file's syntax.
+func optionTokens(o admin.VaultOptions) string {
+	var b strings.Builder
+	if o.MaxEntries > 0 {
+		fmt.Fprintf(&b, " maxEntries=%d", o.MaxEntries)
+	}
+	if o.MaxBytes > 0 {
+		fmt.Fprintf(&b, " maxBytes=%d", o.MaxBytes)
+	}
+	if o.NoRelay {
+		b.WriteString(" relay=none")
+	}
+	return b.String()
+}
+
+// vaultOptions are what an AgentVault asks of each replica beyond the
+// SeedNode's defaults (which every pod's seed.yaml already holds).
+func vaultOptions(av *seedv1.AgentVault) admin.VaultOptions {
+	var o admin.VaultOptions
+	if q := av.Spec.Quota.MaxEntries; q != nil && *q > 0 {
+		o.MaxEntries = uint64(*q)
+	}
+	if q := av.Spec.Quota.MaxBytes; q != nil && q.Value() > 0 {
+		o.MaxBytes = uint64(q.Value())
+	}
+	o.NoRelay = av.Spec.RelayAccess == seedv1.RelayAccessNone
+	return o
 }
 
 // maxPeersPerVault is what a seed accepts per vault.
@@ -177,8 +217,13 @@ func sameHosting(got *admin.HostedVaults, want admin.HostedVaults) bool {
 	a, b := slices.Clone(got.Vaults), slices.Clone(want.Vaults)
 	slices.Sort(a)
 	slices.Sort(b)
-	if !slices.Equal(a, b) || len(got.Peers) != len(want.Peers) {
+	if !slices.Equal(a, b) || len(got.Peers) != len(want.Peers) || len(got.Options) != len(want.Options) {
 		return false
+	}
+	for ns, o := range want.Options {
+		if got.Options[ns] != o {
+			return false
+		}
 	}
 	for ns, p := range want.Peers {
 		if !slices.Equal(got.Peers[ns], p) {

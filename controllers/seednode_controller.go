@@ -26,6 +26,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
+	"github.com/seedfleet/seedfleet/seednode/admin"
 )
 
 // Field index: AgentVaults by the SeedNode that hosts them.
@@ -173,6 +174,12 @@ func (r *SeedNodeReconciler) planPlacement(ctx context.Context, st *seedState) e
 	st.published = published
 	desired := place(avs.Items, int(st.sn.Spec.Replicas), int(st.sn.Spec.Hosting.MaxVaultsPerPod))
 	st.plan = planHosting(desired, published, st.fleet)
+	for i := range avs.Items {
+		av := &avs.Items[i]
+		if h := st.plan[av.Spec.NamespaceID]; h != nil && av.DeletionTimestamp.IsZero() && h.Options == (admin.VaultOptions{}) {
+			h.Options = vaultOptions(av)
+		}
+	}
 	st.replicas = st.sn.Spec.Replicas
 	for _, h := range st.plan {
 		if len(h.Leaving) > 0 || !h.Synced {

@@ -10,13 +10,15 @@
 //	GET  /v1/hosted-vaults  HostedVaults as JSON
 //	PUT  /v1/hosted-vaults  replace the placement → 204:
 //	                        {"vaults": ["<namespace ID>", ...],
-//	                         "peers": {"<namespace ID>": ["<multiaddr>/p2p/<peer ID>", ...]}}
+//	                         "peers": {"<namespace ID>": ["<multiaddr>/p2p/<peer ID>", ...]},
+//	                         "options": {"<namespace ID>": {"maxEntries": N, "maxBytes": N, "noRelay": true}}}
 //
 // Other methods get 405 with an Allow header. PUT bodies are limited to 1 MiB,
 // unknown fields are refused, every vault must be a canonical namespace ID
 // (52 lowercase base32 characters), and "peers" (optional) may name only
 // listed vaults, each with at most MaxPeersPerVault full multiaddrs of the
-// other seeds hosting it; bad input gets 400 with an ErrorResponse naming the
+// other seeds hosting it; "options" (optional) may name only listed vaults
+// (see VaultOptions); bad input gets 400 with an ErrorResponse naming the
 // problem and changes nothing. With WithToken, PUT requires
 // "Authorization: Bearer <token>" (401 otherwise); GET endpoints stay open.
 //

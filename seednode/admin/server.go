@@ -38,9 +38,9 @@ type Source interface {
 	// HostedVaults returns the vaults the seed hosts and their replica peers.
 	HostedVaults() HostedVaults
 	// SetHostedVaults replaces the hosted vaults and their replica peers. The
-	// Server only passes canonical, distinct namespace IDs, and peers of
-	// listed vaults only, as canonical multiaddrs ending in /p2p/ (at most
-	// MaxPeersPerVault per vault). An error wrapping ErrInvalid is answered
+	// Server only passes canonical, distinct namespace IDs, and peers and
+	// options of listed vaults only, peers as canonical multiaddrs ending in
+	// /p2p/ (at most MaxPeersPerVault per vault). An error wrapping ErrInvalid is answered
 	// with 400, any other with 500.
 	SetHostedVaults(ctx context.Context, hv HostedVaults) error
 }
@@ -298,8 +298,9 @@ func (s *Server) authorized(r *http.Request) bool {
 // canonical form, or an error naming the problem.
 func decodeHostedVaults(body io.Reader) (HostedVaults, error) {
 	var req struct {
-		Vaults *[]string           `json:"vaults"`
-		Peers  map[string][]string `json:"peers"`
+		Vaults  *[]string               `json:"vaults"`
+		Peers   map[string][]string     `json:"peers"`
+		Options map[string]VaultOptions `json:"options"`
 	}
 	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
@@ -332,7 +333,30 @@ func decodeHostedVaults(body io.Reader) (HostedVaults, error) {
 	if err != nil {
 		return HostedVaults{}, err
 	}
-	return HostedVaults{Vaults: vaults, Peers: peers}, nil
+	options, err := checkOptions(req.Options, vaults)
+	if err != nil {
+		return HostedVaults{}, err
+	}
+	return HostedVaults{Vaults: vaults, Peers: peers, Options: options}, nil
+}
+
+// checkOptions refuses options of vaults not listed and returns the rest,
+// leaving out all-zero options (nil if none is left).
+func checkOptions(options map[string]VaultOptions, vaults []string) (map[string]VaultOptions, error) {
+	var out map[string]VaultOptions
+	for _, ns := range slices.Sorted(maps.Keys(options)) {
+		if !slices.Contains(vaults, ns) {
+			return nil, fmt.Errorf(`options[%s]: vault not in "vaults" (list it there too, or drop its options)`, quoteShort(ns))
+		}
+		if options[ns] == (VaultOptions{}) {
+			continue
+		}
+		if out == nil {
+			out = make(map[string]VaultOptions, len(options))
+		}
+		out[ns] = options[ns]
+	}
+	return out, nil
 }
 
 // checkVaults returns the list if every entry is a distinct canonical

@@ -437,6 +437,16 @@ func TestPutHostedVaults(t *testing.T) {
 		{name: "too many peers", body: withPeers(map[string][]string{nsID(1): manyPeers(MaxPeersPerVault + 1)}, good...), wantCode: 400,
 			wantErr: []string{`peers["` + nsID(1) + `"]`, "17 peer addresses", "at most 16"}},
 		{name: "most peers allowed", body: withPeers(map[string][]string{nsID(1): manyPeers(MaxPeersPerVault)}, good...), wantCode: 204},
+		{name: "valid with options", body: withOptions(map[string]VaultOptions{nsID(1): {MaxEntries: 2, MaxBytes: 1 << 20}, nsID(2): {NoRelay: true}}, good...),
+			wantCode: 204},
+		{name: "options, all-zero dropped", body: withOptions(map[string]VaultOptions{nsID(1): {}, nsID(2): {NoRelay: true}}, good...), wantCode: 204,
+			want: &HostedVaults{Vaults: good, Options: map[string]VaultOptions{nsID(2): {NoRelay: true}}}},
+		{name: "options of a vault not hosted", body: withOptions(map[string]VaultOptions{nsID(7): {MaxEntries: 2}}, good...), wantCode: 400,
+			wantErr: []string{`options["` + nsID(7) + `"]`, `not in "vaults"`}},
+		{name: "options, negative quota", body: `{"vaults": ["` + nsID(1) + `"], "options": {"` + nsID(1) + `": {"maxEntries": -1}}}`, wantCode: 400,
+			wantErr: []string{"invalid JSON", "maxEntries"}},
+		{name: "options, unknown option", body: `{"vaults": ["` + nsID(1) + `"], "options": {"` + nsID(1) + `": {"relay": "none"}}}`, wantCode: 400,
+			wantErr: []string{"unknown field", `"relay"`}},
 		{name: "peers not an object", body: `{"vaults": [], "peers": ["x"]}`, wantCode: 400, wantErr: []string{"invalid JSON", "peers"}},
 		{name: "too large after the object", body: `{"vaults": []}` + strings.Repeat(" ", MaxRequestBody), wantCode: 400,
 			wantErr: []string{"exceeds 1048576 bytes"}},
@@ -487,6 +497,12 @@ func TestPutHostedVaults(t *testing.T) {
 // withPeers returns a PUT body hosting vaults with the given peers.
 func withPeers(peers map[string][]string, vaults ...string) string {
 	b, _ := json.Marshal(HostedVaults{Vaults: vaults, Peers: peers})
+	return string(b)
+}
+
+// withOptions returns a PUT body hosting vaults with the given options.
+func withOptions(options map[string]VaultOptions, vaults ...string) string {
+	b, _ := json.Marshal(HostedVaults{Vaults: vaults, Options: options})
 	return string(b)
 }
 

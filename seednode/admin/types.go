@@ -80,9 +80,27 @@ type ReplicaStatus struct {
 // each; several addresses with one peer ID are addresses of one peer. The
 // seed syncs each such vault with those peers on its own, so replicas
 // converge without any device. GET answers them grouped by peer.
+//
+// Options maps a vault (which must be in Vaults) to its own settings; a
+// vault without an entry gets the seed's defaults. GET leaves out vaults
+// whose options are all zero.
 type HostedVaults struct {
-	Vaults []string            `json:"vaults"`
-	Peers  map[string][]string `json:"peers,omitempty"`
+	Vaults  []string                `json:"vaults"`
+	Peers   map[string][]string     `json:"peers,omitempty"`
+	Options map[string]VaultOptions `json:"options,omitempty"`
+}
+
+// VaultOptions are one hosted vault's settings. The zero value is the seed's
+// defaults.
+type VaultOptions struct {
+	// MaxEntries and MaxBytes are the vault's quota, in place of the seed's
+	// configured limits; 0 means the seed's limit.
+	MaxEntries uint64 `json:"maxEntries,omitempty"`
+	MaxBytes   uint64 `json:"maxBytes,omitempty"`
+	// NoRelay keeps the vault's devices (its agent document's keys, or its
+	// authors) off the relay's agents-mode allow-list. A device still gets in
+	// through another hosted vault that allows the relay.
+	NoRelay bool `json:"noRelay,omitempty"`
 }
 
 // ErrorResponse is the JSON body of the JSON endpoints' error answers.

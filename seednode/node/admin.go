@@ -26,8 +26,8 @@ type adminSource struct{ n *Node }
 
 func (a adminSource) Ready(context.Context) error { return a.n.Ready() }
 
-// HostedVaults answers the hosted vaults (sorted) and the replica peers of
-// each, as full multiaddrs grouped by peer.
+// HostedVaults answers the hosted vaults (sorted), the replica peers of
+// each, as full multiaddrs grouped by peer, and their options.
 func (a adminSource) HostedVaults() admin.HostedVaults {
 	list := a.n.hosted.List()
 	hv := admin.HostedVaults{Vaults: make([]string, len(list))}
@@ -54,6 +54,17 @@ func (a adminSource) HostedVaults() admin.HostedVaults {
 		}
 		hv.Peers[ns.String()] = addrs
 	}
+	if m := a.n.options.Load(); m != nil {
+		for ns, o := range *m {
+			if !a.n.hosted.Has(ns) {
+				continue
+			}
+			if hv.Options == nil {
+				hv.Options = map[string]admin.VaultOptions{}
+			}
+			hv.Options[ns.String()] = o
+		}
+	}
 	return hv
 }
 
@@ -70,6 +81,7 @@ func (a adminSource) SetHostedVaults(_ context.Context, hv admin.HostedVaults) e
 		if err := b.add(ns, hv.Peers[s]); err != nil {
 			return fmt.Errorf("%w: peers[%q]: %w", admin.ErrInvalid, s, err)
 		}
+		b.setOptions(ns, hv.Options[s])
 	}
 	a.n.SetPlacement(b.p)
 	return nil

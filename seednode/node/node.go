@@ -57,7 +57,8 @@ type Config struct {
 	// ReplicateInterval is how often each hosted vault is synced with each
 	// of its replica peers (default config.DefaultReplicateInterval).
 	ReplicateInterval time.Duration
-	// Limits apply to every hosted vault.
+	// Limits apply to every hosted vault, except where the vault's placement
+	// options (Placement.Options) set its own quota.
 	Limits vault.Limits
 	// IdleTimeout cuts off a peer that stops answering mid-sync (default 30 s).
 	IdleTimeout time.Duration
@@ -93,7 +94,9 @@ type Node struct {
 	self       peer.ID
 	replicas   *replicator
 	blobCounts *blobCounter
-	placeMu    sync.Mutex // serializes changes of hosted and replicas
+	placeMu    sync.Mutex // serializes changes of hosted, replicas and options
+	// options are the hosted vaults' placement options (nil until placed).
+	options atomic.Pointer[map[vault.NamespaceID]admin.VaultOptions]
 
 	reg               *prometheus.Registry
 	metrics           *metrics
@@ -155,10 +158,7 @@ func New(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	limits := cfg.Limits
-	n.store, err = vault.Open(filepath.Join(cfg.DataDir, "vaults"), vault.StoreOptions{
-		LimitsFor: func(vault.NamespaceID) vault.Limits { return limits },
-	})
+	n.store, err = vault.Open(filepath.Join(cfg.DataDir, "vaults"), vault.StoreOptions{LimitsFor: n.limitsFor})
 	if err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}

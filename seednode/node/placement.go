@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -21,6 +22,10 @@ type Placement struct {
 	// Peers holds at most admin.MaxPeersPerVault addresses per vault, one
 	// entry per peer ID. Peers of vaults not in Vaults are ignored.
 	Peers map[vault.NamespaceID][]peer.AddrInfo
+	// Options are per-vault settings (quota, relay); a vault without an
+	// entry gets the seed's defaults. Options of vaults not in Vaults are
+	// ignored.
+	Options map[vault.NamespaceID]admin.VaultOptions
 }
 
 // placementBuilder collects vaults and their replica peers, refusing peer
@@ -32,8 +37,25 @@ type placementBuilder struct {
 }
 
 func newPlacementBuilder(self peer.ID) *placementBuilder {
-	return &placementBuilder{self: self, p: Placement{Peers: map[vault.NamespaceID][]peer.AddrInfo{}},
-		addrs: map[vault.NamespaceID]int{}}
+	return &placementBuilder{self: self, p: Placement{Peers: map[vault.NamespaceID][]peer.AddrInfo{},
+		Options: map[vault.NamespaceID]admin.VaultOptions{}}, addrs: map[vault.NamespaceID]int{}}
+}
+
+// setOptions sets the options of ns (added before). Set fields replace
+// earlier ones, so a vault listed twice gets the options of both lines.
+func (b *placementBuilder) setOptions(ns vault.NamespaceID, o admin.VaultOptions) {
+	if o == (admin.VaultOptions{}) {
+		return
+	}
+	cur := b.p.Options[ns]
+	if o.MaxEntries != 0 {
+		cur.MaxEntries = o.MaxEntries
+	}
+	if o.MaxBytes != 0 {
+		cur.MaxBytes = o.MaxBytes
+	}
+	cur.NoRelay = cur.NoRelay || o.NoRelay
+	b.p.Options[ns] = cur
 }
 
 // add hosts ns, with the replica peers at addrs (full multiaddrs ending in
@@ -86,10 +108,16 @@ func containsAddr(list []ma.Multiaddr, a ma.Multiaddr) bool {
 }
 
 // ParseVaultList reads a hosted vaults file: one vault per line, a namespace
-// ID optionally followed by the full multiaddrs (ending in /p2p/<peer ID>) of
-// the other seeds hosting it, separated by spaces or tabs; blank lines and #
-// comments are skipped. self is this seed's peer ID, which must not be
-// listed. Errors name the line.
+// ID optionally followed, in any order and separated by spaces or tabs, by
+// the full multiaddrs (starting with '/', ending in /p2p/<peer ID>) of the
+// other seeds hosting it and by options:
+//
+//	maxEntries=N  the vault's entry quota instead of the seed's (N ≥ 1)
+//	maxBytes=N    the vault's byte quota instead of the seed's (N ≥ 1)
+//	relay=none    the vault's devices get no relay reservations through it
+//
+// Blank lines and # comments are skipped. self is this seed's peer ID, which
+// must not be listed. Errors name the line.
 func ParseVaultList(data []byte, self peer.ID) (Placement, error) {
 	b := newPlacementBuilder(self)
 	sc := bufio.NewScanner(bytes.NewReader(data))
@@ -105,12 +133,58 @@ func ParseVaultList(data []byte, self peer.ID) (Placement, error) {
 		if err != nil {
 			return Placement{}, fmt.Errorf("line %d: %w", line, err)
 		}
-		if err := b.add(ns, fields[1:]); err != nil {
+		var addrs []string
+		var opts admin.VaultOptions
+		given := map[string]bool{}
+		for _, f := range fields[1:] {
+			if strings.HasPrefix(f, "/") {
+				addrs = append(addrs, f)
+				continue
+			}
+			if err := parseVaultOption(&opts, given, f); err != nil {
+				return Placement{}, fmt.Errorf("line %d: %w", line, err)
+			}
+		}
+		if err := b.add(ns, addrs); err != nil {
 			return Placement{}, fmt.Errorf("line %d: %w", line, err)
 		}
+		b.setOptions(ns, opts)
 	}
 	if err := sc.Err(); err != nil {
 		return Placement{}, fmt.Errorf("line %d: %w", line+1, err)
 	}
 	return b.p, nil
+}
+
+// parseVaultOption reads one option token of a vaults file line into o;
+// given holds the options already read from the line, which may not repeat.
+func parseVaultOption(o *admin.VaultOptions, given map[string]bool, tok string) error {
+	name, value, ok := strings.Cut(tok, "=")
+	if !ok {
+		return fmt.Errorf("%q: not a multiaddr (peer addresses start with /), nor an option (maxEntries=N, maxBytes=N, relay=none)", tok)
+	}
+	if given[name] {
+		return fmt.Errorf("%q: option %s given twice", tok, name)
+	}
+	given[name] = true
+	switch name {
+	case "maxEntries", "maxBytes":
+		n, err := strconv.ParseUint(value, 10, 64)
+		if err != nil || n == 0 {
+			return fmt.Errorf("%q: %s must be a whole number of at least 1 (leave it out for the seed's limit)", tok, name)
+		}
+		if name == "maxEntries" {
+			o.MaxEntries = n
+		} else {
+			o.MaxBytes = n
+		}
+	case "relay":
+		if value != "none" {
+			return fmt.Errorf("%q: the only relay option is relay=none", tok)
+		}
+		o.NoRelay = true
+	default:
+		return fmt.Errorf("%q: unknown option %q (want maxEntries=N, maxBytes=N or relay=none)", tok, name)
+	}
+	return nil
 }

@@ -6,12 +6,15 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // testPeer returns a fresh peer ID and a loopback multiaddr for it.
@@ -62,10 +65,33 @@ func TestParseVaultList(t *testing.T) {
 		}
 	})
 
+	t.Run("options", func(t *testing.T) {
+		file := a.String() + " maxEntries=2 " + addr1 + " relay=none\n" + // options before, after and among peers
+			b.String() + "\tmaxBytes=1048576 # quota only\n" +
+			b.String() + " maxEntries=7\n" // a second line adds to the first
+		got, err := ParseVaultList([]byte(file), self)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[vault.NamespaceID]admin.VaultOptions{a: {MaxEntries: 2, NoRelay: true}, b: {MaxEntries: 7, MaxBytes: 1 << 20}}
+		if !reflect.DeepEqual(got.Options, want) {
+			t.Fatalf("options %+v, want %+v", got.Options, want)
+		}
+		if len(got.Peers[a]) != 1 || got.Peers[a][0].ID != p1 {
+			t.Fatalf("peers of a: %v, want %s", got.Peers[a], p1)
+		}
+	})
+
 	bad := []struct {
 		name, file string
 		want       []string
 	}{
+		{"unknown option", a.String() + "\n" + b.String() + " maxEntires=2\n", []string{"line 2", `"maxEntires=2"`, "unknown option"}},
+		{"quota not a number", b.String() + " maxBytes=1GiB\n", []string{"line 1", `"maxBytes=1GiB"`, "whole number"}},
+		{"quota negative", b.String() + " maxEntries=-1\n", []string{"line 1", "whole number"}},
+		{"quota zero", b.String() + " maxEntries=0\n", []string{"line 1", "at least 1"}},
+		{"relay value", b.String() + " relay=off\n", []string{"line 1", `"relay=off"`, "relay=none"}},
+		{"option twice", b.String() + " maxEntries=2 maxEntries=3\n", []string{"line 1", "given twice"}},
 		{"not a namespace", a.String() + "\nnot-a-namespace\n", []string{"line 2", "namespace ID"}},
 		{"not a multiaddr", a.String() + "\n" + b.String() + " " + addr1 + " seed-1:7400\n", []string{"line 2", `"seed-1:7400"`, "not a multiaddr"}},
 		{"no /p2p/", "\n\n" + b.String() + " /ip4/127.0.0.1/tcp/7400\n", []string{"line 3", "must end in /p2p/<peer ID>"}},
@@ -117,11 +143,17 @@ func TestVaultsFileWithPeers(t *testing.T) {
 		t.Fatalf("own peer ID in the vaults file: %v", err)
 	}
 
-	os.WriteFile(file, []byte(ns.String()+" "+addr1+"\n"), 0o600)
-	n := startNode(t, Config{IdentityFile: keyFile, VaultsFile: file})
+	os.WriteFile(file, []byte(ns.String()+" "+addr1+" maxEntries=5 relay=none\n"), 0o600)
+	n := startNode(t, Config{IdentityFile: keyFile, VaultsFile: file, Limits: vault.Limits{MaxEntries: 100, MaxBytes: 1000}})
 	hv := adminSource{n}.HostedVaults()
 	if len(hv.Vaults) != 1 || hv.Vaults[0] != ns.String() || len(hv.Peers[ns.String()]) != 1 || hv.Peers[ns.String()][0] != addr1 {
 		t.Fatalf("hosted vaults %+v, want %s with peer %s", hv, ns.Short(), p1)
+	}
+	if o := hv.Options[ns.String()]; o != (admin.VaultOptions{MaxEntries: 5, NoRelay: true}) {
+		t.Fatalf("options %+v, want maxEntries 5 and no relay", hv.Options)
+	}
+	if lim := n.limitsFor(ns); lim.MaxEntries != 5 || lim.MaxBytes != 1000 {
+		t.Fatalf("limits %+v, want the vault's 5 entries and the seed's 1000 bytes", lim)
 	}
 }
 

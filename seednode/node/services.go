@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/relay"
@@ -113,17 +114,19 @@ func (n *Node) sessionEnded(p peer.ID, ns vault.NamespaceID, st vault.SyncStats,
 }
 
 // stored feeds the relay ACL (authors of hosted vaults are the agents'
-// devices: the store let only authorized ones in) and the blob fetcher. A new
-// agent document may revoke keys, so it triggers a refresh of the allow-list
-// and the agent index (and a collection: revocation can purge entries).
+// devices: the store let only authorized ones in; NoRelay vaults add none)
+// and the blob fetcher. A new agent document may revoke keys, so it triggers
+// a refresh of the allow-list and the agent index (and a collection:
+// revocation can purge entries).
 func (n *Node) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
 	docChanged := false
 	seen := map[peer.ID]bool{}
+	relayed := n.acl != nil && !n.vaultOptions(ns).NoRelay
 	for _, it := range items {
 		if bytes.Equal(it.Entry.Key, vault.AgentDocKey) {
 			docChanged = true
 		}
-		if n.acl == nil {
+		if !relayed {
 			continue
 		}
 		if id, err := identity.PeerID(it.Entry.Author.PublicKey()); err == nil && !seen[id] {
@@ -238,7 +241,8 @@ func (n *Node) startRelay() error {
 
 // refreshAllowed rebuilds the agent index (hosted vaults' agent documents)
 // and the relay's allowed keys: the configured keys, the active keys of hosted
-// agents' documents, and the authors of hosted vaults not bound to an agent.
+// agents' documents, and the authors of hosted vaults not bound to an agent,
+// leaving out the vaults placed with NoRelay.
 // It runs with garbage collection and after an agent document arrives.
 func (n *Node) refreshAllowed() error {
 	var ids []peer.ID
@@ -256,6 +260,7 @@ func (n *Node) refreshAllowed() error {
 		}
 	}
 	for _, ns := range n.hosted.List() {
+		relayed := !n.vaultOptions(ns).NoRelay
 		doc, err := n.store.AgentDocument(ns)
 		if err != nil {
 			return err
@@ -264,12 +269,14 @@ func (n *Node) refreshAllowed() error {
 			if held := agents[string(doc.Root)]; held == nil || held.Version < doc.Version {
 				agents[string(doc.Root)] = doc
 			}
-			for _, k := range doc.ActiveKeys() {
-				allow(k)
+			if relayed {
+				for _, k := range doc.ActiveKeys() {
+					allow(k)
+				}
 			}
 			continue
 		}
-		if n.acl == nil {
+		if n.acl == nil || !relayed {
 			continue
 		}
 		err = n.store.ForEach(ns, func(e *vault.SignedEntry) error {
@@ -313,9 +320,10 @@ func (n *Node) agentDocument(root ed25519.PublicKey) *identity.AgentDocument {
 	return n.agentDocs[string(root)]
 }
 
-// SetPlacement replaces the hosted vaults and their replica peers: sync
-// policy, replication, DHT announcements and (at the next collection,
-// triggered now) the data of vaults no longer hosted.
+// SetPlacement replaces the hosted vaults, their replica peers and options:
+// sync policy, replication, quotas (of sessions started from now on), DHT
+// announcements and (at the next collection, triggered now) the relay
+// allow-list and the data of vaults no longer hosted.
 func (n *Node) SetPlacement(p Placement) {
 	n.place(p)
 	n.setProvided()
@@ -328,8 +336,9 @@ func (n *Node) SetPlacement(p Placement) {
 // SetHostedVaults replaces the hosted vaults, with no replica peers.
 func (n *Node) SetHostedVaults(list []vault.NamespaceID) { n.SetPlacement(Placement{Vaults: list}) }
 
-// place replaces the hosted set and the replica peers (of hosted vaults
-// only), together: the vaults file and the admin API may place at once.
+// place replaces the hosted set, the replica peers and the options (of
+// hosted vaults only), together: the vaults file and the admin API may place
+// at once.
 func (n *Node) place(p Placement) {
 	hosted := make(map[vault.NamespaceID]bool, len(p.Vaults))
 	for _, ns := range p.Vaults {
@@ -337,10 +346,39 @@ func (n *Node) place(p Placement) {
 	}
 	peers := maps.Clone(p.Peers)
 	maps.DeleteFunc(peers, func(ns vault.NamespaceID, _ []peer.AddrInfo) bool { return !hosted[ns] })
+	options := maps.Clone(p.Options)
+	if options == nil {
+		options = map[vault.NamespaceID]admin.VaultOptions{}
+	}
+	maps.DeleteFunc(options, func(ns vault.NamespaceID, o admin.VaultOptions) bool {
+		return !hosted[ns] || o == (admin.VaultOptions{})
+	})
 	n.placeMu.Lock()
 	defer n.placeMu.Unlock()
 	n.hosted.Replace(p.Vaults)
 	n.replicas.set(peers)
+	n.options.Store(&options)
+}
+
+// vaultOptions returns the placement options of ns (zero if it has none).
+func (n *Node) vaultOptions(ns vault.NamespaceID) admin.VaultOptions {
+	if m := n.options.Load(); m != nil {
+		return (*m)[ns]
+	}
+	return admin.VaultOptions{}
+}
+
+// limitsFor is the store's vault.StoreOptions.LimitsFor: the configured
+// limits, with the vault's own quota where its options set one.
+func (n *Node) limitsFor(ns vault.NamespaceID) vault.Limits {
+	lim, o := n.cfg.Limits, n.vaultOptions(ns)
+	if o.MaxEntries != 0 {
+		lim.MaxEntries = o.MaxEntries
+	}
+	if o.MaxBytes != 0 {
+		lim.MaxBytes = o.MaxBytes
+	}
+	return lim
 }
 
 // Ready reports whether the node can serve: store open, host listening,
