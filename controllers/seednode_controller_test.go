@@ -9,6 +9,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -133,47 +134,16 @@ func resourceVersions(t *testing.T, ns string) string {
 		if err := k8s.List(context.Background(), l, client.InNamespace(ns)); err != nil {
 			t.Fatal(err)
 		}
-		items, _ := metaItems(l)
+		items, err := meta.ExtractList(l)
+		if err != nil {
+			t.Fatal(err)
+		}
 		for _, o := range items {
-			out += o.GetName() + "@" + o.GetResourceVersion() + " "
+			m := o.(client.Object)
+			out += m.GetName() + "@" + m.GetResourceVersion() + " "
 		}
 	}
 	return out
-}
-
-func metaItems(l client.ObjectList) ([]client.Object, error) {
-	var out []client.Object
-	switch v := l.(type) {
-	case *seedv1.SeedNodeList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *seedv1.AgentVaultList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *appsv1.StatefulSetList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *corev1.ServiceList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *corev1.ConfigMapList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *corev1.SecretList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	case *policyv1.PodDisruptionBudgetList:
-		for i := range v.Items {
-			out = append(out, &v.Items[i])
-		}
-	}
-	return out, nil
 }
 
 func TestSeedNodeWithBadSpecIsDegradedNotCrashing(t *testing.T) {
