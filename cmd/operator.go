@@ -54,8 +54,8 @@ into vault placements on those pods. Seed pods run the image given by spec.image
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader election lease (default: $POD_NAMESPACE)")
 	f.StringVar(&o.seedImage, "seed-image", os.Getenv("SEEDFLEET_SEED_IMAGE"), "image of seed pods whose SeedNode sets no spec.image (env SEEDFLEET_SEED_IMAGE)")
 	f.DurationVar(&o.pollInterval, "poll-interval", controllers.DefaultPollInterval, "how often healthy seed pods' admin API is read")
-	f.Float32Var(&o.qps, "kube-api-qps", 100, "requests per second to the API server")
-	f.IntVar(&o.burst, "kube-api-burst", 200, "burst of requests to the API server")
+	f.Float32Var(&o.qps, "kube-api-qps", controllers.DefaultKubeAPIQPS, "requests per second to the API server")
+	f.IntVar(&o.burst, "kube-api-burst", controllers.DefaultKubeAPIBurst, "burst of requests to the API server")
 	return c
 }
 

@@ -112,14 +112,13 @@ func (r *AgentVaultReconciler) observe(ctx context.Context, av *seedv1.AgentVaul
 		return nil, err
 	}
 	v.desired = desired
-	cms := &corev1.ConfigMapList{}
-	if err := r.List(ctx, cms, client.InNamespace(sn.Namespace), client.MatchingLabels{LabelSeedNode: sn.Name}); err != nil {
-		return nil, fmt.Errorf("listing pod ConfigMaps: %w", err)
+	published, err := r.fleets.published(ctx, r.Client, sn)
+	if err != nil {
+		return nil, err
 	}
 	ns := av.Spec.NamespaceID
-	for _, cm := range cms.Items {
-		o := ordinalOf(sn, cm.Labels[LabelPod])
-		if o >= 0 && cm.Name == podConfigMapName(sn, o) && parseVaultsFile([]byte(cm.Data[keyVaults]))[ns] {
+	for o, vaults := range published {
+		if vaults[ns] {
 			v.published[o] = true
 		}
 	}
@@ -191,9 +190,6 @@ func (r *AgentVaultReconciler) desiredPods(ctx context.Context, av *seedv1.Agent
 			return nil, fmt.Errorf("listing AgentVaults: %w", err)
 		}
 		vaults = list.Items
-	} else {
-		// Another AgentVault of the same vault placed first decides it.
-		vaults[0].Spec.Replicas = av.Spec.Replicas
 	}
 	return place(vaults, int(sn.Spec.Replicas), int(sn.Spec.Hosting.MaxVaultsPerPod))[av.Spec.NamespaceID], nil
 }
@@ -259,25 +255,25 @@ func (r *AgentVaultReconciler) stillHosted(ctx context.Context, av *seedv1.Agent
 	}
 	ns := av.Spec.NamespaceID
 	var remaining []string
-	cms := &corev1.ConfigMapList{}
-	if err := r.List(ctx, cms, client.InNamespace(sn.Namespace), client.MatchingLabels{LabelSeedNode: sn.Name}); err != nil {
+	published, err := r.fleets.published(ctx, r.Client, sn)
+	if err != nil {
 		return nil, err
 	}
-	for _, cm := range cms.Items {
-		if parseVaultsFile([]byte(cm.Data[keyVaults]))[ns] {
-			remaining = append(remaining, cm.Labels[LabelPod]+" (its ConfigMap)")
+	for o, vaults := range published {
+		if vaults[ns] {
+			remaining = append(remaining, podName(sn, o)+" (its ConfigMap)")
 		}
 	}
 	pods := &corev1.PodList{}
 	if err := r.List(ctx, pods, client.InNamespace(sn.Namespace), client.MatchingLabels(selectorLabels(sn))); err != nil {
 		return nil, err
 	}
-	token, err := r.adminToken(ctx, sn)
+	token, err := adminToken(ctx, r.Client, sn)
 	if err != nil {
 		return nil, err
 	}
 	for i := range pods.Items {
-		url := adminURL(&pods.Items[i], sn.Spec.Ports.Admin)
+		url := adminURL(&pods.Items[i], sn)
 		if url == "" || !pods.Items[i].DeletionTimestamp.IsZero() {
 			continue
 		}
@@ -290,18 +286,6 @@ func (r *AgentVaultReconciler) stillHosted(ctx context.Context, av *seedv1.Agent
 		}
 	}
 	return remaining, nil
-}
-
-func (r *AgentVaultReconciler) adminToken(ctx context.Context, sn *seedv1.SeedNode) (string, error) {
-	s := &corev1.Secret{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: sn.Namespace, Name: adminTokenSecretName(sn)}, s)
-	if apierrors.IsNotFound(err) {
-		return "", nil
-	}
-	if err != nil {
-		return "", err
-	}
-	return strings.TrimSpace(string(s.Data[keyAdminToken])), nil
 }
 
 func short(ns string) string {

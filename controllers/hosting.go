@@ -136,8 +136,8 @@ func podHosting(plan hostingPlan, o int, addrs func(int) []string) (admin.Hosted
 				peers = append(peers, addrs(m)...)
 			}
 		}
-		if len(peers) > maxPeersPerVault {
-			peers = peers[:maxPeersPerVault]
+		if len(peers) > admin.MaxPeersPerVault {
+			peers = peers[:admin.MaxPeersPerVault]
 		}
 		if len(peers) > 0 {
 			if hv.Peers == nil {
@@ -190,9 +190,6 @@ func vaultOptions(av *seedv1.AgentVault) admin.VaultOptions {
 	o.NoRelay = av.Spec.RelayAccess == seedv1.RelayAccessNone
 	return o
 }
-
-// maxPeersPerVault is what a seed accepts per vault.
-const maxPeersPerVault = 16
 
 // parseVaultsFile returns the namespace IDs a hosted-vaults file lists.
 func parseVaultsFile(data []byte) map[string]bool {

@@ -105,5 +105,3 @@ func podLabels(sn *seedv1.SeedNode, ordinal int) map[string]string {
 func selectorLabels(sn *seedv1.SeedNode) map[string]string {
 	return map[string]string{LabelSeedNode: sn.Name, LabelComponent: "seed"}
 }
-
-func fieldPath(parts ...string) string { return strings.Join(parts, ".") }

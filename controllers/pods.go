@@ -8,15 +8,20 @@ package controllers
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 )
 
@@ -69,12 +74,26 @@ func (c adminPodClient) SetHostedVaults(ctx context.Context, baseURL, token stri
 	return c.client(baseURL, token).SetHostedVaults(ctx, hv)
 }
 
-// adminURL is where a pod's admin API answers: its pod IP and the admin port.
-func adminURL(pod *corev1.Pod, port int32) string {
+// adminURL is where a pod's admin API answers: its pod IP and sn's admin port.
+func adminURL(pod *corev1.Pod, sn *seedv1.SeedNode) string {
 	if pod == nil || pod.Status.PodIP == "" {
 		return ""
 	}
-	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port)))
+	return "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(portsOf(sn).admin)))
+}
+
+// adminToken reads the token the pods' admin API wants for changes ("" when
+// the Secret does not exist yet).
+func adminToken(ctx context.Context, c client.Reader, sn *seedv1.SeedNode) (string, error) {
+	s := &corev1.Secret{}
+	err := c.Get(ctx, types.NamespacedName{Namespace: sn.Namespace, Name: adminTokenSecretName(sn)}, s)
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("reading the admin token: %w", err)
+	}
+	return strings.TrimSpace(string(s.Data[keyAdminToken])), nil
 }
 
 // podView is what one reconcile learned about one pod.
@@ -125,13 +144,52 @@ type fleetView struct {
 	Pods map[int]*podView
 }
 
-// fleetCache holds the newest fleetView per SeedNode.
+// fleetCache holds the newest fleetView per SeedNode, and the parsed
+// hosted-vaults list of every pod ConfigMap by resourceVersion, so that the
+// reconciles of a thousand AgentVaults do not parse the same lists again.
 type fleetCache struct {
 	mu sync.RWMutex
 	m  map[types.NamespacedName]*fleetView
+
+	listsMu sync.Mutex
+	lists   map[types.NamespacedName]parsedList
 }
 
-func newFleetCache() *fleetCache { return &fleetCache{m: map[types.NamespacedName]*fleetView{}} }
+type parsedList struct {
+	resourceVersion string
+	vaults          map[string]bool
+}
+
+func newFleetCache() *fleetCache {
+	return &fleetCache{m: map[types.NamespacedName]*fleetView{}, lists: map[types.NamespacedName]parsedList{}}
+}
+
+// published returns, per ordinal, the vaults each pod of sn was last told
+// to host (its ConfigMap's list). The sets are shared: callers only read them.
+func (c *fleetCache) published(ctx context.Context, r client.Reader, sn *seedv1.SeedNode) (map[int]map[string]bool, error) {
+	list := &corev1.ConfigMapList{}
+	if err := r.List(ctx, list, client.InNamespace(sn.Namespace), client.MatchingLabels{LabelSeedNode: sn.Name}); err != nil {
+		return nil, fmt.Errorf("listing pod ConfigMaps: %w", err)
+	}
+	out := map[int]map[string]bool{}
+	c.listsMu.Lock()
+	defer c.listsMu.Unlock()
+	for i := range list.Items {
+		cm := &list.Items[i]
+		o := ordinalOf(sn, cm.Labels[LabelPod])
+		if o < 0 || cm.Name != podConfigMapName(sn, o) {
+			continue
+		}
+		key := client.ObjectKeyFromObject(cm)
+		p, ok := c.lists[key]
+		if !ok || p.resourceVersion != cm.ResourceVersion {
+			p = parsedList{resourceVersion: cm.ResourceVersion, vaults: parseVaultsFile([]byte(cm.Data[keyVaults]))}
+			c.lists[key] = p
+		}
+		out[o] = p.vaults
+	}
+	return out, nil
+}
 
 func (c *fleetCache) get(key types.NamespacedName) *fleetView {
 	c.mu.RLock()
@@ -149,4 +207,11 @@ func (c *fleetCache) forget(key types.NamespacedName) {
 	c.mu.Lock()
 	delete(c.m, key)
 	c.mu.Unlock()
+	c.listsMu.Lock()
+	for k := range c.lists {
+		if k.Namespace == key.Namespace && strings.HasPrefix(k.Name, key.Name+"-") {
+			delete(c.lists, k)
+		}
+	}
+	c.listsMu.Unlock()
 }

@@ -36,9 +36,6 @@ import (
 // defaults never cause an update, and an idle operator writes nothing.
 const annotationSpecHash = "seedfleet.io/spec-hash"
 
-// annotationPeerID on an identity Secret is the pod's libp2p peer ID.
-const annotationPeerID = "seedfleet.io/peer-id"
-
 func specHash(obj client.Object) string {
 	data, err := json.Marshal(obj)
 	if err != nil {
@@ -231,7 +228,6 @@ func mergeService(desired *corev1.Service) func(client.Object) {
 
 // ensurePodConfigs writes each pod's seed.yaml and hosted-vaults list.
 func (r *SeedNodeReconciler) ensurePodConfigs(ctx context.Context, st *seedState) error {
-	st.podCfg = map[int][]byte{}
 	for o := range st.configured() {
 		_, vaults := podHosting(st.plan, o, st.addrsOf)
 		plan := podPlan{Ordinal: o, Announce: st.announce(o), BootstrapPeers: st.bootstrapFor(o), Vaults: vaults}
@@ -239,7 +235,6 @@ func (r *SeedNodeReconciler) ensurePodConfigs(ctx context.Context, st *seedState
 		if err != nil {
 			return &invalidSpecError{fmt.Errorf("seed configuration of pod %s: %w", podName(st.sn, o), err)}
 		}
-		st.podCfg[o] = cfg
 		cm := buildPodConfigMap(st.sn, plan, cfg)
 		if _, err := r.apply(ctx, st.sn, cm, func(existing client.Object) {
 			e := existing.(*corev1.ConfigMap)
@@ -303,7 +298,7 @@ func (st *seedState) announce(o int) []string {
 	if host == "" {
 		return nil
 	}
-	port := strconv.Itoa(int(sn.Spec.Ports.P2P))
+	port := strconv.Itoa(int(portsOf(sn).p2p))
 	return []string{host + "/tcp/" + port, host + "/udp/" + port + "/quic-v1"}
 }
 
@@ -345,7 +340,7 @@ func (st *seedState) stableAddrs(o int) []string {
 	}
 	base := st.announce(o)
 	if len(base) == 0 {
-		base = []string{fmt.Sprintf("/dns/%s.%s.%s.svc/tcp/%d", podName(st.sn, o), headlessServiceName(st.sn), st.sn.Namespace, st.sn.Spec.Ports.P2P)}
+		base = []string{fmt.Sprintf("/dns/%s.%s.%s.svc/tcp/%d", podName(st.sn, o), headlessServiceName(st.sn), st.sn.Namespace, portsOf(st.sn).p2p)}
 	}
 	out := make([]string, len(base))
 	for i, a := range base {
@@ -413,7 +408,7 @@ func readPods(ctx context.Context, pc PodClient, sn *seedv1.SeedNode, pods map[i
 	for o, pod := range pods {
 		pv := &podView{Ordinal: o, Name: pod.Name, Exists: true}
 		fv.Pods[o] = pv
-		url := adminURL(pod, sn.Spec.Ports.Admin)
+		url := adminURL(pod, sn)
 		if url == "" {
 			pv.Err = "pod has no IP yet"
 			continue

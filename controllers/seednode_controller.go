@@ -71,7 +71,6 @@ type seedState struct {
 	// ordinal in it keeps getting its list rewritten, so a pod past the
 	// StatefulSet's end is told to drop what it no longer hosts.
 	published map[int]map[string]bool
-	podCfg    map[int][]byte
 	busy      bool
 	degraded  error
 }
@@ -167,7 +166,7 @@ func (r *SeedNodeReconciler) planPlacement(ctx context.Context, st *seedState) e
 	if err := r.List(ctx, avs, client.InNamespace(st.sn.Namespace), client.MatchingFields{indexSeedNodeRef: st.sn.Name}); err != nil {
 		return fmt.Errorf("listing AgentVaults: %w", err)
 	}
-	published, err := r.publishedHosting(ctx, st.sn)
+	published, err := r.fleets.published(ctx, r.Client, st.sn)
 	if err != nil {
 		return err
 	}
@@ -192,23 +191,6 @@ func (r *SeedNodeReconciler) planPlacement(ctx context.Context, st *seedState) e
 	return nil
 }
 
-// publishedHosting reads what each pod was last told to host.
-func (r *SeedNodeReconciler) publishedHosting(ctx context.Context, sn *seedv1.SeedNode) (map[int]map[string]bool, error) {
-	list := &corev1.ConfigMapList{}
-	if err := r.List(ctx, list, client.InNamespace(sn.Namespace), client.MatchingLabels{LabelSeedNode: sn.Name}); err != nil {
-		return nil, fmt.Errorf("listing pod ConfigMaps: %w", err)
-	}
-	out := map[int]map[string]bool{}
-	for _, cm := range list.Items {
-		o := ordinalOf(sn, cm.Labels[LabelPod])
-		if o < 0 || cm.Name != podConfigMapName(sn, o) {
-			continue
-		}
-		out[o] = parseVaultsFile([]byte(cm.Data[keyVaults]))
-	}
-	return out, nil
-}
-
 // pushPlacement tells every readable pod what it hosts, through its admin
 // API, when that differs from what it runs with: pods learn a placement
 // within seconds, without waiting for the kubelet to refresh the ConfigMap.
@@ -222,7 +204,7 @@ func (r *SeedNodeReconciler) pushPlacement(ctx context.Context, st *seedState) e
 		if sameHosting(p.Hosted, want) {
 			continue
 		}
-		url := adminURL(st.pods[o], st.sn.Spec.Ports.Admin)
+		url := adminURL(st.pods[o], st.sn)
 		if err := r.Pods.SetHostedVaults(ctx, url, st.token, want); err != nil {
 			log.Info("pod did not take its placement; retried on the next poll", "pod", p.Name, "err", err)
 			st.busy = true

@@ -8,12 +8,11 @@ package controllers
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/api/equality"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -65,17 +64,14 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 		status.Pods = append(status.Pods, ps)
 	}
 	gen := sn.Generation
-	switch {
-	case failure != nil:
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: seedv1.ConditionDegraded, Status: metav1.ConditionTrue,
-			Reason: degradedReason(failure), Message: firstLine(failure.Error()), ObservedGeneration: gen})
-	default:
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: seedv1.ConditionDegraded, Status: metav1.ConditionFalse,
-			Reason: seedv1.ReasonReconciled, Message: "children match the spec", ObservedGeneration: gen})
+	if failure != nil {
+		setCondition(&status.Conditions, seedv1.ConditionDegraded, true, degradedReason(failure), failure.Error(), gen)
+	} else {
+		setCondition(&status.Conditions, seedv1.ConditionDegraded, false, seedv1.ReasonReconciled, "children match the spec", gen)
 	}
+	summary := fmt.Sprintf("%d of %d pods ready", status.ReadyReplicas, sn.Spec.Replicas)
 	if status.ReadyReplicas >= sn.Spec.Replicas && failure == nil {
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: seedv1.ConditionReady, Status: metav1.ConditionTrue,
-			Reason: seedv1.ReasonAllPodsReady, Message: fmt.Sprintf("%d of %d pods ready", status.ReadyReplicas, sn.Spec.Replicas), ObservedGeneration: gen})
+		setCondition(&status.Conditions, seedv1.ConditionReady, true, seedv1.ReasonAllPodsReady, summary, gen)
 	} else {
 		var notReady []string
 		for _, p := range status.Pods {
@@ -83,8 +79,7 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 				notReady = append(notReady, p.Name+": "+p.Message)
 			}
 		}
-		meta.SetStatusCondition(&status.Conditions, metav1.Condition{Type: seedv1.ConditionReady, Status: metav1.ConditionFalse,
-			Reason: seedv1.ReasonPodsNotReady, Message: fmt.Sprintf("%d of %d pods ready; %s", status.ReadyReplicas, sn.Spec.Replicas, strings.Join(notReady, "; ")), ObservedGeneration: gen})
+		setCondition(&status.Conditions, seedv1.ConditionReady, false, seedv1.ReasonPodsNotReady, summary+"; "+strings.Join(notReady, "; "), gen)
 	}
 	if equality.Semantic.DeepEqual(orig.Status, status) {
 		return nil
@@ -97,7 +92,8 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 }
 
 func degradedReason(err error) string {
-	if _, ok := err.(*invalidSpecError); ok {
+	var invalid *invalidSpecError
+	if errors.As(err, &invalid) {
 		return seedv1.ReasonInvalidSpec
 	}
 	return seedv1.ReasonApplyFailed

@@ -22,6 +22,13 @@ import (
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 )
 
+// Client rate limits of the operator (controller-runtime's own defaults, 20
+// and 30, make a thousand AgentVaults take minutes to place).
+const (
+	DefaultKubeAPIQPS   = 100
+	DefaultKubeAPIBurst = 200
+)
+
 // Options configure the operator's reconcilers.
 type Options struct {
 	// SeedImage runs seed pods whose SeedNode names no image.

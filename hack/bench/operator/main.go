@@ -58,7 +58,7 @@ func run(vaults, seedNodes int, idle time.Duration) error {
 	}
 	defer env.Stop()
 	cfg := *env.Config
-	cfg.QPS, cfg.Burst = 100, 200 // the defaults of `seedfleet operator`
+	cfg.QPS, cfg.Burst = controllers.DefaultKubeAPIQPS, controllers.DefaultKubeAPIBurst // as `seedfleet operator`
 	mgr, err := ctrl.NewManager(&cfg, ctrl.Options{Scheme: env.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0", Cache: controllers.CacheOptions()})
 	if err != nil {
