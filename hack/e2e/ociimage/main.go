@@ -146,7 +146,7 @@ func write(w io.Writer, o options, tag string, bin []byte) error {
 	}
 	manifestDesc := describe(mediaManifest, manifest)
 	manifestDesc.Annotations = map[string]string{
-		"io.containerd.image.name":         o.name,
+		"io.containerd.image.name":          o.name,
 		"org.opencontainers.image.ref.name": tag,
 	}
 	manifestDesc.Platform = &platform{Architecture: runtime.GOARCH, OS: "linux"}
