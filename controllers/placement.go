@@ -32,8 +32,10 @@ func score(ns string, ordinal int) uint64 {
 	return binary.BigEndian.Uint64(h.Sum(sum[:0]))
 }
 
-// rank orders the ordinals 0..pods-1 by descending score for ns.
-func rank(ns string, pods int) []int {
+// Rank orders the pod ordinals 0..pods-1 as vault ns prefers them: without
+// per-pod limits, a vault with R replicas lives on the first R. Tools and
+// tests use it to tell where a vault will go before the operator places it.
+func Rank(ns string, pods int) []int {
 	type scored struct {
 		ordinal int
 		score   uint64
@@ -90,7 +92,7 @@ func place(vaults []seedv1.AgentVault, pods int, maxPerPod int) placement {
 		}
 		want := min(int(max(av.Spec.Replicas, 1)), pods)
 		var chosen []int
-		for _, o := range rank(ns, pods) {
+		for _, o := range Rank(ns, pods) {
 			if len(chosen) == want {
 				break
 			}

@@ -414,6 +414,13 @@ func buildPodService(sn *seedv1.SeedNode, ordinal int) *corev1.Service {
 		Spec: corev1.ServiceSpec{
 			Type:     corev1.ServiceType(typ),
 			Selector: map[string]string{appsv1.StatefulSetPodNameLabel: podName(sn, ordinal)},
+			// A seed is Ready once its DHT has bootstrapped from the other
+			// pods, which it reaches through these Services (their
+			// addresses are what the pods announce). Waiting for readiness
+			// here would leave every Service without endpoints and every
+			// pod unready. A starting seed listens before it is Ready, so
+			// traffic to it is answered or refused at once.
+			PublishNotReadyAddresses: true,
 			Ports: []corev1.ServicePort{
 				servicePort(portNameP2P, corev1.ProtocolTCP, ports.p2p),
 				servicePort(portNameP2PQUIC, corev1.ProtocolUDP, ports.p2p),

@@ -596,6 +596,10 @@ func TestBuildPodService(t *testing.T) {
 			if svc.Spec.Type != tt.wantType {
 				t.Errorf("type %s, want %s", svc.Spec.Type, tt.wantType)
 			}
+			// Seeds bootstrap through each other's Services before they are Ready.
+			if !svc.Spec.PublishNotReadyAddresses {
+				t.Error("publishNotReadyAddresses is off: no seed could reach another before both are Ready")
+			}
 			if local := svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal; local != tt.wantLocal {
 				t.Errorf("externalTrafficPolicy %q", svc.Spec.ExternalTrafficPolicy)
 			}

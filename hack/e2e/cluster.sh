@@ -61,7 +61,9 @@ in_ns() { nsenter --net="/run/netns/$(cat "$netns_file")" "$@"; }
 start() {
 	local name=$1
 	shift
-	in_ns "$@" >"$dir/logs/$name.log" 2>&1 &
+	# nsenter execs CMD, so $! is CMD's own PID (a function here would put a
+	# subshell in between, and stopping it would orphan CMD).
+	nsenter --net="/run/netns/$(cat "$netns_file")" "$@" >"$dir/logs/$name.log" 2>&1 &
 	echo $! >"$dir/pids/$name"
 }
 
