@@ -13,13 +13,15 @@ func newServeCmd(g *globals) *cobra.Command {
 	var (
 		via    []string
 		listen []string
+		lan    bool
 	)
 	c := &cobra.Command{
 		Use:   "serve NAMESPACE... [--via SEED_MULTIADDR]",
 		Short: "Keep this device reachable for sync and blob fetches (behind NAT: through a seed's relay)",
 		Long: `Serve the given vaults (and this device's blobs) to other devices until interrupted. With --via, the
 device reserves a slot on each seed's relay and prints an address through it, which another device can
-use with sync even when both are behind NAT.`,
+use with sync even when both are behind NAT. With --lan, it announces the vaults on the local network
+(mDNS) so that devices running sync --lan find it without a seed.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var vaults []vault.NamespaceID
@@ -44,7 +46,7 @@ use with sync even when both are behind NAT.`,
 			defer h.Close()
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return h.Serve(cmd.Context(), client.ServeOptions{
-				Vaults: vaults, Listen: listen, Relays: relays,
+				Vaults: vaults, Listen: listen, Relays: relays, LAN: lan,
 				Reachable: func(addrs []string) {
 					fmt.Fprintln(out, "reachable at:")
 					for _, a := range addrs {
@@ -58,5 +60,6 @@ use with sync even when both are behind NAT.`,
 	}
 	c.Flags().StringSliceVar(&via, "via", nil, "seed multiaddr whose relay to reserve a slot on (repeatable)")
 	c.Flags().StringSliceVar(&listen, "listen", nil, "listen multiaddrs for direct connections")
+	c.Flags().BoolVar(&lan, "lan", false, "announce the vaults on the local network with mDNS (needs --listen)")
 	return c
 }

@@ -8,9 +8,11 @@ import (
 	"os"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -20,11 +22,20 @@ func newSyncCmd(g *globals) *cobra.Command {
 		live    bool
 		timeout time.Duration
 		quiet   bool
+		lan     bool
+		noDHT   bool
 	)
 	c := &cobra.Command{
-		Use:   "sync (NAMESPACE PEER_MULTIADDR | DOC_TICKET | agent [PEER_MULTIADDR])",
+		Use:   "sync (NAMESPACE [PEER_MULTIADDR] | DOC_TICKET | agent [PEER_MULTIADDR])",
 		Short: "Reconcile a vault with a seed or another device; --live keeps pushing changes both ways",
+		Long: `Reconcile a vault with the first peer that serves it. Peers are tried in this order:
+the address given (or a ticket's seeds, or the agent's seeds), the peers that served this
+vault before, devices on the local network (with --lan: mDNS), seeds announcing the vault
+in the DHT (asked through the peers reached so far), and, for the agent's vault, its other
+devices registered at its seeds (rendezvous). A peer that is unreachable or does not host
+the vault is reported and the next one tried.`,
 		Example: `  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...
+  seedfleet sync <namespace ID>          # peers that served it before, then the DHT
   seedfleet sync doc... --live`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -33,7 +44,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 				return err
 			}
 			defer h.Close()
-			ns, addr, err := syncTarget(cmd, h, args)
+			ns, peers, err := syncTarget(cmd, h, args)
 			if err != nil {
 				return err
 			}
@@ -43,18 +54,32 @@ func newSyncCmd(g *globals) *cobra.Command {
 				ctx, cancel = context.WithTimeout(ctx, timeout)
 				defer cancel()
 			}
-			out := cmd.OutOrStdout()
-			prog := newProgressPrinter(cmd.ErrOrStderr(), ns, quiet)
-			opts := client.SyncOptions{Live: live, Progress: prog.update}
+			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+			prog := newProgressPrinter(errOut, ns, quiet)
+			opts := client.DiscoverOptions{
+				SyncOptions: client.SyncOptions{Live: live, Progress: prog.update},
+				Peers:       peers,
+				LAN:         lan,
+				NoDHT:       noDHT,
+				Attempt: func(c client.Candidate, err error) {
+					if err != nil && !quiet {
+						prog.clear()
+						fmt.Fprintf(errOut, "%s (%s): %v; trying the next peer\n", c.Peer.ID, c.Source, syncError(err))
+					}
+				},
+			}
 			if !live {
-				st, err := h.Sync(ctx, ns, addr, opts)
+				st, used, err := h.SyncAny(ctx, ns, opts)
 				prog.clear()
 				if err != nil {
 					return syncError(err)
 				}
+				if used.Source != client.SourceGiven && !quiet {
+					fmt.Fprintf(errOut, "found %s through %s\n", used.Peer.ID, used.Source)
+				}
 				printSummary(out, st)
 				if args[0] == agentAlias {
-					return syncProjects(ctx, cmd, h, addr, quiet)
+					return syncProjects(ctx, cmd, h, used.Peer, quiet)
 				}
 				return nil
 			}
@@ -62,7 +87,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 			backoff := time.Second
 			for {
 				start := time.Now()
-				st, err := h.Sync(ctx, ns, addr, opts)
+				st, _, err := h.SyncAny(ctx, ns, opts)
 				prog.clear()
 				if ctx.Err() != nil {
 					printSummary(out, st)
@@ -71,7 +96,7 @@ func newSyncCmd(g *globals) *cobra.Command {
 				if time.Since(start) > time.Minute {
 					backoff = time.Second
 				}
-				fmt.Fprintf(cmd.ErrOrStderr(), "live sync interrupted: %v; reconnecting in %s\n", syncError(err), backoff)
+				fmt.Fprintf(errOut, "live sync interrupted: %v; reconnecting in %s\n", syncError(err), backoff)
 				select {
 				case <-ctx.Done():
 					return nil
@@ -84,45 +109,57 @@ func newSyncCmd(g *globals) *cobra.Command {
 	c.Flags().BoolVar(&live, "live", false, "stay connected and exchange new entries as they are written (Ctrl-C to stop)")
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up a one-shot sync after this long")
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
+	c.Flags().BoolVar(&lan, "lan", false, "also look for devices serving the vault on the local network (mDNS multicast)")
+	c.Flags().BoolVar(&noDHT, "no-dht", false, "do not ask the DHT which seeds host the vault")
 	return c
 }
 
-// syncTarget reads "NAMESPACE ADDR" or a doc ticket (its first seed; a
-// write ticket also installs the namespace key).
-func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.NamespaceID, string, error) {
-	if args[0] == agentAlias {
+// syncTarget reads "NAMESPACE [ADDR]", "agent [ADDR]" or a doc ticket (all
+// its seeds; a write ticket also installs the namespace key) and returns the
+// peers to try first.
+func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.NamespaceID, []peer.AddrInfo, error) {
+	var given []string
+	var ns vault.NamespaceID
+	switch {
+	case args[0] == agentAlias:
 		a, err := h.Agent()
 		if err != nil {
-			return vault.NamespaceID{}, "", err
+			return ns, nil, err
 		}
-		if len(args) == 2 {
-			return a.Namespace, args[1], nil
+		ns, given = a.Namespace, a.Seeds
+	case len(args) == 2:
+		var err error
+		if ns, err = parseNS(args[0]); err != nil {
+			return ns, nil, err
 		}
-		if len(a.Seeds) == 0 {
-			return a.Namespace, "", errors.New("the agent has no seeds on this device: give a PEER_MULTIADDR, or set them with `seedfleet agent seeds`")
+	case isNamespaceID(args[0]):
+		ns, _ = parseNS(args[0])
+	default:
+		t, err := ticket.ParseDocTicket(args[0])
+		if err != nil {
+			return ns, nil, fmt.Errorf("%w (or give a NAMESPACE, optionally with a PEER_MULTIADDR)", err)
 		}
-		return a.Namespace, a.Seeds[0], nil
+		ns = vault.NamespaceID(t.Namespace)
+		if t.HasWrite() {
+			if err := h.ImportNamespaceKey(ns, t.WriteSecret); err != nil {
+				return ns, nil, err
+			}
+			fmt.Fprintf(cmd.ErrOrStderr(), "this device can now write to vault %s\n", ns.Short())
+		}
+		return ns, t.Peers, nil
 	}
 	if len(args) == 2 {
-		ns, err := parseNS(args[0])
-		return ns, args[1], err
+		given = []string{args[1]}
 	}
-	t, err := ticket.ParseDocTicket(args[0])
-	if err != nil {
-		return vault.NamespaceID{}, "", fmt.Errorf("%w (or give NAMESPACE and PEER_MULTIADDR)", err)
-	}
-	ns := vault.NamespaceID(t.Namespace)
-	if t.HasWrite() {
-		if err := h.ImportNamespaceKey(ns, t.WriteSecret); err != nil {
-			return ns, "", err
+	var peers []peer.AddrInfo
+	for _, a := range given {
+		info, err := p2p.ParsePeerAddr(a)
+		if err != nil {
+			return ns, nil, err
 		}
-		fmt.Fprintf(cmd.ErrOrStderr(), "this device can now write to vault %s\n", ns.Short())
+		peers = append(peers, info)
 	}
-	if len(t.Peers) == 0 || len(t.Peers[0].Addrs) == 0 {
-		return ns, "", fmt.Errorf("the ticket names no seed address: give NAMESPACE and PEER_MULTIADDR")
-	}
-	p := t.Peers[0]
-	return ns, p.Addrs[0].String() + "/p2p/" + p.ID.String(), nil
+	return ns, peers, nil
 }
 
 func syncError(err error) error {
@@ -211,14 +248,17 @@ func (p *progressPrinter) clear() {
 
 // syncProjects syncs every project vault of the agent's catalog with addr:
 // a device that reads the agent vault discovers its projects there.
-func syncProjects(ctx context.Context, cmd *cobra.Command, h *client.Home, addr string, quiet bool) error {
+func syncProjects(ctx context.Context, cmd *cobra.Command, h *client.Home, seed peer.AddrInfo, quiet bool) error {
 	projects, err := h.Projects()
 	if err != nil {
 		return err
 	}
 	for _, p := range projects {
 		prog := newProgressPrinter(cmd.ErrOrStderr(), p.Namespace, quiet)
-		st, err := h.Sync(ctx, p.Namespace, addr, client.SyncOptions{Progress: prog.update})
+		st, _, err := h.SyncAny(ctx, p.Namespace, client.DiscoverOptions{
+			SyncOptions: client.SyncOptions{Progress: prog.update},
+			Peers:       []peer.AddrInfo{seed},
+		})
 		prog.clear()
 		if err != nil {
 			return fmt.Errorf("project %s: %w", p.Name, syncError(err))
@@ -227,4 +267,10 @@ func syncProjects(ctx context.Context, cmd *cobra.Command, h *client.Home, addr 
 		printSummary(cmd.OutOrStdout(), st)
 	}
 	return nil
+}
+
+// isNamespaceID tells a namespace ID from a ticket.
+func isNamespaceID(s string) bool {
+	_, err := vault.ParseNamespaceID(s)
+	return err == nil
 }

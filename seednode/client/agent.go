@@ -93,15 +93,21 @@ func (h *Home) Agent() (*AgentInfo, error) {
 
 func (h *Home) saveAgent(a *AgentInfo) error {
 	a.NS = a.Namespace.String()
-	raw, err := json.MarshalIndent(a, "", "  ")
+	return writeJSON(h.agentPath(), a)
+}
+
+// writeJSON replaces path with v as indented JSON (0600), through a
+// temporary file so a crash leaves the old or the new content.
+func writeJSON(path string, v any) error {
+	raw, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return err
 	}
-	tmp := h.agentPath() + ".tmp"
+	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, append(raw, '\n'), 0o600); err != nil {
 		return err
 	}
-	return os.Rename(tmp, h.agentPath())
+	return os.Rename(tmp, path)
 }
 
 // SetAgentSeeds records the seeds the agent's devices sync through.

@@ -11,7 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -201,34 +203,99 @@ const blobQuiet = 750 * time.Millisecond
 // With opts.Live it stays connected until ctx ends. The device serves its
 // blobs on the same connection, and a one-shot sync returns only once the
 // peer has stopped fetching them, so a seed gets the blobs of new entries.
+// SyncAny finds a peer when the device has no single address to use.
 func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts SyncOptions) (vault.SyncStats, error) {
 	info, err := p2p.ParsePeerAddr(addr)
 	if err != nil {
 		return vault.SyncStats{}, err
 	}
-	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
+	sess, err := h.openSession(ns)
 	if err != nil {
 		return vault.SyncStats{}, err
 	}
-	defer hst.Close()
-	svc := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
-	defer svc.Close()
-	bsvc := blobs.NewService(hst, h.Blobs)
-	defer bsvc.Close()
-	dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-	err = hst.Connect(dialCtx, info)
+	defer sess.close()
+	st, err := sess.sync(ctx, info, opts, 0)
+	if err != nil {
+		return st, unwrapSession(err)
+	}
+	if err := h.rememberPeer(ns, info); err != nil {
+		return st, fmt.Errorf("synced with %s, but could not remember it: %w", info.ID, err)
+	}
+	return st, nil
+}
+
+// session is one device host answering for one vault and its blobs.
+type session struct {
+	h    *Home
+	ns   vault.NamespaceID
+	hst  host.Host
+	svc  *vault.Service
+	bsvc *blobs.Service
+}
+
+func (h *Home) openSession(ns vault.NamespaceID) (*session, error) {
+	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
+	if err != nil {
+		return nil, err
+	}
+	return &session{
+		h: h, ns: ns, hst: hst,
+		svc:  vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(ns))),
+		bsvc: blobs.NewService(hst, h.Blobs),
+	}, nil
+}
+
+func (s *session) close() {
+	s.bsvc.Close()
+	s.svc.Close()
+	s.hst.Close()
+}
+
+// sessionError marks a failure after the peer accepted the session:
+// trying another peer would repeat the transfer.
+type sessionError struct{ err error }
+
+func (e *sessionError) Error() string { return e.err.Error() }
+func (e *sessionError) Unwrap() error { return e.err }
+
+// unwrapSession returns the error inside a sessionError.
+func unwrapSession(err error) error {
+	if se, ok := errors.AsType[*sessionError](err); ok {
+		return se.err
+	}
+	return err
+}
+
+// sync connects to p (within dialTimeout, default 15 s) and reconciles.
+// Unreachable peers and peers that refuse the vault before anything moved
+// return plain errors; later failures are marked errSessionFailed.
+func (s *session) sync(ctx context.Context, p peer.AddrInfo, opts SyncOptions, dialTimeout time.Duration) (vault.SyncStats, error) {
+	if dialTimeout <= 0 {
+		dialTimeout = 15 * time.Second
+	}
+	dialCtx, cancel := context.WithTimeout(ctx, dialTimeout)
+	err := s.hst.Connect(dialCtx, p)
 	cancel()
 	if err != nil {
-		return vault.SyncStats{}, fmt.Errorf("connect to %s: %w (is the peer running, and is this an address it printed?)", info.ID, err)
+		return vault.SyncStats{}, fmt.Errorf("connect to %s: %w (is the peer running, and is this an address it printed?)", p.ID, err)
 	}
-	st, err := svc.Sync(ctx, info.ID, ns, opts)
-	if err == nil && !opts.Live && st.BlobRefsSent > 0 {
-		err = bsvc.WaitServed(ctx, blobQuiet)
+	st, err := s.svc.Sync(ctx, p.ID, s.ns, opts)
+	if err != nil {
+		var pe *vault.PeerError
+		if errors.As(err, &pe) && st.ItemsSent == 0 && st.ItemsReceived == 0 {
+			return st, err // refused (not hosted, not allowed): another peer may serve
+		}
+		return st, &sessionError{err}
 	}
-	if err == nil {
-		err = h.checkNotRevoked(ns, st)
+	if !opts.Live && st.BlobRefsSent > 0 {
+		if err := s.bsvc.WaitServed(ctx, blobQuiet); err != nil {
+			return st, &sessionError{err}
+		}
 	}
-	return st, err
+	if err := s.h.checkNotRevoked(s.ns, st); err != nil {
+		return st, &sessionError{err}
+	}
+	return st, nil
 }
 
 // ErrDeviceRevoked: the vault's agent document revoked this device.
@@ -395,6 +462,9 @@ type ServeOptions struct {
 	Reachable func(addrs []string)
 	// Logf reports renewals and failures.
 	Logf func(format string, args ...any)
+	// LAN announces each vault on the local network with mDNS (multicast),
+	// so devices syncing with --lan find this one without a seed.
+	LAN bool
 }
 
 // Serve makes this device reachable for vault sync and blob fetches until
@@ -412,6 +482,19 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 	logf := o.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}
+	}
+	if o.LAN {
+		if len(o.Listen) == 0 {
+			return errors.New("announcing on the local network needs a listen address (e.g. /ip4/0.0.0.0/tcp/0)")
+		}
+		for _, ns := range o.Vaults {
+			// Devices that announce do not browse: the notifee ignores answers.
+			m := mdns.NewMdnsService(hst, LANServiceName(ns), &lanNotifee{discard: true})
+			if err := m.Start(); err != nil {
+				return fmt.Errorf("announcing vault %s on the local network: %w", ns.Short(), err)
+			}
+			defer m.Close()
+		}
 	}
 	report := func() {
 		if o.Reachable == nil {
