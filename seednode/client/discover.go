@@ -52,7 +52,8 @@ type DiscoverOptions struct {
 	Peers []peer.AddrInfo
 	// LAN browses the local network with mDNS for devices serving the vault
 	// (multicast leaves this machine, so it is off unless asked for) and
-	// waits LANWait (default 2 s) for answers.
+	// waits LANWait (default 2 s) for answers. The device then listens on
+	// all interfaces and is announced too while it syncs.
 	LAN     bool
 	LANWait time.Duration
 	// NoDHT skips the DHT lookup; DHTPrefix is the seeds' protocol prefix
@@ -81,7 +82,13 @@ const maxRemembered = 8
 // that fails midway is returned as it is, since retrying elsewhere would
 // repeat the transfer. The peer that served is remembered for next time.
 func (h *Home) SyncAny(ctx context.Context, ns vault.NamespaceID, o DiscoverOptions) (vault.SyncStats, Candidate, error) {
-	sess, err := h.openSession(ns)
+	var listen []string
+	if o.LAN {
+		// mDNS answers only hosts with an address: on the local network
+		// this device is announced too, for as long as it syncs.
+		listen = []string{"/ip4/0.0.0.0/tcp/0"}
+	}
+	sess, err := h.openSession(ns, listen...)
 	if err != nil {
 		return vault.SyncStats{}, Candidate{}, err
 	}

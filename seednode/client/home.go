@@ -233,8 +233,8 @@ type session struct {
 	bsvc *blobs.Service
 }
 
-func (h *Home) openSession(ns vault.NamespaceID) (*session, error) {
-	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
+func (h *Home) openSession(ns vault.NamespaceID, listen ...string) (*session, error) {
+	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
 	if err != nil {
 		return nil, err
 	}
