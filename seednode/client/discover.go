@@ -219,7 +219,7 @@ func (f *finder) dht(ctx context.Context) ([]peer.AddrInfo, error) {
 	if !waitRoutingTable(lctx, d) {
 		return nil, errors.New("no connected peer answers DHT queries")
 	}
-	found := discovery.FindProviders(lctx, d, discovery.VaultCID(f.ns), 8)
+	found := discovery.FindProvidersVia(lctx, d, boot, discovery.VaultCID(f.ns), 8)
 	if len(found) == 0 {
 		return nil, fmt.Errorf("no seed announces vault %s", f.ns.Short())
 	}

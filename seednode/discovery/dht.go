@@ -12,6 +12,7 @@ import (
 	ds "github.com/ipfs/go-datastore"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	mh "github.com/multiformats/go-multihash"
@@ -217,6 +218,27 @@ func (p *Provider) pass(ctx context.Context) {
 	}
 	close(jobs)
 	wg.Wait()
+}
+
+// FindProvidersVia is FindProviders for a device that knows its seeds:
+// when the client's routing table has emptied it puts the seeds back
+// first. kad-dht removes a peer from the table after one query to it
+// fails (a timeout when the seed is busy), and a device whose table holds
+// only its seeds would otherwise find nothing until it restarts.
+func FindProvidersVia(ctx context.Context, d *dht.IpfsDHT, seeds []peer.AddrInfo, c cid.Cid, n int) []peer.AddrInfo {
+	if d.RoutingTable().Size() == 0 {
+		for _, s := range seeds {
+			if d.Host().Network().Connectedness(s.ID) != network.Connected {
+				if err := d.Host().Connect(ctx, s); err != nil {
+					continue
+				}
+			}
+			// queryPeer: it is known to answer; not replaceable by
+			// peers learnt later.
+			_, _ = d.RoutingTable().TryAddPeer(s.ID, true, false)
+		}
+	}
+	return FindProviders(ctx, d, c, n)
 }
 
 // FindProviders returns up to n peers announcing c.

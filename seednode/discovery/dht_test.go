@@ -162,3 +162,48 @@ func TestKeysAreDistinctAndStable(t *testing.T) {
 		t.Fatalf("AgentCID changed: %s", got)
 	}
 }
+
+// TestFindProvidersViaPutsTheSeedsBack: kad-dht drops a peer from a
+// client's routing table after one failed query; a device whose table held
+// only its seed then finds nothing with FindProviders, and FindProvidersVia
+// puts the seed back and finds the vault.
+func TestFindProvidersViaPutsTheSeedsBack(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seedHost := newHost(t, true)
+	seedDHT, err := NewDHT(seedHost, DHTOptions{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seedDHT.Close() })
+	var ns [32]byte
+	copy(ns[:], "vault hosted by the only seed")
+	p := NewProvider(seedDHT, time.Hour, nil)
+	p.Set([]cid.Cid{VaultCID(ns)})
+	p.pass(ctx) // a lone seed stores its own record
+
+	dev := newHost(t, false)
+	d, err := NewDHT(dev, DHTOptions{BootstrapPeers: []peer.AddrInfo{info(seedHost)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if err := dev.Connect(ctx, info(seedHost)); err != nil {
+		t.Fatal(err)
+	}
+	for d.RoutingTable().Size() == 0 && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	// What kad-dht does after a query to the seed times out.
+	d.RoutingTable().RemovePeer(seedHost.ID())
+
+	short, scancel := context.WithTimeout(ctx, 2*time.Second)
+	defer scancel()
+	if found := FindProviders(short, d, VaultCID(ns), 1); len(found) != 0 {
+		t.Fatalf("with an empty routing table FindProviders found %v: the test no longer shows the problem", found)
+	}
+	found := FindProvidersVia(ctx, d, []peer.AddrInfo{info(seedHost)}, VaultCID(ns), 1)
+	if len(found) != 1 || found[0].ID != seedHost.ID() {
+		t.Fatalf("FindProvidersVia found %v, want the seed %s", found, seedHost.ID())
+	}
+}

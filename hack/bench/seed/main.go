@@ -1824,7 +1824,7 @@ func runFloodDevice() {
 			res.DHTTotal++
 			if err := timed(&res.DHTMillis, func(ctx context.Context) error {
 				rt := d.RoutingTable().Size()
-				found := discovery.FindProviders(ctx, d, discovery.VaultCID(ns), 1)
+				found := discovery.FindProvidersVia(ctx, d, []peer.AddrInfo{seed}, discovery.VaultCID(ns), 1)
 				if len(found) != 1 || found[0].ID != seed.ID {
 					return fmt.Errorf("found %v, want the seed (routing table: %d peers before the lookup; kad-dht drops a peer whose answer failed)", found, rt)
 				}
