@@ -30,10 +30,9 @@ func newSyncCmd(g *globals) *cobra.Command {
 		Short: "Reconcile a vault with a seed or another device; --live keeps pushing changes both ways",
 		Long: `Reconcile a vault with the first peer that serves it. Peers are tried in this order:
 the address given (or a ticket's seeds, or the agent's seeds), the peers that served this
-vault before, devices on the local network (with --lan: mDNS), seeds announcing the vault
-in the DHT (asked through the peers reached so far), and, for the agent's vault, its other
-devices registered at its seeds (rendezvous). A peer that is unreachable or does not host
-the vault is reported and the next one tried.`,
+vault before, devices on the local network (with --lan: mDNS), and seeds announcing the
+vault in the DHT (asked through the peers reached so far). A peer that is unreachable or
+does not host the vault is reported and the next one tried.`,
 		Example: `  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...
   seedfleet sync <namespace ID>          # peers that served it before, then the DHT
   seedfleet sync doc... --live`,

@@ -21,21 +21,20 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/seedfleet/seedfleet/seednode/discovery"
-	"github.com/seedfleet/seedfleet/seednode/rendezvous"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // Where a peer to sync with came from, in the order SyncAny tries them:
 // peers the device already knows (given, then remembered from earlier
-// syncs), peers on the local network (mDNS, when enabled), seeds announcing
-// the vault in the DHT, and the agent's other devices registered at its
-// seeds (rendezvous).
+// syncs), peers on the local network (mDNS, when enabled) and seeds
+// announcing the vault in the DHT. (The agent's other devices, through
+// rendezvous records at its seeds, are to come once serving devices
+// register records.)
 const (
-	SourceGiven      = "given"
-	SourceKnown      = "known"
-	SourceLAN        = "mdns"
-	SourceDHT        = "dht"
-	SourceRendezvous = "rendezvous"
+	SourceGiven = "given"
+	SourceKnown = "known"
+	SourceLAN   = "mdns"
+	SourceDHT   = "dht"
 )
 
 // Candidate is a peer SyncAny tried, and where it came from.
@@ -60,8 +59,6 @@ type DiscoverOptions struct {
 	// (default /seedfleet).
 	NoDHT     bool
 	DHTPrefix string
-	// NoRendezvous skips looking up the agent's other devices.
-	NoRendezvous bool
 	// DialTimeout bounds each connection attempt (default 10 s).
 	DialTimeout time.Duration
 	// Attempt, if set, hears of every peer tried and how it went (nil error:
@@ -103,7 +100,6 @@ func (h *Home) SyncAny(ctx context.Context, ns vault.NamespaceID, o DiscoverOpti
 		{SourceKnown, func(context.Context) ([]peer.AddrInfo, error) { return h.RememberedPeers(ns) }},
 		{SourceLAN, f.lan},
 		{SourceDHT, f.dht},
-		{SourceRendezvous, f.rendezvous},
 	} {
 		peers, err := src.find(ctx)
 		if err != nil {
@@ -146,7 +142,7 @@ type finder struct {
 	failures []string
 }
 
-// seeds are the peers tried so far that can answer DHT and rendezvous
+// seeds are the peers tried so far that can answer DHT
 // queries: any peer this device connected to.
 func (f *finder) seeds() []peer.AddrInfo {
 	var out []peer.AddrInfo
@@ -239,38 +235,6 @@ func waitRoutingTable(ctx context.Context, d *dht.IpfsDHT) bool {
 		}
 	}
 	return true
-}
-
-// rendezvous looks up, at every connected seed, the other devices of the
-// agent whose vault ns is (only for the device's own agent vault).
-func (f *finder) rendezvous(ctx context.Context) ([]peer.AddrInfo, error) {
-	if f.o.NoRendezvous {
-		return nil, nil
-	}
-	a, err := f.h.Agent()
-	if err != nil || a.Namespace != f.ns {
-		return nil, nil
-	}
-	var out []peer.AddrInfo
-	var errs []error
-	for _, s := range f.seeds() {
-		lctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		recs, err := rendezvous.Lookup(lctx, f.hst, s.ID, a.DID)
-		cancel()
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", s.ID, err))
-			continue
-		}
-		for _, r := range recs {
-			if info, err := r.AddrInfo(); err == nil {
-				out = append(out, info)
-			}
-		}
-	}
-	if len(out) == 0 && len(errs) > 0 {
-		return nil, errors.Join(errs...)
-	}
-	return out, nil
 }
 
 // LANServiceName is the mDNS service a device serving ns announces. It is

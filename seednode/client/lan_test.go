@@ -124,7 +124,7 @@ func runLANRole() error {
 	defer phone.Close()
 	var last error
 	for ctx.Err() == nil {
-		st, used, err := phone.SyncAny(ctx, ns, DiscoverOptions{LAN: true, LANWait: 2 * time.Second, NoDHT: true, NoRendezvous: true})
+		st, used, err := phone.SyncAny(ctx, ns, DiscoverOptions{LAN: true, LANWait: 2 * time.Second, NoDHT: true})
 		switch {
 		case err != nil:
 			last = err
