@@ -131,9 +131,11 @@ func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.Namesp
 		if ns, err = parseNS(args[0]); err != nil {
 			return ns, nil, err
 		}
-	case isNamespaceID(args[0]):
-		ns, _ = parseNS(args[0])
 	default:
+		if id, err := vault.ParseNamespaceID(args[0]); err == nil {
+			ns = id
+			break
+		}
 		t, err := ticket.ParseDocTicket(args[0])
 		if err != nil {
 			return ns, nil, fmt.Errorf("%w (or give a NAMESPACE, optionally with a PEER_MULTIADDR)", err)
@@ -266,10 +268,4 @@ func syncProjects(ctx context.Context, cmd *cobra.Command, h *client.Home, seed 
 		printSummary(cmd.OutOrStdout(), st)
 	}
 	return nil
-}
-
-// isNamespaceID tells a namespace ID from a ticket.
-func isNamespaceID(s string) bool {
-	_, err := vault.ParseNamespaceID(s)
-	return err == nil
 }

@@ -33,6 +33,9 @@ export GOWORK=off
 
 log() { echo "envtest-assets: $*" >&2; }
 
+# shellcheck source=hack/kube-wrapper.sh
+. "$(dirname "${BASH_SOURCE[0]}")/kube-wrapper.sh"
+
 have() { # have BINARY VERSION-SUBSTRING ARGS...
 	local bin="$assets/$1" want="$2"
 	shift 2
@@ -43,39 +46,14 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
 build_kubernetes() {
-	local minor="${K8S_VERSION#*.}" major="${K8S_VERSION%%.*}"
-	minor="${minor%%.*}"
-	local staging_version="v0.${K8S_VERSION#*.}"
 	local dir="$work/k8s"
 	mkdir -p "$dir"
 	log "building kube-apiserver and kubectl v${K8S_VERSION} from the module proxy (cold: about 6 min)"
-	local gomod
-	gomod=$(cd "$dir" && go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" |
-		sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
-	[ -n "$gomod" ] || {
-		log "could not download k8s.io/kubernetes@v${K8S_VERSION}"
-		exit 1
-	}
-	{
-		echo "module seedfleet.io/envtest-wrapper"
-		echo
-		echo "go $(go env GOVERSION | sed 's/^go//; s/\([0-9]*\.[0-9]*\).*/\1/')"
-		echo
-		echo "replace ("
-		# Every k8s.io/<name> => ./staging/... replace in kubernetes' go.mod.
-		grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$gomod" |
-			awk -v v="$staging_version" '{print "\t" $1 " => " $1 " " v}'
-		echo ")"
-	} >"$dir/go.mod"
+	kube_wrapper_module "$dir" seedfleet.io/envtest-wrapper
 	(
 		cd "$dir"
-		go get "k8s.io/kubernetes@v${K8S_VERSION}" >/dev/null
-		local ldflags="-s -w"
-		for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-			ldflags+=" -X ${pkg}.gitVersion=v${K8S_VERSION}"
-			ldflags+=" -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor}"
-			ldflags+=" -X ${pkg}.gitTreeState=clean"
-		done
+		local ldflags
+		ldflags=$(kube_ldflags)
 		go build -trimpath -ldflags "$ldflags" -o "$assets/kube-apiserver" k8s.io/kubernetes/cmd/kube-apiserver
 		go build -trimpath -ldflags "$ldflags" -o "$assets/kubectl" k8s.io/kubernetes/cmd/kubectl
 	)

@@ -23,6 +23,9 @@ flock 9
 
 log() { echo "kube-binaries: $*" >&2; }
 
+# shellcheck source=hack/kube-wrapper.sh
+. "$(dirname "${BASH_SOURCE[0]}")/../kube-wrapper.sh"
+
 components=(kube-controller-manager kube-scheduler kubelet kube-proxy)
 
 have() {
@@ -39,26 +42,8 @@ build() {
 	# shellcheck disable=SC2064 # expand now: $work is local
 	trap "rm -rf '$work'" RETURN
 	export CGO_ENABLED=0 GOFLAGS=-mod=mod GOWORK=off
-	local minor="${K8S_VERSION#*.}" major="${K8S_VERSION%%.*}"
-	minor="${minor%%.*}"
 	log "building ${components[*]} v${K8S_VERSION} from the module proxy (cold: about 10 min)"
-	local gomod
-	gomod=$(cd "$work" && go mod download -json "k8s.io/kubernetes@v${K8S_VERSION}" |
-		sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
-	[ -n "$gomod" ] || {
-		log "could not download k8s.io/kubernetes@v${K8S_VERSION}"
-		exit 1
-	}
-	{
-		echo "module seedfleet.io/kube-multicall"
-		echo
-		echo "go $(go env GOVERSION | sed 's/^go//; s/\([0-9]*\.[0-9]*\).*/\1/')"
-		echo
-		echo "replace ("
-		grep -E '^[[:space:]]*k8s\.io/[^ ]+ => \./staging/' "$gomod" |
-			awk -v v="v0.${K8S_VERSION#*.}" '{print "\t" $1 " => " $1 " " v}'
-		echo ")"
-	} >"$work/go.mod"
+	kube_wrapper_module "$work" seedfleet.io/kube-multicall
 	cat >"$work/main.go" <<'GO'
 // One binary for the node components; argv[0] (or argv[1]) picks which.
 package main
@@ -103,15 +88,8 @@ func main() {
 GO
 	(
 		cd "$work"
-		go get "k8s.io/kubernetes@v${K8S_VERSION}" >/dev/null
 		go mod tidy >/dev/null
-		local ldflags="-s -w"
-		for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-			ldflags+=" -X ${pkg}.gitVersion=v${K8S_VERSION}"
-			ldflags+=" -X ${pkg}.gitMajor=${major} -X ${pkg}.gitMinor=${minor}"
-			ldflags+=" -X ${pkg}.gitTreeState=clean"
-		done
-		go build -trimpath -ldflags "$ldflags" -o "$dir/kube.new" .
+		go build -trimpath -ldflags "$(kube_ldflags)" -o "$dir/kube.new" .
 	)
 	mv "$dir/kube.new" "$dir/kube"
 	local c

@@ -55,10 +55,8 @@ type DiscoverOptions struct {
 	// all interfaces and is announced too while it syncs.
 	LAN     bool
 	LANWait time.Duration
-	// NoDHT skips the DHT lookup; DHTPrefix is the seeds' protocol prefix
-	// (default /seedfleet).
-	NoDHT     bool
-	DHTPrefix string
+	// NoDHT skips the DHT lookup.
+	NoDHT bool
 	// DialTimeout bounds each connection attempt (default 10 s).
 	DialTimeout time.Duration
 	// Attempt, if set, hears of every peer tried and how it went (nil error:
@@ -91,7 +89,7 @@ func (h *Home) SyncAny(ctx context.Context, ns vault.NamespaceID, o DiscoverOpti
 	}
 	defer sess.close()
 	hst := sess.hst
-	f := &finder{h: h, hst: hst, ns: ns, o: o, tried: map[peer.ID]bool{}}
+	f := &finder{hst: hst, ns: ns, o: o, tried: map[peer.ID]bool{}}
 	for _, src := range []struct {
 		name string
 		find func(context.Context) ([]peer.AddrInfo, error)
@@ -116,9 +114,6 @@ func (h *Home) SyncAny(ctx context.Context, ns vault.NamespaceID, o DiscoverOpti
 				o.Attempt(c, err)
 			}
 			if err == nil {
-				if rerr := h.rememberPeer(ns, p); rerr != nil {
-					return st, c, fmt.Errorf("synced with %s, but could not remember it: %w", p.ID, rerr)
-				}
 				return st, c, nil
 			}
 			if _, ok := errors.AsType[*sessionError](err); ok || ctx.Err() != nil {
@@ -134,7 +129,6 @@ func (h *Home) SyncAny(ctx context.Context, ns vault.NamespaceID, o DiscoverOpti
 }
 
 type finder struct {
-	h        *Home
 	hst      host.Host
 	ns       vault.NamespaceID
 	o        DiscoverOptions
@@ -205,7 +199,7 @@ func (f *finder) dht(ctx context.Context) ([]peer.AddrInfo, error) {
 	if len(boot) == 0 {
 		return nil, nil
 	}
-	d, err := discovery.NewDHT(f.hst, discovery.DHTOptions{ProtocolPrefix: f.o.DHTPrefix, BootstrapPeers: boot})
+	d, err := discovery.NewDHT(f.hst, discovery.DHTOptions{BootstrapPeers: boot})
 	if err != nil {
 		return nil, err
 	}

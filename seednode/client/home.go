@@ -215,13 +215,7 @@ func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts
 	}
 	defer sess.close()
 	st, err := sess.sync(ctx, info, opts, 0)
-	if err != nil {
-		return st, unwrapSession(err)
-	}
-	if err := h.rememberPeer(ns, info); err != nil {
-		return st, fmt.Errorf("synced with %s, but could not remember it: %w", info.ID, err)
-	}
-	return st, nil
+	return st, unwrapSession(err)
 }
 
 // session is one device host answering for one vault and its blobs.
@@ -266,9 +260,10 @@ func unwrapSession(err error) error {
 	return err
 }
 
-// sync connects to p (within dialTimeout, default 15 s) and reconciles.
-// Unreachable peers and peers that refuse the vault before anything moved
-// return plain errors; later failures are marked errSessionFailed.
+// sync connects to p (within dialTimeout, default 15 s), reconciles and
+// remembers p as a peer that serves the vault. Unreachable peers and peers
+// that refuse the vault before anything moved return plain errors; later
+// failures are sessionErrors.
 func (s *session) sync(ctx context.Context, p peer.AddrInfo, opts SyncOptions, dialTimeout time.Duration) (vault.SyncStats, error) {
 	if dialTimeout <= 0 {
 		dialTimeout = 15 * time.Second
@@ -294,6 +289,9 @@ func (s *session) sync(ctx context.Context, p peer.AddrInfo, opts SyncOptions, d
 	}
 	if err := s.h.checkNotRevoked(s.ns, st); err != nil {
 		return st, &sessionError{err}
+	}
+	if err := s.h.rememberPeer(s.ns, p); err != nil {
+		return st, &sessionError{fmt.Errorf("synced with %s, but could not remember it: %w", p.ID, err)}
 	}
 	return st, nil
 }
