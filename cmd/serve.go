@@ -14,6 +14,7 @@ func newServeCmd(g *globals) *cobra.Command {
 		via    []string
 		listen []string
 		lan    bool
+		noRdv  bool
 	)
 	c := &cobra.Command{
 		Use:   "serve NAMESPACE... [--via SEED_MULTIADDR]",
@@ -21,7 +22,9 @@ func newServeCmd(g *globals) *cobra.Command {
 		Long: `Serve the given vaults (and this device's blobs) to other devices until interrupted. With --via, the
 device reserves a slot on each seed's relay and prints an address through it, which another device can
 use with sync even when both are behind NAT. With --lan, it announces the vaults on the local network
-(mDNS) so that devices running sync --lan find it without a seed.`,
+(mDNS) so that devices running sync --lan find it without a seed. A device that acts for an agent
+also registers a signed record of its addresses on the relays and the agent's seeds (renewed while it
+serves), so the agent's other devices find it with a plain sync even for a vault no seed hosts.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			var vaults []vault.NamespaceID
@@ -46,7 +49,7 @@ use with sync even when both are behind NAT. With --lan, it announces the vaults
 			defer h.Close()
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			return h.Serve(cmd.Context(), client.ServeOptions{
-				Vaults: vaults, Listen: listen, Relays: relays, LAN: lan,
+				Vaults: vaults, Listen: listen, Relays: relays, LAN: lan, NoRendezvous: noRdv,
 				Reachable: func(addrs []string) {
 					fmt.Fprintln(out, "reachable at:")
 					for _, a := range addrs {
@@ -61,5 +64,6 @@ use with sync even when both are behind NAT. With --lan, it announces the vaults
 	c.Flags().StringSliceVar(&via, "via", nil, "seed multiaddr whose relay to reserve a slot on (repeatable)")
 	c.Flags().StringSliceVar(&listen, "listen", nil, "listen multiaddrs for direct connections")
 	c.Flags().BoolVar(&lan, "lan", false, "announce the vaults on the local network with mDNS (needs --listen)")
+	c.Flags().BoolVar(&noRdv, "no-rendezvous", false, "do not register this device's addresses on the agent's seeds")
 	return c
 }

@@ -24,15 +24,17 @@ func newSyncCmd(g *globals) *cobra.Command {
 		quiet   bool
 		lan     bool
 		noDHT   bool
+		noRdv   bool
 	)
 	c := &cobra.Command{
 		Use:   "sync (NAMESPACE [PEER_MULTIADDR] | DOC_TICKET | agent [PEER_MULTIADDR])",
 		Short: "Reconcile a vault with a seed or another device; --live keeps pushing changes both ways",
 		Long: `Reconcile a vault with the first peer that serves it. Peers are tried in this order:
 the address given (or a ticket's seeds, or the agent's seeds), the peers that served this
-vault before, devices on the local network (with --lan: mDNS), and seeds announcing the
-vault in the DHT (asked through the peers reached so far). A peer that is unreachable or
-does not host the vault is reported and the next one tried.`,
+vault before, devices on the local network (with --lan: mDNS), seeds announcing the
+vault in the DHT (asked through the peers reached so far), and the agent's other devices
+that serve (seedfleet serve), from the records they keep on the agent's seeds. A peer
+that is unreachable or does not serve the vault is reported and the next one tried.`,
 		Example: `  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...
   seedfleet sync <namespace ID>          # peers that served it before, then the DHT
   seedfleet sync doc... --live`,
@@ -56,10 +58,11 @@ does not host the vault is reported and the next one tried.`,
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			prog := newProgressPrinter(errOut, ns, quiet)
 			opts := client.DiscoverOptions{
-				SyncOptions: client.SyncOptions{Live: live, Progress: prog.update},
-				Peers:       peers,
-				LAN:         lan,
-				NoDHT:       noDHT,
+				SyncOptions:  client.SyncOptions{Live: live, Progress: prog.update},
+				Peers:        peers,
+				LAN:          lan,
+				NoDHT:        noDHT,
+				NoRendezvous: noRdv,
 				Attempt: func(c client.Candidate, err error) {
 					if err != nil && !quiet {
 						prog.clear()
@@ -110,6 +113,7 @@ does not host the vault is reported and the next one tried.`,
 	c.Flags().BoolVarP(&quiet, "quiet", "q", false, "no progress output")
 	c.Flags().BoolVar(&lan, "lan", false, "also look for devices serving the vault on the local network (mDNS multicast)")
 	c.Flags().BoolVar(&noDHT, "no-dht", false, "do not ask the DHT which seeds host the vault")
+	c.Flags().BoolVar(&noRdv, "no-rendezvous", false, "do not ask the agent's seeds for its other devices")
 	return c
 }
 

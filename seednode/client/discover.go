@@ -26,15 +26,15 @@ import (
 
 // Where a peer to sync with came from, in the order SyncAny tries them:
 // peers the device already knows (given, then remembered from earlier
-// syncs), peers on the local network (mDNS, when enabled) and seeds
-// announcing the vault in the DHT. (The agent's other devices, through
-// rendezvous records at its seeds, are to come once serving devices
-// register records.)
+// syncs), peers on the local network (mDNS, when enabled), seeds
+// announcing the vault in the DHT, and the agent's other devices, from the
+// rendezvous records they keep on the agent's seeds while they serve.
 const (
-	SourceGiven = "given"
-	SourceKnown = "known"
-	SourceLAN   = "mdns"
-	SourceDHT   = "dht"
+	SourceGiven      = "given"
+	SourceKnown      = "known"
+	SourceLAN        = "mdns"
+	SourceDHT        = "dht"
+	SourceRendezvous = "rendezvous"
 )
 
 // Candidate is a peer SyncAny tried, and where it came from.
@@ -57,6 +57,8 @@ type DiscoverOptions struct {
 	LANWait time.Duration
 	// NoDHT skips the DHT lookup.
 	NoDHT bool
+	// NoRendezvous skips asking the agent's seeds for its other devices.
+	NoRendezvous bool
 	// DialTimeout bounds each connection attempt (default 10 s).
 	DialTimeout time.Duration
 	// Attempt, if set, hears of every peer tried and how it went (nil error:
@@ -89,7 +91,7 @@ func (h *Home) SyncAny(ctx context.Context, ns vault.NamespaceID, o DiscoverOpti
 	}
 	defer sess.close()
 	hst := sess.hst
-	f := &finder{hst: hst, ns: ns, o: o, tried: map[peer.ID]bool{}}
+	f := &finder{h: h, hst: hst, ns: ns, o: o, tried: map[peer.ID]bool{}}
 	for _, src := range []struct {
 		name string
 		find func(context.Context) ([]peer.AddrInfo, error)
@@ -98,6 +100,7 @@ func (h *Home) SyncAny(ctx context.Context, ns vault.NamespaceID, o DiscoverOpti
 		{SourceKnown, func(context.Context) ([]peer.AddrInfo, error) { return h.RememberedPeers(ns) }},
 		{SourceLAN, f.lan},
 		{SourceDHT, f.dht},
+		{SourceRendezvous, f.rendezvous},
 	} {
 		peers, err := src.find(ctx)
 		if err != nil {
@@ -129,6 +132,7 @@ func (h *Home) SyncAny(ctx context.Context, ns vault.NamespaceID, o DiscoverOpti
 }
 
 type finder struct {
+	h        *Home
 	hst      host.Host
 	ns       vault.NamespaceID
 	o        DiscoverOptions

@@ -8,12 +8,14 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -463,6 +465,11 @@ type ServeOptions struct {
 	// LAN announces each vault on the local network with mDNS (multicast),
 	// so devices syncing with --lan find this one without a seed.
 	LAN bool
+	// NoRendezvous keeps this device's addresses off the agent's seeds. By
+	// default a device that acts for an agent registers a signed record
+	// (its addresses, direct and through each relay) on the relays and the
+	// agent's seeds, so the agent's other devices find it (SyncAny).
+	NoRendezvous bool
 }
 
 // Serve makes this device reachable for vault sync and blob fetches until
@@ -494,6 +501,21 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 			defer m.Close()
 		}
 	}
+	var reg *registrar
+	if !o.NoRendezvous {
+		a, err := h.Agent()
+		switch {
+		case errors.Is(err, ErrNoAgent):
+		case err != nil:
+			return err
+		default:
+			seeds, serr := agentSeeds(a)
+			if serr != nil {
+				logf("rendezvous: %v", serr)
+			}
+			reg = newRegistrar(h, hst, a, append(slices.Clone(o.Relays), seeds...), logf)
+		}
+	}
 	report := func() {
 		if o.Reachable == nil {
 			return
@@ -509,7 +531,8 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 		}
 		o.Reachable(addrs)
 	}
-	renew := make([]time.Time, len(o.Relays)) // when each reservation needs renewing
+	renew := make([]time.Time, len(o.Relays))       // when each reservation needs renewing
+	circuits := make([]ma.Multiaddr, len(o.Relays)) // addresses through relays holding a slot
 	reported := false
 	for {
 		for i, r := range o.Relays {
@@ -521,21 +544,27 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 			cancel()
 			if err != nil {
 				logf("relay %s: %v (retrying in 30s)", r.ID, err)
-				renew[i] = time.Now().Add(30 * time.Second)
+				renew[i], circuits[i] = time.Now().Add(30*time.Second), nil
 				continue
 			}
 			// Renew at two thirds of the reservation's life.
 			renew[i] = time.Now().Add(time.Until(rsvp.Expiration) * 2 / 3)
+			circuits[i], _ = relay.CircuitAddr(r)
 			logf("relay slot on %s until %s", r.ID, rsvp.Expiration.Format(time.RFC3339))
 		}
 		if !reported {
 			report()
 			reported = true
 		}
+		wait := 5 * time.Second
+		if reg != nil {
+			reg.tick(ctx, slices.DeleteFunc(slices.Clone(circuits), func(a ma.Multiaddr) bool { return a == nil }))
+			wait = max(min(wait, time.Until(reg.due())), 100*time.Millisecond)
+		}
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(5 * time.Second):
+		case <-time.After(wait):
 		}
 	}
 }

@@ -19,18 +19,39 @@ import (
 // be connectable (connected, or its addresses in h's peerstore). A seed's
 // refusal is returned as an error wrapping *RefusedError.
 func Register(ctx context.Context, h host.Host, seed peer.ID, rec Record) error {
+	_, err := RegisterDetailed(ctx, h, seed, rec)
+	return err
+}
+
+// Registration is a seed's acceptance of a record.
+type Registration struct {
+	// TTL is how long the seed keeps records after their timestamp.
+	TTL time.Duration
+	// Expires is when the seed drops this record: its timestamp plus TTL.
+	Expires time.Time
+}
+
+// RenewAt is when a device registers again: halfway to expiry, so one
+// lost registration does not make it unreachable.
+func (r Registration) RenewAt(rec Record) time.Time {
+	return rec.Time().Add(r.TTL / 2)
+}
+
+// RegisterDetailed is Register that also reports how long the seed keeps
+// the record.
+func RegisterDetailed(ctx context.Context, h host.Host, seed peer.ID, rec Record) (Registration, error) {
 	if err := rec.Verify(); err != nil {
-		return fmt.Errorf("rendezvous: register: %w", err)
+		return Registration{}, fmt.Errorf("rendezvous: register: %w", err)
 	}
 	q := request{kind: reqRegister, record: rec}
 	resp, err := roundTrip(ctx, h, seed, reqRegister, q.append(nil))
 	if err != nil {
-		return fmt.Errorf("rendezvous: register on %s: %w", seed, err)
+		return Registration{}, fmt.Errorf("rendezvous: register on %s: %w", seed, err)
 	}
 	if resp.refused != nil {
-		return fmt.Errorf("rendezvous: register on %s: %w", seed, resp.refused)
+		return Registration{}, fmt.Errorf("rendezvous: register on %s: %w", seed, resp.refused)
 	}
-	return nil
+	return Registration{TTL: resp.ttl, Expires: rec.Time().Add(resp.ttl)}, nil
 }
 
 // LookupResult is the outcome of a lookup.

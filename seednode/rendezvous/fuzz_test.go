@@ -110,6 +110,7 @@ func FuzzDecodeResponse(f *testing.F) {
 	f.Add(appendLookupOK(nil, encs), true)
 	f.Add(appendLookupOK(nil, nil), true)
 	f.Add([]byte{respOK}, false)
+	f.Add(appendRegisterOK(nil, DefaultTTL), false)
 	f.Add(appendRefusal(nil, refuse(CodeReplay, "replay")), false)
 	agent := identity.DIDKey(pubOf(fixedKey(1)))
 	now := fixedTime.Add(time.Minute)

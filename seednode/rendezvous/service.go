@@ -306,7 +306,7 @@ func (s *Service) handle(st network.Stream) {
 		}
 		s.m.registrations.Inc()
 		s.log.Debug("rendezvous: registered", "peer", remote, "agent", q.record.AgentDID, "context", q.record.Context)
-		s.reply(st, []byte{respOK})
+		s.reply(st, appendRegisterOK(nil, s.cfg.ttl))
 	case reqLookup:
 		recs, rerr := s.lookup(remote, q.agentDID)
 		if rerr != nil {

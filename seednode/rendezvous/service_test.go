@@ -56,8 +56,14 @@ func TestRegisterLookupRoundTrip(t *testing.T) {
 	now := f.clock.Now()
 	lr := laptop.record(t, agent, "laptop", now.Add(-time.Second), "/ip4/192.168.1.10/tcp/7400", "/ip4/192.168.1.10/udp/7400/quic-v1")
 	pr := phone.record(t, agent, "phone", now, "/ip4/10.0.0.7/tcp/4001")
-	if err := Register(ctx, laptop.h, f.h.ID(), lr); err != nil {
+	reg, err := RegisterDetailed(ctx, laptop.h, f.h.ID(), lr)
+	if err != nil {
 		t.Fatalf("laptop registers: %v", err)
+	}
+	// The seed says how long it keeps the record, so the device knows when
+	// to register again.
+	if reg.TTL != DefaultTTL || !reg.Expires.Equal(lr.Time().Add(DefaultTTL)) || !reg.RenewAt(lr).Equal(lr.Time().Add(DefaultTTL/2)) {
+		t.Fatalf("registration %+v (renew at %s), want the default TTL %s from the record's time %s", reg, reg.RenewAt(lr), DefaultTTL, lr.Time())
 	}
 	if err := Register(ctx, phone.h, f.h.ID(), pr); err != nil {
 		t.Fatalf("phone registers: %v", err)
@@ -595,6 +601,23 @@ func TestClientDropsTamperedRecords(t *testing.T) {
 			if !errors.Is(err, ErrProtocol) {
 				t.Errorf("response %x: err = %v, want ErrProtocol", body, err)
 			}
+		}
+	})
+	t.Run("malformed registration response", func(t *testing.T) {
+		rec := asker.record(t, agent, "laptop", time.Now())
+		// No TTL, a zero TTL, one longer than any seed may keep a record,
+		// a non-minimal uvarint, trailing bytes.
+		maxSecs := uint64(MaxTTL / time.Second)
+		for _, body := range [][]byte{{respOK}, {respOK, 0}, binary.AppendUvarint([]byte{respOK}, maxSecs+1), {respOK, 0x81, 0x00}, {respOK, 1, 0}} {
+			fakeSeed(seed, body)
+			_, err := RegisterDetailed(testCtx(t), asker.h, seed.ID(), rec)
+			if !errors.Is(err, ErrProtocol) {
+				t.Errorf("response %x: err = %v, want ErrProtocol", body, err)
+			}
+		}
+		fakeSeed(seed, binary.AppendUvarint([]byte{respOK}, maxSecs))
+		if reg, err := RegisterDetailed(testCtx(t), asker.h, seed.ID(), rec); err != nil || reg.TTL != MaxTTL {
+			t.Errorf("the longest TTL: %+v, %v", reg, err)
 		}
 	})
 	t.Run("oversized response", func(t *testing.T) {

@@ -35,7 +35,9 @@ const (
 //	  type 1 (register): record encoding (DecodeRecord)
 //	  type 2 (lookup):   uvarint len | agent DID
 //	response = status | body
-//	  status 0 (ok):      register: nothing; lookup: uvarint n | n × (uvarint len | record)
+//	  status 0 (ok):      register: uvarint ttl (seconds the seed keeps the record after its
+//	                      timestamp; the device registers again before it runs out)
+//	                      lookup: uvarint n | n × (uvarint len | record)
 //	  status 1 (refused): code | uvarint len | reason (UTF-8, ≤ 1024 bytes)
 const (
 	reqRegister = 1
@@ -179,6 +181,14 @@ func lookupOKLen(recs [][]byte) int {
 type response struct {
 	refused *RefusedError
 	records [][]byte
+	ttl     time.Duration // register: how long the seed keeps the record
+}
+
+// appendRegisterOK appends an ok response to a registration: the seed's
+// TTL in whole seconds (at least one).
+func appendRegisterOK(b []byte, ttl time.Duration) []byte {
+	b = append(b, respOK)
+	return binary.AppendUvarint(b, uint64(max(ttl/time.Second, 1)))
 }
 
 func decodeResponse(b []byte, kind byte) (response, error) {
@@ -194,6 +204,12 @@ func decodeResponse(b []byte, kind byte) (response, error) {
 		}
 	case status != respOK:
 		return response{}, fmt.Errorf("%w: response status %d", ErrProtocol, status)
+	case kind == reqRegister:
+		secs := d.uvarint("record TTL")
+		if d.err == nil && (secs == 0 || secs > uint64(MaxTTL/time.Second)) {
+			return response{}, fmt.Errorf("%w: seed claims to keep the record %d s (between 1 s and %s)", ErrProtocol, secs, MaxTTL)
+		}
+		resp.ttl = time.Duration(secs) * time.Second
 	case kind == reqLookup:
 		n := d.uvarint("record count")
 		// A record is at least ~150 bytes: refuse counts the body cannot hold.
