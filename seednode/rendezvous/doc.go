@@ -21,7 +21,9 @@
 // than the TTL, a newer timestamp than the record it replaces, and the
 // consent of an Authorizer (in Seedfleet, the agent document's list of
 // operational keys). Records are soft state held in memory: they expire a
-// TTL after their timestamp, and devices re-register every TTL/2. Lookups
+// TTL after their timestamp. The seed states its TTL in its answer to a
+// registration (RegisterDetailed), and devices register again halfway to
+// expiry (Registration.RenewAt). Lookups
 // are answered, by default, only to devices the Authorizer allows for that
 // agent, and return only records whose devices are still allowed.
 //
