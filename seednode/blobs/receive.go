@@ -142,8 +142,8 @@ func (r *Receiver) open() error {
 		r.data.Close()
 		return err
 	}
-	r.dataW = newSeqWriter(r.data, dataWriteBuf)
-	r.obW = newSeqWriter(r.obFile, obWriteBuf)
+	r.dataW = newSeqWriter(r.data, openDirect(s.partialPath(r.hash, ".data")), dataWriteBuf)
+	r.obW = newSeqWriter(r.obFile, nil, obWriteBuf)
 	if !ok {
 		if err := s.db.Set(key(kindRecord, r.hash), record{kind: recPartial, size: r.size}.encode(), pebble.Sync); err != nil {
 			return err

@@ -27,6 +27,7 @@ const (
 	maxRequest     = 64 << 10
 	maxRanges      = 1024
 	streamBuf      = 256 << 10
+	fetchReadBuf   = 4 << 10
 
 	statusOK       = 0
 	statusNotFound = 1
@@ -184,20 +185,29 @@ func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
 	return b, err
 }
 
-// deadlineConn refreshes the stream deadline before every read and write,
-// so a transfer fails only when the peer goes silent, not when it is long.
+// deadlineConn pushes the stream's deadline back as the transfer goes on,
+// so a transfer fails only when the peer goes silent (for between 7/8 of
+// idle and idle), not when it is long. It moves the deadline at most every
+// idle/8, not on each of a transfer's hundred thousand reads.
 type deadlineConn struct {
-	s    network.Stream
-	idle time.Duration
+	s                 network.Stream
+	idle              time.Duration
+	readSet, writeSet time.Time // when each deadline was last moved
 }
 
-func (d deadlineConn) Read(p []byte) (int, error) {
-	_ = d.s.SetReadDeadline(time.Now().Add(d.idle))
+func (d *deadlineConn) Read(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(d.readSet) >= d.idle/8 {
+		_ = d.s.SetReadDeadline(now.Add(d.idle))
+		d.readSet = now
+	}
 	return d.s.Read(p)
 }
 
-func (d deadlineConn) Write(p []byte) (int, error) {
-	_ = d.s.SetWriteDeadline(time.Now().Add(d.idle))
+func (d *deadlineConn) Write(p []byte) (int, error) {
+	if now := time.Now(); now.Sub(d.writeSet) >= d.idle/8 {
+		_ = d.s.SetWriteDeadline(now.Add(d.idle))
+		d.writeSet = now
+	}
 	return d.s.Write(p)
 }
 
@@ -219,7 +229,7 @@ func (s *Service) handle(st network.Stream) {
 	defer st.Scope().ReleaseMemory(2 * streamBuf)
 	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
 	defer stop()
-	conn := deadlineConn{st, s.idle}
+	conn := &deadlineConn{s: st, idle: s.idle}
 	br := bufio.NewReaderSize(conn, 4096)
 	bw := bufio.NewWriterSize(conn, streamBuf)
 	remote := st.Conn().RemotePeer()
@@ -434,14 +444,17 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOp
 	defer stream.Close()
 	unwatch := context.AfterFunc(ctx, func() { stream.Reset() })
 	defer unwatch()
-	conn := deadlineConn{stream, s.idle}
+	conn := &deadlineConn{s: stream, idle: s.idle}
 	if err := writeFrame(conn, (&request{hash: h, ranges: ask}).encode()); err != nil {
 		stream.Reset()
 		return stats, fmt.Errorf("send blob request: %w", err)
 	}
 	_ = stream.CloseWrite()
 	cr := &countingReader{r: conn}
-	br := bufio.NewReaderSize(cr, streamBuf)
+	// A small buffer on purpose: once it is empty, bufio hands a read of a
+	// whole group straight to the stream, so group bytes are copied once
+	// (stream to write buffer), not twice; parents still come in batches.
+	br := bufio.NewReaderSize(cr, fetchReadBuf)
 	defer func() { stats.BytesReceived = cr.n }()
 	status, err := br.ReadByte()
 	if err != nil {
