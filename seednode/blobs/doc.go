@@ -5,4 +5,12 @@
 // the tree nodes that let the receiver verify every 16 KiB group before it
 // writes it. Partial blobs remember which groups are verified, across
 // restarts, so a transfer resumes where it stopped.
+//
+// A receiver reads each group from the stream straight into its write
+// buffer, verifies it there and hands whole buffers to a writer goroutine;
+// on Linux, where the filesystem allows it, the writer uses direct I/O
+// (O_DIRECT) for the aligned part of each buffer, so a transfer spends no CPU
+// copying into the page cache or writing it back. Every 16 MiB the data
+// and outboard are fsynced before the bitmap of verified groups is
+// recorded, so a crash never marks a group that is not on disk.
 package blobs

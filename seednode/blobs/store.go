@@ -248,7 +248,12 @@ func (s *Store) AddReader(r io.Reader, size int64, progress func(done int64)) (h
 		}()
 		ob = obTmp
 	}
-	if h, err = hashAndCopy(r, size, tmp, ob, progress); err != nil {
+	dst := &directFile{f: tmp, direct: openDirect(tmp.Name())}
+	h, err = hashAndCopy(r, size, dst, ob, progress)
+	if cerr := dst.closeDirect(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		return h, fmt.Errorf("add: %w", err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -273,11 +278,11 @@ const maxMemOutboard = 16 << 20
 // hashAndCopy reads size bytes from r once, in 1 MiB blocks, and hands each
 // block both to a goroutine that writes it to dst and to one that hashes it
 // into the outboard: hashing and the kernel copy run on separate cores.
-func hashAndCopy(r io.Reader, size int64, dst io.Writer, ob io.WriterAt, progress func(int64)) ([32]byte, error) {
+func hashAndCopy(r io.Reader, size int64, dst io.WriterAt, ob io.WriterAt, progress func(int64)) ([32]byte, error) {
 	const blockSize, blocks = 1 << 20, 4
 	pool := make(chan *block, blocks)
 	for range blocks {
-		pool <- &block{b: make([]byte, blockSize), pool: pool}
+		pool <- &block{b: alignedBuffer(blockSize), pool: pool}
 	}
 	toHash, toWrite := make(chan *block, blocks), make(chan *block, blocks)
 	var writeErr error
@@ -285,9 +290,11 @@ func hashAndCopy(r io.Reader, size int64, dst io.Writer, ob io.WriterAt, progres
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		var off int64
 		for b := range toWrite {
 			if writeErr == nil {
-				_, writeErr = dst.Write(b.b)
+				_, writeErr = dst.WriteAt(b.b, off)
+				off += int64(len(b.b))
 			}
 			b.release()
 		}

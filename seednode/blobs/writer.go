@@ -13,15 +13,8 @@ import (
 // group) and the kernel copy overlap, and a GiB costs a thousand syscalls,
 // not sixty thousand. Memory is bounded by the buffers in flight.
 type seqWriter struct {
-	f       *os.File
+	out     directFile
 	bufSize int
-	// direct, when not nil, is the same file opened for direct I/O
-	// (O_DIRECT): page-aligned spans go through it, straight from the
-	// buffer to the device, which spares the copy into the page cache and
-	// its later writeback (a third of a receiver's CPU time). The rest (a
-	// blob's unaligned tail) goes through f. A filesystem that refuses
-	// direct I/O turns it off at the first write.
-	direct *os.File
 
 	cur    []byte
 	curOff int64 // file offset of cur[0]
@@ -56,7 +49,7 @@ func alignedBuffer(n int) []byte {
 // nil, is f opened for direct I/O (see seqWriter.direct), and is closed by
 // Close.
 func newSeqWriter(f, direct *os.File, bufSize int) *seqWriter {
-	w := &seqWriter{f: f, direct: direct, bufSize: bufSize, jobs: make(chan writeJob, writeBuffers), free: make(chan []byte, writeBuffers+1)}
+	w := &seqWriter{out: directFile{f: f, direct: direct}, bufSize: bufSize, jobs: make(chan writeJob, writeBuffers), free: make(chan []byte, writeBuffers+1)}
 	for range writeBuffers + 1 {
 		w.free <- alignedBuffer(bufSize)
 	}
@@ -69,7 +62,7 @@ func newSeqWriter(f, direct *os.File, bufSize int) *seqWriter {
 func (w *seqWriter) loop() {
 	defer w.wg.Done()
 	for j := range w.jobs {
-		if err := w.write(j.b, j.off); err != nil {
+		if _, err := w.out.WriteAt(j.b, j.off); err != nil {
 			w.mu.Lock()
 			if w.err == nil {
 				w.err = err
@@ -80,28 +73,52 @@ func (w *seqWriter) loop() {
 	}
 }
 
-// write writes b at off: its page-aligned head directly when it can, the
+// directFile writes a file through direct I/O where it can. direct, when
+// not nil, is f opened for direct I/O (O_DIRECT): page-aligned spans of
+// page-aligned buffers go through it, straight from the buffer to the
+// device, which spares the copy into the page cache and its later
+// writeback (a third of a receiver's CPU time, and most of an add's final
+// fsync). The rest (a blob's unaligned tail) goes through f. A filesystem
+// that refuses direct I/O turns it off at the first write.
+type directFile struct {
+	f, direct *os.File
+	refused   bool // the kernel refused a direct write: direct I/O is off
+}
+
+// WriteAt writes b at off: its page-aligned head directly when it can, the
 // rest through the page cache.
-func (w *seqWriter) write(b []byte, off int64) error {
-	if w.direct != nil && off%directAlign == 0 {
+func (d *directFile) WriteAt(b []byte, off int64) (int, error) {
+	total := len(b)
+	if d.direct != nil && off%directAlign == 0 {
 		if n := len(b) &^ (directAlign - 1); n > 0 {
-			_, err := w.direct.WriteAt(b[:n], off)
+			_, err := d.direct.WriteAt(b[:n], off)
 			switch {
 			case err == nil:
 				b, off = b[n:], off+int64(n)
 			case errors.Is(err, syscall.EINVAL):
 				// Not supported here after all: the page cache it is.
-				w.direct.Close()
-				w.direct = nil
+				d.direct.Close()
+				d.direct, d.refused = nil, true
 			default:
-				return err
+				return 0, err
 			}
 		}
 	}
-	if len(b) == 0 {
+	if len(b) > 0 {
+		if _, err := d.f.WriteAt(b, off); err != nil {
+			return 0, err
+		}
+	}
+	return total, nil
+}
+
+// closeDirect closes the direct I/O handle (f is the caller's).
+func (d *directFile) closeDirect() error {
+	if d.direct == nil {
 		return nil
 	}
-	_, err := w.f.WriteAt(b, off)
+	err := d.direct.Close()
+	d.direct = nil
 	return err
 }
 
@@ -126,7 +143,7 @@ func (w *seqWriter) WriteAt(p []byte, off int64) error {
 		if err := w.Flush(); err != nil {
 			return err
 		}
-		_, err := w.f.WriteAt(p, off)
+		_, err := w.out.f.WriteAt(p, off)
 		return err
 	}
 	w.cur = append(w.cur, p...)
@@ -176,8 +193,5 @@ func (w *seqWriter) Close() error {
 	err := w.Flush()
 	close(w.jobs)
 	w.wg.Wait()
-	if w.direct != nil {
-		err = errors.Join(err, w.direct.Close())
-	}
-	return err
+	return errors.Join(err, w.out.closeDirect())
 }
