@@ -3,6 +3,7 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -39,6 +40,7 @@ type fleet struct {
 	t      *testing.T
 	ns, sn string
 	ipBase int
+	mu     sync.Mutex // seeds: the test starts and stops them while a watcher reads them
 	seeds  map[int]*node.Node
 	dirs   map[int]string
 }
@@ -88,7 +90,9 @@ func (f *fleet) start(o int) {
 	if err != nil {
 		t.Fatalf("starting %s: %v", pod, err)
 	}
+	f.mu.Lock()
 	f.seeds[o] = n
+	f.mu.Unlock()
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: pod, Labels: map[string]string{
 		"seedfleet.io/seednode": f.sn, "app.kubernetes.io/component": "seed"}},
 		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "seed", Image: "seedfleet:test"}}}}
@@ -104,9 +108,12 @@ func (f *fleet) start(o int) {
 // controller's part when it scales down).
 func (f *fleet) stop(o int) {
 	f.t.Helper()
-	if n := f.seeds[o]; n != nil {
+	f.mu.Lock()
+	n := f.seeds[o]
+	delete(f.seeds, o)
+	f.mu.Unlock()
+	if n != nil {
 		n.Close()
-		delete(f.seeds, o)
 	}
 	p := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: f.ns, Name: fmt.Sprintf("%s-%d", f.sn, o)}}
 	if err := k8s.Delete(context.Background(), p, client.GracePeriodSeconds(0)); err != nil && !isNotFound(err) {
@@ -114,14 +121,25 @@ func (f *fleet) stop(o int) {
 	}
 }
 
-// holders returns, per vault, the running seeds hosting it with the given
-// fingerprint and every blob.
-func (f *fleet) syncedHolders(ctx context.Context, want map[string]string) map[string][]int {
-	out := map[string][]int{}
-	for o, n := range f.seeds {
+// syncedHolders returns, per vault, the running seeds hosting it with the
+// given fingerprint and every blob. complete is false when a running seed
+// did not answer (a busy machine): that is no evidence of a missing
+// replica, so the caller ignores the observation.
+func (f *fleet) syncedHolders(ctx context.Context, want map[string]string) (out map[string][]int, complete bool) {
+	f.mu.Lock()
+	seeds := maps.Clone(f.seeds)
+	f.mu.Unlock()
+	out = map[string][]int{}
+	for o, n := range seeds {
 		st, err := admin.NewClient(n.AdminURL(), admin.WithRetry(1, 0)).Status(ctx)
 		if err != nil {
-			continue
+			f.mu.Lock()
+			_, running := f.seeds[o]
+			f.mu.Unlock()
+			if running {
+				return nil, false
+			}
+			continue // stopped meanwhile: it holds nothing
 		}
 		for _, v := range st.Vaults {
 			if fp, ok := want[v.Namespace]; ok && v.Fingerprint == fp && v.BlobsMissing == 0 {
@@ -129,7 +147,7 @@ func (f *fleet) syncedHolders(ctx context.Context, want map[string]string) map[s
 			}
 		}
 	}
-	return out
+	return out, true
 }
 
 func allVaultsReady(t *testing.T, ns string, names []string, pods int32) error {
@@ -279,8 +297,11 @@ func TestScalingMovesFewVaultsAndNeverDropsAReplicaBeforeItsSuccessorSynced(t *t
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
+			holders, complete := f.syncedHolders(ctx, fingerprints)
+			if !complete {
+				continue
+			}
 			mu.Lock()
-			holders := f.syncedHolders(ctx, fingerprints)
 			for v := range fingerprints {
 				if n, seen := fewest[v]; !seen || len(holders[v]) < n {
 					fewest[v] = len(holders[v])

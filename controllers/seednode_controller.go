@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -194,8 +195,26 @@ func (r *SeedNodeReconciler) planPlacement(ctx context.Context, st *seedState) e
 // pushPlacement tells every readable pod what it hosts, through its admin
 // API, when that differs from what it runs with: pods learn a placement
 // within seconds, without waiting for the kubelet to refresh the ConfigMap.
+//
+// The fleet view is shared with the AgentVault reconciler, which reads it
+// concurrently: a pushed placement goes into copies, published as a new
+// view, never into the published podViews.
 func (r *SeedNodeReconciler) pushPlacement(ctx context.Context, st *seedState) error {
 	log := logf.FromContext(ctx)
+	pushed := map[int]*admin.HostedVaults{}
+	defer func() {
+		if len(pushed) == 0 {
+			return
+		}
+		next := &fleetView{At: st.fleet.At, Pods: maps.Clone(st.fleet.Pods)}
+		for o, h := range pushed {
+			cp := *next.Pods[o]
+			cp.Hosted = h
+			next.Pods[o] = &cp
+		}
+		st.fleet = next
+		r.fleets.put(client.ObjectKeyFromObject(st.sn), next)
+	}()
 	for o, p := range st.fleet.Pods {
 		if p.Status == nil {
 			continue
@@ -210,7 +229,7 @@ func (r *SeedNodeReconciler) pushPlacement(ctx context.Context, st *seedState) e
 			st.busy = true
 			continue
 		}
-		p.Hosted = &want
+		pushed[o] = &want
 		log.V(1).Info("placement pushed", "pod", p.Name, "vaults", len(want.Vaults))
 	}
 	return nil
