@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -196,16 +197,12 @@ func (f *finder) rendezvous(ctx context.Context) ([]peer.AddrInfo, error) {
 			}
 		}
 	}
-	recs := make([]rendezvous.Record, 0, len(newest))
-	for _, r := range newest {
-		recs = append(recs, r)
-	}
+	ids := slices.Collect(maps.Keys(newest))
 	// The most recently registered device first: the likeliest to be up.
-	slices.SortFunc(recs, func(x, y rendezvous.Record) int { return cmp.Compare(y.Timestamp, x.Timestamp) })
+	slices.SortFunc(ids, func(x, y peer.ID) int { return cmp.Compare(newest[y].Timestamp, newest[x].Timestamp) })
 	var out []peer.AddrInfo
-	for _, r := range recs {
-		id, _ := identity.PeerID(r.Device)
-		out = append(out, peer.AddrInfo{ID: id, Addrs: r.Addrs})
+	for _, id := range ids {
+		out = append(out, peer.AddrInfo{ID: id, Addrs: newest[id].Addrs})
 	}
 	switch {
 	case len(out) > 0:
