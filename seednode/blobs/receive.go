@@ -17,9 +17,13 @@ import (
 const checkpointEvery = 16 << 20
 
 // Receivers write through buffers of this size: data and tree nodes arrive
-// at increasing offsets, so a buffer fills before it must be written.
+// at increasing offsets, so a buffer fills before it must be written. A
+// group is read from the stream straight into a data buffer, so the five a
+// seqWriter rotates are kept small enough (1.25 MiB) to stay in the CPU's
+// cache: with 1 MiB buffers that copy cost 0.17 CPU-seconds per GiB, with
+// 256 KiB 0.04 (hack/bench/blobs, device profile).
 const (
-	dataWriteBuf = 1 << 20
+	dataWriteBuf = 256 << 10
 	obWriteBuf   = 64 << 10
 )
 

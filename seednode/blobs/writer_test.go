@@ -2,6 +2,7 @@ package blobs
 
 import (
 	"bytes"
+	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -101,5 +102,61 @@ func TestSeqWriterFallsBackFromDirectIO(t *testing.T) {
 	}
 	if !bytes.Equal(got, src) {
 		t.Fatal("the refused write did not reach the file through the page cache")
+	}
+}
+
+// countingReaderAt counts the ReadAt calls made to it.
+type countingReaderAt struct {
+	data  []byte
+	reads int
+}
+
+func (r *countingReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	r.reads++
+	if off >= int64(len(r.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, r.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// TestWindowReader: forward reads, jumps back and forth, and reads at the
+// end all return the file's bytes, a window's worth of small reads costs one
+// ReadAt, and a read past the end is an error.
+func TestWindowReader(t *testing.T) {
+	const window = 4096
+	data := make([]byte, 10*window+100)
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range data {
+		data[i] = byte(rng.Uint32())
+	}
+	src := &countingReaderAt{data: data}
+	w := newWindowReader(src, window)
+	check := func(off, n uint64) {
+		t.Helper()
+		b, err := w.slice(off, n)
+		if err != nil {
+			t.Fatalf("slice(%d, %d): %v", off, n, err)
+		}
+		if !bytes.Equal(b, data[off:off+n]) {
+			t.Fatalf("slice(%d, %d) returned other bytes", off, n)
+		}
+	}
+	for off := uint64(0); off+64 <= uint64(len(data)); off += 64 {
+		check(off, 64)
+	}
+	if src.reads > 11 {
+		t.Fatalf("%d ReadAt calls to read %d bytes forwards through a %d-byte window", src.reads, len(data), window)
+	}
+	for _, off := range []uint64{5 * window, 100, 9*window + 10, 3 * window, 3*window + window - 10, 7 * window} {
+		check(off, 20)
+		check(off+20, 40)
+	}
+	check(uint64(len(data))-window, window)
+	if _, err := w.slice(uint64(len(data))-10, 20); err == nil {
+		t.Fatal("a read past the end of the file succeeded")
 	}
 }

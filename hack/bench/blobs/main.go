@@ -39,6 +39,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/zeebo/blake3"
+	"golang.org/x/sys/unix"
 
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -59,7 +60,8 @@ var (
 	workDir = flag.String("workdir", "", "parent of the temp dir for fixtures (default: the system temp dir); always removed")
 	only    = flag.String("only", "", "comma-separated parts to run: add,blob,stream,tcp,rss (default all)")
 	profile = flag.String("cpuprofile", "", "write CPU profiles of the seed, device and add to this prefix")
-	runsArg = flag.Int("runs", 0, "runs of each measurement, the median reported (default 3, 1 with -smoke)")
+	runsArg = flag.Int("runs", 0, "runs of each measurement, the median reported (default 5, 1 with -smoke)")
+	cold    = flag.Bool("cold", false, "before every transfer, drop the files the seed sends from the page cache (default: every source is cached)")
 )
 
 const (
@@ -482,34 +484,70 @@ func copyFile(src, dst string) {
 	}
 }
 
-// transfers runs a transfer n times and returns the runs, the median one
-// (by time) first.
-func transfers(n int, m, seedStore, file, devStore string, hash [32]byte, size uint64) []deviceResult {
-	var rs []deviceResult
+// setCache puts the files under each path (a file or a directory) into the
+// page cache (read them through) or, with drop, takes them out of it
+// (POSIX_FADV_DONTNEED after sync(2), no privilege needed), so every
+// transfer's source starts in the same state: a blob added with direct I/O
+// is not cached, the plain stream's file just written is.
+func setCache(drop bool, paths ...string) {
+	buf := make([]byte, 1<<20)
+	for _, root := range paths {
+		_ = filepath.WalkDir(root, func(path string, d os.DirEntry, err error) error {
+			if err != nil || !d.Type().IsRegular() {
+				return nil
+			}
+			f, err := os.Open(path)
+			if err != nil {
+				return nil
+			}
+			defer f.Close()
+			if drop {
+				_ = unix.Fadvise(int(f.Fd()), 0, 0, unix.FADV_DONTNEED)
+				return nil
+			}
+			_, _ = io.CopyBuffer(io.Discard, onlyReader{f}, buf)
+			return nil
+		})
+	}
+}
+
+// transfers runs a transfer in each mode n times, the modes taking turns
+// (blob, stream, blob, stream, ...) so that a change in the machine's load
+// falls on all of them alike. For each mode it returns the runs, the median
+// one (by time) first.
+func transfers(n int, modes []string, seedStore, file, devStore string, hash [32]byte, size uint64) map[string][]deviceResult {
+	all := map[string][]deviceResult{}
 	for range n {
-		benchutil.Settle()
-		rs = append(rs, transfer(m, seedStore, file, devStore, hash, size))
+		for _, m := range modes {
+			setCache(*cold, seedStore, file)
+			benchutil.Settle()
+			all[m] = append(all[m], transfer(m, seedStore, file, devStore+"-"+m, hash, size))
+		}
 	}
-	sorted := slices.Clone(rs)
-	slices.SortFunc(sorted, func(a, b deviceResult) int { return cmp.Compare(a.Seconds, b.Seconds) })
-	med := sorted[len(sorted)/2]
-	secs := make([]float64, len(rs))
-	for i, r := range rs {
-		secs[i] = benchutil.MiB(int64(size)) / r.Seconds
+	for _, m := range modes {
+		rs := all[m]
+		sorted := slices.Clone(rs)
+		slices.SortFunc(sorted, func(a, b deviceResult) int { return cmp.Compare(a.Seconds, b.Seconds) })
+		med := sorted[len(sorted)/2]
+		secs := make([]float64, len(rs))
+		for i, r := range rs {
+			secs[i] = benchutil.MiB(int64(size)) / r.Seconds
+		}
+		benchutil.RunsLine(m+"_"+benchutil.Label(size)+" transfer", secs, "MiB/s", 3)
+		// Something else running on the machine makes these figures noisy: say so.
+		other := med.MachineCPU - med.KernelCPU - med.DeviceCPU - med.SeedCPU
+		avail := med.Seconds * float64(runtime.NumCPU())
+		if med.KernelCPU >= 0.05 {
+			fmt.Printf("# %s_%s: kernel threads (writeback, journal) used %.2f CPU-seconds during the median run, not counted in its cpu_seconds\n",
+				m, benchutil.Label(size), med.KernelCPU)
+		}
+		if avail >= 0.5 && other > 0.1*avail { // /proc counts in 10 ms ticks
+			fmt.Printf("# warning: other processes used %.2f of the %.2f CPU-seconds the machine had during the median %s run (load average %s): figures are noisy\n",
+				other, avail, m, benchutil.Loadavg())
+		}
+		all[m] = append([]deviceResult{med}, rs...)
 	}
-	benchutil.RunsLine(m+"_"+benchutil.Label(size)+" transfer", secs, "MiB/s", 3)
-	// Something else running on the machine makes these figures noisy: say so.
-	other := med.MachineCPU - med.KernelCPU - med.DeviceCPU - med.SeedCPU
-	avail := med.Seconds * float64(runtime.NumCPU())
-	if med.KernelCPU >= 0.05 {
-		fmt.Printf("# %s_%s: kernel threads (writeback, journal) used %.2f CPU-seconds during the median run, not counted in its cpu_seconds\n",
-			m, benchutil.Label(size), med.KernelCPU)
-	}
-	if avail >= 0.5 && other > 0.1*avail { // /proc counts in 10 ms ticks
-		fmt.Printf("# warning: other processes used %.2f of the %.2f CPU-seconds the machine had during the median %s run (load average %s): figures are noisy\n",
-			other, avail, m, benchutil.Loadavg())
-	}
-	return append([]deviceResult{med}, rs...)
+	return all
 }
 
 func runBench() {
@@ -536,7 +574,7 @@ func runBench() {
 	want := func(p string) bool { return len(parts) == 0 || parts[p] }
 
 	big, small := uint64(1<<30), uint64(256<<20)
-	runs := 3
+	runs := 5
 	if *smoke {
 		big, small, runs = 8<<20, 4<<20, 1
 	}
@@ -623,9 +661,24 @@ func runBench() {
 	}
 
 	devStore := func(name string) string { return filepath.Join(root, "device-"+name) }
-	var blobMiBps, streamMiBps float64
+	if *cold {
+		fmt.Printf("# transfers: the seed's store and the plain stream's file are dropped from the page cache before every run (-cold)\n")
+	} else {
+		fmt.Printf("# transfers: the seed's store and the plain stream's file are read into the page cache before every run (-cold drops them instead)\n")
+	}
+	var modes []string
 	if want("blob") || want("rss") {
-		rs := transfers(runs, "blob", seedStore, bigFile, devStore("blob-"+lb), bigHash, big)
+		modes = append(modes, "blob")
+	}
+	if want("stream") {
+		modes = append(modes, "stream")
+	}
+	if len(modes) > 1 {
+		fmt.Printf("# blob and stream runs take turns, so both meet the same load\n")
+	}
+	var blobMiBps, streamMiBps float64
+	big1 := transfers(runs, modes, seedStore, bigFile, devStore(lb), bigHash, big)
+	if rs := big1["blob"]; rs != nil {
 		r := rs[0]
 		blobMiBps = benchutil.MiB(int64(big)) / r.Seconds
 		if want("blob") {
@@ -639,7 +692,7 @@ func runBench() {
 			benchutil.Bench("blob_"+lb+"_seed_rss_above_idle_mib", benchutil.Round(benchutil.MiB(r.SeedPeakRSS-r.SeedIdleRSS), 1), "MiB")
 		}
 		if want("rss") {
-			small := transfers(runs, "blob", seedStore, smallFile, devStore("blob-"+ls), smallHash, small)
+			small := transfers(runs, []string{"blob"}, seedStore, smallFile, devStore(ls), smallHash, small)["blob"]
 			peak := func(rs []deviceResult) (above, idle float64, reset bool) {
 				reset = true
 				for _, r := range rs[1:] {
@@ -663,8 +716,8 @@ func runBench() {
 			benchutil.Bench("blob_"+ls+"_transfer_mibps", benchutil.Round(benchutil.MiB(int64(small[0].Bytes))/small[0].Seconds, 1), "MiB/s")
 		}
 	}
-	if want("stream") {
-		r := transfers(runs, "stream", seedStore, bigFile, devStore("stream"), bigHash, big)[0]
+	if rs := big1["stream"]; rs != nil {
+		r := rs[0]
 		streamMiBps = benchutil.MiB(int64(big)) / r.Seconds
 		benchutil.Bench("libp2p_"+lb+"_stream_mibps", benchutil.Round(streamMiBps, 1), "MiB/s")
 		benchutil.Bench("libp2p_"+lb+"_stream_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
@@ -672,7 +725,7 @@ func runBench() {
 		benchutil.Bench("libp2p_"+lb+"_stream_cpu_seconds_seed", benchutil.Round(r.SeedCPU, 2), "s")
 	}
 	if want("tcp") {
-		r := transfers(runs, "tcp", seedStore, bigFile, devStore("tcp"), bigHash, big)[0]
+		r := transfers(runs, []string{"tcp"}, seedStore, bigFile, devStore(lb), bigHash, big)["tcp"][0]
 		benchutil.Bench("tcp_"+lb+"_mibps", benchutil.Round(benchutil.MiB(int64(big))/r.Seconds, 1), "MiB/s")
 		benchutil.Bench("tcp_"+lb+"_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
 	}
