@@ -21,7 +21,7 @@ GO_FILES = $(wildcard $(shell git ls-files -co --exclude-standard -- '*.go' 2>/d
 CONTROLLER_TOOLS_VERSION ?= v0.22.0
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
-.PHONY: help fmt vet test fuzz-smoke bench bench-vault bench-blobs bench-seed bench-operator build manifests generate envtest-assets test-e2e
+.PHONY: help fmt vet test test-race fuzz-smoke bench bench-vault bench-blobs bench-seed bench-operator build manifests generate envtest-assets test-e2e
 
 help: ## List the targets
 	@echo 'Usage: make <target> [GO=go] [FUZZTIME=10s] [BENCH_ARGS=...]'
@@ -47,6 +47,9 @@ vet: ## go vet ./...
 
 test: ## Run all tests (the CI test command); builds the envtest binaries on first use
 	KUBEBUILDER_ASSETS="$$(bash ./hack/envtest-assets.sh)" $(GO) test -count=1 -timeout 20m ./...
+
+test-race: ## All tests again under the race detector (CI runs it after test)
+	KUBEBUILDER_ASSETS="$$(bash ./hack/envtest-assets.sh)" $(GO) test -race -count=1 -timeout 30m ./...
 
 test-e2e: ## End-to-end suite on a real single-node cluster in a network namespace (root; hack/e2e/run.sh)
 	bash ./hack/e2e/run.sh
