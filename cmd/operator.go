@@ -60,6 +60,9 @@ into vault placements on those pods. Seed pods run the image given by spec.image
 }
 
 func runOperator(cmd *cobra.Command, o operatorOptions) error {
+	if o.pollInterval < time.Second || o.pollInterval > time.Hour {
+		return fmt.Errorf("--poll-interval %s: want 1s to 1h (how often a healthy seed pod's admin API is read)", o.pollInterval)
+	}
 	ctrl.SetLogger(logr.FromSlogHandler(slog.Default().Handler()))
 	cfg, err := kubeConfig(o.kubeconfig)
 	if err != nil {

@@ -104,6 +104,7 @@ func TestTemplateRefusesBadValues(t *testing.T) {
 		{"bad toleration effect", []string{"--set-json", `tolerations=[{"key":"a","effect":"Sometimes"}]`}, []string{"/tolerations/0/effect"}},
 		{"pod label not a string", []string{"--set-json", `podLabels={"tier":1}`}, []string{"/podLabels/tier", "want string"}},
 		{"ServiceMonitor without its API", []string{"--set", "metrics.serviceMonitor.enabled=true"}, []string{"monitoring.coreos.com/v1"}},
+		{"pollInterval not a duration", []string{"--set", "pollInterval=soon"}, []string{"/pollInterval", "does not match pattern"}},
 		{"existing ServiceAccount without a name", []string{"--set", "serviceAccount.create=false"}, []string{"serviceAccount.name"}},
 	}
 	for _, tt := range tests {
@@ -133,14 +134,15 @@ func TestTemplateOptions(t *testing.T) {
 		monitor       bool
 		pullSecret    string
 		podAnnotation string
+		pollInterval  string
 	}{
-		{name: "defaults", image: image, seedImage: image},
+		{name: "defaults", image: image, seedImage: image, pollInterval: "15s"},
 		{name: "two replicas elect a leader", args: []string{"--set", "replicaCount=2"}, leaderElect: true, image: image, seedImage: image},
 		{name: "leader election asked for", args: []string{"--set", "leaderElection.enabled=true"}, leaderElect: true, image: image, seedImage: image},
 		{
 			name:  "image tag, seed image, pull secret, pod annotation",
-			args:  []string{"--set", "image.tag=v9", "--set", "seedImage=seeds:v8", "--set", "imagePullSecrets[0].name=regcred", "--set", "podAnnotations.team=p2p"},
-			image: "seedfleet:v9", seedImage: "seeds:v8", pullSecret: "regcred", podAnnotation: "p2p",
+			args:  []string{"--set", "image.tag=v9", "--set", "seedImage=seeds:v8", "--set", "imagePullSecrets[0].name=regcred", "--set", "podAnnotations.team=p2p", "--set", "pollInterval=1m30s"},
+			image: "seedfleet:v9", seedImage: "seeds:v8", pullSecret: "regcred", podAnnotation: "p2p", pollInterval: "1m30s",
 		},
 		{
 			name:  "ServiceMonitor brings the metrics Service",
@@ -159,6 +161,9 @@ func TestTemplateOptions(t *testing.T) {
 			}
 			if want := "--seed-image=" + tt.seedImage; !slices.Contains(c.Args, want) {
 				t.Errorf("args %q lack %q", c.Args, want)
+			}
+			if tt.pollInterval != "" && !slices.Contains(c.Args, "--poll-interval="+tt.pollInterval) {
+				t.Errorf("args %q lack --poll-interval=%s", c.Args, tt.pollInterval)
 			}
 			if got := slices.Contains(c.Args, "--leader-elect"); got != tt.leaderElect {
 				t.Errorf("--leader-elect in args = %v, want %v (args %q)", got, tt.leaderElect, c.Args)
