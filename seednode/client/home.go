@@ -525,14 +525,15 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 			addrs = append(addrs, a.String())
 		}
 		for _, r := range o.Relays {
-			if c, err := relay.CircuitAddr(r); err == nil {
+			cs, _ := relay.CircuitAddrs(r)
+			for _, c := range cs {
 				addrs = append(addrs, c.String()+"/p2p/"+hst.ID().String())
 			}
 		}
 		o.Reachable(addrs)
 	}
-	renew := make([]time.Time, len(o.Relays))       // when each reservation needs renewing
-	circuits := make([]ma.Multiaddr, len(o.Relays)) // addresses through relays holding a slot
+	renew := make([]time.Time, len(o.Relays))         // when each reservation needs renewing
+	circuits := make([][]ma.Multiaddr, len(o.Relays)) // addresses through relays holding a slot
 	reported := false
 	for {
 		for i, r := range o.Relays {
@@ -549,7 +550,7 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 			}
 			// Renew at two thirds of the reservation's life.
 			renew[i] = time.Now().Add(time.Until(rsvp.Expiration) * 2 / 3)
-			circuits[i], _ = relay.CircuitAddr(r)
+			circuits[i], _ = relay.CircuitAddrs(r)
 			logf("relay slot on %s until %s", r.ID, rsvp.Expiration.Format(time.RFC3339))
 		}
 		if !reported {
@@ -558,7 +559,7 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 		}
 		wait := 5 * time.Second
 		if reg != nil {
-			reg.tick(ctx, slices.DeleteFunc(slices.Clone(circuits), func(a ma.Multiaddr) bool { return a == nil }))
+			reg.tick(ctx, slices.Concat(circuits...))
 			wait = max(min(wait, time.Until(reg.due())), 100*time.Millisecond)
 		}
 		select {

@@ -77,18 +77,25 @@ func newRegistrar(h *Home, hst host.Host, a *AgentInfo, seeds []peer.AddrInfo, l
 // those no other machine can dial (unspecified), then circuit addresses.
 func recordAddrs(own, circuits []ma.Multiaddr) []ma.Multiaddr {
 	var out []ma.Multiaddr
-	for _, a := range append(slices.Clone(own), circuits...) {
-		if len(out) == rendezvous.MaxAddrs {
-			break
+	add := func(from []ma.Multiaddr, limit int) {
+		for _, a := range from {
+			if len(out) >= limit {
+				return
+			}
+			if ip, err := manet.ToIP(a); err == nil && ip.IsUnspecified() {
+				continue
+			}
+			if len(a.Bytes()) > rendezvous.MaxAddrLen || slices.ContainsFunc(out, a.Equal) {
+				continue
+			}
+			out = append(out, a)
 		}
-		if ip, err := manet.ToIP(a); err == nil && ip.IsUnspecified() {
-			continue
-		}
-		if len(a.Bytes()) > rendezvous.MaxAddrLen || slices.ContainsFunc(out, a.Equal) {
-			continue
-		}
-		out = append(out, a)
 	}
+	// Circuit addresses keep up to half the record, however many addresses
+	// the host has: behind a NAT they are the only ones that work.
+	add(own, rendezvous.MaxAddrs-min(len(circuits), rendezvous.MaxAddrs/2))
+	add(circuits, rendezvous.MaxAddrs)
+	add(own, rendezvous.MaxAddrs) // room the circuits left
 	return out
 }
 

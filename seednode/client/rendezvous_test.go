@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -32,8 +33,28 @@ func TestRecordAddrs(t *testing.T) {
 	for i := range 40 {
 		many = append(many, ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 1000+i)))
 	}
-	if got := recordAddrs(many, []ma.Multiaddr{circuit}); len(got) != rendezvous.MaxAddrs {
-		t.Fatalf("%d addresses, want the record's limit %d", len(got), rendezvous.MaxAddrs)
+	if got := recordAddrs(many, []ma.Multiaddr{circuit}); len(got) != rendezvous.MaxAddrs || !slices.ContainsFunc(got, circuit.Equal) {
+		t.Fatalf("%d addresses %v, want the record's limit %d with the circuit among them", len(got), got, rendezvous.MaxAddrs)
+	}
+	// Many circuits (a seed with several addresses, several relays) keep
+	// half the record; many own addresses the other half.
+	var circuits []ma.Multiaddr
+	for i := range 20 {
+		circuits = append(circuits, ma.StringCast(fmt.Sprintf("/ip4/127.0.0.%d/tcp/7400/p2p/12D3KooWC7xY5KTZd3ExxLugeo3VzaihJdEYXdPoeq1rgQrThwby/p2p-circuit", i+1)))
+	}
+	got = recordAddrs(many, circuits)
+	var nc int
+	for _, a := range got {
+		if slices.ContainsFunc(circuits, a.Equal) {
+			nc++
+		}
+	}
+	if len(got) != rendezvous.MaxAddrs || nc != rendezvous.MaxAddrs/2 {
+		t.Fatalf("%d addresses of which %d circuits, want %d with %d circuits", len(got), nc, rendezvous.MaxAddrs, rendezvous.MaxAddrs/2)
+	}
+	// Few own addresses leave the rest of the record to circuits.
+	if got := recordAddrs(own, circuits); len(got) != rendezvous.MaxAddrs {
+		t.Fatalf("%d addresses, want %d (1 own, 15 circuits)", len(got), rendezvous.MaxAddrs)
 	}
 }
 

@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 )
 
 // Reserve reserves a slot on a seed's relay so peers can reach this device
@@ -28,11 +29,39 @@ func Reserve(ctx context.Context, h host.Host, seed peer.AddrInfo) (*client.Rese
 }
 
 // CircuitAddr is the address at which a device that reserved a slot on
-// relay is reachable: use it in the device's peer.AddrInfo (it does not end
-// in the device's own /p2p/ component).
+// relay is reachable through the relay's first address: use it in the
+// device's peer.AddrInfo (it does not end in the device's own /p2p/
+// component). CircuitAddrs gives one through each of the relay's addresses.
 func CircuitAddr(relay peer.AddrInfo) (ma.Multiaddr, error) {
-	if len(relay.Addrs) == 0 {
-		return nil, fmt.Errorf("relay %s has no address", relay.ID)
+	addrs, err := CircuitAddrs(relay)
+	if err != nil {
+		return nil, err
 	}
-	return ma.NewMultiaddr(fmt.Sprintf("%s/p2p/%s/p2p-circuit", relay.Addrs[0], relay.ID))
+	return addrs[0], nil
+}
+
+// CircuitAddrs are the addresses at which a device that reserved a slot on
+// relay is reachable, one through each address of the relay (a seed may
+// listen on TCP and QUIC, IPv4 and IPv6): a peer dials whichever it can
+// reach. Addresses that cannot be dialled (unspecified, or already a
+// circuit) are left out.
+func CircuitAddrs(relay peer.AddrInfo) ([]ma.Multiaddr, error) {
+	var out []ma.Multiaddr
+	for _, a := range relay.Addrs {
+		if manet.IsIPUnspecified(a) {
+			continue
+		}
+		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+			continue
+		}
+		c, err := ma.NewMultiaddr(fmt.Sprintf("%s/p2p/%s/p2p-circuit", a, relay.ID))
+		if err != nil {
+			continue
+		}
+		out = append(out, c)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("relay %s has no address a peer could dial (%d given)", relay.ID, len(relay.Addrs))
+	}
+	return out, nil
 }

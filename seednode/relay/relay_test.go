@@ -112,3 +112,36 @@ func TestPublicModeAndLimits(t *testing.T) {
 		t.Fatalf("third reservation over the limit of 2: want a refusal naming the limit, got %v", err)
 	}
 }
+
+// TestCircuitAddrs: one circuit address through each dialable address of
+// the relay; none dialable is an error that says so.
+func TestCircuitAddrs(t *testing.T) {
+	id, err := peer.Decode("12D3KooWC7xY5KTZd3ExxLugeo3VzaihJdEYXdPoeq1rgQrThwby")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := peer.AddrInfo{ID: id, Addrs: []ma.Multiaddr{
+		ma.StringCast("/ip4/0.0.0.0/tcp/4001"),
+		ma.StringCast("/ip4/127.0.0.1/tcp/4001"),
+		ma.StringCast("/ip6/::1/udp/4001/quic-v1"),
+		ma.StringCast("/ip4/127.0.0.1/tcp/4002/p2p/" + id.String() + "/p2p-circuit"),
+	}}
+	got, err := CircuitAddrs(info)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"/ip4/127.0.0.1/tcp/4001/p2p/" + id.String() + "/p2p-circuit",
+		"/ip6/::1/udp/4001/quic-v1/p2p/" + id.String() + "/p2p-circuit",
+	}
+	if len(got) != len(want) || got[0].String() != want[0] || got[1].String() != want[1] {
+		t.Fatalf("circuit addresses %v, want %v", got, want)
+	}
+	if first, err := CircuitAddr(info); err != nil || first.String() != want[0] {
+		t.Fatalf("CircuitAddr = %v, %v; want %s", first, err, want[0])
+	}
+	info.Addrs = info.Addrs[:1]
+	if _, err := CircuitAddrs(info); err == nil || !strings.Contains(err.Error(), "no address a peer could dial") {
+		t.Fatalf("a relay with only 0.0.0.0: error %v", err)
+	}
+}
