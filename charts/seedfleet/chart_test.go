@@ -269,7 +269,7 @@ func TestInstall(t *testing.T) {
 	if ctr.Image != image || ctr.ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("image %q (%s), want %q (IfNotPresent)", ctr.Image, ctr.ImagePullPolicy, image)
 	}
-	wantArgs := []string{"operator", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--leader-elect", "--seed-image=" + image}
+	wantArgs := []string{"operator", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--leader-elect", "--seed-image=" + image, "--poll-interval=15s"}
 	if !slices.Equal(ctr.Args, wantArgs) {
 		t.Errorf("args %q, want %q", ctr.Args, wantArgs)
 	}
