@@ -94,9 +94,17 @@ func TestAgentVaultIsPlacedAndCleanedUp(t *testing.T) {
 	if err := wantCondition(av.Status.Conditions, seedv1.ConditionReady, metav1.ConditionFalse, seedv1.ReasonSyncing); err != nil {
 		t.Fatal(err)
 	}
-	if len(av.Status.SeedAddrs) == 0 || av.Status.ReadTicket == "" {
-		t.Fatalf("no seed addresses or read ticket: %+v", av.Status)
-	}
+	// Addresses come from the pods' identities, which the SeedNode's
+	// reconciler may not have published when the vault was placed.
+	eventually(t, 30*time.Second, "seed addresses and read ticket", func() error {
+		if err := get(t, av, ns, "notes"); err != nil {
+			return err
+		}
+		if len(av.Status.SeedAddrs) == 0 || av.Status.ReadTicket == "" {
+			return fmt.Errorf("no seed addresses or read ticket: %+v", av.Status)
+		}
+		return nil
+	})
 
 	// More replicas than pods: placed on all, Degraded says why.
 	tooMany := agentVault(t, ns, "too-many", "seeds", newVaultID(t), 5)
