@@ -247,10 +247,12 @@ func (r *Receiver) Group(i uint64, data []byte) error {
 }
 
 // checkpoint makes verified data durable, then records it as verified. The
-// fsyncs and the bitmap write run in the background while the transfer goes
-// on (one checkpoint at a time); the bitmap it records is a copy taken after
-// the writes it covers were issued, so it never marks a group whose bytes
-// are not on disk.
+// wait for the queued writes, the fsyncs and the bitmap write all run in
+// the background while the transfer goes on (one checkpoint at a time): a
+// consumer that waited for its queued writes stalled the transfer at every
+// checkpoint. The bitmap it records is a copy taken when the writes it
+// covers were queued, and it is recorded only after they are written and
+// synced, so it never marks a group whose bytes are not on disk.
 func (r *Receiver) checkpoint() error {
 	if r.size <= InlineMax || r.dirty == 0 {
 		return nil
@@ -266,14 +268,15 @@ func (r *Receiver) checkpoint() error {
 			return nil // the previous one is still syncing; try at the next step
 		}
 	}
-	if err := errors.Join(r.dataW.Flush(), r.obW.Flush()); err != nil {
-		return err
-	}
+	waitData, waitOb := r.dataW.Barrier(), r.obW.Barrier()
 	snapshot := append(bitmap(nil), r.bm...)
 	r.dirty = 0
 	r.cpBusy = true
 	go func() {
-		err := errors.Join(r.data.Sync(), r.obFile.Sync())
+		err := errors.Join(waitData(), waitOb())
+		if err == nil {
+			err = errors.Join(r.data.Sync(), r.obFile.Sync())
+		}
 		if err == nil {
 			var release func()
 			if release, err = r.s.acquire(); err == nil {

@@ -27,7 +27,6 @@ const (
 	maxRequest     = 64 << 10
 	maxRanges      = 1024
 	streamBuf      = 256 << 10
-	fetchReadBuf   = 4 << 10
 
 	statusOK       = 0
 	statusNotFound = 1
@@ -231,7 +230,7 @@ func (s *Service) handle(st network.Stream) {
 	defer stop()
 	conn := &deadlineConn{s: st, idle: s.idle}
 	br := bufio.NewReaderSize(conn, 4096)
-	bw := bufio.NewWriterSize(conn, streamBuf)
+	bw := bufio.NewWriterSize(conn, 4096) // status replies only
 	remote := st.Conn().RemotePeer()
 	raw, err := readFrame(br, maxRequest)
 	if err != nil {
@@ -252,16 +251,14 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	defer blob.Close()
-	if err := bw.WriteByte(statusOK); err != nil {
+	// The status byte goes out on its own: WriteStream assembles the stream
+	// in buffers of its own and writes them straight to the stream.
+	if err := errors.Join(bw.WriteByte(statusOK), bw.Flush()); err != nil {
 		st.Reset()
 		return
 	}
-	if err := WriteStream(bw, blob.Size, blob.Data, blob.Outboard, req.ranges); err != nil {
+	if err := WriteStream(conn, blob.Size, blob.Data, blob.Outboard, req.ranges); err != nil {
 		s.log.Info("blobs: transfer ended", "peer", remote, "hash", fmt.Sprintf("%x", req.hash[:6]), "err", err)
-		st.Reset()
-		return
-	}
-	if err := bw.Flush(); err != nil {
 		st.Reset()
 		return
 	}
@@ -450,29 +447,28 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOp
 		return stats, fmt.Errorf("send blob request: %w", err)
 	}
 	_ = stream.CloseWrite()
+	// No read buffer: ReadStream reads exactly what comes next (a run of
+	// tree nodes, or a group straight into its write buffer), so group
+	// bytes are copied once, from the stream to the write buffer.
 	cr := &countingReader{r: conn}
-	// A small buffer on purpose: once it is empty, bufio hands a read of a
-	// whole group straight to the stream, so group bytes are copied once
-	// (stream to write buffer), not twice; parents still come in batches.
-	br := bufio.NewReaderSize(cr, fetchReadBuf)
 	defer func() { stats.BytesReceived = cr.n }()
-	status, err := br.ReadByte()
-	if err != nil {
+	var status [1]byte
+	if _, err := io.ReadFull(cr, status[:]); err != nil {
 		stream.Reset()
 		return stats, s.ioErr(p, err)
 	}
-	switch status {
+	switch status[0] {
 	case statusOK:
 	case statusNotFound:
 		return stats, fmt.Errorf("%w: peer %s does not have blob %x", ErrNotFound, p, h[:8])
 	case statusRefused:
-		msg, _ := readFrame(br, 1024)
+		msg, _ := readFrame(bufio.NewReader(cr), 1024)
 		return stats, fmt.Errorf("%w: %s", ErrRefused, msg)
 	default:
 		stream.Reset()
-		return stats, fmt.Errorf("peer %s: unknown blob response status %d", p, status)
+		return stats, fmt.Errorf("peer %s: unknown blob response status %d", p, status[0])
 	}
-	size, err := ReadStream(br, h, ask, sink)
+	size, err := ReadStream(cr, h, ask, sink)
 	stats.Size = size
 	if err != nil {
 		stream.Reset()
@@ -482,7 +478,7 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOp
 		return stats, s.ioErr(p, err)
 	}
 	// The stream must end exactly here.
-	if n, _ := io.CopyN(io.Discard, br, 1); n != 0 {
+	if n, _ := io.CopyN(io.Discard, cr, 1); n != 0 {
 		stream.Reset()
 		return stats, fmt.Errorf("blob %x from %s: the sender sent bytes past the end of the requested ranges", h[:8], p)
 	}

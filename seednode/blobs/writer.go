@@ -27,8 +27,9 @@ type seqWriter struct {
 }
 
 type writeJob struct {
-	b   []byte
-	off int64
+	b    []byte
+	off  int64
+	done chan struct{} // a barrier, not a write: closed when every earlier job is written
 }
 
 const writeBuffers = 4
@@ -62,6 +63,10 @@ func newSeqWriter(f, direct *os.File, bufSize int) *seqWriter {
 func (w *seqWriter) loop() {
 	defer w.wg.Done()
 	for j := range w.jobs {
+		if j.done != nil {
+			close(j.done)
+			continue
+		}
 		if _, err := w.out.WriteAt(j.b, j.off); err != nil {
 			w.mu.Lock()
 			if w.err == nil {
@@ -170,23 +175,26 @@ func (w *seqWriter) submit() {
 	if len(w.cur) == 0 {
 		return
 	}
-	w.jobs <- writeJob{w.cur, w.curOff}
+	w.jobs <- writeJob{b: w.cur, off: w.curOff}
 	w.cur = <-w.free
 }
 
-// Flush writes everything queued and waits for it.
-func (w *seqWriter) Flush() error {
+// Barrier queues what is buffered and returns, without waiting, a function
+// that waits until everything queued so far is written and reports the
+// writer's first error. The caller may go on writing meanwhile: a
+// receiver's checkpoint waits for its writes on another goroutine.
+func (w *seqWriter) Barrier() (wait func() error) {
 	w.submit()
-	// Taking every buffer back means no job is in flight.
-	bufs := make([][]byte, 0, writeBuffers)
-	for range writeBuffers {
-		bufs = append(bufs, <-w.free)
+	done := make(chan struct{})
+	w.jobs <- writeJob{done: done}
+	return func() error {
+		<-done
+		return w.failed()
 	}
-	for _, b := range bufs {
-		w.free <- b
-	}
-	return w.failed()
 }
+
+// Flush writes everything queued and waits for it.
+func (w *seqWriter) Flush() error { return w.Barrier()() }
 
 // Close flushes and stops the writer goroutine.
 func (w *seqWriter) Close() error {
