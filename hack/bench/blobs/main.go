@@ -61,6 +61,7 @@ var (
 	only    = flag.String("only", "", "comma-separated parts to run: add,blob,stream,tcp,rss (default all)")
 	profile = flag.String("cpuprofile", "", "write CPU profiles of the seed, device and add to this prefix")
 	runsArg = flag.Int("runs", 0, "runs of each measurement, the median reported (default 5, 1 with -smoke)")
+	against = flag.String("against", "", "another build of this benchmark (go build -o FILE ./hack/bench/blobs at the commit to compare with): its seed and device run the blob transfer too, taking turns with this build's, and the ratio of the two is printed")
 	cold    = flag.Bool("cold", false, "before every transfer, drop the files the seed sends from the page cache (default: every source is cached)")
 )
 
@@ -367,8 +368,21 @@ type seedProc struct {
 	tcp   string
 }
 
+// againstMode is the blob transfer run by the -against build.
+const againstMode = "blob-against"
+
+// modeBinary returns the benchmark build that runs transfer mode m, and the
+// mode it runs.
+func modeBinary(m string) (bin, mode string) {
+	if m == againstMode {
+		return *against, "blob"
+	}
+	return os.Args[0], m
+}
+
 func startSeed(storeDir, file, m string) *seedProc {
-	cmd := exec.Command(os.Args[0], "-role", "seed", "-dir", storeDir, "-file", file, "-mode", m, "-cpuprofile", *profile)
+	bin, m := modeBinary(m)
+	cmd := exec.Command(bin, "-role", "seed", "-dir", storeDir, "-file", file, "-mode", m, "-cpuprofile", *profile)
 	cmd.Stderr = os.Stderr
 	stdin, _ := cmd.StdinPipe()
 	out, _ := cmd.StdoutPipe()
@@ -400,7 +414,8 @@ func (s *seedProc) stop() {
 func transfer(m, seedStore, file, devStore string, hash [32]byte, size uint64) deviceResult {
 	sp := startSeed(seedStore, file, m)
 	defer sp.stop()
-	cmd := exec.Command(os.Args[0], "-role", "device", "-mode", m, "-dir", devStore,
+	bin, m := modeBinary(m)
+	cmd := exec.Command(bin, "-role", "device", "-mode", m, "-dir", devStore,
 		"-peer", sp.addr, "-tcp", sp.tcp, "-hash", hex.EncodeToString(hash[:]),
 		"-size", strconv.FormatUint(size, 10), "-seedpid", strconv.Itoa(sp.cmd.Process.Pid), "-cpuprofile", *profile)
 	cmd.Stderr = os.Stderr
@@ -534,6 +549,8 @@ func transfers(n int, modes []string, seedStore, file, devStore string, hash [32
 			secs[i] = benchutil.MiB(int64(size)) / r.Seconds
 		}
 		benchutil.RunsLine(m+"_"+benchutil.Label(size)+" transfer", secs, "MiB/s", 3)
+		fmt.Printf("# %s_%s median run: %.1f MiB/s, CPU-seconds device %.2f, seed %.2f\n",
+			m, benchutil.Label(size), benchutil.MiB(int64(size))/med.Seconds, med.DeviceCPU, med.SeedCPU)
 		// Something else running on the machine makes these figures noisy: say so.
 		other := med.MachineCPU - med.KernelCPU - med.DeviceCPU - med.SeedCPU
 		avail := med.Seconds * float64(runtime.NumCPU())
@@ -673,8 +690,12 @@ func runBench() {
 	if want("stream") {
 		modes = append(modes, "stream")
 	}
+	if *against != "" && want("blob") {
+		modes = append(modes, againstMode)
+		fmt.Printf("# %s: the blob transfer with seed and device from %s\n", againstMode, *against)
+	}
 	if len(modes) > 1 {
-		fmt.Printf("# blob and stream runs take turns, so both meet the same load\n")
+		fmt.Printf("# %s runs take turns, so all meet the same load\n", strings.Join(modes, ", "))
 	}
 	var blobMiBps, streamMiBps float64
 	big1 := transfers(runs, modes, seedStore, bigFile, devStore(lb), bigHash, big)
@@ -731,6 +752,9 @@ func runBench() {
 	}
 	if want("blob") && want("stream") {
 		benchutil.Bench("blob_"+lb+"_transfer_ratio_vs_libp2p", benchutil.Round(blobMiBps/streamMiBps, 3), "ratio")
+	}
+	if rs := big1[againstMode]; rs != nil {
+		benchutil.Bench("blob_"+lb+"_transfer_ratio_vs_against", benchutil.Round(blobMiBps/(benchutil.MiB(int64(big))/rs[0].Seconds), 3), "ratio")
 	}
 	fmt.Printf("# load average at the end: %s\n", benchutil.Loadavg())
 }
