@@ -177,7 +177,7 @@ func TestSeqWriterBarrier(t *testing.T) {
 	w := newSeqWriter(f, openDirect(path), 64<<10)
 	put := func(from, to uint64) {
 		for g := from; g < to; g++ {
-			copy(w.reserve(int64(g*GroupSize))[:], data[g*GroupSize:])
+			copy(w.reserve(int64(g * GroupSize))[:], data[g*GroupSize:])
 			w.commit(GroupSize)
 		}
 	}
