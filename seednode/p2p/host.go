@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/net/swarm"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
@@ -63,6 +64,8 @@ func NewHost(o HostOptions) (host.Host, error) {
 		libp2p.Security(libp2ptls.ID, libp2ptls.New),
 		libp2p.Security(noise.ID, noise.New),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		// Of a peer's addresses, TCP is dialed first (see DialRanker).
+		libp2p.SwarmOpts(swarm.WithDialRanker(DialRanker)),
 		// Explicit: libp2p.NoListenAddrs (devices) would otherwise turn it off.
 		libp2p.EnableRelay(),
 		// Devices connected through a relay try a direct connection (DCUtR)
