@@ -102,6 +102,9 @@ func (a *assembler) node(b []byte) error {
 }
 
 func (a *assembler) group(off uint64, n int) error {
+	if n == 0 {
+		return nil // the empty blob's one group: nothing to read
+	}
 	if len(a.buf)+n > cap(a.buf) {
 		if err := a.flush(); err != nil {
 			return err

@@ -62,6 +62,22 @@ func TestWriteStreamFromFile(t *testing.T) {
 			}
 		}
 	}
+	// The empty blob streams from an empty file too.
+	empty := filepath.Join(t.TempDir(), "empty")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ef, err := os.Open(empty)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ef.Close()
+	eob, eroot := bao.EncodeBuf(nil, GroupLog, true)
+	var es bytes.Buffer
+	if err := WriteStream(&es, 0, ef, bytes.NewReader(eob), nil); err != nil {
+		t.Fatalf("empty blob from a file: %v", err)
+	}
+	readAll(t, es.Bytes(), eroot, nil)
 	// A data file shorter than the blob is an error naming the offset, not
 	// a stream with zeros in it.
 	if err := os.Truncate(path, int64(size-GroupSize)); err != nil {
