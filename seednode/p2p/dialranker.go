@@ -103,16 +103,15 @@ func isRelayAddr(a ma.Multiaddr) bool {
 
 func rankGroup(addrs []ma.Multiaddr, offset time.Duration) []network.AddrDelay {
 	type ranked struct {
-		a       ma.Multiaddr
-		class   int
-		ip6     bool
-		port    int
-		private bool
+		a     ma.Multiaddr
+		class int
+		ip6   bool
+		port  int
 	}
 	rs := make([]ranked, 0, len(addrs))
 	private := len(addrs) > 0
 	for _, a := range addrs {
-		r := ranked{a: a, class: addrClass(a), private: manet.IsPrivateAddr(a)}
+		r := ranked{a: a, class: addrClass(a)}
 		for _, c := range a {
 			switch c.Protocol().Code {
 			case ma.P_IP6:
@@ -121,7 +120,7 @@ func rankGroup(addrs []ma.Multiaddr, offset time.Duration) []network.AddrDelay {
 				r.port, _ = strconv.Atoi(c.Value())
 			}
 		}
-		private = private && r.private
+		private = private && manet.IsPrivateAddr(a)
 		rs = append(rs, r)
 	}
 	slices.SortStableFunc(rs, func(x, y ranked) int {
