@@ -32,7 +32,11 @@ type writeJob struct {
 	done chan struct{} // a barrier, not a write: closed when every earlier job is written
 }
 
-const writeBuffers = 4
+// writeBuffers is how many full buffers may wait for the disk while the
+// caller fills the next: the writer is several times faster than a
+// transfer here, so two absorb a slow write or a checkpoint's fsync
+// without holding up the stream.
+const writeBuffers = 2
 
 // directAlign is what direct I/O needs offsets, lengths and buffer
 // addresses aligned to: the page size covers every logical block size.

@@ -202,3 +202,21 @@ func TestSeqWriterBarrier(t *testing.T) {
 		t.Fatal("file differs after Close")
 	}
 }
+
+func TestWriteBufSize(t *testing.T) {
+	for _, c := range []struct {
+		size uint64
+		want int
+	}{
+		{InlineMax + 1, 2 * GroupSize},
+		{5*GroupSize - 1, 5 * GroupSize},
+		{dataWriteBuf - 1, dataWriteBuf},
+		{dataWriteBuf, dataWriteBuf},
+		{1 << 40, dataWriteBuf},
+	} {
+		got := writeBufSize(c.size)
+		if got != c.want || got%directAlign != 0 {
+			t.Errorf("writeBufSize(%d) = %d, want %d (a multiple of %d)", c.size, got, c.want, directAlign)
+		}
+	}
+}

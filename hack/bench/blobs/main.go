@@ -62,6 +62,7 @@ var (
 	profile = flag.String("cpuprofile", "", "write CPU profiles of the seed, device and add to this prefix")
 	runsArg = flag.Int("runs", 0, "runs of each measurement, the median reported (default 5, 1 with -smoke)")
 	against = flag.String("against", "", "another build of this benchmark (go build -o FILE ./hack/bench/blobs at the commit to compare with): its seed and device run the blob transfer too, taking turns with this build's, and the ratio of the two is printed")
+	verbose = flag.Bool("v", false, "print every transfer run's throughput and CPU split as it ends")
 	cold    = flag.Bool("cold", false, "before every transfer, drop the files the seed sends from the page cache (default: every source is cached)")
 )
 
@@ -536,7 +537,12 @@ func transfers(n int, modes []string, seedStore, file, devStore string, hash [32
 		for _, m := range modes {
 			setCache(*cold, seedStore, file)
 			benchutil.Settle()
-			all[m] = append(all[m], transfer(m, seedStore, file, devStore+"-"+m, hash, size))
+			r := transfer(m, seedStore, file, devStore+"-"+m, hash, size)
+			if *verbose {
+				fmt.Printf("# %s_%s run: %.1f MiB/s in %.2f s, CPU-seconds device %.2f, seed %.2f, whole machine %.2f\n",
+					m, benchutil.Label(size), benchutil.MiB(int64(size))/r.Seconds, r.Seconds, r.DeviceCPU, r.SeedCPU, r.MachineCPU)
+			}
+			all[m] = append(all[m], r)
 		}
 	}
 	for _, m := range modes {
