@@ -1,7 +1,10 @@
 package cmd
 
 import (
+	"crypto/ed25519"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 
@@ -9,6 +12,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/seedfleet/seedfleet/seednode/config"
+	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/node"
 )
 
@@ -89,5 +93,48 @@ start, unless --identity-file names a key that must already exist (a pod's, made
 			f.AddFlag(fl)
 		}
 	})
+	c.AddCommand(newInstallKeyCmd())
 	return c
+}
+
+// newInstallKeyCmd copies a pod's key from the Secrets volume, which only the
+// pod's init container mounts, into the volume the seed container reads.
+// Every pod of a SeedNode shares one pod template, so the Secrets volume
+// holds the keys of all its pods; the seed container never sees it, and a
+// compromised seed process cannot read, and so cannot impersonate, the
+// other pods.
+func newInstallKeyCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "install-key FROM TO",
+		Short: "Check the seed key in FROM and copy it to TO (the operator's pods run this before the seed starts)",
+		Long: `Check that FROM holds a seed key (PEM, not readable by others) and write it to TO with mode 0600,
+replacing what TO held: the operator's pods run it in an init container, so the seed container gets its
+own key and never the Secrets of the other pods. It prints the key's peer ID.`,
+		Example: `  seedfleet seednode install-key /etc/seedfleet/identities/seeds-0/identity.key /etc/seedfleet/identity/identity.key`,
+		Args:    cobra.ExactArgs(2),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			from, to := args[0], args[1]
+			key, err := identity.LoadMounted(from)
+			if errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("%w: the operator creates the identity Secret of every pod it runs; check that the SeedNode's <pod>-identity Secret exists (kubectl get secrets)", err)
+			}
+			if err != nil {
+				return err
+			}
+			// The copy is derived from the Secret, the source of truth: an
+			// old copy (an earlier run of this pod) is replaced.
+			if err := os.Remove(to); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				return fmt.Errorf("replace %s: %w", to, err)
+			}
+			if err := identity.Save(to, key); err != nil {
+				return err
+			}
+			id, err := identity.PeerID(key.Public().(ed25519.PublicKey))
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "installed the key of peer %s at %s\n", id, to)
+			return nil
+		},
+	}
 }

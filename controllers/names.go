@@ -35,6 +35,10 @@ const (
 	dataMountPath  = "/data"
 	podsMountPath  = "/etc/seedfleet/pods"
 	tokenMountPath = "/etc/seedfleet/admin"
+	// Every pod's identity Secret, mounted in the init container only, and
+	// the pod's own key, which it copies to where the seed reads it.
+	identitiesMountPath = "/etc/seedfleet/identities"
+	identityMountPath   = "/etc/seedfleet/identity"
 
 	// Keys of the per-pod ConfigMap and identity Secret, and of the token Secret.
 	keySeedConfig  = "seed.yaml"
@@ -42,6 +46,7 @@ const (
 	keyIdentity    = "identity.key"
 	keyAdminToken  = "token"
 	seedContainer  = "seed"
+	keyContainer   = "install-key"
 	dataVolumeName = "data"
 )
 

@@ -77,10 +77,12 @@ const (
 
 // Volumes of the seed pod other than the data volume (dataVolumeName).
 const (
-	podsVolumeName  = "pods"
-	tokenVolumeName = "admin-token"
-	tmpVolumeName   = "tmp"
-	tmpMountPath    = "/tmp"
+	podsVolumeName       = "pods"
+	identitiesVolumeName = "identities"
+	identityVolumeName   = "identity"
+	tokenVolumeName      = "admin-token"
+	tmpVolumeName        = "tmp"
+	tmpMountPath         = "/tmp"
 
 	// envPodName is set from the pod's name, so one pod template serves
 	// every ordinal: each pod reads its own directory of the pods volume.
@@ -162,7 +164,7 @@ func seedConfig(sn *seedv1.SeedNode, plan podPlan) (config.Config, error) {
 
 	cfg := config.Default()
 	cfg.DataDir = dataMountPath
-	cfg.IdentityFile = path.Join(podsMountPath, pod, keyIdentity)
+	cfg.IdentityFile = path.Join(identityMountPath, keyIdentity)
 	cfg.HostedVaultsFile = path.Join(podsMountPath, pod, keyVaults)
 	cfg.Listen = config.Listen{
 		TCP:  []string{fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", ports.p2p)},
@@ -450,9 +452,11 @@ func servicePort(name string, proto corev1.Protocol, port int32) corev1.ServiceP
 
 // buildStatefulSet runs the seed pods. The pod template depends on the spec
 // and configHash only, never on replicas or on any one pod: every per-pod
-// file (seed.yaml, vaults, identity.key) comes through the pods volume, which
-// projects the ConfigMap and Secret of every possible ordinal, so scaling
-// never rolls the existing pods.
+// file comes through a volume that projects the ConfigMaps (seed.yaml,
+// vaults) or identity Secrets (identity.key) of every possible ordinal, so
+// scaling never rolls the existing pods. Only the init container mounts the
+// Secrets: it copies the pod's own key into a memory volume, and the seed
+// container sees that key and no other pod's.
 func buildStatefulSet(sn *seedv1.SeedNode, image string, replicas int32, configHash string) *appsv1.StatefulSet {
 	spec := &sn.Spec
 	sched := spec.Scheduling.DeepCopy()
@@ -486,6 +490,7 @@ func buildStatefulSet(sn *seedv1.SeedNode, image string, replicas int32, configH
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: seedLabels(sn), Annotations: annotations},
 				Spec: corev1.PodSpec{
+					InitContainers:                []corev1.Container{installKeyContainerSpec(sn, image)},
 					Containers:                    []corev1.Container{seedContainerSpec(sn, image)},
 					Volumes:                       seedVolumes(sn),
 					SecurityContext:               seedPodSecurityContext(),
@@ -530,12 +535,51 @@ func seedPodSecurityContext() *corev1.PodSecurityContext {
 	}
 }
 
+func imagePullPolicy(sn *seedv1.SeedNode) corev1.PullPolicy {
+	if p := sn.Spec.ImagePullPolicy; p != "" {
+		return p
+	}
+	return corev1.PullIfNotPresent
+}
+
+// containerSecurityContext is both containers': nothing written outside
+// their volumes, no privileges.
+func containerSecurityContext() *corev1.SecurityContext {
+	return &corev1.SecurityContext{
+		ReadOnlyRootFilesystem:   ptr.To(true),
+		AllowPrivilegeEscalation: ptr.To(false),
+		RunAsNonRoot:             ptr.To(true),
+		Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+	}
+}
+
+// installKeyContainerSpec copies the pod's key from the identities volume,
+// which holds every pod's, into the identity volume the seed reads; it fails
+// with a clear message when the pod's Secret is missing or holds no key. It
+// asks for the seed's resources: an init container's request never adds to
+// the pod's (the larger of the two counts), and a namespace whose quota
+// demands limits gets them.
+func installKeyContainerSpec(sn *seedv1.SeedNode, image string) corev1.Container {
+	return corev1.Container{
+		Name:            keyContainer,
+		Image:           image,
+		ImagePullPolicy: imagePullPolicy(sn),
+		Args: []string{"seednode", "install-key",
+			path.Join(identitiesMountPath, "$("+envPodName+")", keyIdentity),
+			path.Join(identityMountPath, keyIdentity)},
+		Env:             []corev1.EnvVar{fieldEnv(envPodName, "metadata.name")},
+		Resources:       *sn.Spec.Resources.DeepCopy(),
+		SecurityContext: containerSecurityContext(),
+		VolumeMounts: []corev1.VolumeMount{
+			{Name: identitiesVolumeName, MountPath: identitiesMountPath, ReadOnly: true},
+			{Name: identityVolumeName, MountPath: identityMountPath},
+		},
+	}
+}
+
 func seedContainerSpec(sn *seedv1.SeedNode, image string) corev1.Container {
 	ports := portsOf(sn)
-	pullPolicy := sn.Spec.ImagePullPolicy
-	if pullPolicy == "" {
-		pullPolicy = corev1.PullIfNotPresent
-	}
+	pullPolicy := imagePullPolicy(sn)
 	containerPorts := []corev1.ContainerPort{
 		{Name: portNameP2P, ContainerPort: ports.p2p, Protocol: corev1.ProtocolTCP},
 		{Name: portNameP2PQUIC, ContainerPort: ports.p2p, Protocol: corev1.ProtocolUDP},
@@ -570,17 +614,13 @@ func seedContainerSpec(sn *seedv1.SeedNode, image string) corev1.Container {
 		// left alone than restarted, which drops every relayed circuit.
 		LivenessProbe: probe(admin.PathHealthz, 10, 6),
 		// Opening a large store can take a while; up to a minute.
-		StartupProbe: probe(admin.PathHealthz, 2, 30),
-		Resources:    *sn.Spec.Resources.DeepCopy(),
-		SecurityContext: &corev1.SecurityContext{
-			ReadOnlyRootFilesystem:   ptr.To(true),
-			AllowPrivilegeEscalation: ptr.To(false),
-			RunAsNonRoot:             ptr.To(true),
-			Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
-		},
+		StartupProbe:    probe(admin.PathHealthz, 2, 30),
+		Resources:       *sn.Spec.Resources.DeepCopy(),
+		SecurityContext: containerSecurityContext(),
 		VolumeMounts: []corev1.VolumeMount{
 			{Name: dataVolumeName, MountPath: dataMountPath},
 			{Name: podsVolumeName, MountPath: podsMountPath, ReadOnly: true},
+			{Name: identityVolumeName, MountPath: identityMountPath, ReadOnly: true},
 			{Name: tokenVolumeName, MountPath: tokenMountPath, ReadOnly: true},
 			{Name: tmpVolumeName, MountPath: tmpMountPath},
 		},
@@ -600,6 +640,15 @@ func seedVolumes(sn *seedv1.SeedNode) []corev1.Volume {
 			Sources:     podsVolumeSources(sn),
 			DefaultMode: ptr.To(secretFileMode),
 		}}},
+		{Name: identitiesVolumeName, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
+			Sources:     identitiesVolumeSources(sn),
+			DefaultMode: ptr.To(secretFileMode),
+		}}},
+		// In memory: the key never reaches the node's disk.
+		{Name: identityVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{
+			Medium:    corev1.StorageMediumMemory,
+			SizeLimit: ptr.To(resource.MustParse("1Mi")),
+		}}},
 		{Name: tokenVolumeName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
 			SecretName:  adminTokenSecretName(sn),
 			DefaultMode: ptr.To(secretFileMode),
@@ -609,29 +658,36 @@ func seedVolumes(sn *seedv1.SeedNode) []corev1.Volume {
 }
 
 // podsVolumeSources project, for every ordinal the SeedNode may ever have,
-// the pod's ConfigMap and identity Secret into directory POD/. All are
-// optional: the ones of ordinals beyond replicas do not exist, and a pod
-// whose ConfigMap or Secret is missing fails to start with a clear error from
-// the seed rather than hanging in ContainerCreating.
+// the pod's ConfigMap into directory POD/. All are optional: the ones of
+// ordinals beyond replicas do not exist, and a pod whose ConfigMap is
+// missing fails to start with a clear error from the seed rather than
+// hanging in ContainerCreating.
 func podsVolumeSources(sn *seedv1.SeedNode) []corev1.VolumeProjection {
-	sources := make([]corev1.VolumeProjection, 0, 2*seedv1.MaxSeedReplicas)
+	sources := make([]corev1.VolumeProjection, 0, seedv1.MaxSeedReplicas)
 	for o := range seedv1.MaxSeedReplicas {
 		pod := podName(sn, o)
-		sources = append(sources,
-			corev1.VolumeProjection{ConfigMap: &corev1.ConfigMapProjection{
-				LocalObjectReference: corev1.LocalObjectReference{Name: podConfigMapName(sn, o)},
-				Items: []corev1.KeyToPath{
-					{Key: keySeedConfig, Path: path.Join(pod, keySeedConfig)},
-					{Key: keyVaults, Path: path.Join(pod, keyVaults)},
-				},
-				Optional: ptr.To(true),
-			}},
-			corev1.VolumeProjection{Secret: &corev1.SecretProjection{
-				LocalObjectReference: corev1.LocalObjectReference{Name: identitySecretName(sn, o)},
-				Items:                []corev1.KeyToPath{{Key: keyIdentity, Path: path.Join(pod, keyIdentity)}},
-				Optional:             ptr.To(true),
-			}},
-		)
+		sources = append(sources, corev1.VolumeProjection{ConfigMap: &corev1.ConfigMapProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: podConfigMapName(sn, o)},
+			Items: []corev1.KeyToPath{
+				{Key: keySeedConfig, Path: path.Join(pod, keySeedConfig)},
+				{Key: keyVaults, Path: path.Join(pod, keyVaults)},
+			},
+			Optional: ptr.To(true),
+		}})
+	}
+	return sources
+}
+
+// identitiesVolumeSources project every possible ordinal's identity Secret
+// into POD/identity.key, optional for the same reason as podsVolumeSources.
+func identitiesVolumeSources(sn *seedv1.SeedNode) []corev1.VolumeProjection {
+	sources := make([]corev1.VolumeProjection, 0, seedv1.MaxSeedReplicas)
+	for o := range seedv1.MaxSeedReplicas {
+		sources = append(sources, corev1.VolumeProjection{Secret: &corev1.SecretProjection{
+			LocalObjectReference: corev1.LocalObjectReference{Name: identitySecretName(sn, o)},
+			Items:                []corev1.KeyToPath{{Key: keyIdentity, Path: path.Join(podName(sn, o), keyIdentity)}},
+			Optional:             ptr.To(true),
+		}})
 	}
 	return sources
 }

@@ -211,7 +211,7 @@ func TestBuildSeedConfig(t *testing.T) {
 			want := config.Default()
 			// Fixed for every pod: the paths of the pod's volumes.
 			want.DataDir = "/data"
-			want.IdentityFile = "/etc/seedfleet/pods/seeds-1/identity.key"
+			want.IdentityFile = "/etc/seedfleet/identity/identity.key"
 			want.HostedVaultsFile = "/etc/seedfleet/pods/seeds-1/vaults"
 			want.Admin.TokenFile = "/etc/seedfleet/admin/token"
 			tt.want(&want, plan)
@@ -362,23 +362,38 @@ func TestBuildStatefulSet(t *testing.T) {
 			t.Errorf("automountServiceAccountToken %v, enableServiceLinks %v, terminationGracePeriodSeconds %v",
 				pod.AutomountServiceAccountToken, pod.EnableServiceLinks, pod.TerminationGracePeriodSeconds)
 		}
-		if len(pod.Containers) != 1 || len(pod.InitContainers) != 0 {
+		if len(pod.Containers) != 1 || len(pod.InitContainers) != 1 {
 			t.Fatalf("%d containers, %d init containers", len(pod.Containers), len(pod.InitContainers))
 		}
-		csc := pod.Containers[0].SecurityContext
-		if csc == nil || !ptr.Deref(csc.ReadOnlyRootFilesystem, false) || ptr.Deref(csc.AllowPrivilegeEscalation, true) ||
-			!ptr.Deref(csc.RunAsNonRoot, false) || csc.Privileged != nil || csc.Capabilities == nil ||
-			!slices.Equal(csc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(csc.Capabilities.Add) != 0 {
-			t.Errorf("container securityContext %s", jsonOf(t, csc))
+		for _, c := range []corev1.Container{pod.InitContainers[0], pod.Containers[0]} {
+			csc := c.SecurityContext
+			if csc == nil || !ptr.Deref(csc.ReadOnlyRootFilesystem, false) || ptr.Deref(csc.AllowPrivilegeEscalation, true) ||
+				!ptr.Deref(csc.RunAsNonRoot, false) || csc.Privileged != nil || csc.Capabilities == nil ||
+				!slices.Equal(csc.Capabilities.Drop, []corev1.Capability{"ALL"}) || len(csc.Capabilities.Add) != 0 {
+				t.Errorf("container %s securityContext %s", c.Name, jsonOf(t, csc))
+			}
 		}
-		// A read-only root needs every written path on a volume.
-		mounts := map[string]corev1.VolumeMount{}
-		for _, m := range pod.Containers[0].VolumeMounts {
-			mounts[m.MountPath] = m
-		}
-		for p, ro := range map[string]bool{"/data": false, "/tmp": false, podsMountPath: true, tokenMountPath: true} {
-			if m, ok := mounts[p]; !ok || m.ReadOnly != ro {
-				t.Errorf("mount at %s: %+v (present %v), want readOnly %v", p, m, ok, ro)
+		// A read-only root needs every written path on a volume. Only the
+		// init container sees the identities volume, which holds every
+		// pod's key; the seed reads its own from the identity volume.
+		for _, c := range []struct {
+			c      corev1.Container
+			mounts map[string]bool // mount path -> read-only
+		}{
+			{pod.Containers[0], map[string]bool{"/data": false, "/tmp": false, podsMountPath: true, identityMountPath: true, tokenMountPath: true}},
+			{pod.InitContainers[0], map[string]bool{identitiesMountPath: true, identityMountPath: false}},
+		} {
+			mounts := map[string]corev1.VolumeMount{}
+			for _, m := range c.c.VolumeMounts {
+				mounts[m.MountPath] = m
+			}
+			for p, ro := range c.mounts {
+				if m, ok := mounts[p]; !ok || m.ReadOnly != ro {
+					t.Errorf("container %s, mount at %s: %+v (present %v), want readOnly %v", c.c.Name, p, m, ok, ro)
+				}
+			}
+			if len(mounts) != len(c.mounts) {
+				t.Errorf("container %s mounts %d volumes, want %d: %s", c.c.Name, len(mounts), len(c.mounts), jsonOf(t, c.c.VolumeMounts))
 			}
 		}
 	})
@@ -434,37 +449,62 @@ func TestBuildStatefulSet(t *testing.T) {
 	})
 
 	t.Run("pods volume", func(t *testing.T) {
-		vol := findVolume(pod.Volumes, podsVolumeName)
-		if vol == nil || vol.Projected == nil {
-			t.Fatalf("no projected volume %q", podsVolumeName)
-		}
-		if ptr.Deref(vol.Projected.DefaultMode, 0) != 0o440 {
-			t.Errorf("defaultMode %o, want 0440", ptr.Deref(vol.Projected.DefaultMode, 0))
-		}
-		src := vol.Projected.Sources
-		if len(src) != 2*seedv1.MaxSeedReplicas {
-			t.Fatalf("%d sources, want %d", len(src), 2*seedv1.MaxSeedReplicas)
-		}
-		files := map[string]string{} // path in the volume -> "configmap/NAME/KEY" or "secret/NAME/KEY"
-		for i, s := range src {
-			switch {
-			case s.ConfigMap != nil && ptr.Deref(s.ConfigMap.Optional, false):
-				for _, it := range s.ConfigMap.Items {
-					files[it.Path] = "configmap/" + s.ConfigMap.Name + "/" + it.Key
+		// volumeFiles maps the paths in a projected volume to the
+		// "configmap/NAME/KEY" or "secret/NAME/KEY" that fills them.
+		volumeFiles := func(name string, sources int) map[string]string {
+			vol := findVolume(pod.Volumes, name)
+			if vol == nil || vol.Projected == nil {
+				t.Fatalf("no projected volume %q", name)
+			}
+			if ptr.Deref(vol.Projected.DefaultMode, 0) != 0o440 {
+				t.Errorf("volume %s: defaultMode %o, want 0440", name, ptr.Deref(vol.Projected.DefaultMode, 0))
+			}
+			src := vol.Projected.Sources
+			if len(src) != sources {
+				t.Fatalf("volume %s: %d sources, want %d", name, len(src), sources)
+			}
+			files := map[string]string{}
+			for i, s := range src {
+				switch {
+				case s.ConfigMap != nil && ptr.Deref(s.ConfigMap.Optional, false):
+					for _, it := range s.ConfigMap.Items {
+						files[it.Path] = "configmap/" + s.ConfigMap.Name + "/" + it.Key
+					}
+				case s.Secret != nil && ptr.Deref(s.Secret.Optional, false):
+					for _, it := range s.Secret.Items {
+						files[it.Path] = "secret/" + s.Secret.Name + "/" + it.Key
+					}
+				default:
+					t.Errorf("volume %s: source %d is not an optional ConfigMap or Secret: %s", name, i, jsonOf(t, s))
 				}
-			case s.Secret != nil && ptr.Deref(s.Secret.Optional, false):
-				for _, it := range s.Secret.Items {
-					files[it.Path] = "secret/" + s.Secret.Name + "/" + it.Key
-				}
-			default:
-				t.Errorf("source %d is not an optional ConfigMap or Secret: %s", i, jsonOf(t, s))
+			}
+			return files
+		}
+		podFiles := volumeFiles(podsVolumeName, seedv1.MaxSeedReplicas)
+		if len(podFiles) != 2*seedv1.MaxSeedReplicas {
+			t.Errorf("%d distinct files in the pods volume, want %d", len(podFiles), 2*seedv1.MaxSeedReplicas)
+		}
+		for f, src := range podFiles {
+			if strings.HasPrefix(src, "secret/") {
+				t.Errorf("the pods volume, which the seed container mounts, holds Secret %s at %s", src, f)
 			}
 		}
-		if len(files) != 3*seedv1.MaxSeedReplicas {
-			t.Errorf("%d distinct files, want %d", len(files), 3*seedv1.MaxSeedReplicas)
+		keyFiles := volumeFiles(identitiesVolumeName, seedv1.MaxSeedReplicas)
+		if len(keyFiles) != seedv1.MaxSeedReplicas {
+			t.Errorf("%d distinct files in the identities volume, want %d", len(keyFiles), seedv1.MaxSeedReplicas)
+		}
+		if v := findVolume(pod.Volumes, identityVolumeName); v == nil || v.EmptyDir == nil || v.EmptyDir.Medium != corev1.StorageMediumMemory {
+			t.Errorf("identity volume %s, want an emptyDir in memory", jsonOf(t, v))
+		}
+		install := pod.InitContainers[0]
+		if len(install.Args) != 4 || install.Args[0] != "seednode" || install.Args[1] != "install-key" ||
+			install.Image != "img:1" || install.ImagePullPolicy != corev1.PullAlways ||
+			len(install.Env) != 1 || install.Env[0].ValueFrom.FieldRef.FieldPath != "metadata.name" {
+			t.Fatalf("init container %s", jsonOf(t, install))
 		}
 		// The files the seed is told to read are the ones projected: the
-		// args for seed.yaml, seed.yaml for the rest.
+		// args for seed.yaml, seed.yaml for the rest; its key is the one
+		// the init container copies from the pod's identity Secret.
 		for _, o := range []int{0, 2, seedv1.MaxSeedReplicas - 1} {
 			name := podName(sn, o)
 			seedYAML := strings.ReplaceAll(strings.TrimPrefix(pod.Containers[0].Args[1], "--config="), "$(POD_NAME)", name)
@@ -479,12 +519,19 @@ func TestBuildStatefulSet(t *testing.T) {
 			for file, want := range map[string]string{
 				seedYAML:             "configmap/" + podConfigMapName(sn, o) + "/seed.yaml",
 				cfg.HostedVaultsFile: "configmap/" + podConfigMapName(sn, o) + "/vaults",
-				cfg.IdentityFile:     "secret/" + identitySecretName(sn, o) + "/identity.key",
 			} {
 				rel, ok := strings.CutPrefix(file, podsMountPath+"/")
-				if !ok || files[rel] != want {
-					t.Errorf("pod %s reads %s, which the pods volume fills from %q, want %q", name, file, files[rel], want)
+				if !ok || podFiles[rel] != want {
+					t.Errorf("pod %s reads %s, which the pods volume fills from %q, want %q", name, file, podFiles[rel], want)
 				}
+			}
+			from := strings.ReplaceAll(install.Args[2], "$(POD_NAME)", name)
+			rel, ok := strings.CutPrefix(from, identitiesMountPath+"/")
+			if want := "secret/" + identitySecretName(sn, o) + "/identity.key"; !ok || keyFiles[rel] != want {
+				t.Errorf("pod %s installs its key from %s, which the identities volume fills from %q, want %q", name, from, keyFiles[rel], want)
+			}
+			if to := install.Args[3]; to != cfg.IdentityFile || path.Dir(to) != identityMountPath {
+				t.Errorf("pod %s installs its key at %s, the seed reads %s, the identity volume is at %s", name, to, cfg.IdentityFile, identityMountPath)
 			}
 			if !strings.HasPrefix(cfg.Admin.TokenFile, tokenMountPath+"/") || path.Base(cfg.Admin.TokenFile) != keyAdminToken {
 				t.Errorf("admin token file %s is not the token Secret's key under %s", cfg.Admin.TokenFile, tokenMountPath)
