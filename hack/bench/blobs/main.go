@@ -573,6 +573,24 @@ func transfers(n int, modes []string, seedStore, file, devStore string, hash [32
 	return all
 }
 
+// pairedRatios prints a's throughput over b's turn by turn (a run and the
+// one right after it met about the same load) and their median: a second
+// view of the ratio of medians, steadier when the machine's speed drifts.
+// The runs follow the median in a and b (see transfers).
+func pairedRatios(na string, a []deviceResult, nb string, b []deviceResult) {
+	a, b = a[1:], b[1:]
+	rs := make([]float64, min(len(a), len(b)))
+	for i := range rs {
+		rs[i] = b[i].Seconds / a[i].Seconds
+	}
+	fmt.Printf("# %s / %s turn by turn:", na, nb)
+	for _, r := range rs {
+		fmt.Printf(" %.2f", r)
+	}
+	slices.Sort(rs)
+	fmt.Printf(" (median %.3f)\n", rs[len(rs)/2])
+}
+
 func runBench() {
 	root, err := os.MkdirTemp(*workDir, "seedfleet-blobs-bench-")
 	if err != nil {
@@ -757,9 +775,11 @@ func runBench() {
 		benchutil.Bench("tcp_"+lb+"_cpu_seconds", benchutil.Round(r.DeviceCPU+r.SeedCPU, 2), "s")
 	}
 	if want("blob") && want("stream") {
+		pairedRatios("blob_"+lb, big1["blob"], "stream_"+lb, big1["stream"])
 		benchutil.Bench("blob_"+lb+"_transfer_ratio_vs_libp2p", benchutil.Round(blobMiBps/streamMiBps, 3), "ratio")
 	}
 	if rs := big1[againstMode]; rs != nil {
+		pairedRatios("blob_"+lb, big1["blob"], againstMode+"_"+lb, rs)
 		benchutil.Bench("blob_"+lb+"_transfer_ratio_vs_against", benchutil.Round(blobMiBps/(benchutil.MiB(int64(big))/rs[0].Seconds), 3), "ratio")
 	}
 	fmt.Printf("# load average at the end: %s\n", benchutil.Loadavg())
