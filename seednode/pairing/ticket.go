@@ -13,6 +13,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/zeebo/blake3"
 
+	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
 )
@@ -247,7 +248,7 @@ func (d *ticketDecoder) uvarint(what string) uint64 {
 		return 0
 	}
 	v, n := binary.Uvarint(d.b)
-	if n <= 0 || n != uvarintLen(v) {
+	if n <= 0 || n != wire.UvarintLen(v) {
 		d.err = invalidTicket("%s is truncated or not a minimal varint", what)
 		return 0
 	}

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // ProtocolID is the libp2p protocol of pairing.
@@ -155,40 +157,40 @@ func (m *message) append(b []byte) []byte {
 // only: points, MACs, tags and names are checked by the protocol. Errors
 // wrap ErrProtocol.
 func decodeMessage(b []byte) (message, error) {
-	d := decoder{b: b}
-	m := message{typ: d.byte1("message type")}
+	d := decoder{wire.Decoder{B: b, Sentinel: ErrProtocol}}
+	m := message{typ: d.Byte("message type")}
 	switch m.typ {
 	case msgHello:
-		d.fixed(m.sid[:], "session ID")
-		d.fixed(m.point[:], "point Ya")
+		d.Fixed(m.sid[:], "session ID")
+		d.Fixed(m.point[:], "point Ya")
 	case msgReply:
-		d.fixed(m.point[:], "point Yb")
-		d.fixed(m.mac[:], "MAC_B")
+		d.Fixed(m.point[:], "point Yb")
+		d.Fixed(m.mac[:], "MAC_B")
 	case msgConfirm:
-		d.fixed(m.mac[:], "MAC_A")
+		d.Fixed(m.mac[:], "MAC_A")
 	case msgRequest:
-		m.name = string(d.lenBytes("device name", MaxNameLen))
+		m.name = string(d.LenBytes("device name", MaxNameLen))
 		m.tagged = true
 	case msgWelcome:
-		if p := d.lenBytes("welcome", MaxWelcomeSize); p != nil {
+		if p := d.LenBytes("welcome", MaxWelcomeSize); p != nil {
 			m.payload = slices.Clip(p)
 		}
 		m.tagged = true
 	case msgRefusal:
-		m.reason = d.byte1("refusal reason code")
-		m.text = string(d.lenBytes("refusal reason", maxReasonLen))
-		m.tagged = d.err == nil && len(d.b) == macLen
+		m.reason = d.Byte("refusal reason code")
+		m.text = string(d.LenBytes("refusal reason", maxReasonLen))
+		m.tagged = d.Err == nil && len(d.B) == macLen
 	case msgAck:
 		m.tagged = true
 	default:
-		if d.err == nil {
+		if d.Err == nil {
 			return message{}, fmt.Errorf("%w: unknown message type %d (this device speaks %s)", ErrProtocol, m.typ, ProtocolID)
 		}
 	}
 	if m.tagged {
-		d.fixed(m.tag[:], msgName(m.typ)+" tag")
+		d.Fixed(m.tag[:], msgName(m.typ)+" tag")
 	}
-	if err := d.done(msgName(m.typ)); err != nil {
+	if err := d.Done(msgName(m.typ)); err != nil {
 		return message{}, err
 	}
 	return m, nil
@@ -269,85 +271,12 @@ func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
 	return readBody(r, l)
 }
 
-// decoder is a bounds-checked cursor over a message; every error wraps
-// ErrProtocol.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated or malformed %s", ErrProtocol, what)
-	}
-}
-
-func (d *decoder) bytes(n int, what string) []byte {
-	if d.err != nil || len(d.b) < n {
-		d.fail(what)
-		return nil
-	}
-	out := d.b[:n:n]
-	d.b = d.b[n:]
-	return out
-}
-
-func (d *decoder) byte1(what string) byte {
-	if b := d.bytes(1, what); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-func (d *decoder) fixed(dst []byte, what string) {
-	copy(dst, d.bytes(len(dst), what))
-}
-
-// uvarint decodes a minimally encoded uvarint.
-func (d *decoder) uvarint(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 || n != uvarintLen(v) {
-		d.fail(what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// lenBytes decodes a uvarint length of at most max and that many bytes.
-func (d *decoder) lenBytes(what string, max int) []byte {
-	l := d.uvarint(what + " length")
-	if d.err != nil {
-		return nil
-	}
-	if l > uint64(max) {
-		d.err = fmt.Errorf("%w: %s is %d bytes, at most %d", ErrProtocol, what, l, max)
-		return nil
-	}
-	return d.bytes(int(l), what)
-}
-
-func (d *decoder) done(what string) error {
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: %d trailing bytes after %s", ErrProtocol, len(d.b), what)
-	}
-	return d.err
-}
+// decoder is a bounds-checked cursor over a message (see wire.Decoder);
+// every error wraps ErrProtocol.
+type decoder struct{ wire.Decoder }
 
 func appendBytes(b, field []byte) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(field))), field...)
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
 }
 
 // sanitize keeps a peer's text printable: no terminal escapes or other

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -140,26 +141,26 @@ func DecodeRecord(b []byte) (Record, error) {
 	if len(b) > maxRecordLen {
 		return Record{}, fmt.Errorf("%w: %d bytes, max %d", ErrInvalidRecord, len(b), maxRecordLen)
 	}
-	d := decoder{b: b}
-	if v := d.byte1("version"); d.err == nil && v != RecordVersion {
+	d := recordDecoder(b)
+	if v := d.Byte("version"); d.Err == nil && v != RecordVersion {
 		return Record{}, fmt.Errorf("%w: encoding version %d, want %d", ErrInvalidRecord, v, RecordVersion)
 	}
 	var r Record
-	r.AgentDID = string(d.lenBytes("agent DID", MaxAgentDIDLen))
-	r.Context = string(d.lenBytes("context", MaxContextLen))
-	if k := d.bytes(keyLen, "device key"); k != nil {
+	r.AgentDID = string(d.LenBytes("agent DID", MaxAgentDIDLen))
+	r.Context = string(d.LenBytes("context", MaxContextLen))
+	if k := d.Bytes(keyLen, "device key"); k != nil {
 		r.Device = ed25519.PublicKey(bytes.Clone(k))
 	}
-	if t := d.bytes(8, "timestamp"); t != nil {
+	if t := d.Bytes(8, "timestamp"); t != nil {
 		r.Timestamp = binary.BigEndian.Uint64(t)
 	}
-	n := d.uvarint("address count")
-	if d.err == nil && n > MaxAddrs {
+	n := d.Uvarint("address count")
+	if d.Err == nil && n > MaxAddrs {
 		return Record{}, fmt.Errorf("%w: %d addresses, max %d", ErrInvalidRecord, n, MaxAddrs)
 	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		raw := d.lenBytes("address", MaxAddrLen)
-		if d.err != nil {
+	for i := uint64(0); i < n && d.Err == nil; i++ {
+		raw := d.LenBytes("address", MaxAddrLen)
+		if d.Err != nil {
 			break
 		}
 		a, err := parseAddr(raw)
@@ -168,8 +169,8 @@ func DecodeRecord(b []byte) (Record, error) {
 		}
 		r.Addrs = append(r.Addrs, a)
 	}
-	copy(r.Signature[:], d.bytes(sigLen, "signature"))
-	if err := d.done("record"); err != nil {
+	copy(r.Signature[:], d.Bytes(sigLen, "signature"))
+	if err := d.Done("record"); err != nil {
 		return Record{}, err
 	}
 	if err := r.check(); err != nil {
@@ -283,12 +284,12 @@ func checkContext(c string) error {
 }
 
 func (r *Record) encodedLen() int {
-	n := 1 + uvarintLen(uint64(len(r.AgentDID))) + len(r.AgentDID) +
-		uvarintLen(uint64(len(r.Context))) + len(r.Context) + keyLen + 8 +
-		uvarintLen(uint64(len(r.Addrs))) + sigLen
+	n := 1 + wire.UvarintLen(uint64(len(r.AgentDID))) + len(r.AgentDID) +
+		wire.UvarintLen(uint64(len(r.Context))) + len(r.Context) + keyLen + 8 +
+		wire.UvarintLen(uint64(len(r.Addrs))) + sigLen
 	for _, a := range r.Addrs {
 		l := len(a.Bytes())
-		n += uvarintLen(uint64(l)) + l
+		n += wire.UvarintLen(uint64(l)) + l
 	}
 	return n
 }

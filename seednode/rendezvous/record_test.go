@@ -266,7 +266,7 @@ func TestDecodeRecordRejects(t *testing.T) {
 		{"truncated signature", enc[:len(enc)-1], "signature"},
 		{"truncated in the key", enc[:ctxLenAt+10], "device key"},
 		{"non-minimal DID length", nonMinimal, "agent DID length"},
-		{"DID length beyond max", with(1, 0x81, 0x01), "agent DID is 129 bytes, max 128"},
+		{"DID length beyond max", with(1, 0x81, 0x01), "agent DID is 129 bytes, at most 128"},
 		{"empty context", forged(func(r *Record) { r.Context = "" }), "context is empty"},
 		{"context with slash", forged(func(r *Record) { r.Context = "a/b" }), "context contains '/'"},
 		{"did:web", forged(func(r *Record) { r.AgentDID = "did:web:example.com" }), "does not start with"},
@@ -278,7 +278,7 @@ func TestDecodeRecordRejects(t *testing.T) {
 		}), "17 addresses, max 16"},
 		{"address too long", forged(func(r *Record) {
 			r.Addrs = []ma.Multiaddr{mustAddr(t, "/dns/"+strings.Repeat("a", MaxAddrLen-5)+"/tcp/1")}
-		}), "address is 257 bytes, max 256"},
+		}), "address is 257 bytes, at most 256"},
 		{"address count beyond data", with(addrCountAt, 5), "address"},
 		{"garbage address", with(addrCountAt+2, 0xff), "address 1"},
 		{"oversized input", make([]byte, maxRecordLen+1), "bytes, max"},

@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -401,7 +402,7 @@ func (s *Service) register(remote peer.ID, rec Record) *RefusedError {
 		return refuse(CodeUnauthorized, "%s", truncate(err.Error(), maxReasonLen))
 	}
 	enc := rec.appendBinary(make([]byte, 0, rec.encodedLen()))
-	devAt := 1 + uvarintLen(uint64(len(rec.AgentDID))) + len(rec.AgentDID) + uvarintLen(uint64(len(rec.Context))) + len(rec.Context)
+	devAt := 1 + wire.UvarintLen(uint64(len(rec.AgentDID))) + len(rec.AgentDID) + wire.UvarintLen(uint64(len(rec.Context))) + len(rec.Context)
 	h := &held{enc: enc, device: ed25519.PublicKey(enc[devAt : devAt+keyLen : devAt+keyLen]), timestamp: rec.Timestamp, expires: expires}
 	size := int64(len(enc) + heldOverhead)
 
@@ -508,7 +509,7 @@ func (s *Service) lookup(remote peer.ID, agentDID string) ([][]byte, *RefusedErr
 		if len(out) == s.cfg.maxPerAgent || size+3+len(h.enc) > MaxResponseSize {
 			break
 		}
-		size += uvarintLen(uint64(len(h.enc))) + len(h.enc)
+		size += wire.UvarintLen(uint64(len(h.enc))) + len(h.enc)
 		out = append(out, h.enc)
 	}
 	return out, nil

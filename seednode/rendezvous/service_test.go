@@ -249,7 +249,7 @@ func TestRegisterRefusals(t *testing.T) {
 		{"DID of a non-Ed25519 key", dev, registerFrame(badDID("did:key:z6LSeu9HkTHSfLLeUs2nnzUSNedgDUevfNQgQjQC23ZCit6F")), CodeInvalidRecord, "x25519"},
 		{"bad base58 DID", dev, registerFrame(badDID("did:key:z6Mk0TBz1ymuepAQ4HEHYSF1H8quG5GLVVQR3djdX3mDooWp")), CodeInvalidRecord, "base58btc"},
 		{"too many addresses", dev, registerFrame(forge(manyAddrs, dev.key)), CodeInvalidRecord, "17 addresses, max 16"},
-		{"address too long", dev, registerFrame(forge(longAddr, dev.key)), CodeInvalidRecord, "257 bytes, max 256"},
+		{"address too long", dev, registerFrame(forge(longAddr, dev.key)), CodeInvalidRecord, "257 bytes, at most 256"},
 		{"oversized request", dev, oversized, CodeTooLarge, "exceeds the 16384-byte limit"},
 		{"trailing bytes", dev, trailing, CodeInvalidRecord, "trailing"},
 		{"unknown request type", dev, frameOf([]byte{7, 1, 2, 3}), CodeMalformed, "unknown request type 7"},

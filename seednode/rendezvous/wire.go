@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // ProtocolID is the libp2p protocol of rendezvous.
@@ -137,9 +139,9 @@ func decodeRequest(b []byte) (request, *RefusedError) {
 		}
 		q.record = r
 	case reqLookup:
-		d := decoder{b: b[1:], sentinel: ErrProtocol}
-		q.agentDID = string(d.lenBytes("agent DID", MaxAgentDIDLen))
-		if err := d.done("lookup request"); err != nil {
+		d := frameDecoder(b[1:])
+		q.agentDID = string(d.LenBytes("agent DID", MaxAgentDIDLen))
+		if err := d.Done("lookup request"); err != nil {
 			return request{}, refuse(CodeMalformed, "lookup: %v", err)
 		}
 		if err := CheckAgentDID(q.agentDID); err != nil {
@@ -168,9 +170,9 @@ func appendLookupOK(b []byte, recs [][]byte) []byte {
 }
 
 func lookupOKLen(recs [][]byte) int {
-	n := 1 + uvarintLen(uint64(len(recs)))
+	n := 1 + wire.UvarintLen(uint64(len(recs)))
 	for _, r := range recs {
-		n += uvarintLen(uint64(len(r))) + len(r)
+		n += wire.UvarintLen(uint64(len(r))) + len(r)
 	}
 	return n
 }
@@ -192,39 +194,39 @@ func appendRegisterOK(b []byte, ttl time.Duration) []byte {
 }
 
 func decodeResponse(b []byte, kind byte) (response, error) {
-	d := decoder{b: b, sentinel: ErrProtocol}
+	d := frameDecoder(b)
 	var resp response
-	switch status := d.byte1("status"); {
-	case d.err != nil:
+	switch status := d.Byte("status"); {
+	case d.Err != nil:
 	case status == respRefused:
-		code := Code(d.byte1("refusal code"))
-		reason := d.lenBytes("refusal reason", maxReasonLen)
-		if d.err == nil {
+		code := Code(d.Byte("refusal code"))
+		reason := d.LenBytes("refusal reason", maxReasonLen)
+		if d.Err == nil {
 			resp.refused = &RefusedError{Code: code, Reason: sanitize(string(reason))}
 		}
 	case status != respOK:
 		return response{}, fmt.Errorf("%w: response status %d", ErrProtocol, status)
 	case kind == reqRegister:
-		secs := d.uvarint("record TTL")
-		if d.err == nil && (secs == 0 || secs > uint64(MaxTTL/time.Second)) {
+		secs := d.Uvarint("record TTL")
+		if d.Err == nil && (secs == 0 || secs > uint64(MaxTTL/time.Second)) {
 			return response{}, fmt.Errorf("%w: seed claims to keep the record %d s (between 1 s and %s)", ErrProtocol, secs, MaxTTL)
 		}
 		resp.ttl = time.Duration(secs) * time.Second
 	case kind == reqLookup:
-		n := d.uvarint("record count")
+		n := d.Uvarint("record count")
 		// A record is at least ~150 bytes: refuse counts the body cannot hold.
-		if d.err == nil && n > uint64(len(d.b)) {
+		if d.Err == nil && n > uint64(len(d.B)) {
 			return response{}, fmt.Errorf("%w: response claims %d records in %d bytes", ErrProtocol, n, len(b))
 		}
-		for i := uint64(0); i < n && d.err == nil; i++ {
+		for i := uint64(0); i < n && d.Err == nil; i++ {
 			// Records are checked one by one later; an oversized one is
 			// dropped then, not here, so it does not hide the others.
-			if r := d.lenBytes("record", MaxResponseSize); d.err == nil {
+			if r := d.LenBytes("record", MaxResponseSize); d.Err == nil {
 				resp.records = append(resp.records, r)
 			}
 		}
 	}
-	return resp, d.done("response")
+	return resp, d.Done("response")
 }
 
 // sanitize keeps a peer's text printable: no terminal escapes or other
@@ -302,91 +304,21 @@ func readBody(r io.Reader, l uint64) ([]byte, error) {
 	return b, nil
 }
 
-// decoder is a bounds-checked cursor over a message.
-type decoder struct {
-	b   []byte
-	err error
-	// sentinel is wrapped by every error (default ErrInvalidRecord).
-	sentinel error
+// decoder is a bounds-checked cursor over a message (see wire.Decoder);
+// its errors wrap ErrInvalidRecord for records and ErrProtocol for frames.
+type decoder struct{ wire.Decoder }
+
+func recordDecoder(b []byte) *decoder {
+	return &decoder{wire.Decoder{B: b, Sentinel: ErrInvalidRecord}}
 }
 
-func (d *decoder) wrap() error {
-	if d.sentinel != nil {
-		return d.sentinel
-	}
-	return ErrInvalidRecord
-}
-
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated or malformed %s", d.wrap(), what)
-	}
-}
-
-func (d *decoder) bytes(n int, what string) []byte {
-	if d.err != nil || n < 0 || len(d.b) < n {
-		d.fail(what)
-		return nil
-	}
-	out := d.b[:n]
-	d.b = d.b[n:]
-	return out
-}
-
-func (d *decoder) byte1(what string) byte {
-	if b := d.bytes(1, what); b != nil {
-		return b[0]
-	}
-	return 0
-}
-
-// uvarint decodes a minimally encoded uvarint: every value has exactly
-// one encoding.
-func (d *decoder) uvarint(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	if n <= 0 || n != uvarintLen(v) {
-		d.fail(what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-// lenBytes decodes a uvarint length of at most max and that many bytes.
-func (d *decoder) lenBytes(what string, max int) []byte {
-	l := d.uvarint(what + " length")
-	if d.err != nil {
-		return nil
-	}
-	if l > uint64(max) {
-		d.err = fmt.Errorf("%w: %s is %d bytes, max %d", d.wrap(), what, l, max)
-		return nil
-	}
-	return d.bytes(int(l), what)
-}
-
-func (d *decoder) done(what string) error {
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: %d trailing bytes after %s", d.wrap(), len(d.b), what)
-	}
-	return d.err
+func frameDecoder(b []byte) *decoder {
+	return &decoder{wire.Decoder{B: b, Sentinel: ErrProtocol}}
 }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
 	return append(b, s...)
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
 }
 
 func truncate(s string, max int) string {

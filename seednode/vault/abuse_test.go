@@ -44,8 +44,8 @@ func abuseReadUntilError(fr *frameReader) (items int, perr *PeerError, err error
 		}
 		switch typ {
 		case frameItems:
-			d := decoder{b: p}
-			items += int(d.uvarint("n"))
+			d := newDecoder(p)
+			items += int(d.Uvarint("n"))
 		case frameError:
 			e := decodePeerError(p)
 			if errors.As(e, &perr) {

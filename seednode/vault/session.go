@@ -507,10 +507,10 @@ func (s *session) handleCommon(typ byte, p []byte) error {
 		}
 		s.recvRows = append(s.recvRows, r)
 	case frameRefused:
-		d := decoder{b: p}
-		n := d.uvarint("refusal count")
-		reason := string(d.bytes(len(d.b), "refusal reason"))
-		if d.err == nil {
+		d := newDecoder(p)
+		n := d.Uvarint("refusal count")
+		reason := string(d.Bytes(len(d.B), "refusal reason"))
+		if d.Err == nil {
 			s.peerRef.count += int(min(n, 1<<30))
 			if s.peerRef.reason == "" {
 				s.peerRef.reason = truncate(reason, 512)
@@ -544,13 +544,13 @@ func (s *session) receiveItems(p []byte) error {
 }
 
 func decodeQuestion(typ byte, p []byte) (question, error) {
-	d := decoder{b: p}
+	d := newDecoder(p)
 	q := question{node: d.node()}
 	switch typ {
 	case frameSplit:
 		q.kind = qSplit
 		for i := range q.fps {
-			copy(q.fps[i][:], d.bytes(wireFPLen, "split fingerprints"))
+			copy(q.fps[i][:], d.Bytes(wireFPLen, "split fingerprints"))
 		}
 	case frameIDList:
 		q.kind = qIDList
@@ -561,7 +561,7 @@ func decodeQuestion(typ byte, p []byte) (question, error) {
 	case frameWantAll:
 		q.kind = qWantAll
 	}
-	return q, d.done("question")
+	return q, d.Done("question")
 }
 
 // answerAll answers the peer's questions: items are written at once, new
@@ -763,10 +763,10 @@ func (s *session) writeLocked(fn func() error, flush bool) error {
 }
 
 func decodePeerError(p []byte) error {
-	d := decoder{b: p}
-	code := d.byte1("error code")
-	msg := truncate(string(d.bytes(len(d.b), "error message")), 1024)
-	if d.err != nil {
+	d := newDecoder(p)
+	code := d.Byte("error code")
+	msg := truncate(string(d.Bytes(len(d.B), "error message")), 1024)
+	if d.Err != nil {
 		return fmt.Errorf("%w: malformed error frame", ErrProtocol)
 	}
 	return &PeerError{Code: int(code), Message: msg}

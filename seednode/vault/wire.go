@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"slices"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // ProtocolID is the libp2p protocol of vault sync.
@@ -142,94 +144,40 @@ func (fw *frameWriter) write(typ byte, payload []byte) error {
 
 func (fw *frameWriter) flush() error { return fw.w.Flush() }
 
-// decoder is a bounds-checked cursor over a frame payload.
-type decoder struct {
-	b   []byte
-	err error
-}
+// decoder is a bounds-checked cursor over a frame payload (see
+// wire.Decoder); its errors wrap ErrProtocol.
+type decoder struct{ wire.Decoder }
 
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%w: truncated or malformed %s", ErrProtocol, what)
-	}
-}
-
-func (d *decoder) bytes(n int, what string) []byte {
-	if d.err != nil || n < 0 || len(d.b) < n {
-		d.fail(what)
-		return nil
-	}
-	out := d.b[:n]
-	d.b = d.b[n:]
-	return out
-}
-
-func (d *decoder) uvarint(what string) uint64 {
-	if d.err != nil {
-		return 0
-	}
-	v, n := binary.Uvarint(d.b)
-	// Refuse non-minimal encodings too: every value has one encoding.
-	if n <= 0 || n != uvarintLen(v) {
-		d.fail(what)
-		return 0
-	}
-	d.b = d.b[n:]
-	return v
-}
-
-func (d *decoder) byte1(what string) byte {
-	b := d.bytes(1, what)
-	if b == nil {
-		return 0
-	}
-	return b[0]
-}
+func newDecoder(p []byte) *decoder { return &decoder{wire.Decoder{B: p, Sentinel: ErrProtocol}} }
 
 func (d *decoder) node() Node {
-	if d.err != nil {
+	if d.Err != nil {
 		return Node{}
 	}
-	n, used, err := decodeNode(d.b)
+	n, used, err := decodeNode(d.B)
 	if err != nil {
-		d.err = err
+		d.Err = err
 		return Node{}
 	}
-	d.b = d.b[used:]
+	d.B = d.B[used:]
 	return n
-}
-
-func (d *decoder) done(what string) error {
-	if d.err == nil && len(d.b) != 0 {
-		d.err = fmt.Errorf("%w: %d trailing bytes after %s", ErrProtocol, len(d.b), what)
-	}
-	return d.err
 }
 
 // ids decodes a count-prefixed list of item IDs.
 func (d *decoder) ids(what string) []itemID {
-	n := d.uvarint(what)
-	if d.err != nil {
+	n := d.Uvarint(what)
+	if d.Err != nil {
 		return nil
 	}
-	if n > uint64(len(d.b)/len(itemID{})) {
-		d.fail(what)
+	if n > uint64(len(d.B)/len(itemID{})) {
+		d.Fail(what)
 		return nil
 	}
 	out := make([]itemID, n)
 	for i := range out {
-		copy(out[i][:], d.bytes(len(itemID{}), what))
+		copy(out[i][:], d.Bytes(len(itemID{}), what))
 	}
 	return out
-}
-
-func uvarintLen(v uint64) int {
-	n := 1
-	for v >= 0x80 {
-		v >>= 7
-		n++
-	}
-	return n
 }
 
 func appendIDs(b []byte, ids []itemID) []byte {
@@ -271,22 +219,22 @@ func appendAuthorRef(b []byte, r *authorRef) []byte {
 
 func decodeAuthorRef(p []byte) (authorRef, error) {
 	var r authorRef
-	d := decoder{b: p}
-	copy(r.author[:], d.bytes(idLen, "author"))
-	r.kind = ConsentKind(d.byte1("consent kind"))
+	d := newDecoder(p)
+	copy(r.author[:], d.Bytes(idLen, "author"))
+	r.kind = ConsentKind(d.Byte("consent kind"))
 	switch r.kind {
 	case ConsentNamespaceSig, ConsentAgent:
 	case ConsentCapability:
-		if b := d.bytes(8, "capability"); b != nil {
+		if b := d.Bytes(8, "capability"); b != nil {
 			r.notAfter = binary.BigEndian.Uint64(b)
 		}
-		copy(r.capSig[:], d.bytes(sigLen, "capability signature"))
+		copy(r.capSig[:], d.Bytes(sigLen, "capability signature"))
 	default:
-		if d.err == nil {
-			d.err = fmt.Errorf("%w: unknown consent kind %d", ErrProtocol, r.kind)
+		if d.Err == nil {
+			d.Err = fmt.Errorf("%w: unknown consent kind %d", ErrProtocol, r.kind)
 		}
 	}
-	return r, d.done("author frame")
+	return r, d.Done("author frame")
 }
 
 // appendWireItem encodes an item against the sender's author table row.
@@ -312,50 +260,50 @@ func appendWireItem(b []byte, row int, it *Item) []byte {
 // decodeWireItems decodes an items frame. Content is checked against size and
 // hash here, signatures later by the Verifier.
 func decodeWireItems(p []byte, ns NamespaceID, authors []authorRef, out []Item) ([]Item, error) {
-	d := decoder{b: p}
-	n := d.uvarint("item count")
+	d := newDecoder(p)
+	n := d.Uvarint("item count")
 	// An item is at least ~100 bytes; refuse counts the frame cannot hold.
-	if d.err == nil && n > uint64(len(d.b)/64+1) {
+	if d.Err == nil && n > uint64(len(d.B)/64+1) {
 		return out, fmt.Errorf("%w: items frame claims %d items in %d bytes", ErrProtocol, n, len(p))
 	}
-	for i := uint64(0); i < n && d.err == nil; i++ {
+	for i := uint64(0); i < n && d.Err == nil; i++ {
 		var it Item
 		e := &it.Entry
 		e.Namespace = ns
-		row := d.uvarint("author row")
-		if d.err == nil && row >= uint64(len(authors)) {
+		row := d.Uvarint("author row")
+		if d.Err == nil && row >= uint64(len(authors)) {
 			return out, fmt.Errorf("%w: item names author row %d of %d", ErrProtocol, row, len(authors))
 		}
-		kl := d.uvarint("key length")
-		if d.err == nil && (kl == 0 || kl > MaxKeyLen) {
+		kl := d.Uvarint("key length")
+		if d.Err == nil && (kl == 0 || kl > MaxKeyLen) {
 			return out, fmt.Errorf("%w: item key of %d bytes (allowed 1..%d)", ErrProtocol, kl, MaxKeyLen)
 		}
-		e.Key = append([]byte(nil), d.bytes(int(kl), "key")...)
-		copy(e.Hash[:], d.bytes(idLen, "hash"))
-		e.Size = d.uvarint("size")
-		e.Timestamp = d.uvarint("timestamp")
-		copy(e.AuthorSig[:], d.bytes(sigLen, "author signature"))
-		if d.err != nil {
+		e.Key = append([]byte(nil), d.Bytes(int(kl), "key")...)
+		copy(e.Hash[:], d.Bytes(idLen, "hash"))
+		e.Size = d.Uvarint("size")
+		e.Timestamp = d.Uvarint("timestamp")
+		copy(e.AuthorSig[:], d.Bytes(sigLen, "author signature"))
+		if d.Err != nil {
 			break
 		}
 		ref := &authors[row]
 		e.Author = ref.author
 		e.Consent = Consent{Kind: ref.kind, NotAfter: ref.notAfter, Sig: ref.capSig}
 		if ref.kind == ConsentNamespaceSig {
-			copy(e.Consent.Sig[:], d.bytes(sigLen, "namespace signature"))
+			copy(e.Consent.Sig[:], d.Bytes(sigLen, "namespace signature"))
 		}
-		cl := d.uvarint("content length")
-		if cl > 0 && d.err == nil {
+		cl := d.Uvarint("content length")
+		if cl > 0 && d.Err == nil {
 			cl--
 			if cl > InlineLimit(e.Key) || cl != e.Size {
 				return out, fmt.Errorf("%w: inline value of %d bytes for an entry of %d bytes", ErrContentInvalid, cl, e.Size)
 			}
-			it.Content = append([]byte{}, d.bytes(int(cl), "content")...)
-			if d.err == nil && HashOf(it.Content) != e.Hash {
+			it.Content = append([]byte{}, d.Bytes(int(cl), "content")...)
+			if d.Err == nil && HashOf(it.Content) != e.Hash {
 				return out, fmt.Errorf("%w: inline value of key %q does not hash to the entry's hash", ErrContentInvalid, e.Key)
 			}
 		}
 		out = append(out, it)
 	}
-	return out, d.done("items frame")
+	return out, d.Done("items frame")
 }
