@@ -194,15 +194,24 @@ func TestFindProvidersViaPutsTheSeedsBack(t *testing.T) {
 	for d.RoutingTable().Size() == 0 && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
 	}
-	// What kad-dht does after a query to the seed times out.
-	d.RoutingTable().RemovePeer(seedHost.ID())
-
-	short, scancel := context.WithTimeout(ctx, 2*time.Second)
-	defer scancel()
-	if found := FindProviders(short, d, VaultCID(ns), 1); len(found) != 0 {
-		t.Fatalf("with an empty routing table FindProviders found %v: the test no longer shows the problem", found)
+	// What kad-dht does after a query to the seed times out. Its own
+	// low-peers routine may put the connected seed back at any moment, and
+	// a FindProviders that starts after that finds the vault: a few tries
+	// show the problem, while a kad-dht that always recovers fails here.
+	shown := false
+	var found []peer.AddrInfo
+	for try := 0; try < 5 && !shown; try++ {
+		d.RoutingTable().RemovePeer(seedHost.ID())
+		short, scancel := context.WithTimeout(ctx, 2*time.Second)
+		found = FindProviders(short, d, VaultCID(ns), 1)
+		scancel()
+		shown = len(found) == 0
 	}
-	found := FindProvidersVia(ctx, d, []peer.AddrInfo{info(seedHost)}, VaultCID(ns), 1)
+	if !shown {
+		t.Fatalf("with an empty routing table FindProviders found %v, 5 times out of 5: the test no longer shows the problem", found)
+	}
+	d.RoutingTable().RemovePeer(seedHost.ID())
+	found = FindProvidersVia(ctx, d, []peer.AddrInfo{info(seedHost)}, VaultCID(ns), 1)
 	if len(found) != 1 || found[0].ID != seedHost.ID() {
 		t.Fatalf("FindProvidersVia found %v, want the seed %s", found, seedHost.ID())
 	}
