@@ -579,7 +579,6 @@ func installKeyContainerSpec(sn *seedv1.SeedNode, image string) corev1.Container
 
 func seedContainerSpec(sn *seedv1.SeedNode, image string) corev1.Container {
 	ports := portsOf(sn)
-	pullPolicy := imagePullPolicy(sn)
 	containerPorts := []corev1.ContainerPort{
 		{Name: portNameP2P, ContainerPort: ports.p2p, Protocol: corev1.ProtocolTCP},
 		{Name: portNameP2PQUIC, ContainerPort: ports.p2p, Protocol: corev1.ProtocolUDP},
@@ -600,7 +599,7 @@ func seedContainerSpec(sn *seedv1.SeedNode, image string) corev1.Container {
 	return corev1.Container{
 		Name:            seedContainer,
 		Image:           image,
-		ImagePullPolicy: pullPolicy,
+		ImagePullPolicy: imagePullPolicy(sn),
 		// $(POD_NAME) is expanded by the kubelet: each pod reads its own
 		// directory of the pods volume.
 		Args: []string{"seednode", "--config=" + path.Join(podsMountPath, "$("+envPodName+")", keySeedConfig)},

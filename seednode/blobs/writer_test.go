@@ -25,6 +25,19 @@ func writeGroups(t *testing.T, w *seqWriter, order []uint64, data []byte) {
 	}
 }
 
+// createDataFile creates a blob data file in a temp dir, closed when the
+// test ends.
+func createDataFile(t *testing.T) (string, *os.File) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "blob.data")
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return path, f
+}
+
 // TestSeqWriterDirectIO: groups written through direct I/O, with a blob's
 // unaligned tail and out-of-order groups (a resumed transfer), land in the
 // file exactly.
@@ -34,12 +47,7 @@ func TestSeqWriterDirectIO(t *testing.T) {
 	for i := range data {
 		data[i] = byte(rng.Uint32())
 	}
-	path := filepath.Join(t.TempDir(), "blob.data")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	path, f := createDataFile(t)
 	direct := openDirect(path)
 	if direct == nil {
 		t.Logf("%s offers no direct I/O: this checks the page-cache path only", filepath.Dir(path))
@@ -70,12 +78,7 @@ func TestSeqWriterDirectIO(t *testing.T) {
 // (EINVAL, as on a filesystem without direct I/O) is written through the
 // page cache instead, and direct I/O stays off.
 func TestSeqWriterFallsBackFromDirectIO(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "blob.data")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	path, f := createDataFile(t)
 	direct := openDirect(path)
 	if direct == nil {
 		t.Skipf("%s offers no direct I/O, so none can be refused", filepath.Dir(path))
@@ -168,12 +171,7 @@ func TestSeqWriterBarrier(t *testing.T) {
 	for i := range data {
 		data[i] = byte(i*13 + i>>14)
 	}
-	path := filepath.Join(t.TempDir(), "blob.data")
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	path, f := createDataFile(t)
 	w := newSeqWriter(f, openDirect(path), 64<<10)
 	put := func(from, to uint64) {
 		for g := from; g < to; g++ {

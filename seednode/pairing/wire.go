@@ -157,7 +157,7 @@ func (m *message) append(b []byte) []byte {
 // only: points, MACs, tags and names are checked by the protocol. Errors
 // wrap ErrProtocol.
 func decodeMessage(b []byte) (message, error) {
-	d := decoder{wire.Decoder{B: b, Sentinel: ErrProtocol}}
+	d := wire.Decoder{B: b, Sentinel: ErrProtocol}
 	m := message{typ: d.Byte("message type")}
 	switch m.typ {
 	case msgHello:
@@ -270,10 +270,6 @@ func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
 	}
 	return readBody(r, l)
 }
-
-// decoder is a bounds-checked cursor over a message (see wire.Decoder);
-// every error wraps ErrProtocol.
-type decoder struct{ wire.Decoder }
 
 func appendBytes(b, field []byte) []byte {
 	return append(binary.AppendUvarint(b, uint64(len(field))), field...)

@@ -304,17 +304,13 @@ func readBody(r io.Reader, l uint64) ([]byte, error) {
 	return b, nil
 }
 
-// decoder is a bounds-checked cursor over a message (see wire.Decoder);
-// its errors wrap ErrInvalidRecord for records and ErrProtocol for frames.
-type decoder struct{ wire.Decoder }
-
-func recordDecoder(b []byte) *decoder {
-	return &decoder{wire.Decoder{B: b, Sentinel: ErrInvalidRecord}}
+// recordDecoder and frameDecoder read a message (see wire.Decoder); their
+// errors wrap ErrInvalidRecord for records, ErrProtocol for frames.
+func recordDecoder(b []byte) *wire.Decoder {
+	return &wire.Decoder{B: b, Sentinel: ErrInvalidRecord}
 }
 
-func frameDecoder(b []byte) *decoder {
-	return &decoder{wire.Decoder{B: b, Sentinel: ErrProtocol}}
-}
+func frameDecoder(b []byte) *wire.Decoder { return &wire.Decoder{B: b, Sentinel: ErrProtocol} }
 
 func appendString(b []byte, s string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(s)))
