@@ -121,8 +121,8 @@ func (f *fleet) stop(o int) {
 	}
 }
 
-// syncedHolders returns, per vault, the running seeds hosting it with the
-// given fingerprint and every blob. complete is false when a running seed
+// syncedHolders returns, per vault, the running seeds (in order) hosting it
+// with the given fingerprint and every blob. complete is false when a running seed
 // did not answer (a busy machine): that is no evidence of a missing
 // replica, so the caller ignores the observation.
 func (f *fleet) syncedHolders(ctx context.Context, want map[string]string) (out map[string][]int, complete bool) {
@@ -146,6 +146,9 @@ func (f *fleet) syncedHolders(ctx context.Context, want map[string]string) (out 
 				out[v.Namespace] = append(out[v.Namespace], o)
 			}
 		}
+	}
+	for _, holders := range out {
+		slices.Sort(holders)
 	}
 	return out, true
 }
@@ -297,12 +300,25 @@ func TestScalingMovesFewVaultsAndNeverDropsAReplicaBeforeItsSuccessorSynced(t *t
 				return
 			case <-time.After(50 * time.Millisecond):
 			}
+			// The seeds are read one after another, so one pass is no
+			// snapshot: a successor read just before it synced and a
+			// leaving replica read just after it dropped would count as
+			// neither. Two passes that agree on a vault's holders are: every
+			// seed kept its state from its first read to its second, so at
+			// the instant between the passes the vault had exactly those.
+			first, complete := f.syncedHolders(ctx, fingerprints)
+			if !complete {
+				continue
+			}
 			holders, complete := f.syncedHolders(ctx, fingerprints)
 			if !complete {
 				continue
 			}
 			mu.Lock()
 			for v := range fingerprints {
+				if !slices.Equal(first[v], holders[v]) {
+					continue // moving right now
+				}
 				if n, seen := fewest[v]; !seen || len(holders[v]) < n {
 					fewest[v] = len(holders[v])
 				}
