@@ -20,6 +20,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -251,6 +252,9 @@ func TestInstall(t *testing.T) {
 	if err != nil {
 		t.Fatalf("helm install: %v\n%s", err, out)
 	}
+	t.Cleanup(func() { // a failed run must not keep the next one (-count=N) from installing
+		_, _ = env.Run("helm", "uninstall", release, "--namespace", releaseNS, "--ignore-not-found")
+	})
 
 	var dep appsv1.Deployment
 	get(t, releaseNS, operatorName, &dep)
@@ -348,14 +352,34 @@ func TestInstall(t *testing.T) {
 	if err := c.Get(ctx, client.ObjectKey{Namespace: releaseNS, Name: metricsName}, &corev1.Service{}); !apierrors.IsNotFound(err) {
 		t.Errorf("after the upgrade: metrics Service: err %v, want NotFound", err)
 	}
+
+	// Uninstalling leaves nothing behind, cluster-scoped RBAC included.
+	if out, err := env.Run("helm", "uninstall", release, "--namespace", releaseNS); err != nil {
+		t.Fatalf("helm uninstall: %v\n%s", err, out)
+	}
+	for _, o := range []struct {
+		ns  string
+		obj client.Object
+	}{
+		{releaseNS, &appsv1.Deployment{}}, {releaseNS, &corev1.ServiceAccount{}},
+		{"", &rbacv1.ClusterRole{}}, {"", &rbacv1.ClusterRoleBinding{}},
+	} {
+		if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: operatorName}, o.obj); !apierrors.IsNotFound(err) {
+			t.Errorf("after helm uninstall: %T %s: err %v, want NotFound", o.obj, operatorName, err)
+		}
+	}
 }
 
 // TestSamplesAndValidation applies config/samples/ and checks that the CRDs'
 // OpenAPI and CEL rules refuse each object in controllers/testdata/invalid
 // and changes to immutable fields, with the rule's own message.
+var sampleRuns atomic.Int32
+
 func TestSamplesAndValidation(t *testing.T) {
 	t.Parallel()
-	const ns = "samples"
+	// A namespace of its own per run: envtest has no namespace controller,
+	// so a deleted namespace never goes, and -count=N reuses the API server.
+	ns := fmt.Sprintf("samples-%d", sampleRuns.Add(1))
 	if out, err := env.Run("kubectl", "create", "namespace", ns); err != nil {
 		t.Fatalf("kubectl create namespace: %v\n%s", err, out)
 	}
