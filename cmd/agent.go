@@ -93,12 +93,7 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 		Use:   "show",
 		Short: "Print the agent this device acts for (--namespace: just the vault's namespace ID)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
 			a, err := h.Agent()
 			if err != nil {
 				return err
@@ -119,7 +114,7 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 				}
 			}
 			return nil
-		},
+		}),
 	}
 	show.Flags().BoolVar(&nsOnly, "namespace", false, "print only the agent vault's namespace ID")
 
@@ -148,19 +143,14 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 seeds enforce the same devices and revocations), listed in the agent's encrypted catalog so every
 paired device discovers it. The seeds must host its namespace (printed) as well.`,
 		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
 			p, err := h.CreateProject(args[0])
 			if err != nil {
 				return err
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "project %s: vault %s (use it as agent/%s)\n", p.Name, p.Namespace, p.Name)
 			return nil
-		},
+		}),
 	}
 	c.AddCommand(initCmd, show, seedsCmd, project)
 	return c
@@ -188,12 +178,7 @@ here. The code is checked with a PAKE: someone who substitutes the ticket but do
 nothing, and three wrong codes end the attempt. Once approved, this device syncs the agent's vault from
 its seeds and can read and write it.`,
 		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
 			hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
 			if err != nil {
 				return err
@@ -233,7 +218,7 @@ its seeds and can read and write it.`,
 			}
 			printSummary(out, st)
 			return nil
-		},
+		}),
 	}
 	c.Flags().StringVar(&name, "name", "", "the name this device asks for in the agent document (a-z, 0-9, -)")
 	c.Flags().StringSliceVar(&listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "where the approving device can reach this one (e.g. /ip4/0.0.0.0/tcp/0 on a LAN)")
@@ -304,12 +289,7 @@ func newDevicesListCmd(g *globals) *cobra.Command {
 		Use:   "list",
 		Short: "List the agent's devices and revoked keys (from the agent document on this device)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
 			doc, a, err := h.AgentDocument()
 			if err != nil {
 				return err
@@ -329,7 +309,7 @@ func newDevicesListCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\trevoked\t%s\t%s\n", r.Fragment, timeText(r.RevokedAt), identity.DIDKey(r.Key))
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 }
 
@@ -338,12 +318,7 @@ func newRevokeCmd(g *globals) *cobra.Command {
 		Use:   "revoke DEVICE",
 		Short: "Revoke a device: new content keys it never gets; seeds refuse its writes from now on",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
 			doc, err := h.RevokeDevice(args[0])
 			if err != nil {
 				return err
@@ -361,7 +336,7 @@ func newRevokeCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(out, "seed %s now refuses the device's writes\n", s)
 			}
 			return nil
-		},
+		}),
 	}
 }
 

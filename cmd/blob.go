@@ -36,12 +36,7 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 		Use:   "add FILE|DIR",
 		Short: "Add a file (or a directory, as a collection) to this device's blob store; prints its hash (and, with --serve, a ticket, then serves it)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
 			prog := newBarPrinter(cmd.ErrOrStderr(), "adding")
 			fi, err := os.Stat(args[0])
 			if err != nil {
@@ -93,7 +88,7 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(out, "serving; Ctrl-C to stop")
 			<-cmd.Context().Done()
 			return nil
-		},
+		}),
 	}
 	c.Flags().BoolVar(&serve, "serve", false, "serve the blob from this device until interrupted, and print a ticket")
 	c.Flags().StringSliceVar(&listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "listen addresses while serving")

@@ -76,35 +76,38 @@ func openHome(g *globals) (*client.Home, error) {
 	return h, nil
 }
 
+// withHome is a RunE that opens the device home, runs run with it and
+// closes it.
+func withHome(g *globals, run func(cmd *cobra.Command, args []string, h *client.Home) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		h, err := openHome(g)
+		if err != nil {
+			return err
+		}
+		defer h.Close()
+		return run(cmd, args, h)
+	}
+}
+
 func newVaultCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "vault", Short: "Create and list vaults, and share them with tickets"}
 	c.AddCommand(newVaultTicketCmd(g), &cobra.Command{
 		Use:   "create",
 		Short: "Create a vault; prints its namespace ID (the read capability to share with seeds)",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
 			ns, err := h.CreateVault()
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), ns)
 			return nil
-		},
+		}),
 	}, &cobra.Command{
 		Use:   "list",
 		Short: "List the vaults this device created, with local entry counts",
 		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
 			owned, err := h.OwnedVaults()
 			if err != nil {
 				return err
@@ -119,7 +122,7 @@ func newVaultCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(tw, "%s\t%d\t%d\n", ns, st.Entries, st.Bytes)
 			}
 			return tw.Flush()
-		},
+		}),
 	})
 	return c
 }
@@ -267,12 +270,7 @@ func newGetCmd(g *globals) *cobra.Command {
 		Use:   "get NAMESPACE KEY",
 		Short: "Print every author's latest value of KEY (--out writes a blob value to a file, fetching it --from a peer if needed)",
 		Args:  cobra.ExactArgs(2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
 			ns, err := vaultArg(h, args[0])
 			if err != nil {
 				return err
@@ -299,7 +297,7 @@ func newGetCmd(g *globals) *cobra.Command {
 				fmt.Fprintf(w, "%s  %s  %s\n", it.Entry.Author.Short(), timeText(it.Entry.Timestamp), valueText(h, it))
 			}
 			return nil
-		},
+		}),
 	}
 	c.Flags().StringVarP(&out, "out", "o", "", "write the value to this file (- for stdout)")
 	c.Flags().StringSliceVar(&from, "from", nil, "peer multiaddrs to fetch a blob value from when it is not on this device")

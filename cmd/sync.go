@@ -39,12 +39,7 @@ that is unreachable or does not serve the vault is reported and the next one tri
   seedfleet sync <namespace ID>          # peers that served it before, then the DHT
   seedfleet sync doc... --live`,
 		Args: cobra.RangeArgs(1, 2),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
+		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
 			ns, peers, err := syncTarget(cmd, h, args)
 			if err != nil {
 				return err
@@ -106,7 +101,7 @@ that is unreachable or does not serve the vault is reported and the next one tri
 				}
 				backoff = min(2*backoff, 30*time.Second)
 			}
-		},
+		}),
 	}
 	c.Flags().BoolVar(&live, "live", false, "stay connected and exchange new entries as they are written (Ctrl-C to stop)")
 	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up a one-shot sync after this long")
