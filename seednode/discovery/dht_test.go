@@ -12,27 +12,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seedfleet/seedfleet/seednode/identity"
-	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 )
 
-func newHost(t *testing.T, listen bool) host.Host {
-	t.Helper()
-	key, err := identity.Generate()
-	if err != nil {
-		t.Fatal(err)
-	}
-	o := p2p.HostOptions{Key: key}
-	if listen {
-		o.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	}
-	h, err := p2p.NewHost(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+func newHost(t testing.TB, listen bool) host.Host { return p2ptest.NewHost(t, listen) }
 
 func info(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()} }
 

@@ -18,6 +18,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 )
@@ -101,19 +102,7 @@ func (a *allowSet) Authorized(agent string, dev ed25519.PublicKey) error {
 	return fmt.Errorf("%s: device %x of %s", denyText, dev[:4], agent)
 }
 
-func newHost(t testing.TB, listen bool) host.Host {
-	t.Helper()
-	o := p2p.HostOptions{Key: mustKey(t)}
-	if listen {
-		o.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
-	}
-	h, err := p2p.NewHost(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
+func newHost(t testing.TB, listen bool) host.Host { return p2ptest.NewHost(t, listen) }
 
 // device is a device host; its key is the host's key.
 type device struct {
