@@ -17,6 +17,21 @@ import (
 // buffer) equals the one assembled through ReadAt, which the reference
 // vectors pin down, for whole blobs and for sets of ranges whose groups
 // cross the stream buffer's boundaries; and it reads back verified.
+// fileWith returns a file holding data, open for reading until the test ends.
+func fileWith(t *testing.T, data []byte) *os.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "data")
+	if err := os.WriteFile(path, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
+}
+
 func TestWriteStreamFromFile(t *testing.T) {
 	size := uint64(3*streamBuf + 5000) // several buffers and a short last group
 	in := make([]byte, size)
@@ -25,15 +40,7 @@ func TestWriteStreamFromFile(t *testing.T) {
 		in[i] = byte(rng.Uint32())
 	}
 	ob, root := bao.EncodeBuf(in, GroupLog, true)
-	path := filepath.Join(t.TempDir(), "data")
-	if err := os.WriteFile(path, in, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
+	f := fileWith(t, in)
 	groups := NumGroups(size)
 	for _, r := range []Ranges{
 		nil,
@@ -63,15 +70,7 @@ func TestWriteStreamFromFile(t *testing.T) {
 		}
 	}
 	// The empty blob streams from an empty file too.
-	empty := filepath.Join(t.TempDir(), "empty")
-	if err := os.WriteFile(empty, nil, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	ef, err := os.Open(empty)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ef.Close()
+	ef := fileWith(t, nil)
 	eob, eroot := bao.EncodeBuf(nil, GroupLog, true)
 	var es bytes.Buffer
 	if err := WriteStream(&es, 0, ef, bytes.NewReader(eob), nil); err != nil {
@@ -80,10 +79,10 @@ func TestWriteStreamFromFile(t *testing.T) {
 	readAll(t, es.Bytes(), eroot, nil)
 	// A data file shorter than the blob is an error naming the offset, not
 	// a stream with zeros in it.
-	if err := os.Truncate(path, int64(size-GroupSize)); err != nil {
+	if err := os.Truncate(f.Name(), int64(size-GroupSize)); err != nil {
 		t.Fatal(err)
 	}
-	err = WriteStream(io.Discard, size, f, bytes.NewReader(ob), nil)
+	err := WriteStream(io.Discard, size, f, bytes.NewReader(ob), nil)
 	if !errors.Is(err, io.ErrUnexpectedEOF) {
 		t.Fatalf("short data file: %v, want unexpected EOF", err)
 	}
