@@ -122,9 +122,9 @@ func (f *fleet) stop(o int) {
 }
 
 // syncedHolders returns, per vault, the running seeds (in order) hosting it
-// with the given fingerprint and every blob. complete is false when a running seed
-// did not answer (a busy machine): that is no evidence of a missing
-// replica, so the caller ignores the observation.
+// with the given fingerprint and every blob. complete is false when a
+// running seed did not answer (a busy machine): that is no evidence of a
+// missing replica, so the caller ignores the observation.
 func (f *fleet) syncedHolders(ctx context.Context, want map[string]string) (out map[string][]int, complete bool) {
 	f.mu.Lock()
 	seeds := maps.Clone(f.seeds)

@@ -370,11 +370,12 @@ func TestInstall(t *testing.T) {
 	}
 }
 
+// sampleRuns numbers TestSamplesAndValidation's runs (-count=N).
+var sampleRuns atomic.Int32
+
 // TestSamplesAndValidation applies config/samples/ and checks that the CRDs'
 // OpenAPI and CEL rules refuse each object in controllers/testdata/invalid
 // and changes to immutable fields, with the rule's own message.
-var sampleRuns atomic.Int32
-
 func TestSamplesAndValidation(t *testing.T) {
 	t.Parallel()
 	// A namespace of its own per run: envtest has no namespace controller,

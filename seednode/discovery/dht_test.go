@@ -15,8 +15,6 @@ import (
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
 )
 
-func newHost(t testing.TB, listen bool) host.Host { return p2ptest.NewHost(t, listen) }
-
 func info(h host.Host) peer.AddrInfo { return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()} }
 
 // TestDeviceFindsTheSeedsHostingItsVault: 12 seeds (DHT servers) and 20
@@ -32,7 +30,7 @@ func TestDeviceFindsTheSeedsHostingItsVault(t *testing.T) {
 	var seedHosts []host.Host
 	var seedDHTs []*dht.IpfsDHT
 	for i := range seeds {
-		h := newHost(t, true)
+		h := p2ptest.NewHost(t, true)
 		var boot []peer.AddrInfo
 		if i > 0 {
 			boot = []peer.AddrInfo{info(seedHosts[0])}
@@ -86,7 +84,7 @@ func TestDeviceFindsTheSeedsHostingItsVault(t *testing.T) {
 	slices.Sort(want)
 
 	for i := range devices {
-		h := newHost(t, false)
+		h := p2ptest.NewHost(t, false)
 		via := seedHosts[(i%(seeds-1))+1] // any seed, mostly not a hosting one
 		d, err := NewDHT(h, DHTOptions{Server: false, BootstrapPeers: []peer.AddrInfo{info(via)}})
 		if err != nil {
@@ -153,7 +151,7 @@ func TestKeysAreDistinctAndStable(t *testing.T) {
 func TestFindProvidersViaPutsTheSeedsBack(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	seedHost := newHost(t, true)
+	seedHost := p2ptest.NewHost(t, true)
 	seedDHT, err := NewDHT(seedHost, DHTOptions{Server: true})
 	if err != nil {
 		t.Fatal(err)
@@ -165,7 +163,7 @@ func TestFindProvidersViaPutsTheSeedsBack(t *testing.T) {
 	p.Set([]cid.Cid{VaultCID(ns)})
 	p.pass(ctx) // a lone seed stores its own record
 
-	dev := newHost(t, false)
+	dev := p2ptest.NewHost(t, false)
 	d, err := NewDHT(dev, DHTOptions{BootstrapPeers: []peer.AddrInfo{info(seedHost)}})
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -14,8 +13,6 @@ import (
 
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
 )
-
-func newHost(t testing.TB, listen bool) host.Host { return p2ptest.NewHost(t, listen) }
 
 const echoProto = "/seedfleet/test-echo/1.0.0"
 
@@ -25,8 +22,8 @@ const echoProto = "/seedfleet/test-echo/1.0.0"
 func TestDevicesReachEachOtherThroughTheSeed(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	seed := newHost(t, true)
-	a, b, stranger := newHost(t, false), newHost(t, false), newHost(t, false)
+	seed := p2ptest.NewHost(t, true)
+	a, b, stranger := p2ptest.NewHost(t, false), p2ptest.NewHost(t, false), p2ptest.NewHost(t, false)
 	acl := NewACL(ModeAgents)
 	acl.Allow(a.ID(), b.ID())
 	svc, err := New(seed, ModeAgents, acl, Limits{CircuitBytes: 1 << 20}, prometheus.NewRegistry())
@@ -78,7 +75,7 @@ func TestDevicesReachEachOtherThroughTheSeed(t *testing.T) {
 func TestPublicModeAndLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	seed := newHost(t, true)
+	seed := p2ptest.NewHost(t, true)
 	svc, err := New(seed, ModePublic, NewACL(ModePublic), Limits{MaxReservations: 2}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -86,11 +83,11 @@ func TestPublicModeAndLimits(t *testing.T) {
 	defer svc.Close()
 	seedInfo := peer.AddrInfo{ID: seed.ID(), Addrs: seed.Addrs()}
 	for i := range 2 {
-		if _, err := Reserve(ctx, newHost(t, false), seedInfo); err != nil {
+		if _, err := Reserve(ctx, p2ptest.NewHost(t, false), seedInfo); err != nil {
 			t.Fatalf("reservation %d: %v", i, err)
 		}
 	}
-	_, err = Reserve(ctx, newHost(t, false), seedInfo)
+	_, err = Reserve(ctx, p2ptest.NewHost(t, false), seedInfo)
 	if err == nil || !strings.Contains(err.Error(), "2 reservations in all") {
 		t.Fatalf("third reservation over the limit of 2: want a refusal naming the limit, got %v", err)
 	}

@@ -102,8 +102,6 @@ func (a *allowSet) Authorized(agent string, dev ed25519.PublicKey) error {
 	return fmt.Errorf("%s: device %x of %s", denyText, dev[:4], agent)
 }
 
-func newHost(t testing.TB, listen bool) host.Host { return p2ptest.NewHost(t, listen) }
-
 // device is a device host; its key is the host's key.
 type device struct {
 	h   host.Host
@@ -159,7 +157,7 @@ type seedFixture struct {
 
 func newSeed(t testing.TB, opts ...Option) *seedFixture {
 	t.Helper()
-	f := &seedFixture{h: newHost(t, true), clock: newFakeClock(), auth: newAllowSet(), reg: prometheus.NewRegistry()}
+	f := &seedFixture{h: p2ptest.NewHost(t, true), clock: newFakeClock(), auth: newAllowSet(), reg: prometheus.NewRegistry()}
 	all := append([]Option{WithClock(f.clock.Now), WithRegisterer(f.reg), WithLogger(quietLog)}, opts...)
 	f.svc = New(f.h, f.auth, all...)
 	t.Cleanup(func() { f.svc.Close() })

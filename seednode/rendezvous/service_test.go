@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 )
 
 // refusal asserts that err is a seed's refusal with code and a reason that
@@ -191,7 +192,7 @@ func TestOnlyAuthorizedDevices(t *testing.T) {
 
 // TestNilAuthorizerRefusesAll: a seed without an authorizer stores nothing.
 func TestNilAuthorizerRefusesAll(t *testing.T) {
-	seed := newHost(t, true)
+	seed := p2ptest.NewHost(t, true)
 	svc := New(seed, nil, WithLogger(quietLog))
 	defer svc.Close()
 	agent := newAgent(t)
@@ -526,7 +527,7 @@ func TestTTLIsCapped(t *testing.T) {
 // records cannot get them past the client.
 func TestClientDropsTamperedRecords(t *testing.T) {
 	agent := newAgent(t)
-	seed := newHost(t, true)
+	seed := p2ptest.NewHost(t, true)
 	asker := newDevice(t, seed)
 	laptop, phone, tablet := mustKey(t), mustKey(t), mustKey(t)
 	dev := func(k ed25519.PrivateKey) device { return device{key: k} }
@@ -651,7 +652,7 @@ func fakeSeed(h host.Host, resp []byte) {
 // TestClientChecksLocally: the client refuses to send what no seed would
 // accept, without a round trip.
 func TestClientChecksLocally(t *testing.T) {
-	h := newHost(t, false)
+	h := p2ptest.NewHost(t, false)
 	agent := newAgent(t)
 	dev := device{key: mustKey(t)}
 	bad := dev.record(t, agent, "laptop", time.Now())
@@ -740,7 +741,7 @@ func TestDeadlines(t *testing.T) {
 		})
 	}
 
-	silent := newHost(t, true)
+	silent := p2ptest.NewHost(t, true)
 	silent.SetStreamHandler(ProtocolID, func(st network.Stream) {
 		time.Sleep(3 * time.Second)
 		st.Reset()
