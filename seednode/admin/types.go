@@ -58,6 +58,33 @@ type VaultStatus struct {
 	// Replicas is the replication state with each configured replica peer
 	// (HostedVaults.Peers), in the configured order.
 	Replicas []ReplicaStatus `json:"replicas,omitempty"`
+	// Damage is set while this replica is quarantined because the seed found
+	// its stored copy damaged; nil when the replica is sound. A quarantined
+	// replica serves no sessions and reports no entries; the seed rebuilds it
+	// from the vault's other replicas (or the next device that syncs).
+	Damage *VaultDamage `json:"damage,omitempty"`
+}
+
+// DamageState is how far the repair of a damaged replica has come.
+type DamageState string
+
+const (
+	// DamageQuarantined: the damage was found; the replica's data is being
+	// removed and no session is served.
+	DamageQuarantined DamageState = "Quarantined"
+	// DamageRebuilding: the damaged data is gone and the replica is being
+	// synced again from another replica or a device.
+	DamageRebuilding DamageState = "Rebuilding"
+)
+
+// VaultDamage describes a quarantined replica.
+type VaultDamage struct {
+	State DamageState `json:"state"`
+	// Reason is what was found, e.g. a checksum error in a store file or
+	// stored sums that disagree with the entries.
+	Reason string `json:"reason"`
+	// Since is when the damage was found.
+	Since time.Time `json:"since"`
 }
 
 // ReplicaStatus is how this seed's syncs of a vault with one replica peer
