@@ -74,7 +74,7 @@ func DecodePEM(data []byte) (ed25519.PrivateKey, error) { return parsePEM(data) 
 // existing file: replacing a node key changes the node's identity, so that
 // must be an explicit decision (remove the file first). The file appears
 // atomically, fully written and synced, or not at all.
-func Save(path string, key ed25519.PrivateKey) (err error) {
+func Save(path string, key ed25519.PrivateKey) error {
 	if err := checkPrivateKey(key); err != nil {
 		return fmt.Errorf("identity: save %s: %w", path, err)
 	}
@@ -82,41 +82,50 @@ func Save(path string, key ed25519.PrivateKey) (err error) {
 	if err != nil {
 		return fmt.Errorf("identity: save %s: %w", path, err)
 	}
-
-	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("identity: save %s: refusing to overwrite existing key file: %w", path, fs.ErrExist)
-	} else if !errors.Is(err, fs.ErrNotExist) {
+	if err := WriteNewFile(path, data); err != nil {
 		return fmt.Errorf("identity: save %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteNewFile writes data to a new file at path with mode 0600, creating
+// missing parent directories with mode 0700, the way Save writes a key: the
+// file appears atomically, fully written and synced, or not at all, and an
+// existing file is never replaced (the error wraps fs.ErrExist). A seed
+// writes its other small files that must never be half-written or silently
+// replaced (its admin token, the record of its peer ID) with it too.
+func WriteNewFile(path string, data []byte) (err error) {
+	if _, err := os.Lstat(path); err == nil {
+		return fmt.Errorf("refusing to overwrite existing file: %w", fs.ErrExist)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
 	}
 
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("identity: save %s: %w", path, err)
+		return err
 	}
 	// The temp file must live in the target directory so the final step is a
 	// same-filesystem link/rename.
 	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
-		return fmt.Errorf("identity: save %s: %w", path, err)
+		return err
 	}
 	tmpName := tmp.Name()
 	defer func() {
 		// After a successful publish the temp name is either gone (rename) or
-		// a second link to the key (link); removing it is right in both cases.
+		// a second link to the file (link); removing it is right in both cases.
 		if rerr := os.Remove(tmpName); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) && err == nil {
-			err = fmt.Errorf("identity: save %s: remove temp file: %w", path, rerr)
+			err = fmt.Errorf("remove temp file: %w", rerr)
 		}
 	}()
 	if err := writeAndSync(tmp, data); err != nil {
-		return fmt.Errorf("identity: save %s: %w", path, err)
+		return err
 	}
 	if err := publish(tmpName, path); err != nil {
-		return fmt.Errorf("identity: save %s: %w", path, err)
+		return err
 	}
-	if err := syncDir(dir); err != nil {
-		return fmt.Errorf("identity: save %s: %w", path, err)
-	}
-	return nil
+	return syncDir(dir)
 }
 
 func writeAndSync(f *os.File, data []byte) error {
@@ -151,10 +160,10 @@ func publish(tmpName, path string) error {
 		return nil
 	}
 	if errors.Is(lerr, fs.ErrExist) {
-		return fmt.Errorf("refusing to overwrite existing key file: %w", fs.ErrExist)
+		return fmt.Errorf("refusing to overwrite existing file: %w", fs.ErrExist)
 	}
 	if _, err := os.Lstat(path); err == nil {
-		return fmt.Errorf("refusing to overwrite existing key file: %w", fs.ErrExist)
+		return fmt.Errorf("refusing to overwrite existing file: %w", fs.ErrExist)
 	}
 	return os.Rename(tmpName, path)
 }
