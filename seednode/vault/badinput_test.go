@@ -196,8 +196,10 @@ func TestBadPeerInput(t *testing.T) {
 	shortContent.Content = []byte("payloa")
 	http := "GET /seedfleet/vault HTTP/1.1\r\nHost: localhost\r\nUser-Agent: curl/8.0\r\nAccept: */*\r\n\r\n" + strings.Repeat("x", 64)
 
-	// code is the error code the server reports to the peer, or 0 when it
-	// cannot parse the stream any more and just resets it.
+	// code is the error code the server reports to the peer (a frame length
+	// of zero or past the limit included), or 0 when the stream is not
+	// frames at all any more (a varint overflow) or ends mid-frame, and the
+	// server just resets it.
 	cases := []struct {
 		name string
 		send func(r *rawSession)
@@ -227,10 +229,10 @@ func TestBadPeerInput(t *testing.T) {
 		{"oversized frame", func(r *rawSession) {
 			r.raw(binary.AppendUvarint(nil, maxFrame+1))
 			r.raw(make([]byte, 4096))
-		}, fmt.Sprintf("frame of %d bytes", maxFrame+1), 0},
+		}, fmt.Sprintf("frame of %d bytes", maxFrame+1), CodeProtocol},
 		{"huge frame length", func(r *rawSession) {
 			r.raw(binary.AppendUvarint(nil, 1<<40))
-		}, fmt.Sprintf("frame of %d bytes", uint64(1<<40)), 0},
+		}, fmt.Sprintf("frame of %d bytes", uint64(1<<40)), CodeProtocol},
 		{"unknown frame type", func(r *rawSession) {
 			r.frame(99, []byte("what is this"))
 			r.frame(frameEndTurn, nil)
@@ -266,7 +268,7 @@ func TestBadPeerInput(t *testing.T) {
 		}, "overflows", 0},
 		{"garbage: empty frame", func(r *rawSession) {
 			r.raw([]byte{0, 0, 0, 0})
-		}, "frame of 0 bytes", 0},
+		}, "frame of 0 bytes", CodeProtocol},
 		{"garbage: HTTP request", func(r *rawSession) {
 			r.raw([]byte(http)) // 'G' = 71-byte frame of type 'E' = 69
 		}, "unexpected frame type 69", CodeProtocol},

@@ -2,26 +2,47 @@ package vault
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedfleet/seedfleet/internal/admission"
 )
 
 // ServiceName is the resource-manager service of vault sync streams.
 const ServiceName = "seedfleet.vault-sync"
 
 // sessionMemory is reserved from the resource manager per session: two
-// buffered stream ends plus an items frame in each direction.
-const sessionMemory = 4*itemsFrameSize + 2*bufSize
+// buffered stream ends plus an items frame in each direction. An inbound
+// stream reserves it only once its hello names a vault the peer may sync;
+// until then it holds helloMemory (its small read buffer and the hello).
+const (
+	sessionMemory = 4*itemsFrameSize + 2*bufSize
+	helloMemory   = 4 << 10
+	helloBufSize  = 512
+)
 
 const bufSize = 64 << 10
+
+// DefaultHelloTimeout is how long an inbound stream may take to send its
+// hello: long enough for a device on a slow link, short enough that an idle
+// stream is not held for the whole idle timeout.
+const DefaultHelloTimeout = 5 * time.Second
+
+// admissionService names this service in the admission metrics.
+const admissionService = "vault-sync"
 
 // Policy decides which vaults a peer may sync with this node.
 type Policy interface {
@@ -95,8 +116,46 @@ type Option func(*Service)
 // WithPolicy sets which vaults peers may sync (default: none).
 func WithPolicy(p Policy) Option { return func(s *Service) { s.policy = p } }
 
-// WithIdleTimeout sets how long a session waits for a silent peer (default 30 s).
-func WithIdleTimeout(d time.Duration) Option { return func(s *Service) { s.idleTimeout = d } }
+// WithIdleTimeout sets how long a session waits for a silent peer (default
+// 30 s; zero or less keeps the default).
+func WithIdleTimeout(d time.Duration) Option {
+	return func(s *Service) {
+		if d > 0 {
+			s.idleTimeout = d
+		}
+	}
+}
+
+// WithHelloTimeout sets how long an inbound stream may take to send its
+// hello (default DefaultHelloTimeout, and never more than the idle timeout;
+// zero or less keeps the default).
+func WithHelloTimeout(d time.Duration) Option {
+	return func(s *Service) {
+		if d > 0 {
+			s.helloTimeout = d
+		}
+	}
+}
+
+// WithAdmission shares a Limiter of unknown peers' streams (default: one of
+// the service's own with admission.DefaultLimits). A seed gives its blob
+// service the same one (Admission), so that a device known to one service
+// is known to both. Streams of a peer that has completed a session for a
+// hosted vault are not counted; those of every other peer are, per peer,
+// per address range and in all, from the moment they open until the peer
+// becomes known or the stream ends, and refused past the caps.
+func WithAdmission(l *admission.Limiter) Option {
+	return func(s *Service) {
+		if l != nil {
+			s.adm = l
+		}
+	}
+}
+
+// WithRegisterer registers the service's metrics on reg (default: none are
+// registered): seedfleet_stream_refusals_total, seedfleet_unknown_peer_streams
+// and seedfleet_known_peers of its admission Limiter.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(s *Service) { s.reg = reg } }
 
 // WithLogger sets the logger (default: slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
@@ -125,6 +184,9 @@ type Service struct {
 	policy       Policy
 	verifier     *Verifier
 	idleTimeout  time.Duration
+	helloTimeout time.Duration
+	adm          *admission.Limiter
+	reg          prometheus.Registerer
 	log          *slog.Logger
 	onStored     func(peer.ID, NamespaceID, []Item)
 	onSessionEnd func(peer.ID, NamespaceID, SyncStats, error)
@@ -137,15 +199,24 @@ type Service struct {
 
 // NewService registers the vault-sync handler on h, storing into st.
 func NewService(h host.Host, st *Store, opts ...Option) *Service {
-	s := &Service{host: h, store: st, idleTimeout: 30 * time.Second, policy: NewHostedSet()}
+	s := &Service{host: h, store: st, idleTimeout: 30 * time.Second, helloTimeout: DefaultHelloTimeout, policy: NewHostedSet()}
 	for _, o := range opts {
 		o(s)
 	}
+	s.helloTimeout = min(s.helloTimeout, s.idleTimeout)
 	if s.verifier == nil {
 		s.verifier = NewVerifier(nil)
 	}
 	if s.log == nil {
 		s.log = slog.Default()
+	}
+	if s.adm == nil {
+		s.adm = admission.Default()
+	}
+	if s.reg != nil {
+		if err := s.adm.Register(s.reg); err != nil {
+			s.log.Warn("vault-sync: metrics not registered", "err", err)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ProtocolID, s.handle)
@@ -154,6 +225,10 @@ func NewService(h host.Host, st *Store, opts ...Option) *Service {
 
 // Verifier returns the service's verifier (for counters).
 func (s *Service) Verifier() *Verifier { return s.verifier }
+
+// Admission returns the service's limiter of unknown peers' streams, to
+// share with the host's other services (blobs.WithAdmission).
+func (s *Service) Admission() *admission.Limiter { return s.adm }
 
 // Close stops serving, ends live sessions and waits for them. Idempotent.
 func (s *Service) Close() error {
@@ -177,7 +252,22 @@ func reserve(st network.Stream) error {
 
 // Sync reconciles vault ns with peer p and, with opts.Live, stays connected
 // until ctx ends. The peer must be connectable (addresses in the peerstore).
+// Every error names the vault and the peer.
 func (s *Service) Sync(ctx context.Context, p peer.ID, ns NamespaceID, opts SyncOptions) (SyncStats, error) {
+	stats, err := s.sync(ctx, p, ns, opts)
+	return stats, namedErr(ns, p, err)
+}
+
+// namedErr makes err name vault ns and peer p, unless its text names the
+// vault already (most of a session's errors do, with what it was doing).
+func namedErr(ns NamespaceID, p peer.ID, err error) error {
+	if err == nil || errors.Is(err, ErrClosed) || strings.Contains(err.Error(), "vault "+ns.Short()) {
+		return err
+	}
+	return fmt.Errorf("vault %s with %s: %w", ns.Short(), shortPeer(p), err)
+}
+
+func (s *Service) sync(ctx context.Context, p peer.ID, ns NamespaceID, opts SyncOptions) (SyncStats, error) {
 	if s.ctx.Err() != nil {
 		return SyncStats{}, ErrClosed
 	}
@@ -192,7 +282,7 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 	// behind NAT syncs with another through a seed's relay.
 	st, err := s.host.NewStream(network.WithAllowLimitedConn(ctx, ProtocolID), p, ProtocolID)
 	if err != nil {
-		return SyncStats{Namespace: ns, Peer: p}, fmt.Errorf("open vault-sync stream to %s: %w", shortPeer(p), err)
+		return SyncStats{Namespace: ns, Peer: p}, fmt.Errorf("open vault-sync stream: %w", err)
 	}
 	defer st.Close()
 	if err := reserve(st); err != nil {
@@ -231,47 +321,92 @@ func (s *Service) Sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 	return stats, err
 }
 
+// handle serves an inbound session. Until the peer's hello names a vault it
+// may sync, the stream holds only helloMemory, a place among unknown peers'
+// streams (unless the peer is known) and helloTimeout to send the hello;
+// the session's memory is reserved after that, and a peer that completes
+// its reconciliation becomes known.
 func (s *Service) handle(st network.Stream) {
 	s.wg.Add(1)
 	defer s.wg.Done()
 	remote := st.Conn().RemotePeer()
-	if err := reserve(st); err != nil {
-		s.log.Warn("vault-sync: refusing session", "peer", remote, "err", err)
+	ticket, err := s.adm.Admit(admissionService, remote, st.Conn().RemoteMultiaddr())
+	if err != nil {
+		var re *admission.RefusedError
+		reason := admission.ReasonTotal
+		if errors.As(err, &re) {
+			reason = re.Reason
+		}
+		// A reset, not an error frame: answering costs the seed more
+		// than the flood that asked.
+		s.adm.Log(s.log, admissionService, reason, "vault-sync: refused a stream of an unknown peer", "peer", remote, "err", err)
 		st.Reset()
 		return
 	}
-	defer st.Scope().ReleaseMemory(sessionMemory)
+	defer ticket.Release()
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "vault-sync: refused a stream", "peer", remote, "err", err)
+		st.Reset()
+		return
+	}
+	if err := st.Scope().ReserveMemory(helloMemory, ticket.Priority()); err != nil {
+		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "vault-sync: refused a stream", "peer", remote, "known", ticket.Known(), "err", err)
+		st.Reset()
+		return
+	}
+	defer st.Scope().ReleaseMemory(helloMemory)
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
 	unwatch := context.AfterFunc(ctx, func() { st.Reset() })
 	defer unwatch()
 
-	_ = st.SetReadDeadline(time.Now().Add(s.idleTimeout))
-	fr := frameReader{r: bufio.NewReaderSize(st, bufSize)}
+	_ = st.SetReadDeadline(time.Now().Add(s.helloTimeout))
+	small := bufio.NewReaderSize(st, helloBufSize)
+	fr := frameReader{r: small}
 	typ, p, err := fr.next()
 	if err != nil || typ != frameHello || len(p) != helloLen || p[0] != protocolVersion {
 		msg := "expected a hello frame of protocol version 1"
-		if err != nil {
+		var ne interface{ Timeout() bool }
+		switch {
+		case errors.As(err, &ne) && ne.Timeout():
+			msg = fmt.Sprintf("no hello within %s", s.helloTimeout)
+		case err != nil:
 			msg = err.Error()
 		}
+		s.adm.Refused(s.log, admissionService, admission.ReasonHello, "vault-sync: refused a session without a valid hello", "peer", remote, "known", ticket.Known(), "err", msg)
 		s.refuse(st, CodeProtocol, msg)
 		return
 	}
 	var ns NamespaceID
 	copy(ns[:], p[1:])
-	salt := p[1+idLen : 1+idLen+saltLen]
+	salt := slices.Clone(p[1+idLen : 1+idLen+saltLen])
 	live := p[helloLen-1]&helloFlagLive != 0
 	if err := s.policy.AllowSync(remote, ns); err != nil {
 		code := CodeInternal
 		if errors.Is(err, ErrNotHosted) {
 			code = CodeNotHosted
 		}
-		s.log.Info("vault-sync: refused", "peer", remote, "vault", ns.Short(), "err", err)
+		s.adm.Refused(s.log, admissionService, admission.ReasonPolicy, "vault-sync: refused a session", "peer", remote, "vault", ns.Short(), "err", err)
 		s.refuse(st, byte(code), err.Error())
 		return
 	}
-	// The hello reader may have buffered the peer's first turn: keep it.
-	sess := newSession(s, st, fr.r, ns, salt, false, SyncOptions{Live: live})
+	if err := st.Scope().ReserveMemory(sessionMemory, ticket.Priority()); err != nil {
+		msg := fmt.Sprintf("this node is too busy for a session of vault %s now (try again later)", ns.Short())
+		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "vault-sync: refused a session", "peer", remote, "vault", ns.Short(), "known", ticket.Known(), "err", err)
+		s.refuse(st, CodeInternal, msg)
+		return
+	}
+	defer st.Scope().ReleaseMemory(sessionMemory)
+	// The hello reader may have buffered the peer's first turn: keep it,
+	// in front of the session's full-size reader.
+	buffered, _ := small.Peek(small.Buffered())
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(slices.Clone(buffered)), st), bufSize)
+	sess := newSession(s, st, r, ns, salt, false, SyncOptions{Live: live})
+	sess.fr.n = fr.n
+	sess.reconciled = func() {
+		s.adm.MarkKnown(remote)
+		ticket.Release()
+	}
 	stats, err := sess.run(ctx)
 	sess.release(err != nil)
 	if err != nil && ctx.Err() == nil {

@@ -160,6 +160,10 @@ type session struct {
 	docSent      bool
 	peerDoc      Hash // fingerprint of the agent document the peer sent, not sent back
 
+	// reconciled, if set, is called once reconciliation succeeds (the
+	// serving side marks the peer known).
+	reconciled func()
+
 	writeMu sync.Mutex // live mode: the reader answers pings while the writer pushes
 	peerRef struct {
 		count  int
@@ -206,6 +210,9 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 		defer sub.Close()
 	}
 	err := s.reconcile()
+	if err == nil && s.reconciled != nil {
+		s.reconciled()
+	}
 	s.finishStats()
 	if s.svc.onSessionEnd != nil {
 		s.svc.onSessionEnd(s.stats.Peer, s.ns, s.stats, err)
@@ -441,7 +448,13 @@ func (s *session) setWriteDeadline() {
 	_ = s.stream.SetWriteDeadline(time.Now().Add(s.idle))
 }
 
+// wrapIO names the vault and the peer in an error of the stream. A frame
+// that breaks the protocol (a zero or oversized length) is not an I/O
+// error: the peer is told why before the session ends.
 func (s *session) wrapIO(op string, err error) error {
+	if errors.Is(err, ErrProtocol) {
+		return s.abort(err)
+	}
 	var ne interface{ Timeout() bool }
 	if errors.As(err, &ne) && ne.Timeout() {
 		return fmt.Errorf("vault %s: peer %s stopped answering (no data for %s): %w",
