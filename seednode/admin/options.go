@@ -27,9 +27,9 @@ func (o TokenOption) applyServer(c *serverConfig) { c.token, c.tokenSet = o.toke
 func (o TokenOption) applyClient(c *clientConfig) { c.token = o.token }
 
 // WithToken sets the bearer token. On a Server, PUT requests must carry
-// "Authorization: Bearer <token>" (New refuses an empty token rather than
-// silently disabling auth); GET endpoints stay open. On a Client, the token is
-// sent with SetHostedVaults.
+// "Authorization: Bearer <token>" (New refuses an empty token); GET endpoints
+// stay open. A Server without a token accepts no writes at all and listens on
+// loopback only. On a Client, the token is sent with SetHostedVaults.
 func WithToken(token string) TokenOption { return TokenOption{token: token} }
 
 // WithRuntimeMetrics registers the Go runtime and process collectors on the

@@ -85,7 +85,10 @@ type Server struct {
 var errServing = errors.New("admin: server already serving")
 
 // New binds addr (e.g. "127.0.0.1:0"; Addr reports the bound address) and
-// prepares the handlers; call Serve or Run to serve, Close to stop. Metrics
+// prepares the handlers; call Serve or Run to serve, Close to stop. Writes
+// (PUT) need the WithToken token; without one, New serves reads on a
+// loopback address only (a non-loopback one is refused with ErrNoToken) and
+// every write is refused with 403. Metrics
 // come from reg only (a nil reg means a private, empty registry), never from
 // the global Prometheus registry.
 func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Server, error) {
@@ -102,7 +105,11 @@ func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Se
 		}
 	}
 	if cfg.tokenSet && cfg.token == "" {
-		return nil, errors.New("admin: empty bearer token (leave WithToken out to disable auth)")
+		return nil, errors.New("admin: empty bearer token: pass the token the API's writes must carry to WithToken " +
+			"(leave WithToken out for a loopback API that accepts no writes)")
+	}
+	if !cfg.tokenSet && !IsLoopback(addr) {
+		return nil, noTokenError(addr)
 	}
 	if reg == nil {
 		reg = prometheus.NewRegistry()
@@ -144,6 +151,11 @@ func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Se
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("admin: listen: %w", err)
+	}
+	// "localhost" is taken at its word above; what it resolved to decides.
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !cfg.tokenSet && !tcp.IP.IsLoopback() {
+		ln.Close()
+		return nil, noTokenError(addr)
 	}
 	s.ln = ln
 	s.srv = &http.Server{
@@ -257,9 +269,15 @@ func (s *Server) getHostedVaults(w http.ResponseWriter, _ *http.Request) {
 }
 
 func (s *Server) putHostedVaults(w http.ResponseWriter, r *http.Request) {
+	if !s.cfg.tokenSet {
+		writeError(w, http.StatusForbidden, writesRefused)
+		return
+	}
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="seedfleet-admin"`)
-		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token")
+		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token: send \"Authorization: Bearer <token>\" "+
+			"with the seed's admin.tokenFile, or admin.token in its data directory "+
+			"(seedfleet seednode vaults --data DIR reads it)")
 		return
 	}
 	hv, err := decodeHostedVaults(http.MaxBytesReader(w, r.Body, MaxRequestBody))
@@ -281,9 +299,20 @@ func (s *Server) putHostedVaults(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// noTokenError refuses a listener that other machines may reach without a token.
+func noTokenError(addr string) error {
+	return fmt.Errorf("%w for %s, which is not a loopback address: other machines could reach the API; "+
+		"set a token (a seed: admin.tokenFile, or none, and it generates admin.token in its data directory), "+
+		"or listen on 127.0.0.1", ErrNoToken, addr)
+}
+
+// writesRefused answers a write to a Server that has no token: it accepts none.
+const writesRefused = "this admin API accepts no changes: it was started without a bearer token " +
+	"(a seed always has one: its admin.tokenFile, or admin.token in its data directory)"
+
 func (s *Server) authorized(r *http.Request) bool {
 	if !s.cfg.tokenSet {
-		return true
+		return false
 	}
 	scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

@@ -8,10 +8,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"sync"
@@ -97,6 +100,8 @@ func peerID(b byte) string {
 
 // peerAddr returns a canonical replica peer multiaddr for peerID(b).
 func peerAddr(b byte) string { return fmt.Sprintf("/ip4/127.0.0.%d/tcp/7400/p2p/%s", b, peerID(b)) }
+
+const testToken = "test-token"
 
 // startServer runs a real Server on 127.0.0.1:0 until the test ends.
 func startServer(t *testing.T, src Source, reg *prometheus.Registry, opts ...Option) *Server {
@@ -455,8 +460,9 @@ func TestPutHostedVaults(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			src := &fakeSource{hosted: HostedVaults{Vaults: []string{nsID(9)}}}
-			s := startServer(t, src, nil)
-			r := send(t, "PUT", s.URL()+PathHostedVaults, tc.body, map[string]string{"Content-Type": "application/json"})
+			s := startServer(t, src, nil, WithToken(testToken))
+			r := send(t, "PUT", s.URL()+PathHostedVaults, tc.body, map[string]string{"Content-Type": "application/json",
+				"Authorization": "Bearer " + testToken})
 			if r.code != tc.wantCode {
 				t.Fatalf("code %d, want %d: %s", r.code, tc.wantCode, r.body)
 			}
@@ -530,8 +536,9 @@ func TestPutHostedVaultsSourceError(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := startServer(t, &fakeSource{setErr: tc.err}, nil)
-			r := send(t, "PUT", s.URL()+PathHostedVaults, `{"vaults": ["`+nsID(1)+`"]}`, nil)
+			s := startServer(t, &fakeSource{setErr: tc.err}, nil, WithToken(testToken))
+			r := send(t, "PUT", s.URL()+PathHostedVaults, `{"vaults": ["`+nsID(1)+`"]}`,
+				map[string]string{"Authorization": "Bearer " + testToken})
 			var er ErrorResponse
 			if err := json.Unmarshal([]byte(r.body), &er); err != nil || r.code != tc.wantCode || er.Error != tc.wantBody {
 				t.Errorf("code %d body %q (%v), want %d %q", r.code, r.body, err, tc.wantCode, tc.wantBody)
@@ -590,11 +597,97 @@ func TestTokenAuth(t *testing.T) {
 		})
 	}
 
-	// Without WithToken, PUT needs no header.
+}
+
+// TestNoTokenNoWrites: a Server without a token serves every read but no
+// write, whatever the request carries, and says why.
+func TestNoTokenNoWrites(t *testing.T) {
+	t.Parallel()
+	body := `{"vaults": ["` + nsID(1) + `"]}`
 	src := &fakeSource{}
 	s := startServer(t, src, nil)
-	if r := send(t, "PUT", s.URL()+PathHostedVaults, body, nil); r.code != 204 {
-		t.Errorf("no-auth server: code %d", r.code)
+	for _, auth := range []string{"", "Bearer ", "Bearer anything"} {
+		r := send(t, "PUT", s.URL()+PathHostedVaults, body, map[string]string{"Authorization": auth})
+		var er ErrorResponse
+		if r.code != http.StatusForbidden || json.Unmarshal([]byte(r.body), &er) != nil ||
+			!strings.Contains(er.Error, "accepts no changes") || !strings.Contains(er.Error, "admin.token") {
+			t.Errorf("PUT with %q to a server without a token: %d %q, want 403 saying why", auth, r.code, r.body)
+		}
+	}
+	if calls, _ := src.calls(); calls != 0 {
+		t.Errorf("SetHostedVaults called %d times", calls)
+	}
+	for _, path := range []string{PathHealthz, PathReadyz, PathMetrics, PathStatus, PathHostedVaults} {
+		if r := send(t, "GET", s.URL()+path, "", nil); r.code != 200 {
+			t.Errorf("GET %s: %d", path, r.code)
+		}
+	}
+}
+
+// TestNonLoopbackNeedsToken: New refuses, before binding anything, an
+// address other machines could reach unless a token guards the writes.
+func TestNonLoopbackNeedsToken(t *testing.T) {
+	t.Parallel()
+	for _, addr := range []string{"0.0.0.0:0", ":0", "[::]:0", "10.1.2.3:7401", "seed.example:7401"} {
+		s, err := New(addr, &fakeSource{}, nil)
+		if err == nil {
+			s.Close()
+			t.Fatalf("New(%q) without a token accepted", addr)
+		}
+		if !errors.Is(err, ErrNoToken) || !strings.Contains(err.Error(), addr) || !strings.Contains(err.Error(), "tokenFile") {
+			t.Errorf("New(%q): %v, want ErrNoToken naming the address and what to do", addr, err)
+		}
+	}
+	for _, addr := range []string{"127.0.0.1:0", "[::1]:0", "localhost:0"} {
+		s, err := New(addr, &fakeSource{}, nil)
+		if err != nil {
+			if strings.Contains(addr, "::1") && !errors.Is(err, ErrNoToken) {
+				continue // no IPv6 loopback on this machine
+			}
+			t.Fatalf("New(%q): %v", addr, err)
+		}
+		s.Close()
+	}
+}
+
+func TestIsLoopback(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]bool{
+		"127.0.0.1:7401": true, "127.9.9.9:1": true, "[::1]:7401": true, "localhost:7401": true, "LOCALHOST:1": true,
+		"0.0.0.0:7401": false, ":7401": false, "[::]:7401": false, "192.168.1.2:7401": false, "seed-0:7401": false,
+		"127.0.0.1": false, "": false,
+	} {
+		if got := IsLoopback(addr); got != want {
+			t.Errorf("IsLoopback(%q) = %v, want %v", addr, got, want)
+		}
+	}
+}
+
+func TestReadToken(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if tok, err := ReadToken(write("ok", "  s3cret\n")); err != nil || tok != "s3cret" {
+		t.Errorf("ReadToken: %q %v", tok, err)
+	}
+	for name, tc := range map[string]struct{ content, want string }{
+		"empty":    {" \n", "is empty"},
+		"two":      {"a b\n", "more than one word"},
+		"too long": {strings.Repeat("x", 5<<10), "not a token file"},
+	} {
+		p := write(name, tc.content)
+		if _, err := ReadToken(p); err == nil || !strings.Contains(err.Error(), tc.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v, want an error naming %s and saying %q", name, err, p, tc.want)
+		}
+	}
+	if _, err := ReadToken(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing file: %v", err)
 	}
 }
 

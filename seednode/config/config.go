@@ -21,6 +21,11 @@ type Config struct {
 	// pod's peer ID is known before it starts). Empty: DataDir/identity.key,
 	// created on first start.
 	IdentityFile string `json:"identityFile"`
+	// NewIdentity lets the seed start under a peer ID other than the one its
+	// data directory records: create identity.key although the directory
+	// holds stores, or take a key (identityFile) that is another peer's.
+	// Without it such a start is refused. Set it for one start only.
+	NewIdentity bool `json:"newIdentity"`
 	// Listen lists the addresses the libp2p host listens on, per transport.
 	Listen Listen `json:"listen"`
 	// Announce, if not empty, is announced instead of the listen addresses
@@ -96,7 +101,8 @@ type Admin struct {
 	// Listen is a host:port; empty turns the admin endpoint off.
 	Listen string `json:"listen"`
 	// TokenFile, if set, holds the bearer token that changes through the
-	// admin endpoint (PUT requests) must carry; reads stay open.
+	// admin endpoint (PUT requests) must carry; reads stay open. Empty: the
+	// token in dataDir/admin.token, generated on first start.
 	TokenFile string `json:"tokenFile"`
 }
 

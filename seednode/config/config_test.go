@@ -95,6 +95,7 @@ func allChanged() Config {
 	return Config{
 		DataDir:           "off", // YAML 1.1 would read it unquoted as false
 		IdentityFile:      "~",   // YAML would read it unquoted as null
+		NewIdentity:       true,
 		Listen:            Listen{TCP: []string{"/ip4/0.0.0.0/tcp/1", "/ip6/::/tcp/1"}, QUIC: nil, WebSocket: []string{"/ip4/0.0.0.0/tcp/2/ws"}},
 		Announce:          []string{"/dns4/seed.example.com/tcp/7400"},
 		HostedVaults:      []string{testNamespace(1), testNamespace(2)},

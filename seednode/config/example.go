@@ -16,6 +16,9 @@ dataDir: seed-data
 # The seed's key (PEM, as "seedfleet key create" writes): it must exist and is never created (the operator makes it). Empty: dataDir/identity.key, created on first start.
 identityFile: ""
 
+# Start under a new peer ID although the data directory records another: create identity.key in a directory that holds stores, or take an identityFile key that is another peer's. Without it such a start is refused. For one start only (flag --new-identity).
+newIdentity: false
+
 # Addresses the node listens on. Loopback only by default: use 0.0.0.0 (or ::) to serve other machines.
 listen:
   # TCP multiaddrs, /ip4/HOST/tcp/PORT (flag --listen).
@@ -48,9 +51,9 @@ limits:
 
 # Admin HTTP endpoint: health, readiness, metrics, status.
 admin:
-  # host:port to listen on; empty turns the endpoint off.
+  # host:port to listen on; empty turns the endpoint off. Writes always need the token below.
   listen: 127.0.0.1:7401
-  # File holding the bearer token that changes (PUT) must carry; reads stay open. Empty: no token.
+  # File holding the bearer token that changes (PUT) must carry; reads stay open. Empty: dataDir/admin.token, generated on first start (0600).
   tokenFile: ""
 
 # Kademlia DHT: devices find the seeds hosting their vaults through it.

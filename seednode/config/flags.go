@@ -11,6 +11,7 @@ import (
 const (
 	FlagData         = "data"
 	FlagIdentityFile = "identity-file"
+	FlagNewIdentity  = "new-identity"
 	FlagListen       = "listen"
 	FlagListenQUIC   = "listen-quic"
 	FlagListenWS     = "listen-ws"
@@ -36,6 +37,7 @@ const (
 func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.String(FlagData, c.DataDir, "data directory: vault and blob stores, and the identity key unless --identity-file (config: dataDir)")
 	fs.String(FlagIdentityFile, c.IdentityFile, "identity key file, which must exist (the operator creates it); empty: identity.key in --data, created if missing (config: identityFile)")
+	fs.Bool(FlagNewIdentity, c.NewIdentity, "start under a new peer ID although the data directory has one: create identity.key in a directory with stores, or take another peer's key; for one start only (config: newIdentity)")
 	fs.StringSlice(FlagListen, c.Listen.TCP, "TCP listen multiaddrs, replacing listen.tcp (e.g. /ip4/0.0.0.0/tcp/7400)")
 	fs.StringSlice(FlagListenQUIC, c.Listen.QUIC, "QUIC listen multiaddrs, replacing listen.quic (e.g. /ip4/0.0.0.0/udp/7400/quic-v1)")
 	fs.StringSlice(FlagListenWS, c.Listen.WebSocket, "WebSocket listen multiaddrs, replacing listen.webSocket (e.g. /ip4/0.0.0.0/tcp/7402/ws)")
@@ -61,6 +63,7 @@ func (c *Config) ApplyFlags(fs *pflag.FlagSet) error {
 	a := applier{fs: fs}
 	a.str(FlagData, &c.DataDir)
 	a.str(FlagIdentityFile, &c.IdentityFile)
+	a.boolean(FlagNewIdentity, &c.NewIdentity)
 	a.list(FlagListen, &c.Listen.TCP)
 	a.list(FlagListenQUIC, &c.Listen.QUIC)
 	a.list(FlagListenWS, &c.Listen.WebSocket)
@@ -114,6 +117,16 @@ func (a *applier) str(name string, dst *string) bool {
 		return true
 	}
 	return false
+}
+
+func (a *applier) boolean(name string, dst *bool) {
+	if !a.changed(name) {
+		return
+	}
+	v, err := a.fs.GetBool(name)
+	if a.check(name, err) {
+		*dst = v
+	}
 }
 
 func (a *applier) list(name string, dst *[]string) {

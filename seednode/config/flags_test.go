@@ -69,6 +69,8 @@ logLevel: warn
 			c.Listen.QUIC = []string{"/ip4/0.0.0.0/udp/3/quic-v1"}
 			c.Listen.WebSocket = []string{"/ip4/0.0.0.0/tcp/4/ws"}
 		}},
+		{"new identity", file, []string{"--new-identity"}, func(c *Config) { c.NewIdentity = true }},
+		{"new identity false overrides the file", "newIdentity: true\n", []string{"--new-identity=false"}, func(c *Config) { c.NewIdentity = false }},
 		{"everything else", file, []string{
 			"--data", "./d", "--identity-file", "/run/seed/identity.key", "--announce", "/dns4/x.example/tcp/1", "--vaults-file", "v.txt", "--max-bytes", "99",
 			"--max-clock-skew", "30s", "--admin-listen", "", "--dht-mode", "off", "--dht-bootstrap", "/ip4/1.2.3.4/tcp/1/p2p/x",
@@ -130,7 +132,7 @@ func TestBindFlags(t *testing.T) {
 	for name, want := range map[string]string{
 		FlagData: "seed-data", FlagMaxEntries: "10000000", FlagMaxClockSkew: "10m0s", FlagAdminListen: "127.0.0.1:7401",
 		FlagDHTMode: "server", FlagRelayMode: "agents", FlagIdleTimeout: "30s", FlagLogLevel: "info",
-		FlagListen: "[/ip4/127.0.0.1/tcp/7400]", FlagHostVault: "[]", FlagIdentityFile: "",
+		FlagListen: "[/ip4/127.0.0.1/tcp/7400]", FlagHostVault: "[]", FlagIdentityFile: "", FlagNewIdentity: "false",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -143,8 +145,8 @@ func TestBindFlags(t *testing.T) {
 	}
 	n := 0
 	fs.VisitAll(func(*pflag.Flag) { n++ })
-	if n != 17 {
-		t.Errorf("%d flags registered, want 17", n)
+	if n != 18 {
+		t.Errorf("%d flags registered, want 18", n)
 	}
 	// Parsing flags must not write into the Config that registered them.
 	if err := fs.Parse([]string{"--data", "x", "--listen", "/ip4/1.2.3.4/tcp/1"}); err != nil {

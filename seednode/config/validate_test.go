@@ -154,6 +154,7 @@ func TestValidateAccepts(t *testing.T) {
 		}},
 		{"vaults file", func(c *Config) { c.HostedVaultsFile = "/etc/seed/vaults" }},
 		{"identity file", func(c *Config) { c.IdentityFile = "/run/seed/identity.key" }},
+		{"new identity", func(c *Config) { c.IdentityFile = "/run/seed/identity.key"; c.NewIdentity = true }},
 		{"replicate bounds", func(c *Config) { c.ReplicateInterval = Duration{time.Second} }},
 		{"replicate upper bound", func(c *Config) { c.ReplicateInterval = Duration{time.Hour} }},
 		{"admin off", func(c *Config) { c.Admin.Listen = "" }},

@@ -2,8 +2,11 @@ package node
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -97,7 +100,8 @@ func TestAdminAPIReflectsTheNode(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	// Without the token, the change is refused.
+	// Without the token, the change is refused; the configured token is
+	// the only one (nothing is generated beside it).
 	if err := admin.NewClient(n.AdminURL()).SetHostedVaults(ctx, admin.HostedVaults{}); err == nil {
 		t.Fatal("hosted list changed without the token")
 	}
@@ -153,5 +157,88 @@ func TestSeedsBootstrapAndDevicesFindThem(t *testing.T) {
 	found := discovery.FindProviders(fctx, d, discovery.VaultCID(ns), 1)
 	if len(found) != 1 || found[0].ID != b.Host().ID() {
 		t.Fatalf("device found %v, want the second seed %s", found, b.Host().ID())
+	}
+}
+
+// adminClient is a client of n's admin API with the token n generated.
+func adminClient(t *testing.T, n *Node) *admin.Client {
+	t.Helper()
+	token, err := admin.ReadToken(n.AdminTokenFile())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin.NewClient(n.AdminURL(), admin.WithToken(token))
+}
+
+// TestAdminTokenGenerated: a seed started without a token generates one
+// into its data directory (0600) and keeps it across restarts; its admin API
+// refuses changes without it. A configured token is used instead, and
+// nothing is written.
+func TestAdminTokenGenerated(t *testing.T) {
+	dir := t.TempDir()
+	n := startNode(t, Config{DataDir: dir})
+	file := filepath.Join(dir, AdminTokenFile)
+	if n.AdminTokenFile() != file {
+		t.Fatalf("AdminTokenFile() = %q, want %q", n.AdminTokenFile(), file)
+	}
+	fi, err := os.Stat(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode().Perm() != 0o600 {
+		t.Errorf("%s has mode %04o, want 0600", file, fi.Mode().Perm())
+	}
+	token, err := admin.ReadToken(file)
+	if err != nil || len(token) != 64 {
+		t.Fatalf("token %q: %v", token, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var ns vault.NamespaceID
+	copy(ns[:], "a vault placed with the token")
+	hv := admin.HostedVaults{Vaults: []string{ns.String()}}
+	for _, c := range []*admin.Client{admin.NewClient(n.AdminURL()), admin.NewClient(n.AdminURL(), admin.WithToken("guess"))} {
+		var herr *admin.HTTPError
+		if err := c.SetHostedVaults(ctx, hv); !errors.As(err, &herr) || herr.StatusCode != http.StatusUnauthorized ||
+			!strings.Contains(herr.Message, "admin.token") {
+			t.Fatalf("change without the token: %v, want a 401 saying where the token is", err)
+		}
+	}
+	if n.Hosted().Has(ns) {
+		t.Fatal("hosted list changed without the token")
+	}
+	if err := admin.NewClient(n.AdminURL(), admin.WithToken(token)).SetHostedVaults(ctx, hv); err != nil || !n.Hosted().Has(ns) {
+		t.Fatalf("change with the token: %v", err)
+	}
+	n.Close()
+
+	again := startNode(t, Config{DataDir: dir})
+	if got, _ := admin.ReadToken(again.AdminTokenFile()); got != token {
+		t.Fatalf("the token changed across a restart: %q, want %q", got, token)
+	}
+	again.Close()
+
+	other := t.TempDir()
+	configured := startNode(t, Config{DataDir: other, AdminToken: "configured"})
+	if configured.AdminTokenFile() != "" {
+		t.Errorf("AdminTokenFile() = %q with a configured token", configured.AdminTokenFile())
+	}
+	if _, err := os.Stat(filepath.Join(other, AdminTokenFile)); err == nil {
+		t.Error("a seed with a configured token generated one")
+	}
+}
+
+// TestAdminTokenReadableByOthersRefused: a token file other users can read
+// would let them change what the seed hosts; the seed refuses to start on it.
+func TestAdminTokenReadableByOthersRefused(t *testing.T) {
+	dir := t.TempDir()
+	file := filepath.Join(dir, AdminTokenFile)
+	if err := os.WriteFile(file, []byte("t0ken\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chmod(file, 0o644) // whatever the umask
+	_, err := New(Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "127.0.0.1:0", DHT: DHTConfig{Mode: "off"}})
+	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+file) {
+		t.Fatalf("token readable by others: %v, want a refusal saying chmod 600", err)
 	}
 }

@@ -25,6 +25,7 @@ func FromConfig(c config.Config) (Config, error) {
 	out := Config{
 		DataDir:           c.DataDir,
 		IdentityFile:      c.IdentityFile,
+		NewIdentity:       c.NewIdentity,
 		Listen:            c.Listen.All(),
 		Announce:          c.Announce,
 		HostedVaults:      hosted,

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
-	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -46,6 +45,11 @@ type Config struct {
 	// peer ID is known before it starts). Empty: DataDir/identity.key,
 	// created on first start.
 	IdentityFile string
+	// NewIdentity lets this start give the data directory a peer ID other
+	// than the one it records (PeerIDFile): create identity.key although the
+	// directory holds stores, or take a key that is another peer's. Without
+	// it, New refuses with ErrIdentityChanged.
+	NewIdentity bool
 	// Listen and Announce are libp2p multiaddrs (defaults: DefaultListen, the listen addresses).
 	Listen   []string
 	Announce []string
@@ -73,7 +77,8 @@ type Config struct {
 	// Registry receives every metric of the node (a new one if nil).
 	Registry *prometheus.Registry
 	// AdminListen is the admin HTTP API's address (DefaultAdminListen if
-	// empty; "off" disables it). AdminToken, if set, guards its PUT.
+	// empty; "off" disables it). Its writes (PUT) need AdminToken; empty:
+	// the token in DataDir/admin.token, generated on first start.
 	AdminListen string
 	AdminToken  string
 	Logger      *slog.Logger
@@ -248,11 +253,11 @@ func (n *Node) startAdmin() error {
 	if addr == "" {
 		addr = DefaultAdminListen
 	}
-	opts := []admin.Option{admin.WithRuntimeMetrics(), admin.WithLogger(n.log)}
-	if n.cfg.AdminToken != "" {
-		opts = append(opts, admin.WithToken(n.cfg.AdminToken))
+	token, err := n.adminToken()
+	if err != nil {
+		return err
 	}
-	srv, err := admin.New(addr, adminSource{n}, n.reg, opts...)
+	srv, err := admin.New(addr, adminSource{n}, n.reg, admin.WithRuntimeMetrics(), admin.WithLogger(n.log), admin.WithToken(token))
 	if err != nil {
 		return fmt.Errorf("admin API on %s: %w", addr, err)
 	}
@@ -364,25 +369,4 @@ func (n *Node) reloadVaultsFile(first bool) error {
 	n.SetPlacement(p)
 	n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()), "withPeers", len(p.Peers))
 	return nil
-}
-
-// loadIdentity reads the seed's key: cfg.IdentityFile, which must exist, or
-// else DataDir/identity.key, created if missing.
-func (n *Node) loadIdentity() (ed25519.PrivateKey, error) {
-	defaultFile := filepath.Join(n.cfg.DataDir, "identity.key")
-	if f := n.cfg.IdentityFile; f != "" {
-		key, err := identity.LoadMounted(f)
-		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("identity file %s: %w; a seed given an identity file never creates one: "+
-				"the operator creates it (the pod's identity Secret), or create one with `seedfleet key create --home DIR` "+
-				"and pass DIR/identity.key; or leave the identity file unset to use %s, created on first start",
-				f, fs.ErrNotExist, defaultFile)
-		}
-		return key, err
-	}
-	key, created, err := identity.LoadOrCreate(defaultFile)
-	if created {
-		n.log.Info("created a new seed identity", "file", defaultFile)
-	}
-	return key, err
 }

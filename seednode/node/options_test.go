@@ -31,7 +31,7 @@ func TestVaultQuotaOption(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 
-	c := admin.NewClient(n.AdminURL())
+	c := adminClient(t, n)
 	placed := admin.HostedVaults{Vaults: []string{small.String(), plain.String()},
 		Options: map[string]admin.VaultOptions{small.String(): {MaxEntries: 2}}}
 	if err := c.SetHostedVaults(ctx, placed); err != nil {
@@ -96,7 +96,7 @@ func TestNoRelayOption(t *testing.T) {
 	addr := n.Addrs()[0].String()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := admin.NewClient(n.AdminURL())
+	c := adminClient(t, n)
 
 	place := func(options map[string]admin.VaultOptions) {
 		t.Helper()

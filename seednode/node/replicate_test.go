@@ -100,7 +100,7 @@ func TestReplicaConvergesWithoutDevices(t *testing.T) {
 	b := startNode(t, Config{})
 	placement := admin.HostedVaults{Vaults: []string{ns.String()},
 		Peers: map[string][]string{ns.String(): {a.Addrs()[0].String()}}}
-	bc := admin.NewClient(b.AdminURL())
+	bc := adminClient(t, b)
 	if err := bc.SetHostedVaults(ctx, placement); err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestReplicaStatusReportsAFailingPeer(t *testing.T) {
 	n := startNode(t, Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	c := admin.NewClient(n.AdminURL())
+	c := adminClient(t, n)
 	err := c.SetHostedVaults(ctx, admin.HostedVaults{Vaults: []string{ns.String()}, Peers: map[string][]string{ns.String(): {goneAddr}}})
 	if err != nil {
 		t.Fatal(err)
@@ -183,7 +183,7 @@ func TestAdminRefusesOwnPeerID(t *testing.T) {
 	n := startNode(t, Config{HostedVaults: []vault.NamespaceID{other}})
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	err := admin.NewClient(n.AdminURL()).SetHostedVaults(ctx, admin.HostedVaults{Vaults: []string{ns.String()},
+	err := adminClient(t, n).SetHostedVaults(ctx, admin.HostedVaults{Vaults: []string{ns.String()},
 		Peers: map[string][]string{ns.String(): {n.Addrs()[0].String()}}})
 	var herr *admin.HTTPError
 	if !errors.As(err, &herr) || herr.StatusCode != 400 || !strings.Contains(herr.Message, "own peer ID") || !strings.Contains(herr.Message, ns.String()) {
