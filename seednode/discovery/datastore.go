@@ -29,7 +29,7 @@ var _ ds.Batching = (*Datastore)(nil)
 
 // OpenDatastore opens (creating) the datastore in dir.
 func OpenDatastore(dir string) (*Datastore, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.Quiet{}})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(nil, "dht")})
 	if err != nil {
 		return nil, fmt.Errorf("DHT datastore %s: %w", dir, err)
 	}

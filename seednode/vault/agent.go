@@ -102,7 +102,7 @@ func (s *Store) agentDocLocked(ns NamespaceID) (*identity.AgentDocument, error) 
 	for _, it := range items {
 		d, err := identity.ParseAgentDocument(it.Content)
 		if err != nil {
-			return nil, fmt.Errorf("vault %s: stored agent document does not verify (the store is damaged): %w", ns.Short(), err)
+			return nil, s.noteErr(fmt.Errorf("vault %s: stored agent document does not verify: %w: %w", ns.Short(), err, ErrDamaged))
 		}
 		if bytes.Equal(d.Root, it.Entry.Author[:]) {
 			doc = d

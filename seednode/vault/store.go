@@ -5,9 +5,13 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"os"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
@@ -36,14 +40,29 @@ type StoreOptions struct {
 	LimitsFor func(NamespaceID) Limits
 	// NoSync makes every commit skip fsync (benchmark fixtures only).
 	NoSync bool
+	// IDFile holds the store's ID outside Pebble (default: the store
+	// directory's path plus ".id").
+	IDFile string
+	// Rebuild, when the store on disk is not the one IDFile names, moves it
+	// aside and starts an empty store whose vaults are all rebuilt
+	// (PendingRebuild). Without it Open refuses with ErrStoreMismatch.
+	Rebuild bool
+	// OnCorruption is called (on a goroutine of its own) when Pebble or the
+	// store's decoders find damaged data: the caller verifies its vaults and
+	// quarantines those whose reads fail.
+	OnCorruption func()
+	// Logger receives Pebble's errors and the store's repairs (default slog.Default()).
+	Logger *slog.Logger
 }
 
 // Store keeps vault entries in one Pebble database.
 type Store struct {
-	db    *pebble.DB
-	cache *pebble.Cache
-	opts  StoreOptions
-	feed  feed
+	db     *pebble.DB
+	dir    string
+	opts   StoreOptions
+	log    *slog.Logger
+	logger *pebblelog.Logger
+	feed   feed
 	locks [64]sync.Mutex // writers of one vault are serialised; vaults proceed in parallel
 	// life is read-locked by every operation on db and write-locked by
 	// Close, so nothing touches Pebble after it closed.
@@ -52,6 +71,12 @@ type Store struct {
 
 	agentsMu sync.Mutex
 	agents   agentCache
+
+	// damage holds the damaged vaults (copy on write: read on every insert).
+	damage      atomic.Pointer[map[NamespaceID]Damage]
+	damageMu    sync.Mutex // serializes writers of damage
+	needsVerify bool
+	corruptions atomic.Uint64
 }
 
 // acquire starts an operation on the database; release it when done.
@@ -64,25 +89,101 @@ func (s *Store) acquire() (release func(), err error) {
 	return s.life.RUnlock, nil
 }
 
-// Open opens (creating if needed) the store in dir.
+// Open opens (creating if needed) the store in dir, checking it is the
+// store its data directory held (see StoreOptions.IDFile and Rebuild). A
+// write-ahead log damaged before its tail is moved aside (next to dir) and
+// the store opens from its tables: what the log held is lost, so every vault
+// is rebuilt (PendingRebuild).
 func Open(dir string, opts StoreOptions) (*Store, error) {
 	if opts.CacheSize <= 0 {
 		opts.CacheSize = 32 << 20
 	}
-	cache := pebble.NewCache(opts.CacheSize)
-	po := &pebble.Options{Cache: cache, Logger: pebblelog.Quiet{}, MemTableSize: 32 << 20}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	s := &Store{dir: dir, opts: opts, log: opts.Logger, logger: pebblelog.New(opts.Logger, "vaults")}
+	empty := map[NamespaceID]Damage{}
+	s.damage.Store(&empty)
+	var rebuild string
+	err := s.openPebble()
+	if err != nil && pebble.IsCorruptionError(err) && strings.Contains(err.Error(), "WAL") {
+		aside, merr := moveWALsAside(dir)
+		if merr != nil {
+			return nil, fmt.Errorf("open vault store %s: %w (and moving its write-ahead log aside failed: %w)", dir, err, merr)
+		}
+		s.log.Error("the vault store's write-ahead log is damaged before its end: moved it aside; "+
+			"the entries it held are lost here and every vault will be rebuilt from its other replicas",
+			"store", dir, "movedTo", aside, "err", err.Error())
+		rebuild = "the store's write-ahead log was damaged: entries written shortly before " + time.Now().UTC().Format(time.RFC3339) + " may be lost"
+		err = s.openPebble()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+	}
+	if err := s.checkIdentity(); err != nil {
+		s.db.Close()
+		if !errors.Is(err, ErrStoreMismatch) || !opts.Rebuild {
+			if errors.Is(err, ErrStoreMismatch) {
+				err = fmt.Errorf("%w; to rebuild this seed's vaults from their other replicas, start it with --rebuild-store "+
+					"(the store is moved aside, not deleted)", err)
+			}
+			return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+		}
+		aside, merr := moveAside(dir)
+		if merr != nil {
+			return nil, fmt.Errorf("open vault store %s: %w", dir, merr)
+		}
+		s.log.Warn("rebuilding the vault store: moved the store on disk aside", "movedTo", aside, "why", err.Error())
+		if err := os.Remove(s.idFile()); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+		}
+		if err := s.openPebble(); err != nil {
+			return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+		}
+		if err := s.checkIdentity(); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+		}
+		rebuild = "the store was rebuilt (--rebuild-store): " + err.Error()
+	}
+	if rebuild != "" {
+		if err := s.setPendingRebuild(rebuild); err != nil {
+			s.db.Close()
+			return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+		}
+	}
+	if err := s.loadDamage(); err != nil {
+		s.db.Close()
+		return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+	}
+	return s, nil
+}
+
+func (s *Store) openPebble() error {
+	cache := pebble.NewCache(s.opts.CacheSize)
+	defer cache.Unref()
+	po := &pebble.Options{Cache: cache, Logger: s.logger, MemTableSize: 32 << 20,
+		// Sync offsets in WAL chunks let Pebble tell a torn last write from
+		// a log damaged before its end; virtual tables allow Excise.
+		FormatMajorVersion: pebble.FormatNewest,
+		EventListener: &pebble.EventListener{
+			DataCorruption: func(info pebble.DataCorruptionInfo) {
+				s.log.Error("damaged file in the vault store", "file", info.Path, "err", info.Details.Error())
+				s.corrupted()
+			},
+		}}
 	for i := range po.Levels {
 		po.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 		// Signatures, hashes and (encrypted) values do not compress.
 		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
 	po.EnsureDefaults()
-	db, err := pebble.Open(dir, po)
-	cache.Unref()
+	db, err := pebble.Open(s.dir, po)
 	if err != nil {
-		return nil, fmt.Errorf("open vault store %s: %w", dir, err)
+		return err
 	}
-	return &Store{db: db, opts: opts}, nil
+	s.db = db
+	return nil
 }
 
 // Close flushes and closes the database. It is safe to call more than once.
@@ -234,6 +335,9 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 	}
 	defer release()
 	ns := items[0].Entry.Namespace
+	if s.quarantined(ns) {
+		return res, fmt.Errorf("vault %s: %w", ns.Short(), ErrQuarantined)
+	}
 	lim := s.limits(ns)
 	mu := &s.locks[ns[0]%64]
 	mu.Lock()
@@ -433,10 +537,10 @@ func (s *Store) get(key []byte, fn func([]byte) error) (bool, error) {
 		return false, nil
 	}
 	if err != nil {
-		return false, err
+		return false, s.noteErr(err)
 	}
 	defer closer.Close()
-	return true, fn(v)
+	return true, s.noteErr(fn(v))
 }
 
 func (s *Store) getAggregate(k []byte) (Aggregate, error) {
@@ -449,7 +553,7 @@ func (s *Store) referencedBytes(ns NamespaceID) (uint64, error) {
 	var n uint64
 	_, err := s.get(nsKey(kindMeta, ns, 0), func(v []byte) error {
 		if len(v) != 8 {
-			return errors.New("vault meta: bad length")
+			return fmt.Errorf("vault meta: bad length: %w", ErrDamaged)
 		}
 		n = binary.BigEndian.Uint64(v)
 		return nil
@@ -469,7 +573,7 @@ func (s *Store) getItem(ns NamespaceID, ih *Hash) (*Item, error) {
 	var it *Item
 	_, err := s.get(entryKey(ns, ih), func(v []byte) error {
 		if len(v) < idLen {
-			return errors.New("stored entry too short: the store is damaged")
+			return fmt.Errorf("stored entry too short: %w", ErrDamaged)
 		}
 		dec, err := decodeStoredItem(v[idLen:])
 		it = &dec
@@ -492,12 +596,12 @@ func appendStoredItem(b []byte, fp *Hash, it *Item) []byte {
 func decodeStoredItem(raw []byte) (Item, error) {
 	var it Item
 	if len(raw) < 2 || len(raw)-2 < int(binary.BigEndian.Uint16(raw)) {
-		return it, errors.New("stored entry record is truncated: the store is damaged")
+		return it, fmt.Errorf("stored entry record is truncated: %w", ErrDamaged)
 	}
 	n := int(binary.BigEndian.Uint16(raw))
 	var err error
 	if it.Entry, err = UnmarshalSignedEntry(raw[2 : 2+n]); err != nil {
-		return it, fmt.Errorf("stored entry does not decode (the store is damaged): %w", err)
+		return it, fmt.Errorf("stored entry does not decode: %w: %w", err, ErrDamaged)
 	}
 	if rest := raw[2+n:]; len(rest) > 0 {
 		it.Content = bytes.Clone(rest)
@@ -596,7 +700,7 @@ func (s *Store) listIndexAcquired(ns NamespaceID, lo, hi []byte, limit int) (out
 			return nil, err
 		}
 		if it == nil {
-			return nil, fmt.Errorf("vault %s: key index names a missing entry: the store is damaged", ns.Short())
+			return nil, s.noteErr(fmt.Errorf("vault %s: key index names a missing entry: %w", ns.Short(), ErrDamaged))
 		}
 		out = append(out, *it)
 		if limit > 0 && len(out) >= limit {
@@ -700,15 +804,15 @@ func (s *Store) scan(ns NamespaceID, n Node, fn func(ih *Hash, fp *Hash, raw []b
 	for ok := it.First(); ok; ok = it.Next() {
 		k, v := it.Key(), it.Value()
 		if len(k) != 1+2*idLen || len(v) < idLen {
-			return fmt.Errorf("vault %s: malformed stored entry: the store is damaged", ns.Short())
+			return s.noteErr(fmt.Errorf("vault %s: malformed stored entry: %w", ns.Short(), ErrDamaged))
 		}
 		copy(ih[:], k[1+idLen:])
 		copy(fp[:], v[:idLen])
 		if err := fn(&ih, &fp, v[idLen:]); err != nil {
-			return err
+			return s.noteErr(err)
 		}
 	}
-	return it.Error()
+	return s.noteErr(it.Error())
 }
 
 // Checkpoint writes a consistent copy of the store to dir (benchmark fixtures, backups).

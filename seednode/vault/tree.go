@@ -169,7 +169,7 @@ func (a *Aggregate) appendTo(b []byte) []byte {
 func decodeAggregate(b []byte) (Aggregate, error) {
 	var a Aggregate
 	if len(b) != aggLen {
-		return a, fmt.Errorf("stored aggregate is %d bytes, want %d: the store is damaged", len(b), aggLen)
+		return a, fmt.Errorf("stored aggregate is %d bytes, want %d: %w", len(b), aggLen, ErrDamaged)
 	}
 	for i := 0; i < 4; i++ {
 		a.Sum[i] = binary.LittleEndian.Uint64(b[8*i:])
