@@ -35,7 +35,10 @@ it hosts, and dials nothing but the other seeds its vaults file (or admin API) n
 peers: each line of --vaults-file is a namespace ID, optionally followed by those seeds' full multiaddrs,
 and the seed syncs the vault with them on its own. Its key is identity.key in --data, created on first
 start, unless --identity-file names a key that must already exist (a pod's, made by the operator).
---example-config prints a commented configuration file.`,
+The data directory records its peer ID (peer-id): a seed whose key is lost or is another peer's is
+refused, unless --new-identity says to start under the new peer ID. Changes through the admin API need
+a token: --config's admin.tokenFile, or admin.token in --data, generated on first start; "seedfleet
+seednode vaults" uses it. --example-config prints a commented configuration file.`,
 		Example: `  seedfleet seednode --data ./seed-data
   seedfleet seednode --data ./seed-data --host-vault <namespace ID> --listen /ip4/0.0.0.0/tcp/7400
   seedfleet seednode --data ./seed-data --identity-file /run/seed/identity.key --vaults-file /run/seed/vaults
@@ -78,6 +81,11 @@ start, unless --identity-file names a key that must already exist (a pod's, made
 			}
 			if u := n.AdminURL(); u != "" {
 				fmt.Fprintf(out, "  admin API on %s (/healthz /readyz /metrics /status)\n", u)
+				if f := n.AdminTokenFile(); f != "" {
+					fmt.Fprintf(out, "  admin API changes need the token in %s (seedfleet seednode vaults --data %s)\n", f, cfg.DataDir)
+				} else {
+					fmt.Fprintf(out, "  admin API changes need the token in %s\n", cfg.Admin.TokenFile)
+				}
 			}
 			fmt.Fprintf(out, "  hosting %d vault(s); data in %s\n", len(n.Hosted().List()), cfg.DataDir)
 			err = n.Run(cmd.Context())
@@ -93,7 +101,7 @@ start, unless --identity-file names a key that must already exist (a pod's, made
 			f.AddFlag(fl)
 		}
 	})
-	c.AddCommand(newInstallKeyCmd())
+	c.AddCommand(newInstallKeyCmd(), newSeedVaultsCmd())
 	return c
 }
 
