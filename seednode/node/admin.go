@@ -110,12 +110,17 @@ func (a adminSource) Status(ctx context.Context) (admin.Status, error) {
 		if ctx.Err() != nil {
 			return st, ctx.Err()
 		}
-		s, err := n.store.Stats(ns)
-		if err != nil {
-			return st, err
+		vs := admin.VaultStatus{Namespace: ns.String(), Replicas: n.replicas.status(ns), Damage: damageStatus(n.store.Damage(ns))}
+		if vs.Damage == nil || vs.Damage.State != admin.DamageQuarantined {
+			s, err := n.store.Stats(ns)
+			if err != nil {
+				// One unreadable vault must not hide the others: report it
+				// as damaged (integrity quarantines it).
+				vs.Damage = &admin.VaultDamage{State: admin.DamageQuarantined, Reason: err.Error(), Since: time.Now()}
+			} else {
+				vs.Entries, vs.Bytes, vs.Fingerprint = s.Entries, s.Bytes, hex.EncodeToString(s.Fingerprint[:])
+			}
 		}
-		vs := admin.VaultStatus{Namespace: ns.String(), Entries: s.Entries, Bytes: s.Bytes,
-			Fingerprint: hex.EncodeToString(s.Fingerprint[:]), Replicas: n.replicas.status(ns)}
 		if t, ok := n.metrics.lastSync.Load(ns); ok {
 			vs.LastSync = t.(time.Time)
 		}

@@ -98,6 +98,19 @@ func (r *replicator) set(peers map[vault.NamespaceID][]peer.AddrInfo) {
 	r.poke()
 }
 
+// syncNow makes every pair of ns due at once (a repaired vault refills).
+func (r *replicator) syncNow(ns vault.NamespaceID) {
+	now := time.Now()
+	r.mu.Lock()
+	for k, rep := range r.replicas {
+		if k.ns == ns {
+			rep.due = now
+		}
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
 // placed returns the replica peers as last set (callers must not modify them).
 func (r *replicator) placed() map[vault.NamespaceID][]peer.AddrInfo {
 	r.mu.Lock()

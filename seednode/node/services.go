@@ -110,6 +110,7 @@ func (n *Node) sessionEnded(p peer.ID, ns vault.NamespaceID, st vault.SyncStats,
 		set, _ := n.metrics.syncPeers.LoadOrStore(ns, &peerSet{set: map[peer.ID]struct{}{}})
 		set.(*peerSet).add(p)
 	}
+	n.integrity.sessionEnded(p, ns, err)
 	n.fetcher.sessionEnded(p, ns, st, err)
 }
 
@@ -263,7 +264,11 @@ func (n *Node) refreshAllowed() error {
 		relayed := !n.vaultOptions(ns).NoRelay
 		doc, err := n.store.AgentDocument(ns)
 		if err != nil {
-			return err
+			// A damaged vault must not stop the others being served: the
+			// store reported it, and integrity quarantines it.
+			n.log.Warn("agent document of a hosted vault unreadable; its devices are left out until it is repaired",
+				"vault", ns.Short(), "err", err)
+			continue
 		}
 		if doc != nil {
 			if held := agents[string(doc.Root)]; held == nil || held.Version < doc.Version {
@@ -284,7 +289,7 @@ func (n *Node) refreshAllowed() error {
 			return nil
 		})
 		if err != nil {
-			return err
+			n.log.Warn("authors of a hosted vault unreadable; they are left out until it is repaired", "vault", ns.Short(), "err", err)
 		}
 	}
 	n.agentsMu.Lock()
@@ -326,6 +331,9 @@ func (n *Node) agentDocument(root ed25519.PublicKey) *identity.AgentDocument {
 // allow-list and the data of vaults no longer hosted.
 func (n *Node) SetPlacement(p Placement) {
 	n.place(p)
+	if err := n.integrity.settleRebuild(p.Vaults); err != nil {
+		n.log.Warn("vaults of the rebuilt store not marked", "err", err)
+	}
 	n.setProvided()
 	select {
 	case n.gcNow <- struct{}{}:

@@ -619,3 +619,13 @@ func (s *Store) Rederive(ns NamespaceID) error {
 
 // DiskUsage is the size of the store's files.
 func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
+
+// Flush writes what is only in the write-ahead log into tables.
+func (s *Store) Flush() error {
+	release, err := s.acquire()
+	if err != nil {
+		return err
+	}
+	defer release()
+	return s.db.Flush()
+}

@@ -887,5 +887,8 @@ func (s *Store) DropVault(ns NamespaceID) error {
 	s.agentsMu.Lock()
 	delete(s.agents, ns)
 	s.agentsMu.Unlock()
+	if _, ok := s.Damage(ns); ok {
+		return s.setDamage(ns, nil) // nothing of it is left to repair
+	}
 	return nil
 }
