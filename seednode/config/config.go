@@ -26,6 +26,11 @@ type Config struct {
 	// holds stores, or take a key (identityFile) that is another peer's.
 	// Without it such a start is refused. Set it for one start only.
 	NewIdentity bool `json:"newIdentity"`
+	// RebuildStore lets the seed start when its vault store is not the one
+	// its data directory held (files lost or replaced): the store is moved
+	// aside and every vault it hosts is rebuilt from its other replicas.
+	// Without it such a start is refused. Set it for one start only.
+	RebuildStore bool `json:"rebuildStore"`
 	// Listen lists the addresses the libp2p host listens on, per transport.
 	Listen Listen `json:"listen"`
 	// Announce, if not empty, is announced instead of the listen addresses
@@ -58,6 +63,10 @@ type Config struct {
 	IdleTimeout Duration `json:"idleTimeout"`
 	// GCInterval is how often unreferenced blobs and unhosted vaults are collected.
 	GCInterval Duration `json:"gcInterval"`
+	// ScrubInterval is how often every hosted vault is verified against its
+	// stored sums in the background (it is also verified at start when the
+	// store is small, and whenever the store finds damaged data).
+	ScrubInterval Duration `json:"scrubInterval"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `json:"logLevel"`
 }
@@ -274,6 +283,7 @@ func Default() Config {
 		ReplicateInterval: Duration{DefaultReplicateInterval},
 		IdleTimeout:       Duration{30 * time.Second},
 		GCInterval:        Duration{5 * time.Minute},
+		ScrubInterval:     Duration{24 * time.Hour},
 		LogLevel:          LogInfo,
 	}
 }

@@ -96,6 +96,7 @@ func allChanged() Config {
 		DataDir:           "off", // YAML 1.1 would read it unquoted as false
 		IdentityFile:      "~",   // YAML would read it unquoted as null
 		NewIdentity:       true,
+		RebuildStore:      true,
 		Listen:            Listen{TCP: []string{"/ip4/0.0.0.0/tcp/1", "/ip6/::/tcp/1"}, QUIC: nil, WebSocket: []string{"/ip4/0.0.0.0/tcp/2/ws"}},
 		Announce:          []string{"/dns4/seed.example.com/tcp/7400"},
 		HostedVaults:      []string{testNamespace(1), testNamespace(2)},
@@ -108,11 +109,12 @@ func allChanged() Config {
 			MaxReservations: 1, MaxReservationsPerPeer: 2, MaxReservationsPerIP: 3, MaxReservationsPerASN: 4,
 			MaxCircuits: 5, ReservationTTL: Duration{-time.Second}, CircuitDuration: Duration{time.Nanosecond}, CircuitBytes: 0,
 		}},
-		Rendezvous:  Rendezvous{Enabled: false, RecordTTL: Duration{73 * time.Hour}, MaxRecordsPerAgent: -1},
-		Resources:   Resources{MaxMemoryMiB: 1, MaxFileDescriptors: 2, MaxConnsInbound: 3, MaxStreamsInbound: math.MaxInt},
-		IdleTimeout: Duration{0},
-		GCInterval:  Duration{math.MaxInt64},
-		LogLevel:    "null",
+		Rendezvous:    Rendezvous{Enabled: false, RecordTTL: Duration{73 * time.Hour}, MaxRecordsPerAgent: -1},
+		Resources:     Resources{MaxMemoryMiB: 1, MaxFileDescriptors: 2, MaxConnsInbound: 3, MaxStreamsInbound: math.MaxInt},
+		IdleTimeout:   Duration{0},
+		GCInterval:    Duration{math.MaxInt64},
+		ScrubInterval: Duration{25 * time.Hour},
+		LogLevel:      "null",
 	}
 }
 

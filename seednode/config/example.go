@@ -19,6 +19,9 @@ identityFile: ""
 # Start under a new peer ID although the data directory records another: create identity.key in a directory that holds stores, or take an identityFile key that is another peer's. Without it such a start is refused. For one start only (flag --new-identity).
 newIdentity: false
 
+# Start although the vault store on disk is not the one this data directory held (its files were lost or replaced): move it aside and rebuild every hosted vault from its other replicas. Without it such a start is refused. For one start only (flag --rebuild-store).
+rebuildStore: false
+
 # Addresses the node listens on. Loopback only by default: use 0.0.0.0 (or ::) to serve other machines.
 listen:
   # TCP multiaddrs, /ip4/HOST/tcp/PORT (flag --listen).
@@ -117,6 +120,9 @@ idleTimeout: 30s
 
 # How often blobs no hosted vault refers to, and vaults no longer hosted, are deleted.
 gcInterval: 5m
+
+# How often every hosted vault is verified against its stored sums in the background (also at start when the store is small, and whenever damaged data is found); at least 1m.
+scrubInterval: 24h
 
 # debug, info, warn or error.
 logLevel: info

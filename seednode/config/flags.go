@@ -12,6 +12,7 @@ const (
 	FlagData         = "data"
 	FlagIdentityFile = "identity-file"
 	FlagNewIdentity  = "new-identity"
+	FlagRebuildStore = "rebuild-store"
 	FlagListen       = "listen"
 	FlagListenQUIC   = "listen-quic"
 	FlagListenWS     = "listen-ws"
@@ -38,6 +39,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.String(FlagData, c.DataDir, "data directory: vault and blob stores, and the identity key unless --identity-file (config: dataDir)")
 	fs.String(FlagIdentityFile, c.IdentityFile, "identity key file, which must exist (the operator creates it); empty: identity.key in --data, created if missing (config: identityFile)")
 	fs.Bool(FlagNewIdentity, c.NewIdentity, "start under a new peer ID although the data directory has one: create identity.key in a directory with stores, or take another peer's key; for one start only (config: newIdentity)")
+	fs.Bool(FlagRebuildStore, c.RebuildStore, "start although the vault store is not the one this data directory held: move it aside and rebuild the hosted vaults from their replicas; for one start only (config: rebuildStore)")
 	fs.StringSlice(FlagListen, c.Listen.TCP, "TCP listen multiaddrs, replacing listen.tcp (e.g. /ip4/0.0.0.0/tcp/7400)")
 	fs.StringSlice(FlagListenQUIC, c.Listen.QUIC, "QUIC listen multiaddrs, replacing listen.quic (e.g. /ip4/0.0.0.0/udp/7400/quic-v1)")
 	fs.StringSlice(FlagListenWS, c.Listen.WebSocket, "WebSocket listen multiaddrs, replacing listen.webSocket (e.g. /ip4/0.0.0.0/tcp/7402/ws)")
@@ -64,6 +66,7 @@ func (c *Config) ApplyFlags(fs *pflag.FlagSet) error {
 	a.str(FlagData, &c.DataDir)
 	a.str(FlagIdentityFile, &c.IdentityFile)
 	a.boolean(FlagNewIdentity, &c.NewIdentity)
+	a.boolean(FlagRebuildStore, &c.RebuildStore)
 	a.list(FlagListen, &c.Listen.TCP)
 	a.list(FlagListenQUIC, &c.Listen.QUIC)
 	a.list(FlagListenWS, &c.Listen.WebSocket)

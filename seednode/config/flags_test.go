@@ -71,6 +71,7 @@ logLevel: warn
 		}},
 		{"new identity", file, []string{"--new-identity"}, func(c *Config) { c.NewIdentity = true }},
 		{"new identity false overrides the file", "newIdentity: true\n", []string{"--new-identity=false"}, func(c *Config) { c.NewIdentity = false }},
+		{"rebuild store", file, []string{"--rebuild-store"}, func(c *Config) { c.RebuildStore = true }},
 		{"everything else", file, []string{
 			"--data", "./d", "--identity-file", "/run/seed/identity.key", "--announce", "/dns4/x.example/tcp/1", "--vaults-file", "v.txt", "--max-bytes", "99",
 			"--max-clock-skew", "30s", "--admin-listen", "", "--dht-mode", "off", "--dht-bootstrap", "/ip4/1.2.3.4/tcp/1/p2p/x",
@@ -132,7 +133,7 @@ func TestBindFlags(t *testing.T) {
 	for name, want := range map[string]string{
 		FlagData: "seed-data", FlagMaxEntries: "10000000", FlagMaxClockSkew: "10m0s", FlagAdminListen: "127.0.0.1:7401",
 		FlagDHTMode: "server", FlagRelayMode: "agents", FlagIdleTimeout: "30s", FlagLogLevel: "info",
-		FlagListen: "[/ip4/127.0.0.1/tcp/7400]", FlagHostVault: "[]", FlagIdentityFile: "", FlagNewIdentity: "false",
+		FlagListen: "[/ip4/127.0.0.1/tcp/7400]", FlagHostVault: "[]", FlagIdentityFile: "", FlagNewIdentity: "false", FlagRebuildStore: "false",
 	} {
 		f := fs.Lookup(name)
 		if f == nil {
@@ -145,8 +146,8 @@ func TestBindFlags(t *testing.T) {
 	}
 	n := 0
 	fs.VisitAll(func(*pflag.Flag) { n++ })
-	if n != 18 {
-		t.Errorf("%d flags registered, want 18", n)
+	if n != 19 {
+		t.Errorf("%d flags registered, want 19", n)
 	}
 	// Parsing flags must not write into the Config that registered them.
 	if err := fs.Parse([]string{"--data", "x", "--listen", "/ip4/1.2.3.4/tcp/1"}); err != nil {

@@ -131,6 +131,7 @@ func (c *Config) Validate() error {
 	v.duration("replicateInterval", c.ReplicateInterval, MinReplicateInterval, MaxReplicateInterval)
 	v.duration("idleTimeout", c.IdleTimeout, time.Second, 0)
 	v.duration("gcInterval", c.GCInterval, time.Second, 0)
+	v.duration("scrubInterval", c.ScrubInterval, time.Minute, 0)
 	v.oneOf("logLevel", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
 
 	return errors.Join(v.errs...)

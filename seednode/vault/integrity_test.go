@@ -337,4 +337,6 @@ func TestWALDamagedBeforeItsEndIsDamageNotATornWrite(t *testing.T) {
 	}
 }
 
-func isCorruption(err error) bool { return err != nil && bytes.Contains([]byte(err.Error()), []byte("corrupt")) }
+func isCorruption(err error) bool {
+	return err != nil && bytes.Contains([]byte(err.Error()), []byte("corrupt"))
+}

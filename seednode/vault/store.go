@@ -63,7 +63,7 @@ type Store struct {
 	log    *slog.Logger
 	logger *pebblelog.Logger
 	feed   feed
-	locks [64]sync.Mutex // writers of one vault are serialised; vaults proceed in parallel
+	locks  [64]sync.Mutex // writers of one vault are serialised; vaults proceed in parallel
 	// life is read-locked by every operation on db and write-locked by
 	// Close, so nothing touches Pebble after it closed.
 	life   sync.RWMutex
