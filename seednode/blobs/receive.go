@@ -10,11 +10,29 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 )
 
-// checkpointEvery is how much verified data a receiver writes between
-// checkpoints (fsync data and outboard, then persist the bitmap). A crash
-// loses at most this much progress, never correctness: a group is marked
-// verified only after its bytes are durable.
-const checkpointEvery = 16 << 20
+// A receiver checkpoints (fsyncs data and outboard, then records the
+// verified groups) every checkpointEvery of verified data, one full write
+// buffer: a checkpoint records only the bitmap pages it changed (a few
+// hundred bytes, whatever the blob's size), so it is cheap enough to take
+// often. Checkpoints run in the background while the transfer goes on; if
+// the verified data not yet recorded by a finished checkpoint reaches
+// maxUnrecorded, the receiver waits for the running one. So a crash makes a
+// resumed transfer fetch again at most maxUnrecorded of verified groups
+// (and their tree nodes); it never costs correctness: a group is recorded
+// as verified only after its bytes are durable.
+const (
+	checkpointEvery = dataWriteBuf
+	maxUnrecorded   = 4 << 20
+	// waitAt leaves room for what one Group call may add (a group and the
+	// tree nodes before it) before the receiver next checks the bound.
+	waitAt = maxUnrecorded - GroupSize - 64*parentLen
+)
+
+// A bitmap is stored in pages of bitmapPage bytes (2,048 groups, 32 MiB of
+// blob), each under its own key, m|hash|page: a checkpoint writes the pages
+// it changed. Stores written before pages keep one key, m|hash, for the
+// whole bitmap; it is read, and deleted by the first paged write.
+const bitmapPage = 256
 
 // Receivers write through buffers of this size: data and tree nodes arrive
 // at increasing offsets, so a buffer fills before it must be written. A
@@ -47,6 +65,7 @@ type bitmap []byte
 func newBitmap(groups uint64) bitmap { return make(bitmap, (groups+7)/8) }
 func (b bitmap) has(g uint64) bool   { return b[g/8]&(1<<(g%8)) != 0 }
 func (b bitmap) set(g uint64)        { b[g/8] |= 1 << (g % 8) }
+func (b bitmap) clear(g uint64)      { b[g/8] &^= 1 << (g % 8) }
 func (b bitmap) count() (n uint64) {
 	for _, x := range b {
 		n += uint64(bits.OnesCount8(x))
@@ -54,21 +73,65 @@ func (b bitmap) count() (n uint64) {
 	return n
 }
 
+func bitmapPageKey(h [32]byte, page uint32) []byte {
+	return binary.BigEndian.AppendUint32(key(kindBitmap, h), page)
+}
+
+// bitmapBounds span the bitmap keys of h, the old whole-bitmap key first.
+func bitmapBounds(h [32]byte) (lower, upper []byte) {
+	return key(kindBitmap, h), append(key(kindBitmap, h), 0xff, 0xff, 0xff, 0xff, 0xff)
+}
+
 // bitmap loads the verified-group bitmap of a partial blob (empty if none).
 func (s *Store) bitmap(h [32]byte, size uint64) (bitmap, error) {
-	want := (NumGroups(size) + 7) / 8
-	v, closer, err := s.db.Get(key(kindBitmap, h))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return newBitmap(NumGroups(size)), nil
-	}
+	bm := newBitmap(NumGroups(size))
+	lower, upper := bitmapBounds(h)
+	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lower, UpperBound: upper})
 	if err != nil {
 		return nil, err
 	}
-	defer closer.Close()
-	if uint64(len(v)) != want {
-		return nil, fmt.Errorf("blob %x: damaged bitmap (%d bytes, want %d)", h[:8], len(v), want)
+	for ok := it.First(); ok; ok = it.Next() {
+		k, v := it.Key(), it.Value()
+		switch {
+		case len(k) == len(lower) && len(v) == len(bm): // the whole bitmap, as stored before pages
+			copy(bm, v)
+		case len(k) == len(lower)+4:
+			at := uint64(binary.BigEndian.Uint32(k[len(lower):])) * bitmapPage
+			if at < uint64(len(bm)) && uint64(len(v)) == min(bitmapPage, uint64(len(bm))-at) {
+				copy(bm[at:], v)
+				continue
+			}
+			fallthrough
+		default:
+			it.Close()
+			return nil, fmt.Errorf("blob %s: damaged bitmap (a %d-byte part for a %d-byte bitmap)", ID(h).Short(), len(v), len(bm))
+		}
 	}
-	return append(bitmap(nil), v...), nil
+	if err := errors.Join(it.Error(), it.Close()); err != nil {
+		return nil, err
+	}
+	return bm, nil
+}
+
+// putBitmapPages adds to b the pages of bm (pages nil: all of them), and the
+// deletion of the old whole-bitmap key.
+func putBitmapPages(b *pebble.Batch, h [32]byte, bm bitmap, pages []uint32) {
+	if pages == nil {
+		for p := 0; p*bitmapPage < len(bm); p++ {
+			pages = append(pages, uint32(p))
+		}
+	}
+	for _, p := range pages {
+		at := int(p) * bitmapPage
+		_ = b.Set(bitmapPageKey(h, p), bm[at:min(at+bitmapPage, len(bm))], nil)
+	}
+	_ = b.Delete(key(kindBitmap, h), nil)
+}
+
+// deleteBitmap adds to b the deletion of h's bitmap.
+func deleteBitmap(b *pebble.Batch, h [32]byte) {
+	lower, upper := bitmapBounds(h)
+	_ = b.DeleteRange(lower, upper, nil)
 }
 
 // ErrBusy: another transfer is writing the same blob.
@@ -83,16 +146,20 @@ type Receiver struct {
 	bm   bitmap
 
 	inline   []byte // blobs up to InlineMax are assembled in memory
+	dataPath string // the data and outboard files being written
+	obPath   string
 	data     *os.File
 	obFile   *os.File
 	dataW    *seqWriter
 	obW      *seqWriter
 	reserved bool // the group being read went into dataW's buffer
 	scratch  [GroupSize]byte
-	dirty    int64
-	cpBusy   bool       // a background checkpoint is running
-	cpDone   chan error // its result
-	verified uint64     // groups verified by this receiver (not counting resumed ones)
+	dirty    int64               // verified bytes since the last checkpoint began
+	pages    map[uint32]struct{} // bitmap pages changed since then
+	inflight int64               // verified bytes the running checkpoint records
+	cpBusy   bool                // a background checkpoint is running
+	cpDone   chan error          // its result
+	verified uint64              // groups verified by this receiver (not counting resumed ones)
 	done     bool
 }
 
@@ -108,9 +175,9 @@ func (s *Store) Receive(h [32]byte, size uint64) (*Receiver, error) {
 	s.mu.Lock()
 	if s.receives[h] != nil {
 		s.mu.Unlock()
-		return nil, fmt.Errorf("blob %x: %w", h[:8], ErrBusy)
+		return nil, fmt.Errorf("blob %s: %w", ID(h).Short(), ErrBusy)
 	}
-	r := &Receiver{s: s, hash: h, size: size, cpDone: make(chan error, 1)}
+	r := &Receiver{s: s, hash: h, size: size, cpDone: make(chan error, 1), pages: map[uint32]struct{}{}}
 	s.receives[h] = r
 	s.mu.Unlock()
 	if err := r.open(); err != nil {
@@ -132,15 +199,19 @@ func (r *Receiver) open() error {
 	if err != nil {
 		return err
 	}
-	if ok && rec.kind != recPartial {
-		return fmt.Errorf("blob %x is already complete", r.hash[:8])
+	if ok && !rec.partial() {
+		return fmt.Errorf("blob %s is already complete", ID(r.hash).Short())
 	}
 	if ok && rec.size != r.size {
-		if err := s.dropPartial(r.hash); err != nil {
+		if err := s.dropPartial(r.hash, rec); err != nil {
 			return err
 		}
 		ok = false
 	}
+	if !ok {
+		rec = record{kind: recPartial, size: r.size}
+	}
+	r.dataPath, r.obPath = s.partialFiles(r.hash, rec)
 	groups := NumGroups(r.size)
 	if r.size <= InlineMax {
 		r.bm = newBitmap(groups)
@@ -154,14 +225,14 @@ func (r *Receiver) open() error {
 	} else {
 		r.bm = newBitmap(groups)
 	}
-	if r.data, err = os.OpenFile(s.partialPath(r.hash, ".data"), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+	if r.data, err = os.OpenFile(r.dataPath, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		return err
 	}
-	if r.obFile, err = os.OpenFile(s.partialPath(r.hash, ".obao"), os.O_RDWR|os.O_CREATE, 0o600); err != nil {
+	if r.obFile, err = os.OpenFile(r.obPath, os.O_RDWR|os.O_CREATE, 0o600); err != nil {
 		r.data.Close()
 		return err
 	}
-	r.dataW = newSeqWriter(r.data, openDirect(s.partialPath(r.hash, ".data")), writeBufSize(r.size))
+	r.dataW = newSeqWriter(r.data, openDirect(r.dataPath), writeBufSize(r.size))
 	r.obW = newSeqWriter(r.obFile, nil, obWriteBuf)
 	if !ok {
 		if err := s.db.Set(key(kindRecord, r.hash), record{kind: recPartial, size: r.size}.encode(), pebble.Sync); err != nil {
@@ -171,16 +242,17 @@ func (r *Receiver) open() error {
 	return nil
 }
 
-func (s *Store) dropPartial(h [32]byte) error {
+func (s *Store) dropPartial(h [32]byte, rec record) error {
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Delete(key(kindRecord, h), nil)
-	_ = b.Delete(key(kindBitmap, h), nil)
+	deleteBitmap(b, h)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	os.Remove(s.partialPath(h, ".data"))
-	os.Remove(s.partialPath(h, ".obao"))
+	data, ob := s.partialFiles(h, rec)
+	os.Remove(data)
+	os.Remove(ob)
 	return nil
 }
 
@@ -253,6 +325,7 @@ func (r *Receiver) Group(i uint64, data []byte) error {
 		}
 	}
 	r.bm.set(i)
+	r.pages[uint32(i/8/bitmapPage)] = struct{}{}
 	r.verified++
 	r.dirty += int64(len(data))
 	if r.dirty >= checkpointEvery {
@@ -272,22 +345,34 @@ func (r *Receiver) checkpoint() error {
 	if r.size <= InlineMax || r.dirty == 0 {
 		return nil
 	}
-	select {
-	case err := <-r.cpDone:
-		r.cpBusy = false
+	if r.cpBusy {
+		var err error
+		if r.inflight+r.dirty < waitAt {
+			select {
+			case err = <-r.cpDone:
+			default:
+				return nil // the previous one is still syncing; try at the next step
+			}
+		} else {
+			err = <-r.cpDone // at the bound: wait for it
+		}
+		r.cpBusy, r.inflight = false, 0
 		if err != nil {
 			return err
 		}
-	default:
-		if r.cpBusy {
-			return nil // the previous one is still syncing; try at the next step
-		}
 	}
 	waitData, waitOb := r.dataW.Barrier(), r.obW.Barrier()
-	snapshot := append(bitmap(nil), r.bm...)
-	r.dirty = 0
+	pages := make([]uint32, 0, len(r.pages))
+	for p := range r.pages {
+		pages = append(pages, p)
+	}
+	clear(r.pages)
+	b := r.s.db.NewBatch()
+	putBitmapPages(b, r.hash, r.bm, pages) // copies the pages: Set copies its arguments
+	r.inflight, r.dirty = r.dirty, 0
 	r.cpBusy = true
 	go func() {
+		defer b.Close()
 		err := errors.Join(waitData(), waitOb())
 		if err == nil {
 			err = errors.Join(r.data.Sync(), r.obFile.Sync())
@@ -295,7 +380,7 @@ func (r *Receiver) checkpoint() error {
 		if err == nil {
 			var release func()
 			if release, err = r.s.acquire(); err == nil {
-				err = r.s.db.Set(key(kindBitmap, r.hash), snapshot, pebble.Sync)
+				err = b.Commit(pebble.Sync)
 				release()
 			}
 		}
@@ -308,7 +393,7 @@ func (r *Receiver) checkpoint() error {
 // one synchronously.
 func (r *Receiver) finishCheckpoint() error {
 	if r.cpBusy {
-		r.cpBusy = false
+		r.cpBusy, r.inflight = false, 0
 		if err := <-r.cpDone; err != nil {
 			return err
 		}
@@ -323,7 +408,15 @@ func (r *Receiver) finishCheckpoint() error {
 		return err
 	}
 	r.dirty = 0
-	return r.s.db.Set(key(kindBitmap, r.hash), r.bm, pebble.Sync)
+	pages := make([]uint32, 0, len(r.pages))
+	for p := range r.pages {
+		pages = append(pages, p)
+	}
+	clear(r.pages)
+	b := r.s.db.NewBatch()
+	defer b.Close()
+	putBitmapPages(b, r.hash, r.bm, pages)
+	return b.Commit(pebble.Sync)
 }
 
 // Close checkpoints and, when every group is verified, installs the blob as
@@ -367,7 +460,7 @@ func (r *Receiver) Close() (complete bool, err error) {
 	if err := r.closeFiles(); err != nil {
 		return false, err
 	}
-	if err := r.s.installFiles(r.hash, r.size, r.s.partialPath(r.hash, ".data"), r.s.partialPath(r.hash, ".obao")); err != nil {
+	if err := r.s.installFiles(r.hash, r.size, r.dataPath, r.obPath); err != nil {
 		return false, err
 	}
 	return true, nil

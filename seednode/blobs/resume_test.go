@@ -75,13 +75,15 @@ func runFetchChild(spec string) int {
 }
 
 // TestResumeAfterReceiverKilled: the receiving process is SIGKILLed during
-// a transfer; a new process resumes, and the groups the first one had made
-// durable are not fetched again.
+// a transfer; a new process resumes, the groups the first one had made
+// durable are not fetched again, and of those it had verified at most
+// maxUnrecorded bytes were lost (the bound the README states).
 func TestResumeAfterReceiverKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	const size = 96 << 20 // several checkpoints (every 16 MiB)
+	const size = 96 << 20 // many checkpoints (every 1 MiB)
+	const killAt = 40 << 20
 	server := testStore(t)
 	path := t.TempDir() + "/blob"
 	if err := os.WriteFile(path, randBytes(5, size), 0o600); err != nil {
@@ -119,7 +121,7 @@ func TestResumeAfterReceiverKilled(t *testing.T) {
 		var ee *exec.ExitError
 		return childResult{}, errors.As(err, &ee) && ee.Sys().(syscall.WaitStatus).Signal() == syscall.SIGKILL
 	}
-	if r, killed := run(40 << 20); !killed {
+	if r, killed := run(killAt); !killed {
 		t.Fatalf("the receiving child was not killed mid-transfer: %+v", r)
 	}
 	// What survived: the store's bitmap after the kill.
@@ -131,6 +133,10 @@ func TestResumeAfterReceiverKilled(t *testing.T) {
 	st.Close()
 	if err != nil || status.State != Partial || status.VerifiedGroups == 0 {
 		t.Fatalf("after the kill: %+v %v (want a partial blob with verified groups)", status, err)
+	}
+	if lost := killAt - int64(status.VerifiedGroups*GroupSize); lost > maxUnrecorded {
+		t.Fatalf("killed after %d bytes were verified, %d were recorded: %d lost, more than the stated bound of %d",
+			killAt, status.VerifiedGroups*GroupSize, lost, maxUnrecorded)
 	}
 	res, killed := run(0)
 	if killed || res.Err != "" {

@@ -59,7 +59,14 @@ const (
 	recFile    = 1 // complete, data and outboard in files
 	recInline  = 2 // complete, data in the record
 	recPartial = 3 // partial, files under partial/
+	// recDamaged: partial, files where the complete blob's were (data/):
+	// a complete blob found damaged becomes partial in one record write,
+	// with no file moved, so a crash leaves it either complete or partial.
+	recDamaged = 4
 )
+
+// keyScrubCursor is the key of the scrubber's cursor (the last blob it verified).
+var keyScrubCursor = []byte{'s'}
 
 // Store keeps blobs under a directory: data/<xx>/<hash>.{data,obao} for
 // complete blobs, partial/<hash>.{data,obao} while a transfer is under way,
@@ -72,6 +79,8 @@ type Store struct {
 
 	mu       sync.Mutex
 	receives map[[32]byte]*Receiver // at most one writer per blob
+
+	onDamage damageHook
 }
 
 // Open opens or creates a blob store in dir.
@@ -124,11 +133,22 @@ func (s *Store) partialPath(h [32]byte, ext string) string {
 	return filepath.Join(s.dir, "partial", hex.EncodeToString(h[:])+ext)
 }
 
+// partialFiles are the data and outboard files of a partial blob with
+// record r: under partial/, or in place for a complete blob found damaged.
+func (s *Store) partialFiles(h [32]byte, r record) (data, outboard string) {
+	if r.kind == recDamaged {
+		return s.path(h, ".data"), s.path(h, ".obao")
+	}
+	return s.partialPath(h, ".data"), s.partialPath(h, ".obao")
+}
+
 type record struct {
 	kind   byte
 	size   uint64
 	inline []byte
 }
+
+func (r record) partial() bool { return r.kind == recPartial || r.kind == recDamaged }
 
 func (r record) encode() []byte {
 	b := binary.BigEndian.AppendUint64([]byte{r.kind}, r.size)
@@ -145,7 +165,7 @@ func (s *Store) record(h [32]byte) (record, bool, error) {
 	}
 	defer closer.Close()
 	if len(v) < 9 {
-		return record{}, false, fmt.Errorf("blob %x: damaged record", h[:6])
+		return record{}, false, fmt.Errorf("blob %s: damaged record", ID(h).Short())
 	}
 	r := record{kind: v[0], size: binary.BigEndian.Uint64(v[1:])}
 	if r.kind == recInline {
@@ -166,7 +186,7 @@ func (s *Store) Stat(h [32]byte) (Status, error) {
 		return Status{}, err
 	}
 	st := Status{State: Complete, Size: r.size, VerifiedGroups: NumGroups(r.size)}
-	if r.kind == recPartial {
+	if r.partial() {
 		st.State = Partial
 		bm, err := s.bitmap(h, r.size)
 		if err != nil {
@@ -409,9 +429,11 @@ func (s *Store) install(h [32]byte, size uint64, dataFile string, outboard []byt
 // installFiles moves a verified, synced data file and outboard file into
 // place and records the blob as complete.
 func (s *Store) installFiles(h [32]byte, size uint64, dataFile, obFile string) error {
-	if r, ok, err := s.record(h); err == nil && ok && r.kind != recPartial {
-		_ = os.Remove(dataFile) // already complete
-		_ = os.Remove(obFile)
+	if r, ok, err := s.record(h); err == nil && ok && !r.partial() {
+		if dataFile != s.path(h, ".data") { // else they are the complete blob's own
+			_ = os.Remove(dataFile) // already complete
+			_ = os.Remove(obFile)
+		}
 		return nil
 	}
 	dst := s.path(h, ".data")
@@ -430,7 +452,7 @@ func (s *Store) installFiles(h [32]byte, size uint64, dataFile, obFile string) e
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Set(key(kindRecord, h), record{kind: recFile, size: size}.encode(), nil)
-	_ = b.Delete(key(kindBitmap, h), nil)
+	deleteBitmap(b, h)
 	return b.Commit(pebble.Sync)
 }
 
@@ -495,8 +517,8 @@ func (s *Store) OpenBlob(h [32]byte) (*Blob, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !ok || r.kind == recPartial {
-		return nil, fmt.Errorf("%w: %x", ErrNotFound, h[:8])
+	if !ok || r.partial() {
+		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, ID(h).Short())
 	}
 	if r.kind == recInline {
 		var hdr [headerLen]byte
@@ -505,14 +527,17 @@ func (s *Store) OpenBlob(h [32]byte) (*Blob, error) {
 	}
 	d, err := os.Open(s.path(h, ".data"))
 	if err != nil {
-		return nil, fmt.Errorf("blob %x: data file: %w", h[:8], err)
+		return nil, fmt.Errorf("blob %s: data file: %w", ID(h).Short(), err)
 	}
 	o, err := os.Open(s.path(h, ".obao"))
 	if err != nil {
 		d.Close()
-		return nil, fmt.Errorf("blob %x: outboard: %w", h[:8], err)
+		return nil, fmt.Errorf("blob %s: outboard: %w", ID(h).Short(), err)
 	}
-	return &Blob{Size: r.size, Data: d, Outboard: o, close: func() error { return errors.Join(d.Close(), o.Close()) }}, nil
+	// The data is served through storedData, which lets WriteStream check
+	// what it sends against the tree and report rot to the store.
+	return &Blob{Size: r.size, Data: &storedData{File: d, s: s, hash: h}, Outboard: o,
+		close: func() error { return errors.Join(d.Close(), o.Close()) }}, nil
 }
 
 // Delete removes a blob (complete or partial). Deleting a missing blob is not an error.
@@ -525,13 +550,13 @@ func (s *Store) Delete(h [32]byte) error {
 	s.mu.Lock()
 	if p := s.receives[h]; p != nil {
 		s.mu.Unlock()
-		return fmt.Errorf("blob %x: a transfer is writing it", h[:8])
+		return fmt.Errorf("blob %s: a transfer is writing it", ID(h).Short())
 	}
 	s.mu.Unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Delete(key(kindRecord, h), nil)
-	_ = b.Delete(key(kindBitmap, h), nil)
+	deleteBitmap(b, h)
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
@@ -563,7 +588,7 @@ func (s *Store) List(fn func(h [32]byte, st Status) error) error {
 			continue
 		}
 		st := Status{State: Complete, Size: binary.BigEndian.Uint64(v[1:])}
-		if v[0] == recPartial {
+		if (record{kind: v[0]}).partial() {
 			st.State = Partial
 		}
 		if err := fn(h, st); err != nil {
@@ -581,7 +606,7 @@ func (s *Store) Export(h [32]byte, w io.Writer, offset, length uint64) error {
 		return err
 	}
 	if st.State == Missing {
-		return fmt.Errorf("%w: %x", ErrNotFound, h[:8])
+		return fmt.Errorf("%w: blob %s", ErrNotFound, ID(h).Short())
 	}
 	if offset > st.Size {
 		return fmt.Errorf("export: offset %d is past the end (%d bytes)", offset, st.Size)
@@ -602,7 +627,11 @@ func (s *Store) Export(h [32]byte, w io.Writer, offset, length uint64) error {
 		if err != nil {
 			return err
 		}
-		bm, err := s.bitmap(h, st.Size)
+		rec, _, err := s.record(h)
+		var bm bitmap
+		if err == nil {
+			bm, err = s.bitmap(h, st.Size)
+		}
 		release()
 		if err != nil {
 			return err
@@ -610,10 +639,11 @@ func (s *Store) Export(h [32]byte, w io.Writer, offset, length uint64) error {
 		r := ByteRange(offset, length, st.Size)
 		for g := r.Start; g < r.End; g++ {
 			if !bm.has(g) {
-				return fmt.Errorf("export: group %d of partial blob %x is not verified yet (fetch it first)", g, h[:8])
+				return fmt.Errorf("export: group %d of partial blob %s is not verified yet (fetch it first)", g, ID(h).Short())
 			}
 		}
-		f, err := os.Open(s.partialPath(h, ".data"))
+		dataFile, _ := s.partialFiles(h, rec)
+		f, err := os.Open(dataFile)
 		if err != nil {
 			return err
 		}

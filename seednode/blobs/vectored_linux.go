@@ -2,7 +2,7 @@ package blobs
 
 import (
 	"io"
-	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -10,7 +10,7 @@ import (
 // readVectored fills iov from r at off: with one preadv per call (looping
 // only on short reads) when r is a file, else with a ReadAt per buffer.
 func readVectored(r io.ReaderAt, iov [][]byte, off uint64) error {
-	f, ok := r.(*os.File)
+	f, ok := r.(syscall.Conn) // *os.File, storedData
 	if !ok {
 		return readAtAll(r, iov, off)
 	}
