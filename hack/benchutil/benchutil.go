@@ -1,12 +1,15 @@
 // Package benchutil holds what Seedfleet's benchmark drivers share: the
-// BENCH line format, medians, CPU and memory accounting from /proc, load
-// average, and CPU profiles of child processes.
+// BENCH line format (and the crash suite's CRASH lines), medians, CPU and
+// memory accounting from /proc, load average, CPU profiles of child
+// processes, and a build of the seedfleet binary to run as one.
 package benchutil
 
 import (
 	"fmt"
 	"log"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -148,4 +151,23 @@ func RunsLine(name string, xs []float64, unit string, digits int) {
 		parts[i] = strconv.FormatFloat(x, 'f', digits, 64)
 	}
 	fmt.Printf("# %s runs: %s %s (median reported)\n", name, strings.Join(parts, " "), unit)
+}
+
+// Count prints a count as "<TAG> <name> <n>": the crash suite's CRASH lines,
+// read like BENCH lines.
+func Count(tag, name string, n int) {
+	fmt.Printf("%s %s %d\n", tag, name, n)
+}
+
+// BuildSeedfleet builds the seedfleet binary of the module the caller runs
+// in (static, CGO_ENABLED=0, -trimpath) into dir and returns its path, for
+// drivers that run the real binary as separate processes.
+func BuildSeedfleet(dir string) (string, error) {
+	bin := filepath.Join(dir, "seedfleet")
+	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, "github.com/seedfleet/seedfleet")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("go build: %w\n%s", err, out)
+	}
+	return bin, nil
 }
