@@ -8,6 +8,8 @@ GOFMT ?= $(shell $(GO) env GOROOT)/bin/gofmt
 FUZZTIME ?= 10s
 # Extra flags for the benchmark drivers, e.g. BENCH_ARGS=-smoke.
 BENCH_ARGS ?=
+# Flags for the crash suite, e.g. CRASH_ARGS=-smoke or CRASH_ARGS='-rounds 50 -seed 42'.
+CRASH_ARGS ?=
 
 # Go files git knows about: tracked plus new files that are not ignored.
 # Outside a git checkout (e.g. an exported tarball) fall back to every .go
@@ -21,7 +23,7 @@ GO_FILES = $(wildcard $(shell git ls-files -co --exclude-standard -- '*.go' 2>/d
 CONTROLLER_TOOLS_VERSION ?= v0.22.0
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
-.PHONY: help fmt vet test test-race fuzz-smoke bench bench-vault bench-blobs bench-seed bench-operator build manifests generate envtest-assets test-e2e
+.PHONY: help fmt vet test test-race fuzz-smoke test-crash bench bench-vault bench-blobs bench-seed bench-operator build manifests generate envtest-assets test-e2e
 
 help: ## List the targets
 	@echo 'Usage: make <target> [GO=go] [FUZZTIME=10s] [BENCH_ARGS=...]'
@@ -50,6 +52,9 @@ test: ## Run all tests (the CI test command); builds the envtest binaries on fir
 
 test-race: ## All tests again under the race detector (CI runs it after test)
 	KUBEBUILDER_ASSETS="$$(bash ./hack/envtest-assets.sh)" $(GO) test -race -count=1 -timeout 30m ./...
+
+test-crash: ## Crash-and-corruption suite: kill -9 of seed and devices, an acknowledged-write ledger, damaged stores (hack/crash; CRASH_ARGS)
+	$(GO) run ./hack/crash $(CRASH_ARGS)
 
 test-e2e: ## End-to-end suite on a real single-node cluster in a network namespace (root; hack/e2e/run.sh)
 	bash ./hack/e2e/run.sh
