@@ -155,8 +155,12 @@ func (r *AgentVaultReconciler) observe(ctx context.Context, av *seedv1.AgentVaul
 		default:
 			rs.Hosted = true
 			rs.Entries, rs.Bytes, rs.BlobsMissing = int64(vs.Entries), int64(vs.Bytes), int32(vs.BlobsMissing)
-			rs.Synced = vs.Fingerprint == reference && vs.BlobsMissing == 0
-			if !rs.Synced {
+			rs.Synced = vs.Fingerprint == reference && vs.BlobsMissing == 0 && vs.Damage == nil
+			switch {
+			case vs.Damage != nil:
+				rs.Damage = firstLine(fmt.Sprintf("%s: %s", vs.Damage.State, vs.Damage.Reason))
+				rs.Message = "the pod found its copy damaged and is rebuilding it from the other replicas"
+			case !rs.Synced:
 				rs.Message = fmt.Sprintf("syncing: %d blobs missing", vs.BlobsMissing)
 				if vs.Fingerprint != reference {
 					rs.Message = "syncing entries from the other replicas"
@@ -202,7 +206,7 @@ func referenceFingerprint(ns string, members []int, fleet *fleetView) string {
 		return best
 	}
 	for _, o := range members {
-		if vs := fleet.Pods[o].vault(ns); vs != nil && fleet.Pods[o].hosts(ns) && int64(vs.Entries) > entries {
+		if vs := fleet.Pods[o].vault(ns); vs != nil && fleet.Pods[o].hosts(ns) && vs.Damage == nil && int64(vs.Entries) > entries {
 			best, entries = vs.Fingerprint, int64(vs.Entries)
 		}
 	}

@@ -68,17 +68,51 @@ func (r *AgentVaultReconciler) updateStatus(ctx context.Context, av *seedv1.Agen
 	if placed && !wasPlaced {
 		r.Recorder.Eventf(av, v.sn, corev1.EventTypeNormal, seedv1.ReasonPlaced, "Place", "placed on %s", strings.Join(pods, ", "))
 	}
+	damaged := damagedReplicas(v.replicas)
 	if want := int(av.Spec.Replicas); len(v.desired) < want {
 		setCondition(&st.Conditions, seedv1.ConditionDegraded, true, seedv1.ReasonTooFewPods,
 			fmt.Sprintf("spec.replicas is %d but SeedNode %s can give it only %d pods: scale the SeedNode or lower spec.replicas", want, v.sn.Name, len(v.desired)), gen)
+	} else if len(damaged) > 0 {
+		setCondition(&st.Conditions, seedv1.ConditionDegraded, true, seedv1.ReasonReplicaDamaged,
+			"rebuilding damaged replicas from the others: "+strings.Join(damaged, "; "), gen)
 	} else {
 		setCondition(&st.Conditions, seedv1.ConditionDegraded, false, seedv1.ReasonReconciled, "placement matches spec.replicas", gen)
+	}
+	for _, d := range newlyDamaged(av.Status.Placement, v.replicas) {
+		r.Recorder.Eventf(av, v.sn, corev1.EventTypeWarning, seedv1.ReasonReplicaDamaged, "Repair",
+			"%s found its copy of the vault damaged and is rebuilding it from the other replicas: %s", d.Pod, d.Damage)
 	}
 	ready, reason, msg := readiness(v)
 	st.ReadyReplicas = int32(ready)
 	setCondition(&st.Conditions, seedv1.ConditionReady, v.ready, reason, msg, gen)
 	st.SeedAddrs, st.ReadTicket = seedAddrs(av.Spec.NamespaceID, v)
 	return r.writeStatus(ctx, av, orig, st)
+}
+
+// damagedReplicas lists "pod: damage" for each damaged replica.
+func damagedReplicas(replicas []seedv1.ReplicaStatus) []string {
+	var out []string
+	for _, rs := range replicas {
+		if rs.Damage != "" {
+			out = append(out, rs.Pod+": "+rs.Damage)
+		}
+	}
+	return out
+}
+
+// newlyDamaged returns the replicas damaged now that were not in before.
+func newlyDamaged(before, now []seedv1.ReplicaStatus) []seedv1.ReplicaStatus {
+	var out []seedv1.ReplicaStatus
+	for _, rs := range now {
+		if rs.Damage == "" {
+			continue
+		}
+		i := slices.IndexFunc(before, func(b seedv1.ReplicaStatus) bool { return b.Pod == rs.Pod })
+		if i < 0 || before[i].Damage == "" {
+			out = append(out, rs)
+		}
+	}
+	return out
 }
 
 // readiness summarises the replicas for the Ready condition.

@@ -101,7 +101,7 @@ func replicasSynced(ns string, h *vaultHosting, fleet *fleetView) bool {
 	for i, o := range h.members() {
 		p := fleet.Pods[o]
 		v := p.vault(ns)
-		if v == nil || !p.hosts(ns) {
+		if v == nil || !p.hosts(ns) || v.Damage != nil {
 			return false
 		}
 		if slices.Contains(h.Desired, o) && v.BlobsMissing > 0 {

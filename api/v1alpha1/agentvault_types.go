@@ -124,6 +124,13 @@ type ReplicaStatus struct {
 	// Message says why the replica could not be read or is not synced.
 	// +optional
 	Message string `json:"message,omitempty"`
+	// Damage is set while the pod repairs its copy of the vault, found
+	// damaged on disk: the repair's state (Quarantined: nothing served;
+	// Rebuilding: refilling from the other replicas) and what was found. A
+	// damaged replica never counts as synced.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Damage string `json:"damage,omitempty"`
 }
 
 // AgentVaultStatus is the observed state of an AgentVault.

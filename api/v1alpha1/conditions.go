@@ -37,4 +37,7 @@ const (
 	ReasonPodUnreachable   = "PodUnreachable"
 	ReasonDeleting         = "Deleting"
 	ReasonApplyFailed      = "ApplyFailed"
+	// ReasonReplicaDamaged: a pod found its copy of the vault damaged on
+	// disk and is rebuilding it from the other replicas.
+	ReasonReplicaDamaged = "ReplicaDamaged"
 )
