@@ -96,7 +96,7 @@ func Open(dir string) (*Store, error) {
 			_ = os.Remove(filepath.Join(dir, "tmp", e.Name()))
 		}
 	}
-	db, err := pebble.Open(filepath.Join(dir, "meta"), &pebble.Options{Logger: pebblelog.Quiet{}})
+	db, err := pebble.Open(filepath.Join(dir, "meta"), &pebble.Options{Logger: pebblelog.New(nil, "blobs")})
 	if err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", dir, err)
 	}
