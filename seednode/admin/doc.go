@@ -19,8 +19,12 @@
 // listed vaults, each with at most MaxPeersPerVault full multiaddrs of the
 // other seeds hosting it; "options" (optional) may name only listed vaults
 // (see VaultOptions); bad input gets 400 with an ErrorResponse naming the
-// problem and changes nothing. With WithToken, PUT requires
-// "Authorization: Bearer <token>" (401 otherwise); GET endpoints stay open.
+// problem and changes nothing. PUT requires "Authorization: Bearer <token>"
+// with the WithToken token (401 otherwise); a Server without a token answers
+// every PUT with 403 and refuses (ErrNoToken) to listen anywhere but on
+// loopback. GET endpoints stay open: the kubelet and Prometheus read them. A
+// seed always has a token: its admin.tokenFile, or one it generates into its
+// data directory; ReadToken reads either.
 //
 // The Client retries connection errors and 5xx answers (3 attempts, backoff
 // from 100 ms doubling), never 4xx, and bounds every request with a timeout
