@@ -189,6 +189,12 @@ func (n *Node) CollectGarbage() (int, error) {
 			return 0, fmt.Errorf("count blobs of vault %s: %w", ns.Short(), err)
 		}
 	}
+	// A damaged replica no longer lists every blob it refers to: collect no
+	// blob until it is rebuilt.
+	if d := n.store.Damaged(); len(d) > 0 {
+		n.log.Info("blob collection postponed while vault replicas are repaired", "damaged", len(d))
+		return 0, nil
+	}
 	// The referenced set costs 32 bytes per blob-valued entry.
 	referenced := map[[32]byte]bool{}
 	for ns := range hosted {

@@ -34,6 +34,8 @@ func FromConfig(c config.Config) (Config, error) {
 		Limits:            c.Limits.Vault(),
 		IdleTimeout:       c.IdleTimeout.Duration,
 		GCInterval:        c.GCInterval.Duration,
+		ScrubInterval:     c.ScrubInterval.Duration,
+		RebuildStore:      c.RebuildStore,
 		AdminListen:       c.Admin.Listen,
 		DHT: DHTConfig{
 			Mode:              string(c.DHT.Mode),

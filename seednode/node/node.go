@@ -69,6 +69,13 @@ type Config struct {
 	// GCInterval is how often unreferenced blobs and unhosted vaults are
 	// collected (default 5 minutes).
 	GCInterval time.Duration
+	// ScrubInterval is how often every hosted vault is verified against its
+	// stored sums in the background (default DefaultScrubInterval).
+	ScrubInterval time.Duration
+	// RebuildStore lets a seed whose vault store is not the one its data
+	// directory held (files lost or replaced) move it aside and rebuild every
+	// hosted vault from its replicas, instead of refusing to start.
+	RebuildStore bool
 	DHT        DHTConfig
 	Relay      RelayConfig
 	Rendezvous RendezvousConfig
@@ -99,6 +106,7 @@ type Node struct {
 	self       peer.ID
 	replicas   *replicator
 	blobCounts *blobCounter
+	integrity  *integrity
 	placeMu    sync.Mutex // serializes changes of hosted, replicas and options
 	// options are the hosted vaults' placement options (nil until placed).
 	options atomic.Pointer[map[vault.NamespaceID]admin.VaultOptions]
@@ -163,7 +171,9 @@ func New(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	n.store, err = vault.Open(filepath.Join(cfg.DataDir, "vaults"), vault.StoreOptions{LimitsFor: n.limitsFor})
+	n.integrity = newIntegrity(n, cfg.ScrubInterval)
+	n.store, err = vault.Open(filepath.Join(cfg.DataDir, "vaults"), vault.StoreOptions{LimitsFor: n.limitsFor,
+		Rebuild: cfg.RebuildStore, OnCorruption: n.integrity.corruptionReported, Logger: n.log})
 	if err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
@@ -172,6 +182,10 @@ func New(cfg Config) (_ *Node, err error) {
 			n.store.Close()
 		}
 	}()
+	verifiedAtStart, err := n.integrity.start(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("seed node: vault store: %w", err)
+	}
 	if n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
@@ -200,8 +214,9 @@ func New(cfg Config) (_ *Node, err error) {
 		}
 	}()
 	n.metrics = newMetrics(n, n.reg)
+	n.integrity.register(n.reg)
 	n.fetcher = newBlobFetcher(n)
-	opts := []vault.Option{vault.WithPolicy(n.hosted), vault.WithLogger(n.log), vault.WithStoredHook(n.stored), vault.WithSessionEndHook(n.sessionEnded)}
+	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored), vault.WithSessionEndHook(n.sessionEnded)}
 	if cfg.IdleTimeout > 0 {
 		opts = append(opts, vault.WithIdleTimeout(cfg.IdleTimeout))
 	}
@@ -234,7 +249,8 @@ func New(cfg Config) (_ *Node, err error) {
 	if cfg.GCInterval <= 0 {
 		cfg.GCInterval = 5 * time.Minute
 	}
-	n.wg.Add(3)
+	n.wg.Add(4)
+	go n.integrity.run(n.ctx, verifiedAtStart)
 	go n.gcLoop(n.ctx, cfg.GCInterval)
 	go n.replicas.run(n.ctx)
 	go n.blobCounts.run(n.ctx)
