@@ -76,9 +76,9 @@ type Config struct {
 	// directory held (files lost or replaced) move it aside and rebuild every
 	// hosted vault from its replicas, instead of refusing to start.
 	RebuildStore bool
-	DHT        DHTConfig
-	Relay      RelayConfig
-	Rendezvous RendezvousConfig
+	DHT          DHTConfig
+	Relay        RelayConfig
+	Rendezvous   RendezvousConfig
 	// ResourceManager, if set, replaces go-libp2p's autoscaled limits.
 	ResourceManager network.ResourceManager
 	// Registry receives every metric of the node (a new one if nil).
