@@ -14,6 +14,9 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedfleet/seedfleet/internal/admission"
 )
 
 // ProtocolID is the libp2p protocol of verified blob transfers.
@@ -48,13 +51,51 @@ func WithIdleTimeout(d time.Duration) Option { return func(s *Service) { s.idle 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
 
+// DefaultRequestTimeout is how long an inbound stream may take to send its
+// request (a few hundred bytes) before it is reset.
+const DefaultRequestTimeout = 5 * time.Second
+
+// WithRequestTimeout sets how long an inbound stream may take to send its
+// request (default DefaultRequestTimeout, never more than the idle timeout;
+// zero or less keeps the default).
+func WithRequestTimeout(d time.Duration) Option {
+	return func(s *Service) {
+		if d > 0 {
+			s.requestTimeout = d
+		}
+	}
+}
+
+// WithAdmission shares a Limiter of unknown peers' streams (default: one of
+// the service's own with admission.DefaultLimits). A seed passes its vault
+// service's (vault.Service.Admission): a peer that completed a vault
+// session is known to both. An unknown peer's stream holds a place among
+// unknown peers' streams for as long as it is open, and is reset past the
+// caps.
+func WithAdmission(l *admission.Limiter) Option {
+	return func(s *Service) {
+		if l != nil {
+			s.adm = l
+		}
+	}
+}
+
+// WithRegisterer registers the service's metrics on reg (default: none are
+// registered): those of its admission Limiter (seedfleet_stream_refusals_total
+// and its companions); registering a Limiter the vault service registered
+// already is not an error.
+func WithRegisterer(reg prometheus.Registerer) Option { return func(s *Service) { s.reg = reg } }
+
 // Service serves the store's complete blobs and fetches blobs from peers.
 type Service struct {
-	host   host.Host
-	store  *Store
-	policy Policy
-	idle   time.Duration
-	log    *slog.Logger
+	host           host.Host
+	store          *Store
+	policy         Policy
+	idle           time.Duration
+	requestTimeout time.Duration
+	adm            *admission.Limiter
+	reg            prometheus.Registerer
+	log            *slog.Logger
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -97,9 +138,18 @@ func (s *Service) WaitServed(ctx context.Context, quiet time.Duration) error {
 
 // NewService registers the blob protocol handler on h.
 func NewService(h host.Host, st *Store, opts ...Option) *Service {
-	s := &Service{host: h, store: st, idle: 30 * time.Second, log: slog.Default()}
+	s := &Service{host: h, store: st, idle: 30 * time.Second, requestTimeout: DefaultRequestTimeout, log: slog.Default()}
 	for _, o := range opts {
 		o(s)
+	}
+	s.requestTimeout = min(s.requestTimeout, s.idle)
+	if s.adm == nil {
+		s.adm = admission.Default()
+	}
+	if s.reg != nil {
+		if err := s.adm.Register(s.reg); err != nil {
+			s.log.Warn("blobs: metrics not registered", "err", err)
+		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ProtocolID, s.handle)
@@ -210,47 +260,83 @@ func (d *deadlineConn) Write(p []byte) (int, error) {
 	return d.s.Write(p)
 }
 
+// requestMemory is what an inbound stream holds until its request is read:
+// the largest request and a small read buffer. The transfer's buffers
+// (2×streamBuf) are reserved once the request is allowed.
+const requestMemory = maxRequest + 4096
+
+// admissionService names this service in the admission metrics.
+const admissionService = "blobs"
+
 func (s *Service) handle(st network.Stream) {
 	s.wg.Add(1)
 	defer s.wg.Done()
+	remote := st.Conn().RemotePeer()
+	ticket, err := s.adm.Admit(admissionService, remote, st.Conn().RemoteMultiaddr())
+	if err != nil {
+		var re *admission.RefusedError
+		reason := admission.ReasonTotal
+		if errors.As(err, &re) {
+			reason = re.Reason
+		}
+		s.adm.Log(s.log, admissionService, reason, "blobs: refused a stream of an unknown peer", "peer", remote, "err", err)
+		st.Reset()
+		return
+	}
+	defer ticket.Release()
 	s.serving(1)
 	defer s.serving(-1)
 	defer st.Close()
 	if err := st.Scope().SetService(ServiceName); err != nil {
+		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "blobs: refused a transfer", "peer", remote, "err", err)
 		st.Reset()
 		return
 	}
-	if err := st.Scope().ReserveMemory(2*streamBuf, network.ReservationPriorityMedium); err != nil {
-		s.log.Warn("blobs: refusing a transfer", "peer", st.Conn().RemotePeer(), "err", err)
+	if err := st.Scope().ReserveMemory(requestMemory, ticket.Priority()); err != nil {
+		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "blobs: refused a transfer", "peer", remote, "known", ticket.Known(), "err", err)
 		st.Reset()
 		return
 	}
-	defer st.Scope().ReleaseMemory(2 * streamBuf)
+	defer st.Scope().ReleaseMemory(requestMemory)
 	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
 	defer stop()
-	conn := &deadlineConn{s: st, idle: s.idle}
-	br := bufio.NewReaderSize(conn, 4096)
-	bw := bufio.NewWriterSize(conn, 4096) // status replies only
-	remote := st.Conn().RemotePeer()
-	raw, err := readFrame(br, maxRequest)
+	// The request is read under its own, short deadline; the transfer's
+	// deadlines move with it (deadlineConn).
+	_ = st.SetReadDeadline(time.Now().Add(s.requestTimeout))
+	raw, err := readFrame(bufio.NewReaderSize(st, 4096), maxRequest)
 	if err != nil {
+		s.adm.Refused(s.log, admissionService, admission.ReasonHello, "blobs: no valid request", "peer", remote, "known", ticket.Known(), "err", err)
 		st.Reset()
 		return
 	}
+	conn := &deadlineConn{s: st, idle: s.idle}
+	bw := bufio.NewWriterSize(conn, 4096) // status replies only
 	req, err := decodeRequest(raw)
 	if err == nil && s.policy != nil {
 		err = s.policy(remote, req.hash)
 	}
 	if err != nil {
+		reason := admission.ReasonPolicy
+		if errors.Is(err, ErrBadRequest) {
+			reason = admission.ReasonHello
+		}
+		s.adm.Refused(s.log, admissionService, reason, "blobs: refused a request", "peer", remote, "blob", ID(req.hash).Short(), "err", err)
 		_ = writeStatus(bw, statusRefused, err.Error())
 		return
 	}
 	blob, err := s.store.OpenBlob(req.hash)
 	if err != nil {
+		s.log.Debug("blobs: asked for a blob this node does not have", "peer", remote, "blob", ID(req.hash).Short(), "err", err)
 		_ = writeStatus(bw, statusNotFound, "")
 		return
 	}
 	defer blob.Close()
+	if err := st.Scope().ReserveMemory(2*streamBuf, ticket.Priority()); err != nil {
+		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "blobs: refused a transfer", "peer", remote, "blob", ID(req.hash).Short(), "known", ticket.Known(), "err", err)
+		_ = writeStatus(bw, statusRefused, "this node is too busy to send the blob now (try again later)")
+		return
+	}
+	defer st.Scope().ReleaseMemory(2 * streamBuf)
 	// The status byte goes out on its own: WriteStream assembles the stream
 	// in buffers of its own and writes them straight to the stream.
 	if err := errors.Join(bw.WriteByte(statusOK), bw.Flush()); err != nil {
@@ -258,7 +344,7 @@ func (s *Service) handle(st network.Stream) {
 		return
 	}
 	if err := WriteStream(conn, blob.Size, blob.Data, blob.Outboard, req.ranges); err != nil {
-		s.log.Info("blobs: transfer ended", "peer", remote, "hash", fmt.Sprintf("%x", req.hash[:6]), "err", err)
+		s.log.Info("blobs: transfer ended", "peer", remote, "blob", ID(req.hash).Short(), "err", err)
 		st.Reset()
 		return
 	}
@@ -460,7 +546,7 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOp
 	switch status[0] {
 	case statusOK:
 	case statusNotFound:
-		return stats, fmt.Errorf("%w: peer %s does not have blob %x", ErrNotFound, p, h[:8])
+		return stats, fmt.Errorf("%w: peer %s does not have blob %s", ErrNotFound, p, ID(h).Short())
 	case statusRefused:
 		msg, _ := readFrame(bufio.NewReader(cr), 1024)
 		return stats, fmt.Errorf("%w: %s", ErrRefused, msg)
@@ -473,14 +559,14 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOp
 	if err != nil {
 		stream.Reset()
 		if errors.Is(err, ErrVerify) {
-			return stats, fmt.Errorf("blob %x from %s: %w (data verified before it is kept; try another peer)", h[:8], p, err)
+			return stats, fmt.Errorf("blob %s from %s: %w (data verified before it is kept; try another peer)", ID(h).Short(), p, err)
 		}
 		return stats, s.ioErr(p, err)
 	}
 	// The stream must end exactly here.
 	if n, _ := io.CopyN(io.Discard, cr, 1); n != 0 {
 		stream.Reset()
-		return stats, fmt.Errorf("blob %x from %s: the sender sent bytes past the end of the requested ranges", h[:8], p)
+		return stats, fmt.Errorf("blob %s from %s: the sender sent bytes past the end of the requested ranges", ID(h).Short(), p)
 	}
 	if opts.Progress != nil {
 		opts.Progress(sink.progress)

@@ -17,10 +17,15 @@ import (
 	"github.com/ipfs/go-cid"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
 	mh "github.com/multiformats/go-multihash"
+	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedfleet/seedfleet/internal/admission"
+	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -415,4 +420,309 @@ func TestFloodOfRefusedRequestsLeavesTheDeviceServed(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// streamFlood is a set of fake peers, each holding open streams of one
+// protocol on the seed with one byte written and nothing more (a hello
+// never finished, a blob request never sent).
+type streamFlood struct {
+	t     testing.TB
+	seed  peer.AddrInfo
+	proto protocol.ID
+	hosts []host.Host
+
+	mu      sync.Mutex
+	streams [][]network.Stream // per host
+	opened  atomic.Int64       // streams the seed let the fake peers open and write to
+	failed  atomic.Int64       // streams refused, reset or not opened
+}
+
+// newStreamFlood connects peers fake peers to seed (16 at a time).
+func newStreamFlood(ctx context.Context, t testing.TB, seed peer.AddrInfo, proto protocol.ID, peers int) *streamFlood {
+	t.Helper()
+	f := &streamFlood{t: t, seed: seed, proto: proto, streams: make([][]network.Stream, peers)}
+	for range peers {
+		// No resource manager of its own: an attacker's streams are
+		// bounded by what the seed allows, not by its own limits.
+		key, err := identity.Generate()
+		if err != nil {
+			t.Fatal(err)
+		}
+		h, err := p2p.NewHost(p2p.HostOptions{Key: key, ResourceManager: &network.NullResourceManager{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { h.Close() })
+		f.hosts = append(f.hosts, h)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, peers)
+	connecting := make(chan struct{}, 16)
+	for _, h := range f.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			connecting <- struct{}{}
+			defer func() { <-connecting }()
+			if err := h.Connect(ctx, seed); err != nil {
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	select {
+	case err := <-errs:
+		t.Fatalf("a fake peer could not connect: %v", err)
+	default:
+	}
+	return f
+}
+
+// open makes every fake peer hold perPeer streams (replacing what it held):
+// each stream is negotiated and carries one byte.
+func (f *streamFlood) open(ctx context.Context, perPeer int) {
+	var wg sync.WaitGroup
+	for i, h := range f.hosts {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f.mu.Lock()
+			old := f.streams[i]
+			f.streams[i] = nil
+			f.mu.Unlock()
+			for _, s := range old {
+				s.Reset()
+			}
+			var held []network.Stream
+			for range perPeer {
+				s, err := h.NewStream(ctx, f.seed.ID, f.proto)
+				if err == nil {
+					_, err = s.Write([]byte{1})
+				}
+				if err != nil {
+					f.failed.Add(1)
+					if s != nil {
+						s.Reset()
+					}
+					continue
+				}
+				f.opened.Add(1)
+				held = append(held, s)
+			}
+			f.mu.Lock()
+			f.streams[i] = held
+			f.mu.Unlock()
+		}()
+	}
+	wg.Wait()
+}
+
+// live counts the held streams the seed has not ended: a read that times
+// out (after a second, all streams at once, so that resets on their way
+// arrive) means the stream is still open.
+func (f *streamFlood) live() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(time.Second)
+	for _, ss := range f.streams {
+		for _, s := range ss {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				_ = s.SetReadDeadline(deadline)
+				var b [1]byte
+				_, err := s.Read(b[:])
+				var ne interface{ Timeout() bool }
+				if errors.As(err, &ne) && ne.Timeout() {
+					n.Add(1)
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	return int(n.Load())
+}
+
+func (f *streamFlood) close() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, ss := range f.streams {
+		for _, s := range ss {
+			s.Reset()
+		}
+	}
+	f.streams = make([][]network.Stream, len(f.hosts))
+}
+
+// floodDevice is a legitimate device of a hosted vault: its own host
+// connected to the seed, a vault-sync service and a blob service.
+type floodDevice struct {
+	home  *client.Home
+	ns    vault.NamespaceID
+	host  host.Host
+	sync  *vault.Service
+	blobs *blobs.Service
+	round int
+}
+
+func newFloodDevice(ctx context.Context, t testing.TB) *floodDevice {
+	t.Helper()
+	home, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { home.Close() })
+	ns, err := home.CreateVault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	h, err := p2p.NewHost(p2p.HostOptions{Key: home.Key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	d := &floodDevice{home: home, ns: ns, host: h}
+	d.sync = vault.NewService(h, home.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	t.Cleanup(func() { d.sync.Close() })
+	d.blobs = blobs.NewService(h, home.Blobs)
+	t.Cleanup(func() { d.blobs.Close() })
+	return d
+}
+
+// syncOnce writes a changed entry and syncs it to the seed (10 s at most).
+func (d *floodDevice) syncOnce(ctx context.Context, seed peer.ID) error {
+	d.round++
+	key := []byte(fmt.Sprintf("notes/%d", d.round))
+	if _, err := d.home.Put(d.ns, key, []byte(fmt.Sprintf("change %d", d.round))); err != nil {
+		return err
+	}
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	st, err := d.sync.Sync(sctx, seed, d.ns, vault.SyncOptions{})
+	if err == nil && (st.ItemsSent != 1 || st.PeerRefused != 0) {
+		err = fmt.Errorf("sent %d items (want 1), the seed refused %d (%s)", st.ItemsSent, st.PeerRefused, st.PeerRefusal)
+	}
+	return err
+}
+
+// TestStreamFloodsLeaveKnownDevicesServed plays the two floods of idle
+// streams that locked devices out: 40 peers holding 30 one-byte streams
+// each (1,200 streams, each once reserving a session's memory), and 20
+// peers holding 250 each, all reopened between the device's requests; on
+// the vault-sync protocol (the device syncs) and on the blob protocol (the
+// device fetches a blob). A device that has synced with the seed before is
+// served every time, the fake peers (all on 127.0.0.1) hold no more
+// streams than one address range may, and the seed counts its refusals.
+func TestStreamFloodsLeaveKnownDevicesServed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("up to 5,000 flood streams")
+	}
+	for _, tc := range []struct {
+		name           string
+		proto          protocol.ID
+		service        string // the label of seedfleet_stream_refusals_total
+		peers, perPeer int
+		reopen         bool
+	}{
+		{"sync, hold 40x30", vault.ProtocolID, "vault-sync", 40, 30, false},
+		{"sync, churn 20x250", vault.ProtocolID, "vault-sync", 20, 250, true},
+		{"blobs, hold 40x30", blobs.ProtocolID, "blobs", 40, 30, false},
+		{"blobs, churn 20x250", blobs.ProtocolID, "blobs", 20, 250, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			dev := newFloodDevice(ctx, t)
+			n := startNode(t, Config{HostedVaults: []vault.NamespaceID{dev.ns}})
+			seed := peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()}
+			if err := dev.host.Connect(ctx, seed); err != nil {
+				t.Fatal(err)
+			}
+			const rounds = 5
+			var hashes [][32]byte
+			for i := range rounds {
+				h, err := n.Blobs().AddBytes([]byte(fmt.Sprintf("blob %d of the seed, %s", i, strings.Repeat("x", 64<<10))))
+				if err != nil {
+					t.Fatal(err)
+				}
+				hashes = append(hashes, h)
+			}
+			request := func(r int) error {
+				if tc.proto == vault.ProtocolID {
+					return dev.syncOnce(ctx, seed.ID)
+				}
+				fctx, fcancel := context.WithTimeout(ctx, 10*time.Second)
+				defer fcancel()
+				st, err := dev.blobs.Fetch(fctx, seed.ID, hashes[r], blobs.FetchOptions{})
+				if err == nil && !st.Complete {
+					err = fmt.Errorf("blob %d: fetch incomplete: %+v", r, st)
+				}
+				return err
+			}
+			// The device is known once it has synced a hosted vault.
+			if err := dev.syncOnce(ctx, seed.ID); err != nil {
+				t.Fatalf("before the flood: %v", err)
+			}
+
+			f := newStreamFlood(ctx, t, seed, tc.proto, tc.peers)
+			defer f.close()
+			f.open(ctx, tc.perPeer)
+			var failed []string
+			for r := range rounds {
+				if tc.reopen && r > 0 {
+					f.open(ctx, tc.perPeer)
+				}
+				if err := request(r); err != nil {
+					failed = append(failed, err.Error())
+				}
+			}
+			live := f.live()
+			refused := counterValue(t, n.reg, "seedfleet_stream_refusals_total", map[string]string{"service": tc.service})
+			t.Logf("%d fake peers: %d streams opened and written to, %d not; %d still held by the seed at the end; the seed counted %v refusals; device: %d of %d requests ok",
+				tc.peers, f.opened.Load(), f.failed.Load(), live, refused, rounds-len(failed), rounds)
+			if len(failed) > 0 {
+				t.Errorf("the known device's requests failed during the flood (%d of %d): %q", len(failed), rounds, failed)
+			}
+			if max := admission.DefaultLimits.PerRange; live > max {
+				t.Errorf("the fake peers hold %d streams on the seed, more than the %d one address range may hold", live, max)
+			}
+			if refused == 0 {
+				t.Error("the seed counted no refusals in seedfleet_stream_refusals_total")
+			}
+		})
+	}
+}
+
+// counterValue sums the counter name's series on reg whose labels include
+// labels.
+func counterValue(t testing.TB, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+	series:
+		for _, m := range mf.GetMetric() {
+			for k, v := range labels {
+				found := false
+				for _, lp := range m.GetLabel() {
+					if lp.GetName() == k && lp.GetValue() == v {
+						found = true
+					}
+				}
+				if !found {
+					continue series
+				}
+			}
+			sum += m.GetCounter().GetValue()
+		}
+	}
+	return sum
 }

@@ -216,12 +216,12 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics = newMetrics(n, n.reg)
 	n.integrity.register(n.reg)
 	n.fetcher = newBlobFetcher(n)
-	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored), vault.WithSessionEndHook(n.sessionEnded)}
+	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored), vault.WithSessionEndHook(n.sessionEnded), vault.WithRegisterer(n.reg)}
 	if cfg.IdleTimeout > 0 {
 		opts = append(opts, vault.WithIdleTimeout(cfg.IdleTimeout))
 	}
 	n.sync = vault.NewService(n.host, n.store, opts...)
-	n.blobSvc = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log))
+	n.blobSvc = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log), blobs.WithAdmission(n.sync.Admission()), blobs.WithRegisterer(n.reg))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	if err = n.startRelay(); err != nil {
 		n.cancel()
