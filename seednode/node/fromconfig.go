@@ -95,7 +95,13 @@ func FromConfig(c config.Config) (Config, error) {
 // devices, their relay reservations and the DHT: at least 4,096 inbound and
 // 8,192 in all, within the file descriptors), a transient scope no single
 // peer can fill (256 inbound streams per peer, 16,384 in transit), then the
-// configured caps.
+// configured caps. What peers the seed does not know may hold on the
+// vault-sync and blob services is bounded by the services themselves
+// (internal/admission: per peer, per address range, in all, and a session's
+// memory only after a hello names a hosted vault), since the resource
+// manager's scopes know neither address ranges nor which peers are known
+// devices; it reserves unknown peers' memory at low priority, so the last
+// 60% of a service's memory stays for known ones.
 func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
