@@ -100,8 +100,9 @@ func FromConfig(c config.Config) (Config, error) {
 // (internal/admission: per peer, per address range, in all, and a session's
 // memory only after a hello names a hosted vault), since the resource
 // manager's scopes know neither address ranges nor which peers are known
-// devices; it reserves unknown peers' memory at low priority, so the last
-// 60% of a service's memory stays for known ones.
+// devices. The services reserve an unknown peer's memory at low priority
+// (granted while the scope is under 40% full) and a known peer's at high
+// (under 80%), so what unknown peers leave is kept for known devices.
 func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	scaling := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&scaling)
