@@ -317,9 +317,15 @@ func TestWALDamagedBeforeItsEndIsDamageNotATornWrite(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "vaults")
 	st := openAt(t, dir, StoreOptions{})
 	fill(t, st, w, 1000, "wal")
-	// No flush: the entries live in the WAL only. Close flushes nothing
-	// (Pebble replays the WAL at the next open).
+	// What a crash leaves (Close would flush the log into tables): a copy
+	// of the open store, whose entries live in its WAL only.
+	crashed := filepath.Join(t.TempDir(), "vaults")
+	copyFile(t, dir+".id", crashed+".id")
+	if err := os.CopyFS(crashed, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
 	st.Close()
+	dir = crashed
 	if !flipIn(t, dir, "*.log", []byte("wal-00300-")) {
 		t.Fatal("no WAL holds the entries")
 	}
@@ -334,6 +340,17 @@ func TestWALDamagedBeforeItsEndIsDamageNotATornWrite(t *testing.T) {
 	}
 	if aside, _ := filepath.Glob(dir + ".damaged-wal-*"); len(aside) != 1 {
 		t.Fatalf("the damaged WAL was not kept aside: %v", aside)
+	}
+}
+
+func copyFile(t *testing.T, from, to string) {
+	t.Helper()
+	b, err := os.ReadFile(from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(to, b, 0o600); err != nil {
+		t.Fatal(err)
 	}
 }
 

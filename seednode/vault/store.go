@@ -196,7 +196,8 @@ func (s *Store) Close() error {
 	// commit, an iterator) before closing.
 	s.life.Lock()
 	defer s.life.Unlock()
-	return s.db.Close()
+	// Flushed, the next start replays no log and the tables hold everything.
+	return errors.Join(s.db.Flush(), s.db.Close())
 }
 
 func (s *Store) limits(ns NamespaceID) Limits {
