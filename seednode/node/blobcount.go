@@ -24,10 +24,11 @@ type blobCount struct {
 }
 
 // blobCounter keeps each hosted vault's blobCount for /status. A count scans
-// the vault, so it is not made per request: the collection pass counts every
-// vault, and a background pass recounts a vault soon after entries referring
-// to blobs are stored in it and, while it lacks blobs, soon after blobs are
-// fetched.
+// the vault, so it is not made per request: every vault is counted when the
+// node starts (or, if status asks first, when status asks), the collection
+// pass counts every vault, and a background pass recounts a vault soon after
+// entries referring to blobs are stored in it, while it lacks blobs soon
+// after blobs are fetched, and after a held blob was found damaged.
 type blobCounter struct {
 	n    *Node
 	wake chan struct{}
@@ -50,12 +51,38 @@ func (c *blobCounter) poke() {
 	}
 }
 
-// get returns the latest count of ns, if there is one.
+// get returns the latest count of ns. A vault not counted yet (after a
+// start, before the first pass reached it; just placed) is counted first,
+// here: /status must never report an uncounted vault as missing nothing, as
+// the operator drops a moved vault's old replica on that word. It is false
+// only for a vault that is not hosted or could not be scanned.
 func (c *blobCounter) get(ns vault.NamespaceID) (blobCount, bool) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	bc, ok := c.counts[ns]
+	c.mu.Unlock()
+	if ok {
+		return bc, true
+	}
+	if err := c.count(ns); err != nil {
+		c.n.log.Warn("blobs of a vault not counted", "vault", ns.Short(), "err", err)
+		return blobCount{}, false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bc, ok = c.counts[ns]
 	return bc, ok
+}
+
+// damaged notes that a blob this node held complete lost groups (rot found
+// by the scrubber or while serving it): every vault is recounted, as the
+// blob may be any of theirs and a count is cheaper than finding out which.
+func (c *blobCounter) damaged() {
+	c.mu.Lock()
+	for ns := range c.counts {
+		c.dirty[ns] = true
+	}
+	c.mu.Unlock()
+	c.poke()
 }
 
 // stored asks for a recount of ns after entries were stored in it: always
@@ -144,9 +171,16 @@ func (c *blobCounter) due() []vault.NamespaceID {
 	return out
 }
 
-// run recounts what is due whenever asked, at most once per recountGap.
+// run counts every hosted vault not counted yet, then recounts what is due
+// whenever asked, at most once per recountGap.
 func (c *blobCounter) run(ctx context.Context) {
 	defer c.n.wg.Done()
+	for _, ns := range c.n.hosted.List() {
+		if ctx.Err() != nil {
+			return
+		}
+		c.get(ns) // a failure is logged; status tries again when asked
+	}
 	for {
 		select {
 		case <-ctx.Done():

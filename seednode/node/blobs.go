@@ -12,12 +12,13 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
-// blobJob is a blob an entry refers to, and the peer that sent the entry
-// (and so most likely has the blob).
+// blobJob is a blob an entry refers to, and the peers to fetch it from, in
+// order: the peer that sent the entry (and so most likely has the blob), or
+// for a damaged blob the peers that hold its vault.
 type blobJob struct {
-	from peer.ID
-	hash [32]byte
-	size uint64
+	peers []peer.ID
+	hash  [32]byte
+	size  uint64
 }
 
 const (
@@ -34,6 +35,7 @@ type blobFetcher struct {
 	mu       sync.Mutex
 	inFlight map[[32]byte]bool
 	scanned  map[vault.NamespaceID]time.Time // last repair scan per vault
+	scrub    *blobs.Scrubber                 // verifies held blobs (see startBlobScrub)
 }
 
 // repairEvery bounds how often a vault is scanned for blobs that are still
@@ -95,24 +97,30 @@ func (f *blobFetcher) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item
 			continue
 		}
 		blobRefs++
-		f.mu.Lock()
-		busy := f.inFlight[e.Hash]
-		if !busy {
-			f.inFlight[e.Hash] = true
-		}
-		f.mu.Unlock()
-		if busy {
-			continue
-		}
-		select {
-		case f.queue <- blobJob{from: p, hash: e.Hash, size: e.Size}:
-		default:
-			// A full queue is caught up by the next sync or GC pass.
-			f.done(e.Hash)
-			f.n.log.Warn("blob fetch queue full; blob will be fetched later", "hash", vault.Hash(e.Hash).Short())
-		}
+		f.queueFetch(blobJob{peers: []peer.ID{p}, hash: e.Hash, size: e.Size})
 	}
 	return blobRefs
+}
+
+// queueFetch queues job unless its blob is being fetched already. It never
+// blocks.
+func (f *blobFetcher) queueFetch(job blobJob) {
+	f.mu.Lock()
+	busy := f.inFlight[job.hash]
+	if !busy {
+		f.inFlight[job.hash] = true
+	}
+	f.mu.Unlock()
+	if busy {
+		return
+	}
+	select {
+	case f.queue <- job:
+	default:
+		// A full queue is caught up by the next sync or GC pass.
+		f.done(job.hash)
+		f.n.log.Warn("blob fetch queue full; blob will be fetched later", "hash", vault.Hash(job.hash).Short())
+	}
 }
 
 func (f *blobFetcher) done(h [32]byte) {
@@ -139,11 +147,21 @@ func (f *blobFetcher) run(ctx context.Context) {
 	}
 }
 
+// fetch fetches job's blob from its peers in turn, until one completes it.
 func (f *blobFetcher) fetch(ctx context.Context, job blobJob) {
+	for _, p := range job.peers {
+		if f.fetchFrom(ctx, p, job) || ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// fetchFrom fetches job's blob from p and reports whether it is complete.
+func (f *blobFetcher) fetchFrom(ctx context.Context, p peer.ID, job blobJob) bool {
 	size := job.size
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Minute)
 	defer cancel()
-	st, err := f.n.blobSvc.Fetch(ctx, job.from, job.hash, blobs.FetchOptions{Size: &size, MaxSize: size})
+	st, err := f.n.blobSvc.Fetch(ctx, p, job.hash, blobs.FetchOptions{Size: &size, MaxSize: size})
 	h := vault.Hash(job.hash).Short()
 	if f.n.metrics != nil {
 		result := "ok"
@@ -154,13 +172,14 @@ func (f *blobFetcher) fetch(ctx context.Context, job blobJob) {
 		f.n.metrics.blobBytes.Add(float64(st.GroupsFetched * blobs.GroupSize))
 	}
 	if err != nil {
-		f.n.log.Info("blob fetch failed; retried after the next sync", "hash", h, "from", job.from, "err", err)
-		return
+		f.n.log.Info("blob fetch failed; retried after the next sync", "hash", h, "from", p, "err", err)
+		return false
 	}
 	f.n.blobCounts.fetched()
 	if !st.AlreadyComplete {
 		f.n.log.Debug("blob fetched", "hash", h, "bytes", st.Size, "groups", st.GroupsFetched, "resumed", st.GroupsSkipped)
 	}
+	return st.Complete
 }
 
 // CollectGarbage drops the data of vaults this node no longer hosts and

@@ -254,6 +254,7 @@ func New(cfg Config) (_ *Node, err error) {
 	go n.gcLoop(n.ctx, cfg.GCInterval)
 	go n.replicas.run(n.ctx)
 	go n.blobCounts.run(n.ctx)
+	n.startBlobScrub()
 	if cfg.VaultsFile != "" {
 		n.wg.Add(1)
 		go n.watchVaultsFile()
