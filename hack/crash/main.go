@@ -14,8 +14,10 @@
 // damage cases (damage.go) damage a stopped seed's data directory and check
 // that it refuses to start with a clear error, or quarantines and heals.
 //
-// It prints "CRASH <figure> <n>" lines: runs, kills, acknowledged, lost
-// (must be 0: the run fails and lists them), repairs, findings.
+// It prints "CRASH <figure> <n>" lines: runs (rounds), kills, acknowledged
+// (entries), lost (must be 0: the run fails and lists them), repairs,
+// damage_failures (must be 0) and findings (faults that lose no
+// acknowledged write, each printed as a "# finding:" line).
 package main
 
 import (
@@ -60,6 +62,7 @@ type stats struct {
 	kills    int
 	repairs  int
 	lost     []string
+	failures []string // damage cases whose seed did not do what it must
 	findings []string
 }
 
@@ -75,6 +78,15 @@ func (s *stats) lose(format string, args ...any) {
 	s.lost = append(s.lost, msg)
 	s.mu.Unlock()
 	fmt.Printf("# LOST: %s\n", msg)
+}
+
+// fail records a damage case that went wrong.
+func (s *stats) fail(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	s.mu.Lock()
+	s.failures = append(s.failures, msg)
+	s.mu.Unlock()
+	fmt.Printf("# FAILED: %s\n", msg)
 }
 
 // finding records something wrong that is not a lost write.
@@ -173,14 +185,18 @@ func main() {
 	benchutil.Count("CRASH", "acknowledged", c.ledger.len())
 	benchutil.Count("CRASH", "lost", len(st.lost))
 	benchutil.Count("CRASH", "repairs", st.repairs)
+	benchutil.Count("CRASH", "damage_failures", len(st.failures))
 	benchutil.Count("CRASH", "findings", len(st.findings))
 	fmt.Printf("# repairs: entries the devices had acknowledged and the seed lacked after a crash, brought over by the next sync; blobs the seed fetched again; damaged stores healed\n")
 	fmt.Printf("# %.1fs in all; seed %d (go run ./hack/crash %s)\n", time.Since(start).Seconds(), *seedArg, args)
-	if len(st.lost) > 0 {
-		for _, l := range st.lost {
-			fmt.Fprintf(os.Stderr, "lost: %s\n", l)
-		}
-		die("%d acknowledged writes lost (reproduce: go run ./hack/crash %s -keep)", len(st.lost), args)
+	for _, l := range st.lost {
+		fmt.Fprintf(os.Stderr, "lost: %s\n", l)
+	}
+	for _, f := range st.failures {
+		fmt.Fprintf(os.Stderr, "damage case failed: %s\n", f)
+	}
+	if len(st.lost)+len(st.failures) > 0 {
+		die("%d acknowledged writes lost, %d damage cases failed (reproduce: go run ./hack/crash %s -keep)", len(st.lost), len(st.failures), args)
 	}
 }
 
@@ -196,6 +212,7 @@ type entry struct {
 	hash        string // short hash, as put prints it
 	seedAcked   bool   // a one-shot sync to the seed exited 0 after the put
 	blobChecked bool   // fetched byte-identical from the seed
+	unserved    bool   // the seed lacked the blob after recovery (reported once)
 }
 
 type ledger struct {
