@@ -304,6 +304,10 @@ func (s *Service) handle(st network.Stream) {
 	// deadlines move with it (deadlineConn).
 	_ = st.SetReadDeadline(time.Now().Add(s.requestTimeout))
 	raw, err := readFrame(bufio.NewReaderSize(st, 4096), maxRequest)
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, network.ErrReset) {
+		st.Reset() // the peer ended it: nothing refused
+		return
+	}
 	if err != nil {
 		s.adm.Refused(s.log, admissionService, admission.ReasonHello, "blobs: no valid request", "peer", remote, "known", ticket.Known(), "err", err)
 		st.Reset()

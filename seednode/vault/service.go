@@ -364,6 +364,10 @@ func (s *Service) handle(st network.Stream) {
 	small := bufio.NewReaderSize(st, helloBufSize)
 	fr := frameReader{r: small}
 	typ, p, err := fr.next()
+	if peerGone(err) {
+		st.Reset() // the peer ended it: nothing refused, nobody to tell
+		return
+	}
 	if err != nil || typ != frameHello || len(p) != helloLen || p[0] != protocolVersion {
 		msg := "expected a hello frame of protocol version 1"
 		var ne interface{ Timeout() bool }
@@ -417,6 +421,11 @@ func (s *Service) handle(st network.Stream) {
 	s.log.Debug("vault-sync: session done", "peer", remote, "vault", ns.Short(),
 		"stored", stats.Stored, "sent", stats.ItemsSent, "bytes_in", stats.BytesReceived, "bytes_out", stats.BytesSent)
 	_ = st.Close()
+}
+
+// peerGone reports whether err means the peer closed or reset the stream.
+func peerGone(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, network.ErrReset)
 }
 
 func (s *Service) refuse(st network.Stream, code byte, msg string) {

@@ -2216,6 +2216,7 @@ func holdStream(ctx context.Context, h host.Host, seed peer.ID, next time.Time, 
 		}
 		select {
 		case <-ended:
+			s.Reset()
 			c.held.Add(-1)
 			c.ended.Add(1)
 			if reopen > 0 {
