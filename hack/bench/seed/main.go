@@ -2288,7 +2288,7 @@ func benchStreamFloods(addr string, dev *child, seedStat func() floodSeedStat) {
 				refused[k] = d
 			}
 		}
-		fmt.Printf("# stream flood %s: %d fake peers opened %d streams (%d could not be opened), the seed ended %d of them, they held %d at the end; the seed refused %v by reason and counted %v streams of unknown peers at the end; VmRSS %.1f MiB, %d goroutines\n",
+		fmt.Printf("# stream flood %s: %d fake peers opened %d streams (%d could not be opened), saw the seed end %d of them and %d not yet at the end (resets on their way count as open); the seed refused %v by reason and held %v streams of unknown peers at the end (seedfleet_unknown_peer_streams); VmRSS %.1f MiB, %d goroutines\n",
 			p.name, fs.Hosts, fs.Opened, fs.Failed, fs.EndedBySeed, fs.Held, refused, after.UnknownStreams, benchutil.MiB(after.RSS), after.Goroutines)
 		fmt.Printf("# stream flood %s: device sync %d/%d ok (p50 %.1f ms, p99 %.1f ms, max %.1f ms); relay.Reserve %d/%d; rendezvous.Register %d/%d; DHT lookup %d/%d\n",
 			p.name, res.SyncOK, res.SyncTotal, percentile(res.SyncMillis, 50), percentile(res.SyncMillis, 99), percentile(res.SyncMillis, 100),
