@@ -101,7 +101,7 @@ seednode vaults" uses it. --example-config prints a commented configuration file
 			f.AddFlag(fl)
 		}
 	})
-	c.AddCommand(newInstallKeyCmd(), newSeedVaultsCmd())
+	c.AddCommand(newInstallKeyCmd(), newSeedVaultsCmd(), newSeedVerifyCmd())
 	return c
 }
 

@@ -44,22 +44,13 @@ to keep it for good.`,
 					}
 				}
 			}
-			opts := []admin.ClientOption{}
+			api := admin.NewClient(addr)
 			if len(add)+len(remove) > 0 {
-				if tokenFile == "" {
-					tokenFile = filepath.Join(dataDir, node.AdminTokenFile)
-				}
-				token, err := admin.ReadToken(tokenFile)
-				if errors.Is(err, fs.ErrNotExist) {
-					return fmt.Errorf("%w: changes need the seed's admin token: pass --data with the seed's data directory "+
-						"(it holds %s once the seed has started), or --token-file with its admin.tokenFile", err, node.AdminTokenFile)
-				}
-				if err != nil {
+				var err error
+				if api, tokenFile, err = tokenClient(addr, dataDir, tokenFile); err != nil {
 					return err
 				}
-				opts = append(opts, admin.WithToken(token))
 			}
-			api := admin.NewClient(addr, opts...)
 			hv, err := api.HostedVaults(ctx)
 			if err != nil {
 				return fmt.Errorf("%w (is a seed running with --admin-listen %s?)", err, addr)
@@ -84,12 +75,7 @@ to keep it for good.`,
 				}
 			}
 			if err := api.SetHostedVaults(ctx, hv); err != nil {
-				var herr *admin.HTTPError
-				if errors.As(err, &herr) && herr.StatusCode == http.StatusUnauthorized {
-					return fmt.Errorf("%w: the seed at %s refused the token in %s; is that file this seed's "+
-						"(its --data directory's %s, or its admin.tokenFile)?", err, addr, tokenFile, node.AdminTokenFile)
-				}
-				return err
+				return explainRefusal(err, addr, tokenFile)
 			}
 			fmt.Fprintf(out, "the seed hosts %d vault(s)\n", len(hv.Vaults))
 			return nil
@@ -102,4 +88,31 @@ to keep it for good.`,
 	f.StringSliceVar(&add, "add", nil, "namespace ID of a vault to host (repeatable)")
 	f.StringSliceVar(&remove, "remove", nil, "namespace ID of a vault to stop hosting (repeatable)")
 	return c
+}
+
+// tokenClient is an admin API client carrying the seed's token: tokenFile,
+// or else admin.token in dataDir. It returns the file it read.
+func tokenClient(addr, dataDir, tokenFile string) (*admin.Client, string, error) {
+	if tokenFile == "" {
+		tokenFile = filepath.Join(dataDir, node.AdminTokenFile)
+	}
+	token, err := admin.ReadToken(tokenFile)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, tokenFile, fmt.Errorf("%w: changes need the seed's admin token: pass --data with the seed's data directory "+
+			"(it holds %s once the seed has started), or --token-file with its admin.tokenFile", err, node.AdminTokenFile)
+	}
+	if err != nil {
+		return nil, tokenFile, err
+	}
+	return admin.NewClient(addr, admin.WithToken(token)), tokenFile, nil
+}
+
+// explainRefusal says what to check when the seed refused the token.
+func explainRefusal(err error, addr, tokenFile string) error {
+	var herr *admin.HTTPError
+	if errors.As(err, &herr) && herr.StatusCode == http.StatusUnauthorized {
+		return fmt.Errorf("%w: the seed at %s refused the token in %s; is that file this seed's "+
+			"(its --data directory's %s, or its admin.tokenFile)?", err, addr, tokenFile, node.AdminTokenFile)
+	}
+	return err
 }

@@ -13,4 +13,7 @@ const (
 	// PathHostedVaults reads (GET) and replaces (PUT) the hosted vault list as
 	// HostedVaults JSON.
 	PathHostedVaults = "/v1/hosted-vaults"
+	// PathVerify (POST, with the token) starts a verification of every vault
+	// replica the seed holds; Status.Integrity tells when it ended.
+	PathVerify = "/v1/verify"
 )

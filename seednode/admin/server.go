@@ -147,6 +147,7 @@ func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Se
 	mux.HandleFunc("GET "+PathStatus, s.status)
 	mux.HandleFunc("GET "+PathHostedVaults, s.getHostedVaults)
 	mux.HandleFunc("PUT "+PathHostedVaults, s.putHostedVaults)
+	mux.HandleFunc("POST "+PathVerify, s.postVerify)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -268,16 +269,48 @@ func (s *Server) getHostedVaults(w http.ResponseWriter, _ *http.Request) {
 	writeJSON(w, http.StatusOK, hv)
 }
 
-func (s *Server) putHostedVaults(w http.ResponseWriter, r *http.Request) {
+// Verifier is a Source that can verify its stored data on demand.
+type Verifier interface {
+	// StartVerify starts a verification pass in the background (or leaves
+	// the one running); Status.Integrity reports its end.
+	StartVerify(ctx context.Context) error
+}
+
+func (s *Server) postVerify(w http.ResponseWriter, r *http.Request) {
+	if !s.allowWrite(w, r) {
+		return
+	}
+	v, ok := s.src.(Verifier)
+	if !ok {
+		writeError(w, http.StatusNotImplemented, "this seed cannot verify its data on demand")
+		return
+	}
+	if err := v.StartVerify(r.Context()); err != nil {
+		writeError(w, http.StatusInternalServerError, "verify: "+err.Error())
+		return
+	}
+	writeJSON(w, http.StatusAccepted, map[string]string{"status": "verification started; see integrity in " + PathStatus})
+}
+
+// allowWrite answers a write that carries no valid token, and reports
+// whether the write may go on.
+func (s *Server) allowWrite(w http.ResponseWriter, r *http.Request) bool {
 	if !s.cfg.tokenSet {
 		writeError(w, http.StatusForbidden, writesRefused)
-		return
+		return false
 	}
 	if !s.authorized(r) {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="seedfleet-admin"`)
 		writeError(w, http.StatusUnauthorized, "missing or invalid bearer token: send \"Authorization: Bearer <token>\" "+
 			"with the seed's admin.tokenFile, or admin.token in its data directory "+
 			"(seedfleet seednode vaults --data DIR reads it)")
+		return false
+	}
+	return true
+}
+
+func (s *Server) putHostedVaults(w http.ResponseWriter, r *http.Request) {
+	if !s.allowWrite(w, r) {
 		return
 	}
 	hv, err := decodeHostedVaults(http.MaxBytesReader(w, r.Body, MaxRequestBody))

@@ -18,6 +18,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -861,5 +862,43 @@ func TestServerLimits(t *testing.T) {
 	s2 := startServer(t, &fakeSource{}, nil)
 	if r := send(t, "GET", s2.URL()+PathHealthz, "", big); r.code != http.StatusRequestHeaderFieldsTooLarge {
 		t.Errorf("100 KiB header: code %d, want 431", r.code)
+	}
+}
+
+// verifyingSource is a Source that verifies on demand.
+type verifyingSource struct {
+	fakeSource
+	verifies atomic.Int32
+}
+
+func (v *verifyingSource) StartVerify(context.Context) error {
+	v.verifies.Add(1)
+	return nil
+}
+
+// TestVerifyOnDemand: POST /v1/verify starts a verification with the token
+// only; a source that cannot verify answers 501.
+func TestVerifyOnDemand(t *testing.T) {
+	t.Parallel()
+	src := &verifyingSource{}
+	s := startServer(t, src, nil, WithToken(testToken))
+	for _, tc := range []struct {
+		auth string
+		want int
+	}{{"", 401}, {"Bearer wrong", 401}, {"Bearer " + testToken, 202}} {
+		r := send(t, "POST", s.URL()+PathVerify, "", map[string]string{"Authorization": tc.auth})
+		if r.code != tc.want {
+			t.Errorf("POST %s with %q: %d %q, want %d", PathVerify, tc.auth, r.code, r.body, tc.want)
+		}
+	}
+	if got := src.verifies.Load(); got != 1 {
+		t.Fatalf("StartVerify called %d times, want once (for the request with the token)", got)
+	}
+	if err := NewClient(s.URL(), WithToken(testToken)).Verify(context.Background()); err != nil {
+		t.Fatalf("Client.Verify: %v", err)
+	}
+	if r := send(t, "POST", startServer(t, &fakeSource{}, nil, WithToken(testToken)).URL()+PathVerify, "",
+		map[string]string{"Authorization": "Bearer " + testToken}); r.code != http.StatusNotImplemented {
+		t.Errorf("a source that cannot verify: %d %q, want 501", r.code, r.body)
 	}
 }

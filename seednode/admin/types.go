@@ -9,14 +9,28 @@ import "time"
 type Status struct {
 	PeerID string `json:"peerID"`
 	// Addrs are full multiaddrs ending in /p2p/<PeerID>, ready to hand to devices.
-	Addrs       []string      `json:"addrs,omitempty"`
-	Version     string        `json:"version,omitempty"`
-	StartedAt   time.Time     `json:"startedAt,omitzero"`
-	Ready       bool          `json:"ready"`
-	ReadyReason string        `json:"readyReason,omitempty"`
-	DHT         DHTStatus     `json:"dht,omitzero"`
-	Relay       RelayStatus   `json:"relay,omitzero"`
-	Vaults      []VaultStatus `json:"vaults,omitempty"`
+	Addrs       []string    `json:"addrs,omitempty"`
+	Version     string      `json:"version,omitempty"`
+	StartedAt   time.Time   `json:"startedAt,omitzero"`
+	Ready       bool        `json:"ready"`
+	ReadyReason string      `json:"readyReason,omitempty"`
+	DHT         DHTStatus   `json:"dht,omitzero"`
+	Relay       RelayStatus `json:"relay,omitzero"`
+	// Integrity tells how the verification of the vault replicas goes.
+	Integrity IntegrityStatus `json:"integrity,omitzero"`
+	Vaults    []VaultStatus   `json:"vaults,omitempty"`
+}
+
+// IntegrityStatus describes the seed's verification of its vault replicas
+// (stored sums against entries, every entry readable).
+type IntegrityStatus struct {
+	// Verifying is true while a verification pass runs.
+	Verifying bool `json:"verifying,omitempty"`
+	// LastPass is when the latest complete pass over every vault began: a
+	// pass asked for at time T is done once LastPass is after T.
+	LastPass time.Time `json:"lastPass,omitzero"`
+	// Damaged is how many hosted replicas are being repaired (see VaultStatus.Damage).
+	Damaged int `json:"damaged,omitempty"`
 }
 
 // DHTStatus describes the seed's Kademlia DHT participation. The zero value

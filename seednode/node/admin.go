@@ -26,6 +26,12 @@ type adminSource struct{ n *Node }
 
 func (a adminSource) Ready(context.Context) error { return a.n.Ready() }
 
+// StartVerify implements admin.Verifier: a verification pass starts now.
+func (a adminSource) StartVerify(context.Context) error {
+	a.n.integrity.requestPass()
+	return nil
+}
+
 // HostedVaults answers the hosted vaults (sorted), the replica peers of
 // each, as full multiaddrs grouped by peer, and their options.
 func (a adminSource) HostedVaults() admin.HostedVaults {
@@ -106,6 +112,7 @@ func (a adminSource) Status(ctx context.Context) (admin.Status, error) {
 			st.Relay.Mode = "agents"
 		}
 	}
+	st.Integrity = n.integrity.status()
 	for _, ns := range n.hosted.List() {
 		if ctx.Err() != nil {
 			return st, ctx.Err()

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -43,6 +44,10 @@ type integrity struct {
 
 	verified    *prometheus.CounterVec
 	quarantines prometheus.Counter
+
+	mu       sync.Mutex
+	running  bool
+	lastPass time.Time // when the latest complete pass over every vault began
 }
 
 func newIntegrity(n *Node, interval time.Duration) *integrity {
@@ -83,8 +88,9 @@ func (g *integrity) register(reg prometheus.Registerer) {
 	reg.MustRegister(g.verified, g.quarantines, damaged(vault.Quarantined), damaged(vault.Rebuilding), storeErrors, corruptions)
 }
 
-// corruptionReported is the store's OnCorruption: verify everything soon.
-func (g *integrity) corruptionReported() {
+// requestPass asks for a verification pass soon: the store reported damage
+// (its OnCorruption), or someone asked (the admin API).
+func (g *integrity) requestPass() {
 	select {
 	case g.wake <- struct{}{}:
 	default:
@@ -172,6 +178,9 @@ func (g *integrity) run(ctx context.Context, verifiedAtStart bool) {
 
 // pass checks every hosted vault; paced, it takes at most a tenth of a core.
 func (g *integrity) pass(ctx context.Context, paced bool) {
+	g.setRunning(true)
+	defer g.setRunning(false)
+	began := time.Now()
 	for _, ns := range g.vaults() {
 		start := time.Now()
 		g.check(ctx, ns)
@@ -184,6 +193,22 @@ func (g *integrity) pass(ctx context.Context, paced bool) {
 		case <-time.After(time.Since(start) * (scrubDuty - 1)):
 		}
 	}
+	g.mu.Lock()
+	g.lastPass = began
+	g.mu.Unlock()
+}
+
+func (g *integrity) setRunning(r bool) {
+	g.mu.Lock()
+	g.running = r
+	g.mu.Unlock()
+}
+
+// status reports the verification for /status.
+func (g *integrity) status() admin.IntegrityStatus {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return admin.IntegrityStatus{Verifying: g.running, LastPass: g.lastPass, Damaged: len(g.n.store.Damaged())}
 }
 
 // check verifies one vault and repairs what it finds.

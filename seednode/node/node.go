@@ -173,7 +173,7 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.integrity = newIntegrity(n, cfg.ScrubInterval)
 	n.store, err = vault.Open(filepath.Join(cfg.DataDir, "vaults"), vault.StoreOptions{LimitsFor: n.limitsFor,
-		Rebuild: cfg.RebuildStore, OnCorruption: n.integrity.corruptionReported, Logger: n.log})
+		Rebuild: cfg.RebuildStore, OnCorruption: n.integrity.requestPass, Logger: n.log})
 	if err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
