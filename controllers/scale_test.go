@@ -43,10 +43,11 @@ type fleet struct {
 	mu     sync.Mutex // seeds: the test starts and stops them while a watcher reads them
 	seeds  map[int]*node.Node
 	dirs   map[int]string
+	base   string // holds dirs; removed after the seeds closed (they flush on Close)
 }
 
 func newFleet(t *testing.T, ns, sn string, ipBase int) *fleet {
-	f := &fleet{t: t, ns: ns, sn: sn, ipBase: ipBase, seeds: map[int]*node.Node{}, dirs: map[int]string{}}
+	f := &fleet{t: t, ns: ns, sn: sn, ipBase: ipBase, seeds: map[int]*node.Node{}, dirs: map[int]string{}, base: t.TempDir()}
 	t.Cleanup(func() {
 		for _, n := range f.seeds {
 			n.Close()
@@ -71,7 +72,10 @@ func (f *fleet) start(o int) {
 		return get(t, token, f.ns, f.sn+"-admin-token")
 	})
 	if f.dirs[o] == "" {
-		f.dirs[o] = t.TempDir()
+		f.dirs[o] = filepath.Join(f.base, fmt.Sprint(o))
+		if err := os.MkdirAll(f.dirs[o], 0o700); err != nil {
+			t.Fatal(err)
+		}
 	}
 	keyFile := filepath.Join(f.dirs[o], "identity.key")
 	if err := os.WriteFile(keyFile, secret.Data["identity.key"], 0o600); err != nil {
