@@ -8,8 +8,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // fill writes n entries into ns, in batches, each value tagged with marker
@@ -356,4 +358,36 @@ func copyFile(t *testing.T, from, to string) {
 
 func isCorruption(err error) bool {
 	return err != nil && bytes.Contains([]byte(err.Error()), []byte("corrupt"))
+}
+
+// FuzzDamageRecord: a damage record read from disk decodes or is refused as
+// damaged, never panics, and what decodes encodes back the same.
+func FuzzDamageRecord(f *testing.F) {
+	f.Add(Damage{State: Quarantined, Reason: "checksum", Since: time.UnixMicro(1)}.marshal())
+	f.Add(Damage{State: Rebuilding}.marshal())
+	f.Add([]byte{})
+	f.Add([]byte{3, 0, 0, 0, 0, 0, 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := unmarshalDamage(b)
+		if err != nil {
+			if !errors.Is(err, ErrDamaged) {
+				t.Fatalf("refused without ErrDamaged: %v", err)
+			}
+			return
+		}
+		if !bytes.Equal(d.marshal(), b) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", b, d, d.marshal())
+		}
+	})
+}
+
+func TestStoreIDFileMustHoldAnID(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "vaults")
+	openAt(t, dir, StoreOptions{}).Close()
+	if err := os.WriteFile(dir+".id", []byte("not an id\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Open(dir, StoreOptions{}); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), dir+".id") {
+		t.Fatalf("a damaged ID file: %v, want an error naming it", err)
+	}
 }
