@@ -10,10 +10,10 @@
 // buffer, verifies it there and hands whole buffers to a writer goroutine;
 // on Linux, where the filesystem allows it, the writer uses direct I/O
 // (O_DIRECT) for the aligned part of each buffer, so a transfer spends no CPU
-// copying into the page cache or writing it back. Every 1 MiB the data and
+// copying into the page cache or writing it back. Every 4 MiB the data and
 // outboard are fsynced, in the background, before the bitmap pages that
 // changed are recorded, so a crash never marks a group that is not on disk
-// and makes a resumed transfer fetch again at most 4 MiB of verified groups.
+// and makes a resumed transfer fetch again at most 16 MiB of verified groups.
 //
 // A Scrubber verifies complete blobs against their hash at a bounded rate,
 // and WriteStream checks what it sends from the store; a group that fails

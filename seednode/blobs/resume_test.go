@@ -82,7 +82,7 @@ func TestResumeAfterReceiverKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts child processes")
 	}
-	const size = 96 << 20 // many checkpoints (every 1 MiB)
+	const size = 96 << 20 // many checkpoints (every 4 MiB)
 	const killAt = 40 << 20
 	server := testStore(t)
 	path := t.TempDir() + "/blob"
