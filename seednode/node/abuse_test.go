@@ -613,8 +613,10 @@ func (d *floodDevice) syncOnce(ctx context.Context, seed peer.ID) error {
 // peers holding 250 each, all reopened between the device's requests; on
 // the vault-sync protocol (the device syncs) and on the blob protocol (the
 // device fetches a blob). A device that has synced with the seed before is
-// served every time, the fake peers (all on 127.0.0.1) hold no more
-// streams than one address range may, and the seed counts its refusals.
+// served every time; the fake peers (all on 127.0.0.1) hold no more
+// streams on the seed than one address range may, and only a hello's or a
+// request's memory for each (before the fix each held a session's 384 KiB
+// or a transfer's 512 KiB); the seed counts its refusals.
 func TestStreamFloodsLeaveKnownDevicesServed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("up to 5,000 flood streams")
@@ -623,13 +625,15 @@ func TestStreamFloodsLeaveKnownDevicesServed(t *testing.T) {
 		name           string
 		proto          protocol.ID
 		service        string // the label of seedfleet_stream_refusals_total
+		rcmgrService   string // the resource-manager service
+		preMemory      int64  // what a stream holds before its hello or request
 		peers, perPeer int
 		reopen         bool
 	}{
-		{"sync, hold 40x30", vault.ProtocolID, "vault-sync", 40, 30, false},
-		{"sync, churn 20x250", vault.ProtocolID, "vault-sync", 20, 250, true},
-		{"blobs, hold 40x30", blobs.ProtocolID, "blobs", 40, 30, false},
-		{"blobs, churn 20x250", blobs.ProtocolID, "blobs", 20, 250, true},
+		{"sync, hold 40x30", vault.ProtocolID, "vault-sync", vault.ServiceName, 4 << 10, 40, 30, false},
+		{"sync, churn 20x250", vault.ProtocolID, "vault-sync", vault.ServiceName, 4 << 10, 20, 250, true},
+		{"blobs, hold 40x30", blobs.ProtocolID, "blobs", blobs.ServiceName, 68 << 10, 40, 30, false},
+		{"blobs, churn 20x250", blobs.ProtocolID, "blobs", blobs.ServiceName, 68 << 10, 20, 250, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -678,21 +682,66 @@ func TestStreamFloodsLeaveKnownDevicesServed(t *testing.T) {
 					failed = append(failed, err.Error())
 				}
 			}
-			live := f.live()
+			// What the seed holds for the fake peers, by its own account: a
+			// place among unknown peers' streams and a hello's (or a blob
+			// request's) memory each, never a session's or a transfer's.
+			held := gaugeValue(t, n.reg, "seedfleet_unknown_peer_streams", map[string]string{"service": tc.service})
+			var mem int64
+			_ = n.Host().Network().ResourceManager().ViewService(tc.rcmgrService, func(s network.ServiceScope) error {
+				mem = s.Stat().Memory
+				return nil
+			})
+			// The seed refuses the streams past the caps as it gets to
+			// them (under load, some after the device's last request).
 			refused := counterValue(t, n.reg, "seedfleet_stream_refusals_total", map[string]string{"service": tc.service})
-			t.Logf("%d fake peers: %d streams opened and written to, %d not; %d still held by the seed at the end; the seed counted %v refusals; device: %d of %d requests ok",
-				tc.peers, f.opened.Load(), f.failed.Load(), live, refused, rounds-len(failed), rounds)
+			for refused == 0 && ctx.Err() == nil {
+				time.Sleep(50 * time.Millisecond)
+				refused = counterValue(t, n.reg, "seedfleet_stream_refusals_total", map[string]string{"service": tc.service})
+			}
+			t.Logf("%d fake peers: %d streams opened and written to, %d not; %d still open as they see it; the seed holds %v of theirs and %d bytes of %s memory, and counted %v refusals; device: %d of %d requests ok",
+				tc.peers, f.opened.Load(), f.failed.Load(), f.live(), held, mem, tc.rcmgrService, refused, rounds-len(failed), rounds)
 			if len(failed) > 0 {
 				t.Errorf("the known device's requests failed during the flood (%d of %d): %q", len(failed), rounds, failed)
 			}
-			if max := admission.DefaultLimits.PerRange; live > max {
-				t.Errorf("the fake peers hold %d streams on the seed, more than the %d one address range may hold", live, max)
+			if limit := admission.DefaultLimits.PerRange; held > float64(limit) {
+				t.Errorf("the fake peers hold %v streams on the seed, more than the %d one address range may hold", held, limit)
+			}
+			if limit := int64(admission.DefaultLimits.PerRange) * tc.preMemory; mem > limit {
+				t.Errorf("the seed reserved %d bytes for the fake peers' idle streams, more than %d (%d streams before a hello or request)", mem, limit, admission.DefaultLimits.PerRange)
 			}
 			if refused == 0 {
 				t.Error("the seed counted no refusals in seedfleet_stream_refusals_total")
 			}
 		})
 	}
+}
+
+// gaugeValue sums the gauge name's series on reg whose labels include
+// labels.
+func gaugeValue(t testing.TB, reg prometheus.Gatherer, name string, labels map[string]string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := 0.0
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			match := 0
+			for _, lp := range m.GetLabel() {
+				if v, ok := labels[lp.GetName()]; ok && v == lp.GetValue() {
+					match++
+				}
+			}
+			if match == len(labels) {
+				sum += m.GetGauge().GetValue()
+			}
+		}
+	}
+	return sum
 }
 
 // counterValue sums the counter name's series on reg whose labels include
