@@ -284,7 +284,7 @@ func (s *session) sync(ctx context.Context, p peer.AddrInfo, opts SyncOptions, d
 		}
 		return st, &sessionError{err}
 	}
-	if !opts.Live && st.BlobRefsSent > 0 {
+	if !opts.Live && (st.BlobRefsSent > 0 || st.PeerLacksBlobs > 0) {
 		if err := s.bsvc.WaitServed(ctx, blobQuiet); err != nil {
 			return st, &sessionError{err}
 		}

@@ -73,6 +73,33 @@ func (c *blobCounter) get(ns vault.NamespaceID) (blobCount, bool) {
 	return bc, ok
 }
 
+// lacking is vault.WithLackedBlobs: how many blobs ns lacks, at least 1
+// while a recount is due (entries that refer to blobs arrived since).
+func (c *blobCounter) lacking(ns vault.NamespaceID) int {
+	if !c.mayLack(ns) {
+		return 0
+	}
+	bc, ok := c.get(ns)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dirty[ns] {
+		return max(bc.missing, 1)
+	}
+	if !ok {
+		return 0
+	}
+	return bc.missing
+}
+
+// mayLack reports, without scanning, whether ns may lack blobs: it is not
+// counted yet, a recount is due, or its count has blobs missing.
+func (c *blobCounter) mayLack(ns vault.NamespaceID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bc, ok := c.counts[ns]
+	return !ok || c.dirty[ns] || bc.missing > 0
+}
+
 // damaged notes that a blob this node held complete lost groups (rot found
 // by the scrubber or while serving it): every vault is recounted, as the
 // blob may be any of theirs and a count is cheaper than finding out which.

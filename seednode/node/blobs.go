@@ -19,6 +19,7 @@ type blobJob struct {
 	peers []peer.ID
 	hash  [32]byte
 	size  uint64
+	ns    vault.NamespaceID // the vault whose entry refers to it (zero: any)
 }
 
 const (
@@ -34,23 +35,27 @@ type blobFetcher struct {
 	queue    chan blobJob
 	mu       sync.Mutex
 	inFlight map[[32]byte]bool
-	scanned  map[vault.NamespaceID]time.Time // last repair scan per vault
-	scrub    *blobs.Scrubber                 // verifies held blobs (see startBlobScrub)
+	scanned  map[replicaKey]time.Time // last repair scan per vault and peer
+	scrub    *blobs.Scrubber          // verifies held blobs (see startBlobScrub)
 }
 
 // repairEvery bounds how often a vault is scanned for blobs that are still
-// missing (a fetch failed, or the queue was full).
-const repairEvery = 10 * time.Minute
+// missing (a fetch failed, or the queue was full) after sessions with one
+// peer. A fetch from the peer that fails makes the next session scan again.
+const repairEvery = 30 * time.Second
 
 func newBlobFetcher(n *Node) *blobFetcher {
 	return &blobFetcher{n: n, queue: make(chan blobJob, blobQueueLen), inFlight: map[[32]byte]bool{},
-		scanned: map[vault.NamespaceID]time.Time{}}
+		scanned: map[replicaKey]time.Time{}}
 }
 
-// sessionEnded is the vault-sync hook after a reconciliation with p: now and
-// then (every repairEvery per vault), fetch from p the blobs of ns still missing.
+// sessionEnded is the vault-sync hook after a reconciliation with p: when ns
+// may lack blobs, fetch from p the ones still missing. A session that added
+// no entry still matters: the fetch for the entries an earlier session
+// brought may have failed (the device went away mid-fetch), and until the
+// seed holds the blob that device may be the only one that has it.
 func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID, _ vault.SyncStats, err error) {
-	if err == nil {
+	if err == nil && f.n.blobCounts.mayLack(ns) {
 		f.repair(p, ns, repairEvery)
 	}
 }
@@ -59,10 +64,11 @@ func (f *blobFetcher) sessionEnded(p peer.ID, ns vault.NamespaceID, _ vault.Sync
 // blobs this node still lacks and queues their fetch from p. The scan runs
 // in the background: callers may be vault-sync hooks.
 func (f *blobFetcher) repair(p peer.ID, ns vault.NamespaceID, every time.Duration) {
+	k := replicaKey{ns, p}
 	f.mu.Lock()
-	due := time.Since(f.scanned[ns]) >= every
+	due := time.Since(f.scanned[k]) >= every
 	if due {
-		f.scanned[ns] = time.Now()
+		f.scanned[k] = time.Now()
 	}
 	f.mu.Unlock()
 	if !due {
@@ -97,7 +103,7 @@ func (f *blobFetcher) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item
 			continue
 		}
 		blobRefs++
-		f.queueFetch(blobJob{peers: []peer.ID{p}, hash: e.Hash, size: e.Size})
+		f.queueFetch(blobJob{peers: []peer.ID{p}, hash: e.Hash, size: e.Size, ns: ns})
 	}
 	return blobRefs
 }
@@ -173,6 +179,9 @@ func (f *blobFetcher) fetchFrom(ctx context.Context, p peer.ID, job blobJob) boo
 	}
 	if err != nil {
 		f.n.log.Info("blob fetch failed; retried after the next sync", "hash", h, "from", p, "err", err)
+		f.mu.Lock()
+		delete(f.scanned, replicaKey{job.ns, p})
+		f.mu.Unlock()
 		return false
 	}
 	f.n.blobCounts.fetched()

@@ -3,6 +3,7 @@ package node
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"strings"
 	"testing"
@@ -160,4 +161,58 @@ func TestQuotaRefusalReachesTheDevice(t *testing.T) {
 	if st, err := phone.Sync(ctx, ns, addr, client.SyncOptions{}); err != nil || st.Stored != 1 {
 		t.Fatalf("another device after the refusal: %+v %v", st, err)
 	}
+}
+
+// TestSeedFetchesABlobItMissedOnTheNextSync: the seed's fetch of a blob
+// fails during the sync that brings its entry (here: the device does not
+// have it at that moment, as when a device is killed mid-fetch). The next
+// sync brings no entry, yet the seed fetches the blob then: until it has
+// it, the device may be the only holder.
+func TestSeedFetchesABlobItMissedOnTheNextSync(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	device, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer device.Close()
+	ns, err := device.CreateVault()
+	if err != nil {
+		t.Fatal(err)
+	}
+	photo := randomValue(11, 200<<10)
+	e, err := device.Put(ns, []byte("photo"), photo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := device.Blobs.Delete(e.Hash); err != nil {
+		t.Fatal(err)
+	}
+	seed := startNode(t, Config{HostedVaults: []vault.NamespaceID{ns}})
+	addr := seed.Addrs()[0].String()
+	if _, err := device.Sync(ctx, ns, addr, client.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the seed knows it lacks the blob", func() error {
+		if vs, err := vaultStatus(ctx, seed, ns); err != nil || vs.BlobsMissing != 1 {
+			return fmt.Errorf("status %+v, %v", vs, err)
+		}
+		return nil
+	})
+	if _, err := device.Blobs.AddBytes(photo); err != nil {
+		t.Fatal(err)
+	}
+	st, err := device.Sync(ctx, ns, addr, client.SyncOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.ItemsSent != 0 {
+		t.Fatalf("the second sync sent %d entries; the test wants a sync that brings none", st.ItemsSent)
+	}
+	eventually(t, "the seed fetches the blob after the next sync", func() error {
+		if got := blobState(t, seed.Blobs(), e.Hash); got != blobs.Complete {
+			return fmt.Errorf("the seed holds the blob as %v", got)
+		}
+		return nil
+	})
 }

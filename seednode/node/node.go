@@ -216,7 +216,7 @@ func New(cfg Config) (_ *Node, err error) {
 	n.metrics = newMetrics(n, n.reg)
 	n.integrity.register(n.reg)
 	n.fetcher = newBlobFetcher(n)
-	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored), vault.WithSessionEndHook(n.sessionEnded), vault.WithRegisterer(n.reg)}
+	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored), vault.WithSessionEndHook(n.sessionEnded), vault.WithLackedBlobs(n.blobCounts.lacking), vault.WithRegisterer(n.reg)}
 	if cfg.IdleTimeout > 0 {
 		opts = append(opts, vault.WithIdleTimeout(cfg.IdleTimeout))
 	}

@@ -391,3 +391,28 @@ func TestStoreIDFileMustHoldAnID(t *testing.T) {
 		t.Fatalf("a damaged ID file: %v, want an error naming it", err)
 	}
 }
+
+// TestPeerTellsWhatBlobsItLacks: a serving node that lacks blobs of the
+// vault says how many in the session, so the syncing device stays to serve
+// them; one that lacks none says nothing.
+func TestPeerTellsWhatBlobsItLacks(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 7))
+	w := newWriter(t, newNamespaceKey(rng), rng)
+	for _, lacks := range []int{0, 3} {
+		dev, seed := testStore(t, StoreOptions{}), testStore(t, StoreOptions{})
+		fill(t, dev, w, 5, "x")
+		hd, hs := testHost(t), testHost(t)
+		sd := NewService(hd, dev, WithPolicy(NewHostedSet(w.ns)))
+		ss := NewService(hs, seed, WithPolicy(NewHostedSet(w.ns)), WithLackedBlobs(func(NamespaceID) int { return lacks }))
+		connect(t, hd, hs)
+		st, err := sd.Sync(context.Background(), hs.ID(), w.ns, SyncOptions{})
+		sd.Close()
+		ss.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.PeerLacksBlobs != lacks {
+			t.Fatalf("the seed lacks %d blobs; the device heard %d", lacks, st.PeerLacksBlobs)
+		}
+	}
+}

@@ -174,6 +174,14 @@ func WithSessionEndHook(fn func(p peer.ID, ns NamespaceID, st SyncStats, err err
 	return func(s *Service) { s.onSessionEnd = fn }
 }
 
+// WithLackedBlobs tells a syncing device how many blobs of the vault's
+// entries this node lacks (fn's count; it fetches them after the session),
+// so the device stays to serve them (SyncStats.PeerLacksBlobs). fn runs on
+// the session goroutine and must be quick.
+func WithLackedBlobs(fn func(ns NamespaceID) int) Option {
+	return func(s *Service) { s.lackedBlobs = fn }
+}
+
 // WithVerifier shares a Verifier (and its capability cache) between services.
 func WithVerifier(v *Verifier) Option { return func(s *Service) { s.verifier = v } }
 
@@ -190,6 +198,7 @@ type Service struct {
 	log          *slog.Logger
 	onStored     func(peer.ID, NamespaceID, []Item)
 	onSessionEnd func(peer.ID, NamespaceID, SyncStats, error)
+	lackedBlobs  func(NamespaceID) int
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -301,7 +310,7 @@ func (s *Service) sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 	hello = append(hello, protocolVersion)
 	hello = append(hello, ns[:]...)
 	hello = append(hello, salt...)
-	var flags byte
+	flags := byte(helloFlagLacksBlobs)
 	if opts.Live {
 		flags |= helloFlagLive
 	}
@@ -406,6 +415,7 @@ func (s *Service) handle(st network.Stream) {
 	buffered, _ := small.Peek(small.Buffered())
 	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(slices.Clone(buffered)), st), bufSize)
 	sess := newSession(s, st, r, ns, salt, false, SyncOptions{Live: live})
+	sess.tellLacking = p[helloLen-1]&helloFlagLacksBlobs != 0
 	sess.fr.n = fr.n
 	sess.reconciled = func() {
 		s.adm.MarkKnown(remote)

@@ -83,7 +83,10 @@ type SyncStats struct {
 	// PeerRefused counts items the peer told us it refused, and why.
 	PeerRefused int
 	PeerRefusal string
-	Duration    time.Duration
+	// PeerLacksBlobs is how many blobs of the vault's entries the peer said
+	// it lacks: it fetches them after the session, from us among others.
+	PeerLacksBlobs int
+	Duration       time.Duration
 	// SignatureChecks is how many Ed25519 verifications the items needed.
 	SignatureChecks uint64
 }
@@ -158,7 +161,10 @@ type session struct {
 	turnHadItems bool
 	refusalsSent int
 	docSent      bool
-	peerDoc      Hash // fingerprint of the agent document the peer sent, not sent back
+	// tellLacking: the peer understands frameLacksBlobs, and this side has
+	// not told it yet.
+	tellLacking bool
+	peerDoc     Hash // fingerprint of the agent document the peer sent, not sent back
 
 	// reconciled, if set, is called once reconciliation succeeds (the
 	// serving side marks the peer known).
@@ -291,6 +297,9 @@ func (s *session) reconcile() error {
 			return err
 		}
 		if err := s.answerAll(); err != nil {
+			return err
+		}
+		if err := s.sendLacking(); err != nil {
 			return err
 		}
 		empty, err := s.sendTurn()
@@ -426,6 +435,20 @@ func (s *session) sendTurn() (empty bool, err error) {
 	return empty, nil
 }
 
+// sendLacking tells the peer, once, how many blobs of the vault this side
+// lacks (if any, and if the peer understands it).
+func (s *session) sendLacking() error {
+	if !s.tellLacking || s.svc.lackedBlobs == nil {
+		return nil
+	}
+	s.tellLacking = false
+	n := s.svc.lackedBlobs(s.ns)
+	if n <= 0 {
+		return nil
+	}
+	return s.fw.write(frameLacksBlobs, appendUvarint(nil, uint64(n)))
+}
+
 func (s *session) sendRefusals() error {
 	t := s.ing.totals()
 	if t.Refused <= s.refusalsSent {
@@ -528,6 +551,11 @@ func (s *session) handleCommon(typ byte, p []byte) error {
 			if s.peerRef.reason == "" {
 				s.peerRef.reason = truncate(reason, 512)
 			}
+		}
+	case frameLacksBlobs:
+		d := newDecoder(p)
+		if n := d.Uvarint("lacked blobs"); d.Err == nil {
+			s.stats.PeerLacksBlobs = int(min(n, 1<<30))
 		}
 	case frameError:
 		return decodePeerError(p)

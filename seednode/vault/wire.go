@@ -44,9 +44,20 @@ const (
 	frameError   = 10
 	framePing    = 11
 	framePong    = 12
+	// frameLacksBlobs (uvarint count) tells the peer that this side lacks
+	// blobs its vault's entries refer to and will fetch them after the
+	// session: a device then stays to serve them, as after sending entries
+	// that refer to blobs. Sent only to a peer whose hello has
+	// helloFlagLacksBlobs (peers from before it would take it for a
+	// protocol violation).
+	frameLacksBlobs = 13
 )
 
-const helloFlagLive = 1
+const (
+	helloFlagLive = 1
+	// helloFlagLacksBlobs: the sender of the hello understands frameLacksBlobs.
+	helloFlagLacksBlobs = 2
+)
 
 // ErrProtocol marks a peer that broke the protocol.
 var ErrProtocol = errors.New("vault-sync protocol violation")
