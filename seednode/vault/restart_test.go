@@ -114,7 +114,10 @@ func TestSeedKilledMidSync(t *testing.T) {
 
 	device := testStore(t, StoreOptions{})
 	dh := testHost(t)
-	dsvc := NewService(dh, device, WithPolicy(NewHostedSet(ns)), WithIdleTimeout(3*time.Second))
+	// The kill resets the connection at once; the idle timeout only has to
+	// outlast a seed child verifying a large turn under the race detector on
+	// a busy machine.
+	dsvc := NewService(dh, device, WithPolicy(NewHostedSet(ns)), WithIdleTimeout(30*time.Second))
 	t.Cleanup(func() { dsvc.Close() })
 	seedAddr, _ := ma.NewMultiaddr(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
 
