@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -146,16 +145,21 @@ func (g *integrity) vaults() []vault.NamespaceID {
 	if err != nil {
 		g.n.log.Warn("vaults held in the store not listed; verifying the hosted ones", "err", err)
 	}
+	hosted := make(map[vault.NamespaceID]bool, len(list))
+	for _, ns := range list {
+		hosted[ns] = true
+	}
 	for _, ns := range held {
-		if !slices.Contains(list, ns) {
+		if !hosted[ns] {
 			list = append(list, ns)
 		}
 	}
 	return list
 }
 
-// run verifies every hosted vault every interval, and at once when the
-// store reports damage (or the first pass was left to it).
+// run verifies every hosted vault every interval, paced, and at full speed
+// when the store reports damage or someone asks (the first pass, when start
+// left it, is paced).
 func (g *integrity) run(ctx context.Context, verifiedAtStart bool) {
 	defer g.n.wg.Done()
 	first := time.Duration(0)
@@ -165,13 +169,15 @@ func (g *integrity) run(ctx context.Context, verifiedAtStart bool) {
 	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
+		paced := true
 		select {
 		case <-ctx.Done():
 			return
 		case <-g.wake:
+			paced = false
 		case <-t.C:
 		}
-		g.pass(ctx, true)
+		g.pass(ctx, paced)
 		t.Reset(g.interval)
 	}
 }
