@@ -123,7 +123,8 @@ func TestSeedKilledMidSync(t *testing.T) {
 
 	syncOnce := func(id peer.ID, progress func(Progress)) (SyncStats, error) {
 		dh.Peerstore().AddAddrs(id, []ma.Multiaddr{seedAddr}, time.Hour)
-		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		// Generous: 60,000 entries under the race detector on a busy machine.
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 		defer cancel()
 		return dsvc.Sync(ctx, id, ns, SyncOptions{Progress: progress})
 	}
