@@ -73,7 +73,7 @@ var namespaceIDPattern = regexp.MustCompile(`^[a-z2-7]{52}$`)
 // TestSeedfleet walks Seedfleet through its life on a real cluster, one
 // ordered step after another; a failed step ends the test. Run it through
 // make test-e2e (hack/e2e/run.sh), with -test.timeout 20m: it takes about
-// five minutes.
+// a minute and a half.
 func TestSeedfleet(t *testing.T) {
 	s := newSuite(t)
 	s.collectDiagnosticsOnFailure(t)
@@ -89,8 +89,9 @@ func TestSeedfleet(t *testing.T) {
 		{"06-read-on-second-device", s.readOnSecondDevice},
 		{"07-restart-hosting-pod", s.restartHostingPod},
 		{"08-scale-up-and-down", s.scaleUpAndDown},
-		{"09-delete-agentvault", s.deleteAgentVault},
-		{"10-delete-namespace", s.deleteNamespace},
+		{"09-damaged-replica-heals", s.damagedReplicaHeals},
+		{"10-delete-agentvault", s.deleteAgentVault},
+		{"11-delete-namespace", s.deleteNamespace},
 	}
 	for _, step := range steps {
 		s.logf(t, "step %s", step.name)

@@ -126,9 +126,14 @@ func (s *suite) seedNode(ctx context.Context) (*seedv1.SeedNode, error) {
 	return sn, err
 }
 
+// agentVault is the laptop's AgentVault.
 func (s *suite) agentVault(ctx context.Context) (*seedv1.AgentVault, error) {
+	return s.agentVaultNamed(ctx, agentVaultName)
+}
+
+func (s *suite) agentVaultNamed(ctx context.Context, name string) (*seedv1.AgentVault, error) {
 	av := &seedv1.AgentVault{}
-	err := s.k8s.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: agentVaultName}, av)
+	err := s.k8s.Get(ctx, client.ObjectKey{Namespace: testNamespace, Name: name}, av)
 	return av, err
 }
 
