@@ -318,8 +318,13 @@ func (h *Home) checkNotRevoked(ns vault.NamespaceID, st vault.SyncStats) error {
 
 // FetchBlob downloads a blob (or the spans of it) from the first of peers
 // that has it into the home's blob store, resuming an earlier partial
-// download (from any peer: verified groups are never fetched again).
+// download (from any peer: verified groups are never fetched again). A blob
+// already complete here needs no peer.
 func (h *Home) FetchBlob(ctx context.Context, peers []peer.AddrInfo, hash [32]byte, opts blobs.FetchOptions) (st blobs.FetchStats, err error) {
+	if have, err := h.Blobs.Stat(hash); err == nil && have.State == blobs.Complete &&
+		(opts.Size == nil || *opts.Size == have.Size) {
+		return blobs.FetchStats{Size: have.Size, Complete: true, AlreadyComplete: true}, nil
+	}
 	err = h.eachBlobPeer(ctx, peers, func(bsvc *blobs.Service, id peer.ID) error {
 		st, err = bsvc.Fetch(ctx, id, hash, opts)
 		return err

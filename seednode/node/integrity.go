@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -230,7 +231,7 @@ func (g *integrity) check(ctx context.Context, ns vault.NamespaceID) {
 	switch {
 	case err != nil && isDamage(err):
 		g.verified.WithLabelValues("quarantined").Inc()
-		g.quarantine(ctx, ns, "its stored data cannot be read: "+err.Error())
+		g.quarantine(ctx, ns, "its stored data cannot be read: "+damageText(err))
 	case err != nil:
 		g.verified.WithLabelValues("error").Inc()
 		log.Warn("vault not verified", "err", err)
@@ -293,6 +294,13 @@ func containsPeer(infos []peer.AddrInfo, p peer.ID) bool {
 		}
 	}
 	return false
+}
+
+// damageText is err's first line: Pebble's corruption errors carry more
+// lines of detail, for the log.
+func damageText(err error) string {
+	s, _, _ := strings.Cut(err.Error(), "\n")
+	return s
 }
 
 func isDamage(err error) bool {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -162,7 +163,8 @@ func TestDamagedVaultWithoutReplicasHealsFromADevice(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Damage == nil || got.Damage.State != admin.DamageRebuilding || got.Damage.Reason == "" || got.Entries != 0 {
+	if got.Damage == nil || got.Damage.State != admin.DamageRebuilding || !strings.Contains(got.Damage.Reason, "checksum") ||
+		strings.Contains(got.Damage.Reason, "\n") || got.Entries != 0 {
 		t.Fatalf("a damaged vault's status: %+v (damage %+v); want Rebuilding with a reason and no entries", got, got.Damage)
 	}
 	if _, err := laptop.Sync(ctx, v, a.Addrs()[0].String(), client.SyncOptions{}); err != nil {
