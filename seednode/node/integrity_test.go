@@ -119,7 +119,7 @@ func TestDamagedVaultHealsFromItsReplica(t *testing.T) {
 		t.Fatalf("A quarantined %v vaults at start, want 1", got)
 	}
 	if got, err := vaultStatus(ctx, a, w); err != nil || got.Damage != nil || got.Fingerprint != wantW.Fingerprint {
-		t.Fatalf("the sound vault W suffers: %+v, %v (want fingerprint %s)", got, err, wantW.Fingerprint)
+		t.Fatalf("the sound vault W suffers: %+v (damage %+v), %v (want fingerprint %s)", got, got.Damage, err, wantW.Fingerprint)
 	}
 	if _, err := laptop.Sync(ctx, w, a.Addrs()[0].String(), client.SyncOptions{}); err != nil {
 		t.Fatalf("W is not served after V was found damaged: %v", err)
