@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
+	"github.com/seedfleet/seedfleet/internal/rot"
 	devclient "github.com/seedfleet/seedfleet/seednode/client"
 )
 
@@ -90,7 +90,9 @@ func TestDamagedReplicaIsReportedAndHeals(t *testing.T) {
 	}
 	f.stop(0)
 	f.stop(1)
-	rotTable(t, filepath.Join(f.dirs[0], "data", "vaults"), "rotting-0200-")
+	if _, err := rot.Flip(filepath.Join(f.dirs[0], "data", "vaults", "*.sst"), []byte("rotting-")); err != nil {
+		t.Fatal(err)
+	}
 	f.start(0)
 
 	eventually(t, 60*time.Second, "the damage shows in the AgentVault", func() error {
@@ -125,24 +127,4 @@ func TestDamagedReplicaIsReportedAndHeals(t *testing.T) {
 	if err := wantCondition(av.Status.Conditions, seedv1.ConditionDegraded, metav1.ConditionFalse, seedv1.ReasonReconciled); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// rotTable flips a byte of the table under dir that holds marker.
-func rotTable(t *testing.T, dir, marker string) {
-	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, "*.sst"))
-	for _, file := range files {
-		b, err := os.ReadFile(file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := bytes.Index(b, []byte(marker)); i >= 0 {
-			b[i+3] ^= 0x20
-			if err := os.WriteFile(file, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-	}
-	t.Fatalf("no table under %s holds %q", dir, marker)
 }

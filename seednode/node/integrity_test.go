@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/seedfleet/seedfleet/internal/rot"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/vault"
@@ -31,10 +31,7 @@ func putMarked(t *testing.T, h *client.Home, ns vault.NamespaceID, n int, marker
 }
 
 // damageTables stops n after flushing its vault store into tables, and
-// flips a byte of the table that holds values starting with marker, as rot
-// on disk would: at the middle one of them in the file. Entries are stored
-// in item-hash order, so the middle by position is far from the vault's
-// ends, where a block may hold another vault's entries too.
+// flips a byte inside a value tagged marker in one of them (rot.Flip).
 func damageTables(t *testing.T, n *Node, marker string) {
 	t.Helper()
 	if err := n.Store().Flush(); err != nil {
@@ -43,38 +40,9 @@ func damageTables(t *testing.T, n *Node, marker string) {
 	if err := n.Close(); err != nil {
 		t.Fatal(err)
 	}
-	files, _ := filepath.Glob(filepath.Join(n.cfg.DataDir, "vaults", "*.sst"))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := middleIndex(b, []byte(marker)); i >= 0 {
-			b[i+3] ^= 0x20
-			if err := os.WriteFile(f, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
+	if _, err := rot.Flip(filepath.Join(n.cfg.DataDir, "vaults", "*.sst"), []byte(marker)); err != nil {
+		t.Fatal(err)
 	}
-	t.Fatalf("no table of the vault store holds %q", marker)
-}
-
-// middleIndex is the offset of the middle occurrence of sub in b (-1: none).
-func middleIndex(b, sub []byte) int {
-	var at []int
-	for off := 0; ; {
-		i := bytes.Index(b[off:], sub)
-		if i < 0 {
-			break
-		}
-		at = append(at, off+i)
-		off += i + len(sub)
-	}
-	if len(at) == 0 {
-		return -1
-	}
-	return at[len(at)/2]
 }
 
 func newHome(t *testing.T) *client.Home {

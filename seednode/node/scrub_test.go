@@ -65,8 +65,8 @@ func TestStatusCountsMissingBlobsFromTheStart(t *testing.T) {
 	}
 }
 
-// rot flips a byte in the middle of a held blob's data file, as rot would.
-func rot(t *testing.T, n *Node, h vault.Hash) {
+// rotBlob flips a byte in the middle of a held blob's data file, as rot would.
+func rotBlob(t *testing.T, n *Node, h vault.Hash) {
 	t.Helper()
 	x := fmt.Sprintf("%x", h[:])
 	path := filepath.Join(n.cfg.DataDir, "blobs", "data", x[:2], x+".data")
@@ -159,7 +159,7 @@ func TestSeedRefetchesItsRottenBlob(t *testing.T) {
 	}
 
 	t.Run("found by the scrubber", func(t *testing.T) {
-		rot(t, a, e.Hash)
+		rotBlob(t, a, e.Hash)
 		a.fetcher.scrub.Poke()
 		holds("seed A repaired after a scrub")
 		if got := damagedGroups(t, a, "scrub"); got != 1 {
@@ -168,7 +168,7 @@ func TestSeedRefetchesItsRottenBlob(t *testing.T) {
 	})
 
 	t.Run("found serving a device", func(t *testing.T) {
-		rot(t, a, e.Hash)
+		rotBlob(t, a, e.Hash)
 		phone, err := client.Open(t.TempDir())
 		if err != nil {
 			t.Fatal(err)

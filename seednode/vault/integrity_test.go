@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/seedfleet/seedfleet/internal/rot"
 )
 
 // fill writes n entries into ns, in batches, each value tagged with marker
@@ -207,27 +209,12 @@ func syncStores(t *testing.T, a, b *Store, ns NamespaceID) {
 	}
 }
 
-// flipIn flips a byte of the first file under dir matching glob that holds
-// marker, at the middle place it appears (entries are stored in item-hash
-// order: the middle by position is far from the vault's ends, where a block
-// may hold another vault's entries), and reports whether it found one.
+// flipIn flips a byte of a file under dir matching glob inside a value
+// tagged marker (rot.Flip), and reports whether one held it.
 func flipIn(t *testing.T, dir, glob string, marker []byte) bool {
 	t.Helper()
-	files, _ := filepath.Glob(filepath.Join(dir, glob))
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if i := middleIndex(b, marker); i >= 0 {
-			b[i+len(marker)/2] ^= 0x40
-			if err := os.WriteFile(f, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			return true
-		}
-	}
-	return false
+	_, err := rot.Flip(filepath.Join(dir, glob), marker)
+	return err == nil
 }
 
 func TestDamagedTableQuarantinesOnlyItsVault(t *testing.T) {
@@ -417,21 +404,4 @@ func TestPeerTellsWhatBlobsItLacks(t *testing.T) {
 			t.Fatalf("the seed lacks %d blobs; the device heard %d", lacks, st.PeerLacksBlobs)
 		}
 	}
-}
-
-// middleIndex is the offset of the middle occurrence of sub in b (-1: none).
-func middleIndex(b, sub []byte) int {
-	var at []int
-	for off := 0; ; {
-		i := bytes.Index(b[off:], sub)
-		if i < 0 {
-			break
-		}
-		at = append(at, off+i)
-		off += i + len(sub)
-	}
-	if len(at) == 0 {
-		return -1
-	}
-	return at[len(at)/2]
 }
