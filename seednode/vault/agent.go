@@ -76,14 +76,11 @@ type agentCache map[NamespaceID]*identity.AgentDocument
 // AgentDocument returns the agent document ns is bound to, or nil if it has
 // none.
 func (s *Store) AgentDocument(ns NamespaceID) (*identity.AgentDocument, error) {
-	release, err := s.acquire()
+	unlock, err := s.lockVault(ns)
 	if err != nil {
 		return nil, err
 	}
-	defer release()
-	mu := &s.locks[ns[0]%64]
-	mu.Lock()
-	defer mu.Unlock()
+	defer unlock()
 	return s.agentDocLocked(ns)
 }
 

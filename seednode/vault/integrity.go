@@ -366,18 +366,15 @@ func (s *Store) Healed(ns NamespaceID) error {
 // reading them), so a damaged block is never read again; where excising is
 // impossible the ranges are deleted instead.
 func (s *Store) Repair(ctx context.Context, ns NamespaceID) error {
-	release, err := s.acquire()
+	unlock, err := s.lockVault(ns)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer unlock()
 	d, ok := s.Damage(ns)
 	if !ok || d.State != Quarantined {
 		return nil
 	}
-	mu := &s.locks[ns[0]%64]
-	mu.Lock()
-	defer mu.Unlock()
 	for _, kind := range []byte{kindEntry, kindKey, kindAgg, kindMeta} {
 		span := pebble.KeyRange{Start: nsKey(kind, ns, 0), End: nsUpper(kind, ns)}
 		if err := s.db.Excise(ctx, span); err != nil {
@@ -567,14 +564,11 @@ func (s *Store) iterate(lo, hi []byte, fn func(k, v []byte) error) (err error) {
 // bytes) from its entries, in one batch: the entries it holds are sound,
 // only what was computed from them disagreed.
 func (s *Store) Rederive(ns NamespaceID) error {
-	release, err := s.acquire()
+	unlock, err := s.lockVault(ns)
 	if err != nil {
 		return err
 	}
-	defer release()
-	mu := &s.locks[ns[0]%64]
-	mu.Lock()
-	defer mu.Unlock()
+	defer unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, kind := range []byte{kindKey, kindAgg} {

@@ -89,6 +89,18 @@ func (s *Store) acquire() (release func(), err error) {
 	return s.life.RUnlock, nil
 }
 
+// lockVault acquires the store and ns's writers' lock (writers of one vault
+// are serialised; vaults proceed in parallel); unlock releases both.
+func (s *Store) lockVault(ns NamespaceID) (unlock func(), err error) {
+	release, err := s.acquire()
+	if err != nil {
+		return nil, err
+	}
+	mu := &s.locks[ns[0]%64]
+	mu.Lock()
+	return func() { mu.Unlock(); release() }, nil
+}
+
 // Open opens (creating if needed) the store in dir, checking it is the
 // store its data directory held (see StoreOptions.IDFile and Rebuild). A
 // write-ahead log damaged before its tail is moved aside (next to dir) and
@@ -330,19 +342,16 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 	if len(items) == 0 {
 		return res, nil
 	}
-	release, err := s.acquire()
+	ns := items[0].Entry.Namespace
+	unlock, err := s.lockVault(ns)
 	if err != nil {
 		return res, err
 	}
-	defer release()
-	ns := items[0].Entry.Namespace
+	defer unlock()
 	if s.quarantined(ns) {
 		return res, fmt.Errorf("vault %s: %w", ns.Short(), ErrQuarantined)
 	}
 	lim := s.limits(ns)
-	mu := &s.locks[ns[0]%64]
-	mu.Lock()
-	defer mu.Unlock()
 
 	count, err := s.aggregate(ns, Root)
 	if err != nil {
@@ -864,14 +873,11 @@ func (s *Store) Namespaces() (out []NamespaceID, err error) {
 
 // DropVault deletes every entry, index and aggregate of ns.
 func (s *Store) DropVault(ns NamespaceID) error {
-	release, err := s.acquire()
+	unlock, err := s.lockVault(ns)
 	if err != nil {
 		return err
 	}
-	defer release()
-	mu := &s.locks[ns[0]%64]
-	mu.Lock()
-	defer mu.Unlock()
+	defer unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
 	for _, kind := range []byte{kindEntry, kindKey, kindAgg} {
