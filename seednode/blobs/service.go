@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedfleet/seedfleet/internal/admission"
+	"github.com/seedfleet/seedfleet/internal/lifecycle"
 )
 
 // ProtocolID is the libp2p protocol of verified blob transfers.
@@ -99,8 +100,7 @@ type Service struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	life   lifecycle.Group // transfers served
 
 	activeMu   sync.Mutex
 	active     int       // transfers being served
@@ -158,10 +158,9 @@ func NewService(h host.Host, st *Store, opts ...Option) *Service {
 
 // Close stops serving and waits for transfers in flight. Idempotent.
 func (s *Service) Close() error {
-	s.once.Do(func() {
+	s.life.Close(func() {
 		s.host.RemoveStreamHandler(ProtocolID)
 		s.cancel()
-		s.wg.Wait()
 	})
 	return nil
 }
@@ -269,8 +268,11 @@ const requestMemory = maxRequest + 4096
 const admissionService = "blobs"
 
 func (s *Service) handle(st network.Stream) {
-	s.wg.Add(1)
-	defer s.wg.Done()
+	if !s.life.Enter() {
+		_ = st.Reset()
+		return
+	}
+	defer s.life.Done()
 	remote := st.Conn().RemotePeer()
 	ticket, err := s.adm.Admit(admissionService, remote, st.Conn().RemoteMultiaddr())
 	if err != nil {

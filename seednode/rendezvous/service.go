@@ -19,6 +19,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedfleet/seedfleet/internal/lifecycle"
 	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
@@ -133,13 +134,10 @@ type Service struct {
 	bytes     int64  // approximate memory of the records held
 	lastSweep uint64 // µs, of a sweep forced by a full seed
 
-	lifeMu    sync.Mutex
-	closed    bool
-	closeOnce sync.Once
-	wg        sync.WaitGroup
-	active    atomic.Int32 // handlers running
-	ctx       context.Context
-	cancel    context.CancelFunc
+	life   lifecycle.Group // handlers and the sweep
+	active atomic.Int32    // handlers running
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 // held is one stored record: its canonical encoding (what lookups serve)
@@ -199,7 +197,7 @@ func New(h host.Host, auth Authorizer, opts ...Option) *Service {
 	s := &Service{host: h, auth: auth, cfg: c, log: c.log, agents: map[string]*agentRecords{}}
 	s.m = newMetrics(c.reg, c.log)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.wg.Add(1)
+	s.life.Enter() // open: never refused
 	go s.sweepLoop()
 	h.SetStreamHandler(ProtocolID, s.handle)
 	return s
@@ -208,26 +206,11 @@ func New(h host.Host, auth Authorizer, opts ...Option) *Service {
 // Close stops serving, ends requests in flight and the sweep, and waits for
 // them. Idempotent.
 func (s *Service) Close() error {
-	s.closeOnce.Do(func() {
-		s.lifeMu.Lock()
-		s.closed = true
-		s.lifeMu.Unlock()
+	s.life.Close(func() {
 		s.host.RemoveStreamHandler(ProtocolID)
 		s.cancel()
 	})
-	s.wg.Wait()
 	return nil
-}
-
-// enter registers a handler with the WaitGroup unless the service is closed.
-func (s *Service) enter() bool {
-	s.lifeMu.Lock()
-	defer s.lifeMu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.wg.Add(1)
-	return true
 }
 
 // inFlight is how many requests are being handled.
@@ -249,11 +232,11 @@ func (s *Service) Stats() Stats {
 }
 
 func (s *Service) handle(st network.Stream) {
-	if !s.enter() {
+	if !s.life.Enter() {
 		_ = st.Reset()
 		return
 	}
-	defer s.wg.Done()
+	defer s.life.Done()
 	s.active.Add(1)
 	defer s.active.Add(-1)
 	stop := context.AfterFunc(s.ctx, func() { _ = st.Reset() })
@@ -557,7 +540,7 @@ func (s *Service) sweep() {
 }
 
 func (s *Service) sweepLoop() {
-	defer s.wg.Done()
+	defer s.life.Done()
 	t := time.NewTicker(s.cfg.sweepInterval)
 	defer t.Stop()
 	for {

@@ -460,7 +460,7 @@ func TestSyncIdlePeerIsCutOff(t *testing.T) {
 
 	// The handler goroutine ends by itself, without Close.
 	done := make(chan struct{})
-	go func() { p.sb.wg.Wait(); close(done) }()
+	go func() { p.sb.life.Wait(); close(done) }()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):

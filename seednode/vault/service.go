@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedfleet/seedfleet/internal/admission"
+	"github.com/seedfleet/seedfleet/internal/lifecycle"
 )
 
 // ServiceName is the resource-manager service of vault sync streams.
@@ -202,8 +203,7 @@ type Service struct {
 
 	ctx    context.Context
 	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	life   lifecycle.Group // sessions, inbound and outbound
 }
 
 // NewService registers the vault-sync handler on h, storing into st.
@@ -241,10 +241,9 @@ func (s *Service) Admission() *admission.Limiter { return s.adm }
 
 // Close stops serving, ends live sessions and waits for them. Idempotent.
 func (s *Service) Close() error {
-	s.once.Do(func() {
+	s.life.Close(func() {
 		s.host.RemoveStreamHandler(ProtocolID)
 		s.cancel()
-		s.wg.Wait()
 	})
 	return nil
 }
@@ -277,11 +276,10 @@ func namedErr(ns NamespaceID, p peer.ID, err error) error {
 }
 
 func (s *Service) sync(ctx context.Context, p peer.ID, ns NamespaceID, opts SyncOptions) (SyncStats, error) {
-	if s.ctx.Err() != nil {
+	if !s.life.Enter() {
 		return SyncStats{}, ErrClosed
 	}
-	s.wg.Add(1)
-	defer s.wg.Done()
+	defer s.life.Done()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(s.ctx, cancel)
@@ -336,8 +334,11 @@ func (s *Service) sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 // the session's memory is reserved after that, and a peer that completes
 // its reconciliation becomes known.
 func (s *Service) handle(st network.Stream) {
-	s.wg.Add(1)
-	defer s.wg.Done()
+	if !s.life.Enter() {
+		_ = st.Reset()
+		return
+	}
+	defer s.life.Done()
 	remote := st.Conn().RemotePeer()
 	ticket, err := s.adm.Admit(admissionService, remote, st.Conn().RemoteMultiaddr())
 	if err != nil {
