@@ -223,23 +223,26 @@ func New(cfg Config) (_ *Node, err error) {
 	n.sync = vault.NewService(n.host, n.store, opts...)
 	n.blobSvc = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log), blobs.WithAdmission(n.sync.Admission()), blobs.WithRegisterer(n.reg))
 	n.ctx, n.cancel = context.WithCancel(context.Background())
+	// From here a failed start closes whatever started (Close skips the
+	// parts that did not): the DHT's datastore holds a file lock.
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
 	if err = n.startRelay(); err != nil {
-		n.cancel()
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
 	if err = n.startDiscovery(); err != nil {
-		n.cancel()
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
 	// Agent documents and the relay allow-list from what is already hosted,
 	// before the first device asks.
 	if err = n.refreshAllowed(); err != nil {
-		n.cancel()
 		return nil, fmt.Errorf("seed node: agent documents: %w", err)
 	}
 	n.startRendezvous()
 	if err = n.startAdmin(); err != nil {
-		n.cancel()
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
 	for range blobFetchWorkers {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -164,4 +165,26 @@ func TestRunStopsOnCancel(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+}
+
+// TestFailedStartClosesWhatStarted: a start that fails late (its admin
+// address is taken, after the stores, the DHT and its datastore opened)
+// leaves nothing open: the same data directory starts at once.
+func TestFailedStartClosesWhatStarted(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: taken.Addr().String()}
+	if _, err := New(cfg); err == nil {
+		t.Fatal("a seed started on a taken admin address")
+	}
+	cfg.AdminListen = "127.0.0.1:0"
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("the data directory of a failed start is still held: %v", err)
+	}
+	n.Close()
 }
