@@ -227,10 +227,11 @@ func (r *AgentVaultReconciler) finalize(ctx context.Context, av *seedv1.AgentVau
 			return ctrl.Result{}, err
 		}
 		if len(remaining) > 0 {
-			orig := av.DeepCopy()
-			setCondition(&av.Status.Conditions, seedv1.ConditionReady, false, seedv1.ReasonDeleting,
-				"waiting for "+strings.Join(remaining, ", ")+" to drop the replica", av.Generation)
-			if err := r.Status().Patch(ctx, av, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+			err := patchStatus(ctx, r.Client, av, func(av *seedv1.AgentVault) {
+				setCondition(&av.Status.Conditions, seedv1.ConditionReady, false, seedv1.ReasonDeleting,
+					"waiting for "+strings.Join(remaining, ", ")+" to drop the replica", av.Generation)
+			})
+			if err != nil && !apierrors.IsNotFound(err) {
 				return ctrl.Result{}, err
 			}
 			return ctrl.Result{RequeueAfter: time.Second}, nil

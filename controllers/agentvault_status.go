@@ -15,10 +15,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
@@ -37,7 +35,6 @@ func setCondition(conds *[]metav1.Condition, typ string, ok bool, reason, msg st
 // updateStatus writes the AgentVault's status derived from view, only when
 // it changed.
 func (r *AgentVaultReconciler) updateStatus(ctx context.Context, av *seedv1.AgentVault, v *vaultView) error {
-	orig := av.DeepCopy()
 	st := seedv1.AgentVaultStatus{ObservedGeneration: av.Generation, Placement: v.replicas, Conditions: slices.Clone(av.Status.Conditions)}
 	gen := av.Generation
 	wasPlaced := meta.IsStatusConditionTrue(av.Status.Conditions, seedv1.ConditionPlaced)
@@ -47,7 +44,7 @@ func (r *AgentVaultReconciler) updateStatus(ctx context.Context, av *seedv1.Agen
 		setCondition(&st.Conditions, seedv1.ConditionPlaced, false, seedv1.ReasonSeedNodeNotFound, msg, gen)
 		setCondition(&st.Conditions, seedv1.ConditionReady, false, seedv1.ReasonSeedNodeNotFound, msg, gen)
 		setCondition(&st.Conditions, seedv1.ConditionDegraded, true, seedv1.ReasonSeedNodeNotFound, msg, gen)
-		return r.writeStatus(ctx, av, orig, st)
+		return r.writeStatus(ctx, av, st)
 	}
 	var pods, missing []string
 	for _, o := range v.desired {
@@ -86,7 +83,7 @@ func (r *AgentVaultReconciler) updateStatus(ctx context.Context, av *seedv1.Agen
 	st.ReadyReplicas = int32(ready)
 	setCondition(&st.Conditions, seedv1.ConditionReady, v.ready, reason, msg, gen)
 	st.SeedAddrs, st.ReadTicket = seedAddrs(av.Spec.NamespaceID, v)
-	return r.writeStatus(ctx, av, orig, st)
+	return r.writeStatus(ctx, av, st)
 }
 
 // damagedReplicas lists "pod: damage" for each damaged replica.
@@ -178,13 +175,7 @@ func seedAddrs(nsID string, v *vaultView) ([]string, string) {
 	return addrs, t.String()
 }
 
-func (r *AgentVaultReconciler) writeStatus(ctx context.Context, av, orig *seedv1.AgentVault, st seedv1.AgentVaultStatus) error {
-	if equality.Semantic.DeepEqual(orig.Status, st) {
-		return nil
-	}
-	av.Status = st
-	if err := r.Status().Patch(ctx, av, client.MergeFrom(orig)); err != nil {
-		return fmt.Errorf("writing status: %w", err)
-	}
-	return nil
+// writeStatus writes st as av's status (patchStatus).
+func (r *AgentVaultReconciler) writeStatus(ctx context.Context, av *seedv1.AgentVault, st seedv1.AgentVaultStatus) error {
+	return patchStatus(ctx, r.Client, av, func(av *seedv1.AgentVault) { av.Status = st })
 }

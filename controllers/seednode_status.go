@@ -10,11 +10,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
-	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/labels"
-	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 )
@@ -23,12 +22,11 @@ import (
 // (never from the previous status) and writes it only when it changed.
 func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, failure error) error {
 	sn := st.sn
-	orig := sn.DeepCopy()
 	status := seedv1.SeedNodeStatus{
 		ObservedGeneration: sn.Generation,
 		Replicas:           st.replicas,
 		Selector:           labels.SelectorFromSet(selectorLabels(sn)).String(),
-		Conditions:         sn.Status.Conditions,
+		Conditions:         slices.Clone(sn.Status.Conditions), // set below, never in sn's own
 	}
 	for o := range int(st.replicas) {
 		ps := seedv1.SeedPodStatus{Name: podName(sn, o), PeerID: st.peerIDs[o]}
@@ -81,14 +79,7 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 		}
 		setCondition(&status.Conditions, seedv1.ConditionReady, false, seedv1.ReasonPodsNotReady, summary+"; "+strings.Join(notReady, "; "), gen)
 	}
-	if equality.Semantic.DeepEqual(orig.Status, status) {
-		return nil
-	}
-	sn.Status = status
-	if err := r.Status().Patch(ctx, sn, client.MergeFrom(orig)); err != nil {
-		return fmt.Errorf("writing status: %w", err)
-	}
-	return nil
+	return patchStatus(ctx, r.Client, sn, func(sn *seedv1.SeedNode) { sn.Status = status })
 }
 
 func degradedReason(err error) string {
