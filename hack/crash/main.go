@@ -72,30 +72,23 @@ func (s *stats) kill()        { s.mu.Lock(); s.kills++; s.mu.Unlock() }
 func (s *stats) repair(n int) { s.mu.Lock(); s.repairs += n; s.mu.Unlock() }
 
 // lose records an acknowledged entry that is gone or wrong.
-func (s *stats) lose(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	s.mu.Lock()
-	s.lost = append(s.lost, msg)
-	s.mu.Unlock()
-	fmt.Printf("# LOST: %s\n", msg)
-}
+func (s *stats) lose(format string, args ...any) { s.record(&s.lost, "LOST", format, args...) }
 
 // fail records a damage case that went wrong.
-func (s *stats) fail(format string, args ...any) {
-	msg := fmt.Sprintf(format, args...)
-	s.mu.Lock()
-	s.failures = append(s.failures, msg)
-	s.mu.Unlock()
-	fmt.Printf("# FAILED: %s\n", msg)
-}
+func (s *stats) fail(format string, args ...any) { s.record(&s.failures, "FAILED", format, args...) }
 
 // finding records something wrong that is not a lost write.
 func (s *stats) finding(format string, args ...any) {
+	s.record(&s.findings, "finding", format, args...)
+}
+
+// record appends a message to list and prints it with its label.
+func (s *stats) record(list *[]string, label, format string, args ...any) {
 	msg := fmt.Sprintf(format, args...)
 	s.mu.Lock()
-	s.findings = append(s.findings, msg)
+	*list = append(*list, msg)
 	s.mu.Unlock()
-	fmt.Printf("# finding: %s\n", msg)
+	fmt.Printf("# %s: %s\n", label, msg)
 }
 
 func vlog(format string, args ...any) {

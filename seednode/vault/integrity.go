@@ -255,7 +255,8 @@ func (s *Store) Damage(ns NamespaceID) (Damage, bool) {
 	return d, ok
 }
 
-// Damaged lists the damaged vaults.
+// Damaged lists the damaged vaults. The map is shared: callers must not
+// modify it.
 func (s *Store) Damaged() map[NamespaceID]Damage {
 	return *s.damage.Load()
 }
@@ -613,13 +614,3 @@ func (s *Store) Rederive(ns NamespaceID) error {
 
 // DiskUsage is the size of the store's files.
 func (s *Store) DiskUsage() uint64 { return s.db.Metrics().DiskSpaceUsage() }
-
-// Flush writes what is only in the write-ahead log into tables.
-func (s *Store) Flush() error {
-	release, err := s.acquire()
-	if err != nil {
-		return err
-	}
-	defer release()
-	return s.db.Flush()
-}
