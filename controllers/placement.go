@@ -8,54 +8,14 @@ package controllers
 
 import (
 	"cmp"
-	"crypto/sha256"
-	"encoding/binary"
 	"slices"
-	"strconv"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
+	"github.com/seedfleet/seedfleet/seednode/fleet"
 )
 
-// Placement by rendezvous (highest-random-weight) hashing: every pod
-// ordinal gets a score per vault, and a vault lives on the pods with the
-// highest scores. Adding pod k only moves the vaults for which k ranks among
-// the top R, about R/(k+1) of them; removing a pod moves only its own.
-
-// score is the rendezvous weight of pod ordinal for vault ns.
-func score(ns string, ordinal int) uint64 {
-	h := sha256.New()
-	h.Write([]byte("seedfleet placement v1\x00"))
-	h.Write([]byte(ns))
-	h.Write([]byte{0})
-	h.Write([]byte(strconv.Itoa(ordinal)))
-	var sum [sha256.Size]byte
-	return binary.BigEndian.Uint64(h.Sum(sum[:0]))
-}
-
-// Rank orders the pod ordinals 0..pods-1 as vault ns prefers them: without
-// per-pod limits, a vault with R replicas lives on the first R. Tools and
-// tests use it to tell where a vault will go before the operator places it.
-func Rank(ns string, pods int) []int {
-	type scored struct {
-		ordinal int
-		score   uint64
-	}
-	all := make([]scored, pods)
-	for i := range all {
-		all[i] = scored{i, score(ns, i)}
-	}
-	slices.SortFunc(all, func(a, b scored) int {
-		if c := cmp.Compare(b.score, a.score); c != 0 {
-			return c
-		}
-		return cmp.Compare(a.ordinal, b.ordinal)
-	})
-	out := make([]int, pods)
-	for i, s := range all {
-		out[i] = s.ordinal
-	}
-	return out
-}
+// Placement is the fleet's rendezvous hashing (seednode/fleet), the same
+// function pods use for self-service vaults; here it also skips full pods.
 
 // placement maps each vault (namespace ID) to the ordinals that should host it.
 type placement map[string][]int
@@ -92,7 +52,7 @@ func place(vaults []seedv1.AgentVault, pods int, maxPerPod int) placement {
 		}
 		want := min(int(max(av.Spec.Replicas, 1)), pods)
 		var chosen []int
-		for _, o := range Rank(ns, pods) {
+		for _, o := range fleet.Rank(ns, pods) {
 			if len(chosen) == want {
 				break
 			}

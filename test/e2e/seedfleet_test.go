@@ -30,7 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
-	"github.com/seedfleet/seedfleet/controllers"
+	"github.com/seedfleet/seedfleet/seednode/fleet"
 )
 
 // How long each wait may take. Most are bounded by the operator's default
@@ -165,7 +165,7 @@ func (s *suite) createVault(t *testing.T) {
 			break
 		}
 		if attempt == 64 {
-			t.Fatal("64 vaults in a row would not move to a fourth pod: is controllers.Rank still rendezvous hashing?")
+			t.Fatal("64 vaults in a row would not move to a fourth pod: is fleet.Rank still rendezvous hashing?")
 		}
 	}
 	s.logf(t, "laptop %s created vault %s: on %v with %d pods, on %v with %d", s.did, s.ns,
@@ -176,7 +176,7 @@ func (s *suite) createVault(t *testing.T) {
 // SeedNode has pods pods (no per-pod limit is set).
 func expectedPods(ns string, pods int32) []string {
 	var out []string
-	for _, o := range controllers.Rank(ns, int(pods))[:vaultReplicas] {
+	for _, o := range fleet.Rank(ns, int(pods))[:vaultReplicas] {
 		out = append(out, podName(int32(o)))
 	}
 	slices.Sort(out)
