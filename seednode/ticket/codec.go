@@ -101,6 +101,9 @@ func normalize(s string) string {
 	return string(b)
 }
 
+// prefixes are every ticket kind's, for telling one kind from another.
+var prefixes = []string{BlobPrefix, DocPrefix, FleetPrefix, InvitePrefix}
+
 func hasPrefix(s, prefix string) bool { return len(s) >= len(prefix) && s[:len(prefix)] == prefix }
 
 func tooLong(n int) error {
@@ -111,7 +114,7 @@ func unknownPrefix(n string) error {
 	if n == "" {
 		return invalid("empty ticket")
 	}
-	return invalid("unknown ticket prefix: a Seedfleet ticket starts with %q or %q", BlobPrefix, DocPrefix)
+	return invalid("unknown ticket prefix: a Seedfleet ticket starts with %q, %q, %q or %q", BlobPrefix, DocPrefix, FleetPrefix, InvitePrefix)
 }
 
 // open checks a ticket's text form up to its checksum and returns its payload
@@ -122,7 +125,7 @@ func open(prefix, s string) ([]byte, error) {
 	}
 	n := normalize(s)
 	if !hasPrefix(n, prefix) {
-		for _, other := range []string{BlobPrefix, DocPrefix} {
+		for _, other := range prefixes {
 			if other != prefix && hasPrefix(n, other) {
 				return nil, invalid("this is a %q ticket, not a %q ticket", other, prefix)
 			}

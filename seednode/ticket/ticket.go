@@ -270,8 +270,8 @@ func ParseDocTicket(s string) (DocTicket, error) {
 	return decodeDoc(payload)
 }
 
-// Parse parses either kind of ticket, choosing by its prefix, and returns a
-// BlobTicket or a DocTicket (not a pointer).
+// Parse parses any kind of ticket, choosing by its prefix, and returns a
+// BlobTicket, DocTicket, FleetTicket or InviteTicket (not a pointer).
 func Parse(s string) (any, error) {
 	if len(s) > MaxTextLen {
 		return nil, tooLong(len(s))
@@ -282,6 +282,10 @@ func Parse(s string) (any, error) {
 		return ParseBlobTicket(n)
 	case hasPrefix(n, DocPrefix):
 		return ParseDocTicket(n)
+	case hasPrefix(n, FleetPrefix):
+		return ParseFleetTicket(n)
+	case hasPrefix(n, InvitePrefix):
+		return ParseInviteTicket(n)
 	}
 	return nil, unknownPrefix(n)
 }
