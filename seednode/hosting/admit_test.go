@@ -1,0 +1,305 @@
+package hosting
+
+import (
+	"crypto/ed25519"
+	"crypto/rand"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/seedfleet/seedfleet/seednode/fleet"
+	"github.com/seedfleet/seedfleet/seednode/ticket"
+)
+
+// clock is a settable time source for the admitter.
+type clock struct{ t time.Time }
+
+func (c *clock) now() time.Time { return c.t }
+
+func openDB(t *testing.T, dir string) *pebble.DB {
+	t.Helper()
+	db, err := pebble.Open(dir, &pebble.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+type fixture struct {
+	t       *testing.T
+	dir     string
+	db      *pebble.DB
+	records *Records
+	adm     *Admitter
+	clock   *clock
+	fleetSK ed25519.PrivateKey
+	policy  Policy
+	usage   map[[32]byte]VaultUsage
+}
+
+func newFixture(t *testing.T, p Policy) *fixture {
+	t.Helper()
+	_, fk, _ := ed25519.GenerateKey(nil)
+	p.Fleet = testFleet
+	if p.Admission == fleet.Invite {
+		p.FleetKey = fk.Public().(ed25519.PublicKey)
+	}
+	f := &fixture{t: t, dir: filepath.Join(t.TempDir(), "db"), clock: &clock{time.Unix(1_800_000_000, 0)},
+		fleetSK: fk, policy: p, usage: map[[32]byte]VaultUsage{}}
+	f.open()
+	t.Cleanup(func() { f.db.Close() })
+	return f
+}
+
+func (f *fixture) open() {
+	f.t.Helper()
+	f.db = openDB(f.t, f.dir)
+	var err error
+	if f.records, err = OpenRecords(f.db, 'h'); err != nil {
+		f.t.Fatal(err)
+	}
+	if f.adm, err = NewAdmitter(f.policy, f.records, func(ns [32]byte) VaultUsage { return f.usage[ns] }, f.clock.now); err != nil {
+		f.t.Fatal(err)
+	}
+}
+
+// reopen closes and reopens the database: a pod restart.
+func (f *fixture) reopen() {
+	f.t.Helper()
+	if err := f.db.Close(); err != nil {
+		f.t.Fatal(err)
+	}
+	f.open()
+}
+
+// ask sends a signed request from a's root key through the wire encoding.
+func (f *fixture) ask(a *agent, op Op, invite string, vaults ...VaultAsk) *Answer {
+	f.t.Helper()
+	r := &Request{Op: op, Kind: SubjectAgent, Subject: a.root.Public().(ed25519.PublicKey), Fleet: testFleet,
+		Time: f.clock.t, Vaults: vaults, Invite: invite}
+	_, _ = rand.Read(r.Nonce[:])
+	r.Sign(a.root)
+	got, err := UnmarshalRequest(r.Marshal())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	f.clock.t = f.clock.t.Add(time.Millisecond)
+	return f.adm.Handle(got, "127.0.0.0/24")
+}
+
+func vaultAsk(i int, quota uint64) VaultAsk {
+	return VaultAsk{Namespace: [32]byte{byte(i), byte(i >> 8), 0xaa}, QuotaBytes: quota}
+}
+
+func wantReason(t *testing.T, ans *Answer, want Reason, text string) {
+	t.Helper()
+	if ans.Reason != want || !strings.Contains(ans.Message, text) {
+		t.Fatalf("answer %v %q, want %v with %q", ans.Reason, ans.Message, want, text)
+	}
+}
+
+func TestAdmissionPolicies(t *testing.T) {
+	t.Run("Closed", func(t *testing.T) {
+		f := newFixture(t, Policy{Admission: fleet.Closed})
+		wantReason(t, f.ask(newAgent(t, f.clock.t), OpHost, "", vaultAsk(1, 0)), ReasonClosed, "only vaults its operators place")
+		if f.records.Vaults() != 0 {
+			t.Fatal("a closed fleet recorded a vault")
+		}
+	})
+	t.Run("Open", func(t *testing.T) {
+		f := newFixture(t, Policy{Admission: fleet.Open, Replicas: 3})
+		ans := f.ask(newAgent(t, f.clock.t), OpHost, "", vaultAsk(1, 0))
+		wantReason(t, ans, ReasonNone, "hosts 1 vault")
+		if len(ans.Vaults) != 1 || ans.Vaults[0].Bytes.Limit != DefaultQuotaBytes || ans.Vaults[0].Replicas != 3 {
+			t.Fatalf("answer vaults %+v", ans.Vaults)
+		}
+	})
+	t.Run("Invite", func(t *testing.T) {
+		f := newFixture(t, Policy{Admission: fleet.Invite})
+		wantReason(t, f.ask(newAgent(t, f.clock.t), OpHost, "", vaultAsk(1, 0)), ReasonInviteNeeded, "--invite")
+		inv, err := ticket.NewInviteTicket(testFleet, [16]byte{1}, f.clock.t.Add(time.Hour), 1, f.fleetSK)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first := newAgent(t, f.clock.t)
+		wantReason(t, f.ask(first, OpHost, inv.String(), vaultAsk(1, 0)), ReasonNone, "hosts 1 vault")
+		// Single use: a second agent with the same invite is refused...
+		wantReason(t, f.ask(newAgent(t, f.clock.t), OpHost, inv.String(), vaultAsk(2, 0)), ReasonInviteUsed, "already used 1 time")
+		// ...while the admitted agent adds vaults without one.
+		wantReason(t, f.ask(first, OpHost, "", vaultAsk(3, 0)), ReasonNone, "hosts 2 vault")
+		// An invite signed by another key, and an expired one.
+		_, other, _ := ed25519.GenerateKey(nil)
+		forged, _ := ticket.NewInviteTicket(testFleet, [16]byte{2}, f.clock.t.Add(time.Hour), 5, other)
+		wantReason(t, f.ask(newAgent(t, f.clock.t), OpHost, forged.String(), vaultAsk(4, 0)), ReasonInviteInvalid, "not signed by this fleet's key")
+		expired, _ := ticket.NewInviteTicket(testFleet, [16]byte{3}, f.clock.t.Add(-time.Minute), 5, f.fleetSK)
+		wantReason(t, f.ask(newAgent(t, f.clock.t), OpHost, expired.String(), vaultAsk(5, 0)), ReasonInviteInvalid, "expired")
+	})
+	t.Run("invite not consumed by a refused request", func(t *testing.T) {
+		f := newFixture(t, Policy{Admission: fleet.Invite})
+		inv, _ := ticket.NewInviteTicket(testFleet, [16]byte{7}, f.clock.t.Add(time.Hour), 1, f.fleetSK)
+		a := newAgent(t, f.clock.t)
+		wantReason(t, f.ask(a, OpHost, inv.String(), vaultAsk(1, DefaultMaxQuotaBytes+1)), ReasonQuota, "at most")
+		wantReason(t, f.ask(a, OpHost, inv.String(), vaultAsk(1, 0)), ReasonNone, "hosts 1 vault")
+	})
+}
+
+func TestQuotas(t *testing.T) {
+	f := newFixture(t, Policy{Admission: fleet.Open, MaxVaultsPerAgent: 3, MaxQuotaBytes: 100 << 20,
+		DefaultQuotaBytes: 10 << 20, MaxAgentBytes: 150 << 20, MaxVaultsPerPod: 5})
+	a := newAgent(t, f.clock.t)
+	// Per vault: at the limit, and one byte past it.
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(1, 100<<20)), ReasonNone, "hosts 1 vault")
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(2, 100<<20+1)), ReasonQuota, "at most 104857600 bytes")
+	// Per agent bytes: 100 + 50 = 150 MiB fits, 100 + 51 does not.
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(2, 51<<20)), ReasonQuota, "add up to")
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(2, 40<<20)), ReasonNone, "hosts 2 vault")
+	// Per agent vaults: the third fits, a fourth does not.
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(3, 1<<20)), ReasonNone, "hosts 3 vault")
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(4, 1<<20)), ReasonTooManyVaults, "allows 3")
+	// Per pod: 3 held; a second agent fits 2 more, then the pod is full.
+	b := newAgent(t, f.clock.t)
+	wantReason(t, f.ask(b, OpHost, "", vaultAsk(10, 0), vaultAsk(11, 0)), ReasonNone, "hosts 2 vault")
+	wantReason(t, f.ask(b, OpHost, "", vaultAsk(12, 0)), ReasonFleetFull, "full (5 vaults)")
+	// A vault another agent already holds costs the pod nothing more.
+	wantReason(t, f.ask(b, OpHost, "", vaultAsk(1, 0)), ReasonNone, "hosts 3 vault")
+	if f.records.Vaults() != 5 {
+		t.Fatalf("pod counts %d distinct vaults, want 5", f.records.Vaults())
+	}
+	// Changing a quota is allowed within the limits.
+	ans := f.ask(a, OpHost, "", vaultAsk(3, 2<<20))
+	wantReason(t, ans, ReasonNone, "hosts 3 vault")
+	if v := ans.Vaults[2]; v.Bytes.Limit != 2<<20 {
+		t.Fatalf("quota not changed: %+v", v)
+	}
+}
+
+func TestReplayAndOrder(t *testing.T) {
+	f := newFixture(t, Policy{Admission: fleet.Open})
+	a := newAgent(t, f.clock.t)
+	r := &Request{Op: OpHost, Kind: SubjectAgent, Subject: a.root.Public().(ed25519.PublicKey), Fleet: testFleet,
+		Time: f.clock.t, Vaults: []VaultAsk{vaultAsk(1, 0)}}
+	r.Sign(a.root)
+	wantReason(t, f.adm.Handle(r, "127.0.0.0/24"), ReasonNone, "hosts 1")
+	wantReason(t, f.adm.Handle(r, "127.0.0.0/24"), ReasonReplay, "already accepted")
+	// An older request signed later (a captured one) is refused too.
+	old := *r
+	old.Time = r.Time.Add(-time.Second)
+	old.Nonce = [NonceLen]byte{9}
+	old.Op = OpRelease
+	old.Sign(a.root)
+	wantReason(t, f.adm.Handle(&old, "127.0.0.0/24"), ReasonReplay, "at least as new")
+}
+
+func TestRateLimits(t *testing.T) {
+	f := newFixture(t, Policy{Admission: fleet.Open, RequestsPerRangePerMinute: 8, AdmissionsPerSecond: 1000})
+	refusedAt := -1
+	for i := range 10 {
+		ans := f.ask(newAgent(t, f.clock.t), OpHost, "", vaultAsk(i, 0))
+		if ans.Reason == ReasonRateLimited {
+			refusedAt = i
+			if ans.RetryAfter <= 0 || !strings.Contains(ans.Message, "127.0.0.0/24") {
+				t.Fatalf("rate refusal %+v", ans)
+			}
+			break
+		}
+	}
+	if refusedAt != 2 { // burst = 8/4
+		t.Fatalf("the range was refused after %d requests, want 2", refusedAt)
+	}
+	// Another range is not affected.
+	r := &Request{Op: OpHost, Kind: SubjectAgent, Fleet: testFleet, Time: f.clock.t, Vaults: []VaultAsk{vaultAsk(50, 0)}}
+	a := newAgent(t, f.clock.t)
+	r.Subject = a.root.Public().(ed25519.PublicKey)
+	r.Sign(a.root)
+	wantReason(t, f.adm.Handle(r, "127.0.1.0/24"), ReasonNone, "hosts 1")
+
+	g := newFixture(t, Policy{Admission: fleet.Open, AdmissionsPerSecond: 1, RequestsPerRangePerMinute: 1000})
+	admitted := 0
+	for i := range 5 {
+		if g.ask(newAgent(t, g.clock.t), OpHost, "", vaultAsk(i, 0)).Reason == ReasonNone {
+			admitted++
+		}
+	}
+	if admitted != 2 { // burst = 2 × 1/s, the clock barely moves
+		t.Fatalf("%d admitted within a few milliseconds at 1/s, want the burst of 2", admitted)
+	}
+}
+
+func TestStatusReleaseAndRestart(t *testing.T) {
+	f := newFixture(t, Policy{Admission: fleet.Open, MaxAgentBytes: 8 << 30})
+	a := newAgent(t, f.clock.t)
+	wantReason(t, f.ask(a, OpStatus, ""), ReasonNotHosted, "seedfleet host request")
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(1, 0), vaultAsk(2, 0)), ReasonNone, "hosts 2 vault")
+	f.usage[vaultAsk(1, 0).Namespace] = VaultUsage{Bytes: 1234, Entries: 5, Synced: 2, LastSync: f.clock.t}
+
+	f.reopen() // the records survive a restart
+	ans := f.ask(a, OpStatus, "")
+	wantReason(t, ans, ReasonNone, "hosts 2 vault")
+	if ans.Vaults[0].Bytes.Used != 1234 || ans.AgentBytes.Used != 1234 || ans.AgentVaults.Used != 2 {
+		t.Fatalf("status after restart: %+v", ans)
+	}
+	wantReason(t, f.ask(a, OpRelease, "", vaultAsk(3, 0)), ReasonNotHosted, "none of the named vaults")
+	wantReason(t, f.ask(a, OpRelease, "", vaultAsk(1, 0)), ReasonNone, "still hosts 1")
+	wantReason(t, f.ask(a, OpRelease, ""), ReasonNone, "released every vault")
+	if f.records.Vaults() != 0 {
+		t.Fatalf("%d vaults counted after releasing all", f.records.Vaults())
+	}
+	f.reopen()
+	if f.records.Vaults() != 0 {
+		t.Fatal("released vaults came back after a restart")
+	}
+	wantReason(t, f.ask(a, OpStatus, ""), ReasonNotHosted, "holds nothing")
+}
+
+func TestIdleExpiry(t *testing.T) {
+	f := newFixture(t, Policy{Admission: fleet.Open, IdleExpiry: 30 * 24 * time.Hour})
+	a, b := newAgent(t, f.clock.t), newAgent(t, f.clock.t)
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(1, 0)), ReasonNone, "hosts 1")
+	wantReason(t, f.ask(b, OpHost, "", vaultAsk(2, 0)), ReasonNone, "hosts 1")
+	start := f.clock.t
+
+	f.clock.t = start.Add(29 * 24 * time.Hour)
+	f.usage[vaultAsk(2, 0).Namespace] = VaultUsage{LastSync: f.clock.t} // b's vault is in use
+	if ans := f.ask(a, OpStatus, ""); !ans.Vaults[0].ExpiresAt.IsZero() {
+		t.Fatalf("a vault idle for 29 days shows an expiry: %v", ans.Vaults[0].ExpiresAt)
+	}
+	f.clock.t = start.Add(31 * 24 * time.Hour)
+	ans := f.ask(a, OpStatus, "")
+	want := start.Add(30*24*time.Hour + 3*24*time.Hour)
+	if got := ans.Vaults[0].ExpiresAt; got.Sub(want).Abs() > time.Second {
+		t.Fatalf("idle vault expires at %v, want %v (30 days idle + 3 days' notice)", got, want)
+	}
+	if released, err := f.adm.ExpireIdle(); err != nil || len(released) != 0 {
+		t.Fatalf("released %v (%v) during the notice period", released, err)
+	}
+	f.clock.t = start.Add(34 * 24 * time.Hour)
+	released, err := f.adm.ExpireIdle()
+	if err != nil || len(released) != 1 || released[0] != vaultAsk(1, 0).Namespace {
+		t.Fatalf("ExpireIdle = %v, %v; want a's vault only", released, err)
+	}
+	wantReason(t, f.ask(a, OpStatus, ""), ReasonNotHosted, "holds nothing")
+	wantReason(t, f.ask(b, OpStatus, ""), ReasonNone, "hosts 1")
+}
+
+func TestPolicyValidate(t *testing.T) {
+	for _, tt := range []struct {
+		p    Policy
+		want string
+	}{
+		{Policy{}, "fleet name"},
+		{Policy{Fleet: "f", Admission: fleet.Invite}, "needs the fleet's key"},
+		{Policy{Fleet: "f", IdleExpiry: time.Minute}, "shorter than an hour"},
+		{Policy{Fleet: "f", MaxQuotaBytes: 10 << 30}, "above maxAgentBytes"},
+	} {
+		err := tt.p.WithDefaults().Validate()
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("Validate(%+v) = %v, want %q", tt.p, err, tt.want)
+		}
+	}
+	if err := (Policy{Fleet: "f"}).WithDefaults().Validate(); err != nil {
+		t.Fatalf("defaults do not validate: %v", err)
+	}
+}
