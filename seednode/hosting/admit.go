@@ -74,10 +74,16 @@ func refuse(reason Reason, format string, args ...any) *Answer {
 
 // Handle answers a decoded request that arrived from address range from
 // (admission.Range of the device's address).
-func (a *Admitter) Handle(req *Request, from string) *Answer {
+func (a *Admitter) Handle(req *Request, from string) *Answer { return a.handle(req, from, false) }
+
+// handle answers a request; replicated is a request another home pod of the
+// subject accepted and passed on, which no rate limit holds back.
+func (a *Admitter) handle(req *Request, from string, replicated bool) *Answer {
 	now := a.now()
-	if ans := a.rateLimit(from, now); ans != nil {
-		return ans
+	if !replicated {
+		if ans := a.rateLimit(from, now); ans != nil {
+			return ans
+		}
 	}
 	rec, err := a.records.Get(req.Subject)
 	if err != nil {
@@ -106,7 +112,7 @@ func (a *Admitter) Handle(req *Request, from string) *Answer {
 	case OpRelease:
 		return a.release(req, doc)
 	default:
-		return a.host(req, doc)
+		return a.host(req, doc, replicated)
 	}
 }
 
@@ -145,11 +151,11 @@ func (a *Admitter) pruneRanges(now time.Time) {
 }
 
 // host admits the subject or changes its vaults' quotas.
-func (a *Admitter) host(req *Request, doc *identity.AgentDocument) *Answer {
+func (a *Admitter) host(req *Request, doc *identity.AgentDocument, replicated bool) *Answer {
 	now := a.now()
 	var refusal *Answer
-	rec, err := a.records.Update(req.Subject, func(old *Record, b *Batch) (*Record, error) {
-		next, ans := a.admit(req, old, b, now)
+	rec, err := a.records.Update(req.Subject, a.policy.MaxVaultsPerPod, func(old *Record, b *Batch) (*Record, error) {
+		next, ans := a.admit(req, old, b, now, replicated)
 		if ans != nil {
 			refusal = ans
 			return nil, errRefused
@@ -161,6 +167,10 @@ func (a *Admitter) host(req *Request, doc *identity.AgentDocument) *Answer {
 	})
 	if refusal != nil {
 		return refusal
+	}
+	if errors.Is(err, ErrPodFull) {
+		return refuse(ReasonFleetFull, "the seeds that would hold these vaults are full (%d vaults); try another fleet, or ask its operators to add pods",
+			a.records.Vaults())
 	}
 	if err != nil {
 		return refuse(ReasonUnavailable, "this seed could not record the admission (%v); try again", err)
@@ -187,18 +197,17 @@ func docBytes(req *Request, old *Record, doc *identity.AgentDocument) []byte {
 }
 
 // admit applies the policy to a host request: the new record, or a refusal.
-func (a *Admitter) admit(req *Request, old *Record, b *Batch, now time.Time) (*Record, *Answer) {
+func (a *Admitter) admit(req *Request, old *Record, b *Batch, now time.Time, replicated bool) (*Record, *Answer) {
 	p := a.policy
 	next := &Record{Kind: req.Kind, Subject: req.Subject, Admitted: now}
 	if old != nil {
 		c := *old
 		c.Vaults = slices.Clone(old.Vaults)
 		next = &c
-	} else if ans := a.admitNew(req, next, b, now); ans != nil {
+	} else if ans := a.admitNew(req, next, b, now, replicated); ans != nil {
 		return nil, ans
 	}
 	next.LastRequest = req.Time
-	newVaults := 0
 	for _, ask := range req.Vaults {
 		qb, qe := ask.QuotaBytes, ask.QuotaEntries
 		if qb == 0 {
@@ -216,13 +225,6 @@ func (a *Admitter) admit(req *Request, old *Record, b *Batch, now time.Time) (*R
 			next.Vaults[i].QuotaBytes, next.Vaults[i].QuotaEntries = qb, qe
 			continue
 		}
-		claimed, err := a.records.claimed(ask.Namespace)
-		if err != nil {
-			return nil, refuse(ReasonUnavailable, "this seed cannot read its hosting records (%v); try again", err)
-		}
-		if !claimed {
-			newVaults++
-		}
 		next.Vaults = append(next.Vaults, VaultRecord{Namespace: ask.Namespace, QuotaBytes: qb, QuotaEntries: qe, Admitted: now})
 	}
 	if len(next.Vaults) > p.MaxVaultsPerAgent {
@@ -233,16 +235,12 @@ func (a *Admitter) admit(req *Request, old *Record, b *Batch, now time.Time) (*R
 		return nil, refuse(ReasonQuota, "the vaults' quotas add up to %d bytes; this fleet allows %d per %s: ask for less",
 			total, p.MaxAgentBytes, subjectWord(req.Kind))
 	}
-	if newVaults > 0 && a.records.vaults+newVaults > p.MaxVaultsPerPod {
-		return nil, refuse(ReasonFleetFull, "the seeds that would hold these vaults are full (%d vaults); try another fleet, or ask its operators to add pods",
-			a.records.vaults)
-	}
 	return next, nil
 }
 
 // admitNew applies what only a subject's first admission needs: the policy,
 // an invite, the admission rate.
-func (a *Admitter) admitNew(req *Request, next *Record, b *Batch, now time.Time) *Answer {
+func (a *Admitter) admitNew(req *Request, next *Record, b *Batch, now time.Time, replicated bool) *Answer {
 	switch a.policy.Admission {
 	case fleet.Closed:
 		return refuse(ReasonClosed, "this fleet hosts only vaults its operators place; ask them, or use another fleet")
@@ -265,7 +263,7 @@ func (a *Admitter) admitNew(req *Request, next *Record, b *Batch, now time.Time)
 		}
 		next.Invite = inv.ID
 	}
-	if !a.admissions.AllowN(now, 1) {
+	if !replicated && !a.admissions.AllowN(now, 1) {
 		return &Answer{Reason: ReasonRateLimited, Message: "the fleet is admitting new agents as fast as it may; try again shortly",
 			RetryAfter: time.Duration(float64(time.Second)/a.policy.AdmissionsPerSecond*2).Round(time.Second) + time.Second}
 	}
@@ -276,7 +274,7 @@ func (a *Admitter) admitNew(req *Request, next *Record, b *Batch, now time.Time)
 func (a *Admitter) release(req *Request, _ *identity.AgentDocument) *Answer {
 	now := a.now()
 	var refusal *Answer
-	rec, err := a.records.Update(req.Subject, func(old *Record, _ *Batch) (*Record, error) {
+	rec, err := a.records.Update(req.Subject, 0, func(old *Record, _ *Batch) (*Record, error) {
 		if old == nil {
 			refusal = refuse(ReasonNotHosted, "the fleet holds nothing for this %s", subjectWord(req.Kind))
 			return nil, errRefused
@@ -379,7 +377,7 @@ func (a *Admitter) ExpireIdle() ([][32]byte, error) {
 	}
 	var released [][32]byte
 	for _, s := range subjects {
-		_, err := a.records.Update(s, func(old *Record, _ *Batch) (*Record, error) {
+		_, err := a.records.Update(s, 0, func(old *Record, _ *Batch) (*Record, error) {
 			if old == nil {
 				return nil, nil
 			}

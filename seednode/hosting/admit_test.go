@@ -303,3 +303,43 @@ func TestPolicyValidate(t *testing.T) {
 		t.Fatalf("defaults do not validate: %v", err)
 	}
 }
+
+// TestConcurrentAdmissionsKeepLimits: admissions of different agents commit
+// concurrently, yet an invite's uses and the pod's vault limit are never
+// exceeded, and the counts survive a restart.
+func TestConcurrentAdmissionsKeepLimits(t *testing.T) {
+	f := newFixture(t, Policy{Admission: fleet.Invite, MaxVaultsPerPod: 30, AdmissionsPerSecond: 1e6, RequestsPerRangePerMinute: 1 << 20})
+	limited, _ := ticket.NewInviteTicket(testFleet, [16]byte{1}, f.clock.t.Add(time.Hour), 5, f.fleetSK)
+	open, _ := ticket.NewInviteTicket(testFleet, [16]byte{2}, f.clock.t.Add(time.Hour), 1000, f.fleetSK)
+	agents := make([]*agent, 80)
+	for i := range agents {
+		agents[i] = newAgent(t, f.clock.t)
+	}
+	results := make(chan Reason, len(agents))
+	for i, a := range agents {
+		inv := open
+		if i%2 == 0 {
+			inv = limited
+		}
+		r := &Request{Op: OpHost, Kind: SubjectAgent, Subject: a.root.Public().(ed25519.PublicKey), Fleet: testFleet,
+			Time: f.clock.t, Vaults: []VaultAsk{vaultAsk(i, 0)}, Invite: inv.String()}
+		_, _ = rand.Read(r.Nonce[:])
+		r.Sign(a.root)
+		go func() { results <- f.adm.Handle(r, "127.0.0.0/24").Reason }()
+	}
+	counts := map[Reason]int{}
+	for range agents {
+		counts[<-results]++
+	}
+	if counts[ReasonNone] != 30 || counts[ReasonFleetFull]+counts[ReasonInviteUsed] != 50 || counts[ReasonInviteUsed] < 35 {
+		t.Fatalf("outcomes %v: want 30 admitted, the limited invite used at most 5 times, the rest refused as full", counts)
+	}
+	f.reopen()
+	if f.records.Vaults() != 30 {
+		t.Fatalf("%d vaults after a restart, want 30", f.records.Vaults())
+	}
+	uses, err := f.records.countInviteUses([16]byte{1}, 100)
+	if err != nil || uses > 5 {
+		t.Fatalf("the 5-use invite was used %d times (%v)", uses, err)
+	}
+}

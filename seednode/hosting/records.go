@@ -29,16 +29,24 @@ import (
 //
 //	prefix 's' subject(32)            -> Record
 //	prefix 'v' namespace(32) subject  -> (empty): who claims a vault
-//	prefix 'u' invite ID(16)          -> uvarint: admissions the invite made
+//	prefix 'u' invite ID(16) subject  -> (empty): an admission the invite made
 //
 // A vault may be claimed by several subjects (an agent may name any vault);
 // it stays hosted while any claim remains, and counts against each claimant.
+//
+// Updates of different subjects run concurrently, so their durable commits
+// share WAL syncs; the claim and invite counts they decide on are kept in
+// memory (loaded at open) and reserved before the commit, so two concurrent
+// updates never both take the last vault slot or invite use.
 type Records struct {
 	db     *pebble.DB
 	prefix byte
 
-	mu     sync.Mutex // serialises read-modify-write of records and counters
-	vaults int        // distinct claimed vaults, counted at open
+	subjects [64]sync.Mutex // per-subject stripes, held across an update's commit
+
+	mu      sync.Mutex
+	claims  map[[32]byte]int32               // vault -> claims, committed or reserved
+	invites map[[ticket.InviteIDLen]byte]int // invite -> uses, committed or reserved; loaded on first use
 }
 
 // Record is what the fleet holds for one subject.
@@ -76,12 +84,10 @@ const MaxRecordVaults = 4096
 
 // OpenRecords uses db's keys under prefix.
 func OpenRecords(db *pebble.DB, prefix byte) (*Records, error) {
-	r := &Records{db: db, prefix: prefix}
-	n, err := r.countVaults()
-	if err != nil {
+	r := &Records{db: db, prefix: prefix, claims: map[[32]byte]int32{}, invites: map[[ticket.InviteIDLen]byte]int{}}
+	if err := r.loadClaims(); err != nil {
 		return nil, err
 	}
-	r.vaults = n
 	return r, nil
 }
 
@@ -103,33 +109,36 @@ func upper(p []byte) []byte {
 	return nil
 }
 
-func (r *Records) countVaults() (int, error) {
+// loadClaims counts every vault's claims.
+func (r *Records) loadClaims() error {
 	lo := r.key('v')
 	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upper(lo)})
 	if err != nil {
-		return 0, err
+		return err
 	}
-	n := 0
-	var last []byte
 	for it.First(); it.Valid(); it.Next() {
 		k := it.Key()
-		if len(k) != 2+32+32 {
+		if len(k) != 2+32+ed25519.PublicKeySize {
 			it.Close()
-			return 0, fmt.Errorf("%w: vault claim key of %d bytes", ErrCorruptRecord, len(k))
+			return fmt.Errorf("%w: vault claim key of %d bytes", ErrCorruptRecord, len(k))
 		}
-		if !bytes.Equal(last, k[2:34]) {
-			n++
-			last = append(last[:0], k[2:34]...)
-		}
+		r.claims[[32]byte(k[2:34])]++
 	}
-	return n, errors.Join(it.Error(), it.Close())
+	return errors.Join(it.Error(), it.Close())
 }
 
 // Vaults is the number of distinct vaults claimed on this pod.
 func (r *Records) Vaults() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.vaults
+	return len(r.claims)
+}
+
+// Claimed reports whether any subject claims vault ns.
+func (r *Records) Claimed(ns [32]byte) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.claims[ns] > 0
 }
 
 // Get returns the subject's record, or nil if there is none.
@@ -152,14 +161,20 @@ func (r *Records) Get(subject ed25519.PublicKey) (*Record, error) {
 	return rec, nil
 }
 
+// ErrPodFull refuses an update that would make the pod hold more distinct
+// vaults than UpdateLimits.MaxVaults.
+var ErrPodFull = errors.New("hosting: the pod holds as many vaults as it may")
+
 // Update reads the subject's record (nil if none), lets change edit it (or
 // return nil to delete it), and writes the result durably with the vault
-// claims it implies, all while holding the store's lock: the read-modify-
-// write of one subject, invite counters included, never interleaves with
-// another. change may return an error to leave everything as it was.
-func (r *Records) Update(subject ed25519.PublicKey, change func(*Record, *Batch) (*Record, error)) (*Record, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
+// claims it implies. Updates of one subject are serialised; change may
+// return an error to leave everything as it was. With maxVaults > 0, an
+// update that would make the pod hold more distinct vaults fails with
+// ErrPodFull.
+func (r *Records) Update(subject ed25519.PublicKey, maxVaults int, change func(*Record, *Batch) (*Record, error)) (*Record, error) {
+	stripe := &r.subjects[subject[0]%byte(len(r.subjects))]
+	stripe.Lock()
+	defer stripe.Unlock()
 	old, err := r.Get(subject)
 	if err != nil {
 		return nil, err
@@ -170,70 +185,75 @@ func (r *Records) Update(subject ed25519.PublicKey, change func(*Record, *Batch)
 		c.Vaults = slices.Clone(old.Vaults)
 		before = &c
 	}
-	b := &Batch{r: r, b: r.db.NewBatch()}
+	b := &Batch{r: r, b: r.db.NewBatch(), subject: subject}
 	defer b.b.Close()
+	committed := false
+	defer func() {
+		if !committed {
+			b.release()
+		}
+	}()
 	next, err := change(old, b)
 	if err != nil {
 		return nil, err
 	}
-	added, removed, err := r.writeClaims(b.b, subject, before, next)
-	if err != nil {
+	if next != nil && !bytes.Equal(next.Subject, subject) {
+		return nil, fmt.Errorf("hosting: a record for %x was changed to name %x", subject[:6], next.Subject[:6])
+	}
+	if err := r.reserveClaims(b, nsSet(before), nsSet(next), maxVaults); err != nil {
 		return nil, err
 	}
 	if next == nil {
-		if err := b.b.Delete(r.key('s', subject), nil); err != nil {
-			return nil, err
-		}
+		err = b.b.Delete(r.key('s', subject), nil)
 	} else {
-		if !bytes.Equal(next.Subject, subject) {
-			return nil, fmt.Errorf("hosting: a record for %x was changed to name %x", subject[:6], next.Subject[:6])
-		}
-		if err := b.b.Set(r.key('s', subject), next.encode(), nil); err != nil {
-			return nil, err
-		}
+		err = b.b.Set(r.key('s', subject), next.encode(), nil)
+	}
+	if err != nil {
+		return nil, err
 	}
 	if err := b.b.Commit(pebble.Sync); err != nil {
 		return nil, err
 	}
-	r.vaults += added - removed
+	committed = true
 	return next, nil
 }
 
-// writeClaims adds and deletes the claim keys that differ between before and
-// after, and reports how many distinct vaults appeared and disappeared.
-func (r *Records) writeClaims(b *pebble.Batch, subject ed25519.PublicKey, before, after *Record) (added, removed int, err error) {
-	had, has := nsSet(before), nsSet(after)
+// reserveClaims writes the claim keys that differ between the sets had and
+// has into b, and counts them in memory at once (undone by b.release if the
+// commit does not happen).
+func (r *Records) reserveClaims(b *Batch, had, has map[[32]byte]bool, maxVaults int) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	added := 0
 	for ns := range has {
-		if had[ns] {
-			continue
-		}
-		claimed, err := r.claimed(ns)
-		if err != nil {
-			return 0, 0, err
-		}
-		if !claimed {
+		if !had[ns] && r.claims[ns] == 0 {
 			added++
 		}
-		if err := b.Set(r.key('v', ns[:], subject), nil, nil); err != nil {
-			return 0, 0, err
+	}
+	if added > 0 && maxVaults > 0 && len(r.claims)+added > maxVaults {
+		return fmt.Errorf("%w (%d)", ErrPodFull, len(r.claims))
+	}
+	for ns := range has {
+		if !had[ns] {
+			if err := b.b.Set(r.key('v', ns[:], b.subject), nil, nil); err != nil {
+				return err
+			}
+			r.claims[ns]++
+			b.claimed = append(b.claimed, ns)
 		}
 	}
 	for ns := range had {
-		if has[ns] {
-			continue
-		}
-		if err := b.Delete(r.key('v', ns[:], subject), nil); err != nil {
-			return 0, 0, err
-		}
-		others, err := r.claimants(ns)
-		if err != nil {
-			return 0, 0, err
-		}
-		if len(others) == 1 { // only this subject's claim, now deleted
-			removed++
+		if !has[ns] {
+			if err := b.b.Delete(r.key('v', ns[:], b.subject), nil); err != nil {
+				return err
+			}
+			if r.claims[ns]--; r.claims[ns] <= 0 {
+				delete(r.claims, ns)
+			}
+			b.unclaimed = append(b.unclaimed, ns)
 		}
 	}
-	return added, removed, nil
+	return nil
 }
 
 func nsSet(rec *Record) map[[32]byte]bool {
@@ -244,11 +264,6 @@ func nsSet(rec *Record) map[[32]byte]bool {
 		}
 	}
 	return out
-}
-
-func (r *Records) claimed(ns [32]byte) (bool, error) {
-	c, err := r.claimants(ns)
-	return len(c) > 0, err
 }
 
 // Claimants are the subjects that claim vault ns.
@@ -265,12 +280,8 @@ func (r *Records) claimants(ns [32]byte) ([]ed25519.PublicKey, error) {
 	return out, errors.Join(it.Error(), it.Close())
 }
 
-// Claimants are the subjects whose records claim vault ns.
-func (r *Records) Claimants(ns [32]byte) ([]ed25519.PublicKey, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.claimants(ns)
-}
+// Claimants are the subjects whose records claim vault ns (committed).
+func (r *Records) Claimants(ns [32]byte) ([]ed25519.PublicKey, error) { return r.claimants(ns) }
 
 // Each calls fn for every record, in subject order, until fn returns false.
 func (r *Records) Each(fn func(*Record) bool) error {
@@ -292,41 +303,74 @@ func (r *Records) Each(fn func(*Record) bool) error {
 	return errors.Join(it.Error(), it.Close())
 }
 
-// Batch lets an Update change invite counters atomically with the record.
+// Batch is one Update's pending writes, and the counts it reserved.
 type Batch struct {
-	r *Records
-	b *pebble.Batch
+	r         *Records
+	b         *pebble.Batch
+	subject   ed25519.PublicKey
+	claimed   [][32]byte
+	unclaimed [][32]byte
+	invite    *[ticket.InviteIDLen]byte
 }
 
-// UseInvite counts one admission by invite id, refusing it when uses are
-// exhausted. The count is written with the record.
+// UseInvite counts one admission by invite id, refusing it when its uses
+// are spent. The use is written with the record.
 func (b *Batch) UseInvite(id [ticket.InviteIDLen]byte, uses int) error {
-	used, err := b.r.inviteUses(id)
-	if err != nil {
-		return err
+	r := b.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	used, ok := r.invites[id]
+	if !ok {
+		n, err := r.countInviteUses(id, uses)
+		if err != nil {
+			return err
+		}
+		used = n
 	}
-	if used >= uint64(uses) {
+	if used >= uses {
+		r.invites[id] = used
 		return fmt.Errorf("%w: the invite was used %d of %d times", errInviteUsed, used, uses)
 	}
-	return b.b.Set(b.r.key('u', id[:]), binary.AppendUvarint(nil, used+1), nil)
+	if err := b.b.Set(r.key('u', id[:], b.subject), nil, nil); err != nil {
+		return err
+	}
+	r.invites[id] = used + 1
+	b.invite = &id
+	return nil
 }
 
 var errInviteUsed = errors.New("invite used up")
 
-func (r *Records) inviteUses(id [ticket.InviteIDLen]byte) (uint64, error) {
-	v, closer, err := r.db.Get(r.key('u', id[:]))
-	if errors.Is(err, pebble.ErrNotFound) {
-		return 0, nil
-	}
+// countInviteUses counts an invite's committed uses, up to limit.
+func (r *Records) countInviteUses(id [ticket.InviteIDLen]byte, limit int) (int, error) {
+	lo := r.key('u', id[:])
+	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upper(lo)})
 	if err != nil {
 		return 0, err
 	}
-	defer closer.Close()
-	n, l := binary.Uvarint(v)
-	if l <= 0 || l != len(v) {
-		return 0, fmt.Errorf("%w: invite counter", ErrCorruptRecord)
+	n := 0
+	for it.First(); it.Valid() && n < limit; it.Next() {
+		n++
 	}
-	return n, nil
+	return n, errors.Join(it.Error(), it.Close())
+}
+
+// release undoes the counts an uncommitted batch reserved.
+func (b *Batch) release() {
+	r := b.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, ns := range b.claimed {
+		if r.claims[ns]--; r.claims[ns] <= 0 {
+			delete(r.claims, ns)
+		}
+	}
+	for _, ns := range b.unclaimed {
+		r.claims[ns]++
+	}
+	if b.invite != nil {
+		r.invites[*b.invite]--
+	}
 }
 
 func (rec *Record) encode() []byte {
