@@ -1,9 +1,3 @@
-// Package wire is the bounds-checked decoder that the seed's protocols
-// (vault sync, rendezvous, pairing) read their messages with. Every input
-// it sees comes from a peer and is hostile until checked: a read past the
-// end, a non-minimal varint or a length over its limit sets an error that
-// wraps the protocol's sentinel, never panics, and makes every later read
-// return nothing, so a message decoder checks Err once at the end.
 package wire
 
 import (
