@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -161,7 +162,7 @@ func approveOn(ctx context.Context, l *link, code Code, devKey ed25519.PublicKey
 		derr = fmt.Errorf("the welcome is %d bytes, at most %d fit", len(welcome), MaxWelcomeSize)
 	}
 	if derr != nil {
-		refusal := message{typ: msgRefusal, reason: reasonDenied, text: truncate(derr.Error(), maxReasonLen)}
+		refusal := message{typ: msgRefusal, reason: reasonDenied, text: wire.Truncate(derr.Error(), maxReasonLen)}
 		keys.seal(&refusal)
 		l.finish(&refusal)
 		return Request{}, fmt.Errorf("the new device %q was not approved: %w", req.Name, derr)
@@ -189,7 +190,7 @@ func approveOn(ctx context.Context, l *link, code Code, devKey ed25519.PublicKey
 // refusalError is the error for a new device's refusal before key
 // confirmation.
 func refusalError(m message) error {
-	text := sanitize(m.text)
+	text := wire.Sanitize(m.text)
 	switch m.reason {
 	case reasonBusy:
 		return fmt.Errorf("%w: %s", ErrBusy, text)

@@ -11,6 +11,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/oasisprotocol/curve25519-voi/curve"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // Request is what the new device asks the approving device for.
@@ -30,7 +32,7 @@ func (r Request) Validate() error {
 	}
 	for i := 0; i < len(r.Name); i++ {
 		if c := r.Name[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
-			return fmt.Errorf("device name %q contains %q; allowed are a-z 0-9 and -", sanitize(r.Name), c)
+			return fmt.Errorf("device name %q contains %q; allowed are a-z 0-9 and -", wire.Sanitize(r.Name), c)
 		}
 	}
 	return nil
@@ -251,7 +253,7 @@ func (w *waiter) attempt(l *link) outcome {
 	}
 	if resp.typ == msgRefusal {
 		_ = l.st.Close()
-		return outcome{final: true, err: fmt.Errorf("%w: %s", ErrRefused, sanitize(resp.text))}
+		return outcome{final: true, err: fmt.Errorf("%w: %s", ErrRefused, wire.Sanitize(resp.text))}
 	}
 	ack := message{typ: msgAck}
 	keys.seal(&ack)

@@ -1,10 +1,8 @@
 package pairing
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -43,36 +41,6 @@ func FuzzDecodeMessage(f *testing.F) {
 		}
 		if len(m.name) > MaxNameLen || len(m.payload) > MaxWelcomeSize || len(m.text) > maxReasonLen {
 			t.Fatalf("decoded fields exceed their bounds: %d, %d, %d", len(m.name), len(m.payload), len(m.text))
-		}
-	})
-}
-
-func FuzzReadFrame(f *testing.F) {
-	for _, m := range sampleMessages() {
-		var buf bytes.Buffer
-		_ = writeFrame(&buf, m.append(nil))
-		f.Add(buf.Bytes(), uint32(maxFrameSize))
-		f.Add(buf.Bytes(), uint32(maxSmallFrameSize))
-	}
-	f.Add([]byte{0x80, 0x80, 0x80, 0x01}, uint32(maxFrameSize))
-	f.Add([]byte{0x81, 0x00}, uint32(10))
-	f.Add([]byte{}, uint32(1))
-	f.Fuzz(func(t *testing.T, data []byte, limit uint32) {
-		limit %= maxFrameSize + 1
-		body, err := readFrame(bufio.NewReaderSize(bytes.NewReader(data), 16), int(limit))
-		if err != nil {
-			if !errors.Is(err, ErrProtocol) && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
-				t.Fatalf("unexpected error %v", err)
-			}
-			return
-		}
-		if len(body) == 0 || len(body) > int(limit) {
-			t.Fatalf("frame of %d bytes with limit %d", len(body), limit)
-		}
-		var buf bytes.Buffer
-		_ = writeFrame(&buf, body)
-		if !bytes.HasPrefix(data, buf.Bytes()) {
-			t.Fatalf("frame %x is not what the input starts with", buf.Bytes())
 		}
 	})
 }

@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -202,7 +204,7 @@ func uvarintBytes(v uint64) []byte { return binary.AppendUvarint(nil, v) }
 
 // readReply reads one message from st (as the peer would).
 func readReply(st network.Stream) (message, error) {
-	b, err := readFrame(bufio.NewReader(st), maxFrameSize)
+	b, err := wire.ReadFrame(bufio.NewReader(st), maxFrameSize, ErrProtocol)
 	if err != nil {
 		return message{}, err
 	}

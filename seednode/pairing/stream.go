@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // config holds the timeouts of an exchange; tests shorten them.
@@ -47,7 +49,7 @@ func (l *link) release() { l.st.Scope().ReleaseMemory(readBufSize) }
 // send writes m within one step.
 func (l *link) send(m *message) error {
 	_ = l.st.SetWriteDeadline(time.Now().Add(l.cfg.step))
-	if err := writeFrame(l.st, m.append(nil)); err != nil {
+	if err := wire.WriteFrame(l.st, m.append(nil)); err != nil {
 		return fmt.Errorf("send %s: %w", msgName(m.typ), err)
 	}
 	return nil
@@ -57,7 +59,7 @@ func (l *link) send(m *message) error {
 // names it for errors. Errors from the peer's bytes wrap ErrProtocol.
 func (l *link) recv(what string, limit int, timeout time.Duration) (message, error) {
 	_ = l.st.SetReadDeadline(time.Now().Add(timeout))
-	n, err := readLength(l.br, limit)
+	n, err := wire.ReadLength(l.br, limit, ErrProtocol)
 	if err != nil {
 		return message{}, recvError(what, timeout, err)
 	}
@@ -65,7 +67,7 @@ func (l *link) recv(what string, limit int, timeout time.Duration) (message, err
 		return message{}, fmt.Errorf("waiting for %s: resource manager refused %d bytes for it: %w", what, n, err)
 	}
 	defer l.st.Scope().ReleaseMemory(n)
-	body, err := readBody(l.br, n)
+	body, err := wire.ReadBody(l.br, nil, n)
 	if err != nil {
 		return message{}, recvError(what, timeout, err)
 	}
@@ -112,7 +114,7 @@ func (l *link) finish(m *message) {
 // refuse ends the stream with an untagged refusal: for what happens before
 // key confirmation, and so is not authenticated by the code.
 func (l *link) refuse(reason byte, text string) {
-	l.finish(&message{typ: msgRefusal, reason: reason, text: truncate(text, maxReasonLen)})
+	l.finish(&message{typ: msgRefusal, reason: reason, text: wire.Truncate(text, maxReasonLen)})
 }
 
 // unexpected is the error for a message of the wrong type.

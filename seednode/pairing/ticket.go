@@ -106,23 +106,23 @@ func (t Ticket) String() string {
 
 func (t Ticket) appendBinary(b []byte) []byte {
 	b = append(b, ticketVersion)
-	b = appendBytes(b, []byte(t.Peer.ID))
+	b = wire.AppendLenBytes(b, t.Peer.ID)
 	b = binary.AppendUvarint(b, uint64(len(t.Peer.Addrs)))
 	for _, a := range t.Peer.Addrs {
 		var ab []byte
 		if a != nil {
 			ab = a.Bytes()
 		}
-		b = appendBytes(b, ab)
+		b = wire.AppendLenBytes(b, ab)
 	}
 	switch c, err := t.Code.canonical(); {
 	case t.Code == "":
-		b = appendBytes(b, nil)
+		b = wire.AppendLenBytes(b, []byte(nil))
 	case err != nil:
-		b = appendBytes(b, []byte(t.Code)) // not 5 bytes: ParseTicket refuses it
+		b = wire.AppendLenBytes(b, []byte(t.Code)) // not 5 bytes: ParseTicket refuses it
 	default:
 		cb := c.bytes()
-		b = appendBytes(b, cb[:])
+		b = wire.AppendLenBytes(b, cb[:])
 	}
 	return b
 }

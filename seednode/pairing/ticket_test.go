@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seedfleet/seedfleet/internal/wire"
+
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	mh "github.com/multiformats/go-multihash"
@@ -127,12 +129,12 @@ func TestTicketRejects(t *testing.T) {
 		return TicketPrefix + b32.EncodeToString(append(payload, sum[:]...))
 	}
 	payload := func(idb []byte, addrBytes [][]byte, code []byte) []byte {
-		b := appendBytes([]byte{ticketVersion}, idb)
+		b := wire.AppendLenBytes([]byte{ticketVersion}, idb)
 		b = append(b, byte(len(addrBytes)))
 		for _, a := range addrBytes {
-			b = appendBytes(b, a)
+			b = wire.AppendLenBytes(b, a)
 		}
-		return appendBytes(b, code)
+		return wire.AppendLenBytes(b, code)
 	}
 	a1 := addrs(t, "/ip4/127.0.0.1/tcp/1")[0].Bytes()
 	hashed, err := mh.Sum([]byte("rsa"), mh.SHA2_256, -1)

@@ -1,15 +1,10 @@
 package pairing
 
 import (
-	"bufio"
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/seedfleet/seedfleet/internal/wire"
 )
@@ -68,8 +63,8 @@ var (
 // new device allows before Await gives up.
 const MaxAttempts = 3
 
-// The wire format. Each frame is a uvarint length (1..maxFrameSize), then
-// that many bytes: a message type and its fields. bytes(x) is uvarint(len)
+// The wire format. Each frame is a minimal uvarint length (1..maxFrameSize),
+// then that many bytes (see wire.ReadFrame): a message type and its fields. bytes(x) is uvarint(len)
 // followed by x; uvarints are minimal. tag is HMAC-SHA256 under the message
 // key (see keys) of everything before it, type included.
 //
@@ -135,11 +130,11 @@ func (m *message) appendBody(b []byte) []byte {
 	case msgConfirm:
 		b = append(b, m.mac[:]...)
 	case msgRequest:
-		b = appendBytes(b, []byte(m.name))
+		b = wire.AppendLenBytes(b, m.name)
 	case msgWelcome:
-		b = appendBytes(b, m.payload)
+		b = wire.AppendLenBytes(b, m.payload)
 	case msgRefusal:
-		b = appendBytes(append(b, m.reason), []byte(m.text))
+		b = wire.AppendLenBytes(append(b, m.reason), m.text)
 	}
 	return b
 }
@@ -194,110 +189,4 @@ func decodeMessage(b []byte) (message, error) {
 		return message{}, err
 	}
 	return m, nil
-}
-
-// writeFrame writes msg with its length prefix, in one write.
-func writeFrame(w io.Writer, msg []byte) error {
-	buf := make([]byte, 0, binary.MaxVarintLen64+len(msg))
-	buf = binary.AppendUvarint(buf, uint64(len(msg)))
-	_, err := w.Write(append(buf, msg...))
-	return err
-}
-
-// readLength reads a frame's length prefix and checks it against limit.
-// Lengths are minimal uvarints of at most maxLengthBytes bytes.
-func readLength(r io.ByteReader, limit int) (int, error) {
-	var l uint64
-	for i := 0; ; i++ {
-		c, err := r.ReadByte()
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				if i == 0 {
-					return 0, io.EOF
-				}
-				return 0, io.ErrUnexpectedEOF
-			}
-			return 0, err
-		}
-		if i == maxLengthBytes {
-			return 0, fmt.Errorf("%w: frame length prefix longer than %d bytes", ErrProtocol, maxLengthBytes)
-		}
-		l |= uint64(c&0x7f) << (7 * i)
-		if c < 0x80 {
-			if c == 0 && i > 0 {
-				return 0, fmt.Errorf("%w: frame length is not a minimal uvarint", ErrProtocol)
-			}
-			break
-		}
-	}
-	if l == 0 {
-		return 0, fmt.Errorf("%w: empty frame", ErrProtocol)
-	}
-	if l > uint64(limit) {
-		return 0, fmt.Errorf("%w: frame of %d bytes exceeds the %d-byte limit", ErrProtocol, l, limit)
-	}
-	return int(l), nil
-}
-
-// maxLengthBytes is the longest length prefix: enough for maxFrameSize.
-const maxLengthBytes = 3
-
-// readBody reads a frame body of l bytes. The buffer grows as bytes
-// arrive, not as announced: a peer that announces a large frame and sends
-// nothing costs nothing beyond its reservation.
-func readBody(r io.Reader, l int) ([]byte, error) {
-	var b []byte
-	for len(b) < l {
-		chunk := min(l-len(b), 16<<10)
-		b = slices.Grow(b, chunk)
-		n, err := io.ReadFull(r, b[len(b):len(b)+chunk])
-		b = b[:len(b)+n]
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = io.ErrUnexpectedEOF
-			}
-			return nil, fmt.Errorf("read frame (%d of %d bytes): %w", len(b), l, err)
-		}
-	}
-	return b, nil
-}
-
-// readFrame reads one frame of at most limit bytes.
-func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	l, err := readLength(r, limit)
-	if err != nil {
-		return nil, err
-	}
-	return readBody(r, l)
-}
-
-func appendBytes(b, field []byte) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(field))), field...)
-}
-
-// sanitize keeps a peer's text printable: no terminal escapes or other
-// control characters reach a user's screen or log.
-func sanitize(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		switch {
-		case unicode.IsPrint(r):
-			return r
-		case unicode.IsSpace(r):
-			return ' '
-		}
-		return '\uFFFD'
-	}, s)
-}
-
-// truncate cuts s to at most max bytes on a rune boundary.
-func truncate(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	cut := max - 3
-	for cut > 0 && s[cut]&0xC0 == 0x80 {
-		cut--
-	}
-	return s[:cut] + "..."
 }

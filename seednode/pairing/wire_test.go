@@ -7,6 +7,8 @@ import (
 	"io"
 	"strings"
 	"testing"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // sampleMessages covers every message type and the bounds of its fields.
@@ -50,10 +52,10 @@ func TestMessageRoundTrip(t *testing.T) {
 			t.Errorf("%s: round trip gives %+v", msgName(m.typ), got)
 		}
 		var buf bytes.Buffer
-		if err := writeFrame(&buf, enc); err != nil {
+		if err := wire.WriteFrame(&buf, enc); err != nil {
 			t.Fatal(err)
 		}
-		body, err := readFrame(bufio.NewReader(&buf), maxFrameSize)
+		body, err := wire.ReadFrame(bufio.NewReader(&buf), maxFrameSize, ErrProtocol)
 		if err != nil || !bytes.Equal(body, enc) {
 			t.Errorf("%s: frame round trip: %v", msgName(m.typ), err)
 		}
@@ -74,14 +76,14 @@ func TestDecodeMessageRejects(t *testing.T) {
 		{"long hello", append([]byte{msgHello}, make([]byte, sidLen+pointLen+1)...), "trailing"},
 		{"short reply", append([]byte{msgReply}, make([]byte, 2*pointLen-1)...), "MAC_B"},
 		{"short confirm", []byte{msgConfirm, 1}, "MAC_A"},
-		{"request without tag", appendBytes([]byte{msgRequest}, []byte("laptop")), "request tag"},
-		{"long name", append(appendBytes([]byte{msgRequest}, bytes.Repeat([]byte("a"), MaxNameLen+1)), tag[:]...), "at most 64"},
+		{"request without tag", wire.AppendLenBytes([]byte{msgRequest}, []byte("laptop")), "request tag"},
+		{"long name", append(wire.AppendLenBytes([]byte{msgRequest}, bytes.Repeat([]byte("a"), MaxNameLen+1)), tag[:]...), "at most 64"},
 		{"non-minimal length", append([]byte{msgRequest, 0x86, 0x00}, make([]byte, 6+macLen)...), "device name length"},
 		{"name length past the end", []byte{msgRequest, 10, 'a'}, "device name"},
 		{"huge welcome", append([]byte{msgWelcome}, 0x81, 0x80, 0x04), "at most 65536"},
-		{"welcome without tag", appendBytes([]byte{msgWelcome}, []byte("x")), "welcome tag"},
-		{"refusal with a short tag", append(appendBytes([]byte{msgRefusal, 1}, []byte("x")), 1, 2, 3), "trailing"},
-		{"long reason", appendBytes([]byte{msgRefusal, 1}, make([]byte, maxReasonLen+1)), "at most 1024"},
+		{"welcome without tag", wire.AppendLenBytes([]byte{msgWelcome}, []byte("x")), "welcome tag"},
+		{"refusal with a short tag", append(wire.AppendLenBytes([]byte{msgRefusal, 1}, []byte("x")), 1, 2, 3), "trailing"},
+		{"long reason", wire.AppendLenBytes([]byte{msgRefusal, 1}, make([]byte, maxReasonLen+1)), "at most 1024"},
 		{"ack without tag", []byte{msgAck}, "ack tag"},
 		{"ack with extra", append(append([]byte{msgAck}, tag[:]...), 0), "trailing"},
 	} {
@@ -109,13 +111,13 @@ func TestReadFrame(t *testing.T) {
 		{"over the limit", append([]byte{11}, make([]byte, 11)...), 10, nil, ErrProtocol, "exceeds the 10-byte limit"},
 		{"empty frame", []byte{0}, 10, nil, ErrProtocol, "empty frame"},
 		{"non-minimal", []byte{0x81, 0x00, 1}, 10, nil, ErrProtocol, "minimal"},
-		{"long prefix", []byte{0x80, 0x80, 0x80, 0x01}, maxFrameSize, nil, ErrProtocol, "longer than 3 bytes"},
+		{"long prefix", []byte{0x80, 0x80, 0x80, 0x01}, maxFrameSize, nil, ErrProtocol, "frame of 2097152 bytes exceeds the 65600-byte limit"},
 		{"nothing", nil, 10, nil, io.EOF, ""},
 		{"cut prefix", []byte{0x80}, 10, nil, io.ErrUnexpectedEOF, ""},
 		{"cut body", []byte{5, 1, 2}, 10, nil, io.ErrUnexpectedEOF, "2 of 5"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := readFrame(bufio.NewReader(bytes.NewReader(tc.in)), tc.limit)
+			got, err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(tc.in)), tc.limit, ErrProtocol)
 			if tc.wantErr == nil {
 				if err != nil || !bytes.Equal(got, tc.want) {
 					t.Fatalf("readFrame = %x, %v; want %x", got, err, tc.want)
@@ -126,14 +128,5 @@ func TestReadFrame(t *testing.T) {
 				t.Fatalf("readFrame: %v; want %v mentioning %q", err, tc.wantErr, tc.wantMsg)
 			}
 		})
-	}
-}
-
-func TestSanitize(t *testing.T) {
-	if got := sanitize("ok\x1b[31m\nnext\xff"); got != "ok\uFFFD[31m next\uFFFD" {
-		t.Errorf("sanitize = %q", got)
-	}
-	if got := truncate(strings.Repeat("é", 10), 8); got != "éé..." {
-		t.Errorf("truncate = %q", got)
 	}
 }
