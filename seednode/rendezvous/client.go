@@ -12,6 +12,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // Register stores rec on seed. rec must be h's own record (signed by the
@@ -98,7 +100,7 @@ func verifyLookup(raw [][]byte, agentDID string, now time.Time) LookupResult {
 	var res LookupResult
 	drop := func(format string, args ...any) {
 		if res.Dropped == 0 {
-			res.DropReason = sanitize(fmt.Sprintf(format, args...))
+			res.DropReason = wire.Sanitize(fmt.Sprintf(format, args...))
 		}
 		res.Dropped++
 	}
@@ -186,22 +188,22 @@ func roundTrip(ctx context.Context, h host.Host, seed peer.ID, kind byte, msg []
 	if dl, ok := ctx.Deadline(); ok {
 		_ = st.SetDeadline(dl)
 	}
-	if err := writeMessage(st, msg); err != nil {
+	if err := wire.WriteFrame(st, msg); err != nil {
 		return response{}, fmt.Errorf("send request: %w", err)
 	}
 	if err := st.CloseWrite(); err != nil {
 		return response{}, fmt.Errorf("send request: %w", err)
 	}
 	br := bufio.NewReaderSize(st, readBufSize)
-	l, err := readLength(br, MaxResponseSize)
+	l, err := wire.ReadLength(br, MaxResponseSize, ErrProtocol)
 	if err != nil {
 		return response{}, fmt.Errorf("read response: %w", err)
 	}
-	if err := st.Scope().ReserveMemory(int(l), network.ReservationPriorityMedium); err != nil {
+	if err := st.Scope().ReserveMemory(l, network.ReservationPriorityMedium); err != nil {
 		return response{}, fmt.Errorf("resource manager refused %d bytes for the response: %w", l, err)
 	}
-	defer st.Scope().ReleaseMemory(int(l))
-	body, err := readBody(br, l)
+	defer st.Scope().ReleaseMemory(l)
+	body, err := wire.ReadBody(br, nil, l)
 	if err != nil {
 		return response{}, err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
+	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 )
@@ -193,11 +194,11 @@ func sendRaw(t testing.TB, h host.Host, seed peer.ID, frame []byte, kind byte) (
 	}
 	_ = st.CloseWrite()
 	br := bufio.NewReader(st)
-	l, err := readLength(br, MaxResponseSize)
+	l, err := wire.ReadLength(br, MaxResponseSize, ErrProtocol)
 	if err != nil {
 		return response{}, err
 	}
-	body, err := readBody(br, l)
+	body, err := wire.ReadBody(br, nil, l)
 	if err != nil {
 		return response{}, err
 	}

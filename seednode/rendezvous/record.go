@@ -254,14 +254,14 @@ func CheckAgentDID(did string) error {
 	}
 	bare, frag := identity.SplitDIDURL(did)
 	if frag != "" || bare != did {
-		return fmt.Errorf("%w: agent DID %q has a fragment; the agent DID must be bare and the fragment goes in the context", ErrInvalidRecord, truncate(did, 100))
+		return fmt.Errorf("%w: agent DID %q has a fragment; the agent DID must be bare and the fragment goes in the context", ErrInvalidRecord, wire.Truncate(did, 100))
 	}
 	pub, err := identity.ParseDIDKey(did)
 	if err != nil {
 		return fmt.Errorf("%w: agent DID: %v", ErrInvalidRecord, err)
 	}
 	if identity.DIDKey(pub) != did {
-		return fmt.Errorf("%w: agent DID %q is not in canonical form", ErrInvalidRecord, truncate(did, 100))
+		return fmt.Errorf("%w: agent DID %q is not in canonical form", ErrInvalidRecord, wire.Truncate(did, 100))
 	}
 	return nil
 }
@@ -299,8 +299,8 @@ func (r *Record) encodedLen() int {
 // fields after it).
 func (r *Record) appendUnsigned(b []byte) []byte {
 	b = append(b, RecordVersion)
-	b = appendString(b, r.AgentDID)
-	b = appendString(b, r.Context)
+	b = wire.AppendLenBytes(b, r.AgentDID)
+	b = wire.AppendLenBytes(b, r.Context)
 	b = append(b, r.Device...)
 	b = binary.BigEndian.AppendUint64(b, r.Timestamp)
 	b = binary.AppendUvarint(b, uint64(len(r.Addrs)))

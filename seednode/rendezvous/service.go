@@ -256,12 +256,10 @@ func (s *Service) handle(st network.Stream) {
 	defer st.Scope().ReleaseMemory(requestMemory)
 
 	br := bufio.NewReaderSize(st, readBufSize)
-	l, err := readLength(br, MaxRequestSize)
-	var tl *errTooLarge
+	l, err := wire.ReadLength(br, MaxRequestSize, ErrProtocol)
 	switch {
-	case errors.As(err, &tl):
-		s.refused(st, remote, refuse(CodeTooLarge, "request of %d bytes exceeds the %d-byte limit (a record encodes to at most %d bytes)",
-			tl.size, MaxRequestSize, maxRecordLen))
+	case errors.Is(err, wire.ErrFrameTooLarge):
+		s.refused(st, remote, refuse(CodeTooLarge, "%v (a record encodes to at most %d bytes)", err, maxRecordLen))
 		return
 	case errors.Is(err, ErrProtocol):
 		s.refused(st, remote, refuse(CodeMalformed, "%v", err))
@@ -271,7 +269,7 @@ func (s *Service) handle(st network.Stream) {
 		_ = st.Reset()
 		return
 	}
-	body, err := readBody(br, l)
+	body, err := wire.ReadBody(br, nil, l)
 	if err != nil {
 		s.log.Debug("rendezvous: reading request", "peer", remote, "err", err)
 		_ = st.Reset()
@@ -290,21 +288,24 @@ func (s *Service) handle(st network.Stream) {
 		}
 		s.m.registrations.Inc()
 		s.log.Debug("rendezvous: registered", "peer", remote, "agent", q.record.AgentDID, "context", q.record.Context)
-		s.reply(st, appendRegisterOK(nil, s.cfg.ttl))
+		s.reply(st, wire.AppendFrame(nil, appendRegisterOK(nil, s.cfg.ttl)))
 	case reqLookup:
 		recs, rerr := s.lookup(remote, q.agentDID)
 		if rerr != nil {
 			s.refused(st, remote, rerr)
 			return
 		}
-		n := lookupOKLen(recs)
+		// The response is built in its frame, in place: a lookup's
+		// response can be large, and is held once.
+		body := lookupOKLen(recs)
+		n := wire.FrameLen(body)
 		if err := st.Scope().ReserveMemory(n, network.ReservationPriorityMedium); err != nil {
 			s.refused(st, remote, refuse(CodeUnavailable, "this seed is out of resources for a %d-byte lookup response; try again later", n))
 			return
 		}
 		defer st.Scope().ReleaseMemory(n)
 		s.m.lookups.Inc()
-		s.reply(st, appendLookupOK(make([]byte, 0, n), recs))
+		s.reply(st, appendLookupOK(wire.AppendLength(make([]byte, 0, n), body), recs))
 	}
 }
 
@@ -312,14 +313,15 @@ func (s *Service) handle(st network.Stream) {
 func (s *Service) refused(st network.Stream, remote peer.ID, e *RefusedError) {
 	s.m.refusals.WithLabelValues(e.Code.String()).Inc()
 	s.log.Debug("rendezvous: refused", "peer", remote, "code", e.Code, "reason", e.Reason)
-	s.reply(st, appendRefusal(nil, e))
+	s.reply(st, wire.AppendFrame(nil, appendRefusal(nil, e)))
 }
 
-// reply sends msg, then waits (briefly, and reading at most a bounded
-// amount) for the peer to finish, so that the stream is not reset under a
-// response it has not read yet.
-func (s *Service) reply(st network.Stream, msg []byte) {
-	if err := writeMessage(st, msg); err != nil {
+// reply sends frame (a response with its length prefix) in one write, then
+// waits (briefly, and reading at most a bounded amount) for the peer to
+// finish, so that the stream is not reset under a response it has not read
+// yet.
+func (s *Service) reply(st network.Stream, frame []byte) {
+	if _, err := st.Write(frame); err != nil {
 		_ = st.Reset()
 		return
 	}
@@ -382,7 +384,7 @@ func (s *Service) register(remote peer.ID, rec Record) *RefusedError {
 		return refuse(CodeInvalidRecord, "%v", err)
 	}
 	if err := s.authorized(rec.AgentDID, rec.Device); err != nil {
-		return refuse(CodeUnauthorized, "%s", truncate(err.Error(), maxReasonLen))
+		return refuse(CodeUnauthorized, "%s", wire.Truncate(err.Error(), maxReasonLen))
 	}
 	enc := rec.appendBinary(make([]byte, 0, rec.encodedLen()))
 	devAt := 1 + wire.UvarintLen(uint64(len(rec.AgentDID))) + len(rec.AgentDID) + wire.UvarintLen(uint64(len(rec.Context))) + len(rec.Context)
@@ -464,7 +466,7 @@ func (s *Service) lookup(remote peer.ID, agentDID string) ([][]byte, *RefusedErr
 			return nil, refuse(CodeUnauthorized, "this seed answers lookups only to devices of the agent; your peer ID %s does not embed an Ed25519 key", remote)
 		}
 		if err := s.authorized(agentDID, self); err != nil {
-			return nil, refuse(CodeUnauthorized, "this seed answers lookups of %s only to devices of that agent: %s", agentDID, truncate(err.Error(), maxReasonLen-200))
+			return nil, refuse(CodeUnauthorized, "this seed answers lookups of %s only to devices of that agent: %s", agentDID, wire.Truncate(err.Error(), maxReasonLen-200))
 		}
 	}
 	nowUS := micros(s.cfg.now())

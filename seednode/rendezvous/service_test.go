@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // refusal asserts that err is a seed's refusal with code and a reason that
@@ -254,7 +255,7 @@ func TestRegisterRefusals(t *testing.T) {
 		{"oversized request", dev, oversized, CodeTooLarge, "exceeds the 16384-byte limit"},
 		{"trailing bytes", dev, trailing, CodeInvalidRecord, "trailing"},
 		{"unknown request type", dev, frameOf([]byte{7, 1, 2, 3}), CodeMalformed, "unknown request type 7"},
-		{"empty message", dev, []byte{0}, CodeMalformed, "empty message"},
+		{"empty message", dev, []byte{0}, CodeMalformed, "empty frame"},
 		// Boundaries that must be accepted (each in turn newer than the
 		// last, so none is a replay).
 		{"timestamp within the skew", dev, registerFrame(dev.record(t, agent, "laptop", now.Add(-DefaultTTL+time.Second))), 0, ""},
@@ -638,14 +639,14 @@ func fakeSeed(h host.Host, resp []byte) {
 	h.SetStreamHandler(ProtocolID, func(st network.Stream) {
 		defer st.Close()
 		br := bufio.NewReader(st)
-		l, err := readLength(br, MaxRequestSize)
+		l, err := wire.ReadLength(br, MaxRequestSize, ErrProtocol)
 		if err != nil {
 			return
 		}
-		if _, err := readBody(br, l); err != nil {
+		if _, err := wire.ReadBody(br, nil, l); err != nil {
 			return
 		}
-		_ = writeMessage(st, resp)
+		_ = wire.WriteFrame(st, resp)
 	})
 }
 

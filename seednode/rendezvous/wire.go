@@ -1,15 +1,10 @@
 package rendezvous
 
 import (
-	"bufio"
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
-	"strings"
 	"time"
-	"unicode"
 
 	"github.com/seedfleet/seedfleet/internal/wire"
 )
@@ -31,7 +26,8 @@ const (
 	maxReasonLen = 1024
 )
 
-// The wire format. Each message is a uvarint length, then that many bytes.
+// The wire format. Each message is one frame (see wire.ReadFrame): a
+// minimal uvarint length, then that many bytes.
 //
 //	request  = type | body
 //	  type 1 (register): record encoding (DecodeRecord)
@@ -119,7 +115,7 @@ func (q *request) append(b []byte) []byte {
 	case reqRegister:
 		return q.record.appendBinary(b)
 	case reqLookup:
-		return appendString(b, q.agentDID)
+		return wire.AppendLenBytes(b, q.agentDID)
 	}
 	return b
 }
@@ -155,7 +151,7 @@ func decodeRequest(b []byte) (request, *RefusedError) {
 
 func appendRefusal(b []byte, e *RefusedError) []byte {
 	b = append(b, respRefused, byte(e.Code))
-	return appendString(b, truncate(e.Reason, maxReasonLen))
+	return wire.AppendLenBytes(b, wire.Truncate(e.Reason, maxReasonLen))
 }
 
 // appendLookupOK appends an ok response listing encoded records.
@@ -163,8 +159,7 @@ func appendLookupOK(b []byte, recs [][]byte) []byte {
 	b = append(b, respOK)
 	b = binary.AppendUvarint(b, uint64(len(recs)))
 	for _, r := range recs {
-		b = binary.AppendUvarint(b, uint64(len(r)))
-		b = append(b, r...)
+		b = wire.AppendLenBytes(b, r)
 	}
 	return b
 }
@@ -202,7 +197,7 @@ func decodeResponse(b []byte, kind byte) (response, error) {
 		code := Code(d.Byte("refusal code"))
 		reason := d.LenBytes("refusal reason", maxReasonLen)
 		if d.Err == nil {
-			resp.refused = &RefusedError{Code: code, Reason: sanitize(string(reason))}
+			resp.refused = &RefusedError{Code: code, Reason: wire.Sanitize(string(reason))}
 		}
 	case status != respOK:
 		return response{}, fmt.Errorf("%w: response status %d", ErrProtocol, status)
@@ -229,81 +224,6 @@ func decodeResponse(b []byte, kind byte) (response, error) {
 	return resp, d.Done("response")
 }
 
-// sanitize keeps a peer's text printable: no terminal escapes or other
-// control characters reach a user's screen or log.
-func sanitize(s string) string {
-	s = strings.ToValidUTF8(s, "\uFFFD")
-	return strings.Map(func(r rune) rune {
-		if unicode.IsPrint(r) {
-			return r
-		}
-		if unicode.IsSpace(r) {
-			return ' '
-		}
-		return '\uFFFD'
-	}, s)
-}
-
-// writeMessage writes one length-prefixed message.
-func writeMessage(w io.Writer, msg []byte) error {
-	// Small messages go out in one write; large ones are not copied.
-	if len(msg) <= 4096 {
-		buf := make([]byte, 0, binary.MaxVarintLen64+len(msg))
-		buf = binary.AppendUvarint(buf, uint64(len(msg)))
-		_, err := w.Write(append(buf, msg...))
-		return err
-	}
-	var hdr [binary.MaxVarintLen64]byte
-	if _, err := w.Write(binary.AppendUvarint(hdr[:0], uint64(len(msg)))); err != nil {
-		return err
-	}
-	_, err := w.Write(msg)
-	return err
-}
-
-// errTooLarge is returned by readLength for a message over the limit; the
-// caller decides what to tell the peer.
-type errTooLarge struct{ size, limit uint64 }
-
-func (e *errTooLarge) Error() string {
-	return fmt.Sprintf("message of %d bytes exceeds the %d-byte limit", e.size, e.limit)
-}
-
-// readLength reads a message's length prefix and checks it against limit.
-func readLength(r *bufio.Reader, limit uint64) (uint64, error) {
-	l, err := binary.ReadUvarint(r)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, io.ErrUnexpectedEOF
-		}
-		return 0, err
-	}
-	if l == 0 {
-		return 0, fmt.Errorf("%w: empty message", ErrProtocol)
-	}
-	if l > limit {
-		return 0, &errTooLarge{size: l, limit: limit}
-	}
-	return l, nil
-}
-
-// readBody reads a message of l bytes. The buffer grows as bytes arrive,
-// not as announced: a peer that announces a large message and sends
-// nothing costs nothing beyond its reservation.
-func readBody(r io.Reader, l uint64) ([]byte, error) {
-	var b []byte
-	for uint64(len(b)) < l {
-		chunk := int(min(l-uint64(len(b)), 64<<10))
-		b = slices.Grow(b, chunk)
-		n, err := io.ReadFull(r, b[len(b):len(b)+chunk])
-		b = b[:len(b)+n]
-		if err != nil {
-			return nil, fmt.Errorf("read message (%d of %d bytes): %w", len(b), l, err)
-		}
-	}
-	return b, nil
-}
-
 // recordDecoder and frameDecoder read a message (see wire.Decoder); their
 // errors wrap ErrInvalidRecord for records, ErrProtocol for frames.
 func recordDecoder(b []byte) *wire.Decoder {
@@ -312,25 +232,6 @@ func recordDecoder(b []byte) *wire.Decoder {
 
 func frameDecoder(b []byte) *wire.Decoder { return &wire.Decoder{B: b, Sentinel: ErrProtocol} }
 
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
-func truncate(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
-	// Cut on a rune boundary so the text stays valid UTF-8.
-	cut := max - 3
-	for cut > 0 && !isRuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "..."
-}
-
-func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
-
 func truncErr(err error) error {
-	return errors.New(truncate(err.Error(), 200))
+	return errors.New(wire.Truncate(err.Error(), 200))
 }
