@@ -18,6 +18,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/internal/admission"
 	"github.com/seedfleet/seedfleet/internal/lifecycle"
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // ProtocolID is the libp2p protocol of verified blob transfers.
@@ -214,25 +215,6 @@ func decodeRequest(b []byte) (request, error) {
 	return r, nil
 }
 
-func writeFrame(w io.Writer, p []byte) error {
-	b := binary.AppendUvarint(make([]byte, 0, len(p)+4), uint64(len(p)))
-	_, err := w.Write(append(b, p...))
-	return err
-}
-
-func readFrame(r *bufio.Reader, limit int) ([]byte, error) {
-	n, err := binary.ReadUvarint(r)
-	if err != nil {
-		return nil, err
-	}
-	if n > uint64(limit) {
-		return nil, fmt.Errorf("%w: %d-byte frame (limit %d)", ErrBadRequest, n, limit)
-	}
-	b := make([]byte, n)
-	_, err = io.ReadFull(r, b)
-	return b, err
-}
-
 // deadlineConn pushes the stream's deadline back as the transfer goes on,
 // so a transfer fails only when the peer goes silent (for between 7/8 of
 // idle and idle), not when it is long. It moves the deadline at most every
@@ -305,7 +287,7 @@ func (s *Service) handle(st network.Stream) {
 	// The request is read under its own, short deadline; the transfer's
 	// deadlines move with it (deadlineConn).
 	_ = st.SetReadDeadline(time.Now().Add(s.requestTimeout))
-	raw, err := readFrame(bufio.NewReaderSize(st, 4096), maxRequest)
+	raw, err := wire.ReadFrame(bufio.NewReaderSize(st, 4096), maxRequest, ErrBadRequest)
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, network.ErrReset) {
 		st.Reset() // the peer ended it: nothing refused
 		return
@@ -360,7 +342,7 @@ func (s *Service) handle(st network.Stream) {
 func writeStatus(w *bufio.Writer, status byte, msg string) error {
 	_ = w.WriteByte(status)
 	if status == statusRefused {
-		_ = writeFrame(w, []byte(msg))
+		_ = wire.WriteFrame(w, []byte(msg))
 	}
 	return w.Flush()
 }
@@ -534,7 +516,7 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOp
 	unwatch := context.AfterFunc(ctx, func() { stream.Reset() })
 	defer unwatch()
 	conn := &deadlineConn{s: stream, idle: s.idle}
-	if err := writeFrame(conn, (&request{hash: h, ranges: ask}).encode()); err != nil {
+	if err := wire.WriteFrame(conn, (&request{hash: h, ranges: ask}).encode()); err != nil {
 		stream.Reset()
 		return stats, fmt.Errorf("send blob request: %w", err)
 	}
@@ -554,8 +536,8 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, h [32]byte, opts FetchOp
 	case statusNotFound:
 		return stats, fmt.Errorf("%w: peer %s does not have blob %s", ErrNotFound, p, ID(h).Short())
 	case statusRefused:
-		msg, _ := readFrame(bufio.NewReader(cr), 1024)
-		return stats, fmt.Errorf("%w: %s", ErrRefused, msg)
+		msg, _ := wire.ReadFrame(bufio.NewReader(cr), 1024, nil)
+		return stats, fmt.Errorf("%w: %s", ErrRefused, wire.Sanitize(string(msg)))
 	default:
 		stream.Reset()
 		return stats, fmt.Errorf("peer %s: unknown blob response status %d", p, status[0])

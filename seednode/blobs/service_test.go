@@ -17,6 +17,8 @@ import (
 	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 	"github.com/zeebo/blake3"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 func testHost(t testing.TB) host.Host {
@@ -184,7 +186,7 @@ func badServer(t *testing.T, h host.Host, data []byte, mutate func(stream []byte
 	h.SetStreamHandler(ProtocolID, func(ns network.Stream) {
 		defer ns.Close()
 		br := bufio.NewReader(ns)
-		if _, err := readFrame(br, maxRequest); err != nil {
+		if _, err := wire.ReadFrame(br, maxRequest, ErrBadRequest); err != nil {
 			return
 		}
 		ns.Write([]byte{statusOK})
@@ -259,5 +261,29 @@ func TestBadSenders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRefusalReasonSanitized: a peer's refusal reaches the user as text
+// without its terminal escapes or line breaks.
+func TestRefusalReasonSanitized(t *testing.T) {
+	ch, sh := testHost(t), testHost(t)
+	sh.SetStreamHandler(ProtocolID, func(ns network.Stream) {
+		defer ns.Close()
+		if _, err := wire.ReadFrame(bufio.NewReader(ns), maxRequest, ErrBadRequest); err != nil {
+			return
+		}
+		_, _ = ns.Write(wire.AppendFrame([]byte{statusRefused}, []byte("go away\x1b[2J\nforged line")))
+	})
+	svc := NewService(ch, testStore(t))
+	defer svc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	if err := ch.Connect(ctx, peer.AddrInfo{ID: sh.ID(), Addrs: sh.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := svc.Fetch(ctx, sh.ID(), [32]byte{1}, FetchOptions{})
+	if !errors.Is(err, ErrRefused) || !strings.Contains(err.Error(), "go away\uFFFD[2J forged line") {
+		t.Fatalf("err = %v; want a refusal with the reason sanitized", err)
 	}
 }
