@@ -8,6 +8,8 @@ import (
 
 	"github.com/multiformats/go-multibase"
 	"github.com/multiformats/go-varint"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // ErrInvalidDID is wrapped by every error ParseDIDKey returns, so callers can
@@ -106,15 +108,9 @@ func parseBareDIDKey(did string) (ed25519.PublicKey, error) {
 	return ed25519.PublicKey(key), nil
 }
 
-// truncate keeps error messages bounded when the input comes from the
-// network.
-func truncate(s string) string {
-	const max = 100
-	if len(s) <= max {
-		return s
-	}
-	return s[:max] + "..."
-}
+// truncate keeps an error message that quotes input from the network
+// bounded, and cut on a character boundary.
+func truncate(s string) string { return wire.Truncate(s, 100) }
 
 // DIDKeyFragment returns the DID URL did:key:...#fragment. The fragment is
 // limited to 1..64 characters of [A-Za-z0-9._-] so that it never needs

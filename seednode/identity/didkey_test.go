@@ -358,3 +358,16 @@ func FuzzParseDIDKey(f *testing.F) {
 		}
 	})
 }
+
+// TestParseDIDKeyQuotesBounded: an error quotes a long DID cut short, and
+// on a character boundary (a cut character would show as \x escapes).
+func TestParseDIDKeyQuotesBounded(t *testing.T) {
+	did := "did:key:z" + strings.Repeat("é", 500)
+	_, err := ParseDIDKey(did)
+	if !errors.Is(err, ErrInvalidDID) {
+		t.Fatalf("err = %v, want ErrInvalidDID", err)
+	}
+	if msg := err.Error(); len(msg) > 400 || strings.Contains(msg, `\x`) || !strings.Contains(msg, "éé...") {
+		t.Fatalf("error quotes the DID unbounded or cut within a character: %s", msg)
+	}
+}
