@@ -265,10 +265,13 @@ func TestBadPeerInput(t *testing.T) {
 		}, "inline value of 6 bytes for an entry of 7 bytes", CodeProtocol},
 		{"garbage: varint overflow", func(r *rawSession) {
 			r.raw([]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01})
-		}, "overflows", 0},
+		}, "overflows", CodeProtocol},
 		{"garbage: empty frame", func(r *rawSession) {
 			r.raw([]byte{0, 0, 0, 0})
-		}, "frame of 0 bytes", CodeProtocol},
+		}, "empty frame", CodeProtocol},
+		{"garbage: non-minimal frame length", func(r *rawSession) {
+			r.raw([]byte{0x82, 0x00, frameEndTurn, 0})
+		}, "not a minimal uvarint", CodeProtocol},
 		{"garbage: HTTP request", func(r *rawSession) {
 			r.raw([]byte(http)) // 'G' = 71-byte frame of type 'E' = 69
 		}, "unexpected frame type 69", CodeProtocol},

@@ -327,8 +327,8 @@ func FuzzFrameReader(f *testing.F) {
 			}
 			_ = typ
 		}
-		// The buffer is bounded by maxFrame (it is allocated from the
-		// announced length, before the body arrives).
+		// The buffer is bounded by maxFrame (it grows as the body
+		// arrives, never past the announced length).
 		if cap(fr.buf) > maxFrame {
 			t.Fatalf("reader holds a %d-byte buffer", cap(fr.buf))
 		}

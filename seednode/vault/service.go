@@ -20,6 +20,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/internal/admission"
 	"github.com/seedfleet/seedfleet/internal/lifecycle"
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // ServiceName is the resource-manager service of vault sync streams.
@@ -442,7 +443,7 @@ func peerGone(err error) bool {
 func (s *Service) refuse(st network.Stream, code byte, msg string) {
 	fw := frameWriter{w: bufio.NewWriterSize(st, 1024)}
 	_ = st.SetWriteDeadline(time.Now().Add(5 * time.Second))
-	_ = fw.write(frameError, appendString([]byte{code}, truncate(msg, 1024)))
+	_ = fw.write(frameError, appendString([]byte{code}, wire.Truncate(msg, 1024)))
 	_ = fw.flush()
 	_ = st.CloseWrite()
 	// Give the peer a moment to read the reason before the stream goes.

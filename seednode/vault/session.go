@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // idListThreshold: a differing node with at most this many items is settled
@@ -446,7 +449,7 @@ func (s *session) sendLacking() error {
 	if n <= 0 {
 		return nil
 	}
-	return s.fw.write(frameLacksBlobs, appendUvarint(nil, uint64(n)))
+	return s.fw.write(frameLacksBlobs, binary.AppendUvarint(nil, uint64(n)))
 }
 
 func (s *session) sendRefusals() error {
@@ -460,7 +463,7 @@ func (s *session) sendRefusals() error {
 	if t.FirstRefusal != nil {
 		reason = t.FirstRefusal.Error()
 	}
-	return s.fw.write(frameRefused, appendString(appendUvarint(nil, uint64(n)), reason))
+	return s.fw.write(frameRefused, appendString(binary.AppendUvarint(nil, uint64(n)), reason))
 }
 
 func (s *session) setReadDeadline(d time.Duration) {
@@ -549,7 +552,7 @@ func (s *session) handleCommon(typ byte, p []byte) error {
 		if d.Err == nil {
 			s.peerRef.count += int(min(n, 1<<30))
 			if s.peerRef.reason == "" {
-				s.peerRef.reason = truncate(reason, 512)
+				s.peerRef.reason = wire.Sanitize(wire.Truncate(reason, 512))
 			}
 		}
 	case frameLacksBlobs:
@@ -739,7 +742,7 @@ func (s *session) flushItems() error {
 	if s.outCount == 0 {
 		return nil
 	}
-	p := appendUvarint(make([]byte, 0, len(s.outItems)+4), uint64(s.outCount))
+	p := binary.AppendUvarint(make([]byte, 0, len(s.outItems)+4), uint64(s.outCount))
 	p = append(p, s.outItems...)
 	s.outItems, s.outCount = s.outItems[:0], 0
 	s.setWriteDeadline()
@@ -806,26 +809,11 @@ func (s *session) writeLocked(fn func() error, flush bool) error {
 func decodePeerError(p []byte) error {
 	d := newDecoder(p)
 	code := d.Byte("error code")
-	msg := truncate(string(d.Bytes(len(d.B), "error message")), 1024)
+	msg := wire.Sanitize(wire.Truncate(string(d.Bytes(len(d.B), "error message")), 1024))
 	if d.Err != nil {
 		return fmt.Errorf("%w: malformed error frame", ErrProtocol)
 	}
 	return &PeerError{Code: int(code), Message: msg}
-}
-
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
-
-func appendUvarint(b []byte, v uint64) []byte {
-	for v >= 0x80 {
-		b = append(b, byte(v)|0x80)
-		v >>= 7
-	}
-	return append(b, byte(v))
 }
 
 func appendString(b []byte, s string) []byte { return append(b, s...) }

@@ -5,8 +5,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
-	"slices"
 
 	"github.com/seedfleet/seedfleet/internal/wire"
 )
@@ -15,7 +13,8 @@ import (
 const ProtocolID = "/seedfleet/vault-sync/1.0.0"
 
 // Frame sizes are bounded on both sides: a peer that announces a larger frame
-// is cut off before anything is allocated.
+// is cut off before anything is allocated, and a frame's buffer grows as its
+// bytes arrive (see wire.ReadBody).
 const (
 	maxFrame       = 1 << 20
 	itemsFrameSize = 64 << 10 // items are packed into frames of about this size
@@ -84,13 +83,15 @@ func (e *PeerError) Is(target error) bool {
 	return target == ErrNotHosted && e.Code == CodeNotHosted
 }
 
-// frameReader reads length-prefixed frames with a hard size bound.
+// frameReader reads frames (wire.ReadFrame) with a hard size bound. A
+// frame's body is its type byte, then its payload.
 type frameReader struct {
 	r   *bufio.Reader
 	buf []byte
 	n   int64 // bytes read
 }
 
+// ReadByte counts the length prefix's bytes as wire.ReadLength reads them.
 func (fr *frameReader) ReadByte() (byte, error) {
 	c, err := fr.r.ReadByte()
 	if err == nil {
@@ -100,29 +101,16 @@ func (fr *frameReader) ReadByte() (byte, error) {
 }
 
 // next returns the type and payload of the next frame; the payload is valid
-// until the following call.
+// until the following call. A peer's bad length wraps ErrProtocol; the end
+// of the stream between frames is io.EOF.
 func (fr *frameReader) next() (byte, []byte, error) {
-	l, err := binary.ReadUvarint(fr)
+	l, err := wire.ReadLength(fr, maxFrame, ErrProtocol)
 	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return 0, nil, io.EOF
-		}
 		return 0, nil, err
 	}
-	if l == 0 || l > maxFrame {
-		return 0, nil, fmt.Errorf("%w: frame of %d bytes (limit %d)", ErrProtocol, l, maxFrame)
-	}
-	// Grow the buffer as bytes arrive, not as announced: a peer that
-	// announces a large frame and sends nothing costs nothing.
-	b := fr.buf[:0]
-	for len(b) < int(l) {
-		chunk := min(int(l)-len(b), 64<<10)
-		b = slices.Grow(b, chunk)
-		n, err := io.ReadFull(fr.r, b[len(b):len(b)+chunk])
-		b = b[:len(b)+n]
-		if err != nil {
-			return 0, nil, fmt.Errorf("read frame: %w", err)
-		}
+	b, err := wire.ReadBody(fr.r, fr.buf, l)
+	if err != nil {
+		return 0, nil, err
 	}
 	fr.buf = b
 	fr.n += int64(l)
@@ -139,17 +127,12 @@ type frameWriter struct {
 	n int64
 }
 
+// write buffers one frame: its type byte and payload are its body.
 func (fw *frameWriter) write(typ byte, payload []byte) error {
-	var hdr [binary.MaxVarintLen64 + 1]byte
-	h := binary.AppendUvarint(hdr[:0], uint64(len(payload)+1))
-	h = append(h, typ)
-	if _, err := fw.w.Write(h); err != nil {
+	if err := wire.WriteFrame(fw.w, []byte{typ}, payload); err != nil {
 		return err
 	}
-	if _, err := fw.w.Write(payload); err != nil {
-		return err
-	}
-	fw.n += int64(len(h) + len(payload))
+	fw.n += int64(wire.FrameLen(1 + len(payload)))
 	return nil
 }
 
