@@ -87,55 +87,107 @@ func runApprove(ctx context.Context, h host.Host, dev peer.AddrInfo, code Code, 
 	return req, devKey, err
 }
 
-// approveOn runs the approver's side of the exchange on l. Every path ends
-// the stream.
+// approveOn runs the approver's side of the exchange on l, one step at a
+// time: agree on keys with the new device (which proves it knows the code),
+// receive its request, let decide answer it, deliver the welcome. Every
+// path ends the stream: a step that fails ends it before it returns.
 func approveOn(ctx context.Context, l *link, code Code, devKey ed25519.PublicKey, decide Decide) (Request, error) {
-	fail := func(err error) (Request, error) {
-		_ = l.st.Reset()
+	keys, err := exchangeKeys(l, code)
+	if err != nil {
 		return Request{}, err
 	}
+	req, err := receiveRequest(l, keys)
+	if err != nil {
+		return Request{}, err
+	}
+	welcome, err := decideOn(ctx, l, keys, req, devKey, decide)
+	if err != nil {
+		return Request{}, err
+	}
+	if err := deliverWelcome(l, keys, welcome); err != nil {
+		return Request{}, err
+	}
+	_ = l.st.Close()
+	return req, nil
+}
+
+// resetWith ends the stream abruptly after a failure, and returns err.
+func resetWith(l *link, err error) error {
+	_ = l.st.Reset()
+	return err
+}
+
+// exchangeKeys runs the key exchange (hello, reply, confirm) and returns
+// the session's keys once the new device has proven it derived them from
+// the same code.
+func exchangeKeys(l *link, code Code) (*sessionKeys, error) {
+	sid, sh, err := sendHello(l, code)
+	if err != nil {
+		return nil, err
+	}
+	reply, err := awaitReply(l)
+	if err != nil {
+		return nil, err
+	}
+	yb, err := decodePoint(reply.point, "the new device's point Yb")
+	if err != nil {
+		return nil, resetWith(l, err)
+	}
+	keys, err := deriveKeys(sh, yb, sid, sh.public, reply.point)
+	if err != nil {
+		return nil, resetWith(l, err)
+	}
+	if want := keys.confirmMAC(roleDevice); !hmac.Equal(reply.mac[:], want[:]) {
+		return nil, resetWith(l, fmt.Errorf("%w: check the code shown on the new device and try again", ErrWrongCode))
+	}
+	if err := l.send(&message{typ: msgConfirm, mac: keys.confirmMAC(roleApprover)}); err != nil {
+		return nil, resetWith(l, err)
+	}
+	return keys, nil
+}
+
+// sendHello opens the exchange with a fresh session ID and this side's
+// share of a generator derived from the code.
+func sendHello(l *link, code Code) ([sidLen]byte, share, error) {
 	sid, err := randomSID()
 	if err != nil {
-		return fail(fmt.Errorf("session ID: %w", err))
+		return sid, share{}, resetWith(l, fmt.Errorf("session ID: %w", err))
 	}
 	ci := channelID(l.st.Conn().LocalPeer(), l.st.Conn().RemotePeer())
 	sh, err := newShare(generator(code, ci, sid[:]))
 	if err != nil {
-		return fail(err)
+		return sid, share{}, resetWith(l, err)
 	}
 	if err := l.send(&message{typ: msgHello, sid: sid, point: sh.public}); err != nil {
-		return fail(err)
+		return sid, share{}, resetWith(l, err)
 	}
+	return sid, sh, nil
+}
+
+// awaitReply receives the new device's reply to the hello, or its refusal
+// (busy, no longer waiting), which comes before any key is confirmed and so
+// carries no tag.
+func awaitReply(l *link) (message, error) {
 	reply, err := l.recv("the new device's reply", maxSmallFrameSize, l.cfg.step)
 	if err != nil {
-		return fail(err)
+		return message{}, resetWith(l, err)
 	}
 	switch reply.typ {
 	case msgReply:
+		return reply, nil
 	case msgRefusal:
 		if reply.tagged {
-			return fail(fmt.Errorf("%w: tagged refusal before key confirmation", ErrProtocol))
+			return message{}, resetWith(l, fmt.Errorf("%w: tagged refusal before key confirmation", ErrProtocol))
 		}
 		_ = l.st.Close()
-		return Request{}, refusalError(reply)
-	default:
-		return fail(unexpected(reply, msgReply))
+		return message{}, refusalError(reply)
 	}
-	yb, err := decodePoint(reply.point, "the new device's point Yb")
-	if err != nil {
-		return fail(err)
-	}
-	keys, err := deriveKeys(sh, yb, sid, sh.public, reply.point)
-	if err != nil {
-		return fail(err)
-	}
-	if want := keys.confirmMAC(roleDevice); !hmac.Equal(reply.mac[:], want[:]) {
-		return fail(fmt.Errorf("%w: check the code shown on the new device and try again", ErrWrongCode))
-	}
-	if err := l.send(&message{typ: msgConfirm, mac: keys.confirmMAC(roleApprover)}); err != nil {
-		return fail(err)
-	}
+	return message{}, resetWith(l, unexpected(reply, msgReply))
+}
 
+// receiveRequest receives and authenticates the new device's request. An
+// invalid request is refused, with the reason, under the session's key.
+func receiveRequest(l *link, keys *sessionKeys) (Request, error) {
 	m, err := l.recv("the new device's request", maxSmallFrameSize, l.cfg.step)
 	if err == nil && m.typ != msgRequest {
 		err = unexpected(m, msgRequest)
@@ -144,7 +196,7 @@ func approveOn(ctx context.Context, l *link, code Code, devKey ed25519.PublicKey
 		err = keys.open(&m)
 	}
 	if err != nil {
-		return fail(err)
+		return Request{}, resetWith(l, err)
 	}
 	req := Request{Name: m.name}
 	if err := req.Validate(); err != nil {
@@ -154,24 +206,36 @@ func approveOn(ctx context.Context, l *link, code Code, devKey ed25519.PublicKey
 		l.finish(&refusal)
 		return Request{}, err
 	}
+	return req, nil
+}
 
+// decideOn asks decide, under DecideTimeout, for the welcome of the new
+// device. A refusal (or a welcome too large to send) is sent to the new
+// device, with its reason, under the session's key.
+func decideOn(ctx context.Context, l *link, keys *sessionKeys, req Request, devKey ed25519.PublicKey, decide Decide) ([]byte, error) {
 	dctx, cancel := context.WithTimeout(ctx, l.cfg.decide)
-	welcome, derr := decide(dctx, req, bytes.Clone(devKey))
+	welcome, err := decide(dctx, req, bytes.Clone(devKey))
 	cancel()
-	if derr == nil && len(welcome) > MaxWelcomeSize {
-		derr = fmt.Errorf("the welcome is %d bytes, at most %d fit", len(welcome), MaxWelcomeSize)
+	if err == nil && len(welcome) > MaxWelcomeSize {
+		err = fmt.Errorf("the welcome is %d bytes, at most %d fit", len(welcome), MaxWelcomeSize)
 	}
-	if derr != nil {
-		refusal := message{typ: msgRefusal, reason: reasonDenied, text: wire.Truncate(derr.Error(), maxReasonLen)}
+	if err != nil {
+		refusal := message{typ: msgRefusal, reason: reasonDenied, text: wire.Truncate(err.Error(), maxReasonLen)}
 		keys.seal(&refusal)
 		l.finish(&refusal)
-		return Request{}, fmt.Errorf("the new device %q was not approved: %w", req.Name, derr)
+		return nil, fmt.Errorf("the new device %q was not approved: %w", req.Name, err)
 	}
+	return welcome, nil
+}
 
+// deliverWelcome sends the welcome and waits for the new device to
+// acknowledge it. An error here leaves the outcome open: the new device may
+// or may not hold the welcome.
+func deliverWelcome(l *link, keys *sessionKeys, welcome []byte) error {
 	w := message{typ: msgWelcome, payload: welcome}
 	keys.seal(&w)
 	if err := l.send(&w); err != nil {
-		return fail(fmt.Errorf("approved, but %w", err))
+		return resetWith(l, fmt.Errorf("approved, but %w", err))
 	}
 	ack, err := l.recv("the new device's acknowledgement", maxSmallFrameSize, l.cfg.step)
 	if err == nil && ack.typ != msgAck {
@@ -181,10 +245,9 @@ func approveOn(ctx context.Context, l *link, code Code, devKey ed25519.PublicKey
 		err = keys.open(&ack)
 	}
 	if err != nil {
-		return fail(fmt.Errorf("approved and welcome sent, but the new device did not acknowledge it (check it, and approve again if it still waits): %w", err))
+		return resetWith(l, fmt.Errorf("approved and welcome sent, but the new device did not acknowledge it (check it, and approve again if it still waits): %w", err))
 	}
-	_ = l.st.Close()
-	return req, nil
+	return nil
 }
 
 // refusalError is the error for a new device's refusal before key
