@@ -18,6 +18,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/sstable"
 
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
+	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
 // Pebble keyspaces. Every key of a vault starts with its kind byte and the
@@ -338,154 +339,241 @@ func NewOrigin() Origin { return Origin(nextOrigin.Add(1)) }
 // be signed locally). With durable set the batch is fsynced before Insert
 // returns.
 func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult, error) {
-	var res InsertResult
 	if len(items) == 0 {
-		return res, nil
+		return InsertResult{}, nil
 	}
 	ns := items[0].Entry.Namespace
 	unlock, err := s.lockVault(ns)
 	if err != nil {
-		return res, err
+		return InsertResult{}, err
 	}
 	defer unlock()
 	if s.quarantined(ns) {
-		return res, fmt.Errorf("vault %s: %w", ns.Short(), ErrQuarantined)
+		return InsertResult{}, fmt.Errorf("vault %s: %w", ns.Short(), ErrQuarantined)
 	}
-	lim := s.limits(ns)
-
-	count, err := s.aggregate(ns, Root)
+	tx, err := s.beginInsert(ns)
 	if err != nil {
-		return res, err
+		return InsertResult{}, err
 	}
-	entries := count.Count
-	refBytes, err := s.referencedBytes(ns)
-	if err != nil {
-		return res, err
-	}
-
-	doc, err := s.agentDocLocked(ns)
-	if err != nil {
-		return res, err
-	}
-	docChanged := false
-
-	b := s.db.NewBatch()
-	defer b.Close()
-	deltas := make(map[uint32]*aggDelta)
-	pending := make(map[Hash]*SignedEntry)
-	var val []byte
+	defer tx.batch.Close()
 	order := docFirst(items)
 	for k := range items {
 		i := k
 		if order != nil {
 			i = order[k]
 		}
-		it := &items[i]
-		e := &it.Entry
-		if e.Namespace != ns {
-			return res, fmt.Errorf("insert: items from vaults %s and %s in one batch", ns.Short(), e.Namespace.Short())
+		if err := tx.add(&items[i]); err != nil {
+			return tx.res, err
 		}
-		if len(e.Key) > lim.MaxKeyLen {
-			res.refuse(keyErr(e, fmt.Errorf("%w: key of %d bytes, this vault allows %d", ErrKeyTooLong, len(e.Key), lim.MaxKeyLen)))
-			continue
-		}
-		if it.Content != nil && (uint64(len(it.Content)) > InlineLimit(e.Key) || uint64(len(it.Content)) != e.Size || HashOf(it.Content) != e.Hash) {
-			return res, fmt.Errorf("insert %q: %w", e.Key, ErrContentInvalid)
-		}
-		ih := e.ItemHash()
-		old := pending[ih]
-		if old == nil {
-			if old, err = s.getByItemHash(ns, &ih); err != nil {
-				return res, err
-			}
-		}
-		if old != nil && !e.Newer(&old.Entry) {
-			res.Stale++
-			continue
-		}
-		if bytes.Equal(e.Key, AgentDocKey) {
-			next, err := checkAgentDocItem(it, doc)
-			if err != nil {
-				res.refuse(keyErr(e, err))
-				continue
-			}
-			doc, docChanged = next, true
-		} else if err := authorize(e, doc); err != nil {
-			res.refuse(keyErr(e, err))
-			continue
-		}
-		newEntries, newBytes := entries, refBytes+e.Size
-		if old == nil {
-			newEntries++
-		} else {
-			newBytes -= old.Size
-		}
-		if newEntries > lim.MaxEntries {
-			res.refuse(keyErr(e, fmt.Errorf("%w: the vault holds its limit of %d entries", ErrQuota, lim.MaxEntries)))
-			continue
-		}
-		if newBytes > lim.MaxBytes || newBytes < e.Size { // second test: overflow
-			res.refuse(keyErr(e, fmt.Errorf("%w: %d referenced bytes would exceed the vault's limit of %d", ErrQuota, newBytes, lim.MaxBytes)))
-			continue
-		}
-		entries, refBytes = newEntries, newBytes
+	}
+	if tx.res.Stored == 0 {
+		return tx.res, nil
+	}
+	if err := tx.commit(durable); err != nil {
+		return tx.res, err
+	}
+	if tx.docChanged {
+		s.setAgentDoc(ns, tx.doc)
+	}
+	s.feed.publish(ns, origin, tx.res.StoredItems)
+	return tx.res, nil
+}
 
-		fp := e.Fingerprint()
-		val = appendStoredItem(val[:0], &fp, it)
-		if err := b.Set(entryKey(ns, &ih), val, nil); err != nil {
-			return res, err
-		}
-		var oldFP *Hash
-		if old == nil {
-			if err := b.Set(keyIndexKey(ns, e.Key, e.Author), nil, nil); err != nil {
-				return res, err
-			}
-		} else {
-			f := old.Fingerprint()
-			oldFP = &f
-		}
-		addDelta(deltas, &ih, &fp, oldFP)
-		pending[ih] = e
-		res.Stored++
-		res.StoredItems = append(res.StoredItems, *it)
+// insertTx is one Insert under way: its batch, and the vault's counters and
+// agent document as the batch changes them.
+type insertTx struct {
+	s          *Store
+	ns         NamespaceID
+	lim        Limits
+	entries    uint64 // (key, author) slots held
+	refBytes   uint64 // value bytes referenced
+	doc        *identity.AgentDocument
+	docChanged bool
+	batch      *pebble.Batch
+	deltas     map[uint32]*aggDelta  // aggregate changes, by suffix
+	pending    map[Hash]*SignedEntry // entries written by this batch, by item hash
+	val        []byte                // encoding buffer, reused
+	res        InsertResult
+}
+
+// beginInsert reads the vault's counters and agent document and opens the
+// batch. The caller holds the vault's lock and closes the batch.
+func (s *Store) beginInsert(ns NamespaceID) (*insertTx, error) {
+	count, err := s.aggregate(ns, Root)
+	if err != nil {
+		return nil, err
 	}
-	if res.Stored == 0 {
-		return res, nil
+	refBytes, err := s.referencedBytes(ns)
+	if err != nil {
+		return nil, err
 	}
-	if docChanged {
-		if res.Purged, err = s.purgeUnauthorized(b, ns, doc, deltas, &entries, &refBytes); err != nil {
-			return res, fmt.Errorf("vault %s: apply agent document: %w", ns.Short(), err)
+	doc, err := s.agentDocLocked(ns)
+	if err != nil {
+		return nil, err
+	}
+	return &insertTx{
+		s: s, ns: ns, lim: s.limits(ns),
+		entries: count.Count, refBytes: refBytes, doc: doc,
+		batch:   s.db.NewBatch(),
+		deltas:  make(map[uint32]*aggDelta),
+		pending: make(map[Hash]*SignedEntry),
+	}, nil
+}
+
+// add stages one item: a refused or stale item is counted in tx.res and
+// skipped; an error (an item of another vault, content that does not match
+// its entry, a storage failure) fails the whole Insert.
+func (tx *insertTx) add(it *Item) error {
+	e := &it.Entry
+	if e.Namespace != tx.ns {
+		return fmt.Errorf("insert: items from vaults %s and %s in one batch", tx.ns.Short(), e.Namespace.Short())
+	}
+	if len(e.Key) > tx.lim.MaxKeyLen {
+		tx.res.refuse(keyErr(e, fmt.Errorf("%w: key of %d bytes, this vault allows %d", ErrKeyTooLong, len(e.Key), tx.lim.MaxKeyLen)))
+		return nil
+	}
+	if it.Content != nil && !contentMatches(it) {
+		return fmt.Errorf("insert %q: %w", e.Key, ErrContentInvalid)
+	}
+	ih := e.ItemHash()
+	old, err := tx.current(&ih)
+	if err != nil {
+		return err
+	}
+	if old != nil && !e.Newer(&old.Entry) {
+		tx.res.Stale++
+		return nil
+	}
+	if err := tx.authorize(it); err != nil {
+		tx.res.refuse(keyErr(e, err))
+		return nil
+	}
+	if err := tx.reserve(e, old); err != nil {
+		tx.res.refuse(keyErr(e, err))
+		return nil
+	}
+	return tx.stage(it, &ih, old)
+}
+
+// contentMatches reports whether an inline value is the one its entry
+// names: within the inline limit, of the entry's size and hash.
+func contentMatches(it *Item) bool {
+	e := &it.Entry
+	n := uint64(len(it.Content))
+	return n <= InlineLimit(e.Key) && n == e.Size && HashOf(it.Content) == e.Hash
+}
+
+// current returns the stored version of an item (this batch's, if it
+// wrote one), or nil.
+func (tx *insertTx) current(ih *Hash) (*SignedEntry, error) {
+	if old := tx.pending[*ih]; old != nil {
+		return old, nil
+	}
+	return tx.s.getByItemHash(tx.ns, ih)
+}
+
+// authorize checks an entry against the agent document: an agent document
+// must be a valid successor of the current one (and becomes the document
+// the entries after it are checked against), any other entry's author must
+// be allowed by it.
+func (tx *insertTx) authorize(it *Item) error {
+	if !bytes.Equal(it.Entry.Key, AgentDocKey) {
+		return authorize(&it.Entry, tx.doc)
+	}
+	next, err := checkAgentDocItem(it, tx.doc)
+	if err != nil {
+		return err
+	}
+	tx.doc, tx.docChanged = next, true
+	return nil
+}
+
+// reserve checks that the vault's limits hold the entry (replacing old, if
+// any) and counts it.
+func (tx *insertTx) reserve(e, old *SignedEntry) error {
+	entries, refBytes := tx.entries, tx.refBytes+e.Size
+	if old == nil {
+		entries++
+	} else {
+		refBytes -= old.Size
+	}
+	if entries > tx.lim.MaxEntries {
+		return fmt.Errorf("%w: the vault holds its limit of %d entries", ErrQuota, tx.lim.MaxEntries)
+	}
+	if refBytes > tx.lim.MaxBytes || refBytes < e.Size { // second test: overflow
+		return fmt.Errorf("%w: %d referenced bytes would exceed the vault's limit of %d", ErrQuota, refBytes, tx.lim.MaxBytes)
+	}
+	tx.entries, tx.refBytes = entries, refBytes
+	return nil
+}
+
+// stage writes the item to the batch, with its key index entry if it is
+// new, and records its aggregate change.
+func (tx *insertTx) stage(it *Item, ih *Hash, old *SignedEntry) error {
+	e := &it.Entry
+	fp := e.Fingerprint()
+	tx.val = appendStoredItem(tx.val[:0], &fp, it)
+	if err := tx.batch.Set(entryKey(tx.ns, ih), tx.val, nil); err != nil {
+		return err
+	}
+	var oldFP *Hash
+	if old == nil {
+		if err := tx.batch.Set(keyIndexKey(tx.ns, e.Key, e.Author), nil, nil); err != nil {
+			return err
+		}
+	} else {
+		f := old.Fingerprint()
+		oldFP = &f
+	}
+	addDelta(tx.deltas, ih, &fp, oldFP)
+	tx.pending[*ih] = e
+	tx.res.Stored++
+	tx.res.StoredItems = append(tx.res.StoredItems, *it)
+	return nil
+}
+
+// commit applies a new agent document to the entries already stored,
+// writes the aggregates and the referenced bytes, and commits the batch.
+func (tx *insertTx) commit(durable bool) error {
+	if tx.docChanged {
+		var err error
+		if tx.res.Purged, err = tx.s.purgeUnauthorized(tx.batch, tx.ns, tx.doc, tx.deltas, &tx.entries, &tx.refBytes); err != nil {
+			return fmt.Errorf("vault %s: apply agent document: %w", tx.ns.Short(), err)
 		}
 	}
-	for suf, dl := range deltas {
-		k := aggKey(ns, suf)
-		cur, err := s.getAggregate(k)
+	if err := tx.writeAggregates(); err != nil {
+		return err
+	}
+	if err := tx.batch.Set(nsKey(kindMeta, tx.ns, 0), binary.BigEndian.AppendUint64(nil, tx.refBytes), nil); err != nil {
+		return err
+	}
+	wo := pebble.NoSync
+	if durable && !tx.s.opts.NoSync {
+		wo = pebble.Sync
+	}
+	if err := tx.batch.Commit(wo); err != nil {
+		return fmt.Errorf("vault %s: commit: %w", tx.ns.Short(), err)
+	}
+	return nil
+}
+
+// writeAggregates adds the batch's changes to the stored range aggregates.
+func (tx *insertTx) writeAggregates() error {
+	for suf, dl := range tx.deltas {
+		k := aggKey(tx.ns, suf)
+		cur, err := tx.s.getAggregate(k)
 		if err != nil {
-			return res, err
+			return err
 		}
 		cur.merge(&dl.plus)
 		dl.minus.negate()
 		cur.merge(&dl.minus)
 		var buf [aggLen]byte
-		if err := b.Set(k, cur.appendTo(buf[:0]), nil); err != nil {
-			return res, err
+		if err := tx.batch.Set(k, cur.appendTo(buf[:0]), nil); err != nil {
+			return err
 		}
 	}
-	if err := b.Set(nsKey(kindMeta, ns, 0), binary.BigEndian.AppendUint64(nil, refBytes), nil); err != nil {
-		return res, err
-	}
-	wo := pebble.NoSync
-	if durable && !s.opts.NoSync {
-		wo = pebble.Sync
-	}
-	if err := b.Commit(wo); err != nil {
-		return res, fmt.Errorf("vault %s: commit: %w", ns.Short(), err)
-	}
-	if docChanged {
-		s.setAgentDoc(ns, doc)
-	}
-	s.feed.publish(ns, origin, res.StoredItems)
-	return res, nil
+	return nil
 }
 
 // docFirst orders a batch so that agent documents come first: the entries
