@@ -25,6 +25,7 @@ func TestReadFrame(t *testing.T) {
 		{"two-byte length", append([]byte{0x80, 0x01}, make([]byte, 128)...), 200, make([]byte, 128), nil, ""},
 		{"trailing bytes stay", []byte{2, 7, 8, 1, 2}, 10, []byte{7, 8}, nil, ""},
 		{"over the limit", append([]byte{11}, make([]byte, 11)...), 10, nil, []error{errTest, ErrFrameTooLarge}, "test protocol error: frame of 11 bytes exceeds the 10-byte limit"},
+		{"prefix longer than any allowed length", []byte{0x80, 0x80, 0x80, 0x01}, 65600, nil, []error{errTest, ErrFrameTooLarge}, "frame of 2097152 bytes exceeds the 65600-byte limit"},
 		{"far over the limit", []byte{0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01}, 1 << 20, nil, []error{errTest, ErrFrameTooLarge}, "frame of 72057594037927936 bytes"},
 		{"overflow", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x02}, 1 << 20, nil, []error{errTest, ErrFrameTooLarge}, "overflows 64 bits"},
 		{"overflow by continuation", []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x81, 0x00}, 1 << 20, nil, []error{errTest, ErrFrameTooLarge}, "overflows"},

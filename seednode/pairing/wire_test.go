@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"errors"
-	"io"
 	"strings"
 	"testing"
 
@@ -91,41 +90,6 @@ func TestDecodeMessageRejects(t *testing.T) {
 			_, err := decodeMessage(tc.in)
 			if !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), tc.wantMsg) {
 				t.Fatalf("decodeMessage: %v; want ErrProtocol mentioning %q", err, tc.wantMsg)
-			}
-		})
-	}
-}
-
-func TestReadFrame(t *testing.T) {
-	for _, tc := range []struct {
-		name    string
-		in      []byte
-		limit   int
-		want    []byte
-		wantErr error
-		wantMsg string
-	}{
-		{"one byte", []byte{1, 9}, 10, []byte{9}, nil, ""},
-		{"at the limit", append([]byte{10}, make([]byte, 10)...), 10, make([]byte, 10), nil, ""},
-		{"two-byte length", append([]byte{0x80, 0x01}, make([]byte, 128)...), 200, make([]byte, 128), nil, ""},
-		{"over the limit", append([]byte{11}, make([]byte, 11)...), 10, nil, ErrProtocol, "exceeds the 10-byte limit"},
-		{"empty frame", []byte{0}, 10, nil, ErrProtocol, "empty frame"},
-		{"non-minimal", []byte{0x81, 0x00, 1}, 10, nil, ErrProtocol, "minimal"},
-		{"long prefix", []byte{0x80, 0x80, 0x80, 0x01}, maxFrameSize, nil, ErrProtocol, "frame of 2097152 bytes exceeds the 65600-byte limit"},
-		{"nothing", nil, 10, nil, io.EOF, ""},
-		{"cut prefix", []byte{0x80}, 10, nil, io.ErrUnexpectedEOF, ""},
-		{"cut body", []byte{5, 1, 2}, 10, nil, io.ErrUnexpectedEOF, "2 of 5"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := wire.ReadFrame(bufio.NewReader(bytes.NewReader(tc.in)), tc.limit, ErrProtocol)
-			if tc.wantErr == nil {
-				if err != nil || !bytes.Equal(got, tc.want) {
-					t.Fatalf("readFrame = %x, %v; want %x", got, err, tc.want)
-				}
-				return
-			}
-			if !errors.Is(err, tc.wantErr) || !strings.Contains(err.Error(), tc.wantMsg) {
-				t.Fatalf("readFrame: %v; want %v mentioning %q", err, tc.wantErr, tc.wantMsg)
 			}
 		})
 	}
