@@ -15,8 +15,10 @@
 // opaque welcome payload, every message after key confirmation MAC'd with a
 // key derived from the PAKE.
 //
-// Frames are uvarint-length-prefixed (at most MaxWelcomeSize plus a small
-// header), every step runs under a deadline (StepTimeout; DecideTimeout for
-// the approval itself), and frame memory is reserved from the stream's
-// resource scope under the service name "seedfleet.pairing".
+// Frames are prefixed with their length as a minimal uvarint (see
+// internal/wire; at most MaxWelcomeSize plus a small header), every step
+// runs under a deadline (StepTimeout; DecideTimeout for the approval
+// itself), and frame memory is reserved from the stream's resource scope
+// under the service name "seedfleet.pairing". A peer's text (a refusal
+// reason) is sanitized before it is shown.
 package pairing

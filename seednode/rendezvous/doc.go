@@ -10,10 +10,10 @@
 // relay.
 //
 // The protocol is /seedfleet/rendezvous/1.0.0, one request per stream: a
-// uvarint-length-prefixed request (at most 16 KiB) answered by a
-// uvarint-length-prefixed response (at most 1 MiB), each side under a 10 s
-// deadline, with memory reserved from the stream's resource scope under
-// the service name "seedfleet.rendezvous".
+// request (at most 16 KiB) answered by a response (at most 1 MiB), each
+// prefixed with its length as a minimal uvarint (see internal/wire) and
+// under a 10 s deadline, with memory reserved from the stream's resource
+// scope under the service name "seedfleet.rendezvous".
 //
 // A seed (Service) accepts a record only from the device it describes (the
 // stream's remote peer must be the record's key), with a valid signature, a
