@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"time"
 
@@ -196,6 +197,9 @@ func roundTrip(ctx context.Context, h host.Host, seed peer.ID, kind byte, msg []
 	}
 	br := bufio.NewReaderSize(st, readBufSize)
 	l, err := wire.ReadLength(br, MaxResponseSize, ErrProtocol)
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF // a request is always answered
+	}
 	if err != nil {
 		return response{}, fmt.Errorf("read response: %w", err)
 	}
