@@ -252,3 +252,42 @@ func TestSeedRefusesRevokedDeviceOnTheWire(t *testing.T) {
 		t.Fatal("the seed stored the revoked device's write")
 	}
 }
+
+// An agent document the vault's quota refuses is not applied: the entries
+// after it in the batch are checked against the document the vault holds,
+// and the held document stays the stored one.
+func TestAgentDocumentRefusedByQuotaIsNotApplied(t *testing.T) {
+	rng := rand.New(rand.NewPCG(43, 44))
+	a := newAgentFixture(t, rng, "laptop", "phone")
+	var maxBytes uint64
+	st := testStore(t, StoreOptions{LimitsFor: func(NamespaceID) Limits { return Limits{MaxBytes: maxBytes} }})
+	doc1 := a.docItem(t, a.doc, a.root, a.nsKey)
+	revokedAt := a.ts + 100
+	doc2 := a.doc.Next(time.UnixMicro(int64(revokedAt)))
+	if err := doc2.Revoke(a.devs["phone"].authorKey.Public().(ed25519.PublicKey), time.UnixMicro(int64(revokedAt))); err != nil {
+		t.Fatal(err)
+	}
+	// The second document also lists a new device, so it is larger.
+	tablet := newWriter(t, a.nsKey, rng)
+	if err := doc2.AddDevice("tablet", tablet.authorKey.Public().(ed25519.PublicKey), time.UnixMicro(int64(revokedAt))); err != nil {
+		t.Fatal(err)
+	}
+	doc2Item := a.docItem(t, doc2, a.root, a.nsKey)
+	// Room for the first document and a few bytes of values, not for the
+	// second one.
+	maxBytes = doc1.Entry.Size + 10
+	if doc2Item.Entry.Size <= maxBytes {
+		t.Fatalf("the revoking document (%d bytes) fits the quota of %d", doc2Item.Entry.Size, maxBytes)
+	}
+	if res := insert(t, st, doc1); res.Stored != 1 {
+		t.Fatalf("first document: %+v", res)
+	}
+	res := insert(t, st, doc2Item, a.put(t, "phone", "p", "x", revokedAt+5), a.put(t, "laptop", "l", "ok", revokedAt+5))
+	if res.Refused != 1 || !errors.Is(res.FirstRefusal, ErrQuota) || res.Stored != 2 || res.Purged != 0 {
+		t.Fatalf("batch: %+v; want the document refused for quota and both entries stored", res)
+	}
+	if got, err := st.AgentDocument(a.ns); err != nil || got.Version != 1 {
+		t.Fatalf("held document: %+v, %v; want the stored version 1", got, err)
+	}
+	checkAggregates(t, st, a.ns)
+}

@@ -444,13 +444,18 @@ func (tx *insertTx) add(it *Item) error {
 		tx.res.Stale++
 		return nil
 	}
-	if err := tx.authorize(it); err != nil {
+	doc, err := tx.authorize(it)
+	if err != nil {
 		tx.res.refuse(keyErr(e, err))
 		return nil
 	}
 	if err := tx.reserve(e, old); err != nil {
 		tx.res.refuse(keyErr(e, err))
 		return nil
+	}
+	if doc != nil {
+		// Only a document that is stored governs the entries after it.
+		tx.doc, tx.docChanged = doc, true
 	}
 	return tx.stage(it, &ih, old)
 }
@@ -473,19 +478,14 @@ func (tx *insertTx) current(ih *Hash) (*SignedEntry, error) {
 }
 
 // authorize checks an entry against the agent document: an agent document
-// must be a valid successor of the current one (and becomes the document
-// the entries after it are checked against), any other entry's author must
-// be allowed by it.
-func (tx *insertTx) authorize(it *Item) error {
+// must be a valid successor of the current one, and is returned to become
+// the document the entries after it are checked against once it is
+// admitted; any other entry's author must be allowed by the current one.
+func (tx *insertTx) authorize(it *Item) (*identity.AgentDocument, error) {
 	if !bytes.Equal(it.Entry.Key, AgentDocKey) {
-		return authorize(&it.Entry, tx.doc)
+		return nil, authorize(&it.Entry, tx.doc)
 	}
-	next, err := checkAgentDocItem(it, tx.doc)
-	if err != nil {
-		return err
-	}
-	tx.doc, tx.docChanged = next, true
-	return nil
+	return checkAgentDocItem(it, tx.doc)
 }
 
 // reserve checks that the vault's limits hold the entry (replacing old, if
