@@ -305,9 +305,7 @@ func (r *Record) appendUnsigned(b []byte) []byte {
 	b = binary.BigEndian.AppendUint64(b, r.Timestamp)
 	b = binary.AppendUvarint(b, uint64(len(r.Addrs)))
 	for _, a := range r.Addrs {
-		raw := a.Bytes()
-		b = binary.AppendUvarint(b, uint64(len(raw)))
-		b = append(b, raw...)
+		b = wire.AppendLenBytes(b, a.Bytes())
 	}
 	return b
 }
