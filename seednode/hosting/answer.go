@@ -176,7 +176,7 @@ func UnmarshalAnswer(p []byte) (*Answer, error) {
 	if d.Err == nil && a.Reason >= reasonCount {
 		return nil, fmt.Errorf("%w: unknown reason %d", ErrMalformed, a.Reason)
 	}
-	a.Message = cleanMessage(d.LenBytes("message", MaxMessageLen))
+	a.Message = wire.Sanitize(string(d.LenBytes("message", MaxMessageLen)))
 	retry := d.Uvarint("retry after")
 	a.RetryAfter = time.Duration(min(retry, uint64(math.MaxInt64/time.Second))) * time.Second
 	a.Seeds = decodeSeeds(d)
@@ -256,18 +256,4 @@ func timeField(d *wire.Decoder, what string) time.Time {
 		return time.Time{}
 	}
 	return time.UnixMicro(int64(v)).UTC()
-}
-
-// cleanMessage makes a seed's message safe to print: valid UTF-8 without
-// control characters.
-func cleanMessage(b []byte) string {
-	s := []rune(string(bytes.ToValidUTF8(b, []byte("\uFFFD"))))
-	out := s[:0]
-	for _, c := range s {
-		if c < 0x20 || c == 0x7f || (c >= 0x80 && c < 0xa0) {
-			c = ' '
-		}
-		out = append(out, c)
-	}
-	return string(out)
 }
