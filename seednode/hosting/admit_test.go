@@ -3,12 +3,15 @@ package hosting
 import (
 	"crypto/ed25519"
 	"crypto/rand"
+	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+
+	"github.com/seedfleet/seedfleet/internal/pebblelog"
 
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
@@ -21,7 +24,7 @@ func (c *clock) now() time.Time { return c.t }
 
 func openDB(t *testing.T, dir string) *pebble.DB {
 	t.Helper()
-	db, err := pebble.Open(dir, &pebble.Options{})
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(slog.Default(), "hosting test")})
 	if err != nil {
 		t.Fatal(err)
 	}

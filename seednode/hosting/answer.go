@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"time"
-	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -122,24 +121,17 @@ const answerVersion = 1
 // character boundary, and lists beyond their limits are cut.
 func (a *Answer) Marshal() []byte {
 	b := []byte{answerVersion, byte(a.Reason)}
-	msg := a.Message
-	if len(msg) > MaxMessageLen {
-		cut := MaxMessageLen
-		for cut > 0 && !utf8.RuneStart(msg[cut]) {
-			cut--
-		}
-		msg = msg[:cut]
-	}
-	b = appendBytes(b, []byte(msg))
+	msg := wire.Truncate(a.Message, MaxMessageLen)
+	b = wire.AppendLenBytes(b, msg)
 	b = binary.AppendUvarint(b, uint64(max(a.RetryAfter, 0)/time.Second))
 	seeds := a.Seeds[:min(len(a.Seeds), MaxAnswerSeeds)]
 	b = binary.AppendUvarint(b, uint64(len(seeds)))
 	for _, s := range seeds {
-		b = appendBytes(b, []byte(s.ID))
+		b = wire.AppendLenBytes(b, s.ID)
 		addrs := s.Addrs[:min(len(s.Addrs), ticket.MaxAddrsPerPeer)]
 		b = binary.AppendUvarint(b, uint64(len(addrs)))
 		for _, addr := range addrs {
-			b = appendBytes(b, addr.Bytes())
+			b = wire.AppendLenBytes(b, addr.Bytes())
 		}
 	}
 	vaults := a.Vaults[:min(len(a.Vaults), MaxAnswerVaults)]

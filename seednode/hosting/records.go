@@ -375,8 +375,8 @@ func (b *Batch) release() {
 
 func (rec *Record) encode() []byte {
 	b := []byte{recordVersion, byte(rec.Kind)}
-	b = appendBytes(b, rec.Subject)
-	b = appendBytes(b, rec.AgentDoc)
+	b = wire.AppendLenBytes(b, rec.Subject)
+	b = wire.AppendLenBytes(b, rec.AgentDoc)
 	b = binary.AppendUvarint(b, micros(rec.Admitted))
 	b = binary.AppendUvarint(b, micros(rec.LastRequest))
 	b = append(b, rec.Invite[:]...)

@@ -121,17 +121,17 @@ func micros(t time.Time) uint64 {
 // body is the encoding without the signature.
 func (r *Request) body(b []byte) []byte {
 	b = append(b, requestVersion, byte(r.Op), byte(r.Kind))
-	b = appendBytes(b, r.Subject)
-	b = appendBytes(b, r.Signer)
-	b = appendBytes(b, r.AgentDoc)
+	b = wire.AppendLenBytes(b, r.Subject)
+	b = wire.AppendLenBytes(b, r.Signer)
+	b = wire.AppendLenBytes(b, r.AgentDoc)
 	b = binary.AppendUvarint(b, uint64(len(r.Vaults)))
 	for _, v := range r.Vaults {
 		b = append(b, v.Namespace[:]...)
 		b = binary.AppendUvarint(b, v.QuotaBytes)
 		b = binary.AppendUvarint(b, v.QuotaEntries)
 	}
-	b = appendBytes(b, []byte(r.Invite))
-	b = appendBytes(b, []byte(r.Fleet))
+	b = wire.AppendLenBytes(b, r.Invite)
+	b = wire.AppendLenBytes(b, r.Fleet)
 	b = binary.AppendUvarint(b, micros(r.Time))
 	return append(b, r.Nonce[:]...)
 }
@@ -139,11 +139,7 @@ func (r *Request) body(b []byte) []byte {
 func (r *Request) signed() []byte { return r.body([]byte(requestDomain)) }
 
 // Marshal encodes a signed request.
-func (r *Request) Marshal() []byte { return appendBytes(r.body(nil), r.Sig) }
-
-func appendBytes(b, field []byte) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(field))), field...)
-}
+func (r *Request) Marshal() []byte { return wire.AppendLenBytes(r.body(nil), r.Sig) }
 
 // UnmarshalRequest decodes a request. It checks the encoding only: Verify
 // checks what the request claims.

@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/zeebo/blake3"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // Binary form (version 1). uvarint is an unsigned LEB128 varint in its
@@ -39,17 +41,13 @@ func seal(prefix string, payload []byte) string {
 	return prefix + b32.EncodeToString(append(payload[:len(payload):len(payload)], sum[:]...))
 }
 
-func appendBytes(b, field []byte) []byte {
-	return append(binary.AppendUvarint(b, uint64(len(field))), field...)
-}
-
 func appendPeers(b []byte, peers []peer.AddrInfo) []byte {
 	b = binary.AppendUvarint(b, uint64(len(peers)))
 	for _, p := range peers {
-		b = appendBytes(b, []byte(p.ID))
+		b = wire.AppendLenBytes(b, p.ID)
 		b = binary.AppendUvarint(b, uint64(len(p.Addrs)))
 		for _, a := range p.Addrs {
-			b = appendBytes(b, a.Bytes())
+			b = wire.AppendLenBytes(b, a.Bytes())
 		}
 	}
 	return b
@@ -57,7 +55,7 @@ func appendPeers(b []byte, peers []peer.AddrInfo) []byte {
 
 func (t BlobTicket) appendBinary(b []byte) []byte {
 	b = append(b, Version)
-	b = appendBytes(b, t.Hash[:])
+	b = wire.AppendLenBytes(b, t.Hash[:])
 	b = binary.AppendUvarint(b, t.Size)
 	b = append(b, byte(t.Format))
 	return appendPeers(b, t.Peers)
@@ -65,9 +63,9 @@ func (t BlobTicket) appendBinary(b []byte) []byte {
 
 func (t DocTicket) appendBinary(b []byte) []byte {
 	b = append(b, Version)
-	b = appendBytes(b, t.Namespace[:])
+	b = wire.AppendLenBytes(b, t.Namespace[:])
 	b = appendPeers(b, t.Peers)
-	return appendBytes(b, t.WriteSecret)
+	return wire.AppendLenBytes(b, t.WriteSecret)
 }
 
 func isSpace(c byte) bool {

@@ -9,6 +9,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/seedfleet/seedfleet/seednode/fleet"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // Fleet and invite tickets: what a foundation running a public fleet
@@ -86,7 +88,7 @@ func (t FleetTicket) MarshalText() ([]byte, error) {
 //	        uvarint(uses) | bytes(fleet key: 32) | bytes(signature: 64)
 func (t FleetTicket) appendBinary(b []byte) []byte {
 	b = append(b, Version)
-	b = appendBytes(b, []byte(t.Name))
+	b = wire.AppendLenBytes(b, t.Name)
 	b = append(b, byte(t.Admission))
 	b = binary.AppendUvarint(b, uint64(t.Replicas))
 	b = binary.AppendUvarint(b, uint64(t.Pods))
@@ -186,11 +188,11 @@ func (t InviteTicket) validFields() error {
 // signed is what the fleet key signs: everything but the signature.
 func (t InviteTicket) signed() []byte {
 	b := []byte(inviteDomain)
-	b = appendBytes(b, []byte(t.Fleet))
-	b = appendBytes(b, t.ID[:])
+	b = wire.AppendLenBytes(b, t.Fleet)
+	b = wire.AppendLenBytes(b, t.ID[:])
 	b = binary.AppendUvarint(b, uint64(t.NotAfter.Unix()))
 	b = binary.AppendUvarint(b, uint64(t.Uses))
-	return appendBytes(b, t.FleetKey)
+	return wire.AppendLenBytes(b, t.FleetKey)
 }
 
 // Verify checks the signature and that the invite is for fleet, signed by
@@ -215,7 +217,7 @@ func (t InviteTicket) Verify(fleetName string, key ed25519.PublicKey, now time.T
 // String returns the text form.
 func (t InviteTicket) String() string {
 	b := append([]byte{Version}, t.signed()[len(inviteDomain):]...)
-	return seal(InvitePrefix, appendBytes(b, t.Sig))
+	return seal(InvitePrefix, wire.AppendLenBytes(b, t.Sig))
 }
 
 // ParseInviteTicket parses an invite's text form. The signature is checked by

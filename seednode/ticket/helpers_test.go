@@ -12,6 +12,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	mh "github.com/multiformats/go-multihash"
 	"github.com/zeebo/blake3"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // seededPeerID is the peer ID of the Ed25519 key with seed {seed, seed, …}:
@@ -93,16 +95,16 @@ func blake3Hash(s string) [32]byte { return blake3.Sum256([]byte(s)) }
 
 func pVersion(v byte) []byte { return []byte{v} }
 
-func pBytes(b, field []byte) []byte { return appendBytes(b, field) }
+func pBytes(b, field []byte) []byte { return wire.AppendLenBytes(b, field) }
 
 func pUvarint(b []byte, v uint64) []byte { return binary.AppendUvarint(b, v) }
 
 // pPeer appends one peer: ID bytes, address count, address bytes.
 func pPeer(b []byte, id []byte, addrBytes ...[]byte) []byte {
-	b = appendBytes(b, id)
+	b = wire.AppendLenBytes(b, id)
 	b = binary.AppendUvarint(b, uint64(len(addrBytes)))
 	for _, a := range addrBytes {
-		b = appendBytes(b, a)
+		b = wire.AppendLenBytes(b, a)
 	}
 	return b
 }

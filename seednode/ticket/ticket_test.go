@@ -11,6 +11,8 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 func goldenBlob(t testing.TB) BlobTicket {
@@ -369,10 +371,10 @@ func TestRefusals(t *testing.T) {
 	}
 	addrsN := func(n int) []byte {
 		b := pUvarint(nil, 1)
-		b = appendBytes(b, p.id1)
+		b = wire.AppendLenBytes(b, p.id1)
 		b = pUvarint(b, uint64(n))
 		for i := range n {
-			b = appendBytes(b, addrs(t, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 1000+i))[0].Bytes())
+			b = wire.AppendLenBytes(b, addrs(t, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 1000+i))[0].Bytes())
 		}
 		return b
 	}
@@ -415,7 +417,7 @@ func TestRefusals(t *testing.T) {
 		{"truncated before format", blob(pUvarint(pBytes(pVersion(1), p.hash), 5)), "truncated: format is cut off"},
 		{"truncated before peers", blob(p.blobPayload(nil)), "truncated: peer count is cut off"},
 		{"truncated in peer ID", blob(p.blobPayload(p.onePeer()[:10])), "truncated: peer 1 ID is cut off"},
-		{"truncated before address count", blob(p.blobPayload(appendBytes(pUvarint(nil, 1), p.id1))), "truncated: peer 1 address count is cut off"},
+		{"truncated before address count", blob(p.blobPayload(wire.AppendLenBytes(pUvarint(nil, 1), p.id1))), "truncated: peer 1 address count is cut off"},
 		{"truncated in address", blob(p.blobPayload(p.onePeer()[:len(p.onePeer())-1])), "truncated: peer 1 address 1 is cut off"},
 		{"truncated before second peer", blob(p.blobPayload(append(pUvarint(nil, 2), p.onePeer()[1:]...))), "truncated: peer 2 ID length is cut off"},
 		{"doc truncated before write secret", doc(p.docPayload(p.onePeer(), nil)[:len(p.docPayload(p.onePeer(), nil))-1]), "truncated: write secret length is cut off"},
@@ -426,7 +428,7 @@ func TestRefusals(t *testing.T) {
 		{"huge peer count", blob(p.blobPayload(pUvarint(nil, 1<<62))), "too many peers"},
 		{"doc too many peers", doc(p.docPayload(peersN(MaxPeers+1), nil)), "too many peers"},
 		{"too many addresses", blob(p.blobPayload(addrsN(MaxAddrsPerPeer + 1))), "too many addresses: 17"},
-		{"huge address count", blob(p.blobPayload(pUvarint(appendBytes(pUvarint(nil, 1), p.id1), math.MaxUint64))), "too many addresses"},
+		{"huge address count", blob(p.blobPayload(pUvarint(wire.AppendLenBytes(pUvarint(nil, 1), p.id1), math.MaxUint64))), "too many addresses"},
 		{"hash too long", blob(append(pBytes(pVersion(1), make([]byte, 33)), 0, 0)), "hash is 33 bytes, at most 32"},
 		{"hash too short", blob(pBytes(pVersion(1), make([]byte, 31))), "hash is 31 bytes, want 32"},
 		{"hash length huge", blob(pUvarint(pVersion(1), 1<<50)), "hash is 1125899906842624 bytes"},

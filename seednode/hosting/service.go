@@ -1,0 +1,375 @@
+package hosting
+
+import (
+	"bufio"
+	"context"
+	"crypto/ed25519"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedfleet/seedfleet/internal/admission"
+	"github.com/seedfleet/seedfleet/internal/lifecycle"
+	"github.com/seedfleet/seedfleet/internal/wire"
+	"github.com/seedfleet/seedfleet/seednode/fleet"
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// ServiceName is the resource manager's and the stream limiter's name for
+// the hosting protocol.
+const ServiceName = "seedfleet.hosting"
+
+// Defaults of the service's settings.
+const (
+	// DefaultTimeout bounds one request: reading it, deciding (forwarding
+	// included) and answering.
+	DefaultTimeout = 15 * time.Second
+	// forwardTimeout bounds one attempt at a home pod.
+	forwardTimeout = 5 * time.Second
+)
+
+// Message kinds: the first byte of a frame to the service.
+const (
+	kindRequest   byte = 'R' // from a device: decide, forwarding to the subject's home pod if needed
+	kindForwarded byte = 'F' // from a fleet pod: decide here; carries the device's address range
+	kindReplicate byte = 'P' // from the home pod that accepted it: apply here too, no rate limits
+)
+
+// maxFrame bounds a frame to the service: a request and a short header.
+const maxFrame = MaxRequestSize + 256
+
+type config struct {
+	members func() fleet.Members
+	limiter *admission.Limiter
+	reg     prometheus.Registerer
+	log     *slog.Logger
+	timeout time.Duration
+}
+
+// Option configures a Service.
+type Option func(*config) error
+
+// WithMembers gives the fleet's membership, read for every request (it
+// changes when the fleet scales). Without it the pod is a fleet of one.
+func WithMembers(members func() fleet.Members) Option {
+	return func(c *config) error {
+		if members == nil {
+			return errors.New("hosting: WithMembers(nil)")
+		}
+		c.members = members
+		return nil
+	}
+}
+
+// WithLimiter admits streams through the seed's stream limiter (default: a
+// limiter of its own with the default limits).
+func WithLimiter(l *admission.Limiter) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("hosting: WithLimiter(nil)")
+		}
+		c.limiter = l
+		return nil
+	}
+}
+
+// WithRegisterer registers the service's metrics on reg (default: none).
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(c *config) error { c.reg = reg; return nil }
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("hosting: WithLogger(nil)")
+		}
+		c.log = l
+		return nil
+	}
+}
+
+// WithTimeout bounds one request (default DefaultTimeout).
+func WithTimeout(d time.Duration) Option {
+	return func(c *config) error {
+		if d <= 0 {
+			return fmt.Errorf("hosting: timeout %s must be positive", d)
+		}
+		c.timeout = d
+		return nil
+	}
+}
+
+// Service answers hosting requests on a fleet pod: any pod answers for the
+// whole fleet, deciding itself when it is the subject's home and asking the
+// home pod otherwise.
+type Service struct {
+	host host.Host
+	adm  *Admitter
+	cfg  config
+	m    *metrics
+
+	life   lifecycle.Group
+	ctx    context.Context
+	cancel context.CancelFunc
+}
+
+// New registers the hosting protocol on h, deciding requests with adm.
+func New(h host.Host, adm *Admitter, opts ...Option) (*Service, error) {
+	if h == nil || adm == nil {
+		return nil, errors.New("hosting: New needs a host and an admitter")
+	}
+	c := config{timeout: DefaultTimeout, log: slog.Default()}
+	for _, o := range opts {
+		if err := o(&c); err != nil {
+			return nil, err
+		}
+	}
+	if c.members == nil {
+		self := fleet.Members{Pods: []peer.AddrInfo{{ID: h.ID()}}, Replicas: 1}
+		c.members = func() fleet.Members { return self }
+	}
+	if c.limiter == nil {
+		c.limiter = admission.Default()
+	}
+	m, err := newMetrics(c.reg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{host: h, adm: adm, cfg: c, m: m}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	h.SetStreamHandler(ProtocolID, s.handle)
+	return s, nil
+}
+
+// Close stops serving and waits for requests in flight. Idempotent.
+func (s *Service) Close() error {
+	s.life.Close(func() {
+		s.host.RemoveStreamHandler(ProtocolID)
+		s.cancel()
+	})
+	return nil
+}
+
+// PlacementKey is the string a subject is placed by: an agent's DID, or a
+// plain vault's namespace ID (so a plain vault lands where an AgentVault of
+// the same namespace would).
+func PlacementKey(kind SubjectKind, subject ed25519.PublicKey) string {
+	if kind == SubjectVault && len(subject) == 32 {
+		return vault.NamespaceID(subject).String()
+	}
+	return identity.DIDKey(subject)
+}
+
+func (s *Service) handle(st network.Stream) {
+	if !s.life.Enter() {
+		_ = st.Reset()
+		return
+	}
+	defer s.life.Done()
+	remote := st.Conn().RemotePeer()
+	tk, err := s.cfg.limiter.Admit(ServiceName, remote, st.Conn().RemoteMultiaddr())
+	if err != nil {
+		s.m.answers.WithLabelValues("Refused", "stream").Inc()
+		_ = st.Reset()
+		return
+	}
+	defer tk.Release()
+	stop := context.AfterFunc(s.ctx, func() { _ = st.Reset() })
+	defer stop()
+	_ = st.SetDeadline(time.Now().Add(s.cfg.timeout))
+	if err := st.Scope().SetService(ServiceName); err != nil {
+		_ = st.Reset()
+		return
+	}
+	if err := st.Scope().ReserveMemory(maxFrame+4096, network.ReservationPriorityMedium); err != nil {
+		s.reply(st, refuse(ReasonUnavailable, "this seed is out of memory for hosting requests; try another seed of the fleet"))
+		return
+	}
+	defer st.Scope().ReleaseMemory(maxFrame + 4096)
+
+	frame, err := wire.ReadFrame(bufio.NewReaderSize(st, 4096), maxFrame, ErrMalformed)
+	if err != nil {
+		if errors.Is(err, ErrMalformed) {
+			s.reply(st, refuse(ReasonMalformed, "%v", err))
+		} else {
+			_ = st.Reset()
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
+	defer cancel()
+	s.reply(st, s.decide(ctx, remote, admission.Range(st.Conn().RemoteMultiaddr()), frame))
+}
+
+// decide answers one frame.
+func (s *Service) decide(ctx context.Context, remote peer.ID, from string, frame []byte) *Answer {
+	kind, body := frame[0], frame[1:]
+	members := s.cfg.members()
+	replicate := false
+	switch kind {
+	case kindRequest:
+	case kindForwarded, kindReplicate:
+		if _, ok := members.IsMember(remote); !ok {
+			return refuse(ReasonUnauthorized, "only pods of this fleet may forward requests")
+		}
+		d := &wire.Decoder{B: body, Sentinel: ErrMalformed}
+		from = string(d.LenBytes("address range", 64))
+		if d.Err != nil {
+			return refuse(ReasonMalformed, "%v", d.Err)
+		}
+		body, replicate = d.B, kind == kindReplicate
+	default:
+		return refuse(ReasonMalformed, "unknown message kind %d", kind)
+	}
+	req, err := UnmarshalRequest(body)
+	if err != nil {
+		return refuse(ReasonMalformed, "%v", err)
+	}
+	home := members.Home(PlacementKey(req.Kind, req.Subject))
+	var ans *Answer
+	switch {
+	case slices.Contains(home, members.Self) || len(home) == 0:
+		ans = s.adm.handle(req, from, replicate)
+		if ans.OK() && kind != kindReplicate && req.Op != OpStatus {
+			s.replicate(members, home, from, body)
+		}
+	case kind == kindRequest:
+		ans = s.forward(ctx, members, home, from, body)
+	default:
+		// A pod forwarded to the wrong home: the memberships differ while
+		// the fleet scales. Refuse rather than bounce the request around.
+		ans = &Answer{Reason: ReasonUnavailable, Message: "the fleet is changing size; try again shortly", RetryAfter: 5 * time.Second}
+	}
+	if ans.OK() {
+		ans.Seeds = members.Peers(home)
+	}
+	return ans
+}
+
+// forward asks the subject's home pods in rank order until one answers.
+func (s *Service) forward(ctx context.Context, m fleet.Members, home []int, from string, body []byte) *Answer {
+	msg := wire.AppendLenBytes([]byte{kindForwarded}, from)
+	msg = append(msg, body...)
+	var errs []error
+	for _, o := range home {
+		ans, err := s.ask(ctx, m.Pods[o], msg)
+		if err == nil && ans.Reason != ReasonUnavailable {
+			s.m.forwards.WithLabelValues("ok").Inc()
+			return ans
+		}
+		if err == nil {
+			err = errors.New(ans.Message)
+		}
+		errs = append(errs, fmt.Errorf("pod %d: %w", o, err))
+	}
+	s.m.forwards.WithLabelValues("failed").Inc()
+	s.cfg.log.Warn("hosting: no home pod of the subject answered", "err", errors.Join(errs...))
+	return &Answer{Reason: ReasonUnavailable, Message: "the seeds that hold this agent cannot be reached now; try again in a minute",
+		RetryAfter: time.Minute}
+}
+
+// replicate sends an accepted request to the subject's other home pods, in
+// the background: the answer does not wait for them, and a pod that misses
+// it catches up through the fleet exchange.
+func (s *Service) replicate(m fleet.Members, home []int, from string, body []byte) {
+	msg := wire.AppendLenBytes([]byte{kindReplicate}, from)
+	msg = append(msg, body...)
+	for _, o := range home {
+		if o == m.Self {
+			continue
+		}
+		if !s.life.Enter() {
+			return
+		}
+		go func(p peer.AddrInfo) {
+			defer s.life.Done()
+			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
+			defer cancel()
+			ans, err := s.ask(ctx, p, msg)
+			switch {
+			case err != nil:
+				s.m.replications.WithLabelValues("failed").Inc()
+				s.cfg.log.Info("hosting: replicating a record", "pod", p.ID, "err", err)
+			case !ans.OK() && ans.Reason != ReasonReplay:
+				s.m.replications.WithLabelValues("refused").Inc()
+				s.cfg.log.Warn("hosting: a home pod refused a record the fleet accepted", "pod", p.ID, "reason", ans.Reason, "message", ans.Message)
+			default:
+				s.m.replications.WithLabelValues("ok").Inc()
+			}
+		}(m.Pods[o])
+	}
+}
+
+// ask sends msg to pod p and reads its answer.
+func (s *Service) ask(ctx context.Context, p peer.AddrInfo, msg []byte) (*Answer, error) {
+	ctx, cancel := context.WithTimeout(ctx, forwardTimeout)
+	defer cancel()
+	if len(p.Addrs) > 0 {
+		s.host.Peerstore().AddAddrs(p.ID, p.Addrs, time.Hour)
+	}
+	return exchange(ctx, s.host, p.ID, msg)
+}
+
+// reply writes the answer and closes the stream.
+func (s *Service) reply(st network.Stream, ans *Answer) {
+	s.m.answers.WithLabelValues(outcome(ans), ans.Reason.String()).Inc()
+	if err := wire.WriteFrame(st, ans.Marshal()); err != nil {
+		_ = st.Reset()
+		return
+	}
+	_ = st.CloseWrite()
+	// Wait briefly for the peer to read and close, so the answer is not
+	// reset away under it.
+	_ = st.SetReadDeadline(time.Now().Add(2 * time.Second))
+	var buf [1]byte
+	_, _ = st.Read(buf[:])
+	_ = st.Close()
+}
+
+func outcome(a *Answer) string {
+	if a.OK() {
+		return "OK"
+	}
+	return "Refused"
+}
+
+// Ask sends a signed request to a seed of the fleet and returns its answer;
+// a refusal is an Answer whose Err is not nil, not an error.
+func Ask(ctx context.Context, h host.Host, seed peer.AddrInfo, req *Request) (*Answer, error) {
+	if len(seed.Addrs) > 0 {
+		h.Peerstore().AddAddrs(seed.ID, seed.Addrs, time.Hour)
+	}
+	return exchange(ctx, h, seed.ID, append([]byte{kindRequest}, req.Marshal()...))
+}
+
+// exchange sends one frame on a new stream and reads one answer.
+func exchange(ctx context.Context, h host.Host, p peer.ID, msg []byte) (*Answer, error) {
+	st, err := h.NewStream(ctx, p, ProtocolID)
+	if err != nil {
+		return nil, fmt.Errorf("opening a hosting stream to %s: %w", p, err)
+	}
+	defer st.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = st.SetDeadline(dl)
+	}
+	if err := wire.WriteFrame(st, msg); err != nil {
+		_ = st.Reset()
+		return nil, fmt.Errorf("sending the request to %s: %w", p, err)
+	}
+	_ = st.CloseWrite()
+	frame, err := wire.ReadFrame(bufio.NewReaderSize(st, 4096), MaxAnswerSize, ErrMalformed)
+	if err != nil {
+		_ = st.Reset()
+		return nil, fmt.Errorf("reading the answer from %s: %w", p, err)
+	}
+	return UnmarshalAnswer(frame)
+}
