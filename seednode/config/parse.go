@@ -79,8 +79,9 @@ func Load(path string) (Config, error) {
 // the JSON is decoded strictly by sigs.k8s.io/json, which names every unknown
 // field by its path. That decoder stops at the first value of the wrong type
 // and, for a value whose own decoder (Duration, the modes) failed, does not
-// say where it was, so when a value is wrong every value is decoded again on
-// its own to name each bad one (see valueProblems).
+// say where it was: when a value is wrong, the values are decoded again on
+// their own, within the sections that fail, to name each bad one
+// (valueProblems).
 func Parse(data []byte) (Config, error) {
 	if len(data) > MaxFileSize {
 		return Config{}, &FieldError{Err: fmt.Errorf("larger than %d bytes (1 MiB)", MaxFileSize)}
