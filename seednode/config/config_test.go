@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -273,6 +274,28 @@ func TestParseErrorsNameTheField(t *testing.T) {
 				t.Errorf("Load: %v", lerr)
 			}
 		})
+	}
+}
+
+func TestParseManyProblems(t *testing.T) {
+	// One bad item at the end of a long list is named by its index.
+	long := "announce: [" + strings.Repeat("/dns4/a/tcp/1, ", 5000) + "7, /dns4/b/tcp/2]\n"
+	_, err := Parse([]byte(long))
+	if ps := problems(err); len(ps) != 1 || !strings.HasPrefix(ps[0].Error(), "announce[5000]: want text, got the number 7") {
+		t.Errorf("got %v", err)
+	}
+	// Thousands of bad items: the first ones, and a note that there are more.
+	for _, in := range []string{
+		"announce: [" + strings.Repeat("1, ", 5000) + "1]\n",
+		"announce: [" + strings.Repeat("null, ", 5000) + "null]\n",
+	} {
+		_, err := Parse([]byte(in))
+		ps := problems(err)
+		if len(ps) != maxProblems+1 || !strings.HasPrefix(ps[0].Error(), "announce[0]: ") ||
+			!strings.HasPrefix(ps[maxProblems-1].Error(), fmt.Sprintf("announce[%d]: ", maxProblems-1)) ||
+			ps[maxProblems].Error() != "more problems not shown (only the first 100 are)" {
+			t.Errorf("got %d problems: %v ... %v", len(ps), ps[0], ps[len(ps)-1])
+		}
 	}
 }
 

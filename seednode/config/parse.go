@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -81,7 +80,7 @@ func Load(path string) (Config, error) {
 // and, for a value whose own decoder (Duration, the modes) failed, does not
 // say where it was: when a value is wrong, the values are decoded again on
 // their own, within the sections that fail, to name each bad one
-// (valueProblems).
+// (problemList.values).
 func Parse(data []byte) (Config, error) {
 	if len(data) > MaxFileSize {
 		return Config{}, &FieldError{Err: fmt.Errorf("larger than %d bytes (1 MiB)", MaxFileSize)}
@@ -102,28 +101,30 @@ func Parse(data []byte) (Config, error) {
 
 	cfg := Default()
 	strict, err := decodeStrict(j, &cfg)
-	problems := nullProblems(nil, doc, schema())
+	var found problemList
+	found.nulls(nil, doc, schema())
 	if err != nil {
-		values := valueProblems(nil, doc, schema())
-		if len(values) == 0 { // cannot happen: the value alone failed above
-			values = []problem{{msg: err.Error(), err: err}}
+		var values problemList
+		values.values(nil, doc, schema())
+		if len(values.list) == 0 { // cannot happen: the value alone failed above
+			values.add(problem{msg: err.Error(), err: err})
 		}
-		problems = append(problems, values...)
 		// Decode what is left for the unknown fields, which the decoder
 		// reports only when every value decoded.
-		for _, p := range values {
+		for _, p := range values.list {
 			doc = without(doc, p.path)
 		}
 		if j, merr := json.Marshal(doc); merr == nil {
 			var scratch Config
 			strict, _ = decodeStrict(j, &scratch)
 		}
+		found.merge(values)
 	}
 	for _, e := range strict {
-		problems = append(problems, strictProblem(e))
+		found.add(strictProblem(e))
 	}
-	if len(problems) > 0 {
-		return Config{}, joinProblems(problems)
+	if err := found.err(); err != nil {
+		return Config{}, err
 	}
 	eachStringList(&cfg, func(l *[]string) {
 		if len(*l) == 0 {
@@ -221,19 +222,51 @@ func parsePath(s string) []step {
 	return out
 }
 
-func joinProblems(ps []problem) error {
-	slices.SortStableFunc(ps, func(a, b problem) int { return schema().compare(a.path, b.path) })
-	var errs []error
-	for i, p := range ps {
-		if i == maxProblems {
-			errs = append(errs, &FieldError{Err: fmt.Errorf("%d more problems not shown", len(ps)-i)})
-			break
-		}
+// problemList collects what is wrong with a document, up to maxProblems of
+// each kind: a file with thousands of bad lines is refused as quickly as one
+// with a few, with the first ones named.
+type problemList struct {
+	list []problem
+	more bool // some were left out
+}
+
+func (ps *problemList) full() bool { return len(ps.list) >= maxProblems }
+
+func (ps *problemList) add(p problem) {
+	if ps.full() {
+		ps.more = true
+		return
+	}
+	ps.list = append(ps.list, p)
+}
+
+func (ps *problemList) merge(o problemList) {
+	ps.list = append(ps.list, o.list...)
+	ps.more = ps.more || o.more
+}
+
+// err returns the problems in the file's order, at most maxProblems, as
+// *FieldErrors joined by errors.Join; nil if there are none.
+func (ps *problemList) err() error {
+	if len(ps.list) == 0 {
+		return nil
+	}
+	list := slices.Clone(ps.list)
+	slices.SortStableFunc(list, func(a, b problem) int { return schema().compare(a.path, b.path) })
+	more := ps.more
+	if len(list) > maxProblems {
+		list, more = list[:maxProblems], true
+	}
+	errs := make([]error, 0, len(list)+1)
+	for _, p := range list {
 		var cause error = errors.New(p.msg)
 		if p.err != nil {
 			cause = &detailErr{p.msg, p.err}
 		}
 		errs = append(errs, &FieldError{Field: p.field(), Err: cause})
+	}
+	if more {
+		errs = append(errs, &FieldError{Err: fmt.Errorf("more problems not shown (only the first %d are)", maxProblems)})
 	}
 	return errors.Join(errs...)
 }
@@ -265,69 +298,86 @@ func strictProblem(e error) problem {
 	return p
 }
 
-// nullProblems finds settings and list items given with no value: the
-// decoder would keep the default without a word. A section with no value
-// keeps its defaults, and a list with none is empty.
-func nullProblems(path []step, v any, n *node) []problem {
+// nulls finds settings and list items given with no value: the decoder
+// would keep the default without a word. A section with no value keeps its
+// defaults, and a list with none is empty.
+func (ps *problemList) nulls(path []step, v any, n *node) {
 	switch {
-	case n == nil:
-		return nil // unknown: strictProblem reports it
+	case n == nil || ps.more:
+		return // unknown: strictProblem reports it
 	case v == nil:
 		if n.kind == leaf {
-			return []problem{{path: path, msg: "no value (delete the line to keep the default)"}}
+			ps.add(problem{path: path, msg: "no value (delete the line to keep the default)"})
 		}
-		return nil
+		return
 	}
-	var out []problem
 	switch n.kind {
 	case section:
 		m, _ := v.(map[string]any)
 		for _, k := range n.keys {
 			if sub, ok := m[k]; ok {
-				out = append(out, nullProblems(with(path, step{key: k}), sub, n.children[k])...)
+				ps.nulls(with(path, step{key: k}), sub, n.children[k])
 			}
 		}
 	case list:
 		items, _ := v.([]any)
 		for i, item := range items {
+			if ps.more {
+				return
+			}
 			if item == nil {
-				out = append(out, problem{path: with(path, step{index: i, list: true}), msg: "no value"})
+				ps.add(problem{path: with(path, step{index: i, list: true}), msg: "no value"})
 			}
 		}
 	}
-	return out
 }
 
-// valueProblems finds every value under path that does not decode: it
-// decodes v alone at path and, if that fails, the values inside v, so that
-// each problem names the innermost setting or list item at fault.
-func valueProblems(path []step, v any, n *node) []problem {
-	if n == nil {
-		return nil // unknown fields decode as nothing
+// values finds the values under path that do not decode: it decodes v alone
+// at path and, if that fails, the values inside v (in the file's order), so
+// that each problem names the innermost setting or list item at fault.
+func (ps *problemList) values(path []step, v any, n *node) {
+	if n == nil || ps.more {
+		return // unknown fields decode as nothing
 	}
 	err := decodeAlone(path, v)
 	if err == nil {
-		return nil
+		return
 	}
-	var out []problem
+	before := len(ps.list)
 	switch v := v.(type) {
 	case map[string]any:
 		if n.kind == section {
-			for _, k := range slices.Sorted(maps.Keys(v)) {
-				out = append(out, valueProblems(with(path, step{key: k}), v[k], n.children[k])...)
+			for _, k := range n.keys {
+				if sub, ok := v[k]; ok {
+					ps.values(with(path, step{key: k}), sub, n.children[k])
+				}
 			}
 		}
 	case []any:
 		if n.kind == list {
-			for i, item := range v {
-				out = append(out, valueProblems(with(path, step{index: i, list: true}), item, n.item())...)
-			}
+			mid := len(v) / 2
+			ps.items(path, v[:mid], 0, n.item())
+			ps.items(path, v[mid:], mid, n.item())
 		}
 	}
-	if len(out) > 0 {
-		return out
+	if len(ps.list) == before && !ps.more {
+		ps.add(problem{path: path, msg: describeError(err, v), err: err})
 	}
-	return []problem{{path: path, msg: describeError(err, v), err: err}}
+}
+
+// items finds the bad items among items, which are the list at path from
+// index first on, by halves: a half that decodes is skipped whole, so one
+// bad item in a long list costs a few decodes of the list, not one per item.
+func (ps *problemList) items(path []step, items []any, first int, n *node) {
+	switch {
+	case len(items) == 0 || ps.more:
+	case len(items) == 1:
+		ps.values(with(path, step{index: first, list: true}), items[0], n)
+	case decodeAlone(path, items) != nil:
+		mid := len(items) / 2
+		ps.items(path, items[:mid], first, n)
+		ps.items(path, items[mid:], first+mid, n)
+	}
 }
 
 // decodeAlone decodes a document holding only v, at path, into a Config.
