@@ -149,16 +149,16 @@ func yamlError(err error) error {
 	if !multi {
 		return &FieldError{Err: fmt.Errorf("not valid YAML: %w", err)}
 	}
-	var errs []error
+	var ps problemList
 	for line := range strings.Lines(rest) {
 		if line = strings.TrimSpace(line); line != "" {
-			errs = append(errs, &FieldError{Err: &detailErr{"not valid YAML: " + line, err}})
+			ps.add(problem{msg: "not valid YAML: " + line, err: err})
 		}
 	}
-	if len(errs) == 0 {
+	if len(ps.list) == 0 {
 		return &FieldError{Err: fmt.Errorf("not valid YAML: %s", head)}
 	}
-	return errors.Join(errs...)
+	return ps.err()
 }
 
 // maxProblems bounds the problems one Parse reports.
@@ -180,8 +180,8 @@ type problem struct {
 // step is one part of a path in the document: a key, or an index in a list.
 type step struct {
 	key   string
-	index int // used when isIndex
-	list  bool
+	index int  // when list
+	list  bool // an index in a list, not a key
 }
 
 func (p problem) field() string { return formatPath(p.path) }
