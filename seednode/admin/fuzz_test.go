@@ -12,6 +12,8 @@ import (
 	"sync"
 	"testing"
 
+	sigsjson "sigs.k8s.io/json"
+
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -47,9 +49,9 @@ func (r *recordingSource) take() (int, HostedVaults) {
 }
 
 // FuzzDecodeHostedVaults checks the body of PUT PathHostedVaults, the admin
-// API's one decoded request: no panic; a body that decodes is canonical (the
-// promises SetHostedVaults is given) and decodes again to itself once
-// encoded; and a real Server answers 400 with the decoder's message, or 204
+// API's one decoded request: no panic; a body that decodes has its keys
+// spelled exactly and once, is canonical (the promises SetHostedVaults is
+// given) and decodes again to itself once encoded; and a real Server answers 400 with the decoder's message, or 204
 // after passing the Source exactly what was decoded.
 func FuzzDecodeHostedVaults(f *testing.F) {
 	a, b := nsID(1), nsID(2)
@@ -70,6 +72,9 @@ func FuzzDecodeHostedVaults(f *testing.F) {
 		`{"vaults": [], "options": {"x": {"maxBytes": -1}}}`,
 		``,
 		`[`,
+		`{"vAults": ["` + a + `"]}`,
+		`{"vaults": ["` + a + `"], "vaults": []}`,
+		`{"vaults": ["` + a + `"], "options": {"` + a + `": {"maxEntries": 1, "MaxEntries": 2}}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -84,6 +89,15 @@ func FuzzDecodeHostedVaults(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		hv, decodeErr := decodeHostedVaults(bytes.NewReader(body))
 		if decodeErr == nil {
+			// Keys match exactly and once: a body means one thing.
+			var shape struct {
+				Vaults  []string                `json:"vaults"`
+				Peers   map[string][]string     `json:"peers"`
+				Options map[string]VaultOptions `json:"options"`
+			}
+			if strict, err := sigsjson.UnmarshalStrict(body, &shape); err != nil || len(strict) > 0 {
+				t.Fatalf("accepted a body with keys in another case, repeated or unknown: %v %v", strict, err)
+			}
 			checkCanonical(t, hv)
 			again, err := json.Marshal(hv)
 			if err != nil {
