@@ -163,6 +163,23 @@ func TestMarshalLoadRoundTrip(t *testing.T) {
 	}
 }
 
+func TestMarshalAwkwardText(t *testing.T) {
+	// Characters YAML does not take as they are: the YAML reader refuses
+	// DEL and C1 controls, and reads U+0085 as a line break.
+	for _, s := range []string{"\x7f", "a\u0085b", "\u009f", "\ufeffx", "x\ufffe", "\x00\x1b", "a\r\nb", "\U0001F600"} {
+		c := Default()
+		c.DataDir, c.Announce, c.Relay.Mode = s, []string{s}, RelayMode(s)
+		data, err := c.Marshal()
+		if err != nil {
+			t.Errorf("Marshal with %q: %v", s, err)
+			continue
+		}
+		if back, err := Parse(data); err != nil || !reflect.DeepEqual(back, c) {
+			t.Errorf("%q read back as %q, %v\n%s", s, back.DataDir, err, data)
+		}
+	}
+}
+
 func TestParseOverlaysDefaults(t *testing.T) {
 	cases := []struct {
 		name, yaml string

@@ -36,6 +36,7 @@ func FuzzParse(f *testing.F) {
 		"idleTimeout: 9223372037\ngcInterval: 1.5\nscrubInterval: \"1h\"\n",
 		"limits: {maxEntries: 18446744073709551616, maxBytes: -1}\n",
 		"hostedVaults: abc\nannounce: {a: 1}\nrendezvous: [1]\n",
+		"dataDir: \"\\x7f\\u0085\\ufeff\"\nidentityFile: '\u00a0'\n",
 	} {
 		f.Add([]byte(s))
 	}

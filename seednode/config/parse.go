@@ -451,7 +451,34 @@ func (c Config) Marshal() ([]byte, error) {
 			*l = []string{}
 		}
 	})
-	return yaml.Marshal(c)
+	// yaml.Marshal writes JSON, then reads it as YAML to write YAML, and
+	// the YAML reader refuses characters that encoding/json leaves as they
+	// are (DEL, C1 controls) or takes as line breaks (U+0085): escape them.
+	j, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(escapeNonPrintable(j))
+}
+
+// escapeNonPrintable writes the characters of JSON text j that YAML does not
+// allow as they are (outside #x9, #xA, #xD, #x20-#x7E, #xA0-#xD7FF,
+// #xE000-#xFFFD and #x10000 up, and the byte order mark) as \u escapes. Such
+// characters can only be inside JSON strings.
+func escapeNonPrintable(j []byte) []byte {
+	printable := func(r rune) bool {
+		return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r >= 0xa0 && r <= 0xd7ff ||
+			r >= 0xe000 && r <= 0xfffd && r != 0xfeff || r >= 0x10000
+	}
+	var b bytes.Buffer
+	for _, r := range string(j) {
+		if printable(r) {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.Bytes()
 }
 
 // multipleDocuments reports whether data holds settings after a document
