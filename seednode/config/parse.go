@@ -50,7 +50,7 @@ func fieldErr(field, format string, args ...any) error {
 // Load returns Default() overlaid with the YAML file at path. Keys missing
 // from the file keep their defaults; unknown keys, keys in the wrong case,
 // duplicate keys and values of the wrong type are errors naming the field,
-// all reported at once. Load does not call Validate: apply command-line
+// all reported at once (the first 100). Load does not call Validate: apply command-line
 // overrides first (ApplyFlags), then Validate.
 func Load(path string) (Config, error) {
 	f, err := os.Open(path)
