@@ -196,7 +196,6 @@ func seedConfig(sn *seedv1.SeedNode, plan podPlan) (config.Config, error) {
 	var errs []error
 	rl, limits := spec.Relay.Limits, &cfg.Relay.Limits
 	setInt(&limits.MaxReservations, rl.MaxReservations)
-	setInt(&limits.MaxReservationsPerPeer, rl.MaxReservationsPerPeer)
 	setInt(&limits.MaxReservationsPerIP, rl.MaxReservationsPerIP)
 	setInt(&limits.MaxCircuits, rl.MaxCircuits)
 	if d := rl.CircuitDuration; d != nil {
@@ -219,7 +218,7 @@ func seedConfig(sn *seedv1.SeedNode, plan podPlan) (config.Config, error) {
 	}
 
 	if spec.LogLevel != "" {
-		cfg.LogLevel = spec.LogLevel
+		cfg.LogLevel = config.LogLevel(spec.LogLevel)
 	}
 	return cfg, errors.Join(errs...)
 }
@@ -267,20 +266,19 @@ func specFieldErrors(sn *seedv1.SeedNode, plan podPlan, err error) error {
 // seedToSpecFields maps seed.yaml keys to the SeedNode fields they are set
 // from (when set; a default the seed refuses is the operator's bug).
 var seedToSpecFields = map[string]string{
-	"dht.mode":                            "spec.dht.mode",
-	"dht.protocolPrefix":                  "spec.dht.protocolPrefix",
-	"dht.reprovideInterval":               "spec.dht.reprovideInterval",
-	"relay.mode":                          "spec.relay.mode",
-	"relay.limits.maxReservations":        "spec.relay.limits.maxReservations",
-	"relay.limits.maxReservationsPerPeer": "spec.relay.limits.maxReservationsPerPeer",
-	"relay.limits.maxReservationsPerIP":   "spec.relay.limits.maxReservationsPerIP",
-	"relay.limits.maxCircuits":            "spec.relay.limits.maxCircuits",
-	"relay.limits.circuitDuration":        "spec.relay.limits.circuitDuration",
-	"relay.limits.circuitBytes":           "spec.relay.limits.circuitBytes",
-	"limits.maxEntries":                   "spec.hosting.defaultQuota.maxEntries",
-	"limits.maxBytes":                     "spec.hosting.defaultQuota.maxBytes",
-	"admin.listen":                        "spec.ports.admin",
-	"logLevel":                            "spec.logLevel",
+	"dht.mode":                          "spec.dht.mode",
+	"dht.protocolPrefix":                "spec.dht.protocolPrefix",
+	"dht.reprovideInterval":             "spec.dht.reprovideInterval",
+	"relay.mode":                        "spec.relay.mode",
+	"relay.limits.maxReservations":      "spec.relay.limits.maxReservations",
+	"relay.limits.maxReservationsPerIP": "spec.relay.limits.maxReservationsPerIP",
+	"relay.limits.maxCircuits":          "spec.relay.limits.maxCircuits",
+	"relay.limits.circuitDuration":      "spec.relay.limits.circuitDuration",
+	"relay.limits.circuitBytes":         "spec.relay.limits.circuitBytes",
+	"limits.maxEntries":                 "spec.hosting.defaultQuota.maxEntries",
+	"limits.maxBytes":                   "spec.hosting.defaultQuota.maxBytes",
+	"admin.listen":                      "spec.ports.admin",
+	"logLevel":                          "spec.logLevel",
 }
 
 // specField names the SeedNode field a seed.yaml field comes from, with the

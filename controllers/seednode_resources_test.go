@@ -83,12 +83,11 @@ func fixtureFullSeedNode() *seedv1.SeedNode {
 		Relay: seedv1.RelaySpec{
 			Mode: seedv1.RelayPublic,
 			Limits: seedv1.RelayLimits{
-				MaxReservations:        ptr.To[int32](500),
-				MaxReservationsPerPeer: ptr.To[int32](2),
-				MaxReservationsPerIP:   ptr.To[int32](4),
-				MaxCircuits:            ptr.To[int32](8),
-				CircuitDuration:        &metav1.Duration{Duration: 5 * time.Minute},
-				CircuitBytes:           ptr.To(resource.MustParse("4Mi")),
+				MaxReservations:      ptr.To[int32](500),
+				MaxReservationsPerIP: ptr.To[int32](4),
+				MaxCircuits:          ptr.To[int32](8),
+				CircuitDuration:      &metav1.Duration{Duration: 5 * time.Minute},
+				CircuitBytes:         ptr.To(resource.MustParse("4Mi")),
 			},
 		},
 		Hosting: seedv1.HostingSpec{
@@ -170,14 +169,13 @@ func TestBuildSeedConfig(t *testing.T) {
 			}
 			c.Relay.Mode = config.RelayPublic
 			c.Relay.Limits.MaxReservations = 500
-			c.Relay.Limits.MaxReservationsPerPeer = 2
 			c.Relay.Limits.MaxReservationsPerIP = 4
 			c.Relay.Limits.MaxCircuits = 8
 			c.Relay.Limits.CircuitDuration = config.Duration{Duration: 5 * time.Minute}
 			c.Relay.Limits.CircuitBytes = 4 << 20
 			c.Limits.MaxEntries = 50000
 			c.Limits.MaxBytes = 2 << 30
-			c.LogLevel = "debug"
+			c.LogLevel = config.LogDebug
 		},
 	}, {
 		name: "some relay limits set",

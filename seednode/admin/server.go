@@ -1,6 +1,7 @@
 package admin
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
@@ -22,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	sigsjson "sigs.k8s.io/json"
 
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -359,12 +361,14 @@ func (s *Server) authorized(r *http.Request) bool {
 // decodeHostedVaults reads a HostedVaults body strictly and returns it in
 // canonical form, or an error naming the problem.
 func decodeHostedVaults(body io.Reader) (HostedVaults, error) {
-	var req struct {
+	type request struct {
 		Vaults  *[]string               `json:"vaults"`
 		Peers   map[string][]string     `json:"peers"`
 		Options map[string]VaultOptions `json:"options"`
 	}
-	dec := json.NewDecoder(body)
+	var req request
+	var raw bytes.Buffer // the body, bounded by the caller's MaxBytesReader
+	dec := json.NewDecoder(io.TeeReader(body, &raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&req); err != nil {
 		var tooLarge *http.MaxBytesError
@@ -383,6 +387,12 @@ func decodeHostedVaults(body io.Reader) (HostedVaults, error) {
 			return HostedVaults{}, fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
 		}
 		return HostedVaults{}, errors.New("invalid JSON body: unexpected data after the JSON object")
+	}
+	// encoding/json matches keys in any case and lets a repeated key
+	// replace the first ({"vaults": [...], "Vaults": []} hosted nothing):
+	// refuse both, so that a body means one thing.
+	if strict, err := sigsjson.UnmarshalStrict(raw.Bytes(), new(request)); err == nil && len(strict) > 0 {
+		return HostedVaults{}, fmt.Errorf("invalid JSON body: %v (keys are case-sensitive and given once)", strict[0])
 	}
 	if req.Vaults == nil {
 		return HostedVaults{}, errors.New(`missing "vaults" (send "vaults": [] to host nothing)`)

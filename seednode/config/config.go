@@ -1,7 +1,6 @@
 package config
 
 import (
-	"log/slog"
 	"time"
 
 	"github.com/seedfleet/seedfleet/seednode/vault"
@@ -67,8 +66,8 @@ type Config struct {
 	// stored sums in the background (it is also verified at start when the
 	// store is small, and whenever the store finds damaged data).
 	ScrubInterval Duration `json:"scrubInterval"`
-	// LogLevel is one of debug, info, warn, error.
-	LogLevel string `json:"logLevel"`
+	// LogLevel is Debug, Info, Warn or Error.
+	LogLevel LogLevel `json:"logLevel"`
 }
 
 // Listen holds libp2p listen multiaddrs per transport. Each list may be empty,
@@ -115,21 +114,9 @@ type Admin struct {
 	TokenFile string `json:"tokenFile"`
 }
 
-// DHTMode is how the node takes part in the DHT.
-type DHTMode string
-
-const (
-	// DHTServer answers DHT queries and stores records (seeds are servers).
-	DHTServer DHTMode = "server"
-	// DHTClient queries the DHT but answers nothing.
-	DHTClient DHTMode = "client"
-	// DHTOff runs no DHT at all.
-	DHTOff DHTMode = "off"
-)
-
 // DHT configures the Kademlia DHT.
 type DHT struct {
-	// Mode is server, client or off.
+	// Mode is Server, Client or Off.
 	Mode DHTMode `json:"mode"`
 	// ProtocolPrefix separates this DHT from others (protocols are
 	// PREFIX/kad/1.0.0); seeds and devices must agree on it.
@@ -141,35 +128,32 @@ type DHT struct {
 	ReprovideInterval Duration `json:"reprovideInterval"`
 }
 
-// RelayMode decides who may reserve a relay slot.
-type RelayMode string
-
-const (
-	// RelayAgents lets only keys of hosted agents (and AllowedKeys) reserve.
-	RelayAgents RelayMode = "agents"
-	// RelayPublic lets anyone reserve, within the per-peer and per-IP limits.
-	RelayPublic RelayMode = "public"
-	// RelayOff runs no relay service.
-	RelayOff RelayMode = "off"
-)
-
 // Relay configures the circuit relay v2 service.
 type Relay struct {
-	// Mode is agents, public or off.
+	// Mode is Agents, Public or Off.
 	Mode RelayMode `json:"mode"`
-	// AllowedKeys are did:key DIDs that may reserve in agents mode besides
+	// AllowedKeys are did:key DIDs that may reserve in Agents mode besides
 	// the keys listed in hosted agents' documents.
 	AllowedKeys []string `json:"allowedKeys"`
+	// AdvertisePrivateAddrs lets reservations advertise every address of
+	// the seed. Off (the default), a reservation advertises the seed's public
+	// addresses and its Announce addresses only, as go-libp2p's relay does:
+	// a device elsewhere cannot dial a loopback or private address, and
+	// learning them tells it about the seed's network. Set it for loopback
+	// tests and for private clusters whose devices reach the seed on a
+	// private address.
+	AdvertisePrivateAddrs bool `json:"advertisePrivateAddrs"`
 	// Limits bound the relay's resources.
 	Limits RelayLimits `json:"limits"`
 }
 
-// RelayLimits mirror go-libp2p's relay.Resources.
+// RelayLimits mirror go-libp2p's relay.Resources. There is no limit per
+// peer: a circuit v2 relay holds one reservation per peer (a peer's new
+// reservation replaces its old one), and go-libp2p no longer reads its
+// MaxReservationsPerPeer.
 type RelayLimits struct {
 	// MaxReservations is the most active reservations in total.
 	MaxReservations int `json:"maxReservations"`
-	// MaxReservationsPerPeer is the most reservations one peer may hold.
-	MaxReservationsPerPeer int `json:"maxReservationsPerPeer"`
 	// MaxReservationsPerIP is the most reservations from one IP address.
 	MaxReservationsPerIP int `json:"maxReservationsPerIP"`
 	// MaxReservationsPerASN is the most reservations from one autonomous system.
@@ -208,27 +192,6 @@ type Resources struct {
 	MaxStreamsInbound int `json:"maxStreamsInbound"`
 }
 
-// Log levels accepted in LogLevel.
-const (
-	LogDebug = "debug"
-	LogInfo  = "info"
-	LogWarn  = "warn"
-	LogError = "error"
-)
-
-// SlogLevel returns LogLevel as a slog.Level (info for anything Validate refuses).
-func (c *Config) SlogLevel() slog.Level {
-	switch c.LogLevel {
-	case LogDebug:
-		return slog.LevelDebug
-	case LogWarn:
-		return slog.LevelWarn
-	case LogError:
-		return slog.LevelError
-	}
-	return slog.LevelInfo
-}
-
 // Defaults that other packages may want to show or compare with.
 const (
 	DefaultDataDir        = "seed-data"
@@ -265,14 +228,13 @@ func Default() Config {
 		Relay: Relay{
 			Mode: RelayAgents,
 			Limits: RelayLimits{
-				MaxReservations:        128,
-				MaxReservationsPerPeer: 1,
-				MaxReservationsPerIP:   8,
-				MaxReservationsPerASN:  32,
-				MaxCircuits:            16,
-				ReservationTTL:         Duration{time.Hour},
-				CircuitDuration:        Duration{2 * time.Minute},
-				CircuitBytes:           1 << 20,
+				MaxReservations:       128,
+				MaxReservationsPerIP:  8,
+				MaxReservationsPerASN: 32,
+				MaxCircuits:           16,
+				ReservationTTL:        Duration{time.Hour},
+				CircuitDuration:       Duration{2 * time.Minute},
+				CircuitBytes:          1 << 20,
 			},
 		},
 		Rendezvous: Rendezvous{

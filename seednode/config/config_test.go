@@ -3,6 +3,7 @@ package config
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math"
 	"os"
@@ -27,7 +28,7 @@ func TestDefaultIsValid(t *testing.T) {
 		c.DHT.ProtocolPrefix != "/seedfleet" || c.DHT.ReprovideInterval.Duration != time.Hour ||
 		c.Relay.Mode != RelayAgents || c.Relay.Limits.CircuitBytes != 1<<20 || !c.Rendezvous.Enabled ||
 		c.Rendezvous.RecordTTL.Duration != 2*time.Hour || c.IdleTimeout.Duration != 30*time.Second ||
-		c.GCInterval.Duration != 5*time.Minute || c.LogLevel != "info" || c.IdentityFile != "" ||
+		c.GCInterval.Duration != 5*time.Minute || c.LogLevel != LogInfo || c.Relay.AdvertisePrivateAddrs || c.IdentityFile != "" ||
 		c.ReplicateInterval.Duration != 10*time.Second {
 		t.Errorf("unexpected defaults: %+v", c)
 	}
@@ -105,8 +106,8 @@ func allChanged() Config {
 		Limits:            VaultLimits{MaxEntries: math.MaxUint64, MaxBytes: 1<<53 + 1, MaxClockSkew: Duration{1500 * time.Millisecond}},
 		Admin:             Admin{Listen: "", TokenFile: "yes"},
 		DHT:               DHT{Mode: DHTOff, ProtocolPrefix: "/x: y #z", BootstrapPeers: []string{"/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWexample"}, ReprovideInterval: Duration{90 * time.Minute}},
-		Relay: Relay{Mode: RelayOff, AllowedKeys: []string{testDID(3)}, Limits: RelayLimits{
-			MaxReservations: 1, MaxReservationsPerPeer: 2, MaxReservationsPerIP: 3, MaxReservationsPerASN: 4,
+		Relay: Relay{Mode: RelayOff, AllowedKeys: []string{testDID(3)}, AdvertisePrivateAddrs: true, Limits: RelayLimits{
+			MaxReservations: 1, MaxReservationsPerIP: 3, MaxReservationsPerASN: 4,
 			MaxCircuits: 5, ReservationTTL: Duration{-time.Second}, CircuitDuration: Duration{time.Nanosecond}, CircuitBytes: 0,
 		}},
 		Rendezvous:    Rendezvous{Enabled: false, RecordTTL: Duration{73 * time.Hour}, MaxRecordsPerAgent: -1},
@@ -162,6 +163,23 @@ func TestMarshalLoadRoundTrip(t *testing.T) {
 	}
 }
 
+func TestMarshalAwkwardText(t *testing.T) {
+	// Characters YAML does not take as they are: the YAML reader refuses
+	// DEL and C1 controls, and reads U+0085 as a line break.
+	for _, s := range []string{"\x7f", "a\u0085b", "\u009f", "\ufeffx", "x\ufffe", "\x00\x1b", "a\r\nb", "\U0001F600"} {
+		c := Default()
+		c.DataDir, c.Announce, c.Relay.Mode = s, []string{s}, RelayMode(s)
+		data, err := c.Marshal()
+		if err != nil {
+			t.Errorf("Marshal with %q: %v", s, err)
+			continue
+		}
+		if back, err := Parse(data); err != nil || !reflect.DeepEqual(back, c) {
+			t.Errorf("%q read back as %q, %v\n%s", s, back.DataDir, err, data)
+		}
+	}
+}
+
 func TestParseOverlaysDefaults(t *testing.T) {
 	cases := []struct {
 		name, yaml string
@@ -169,7 +187,12 @@ func TestParseOverlaysDefaults(t *testing.T) {
 	}{
 		{"empty file", "", func(*Config) {}},
 		{"only comments", "# nothing\n", func(*Config) {}},
-		{"document marker", "---\nlogLevel: debug\n", func(c *Config) { c.LogLevel = "debug" }},
+		{"document marker", "---\nlogLevel: Debug\n", func(c *Config) { c.LogLevel = LogDebug }},
+		{"values in any case", "dht: {mode: client}\nrelay: {mode: PUBLIC}\nlogLevel: warn\n", func(c *Config) {
+			c.DHT.Mode, c.Relay.Mode, c.LogLevel = DHTClient, RelayPublic, LogWarn
+		}},
+		{"quoted Off in any case", "dht: {mode: \"oFF\"}\nrelay: {mode: OFF}\n", func(c *Config) { c.DHT.Mode, c.Relay.Mode = DHTOff, RelayOff }},
+		{"advertise private addresses", "relay: {advertisePrivateAddrs: true}\n", func(c *Config) { c.Relay.AdvertisePrivateAddrs = true }},
 		{"one nested key", "relay:\n  limits:\n    maxCircuits: 3\n", func(c *Config) { c.Relay.Limits.MaxCircuits = 3 }},
 		{"list replaces the default", "listen:\n  tcp: [/ip4/0.0.0.0/tcp/9]\n", func(c *Config) { c.Listen.TCP = []string{"/ip4/0.0.0.0/tcp/9"} }},
 		{"empty list is nil", "listen:\n  tcp: []\n", func(c *Config) { c.Listen.TCP = nil }},
@@ -178,6 +201,7 @@ func TestParseOverlaysDefaults(t *testing.T) {
 		{"unquoted off is a mode", "dht:\n  mode: off\nrelay:\n  mode: off\n", func(c *Config) { c.DHT.Mode = DHTOff; c.Relay.Mode = RelayOff }},
 		{"quoted off", "dht: {mode: \"off\"}\n", func(c *Config) { c.DHT.Mode = DHTOff }},
 		{"mode refused later, not here", "relay: {mode: open}\n", func(c *Config) { c.Relay.Mode = "open" }},
+		{"log level refused later, not here", "logLevel: loud\n", func(c *Config) { c.LogLevel = "loud" }},
 		{"largest uint64", "limits: {maxEntries: 18446744073709551615}\n", func(c *Config) { c.Limits.MaxEntries = math.MaxUint64 }},
 		{"bool", "rendezvous: {enabled: false}\n", func(c *Config) { c.Rendezvous.Enabled = false }},
 		{"yes is a bool", "rendezvous: {enabled: no}\n", func(c *Config) { c.Rendezvous.Enabled = false }},
@@ -216,7 +240,16 @@ func TestParseErrorsNameTheField(t *testing.T) {
 		{"bool wanted", "rendezvous: {enabled: sometimes}\n", []string{"rendezvous.enabled: want true or false"}},
 		{"bad duration", "idleTimeout: soon\n", []string{`idleTimeout: "soon" is not a duration`}},
 		{"fractional seconds", "gcInterval: 1.5\n", []string{"gcInterval: 1.5 is not whole seconds"}},
-		{"mode true", "dht: {mode: on}\n", []string{"dht.mode: want server, client or off, got true"}},
+		{"mode true", "dht: {mode: on}\n", []string{"dht.mode: want Server, Client or Off, got true"}},
+		{"relay mode a number", "relay: {mode: 1}\n", []string{"relay.mode: want Agents, Public or Off, got 1"}},
+		{"log level false", "logLevel: off\n", []string{"logLevel: want Debug, Info, Warn or Error, got false"}},
+		{"removed field", "relay:\n  limits:\n    maxReservationsPerPeer: 1\n", []string{
+			"relay.limits.maxReservationsPerPeer: unknown field: it was removed: a circuit v2 relay holds one reservation per peer"}},
+		{"bool wanted nested", "relay: {advertisePrivateAddrs: maybe}\n", []string{`relay.advertisePrivateAddrs: want true or false, got the text "maybe"`}},
+		{"unknown field in a section with a bad value", "relay: {mode: [x], limits: {maxCircuits: x, foo: 1}, bar: 2}\n", []string{
+			"relay.mode: want Agents, Public or Off", "relay.limits.maxCircuits: want a whole number", "relay.limits.foo: unknown field", "relay.bar: unknown field",
+		}},
+		{"null and wrong type at once", "logLevel:\nannounce: [null, 3]\n", []string{"announce[0]: no value", "announce[1]: want text, got the number 3", "logLevel: no value"}},
 		{"section not a mapping", "relay: agents\n", []string{`relay: want a mapping of settings, got the text "agents"`}},
 		{"list not a list", "hostedVaults: abc\n", []string{"hostedVaults: want a list"}},
 		{"setting with no value", "logLevel:\n", []string{"logLevel: no value"}},
@@ -261,6 +294,28 @@ func TestParseErrorsNameTheField(t *testing.T) {
 	}
 }
 
+func TestParseManyProblems(t *testing.T) {
+	// One bad item at the end of a long list is named by its index.
+	long := "announce: [" + strings.Repeat("/dns4/a/tcp/1, ", 5000) + "7, /dns4/b/tcp/2]\n"
+	_, err := Parse([]byte(long))
+	if ps := problems(err); len(ps) != 1 || !strings.HasPrefix(ps[0].Error(), "announce[5000]: want text, got the number 7") {
+		t.Errorf("got %v", err)
+	}
+	// Thousands of bad items: the first ones, and a note that there are more.
+	for _, in := range []string{
+		"announce: [" + strings.Repeat("1, ", 5000) + "1]\n",
+		"announce: [" + strings.Repeat("null, ", 5000) + "null]\n",
+	} {
+		_, err := Parse([]byte(in))
+		ps := problems(err)
+		if len(ps) != maxProblems+1 || !strings.HasPrefix(ps[0].Error(), "announce[0]: ") ||
+			!strings.HasPrefix(ps[maxProblems-1].Error(), fmt.Sprintf("announce[%d]: ", maxProblems-1)) ||
+			ps[maxProblems].Error() != "more problems not shown (only the first 100 are)" {
+			t.Errorf("got %d problems: %v ... %v", len(ps), ps[0], ps[len(ps)-1])
+		}
+	}
+}
+
 func TestFileSize(t *testing.T) {
 	line := "# " + strings.Repeat("x", 61) + "\n" // 64 bytes
 	atLimit := strings.Repeat(line, MaxFileSize/len(line))
@@ -292,7 +347,7 @@ func TestLoadMissingFile(t *testing.T) {
 	if err := os.WriteFile(dir+"/ok.yaml", []byte("logLevel: warn\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if c, err := Load(dir + "/ok.yaml"); err != nil || c.LogLevel != "warn" {
+	if c, err := Load(dir + "/ok.yaml"); err != nil || c.LogLevel != LogWarn {
 		t.Errorf("Load: %v %q", err, c.LogLevel)
 	}
 }

@@ -66,39 +66,3 @@ func formatDuration(d time.Duration) string {
 	}
 	return s
 }
-
-// UnmarshalJSON accepts a string, and false as "off": YAML 1.1 reads an
-// unquoted off as a boolean. Whether the value is a known mode is checked by
-// Validate, which names the field.
-func (m *DHTMode) UnmarshalJSON(b []byte) error {
-	s, err := unmarshalMode(b, "server, client or off")
-	if err == nil && s != nil {
-		*m = DHTMode(*s)
-	}
-	return err
-}
-
-// UnmarshalJSON: see DHTMode.UnmarshalJSON.
-func (m *RelayMode) UnmarshalJSON(b []byte) error {
-	s, err := unmarshalMode(b, "agents, public or off")
-	if err == nil && s != nil {
-		*m = RelayMode(*s)
-	}
-	return err
-}
-
-func unmarshalMode(b []byte, want string) (*string, error) {
-	switch v := string(bytes.TrimSpace(b)); v {
-	case "null":
-		return nil, nil
-	case "false":
-		off := "off"
-		return &off, nil
-	default:
-		var s string
-		if len(v) == 0 || v[0] != '"' || json.Unmarshal(b, &s) != nil {
-			return nil, fmt.Errorf("want %s, got %s", want, v)
-		}
-		return &s, nil
-	}
-}

@@ -61,9 +61,9 @@ admin:
 
 # Kademlia DHT: devices find the seeds hosting their vaults through it.
 dht:
-  # server (answer queries, store records), client (query only) or off.
-  mode: server
-  # Protocol prefix (protocols are PREFIX/kad/1.0.0); seeds and devices must use the same one.
+  # Server (answer queries, store records), Client (query only) or Off; any case is accepted.
+  mode: Server
+  # Protocol prefix (protocols are PREFIX/kad/1.0.0); seeds and devices must use the same one. Not /ipfs, the public IPFS DHT's, whose records a seed does not store.
   protocolPrefix: /seedfleet
   # Peers to join the DHT through: full multiaddrs ending in /p2p/<peer ID>. Empty: none (nothing is dialled).
   bootstrapPeers: []
@@ -72,16 +72,16 @@ dht:
 
 # Circuit relay v2, for devices behind NAT.
 relay:
-  # agents (only keys of hosted agents and allowedKeys may reserve), public (anyone, within limits) or off.
-  mode: agents
-  # did:key DIDs that may reserve in agents mode besides the keys in hosted agents' documents.
+  # Agents (only keys of hosted agents and allowedKeys may reserve), Public (anyone, within limits) or Off; any case is accepted.
+  mode: Agents
+  # did:key DIDs that may reserve in Agents mode besides the keys in hosted agents' documents.
   allowedKeys: []
-  # Resource limits of the relay service.
+  # Reservations advertise only the seed's public addresses and its announce addresses, as go-libp2p does; true advertises private and loopback ones too (loopback tests, private clusters).
+  advertisePrivateAddrs: false
+  # Resource limits of the relay service (a peer holds one reservation at a time).
   limits:
     # Most reservations held at once in total.
     maxReservations: 128
-    # Most reservations one peer may hold.
-    maxReservationsPerPeer: 1
     # Most reservations from one IP address.
     maxReservationsPerIP: 8
     # Most reservations from one autonomous system (ASN).
@@ -124,6 +124,6 @@ gcInterval: 5m
 # How often every hosted vault is verified against its stored sums in the background (also at start when the store is small, and whenever damaged data is found); at least 1m.
 scrubInterval: 24h
 
-# debug, info, warn or error.
-logLevel: info
+# Least severe messages logged: Debug, Info, Warn or Error; any case is accepted.
+logLevel: Info
 `

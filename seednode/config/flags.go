@@ -50,11 +50,11 @@ func (c *Config) BindFlags(fs *pflag.FlagSet) {
 	fs.Uint64(FlagMaxBytes, c.Limits.MaxBytes, "value bytes a vault's entries may reference (config: limits.maxBytes)")
 	fs.Duration(FlagMaxClockSkew, c.Limits.MaxClockSkew.Duration, "refuse entries timestamped further than this in the future (config: limits.maxClockSkew)")
 	fs.String(FlagAdminListen, c.Admin.Listen, "admin HTTP host:port; empty turns it off (config: admin.listen)")
-	fs.String(FlagDHTMode, string(c.DHT.Mode), "DHT mode: server, client or off (config: dht.mode)")
+	fs.String(FlagDHTMode, string(c.DHT.Mode), "DHT mode: "+orList(DHTModes())+", in any case (config: dht.mode)")
 	fs.StringSlice(FlagDHTBootstrap, c.DHT.BootstrapPeers, "DHT bootstrap peers, full multiaddrs with /p2p/, replacing dht.bootstrapPeers")
-	fs.String(FlagRelayMode, string(c.Relay.Mode), "relay mode: agents, public or off (config: relay.mode)")
+	fs.String(FlagRelayMode, string(c.Relay.Mode), "relay mode: "+orList(RelayModes())+", in any case (config: relay.mode)")
 	fs.Duration(FlagIdleTimeout, c.IdleTimeout.Duration, "end a sync whose peer sends nothing for this long (config: idleTimeout)")
-	fs.String(FlagLogLevel, c.LogLevel, "log level: debug, info, warn or error (config: logLevel)")
+	fs.String(FlagLogLevel, string(c.LogLevel), "log level: "+orList(LogLevels())+", in any case (config: logLevel)")
 }
 
 // ApplyFlags copies into c the flags registered by BindFlags that were set on
@@ -79,16 +79,11 @@ func (c *Config) ApplyFlags(fs *pflag.FlagSet) error {
 	a.u64(FlagMaxBytes, &c.Limits.MaxBytes)
 	a.dur(FlagMaxClockSkew, &c.Limits.MaxClockSkew)
 	a.str(FlagAdminListen, &c.Admin.Listen)
-	var mode string
-	if a.str(FlagDHTMode, &mode) {
-		c.DHT.Mode = DHTMode(mode)
-	}
+	enum(&a, FlagDHTMode, &c.DHT.Mode, ParseDHTMode)
 	a.list(FlagDHTBootstrap, &c.DHT.BootstrapPeers)
-	if a.str(FlagRelayMode, &mode) {
-		c.Relay.Mode = RelayMode(mode)
-	}
+	enum(&a, FlagRelayMode, &c.Relay.Mode, ParseRelayMode)
 	a.dur(FlagIdleTimeout, &c.IdleTimeout)
-	a.str(FlagLogLevel, &c.LogLevel)
+	enum(&a, FlagLogLevel, &c.LogLevel, ParseLogLevel)
 	return errors.Join(a.errs...)
 }
 
@@ -120,6 +115,15 @@ func (a *applier) str(name string, dst *string) bool {
 		return true
 	}
 	return false
+}
+
+// enum sets *dst to the flag's value in its canonical case (parse); an
+// unknown value is kept for Validate to name.
+func enum[T ~string](a *applier, name string, dst *T, parse func(string) T) {
+	var s string
+	if a.str(name, &s) {
+		*dst = parse(s)
+	}
 }
 
 func (a *applier) boolean(name string, dst *bool) {

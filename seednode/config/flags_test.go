@@ -88,7 +88,7 @@ logLevel: warn
 			c.DHT.BootstrapPeers = []string{"/ip4/1.2.3.4/tcp/1/p2p/x"}
 			c.Relay.Mode = RelayPublic
 			c.IdleTimeout = Duration{time.Minute}
-			c.LogLevel = "debug"
+			c.LogLevel = LogDebug
 		}},
 	}
 	for _, tc := range cases {
@@ -118,6 +118,21 @@ logLevel: warn
 	}
 }
 
+func TestFlagValuesInAnyCase(t *testing.T) {
+	c := run(t, "", "--dht-mode", "CLIENT", "--relay-mode", "Public", "--log-level", "eRRoR")
+	if c.DHT.Mode != DHTClient || c.Relay.Mode != RelayPublic || c.LogLevel != LogError {
+		t.Errorf("got %q %q %q", c.DHT.Mode, c.Relay.Mode, c.LogLevel)
+	}
+	if err := c.Validate(); err != nil {
+		t.Error(err)
+	}
+	// A flag fixes the file's value, and canonicalises it.
+	c = run(t, "dht: {mode: bogus}\n", "--dht-mode", "off")
+	if c.DHT.Mode != DHTOff {
+		t.Errorf("got %q", c.DHT.Mode)
+	}
+}
+
 func TestFlagsBadValueIsNamedByValidate(t *testing.T) {
 	c := run(t, "", "--dht-mode", "full", "--relay-mode", "open")
 	err := c.Validate()
@@ -132,7 +147,7 @@ func TestBindFlags(t *testing.T) {
 	def.BindFlags(fs)
 	for name, want := range map[string]string{
 		FlagData: "seed-data", FlagMaxEntries: "10000000", FlagMaxClockSkew: "10m0s", FlagAdminListen: "127.0.0.1:7401",
-		FlagDHTMode: "server", FlagRelayMode: "agents", FlagIdleTimeout: "30s", FlagLogLevel: "info",
+		FlagDHTMode: "Server", FlagRelayMode: "Agents", FlagIdleTimeout: "30s", FlagLogLevel: "Info",
 		FlagListen: "[/ip4/127.0.0.1/tcp/7400]", FlagHostVault: "[]", FlagIdentityFile: "", FlagNewIdentity: "false", FlagRebuildStore: "false",
 	} {
 		f := fs.Lookup(name)

@@ -9,8 +9,10 @@ import (
 	"os"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
+	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 )
 
@@ -48,7 +50,7 @@ func fieldErr(field, format string, args ...any) error {
 // Load returns Default() overlaid with the YAML file at path. Keys missing
 // from the file keep their defaults; unknown keys, keys in the wrong case,
 // duplicate keys and values of the wrong type are errors naming the field,
-// all reported at once. Load does not call Validate: apply command-line
+// all reported at once (the first 100). Load does not call Validate: apply command-line
 // overrides first (ApplyFlags), then Validate.
 func Load(path string) (Config, error) {
 	f, err := os.Open(path)
@@ -71,6 +73,14 @@ func Load(path string) (Config, error) {
 //
 // In the file, a key with no value is an error for a single setting, means
 // "keep the defaults" for a section, and means an empty list for a list.
+//
+// The YAML becomes JSON (sigs.k8s.io/yaml, which refuses duplicate keys) and
+// the JSON is decoded strictly by sigs.k8s.io/json, which names every unknown
+// field by its path. That decoder stops at the first value of the wrong type
+// and, for a value whose own decoder (Duration, the modes) failed, does not
+// say where it was: when a value is wrong, the values are decoded again on
+// their own, within the sections that fail, to name each bad one
+// (problemList.values).
 func Parse(data []byte) (Config, error) {
 	if len(data) > MaxFileSize {
 		return Config{}, &FieldError{Err: fmt.Errorf("larger than %d bytes (1 MiB)", MaxFileSize)}
@@ -80,25 +90,41 @@ func Parse(data []byte) (Config, error) {
 	}
 	j, err := yaml.YAMLToJSONStrict(data)
 	if err != nil {
-		return Config{}, &FieldError{Err: fmt.Errorf("not valid YAML: %w", err)}
+		return Config{}, yamlError(err)
 	}
 	var doc any
 	dec := json.NewDecoder(bytes.NewReader(j))
-	dec.UseNumber()
+	dec.UseNumber() // numbers are quoted back as written
 	if err := dec.Decode(&doc); err != nil {
-		return Config{}, &FieldError{Err: err}
+		return Config{}, &FieldError{Err: fmt.Errorf("not valid YAML: %w", err)}
 	}
-	// Check the document against the struct first: encoding/json stops at
-	// the first problem, matches keys case-insensitively and does not say
-	// which field a custom decoder failed on.
-	if errs := checkShape(doc, reflect.TypeFor[Config](), ""); len(errs) > 0 {
-		return Config{}, errors.Join(errs...)
-	}
+
 	cfg := Default()
-	dec = json.NewDecoder(bytes.NewReader(j))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&cfg); err != nil {
-		return Config{}, &FieldError{Err: err}
+	strict, err := decodeStrict(j, &cfg)
+	var found problemList
+	found.nulls(nil, doc, schema())
+	if err != nil {
+		var values problemList
+		values.values(nil, doc, schema())
+		if len(values.list) == 0 { // cannot happen: the value alone failed above
+			values.add(problem{msg: err.Error(), err: err})
+		}
+		// Decode what is left for the unknown fields, which the decoder
+		// reports only when every value decoded.
+		for _, p := range values.list {
+			doc = without(doc, p.path)
+		}
+		if j, merr := json.Marshal(doc); merr == nil {
+			var scratch Config
+			strict, _ = decodeStrict(j, &scratch)
+		}
+		found.merge(values)
+	}
+	for _, e := range strict {
+		found.add(strictProblem(e))
+	}
+	if err := found.err(); err != nil {
+		return Config{}, err
 	}
 	eachStringList(&cfg, func(l *[]string) {
 		if len(*l) == 0 {
@@ -106,6 +132,314 @@ func Parse(data []byte) (Config, error) {
 		}
 	})
 	return cfg, nil
+}
+
+// decodeStrict decodes JSON into v, refusing unknown and duplicate fields;
+// strict lists those (sigs.k8s.io/json FieldErrors, at most 100), err the
+// first value that does not fit (then strict is empty).
+func decodeStrict(j []byte, v any) (strict []error, err error) {
+	return sigsjson.UnmarshalStrict(j, v, sigsjson.DisallowUnknownFields, sigsjson.DisallowDuplicateFields)
+}
+
+// yamlError turns a YAML syntax or duplicate key error into problems, one
+// per line the YAML library reports.
+func yamlError(err error) error {
+	msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+	head, rest, multi := strings.Cut(msg, "unmarshal errors:\n")
+	if !multi {
+		return &FieldError{Err: fmt.Errorf("not valid YAML: %w", err)}
+	}
+	var ps problemList
+	for line := range strings.Lines(rest) {
+		if line = strings.TrimSpace(line); line != "" {
+			ps.add(problem{msg: "not valid YAML: " + line, err: err})
+		}
+	}
+	if len(ps.list) == 0 {
+		return &FieldError{Err: fmt.Errorf("not valid YAML: %s", head)}
+	}
+	return ps.err()
+}
+
+// maxProblems bounds the problems one Parse reports.
+const maxProblems = 100
+
+// removedFields are settings that no longer exist, with what to do instead.
+var removedFields = map[string]string{
+	"relay.limits.maxReservationsPerPeer": "it was removed: a circuit v2 relay holds one reservation per " +
+		"peer (a new one replaces the old), so there is no per-peer limit to set; delete the line",
+}
+
+// problem is one thing wrong with the document, at path.
+type problem struct {
+	path []step
+	msg  string
+	err  error // the cause, kept reachable by errors.Is/As
+}
+
+// step is one part of a path in the document: a key, or an index in a list.
+type step struct {
+	key   string
+	index int  // when list
+	list  bool // an index in a list, not a key
+}
+
+func (p problem) field() string { return formatPath(p.path) }
+
+func formatPath(path []step) string {
+	var b strings.Builder
+	for _, s := range path {
+		if s.list {
+			fmt.Fprintf(&b, "[%d]", s.index)
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteByte('.')
+		}
+		b.WriteString(s.key)
+	}
+	return b.String()
+}
+
+// parsePath reads a path as sigs.k8s.io/json writes it ("a.b[2].c"). A key
+// containing . or [ reads as several; the path only orders the problem.
+func parsePath(s string) []step {
+	var out []step
+	for part := range strings.SplitSeq(s, ".") {
+		key, indexes, _ := strings.Cut(part, "[")
+		out = append(out, step{key: key})
+		if indexes == "" {
+			continue
+		}
+		for ix := range strings.SplitSeq(strings.TrimSuffix(indexes, "]"), "][") {
+			n, err := strconv.Atoi(ix)
+			if err != nil {
+				break
+			}
+			out = append(out, step{index: n, list: true})
+		}
+	}
+	return out
+}
+
+// problemList collects what is wrong with a document, up to maxProblems of
+// each kind: a file with thousands of bad lines is refused as quickly as one
+// with a few, with the first ones named.
+type problemList struct {
+	list []problem
+	more bool // some were left out
+}
+
+func (ps *problemList) full() bool { return len(ps.list) >= maxProblems }
+
+func (ps *problemList) add(p problem) {
+	if ps.full() {
+		ps.more = true
+		return
+	}
+	ps.list = append(ps.list, p)
+}
+
+func (ps *problemList) merge(o problemList) {
+	ps.list = append(ps.list, o.list...)
+	ps.more = ps.more || o.more
+}
+
+// err returns the problems in the file's order, at most maxProblems, as
+// *FieldErrors joined by errors.Join; nil if there are none.
+func (ps *problemList) err() error {
+	if len(ps.list) == 0 {
+		return nil
+	}
+	list := slices.Clone(ps.list)
+	slices.SortStableFunc(list, func(a, b problem) int { return schema().compare(a.path, b.path) })
+	more := ps.more
+	if len(list) > maxProblems {
+		list, more = list[:maxProblems], true
+	}
+	errs := make([]error, 0, len(list)+1)
+	for _, p := range list {
+		var cause error = errors.New(p.msg)
+		if p.err != nil {
+			cause = &detailErr{p.msg, p.err}
+		}
+		errs = append(errs, &FieldError{Field: p.field(), Err: cause})
+	}
+	if more {
+		errs = append(errs, &FieldError{Err: fmt.Errorf("more problems not shown (only the first %d are)", maxProblems)})
+	}
+	return errors.Join(errs...)
+}
+
+// strictProblem names an unknown or duplicate field that sigs.k8s.io/json
+// found, with the key it may have meant.
+func strictProblem(e error) problem {
+	fe, ok := e.(sigsjson.FieldError)
+	if !ok {
+		return problem{msg: e.Error(), err: e}
+	}
+	path := parsePath(fe.FieldPath())
+	p := problem{path: path, err: e}
+	if !strings.HasPrefix(e.Error(), "unknown field") {
+		p.msg = "given twice (each setting may appear once)"
+		return p
+	}
+	p.msg = "unknown field"
+	if why, ok := removedFields[fe.FieldPath()]; ok {
+		p.msg += ": " + why
+	} else if sec := schema().at(path[:len(path)-1]); sec != nil {
+		last := path[len(path)-1].key
+		for _, k := range sec.keys {
+			if strings.EqualFold(k, last) {
+				p.msg += fmt.Sprintf(" (did you mean %s?)", k)
+			}
+		}
+	}
+	return p
+}
+
+// nulls finds settings and list items given with no value: the decoder
+// would keep the default without a word. A section with no value keeps its
+// defaults, and a list with none is empty.
+func (ps *problemList) nulls(path []step, v any, n *node) {
+	switch {
+	case n == nil || ps.more:
+		return // unknown: strictProblem reports it
+	case v == nil:
+		if n.kind == leaf {
+			ps.add(problem{path: path, msg: "no value (delete the line to keep the default)"})
+		}
+		return
+	}
+	switch n.kind {
+	case section:
+		m, _ := v.(map[string]any)
+		for _, k := range n.keys {
+			if sub, ok := m[k]; ok {
+				ps.nulls(with(path, step{key: k}), sub, n.children[k])
+			}
+		}
+	case list:
+		items, _ := v.([]any)
+		for i, item := range items {
+			if ps.more {
+				return
+			}
+			if item == nil {
+				ps.add(problem{path: with(path, step{index: i, list: true}), msg: "no value"})
+			}
+		}
+	}
+}
+
+// values finds the values under path that do not decode: it decodes v alone
+// at path and, if that fails, the values inside v (in the file's order), so
+// that each problem names the innermost setting or list item at fault.
+func (ps *problemList) values(path []step, v any, n *node) {
+	if n == nil || ps.more {
+		return // unknown fields decode as nothing
+	}
+	err := decodeAlone(path, v)
+	if err == nil {
+		return
+	}
+	before := len(ps.list)
+	switch v := v.(type) {
+	case map[string]any:
+		if n.kind == section {
+			for _, k := range n.keys {
+				if sub, ok := v[k]; ok {
+					ps.values(with(path, step{key: k}), sub, n.children[k])
+				}
+			}
+		}
+	case []any:
+		if n.kind == list {
+			mid := len(v) / 2
+			ps.items(path, v[:mid], 0, n.item())
+			ps.items(path, v[mid:], mid, n.item())
+		}
+	}
+	if len(ps.list) == before && !ps.more {
+		ps.add(problem{path: path, msg: describeError(err, v), err: err})
+	}
+}
+
+// items finds the bad items among items, which are the list at path from
+// index first on, by halves: a half that decodes is skipped whole, so one
+// bad item in a long list costs a few decodes of the list, not one per item.
+func (ps *problemList) items(path []step, items []any, first int, n *node) {
+	switch {
+	case len(items) == 0 || ps.more:
+	case len(items) == 1:
+		ps.values(with(path, step{index: first, list: true}), items[0], n)
+	case decodeAlone(path, items) != nil:
+		mid := len(items) / 2
+		ps.items(path, items[:mid], first, n)
+		ps.items(path, items[mid:], first+mid, n)
+	}
+}
+
+// decodeAlone decodes a document holding only v, at path, into a Config.
+func decodeAlone(path []step, v any) error {
+	for i := len(path) - 1; i >= 0; i-- {
+		if path[i].list {
+			v = []any{v}
+		} else {
+			v = map[string]any{path[i].key: v}
+		}
+	}
+	j, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var c Config
+	_, err = decodeStrict(j, &c)
+	return err
+}
+
+// without returns doc with the value at path removed (a list item becomes
+// null, so the other items keep their indexes).
+func without(doc any, path []step) any {
+	if len(path) == 0 {
+		return nil
+	}
+	switch d := doc.(type) {
+	case map[string]any:
+		if path[0].list {
+			return doc
+		}
+		if len(path) == 1 {
+			delete(d, path[0].key)
+		} else if sub, ok := d[path[0].key]; ok {
+			d[path[0].key] = without(sub, path[1:])
+		}
+	case []any:
+		if !path[0].list || path[0].index >= len(d) {
+			return doc
+		}
+		if len(path) == 1 {
+			d[path[0].index] = nil
+		} else {
+			d[path[0].index] = without(d[path[0].index], path[1:])
+		}
+	}
+	return doc
+}
+
+func with(path []step, s step) []step { return append(slices.Clip(path), s) }
+
+// describeError says what is wrong with v, which failed to decode with err.
+func describeError(err error, v any) string {
+	var te *json.UnmarshalTypeError
+	if !errors.As(err, &te) || te.Type == nil {
+		return err.Error() // from the setting's own decoder, e.g. Duration's
+	}
+	hint := ""
+	if te.Type.Kind() == reflect.String {
+		hint = " (put it in quotes)"
+	}
+	return fmt.Sprintf("want %s, got %s%s", describeType(te.Type), describe(v), hint)
 }
 
 // Marshal writes c as YAML that Load and Parse read back to an equal Config:
@@ -117,7 +451,34 @@ func (c Config) Marshal() ([]byte, error) {
 			*l = []string{}
 		}
 	})
-	return yaml.Marshal(c)
+	// yaml.Marshal writes JSON, then reads it as YAML to write YAML, and
+	// the YAML reader refuses characters that encoding/json leaves as they
+	// are (DEL, C1 controls) or takes as line breaks (U+0085): escape them.
+	j, err := json.Marshal(c)
+	if err != nil {
+		return nil, err
+	}
+	return yaml.JSONToYAML(escapeNonPrintable(j))
+}
+
+// escapeNonPrintable writes the characters of JSON text j that YAML does not
+// allow as they are (outside #x9, #xA, #xD, #x20-#x7E, #xA0-#xD7FF,
+// #xE000-#xFFFD and #x10000 up, and the byte order mark) as \u escapes. Such
+// characters can only be inside JSON strings.
+func escapeNonPrintable(j []byte) []byte {
+	printable := func(r rune) bool {
+		return r == '\t' || r == '\n' || r == '\r' || r >= 0x20 && r <= 0x7e || r >= 0xa0 && r <= 0xd7ff ||
+			r >= 0xe000 && r <= 0xfffd && r != 0xfeff || r >= 0x10000
+	}
+	var b bytes.Buffer
+	for _, r := range string(j) {
+		if printable(r) {
+			b.WriteRune(r)
+		} else {
+			fmt.Fprintf(&b, "\\u%04x", r)
+		}
+	}
+	return b.Bytes()
 }
 
 // multipleDocuments reports whether data holds settings after a document
@@ -170,120 +531,12 @@ func eachStringList(c *Config, fn func(*[]string)) {
 	walk(reflect.ValueOf(c).Elem())
 }
 
-var unmarshalerType = reflect.TypeFor[json.Unmarshaler]()
-
-// checkShape compares a decoded JSON document with the type it will be
-// decoded into and returns every unknown key and every value of the wrong
-// type, named by its path.
-func checkShape(v any, t reflect.Type, path string) []error {
-	if reflect.PointerTo(t).Implements(unmarshalerType) {
-		return checkLeaf(v, t, path)
-	}
-	switch t.Kind() {
-	case reflect.Struct:
-		if v == nil {
-			return nil // a section with no value keeps its defaults
-		}
-		m, ok := v.(map[string]any)
-		if !ok {
-			return []error{fieldErr(path, "want a mapping of settings, got %s", describe(v))}
-		}
-		var errs []error
-		known := make(map[string]bool)
-		for i := range t.NumField() {
-			f := t.Field(i)
-			name := jsonName(f)
-			if name == "" {
-				continue
-			}
-			known[name] = true
-			if fv, ok := m[name]; ok {
-				errs = append(errs, checkShape(fv, f.Type, joinPath(path, name))...)
-			}
-		}
-		var unknown []string
-		for k := range m {
-			if !known[k] {
-				unknown = append(unknown, k)
-			}
-		}
-		slices.Sort(unknown)
-		for _, k := range unknown {
-			hint := ""
-			for name := range known {
-				if strings.EqualFold(name, k) {
-					hint = fmt.Sprintf(" (did you mean %s?)", name)
-				}
-			}
-			errs = append(errs, fieldErr(joinPath(path, k), "unknown field%s", hint))
-		}
-		return errs
-	case reflect.Slice:
-		if v == nil {
-			return nil // an empty list
-		}
-		list, ok := v.([]any)
-		if !ok {
-			return []error{fieldErr(path, "want a list, got %s", describe(v))}
-		}
-		var errs []error
-		for i, e := range list {
-			errs = append(errs, checkShape(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i))...)
-		}
-		return errs
-	}
-	return checkLeaf(v, t, path)
-}
-
-func checkLeaf(v any, t reflect.Type, path string) []error {
-	if v == nil {
-		return []error{fieldErr(path, "no value (delete the line to keep the default)")}
-	}
-	raw, err := json.Marshal(v)
-	if err == nil {
-		err = json.Unmarshal(raw, reflect.New(t).Interface())
-	}
-	if err == nil {
-		return nil
-	}
-	var te *json.UnmarshalTypeError
-	if errors.As(err, &te) {
-		hint := ""
-		if t.Kind() == reflect.String {
-			hint = " (put it in quotes)"
-		}
-		return []error{fieldErr(path, "want %s, got %s%s", describeType(t), describe(v), hint)}
-	}
-	return []error{&FieldError{Field: path, Err: err}}
-}
-
-func jsonName(f reflect.StructField) string {
-	if !f.IsExported() {
-		return ""
-	}
-	name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
-	if name == "-" {
-		return ""
-	}
-	if name == "" {
-		return f.Name
-	}
-	return name
-}
-
-func joinPath(path, key string) string {
-	if path == "" {
-		return key
-	}
-	return path + "." + key
-}
-
 func describe(v any) string {
 	switch v := v.(type) {
 	case nil:
 		return "no value"
 	case string:
-		return fmt.Sprintf("the text %q", v)
+		return fmt.Sprintf("the text %q", shorten(v))
 	case json.Number:
 		return "the number " + v.String()
 	case bool:
@@ -306,6 +559,10 @@ func describeType(t reflect.Type) string {
 		return "a whole number (0 or more)"
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
 		return "a whole number"
+	case reflect.Struct:
+		return "a mapping of settings"
+	case reflect.Slice:
+		return "a list"
 	}
 	return t.String()
 }

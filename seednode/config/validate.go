@@ -30,20 +30,45 @@ const (
 	MaxReplicateInterval = time.Hour
 )
 
+// AminoProtocolPrefix is the public IPFS DHT's protocol prefix (Amino,
+// kad-dht's amino.ProtocolPrefix). Validate refuses it: kad-dht requires a
+// node using it to store the public DHT's values (/pk and /ipns records),
+// which a seed does not, and refuses to start it otherwise.
+const AminoProtocolPrefix = "/ipfs"
+
 // Validate checks every field and returns all problems at once, joined with
 // errors.Join. Each problem is a *FieldError naming the field as written in
-// the file (e.g. "relay.limits.maxReservationsPerPeer: must be at least 1")
-// and wraps ErrInvalid. It reads no files and opens no sockets.
+// the file (e.g. "relay.limits.maxCircuits: must be at least 1") and wraps
+// ErrInvalid. It reads no files and opens no sockets. Problems come section
+// by section, in a fixed order.
 func (c *Config) Validate() error {
 	v := &validator{}
+	v.storage(c)
+	v.network(c)
+	v.hostedVaults(c)
+	v.vaultLimits(c.Limits)
+	v.admin(c.Admin)
+	v.dht(c.DHT)
+	v.relay(c.Relay)
+	v.rendezvous(c.Rendezvous)
+	v.resources(c.Resources)
+	v.intervals(c)
+	oneOf(v, "logLevel", c.LogLevel, LogLevels())
+	return errors.Join(v.errs...)
+}
 
+// storage checks where the seed keeps its data and its key.
+func (v *validator) storage(c *Config) {
 	if strings.TrimSpace(c.DataDir) == "" {
 		v.add("dataDir", "required")
 	}
 	if c.IdentityFile != "" && strings.TrimSpace(c.IdentityFile) != c.IdentityFile {
 		v.add("identityFile", "%q has leading or trailing spaces", c.IdentityFile)
 	}
+}
 
+// network checks the listen and announced addresses.
+func (v *validator) network(c *Config) {
 	v.listen("listen.tcp", c.Listen.TCP, "TCP", "/ip4/HOST/tcp/PORT", ma.P_TCP)
 	v.listen("listen.quic", c.Listen.QUIC, "QUIC", "/ip4/HOST/udp/PORT/quic-v1", ma.P_UDP, ma.P_QUIC_V1)
 	v.listen("listen.webSocket", c.Listen.WebSocket, "WebSocket", "/ip4/HOST/tcp/PORT/ws", ma.P_TCP, ma.P_WS)
@@ -58,44 +83,65 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+}
 
+func (v *validator) hostedVaults(c *Config) {
 	for i, s := range c.HostedVaults {
 		if _, err := vault.ParseNamespaceID(s); err != nil {
 			v.errs = append(v.errs, &FieldError{Field: index("hostedVaults", i), Err: err})
 		}
 	}
+}
 
-	v.atLeast64("limits.maxEntries", c.Limits.MaxEntries, 1)
-	v.atLeast64("limits.maxBytes", c.Limits.MaxBytes, 1)
-	v.duration("limits.maxClockSkew", c.Limits.MaxClockSkew, time.Second, 0)
+func (v *validator) vaultLimits(l VaultLimits) {
+	v.atLeast64("limits.maxEntries", l.MaxEntries, 1)
+	v.atLeast64("limits.maxBytes", l.MaxBytes, 1)
+	v.duration("limits.maxClockSkew", l.MaxClockSkew, time.Second, 0)
+}
 
-	if c.Admin.Listen != "" {
-		host, port, err := net.SplitHostPort(c.Admin.Listen)
-		if err != nil {
-			v.add("admin.listen", "%q is not host:port (e.g. %q; empty turns the admin endpoint off)", c.Admin.Listen, DefaultAdminListen)
-		} else if _, err := strconv.ParseUint(port, 10, 16); err != nil {
-			v.add("admin.listen", "port %q is not a number from 0 to 65535", port)
-		} else if strings.ContainsFunc(host, unicode.IsSpace) {
-			v.add("admin.listen", "host %q contains spaces", host)
-		}
+func (v *validator) admin(a Admin) {
+	if a.Listen == "" {
+		return // the admin endpoint is off
 	}
+	host, port, err := net.SplitHostPort(a.Listen)
+	switch {
+	case err != nil:
+		v.add("admin.listen", "%q is not host:port (e.g. %q; empty turns the admin endpoint off)", a.Listen, DefaultAdminListen)
+	case !isPort(port):
+		v.add("admin.listen", "port %q is not a number from 0 to 65535", port)
+	case strings.ContainsFunc(host, unicode.IsSpace):
+		v.add("admin.listen", "host %q contains spaces", host)
+	}
+}
 
-	v.oneOf("dht.mode", string(c.DHT.Mode), DHTServer, DHTClient, DHTOff)
-	switch p := c.DHT.ProtocolPrefix; {
+func isPort(s string) bool {
+	_, err := strconv.ParseUint(s, 10, 16)
+	return err == nil
+}
+
+func (v *validator) dht(d DHT) {
+	oneOf(v, "dht.mode", d.Mode, DHTModes())
+	switch p := d.ProtocolPrefix; {
 	case p == "":
 		v.add("dht.protocolPrefix", "required (e.g. %q)", DefaultProtocolPrefix)
 	case !strings.HasPrefix(p, "/") || strings.HasSuffix(p, "/") || strings.ContainsFunc(p, unicode.IsSpace):
 		v.add("dht.protocolPrefix", "%q must start with / and neither end with / nor contain spaces (e.g. %q)", p, DefaultProtocolPrefix)
+	case p == AminoProtocolPrefix:
+		v.add("dht.protocolPrefix", "%s is the public IPFS DHT's prefix, which kad-dht lets only a node storing that DHT's "+
+			"/pk and /ipns records use; a seed stores neither, and would refuse to start. Use a prefix that only your "+
+			"seeds and devices share (e.g. %q, the default)", p, DefaultProtocolPrefix)
 	}
-	for i, s := range c.DHT.BootstrapPeers {
+	for i, s := range d.BootstrapPeers {
 		if _, err := admin.ParsePeerAddr(s); err != nil {
 			v.errs = append(v.errs, &FieldError{Field: index("dht.bootstrapPeers", i), Err: err})
 		}
 	}
-	v.duration("dht.reprovideInterval", c.DHT.ReprovideInterval, MinReprovideInterval, MaxReprovideInterval)
+	v.duration("dht.reprovideInterval", d.ReprovideInterval, MinReprovideInterval, MaxReprovideInterval)
+}
 
-	v.oneOf("relay.mode", string(c.Relay.Mode), RelayAgents, RelayPublic, RelayOff)
-	for i, s := range c.Relay.AllowedKeys {
+func (v *validator) relay(r Relay) {
+	oneOf(v, "relay.mode", r.Mode, RelayModes())
+	for i, s := range r.AllowedKeys {
 		if _, err := identity.ParseDIDKey(s); err != nil {
 			detail := err.Error()
 			if _, after, ok := strings.Cut(detail, identity.ErrInvalidDID.Error()+": "); ok {
@@ -104,37 +150,40 @@ func (c *Config) Validate() error {
 			v.errs = append(v.errs, &FieldError{Field: index("relay.allowedKeys", i), Err: &detailErr{"not a did:key: " + detail, err}})
 		}
 	}
-	rl := c.Relay.Limits
-	v.atLeast("relay.limits.maxReservations", rl.MaxReservations, 1)
-	v.atLeast("relay.limits.maxReservationsPerPeer", rl.MaxReservationsPerPeer, 1)
-	v.atLeast("relay.limits.maxReservationsPerIP", rl.MaxReservationsPerIP, 1)
-	v.atLeast("relay.limits.maxReservationsPerASN", rl.MaxReservationsPerASN, 1)
-	v.atLeast("relay.limits.maxCircuits", rl.MaxCircuits, 1)
-	v.duration("relay.limits.reservationTTL", rl.ReservationTTL, time.Minute, 0)
-	v.duration("relay.limits.circuitDuration", rl.CircuitDuration, time.Second, 0)
-	v.atLeast64("relay.limits.circuitBytes", rl.CircuitBytes, 1024)
-	if rl.CircuitBytes > math.MaxInt64 {
+	l := r.Limits
+	v.atLeast("relay.limits.maxReservations", l.MaxReservations, 1)
+	v.atLeast("relay.limits.maxReservationsPerIP", l.MaxReservationsPerIP, 1)
+	v.atLeast("relay.limits.maxReservationsPerASN", l.MaxReservationsPerASN, 1)
+	v.atLeast("relay.limits.maxCircuits", l.MaxCircuits, 1)
+	v.duration("relay.limits.reservationTTL", l.ReservationTTL, time.Minute, 0)
+	v.duration("relay.limits.circuitDuration", l.CircuitDuration, time.Second, 0)
+	v.atLeast64("relay.limits.circuitBytes", l.CircuitBytes, 1024)
+	if l.CircuitBytes > math.MaxInt64 {
 		v.add("relay.limits.circuitBytes", "must be at most %d", int64(math.MaxInt64))
 	}
+}
 
-	v.duration("rendezvous.recordTTL", c.Rendezvous.RecordTTL, MinRecordTTL, MaxRecordTTL)
-	v.atLeast("rendezvous.maxRecordsPerAgent", c.Rendezvous.MaxRecordsPerAgent, 1)
+func (v *validator) rendezvous(r Rendezvous) {
+	v.duration("rendezvous.recordTTL", r.RecordTTL, MinRecordTTL, MaxRecordTTL)
+	v.atLeast("rendezvous.maxRecordsPerAgent", r.MaxRecordsPerAgent, 1)
+}
 
-	v.atLeast("resources.maxMemoryMiB", c.Resources.MaxMemoryMiB, 0)
-	if c.Resources.MaxMemoryMiB > math.MaxInt64>>20 {
+func (v *validator) resources(r Resources) {
+	v.atLeast("resources.maxMemoryMiB", r.MaxMemoryMiB, 0)
+	if r.MaxMemoryMiB > math.MaxInt64>>20 {
 		v.add("resources.maxMemoryMiB", "must be at most %d", math.MaxInt64>>20)
 	}
-	v.atLeast("resources.maxFileDescriptors", c.Resources.MaxFileDescriptors, 0)
-	v.atLeast("resources.maxConnsInbound", c.Resources.MaxConnsInbound, 0)
-	v.atLeast("resources.maxStreamsInbound", c.Resources.MaxStreamsInbound, 0)
+	v.atLeast("resources.maxFileDescriptors", r.MaxFileDescriptors, 0)
+	v.atLeast("resources.maxConnsInbound", r.MaxConnsInbound, 0)
+	v.atLeast("resources.maxStreamsInbound", r.MaxStreamsInbound, 0)
+}
 
+// intervals checks the top-level durations.
+func (v *validator) intervals(c *Config) {
 	v.duration("replicateInterval", c.ReplicateInterval, MinReplicateInterval, MaxReplicateInterval)
 	v.duration("idleTimeout", c.IdleTimeout, time.Second, 0)
 	v.duration("gcInterval", c.GCInterval, time.Second, 0)
 	v.duration("scrubInterval", c.ScrubInterval, time.Minute, 0)
-	v.oneOf("logLevel", c.LogLevel, LogDebug, LogInfo, LogWarn, LogError)
-
-	return errors.Join(v.errs...)
 }
 
 // NamespaceIDs parses HostedVaults (not HostedVaultsFile, which the node
@@ -192,15 +241,21 @@ func (v *validator) duration(field string, d Duration, min, max time.Duration) {
 	}
 }
 
-func (v *validator) oneOf(field, got string, allowed ...any) {
+// oneOf wants got to be one of allowed, spelled exactly: values read from a
+// file or flags are already in their canonical case.
+func oneOf[T ~string](v *validator, field string, got T, allowed []T) {
+	if slices.Contains(allowed, got) {
+		return
+	}
 	names := make([]string, len(allowed))
 	for i, a := range allowed {
-		names[i] = fmt.Sprint(a)
-		if names[i] == got {
-			return
-		}
+		names[i] = string(a)
 	}
-	v.add(field, "%q is not one of %s", got, strings.Join(names, ", "))
+	hint := ""
+	if c := canonical(string(got), allowed); c != got {
+		hint = fmt.Sprintf(" (did you mean %s?)", c)
+	}
+	v.add(field, "%q is not one of %s%s", shorten(string(got)), strings.Join(names, ", "), hint)
 }
 
 func (v *validator) multiaddr(field, s string) (ma.Multiaddr, bool) {

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p-kad-dht/amino"
+
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -52,11 +54,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"admin named port", func(c *Config) { c.Admin.Listen = "127.0.0.1:http" }, "admin.listen", `admin.listen: port "http" is not a number`},
 		{"admin port too large", func(c *Config) { c.Admin.Listen = ":70000" }, "admin.listen", `admin.listen: port "70000"`},
 
-		{"dht mode", func(c *Config) { c.DHT.Mode = "full" }, "dht.mode", `dht.mode: "full" is not one of server, client, off`},
-		{"dht mode case", func(c *Config) { c.DHT.Mode = "Server" }, "dht.mode", `dht.mode: "Server" is not one of`},
+		{"dht mode", func(c *Config) { c.DHT.Mode = "full" }, "dht.mode", `dht.mode: "full" is not one of Server, Client, Off`},
+		{"dht mode case", func(c *Config) { c.DHT.Mode = "server" }, "dht.mode", `dht.mode: "server" is not one of Server, Client, Off (did you mean Server?)`},
 		{"no prefix", func(c *Config) { c.DHT.ProtocolPrefix = "" }, "dht.protocolPrefix", "dht.protocolPrefix: required"},
 		{"prefix without slash", func(c *Config) { c.DHT.ProtocolPrefix = "seedfleet" }, "dht.protocolPrefix", `dht.protocolPrefix: "seedfleet" must start with /`},
 		{"prefix ends in slash", func(c *Config) { c.DHT.ProtocolPrefix = "/seedfleet/" }, "dht.protocolPrefix", "dht.protocolPrefix:"},
+		{"public IPFS prefix", func(c *Config) { c.DHT.ProtocolPrefix = "/ipfs" }, "dht.protocolPrefix", "dht.protocolPrefix: /ipfs is the public IPFS DHT's prefix"},
 		{"bootstrap without p2p", func(c *Config) { c.DHT.BootstrapPeers = []string{"/ip4/1.2.3.4/tcp/4001"} }, "dht.bootstrapPeers[0]", "dht.bootstrapPeers[0]: must end in /p2p/<peer ID>"},
 		{"bootstrap p2p not last", func(c *Config) {
 			c.DHT.BootstrapPeers = []string{"/ip4/1.2.3.4/tcp/4001/p2p/" + peerID, "/ip4/1.2.3.4/udp/1/p2p/" + peerID + "/quic-v1"}
@@ -70,12 +73,12 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"reprovide zero", func(c *Config) { c.DHT.ReprovideInterval = Duration{} }, "dht.reprovideInterval", "dht.reprovideInterval: must be at least 1m"},
 		{"reprovide too rarely", func(c *Config) { c.DHT.ReprovideInterval = Duration{49 * time.Hour} }, "dht.reprovideInterval", "dht.reprovideInterval: must be at most 48h"},
 
-		{"relay mode", func(c *Config) { c.Relay.Mode = "open" }, "relay.mode", `relay.mode: "open" is not one of agents, public, off`},
-		{"relay mode empty", func(c *Config) { c.Relay.Mode = "" }, "relay.mode", `relay.mode: "" is not one of agents, public, off`},
+		{"relay mode", func(c *Config) { c.Relay.Mode = "open" }, "relay.mode", `relay.mode: "open" is not one of Agents, Public, Off`},
+		{"relay mode empty", func(c *Config) { c.Relay.Mode = "" }, "relay.mode", `relay.mode: "" is not one of Agents, Public, Off`},
+		{"relay mode case", func(c *Config) { c.Relay.Mode = "public" }, "relay.mode", `relay.mode: "public" is not one of Agents, Public, Off (did you mean Public?)`},
 		{"allowed key not a did:key", func(c *Config) { c.Relay.AllowedKeys = []string{testDID(1), "did:web:example.com"} }, "relay.allowedKeys[1]", "relay.allowedKeys[1]: not a did:key"},
 		{"allowed key is a namespace ID", func(c *Config) { c.Relay.AllowedKeys = []string{testNamespace(1)} }, "relay.allowedKeys[0]", "relay.allowedKeys[0]: not a did:key"},
 		{"max reservations", func(c *Config) { c.Relay.Limits.MaxReservations = 0 }, "relay.limits.maxReservations", "relay.limits.maxReservations: must be at least 1"},
-		{"per peer", func(c *Config) { c.Relay.Limits.MaxReservationsPerPeer = 0 }, "relay.limits.maxReservationsPerPeer", "relay.limits.maxReservationsPerPeer: must be at least 1"},
 		{"per IP", func(c *Config) { c.Relay.Limits.MaxReservationsPerIP = -1 }, "relay.limits.maxReservationsPerIP", "relay.limits.maxReservationsPerIP: must be at least 1"},
 		{"per ASN", func(c *Config) { c.Relay.Limits.MaxReservationsPerASN = 0 }, "relay.limits.maxReservationsPerASN", "relay.limits.maxReservationsPerASN: must be at least 1"},
 		{"circuits", func(c *Config) { c.Relay.Limits.MaxCircuits = 0 }, "relay.limits.maxCircuits", "relay.limits.maxCircuits: must be at least 1"},
@@ -96,8 +99,8 @@ func TestValidateNamesTheField(t *testing.T) {
 
 		{"idle timeout zero", func(c *Config) { c.IdleTimeout = Duration{} }, "idleTimeout", "idleTimeout: must be at least 1s"},
 		{"gc negative", func(c *Config) { c.GCInterval = Duration{-time.Minute} }, "gcInterval", "gcInterval: must be at least 1s"},
-		{"log level", func(c *Config) { c.LogLevel = "verbose" }, "logLevel", `logLevel: "verbose" is not one of debug, info, warn, error`},
-		{"log level case", func(c *Config) { c.LogLevel = "INFO" }, "logLevel", `logLevel: "INFO" is not one of`},
+		{"log level", func(c *Config) { c.LogLevel = "verbose" }, "logLevel", `logLevel: "verbose" is not one of Debug, Info, Warn, Error`},
+		{"log level case", func(c *Config) { c.LogLevel = "INFO" }, "logLevel", `logLevel: "INFO" is not one of Debug, Info, Warn, Error (did you mean Info?)`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -121,6 +124,12 @@ func TestValidateNamesTheField(t *testing.T) {
 				t.Errorf("error = %q\nwant it to start with %q", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestAminoProtocolPrefix(t *testing.T) {
+	if AminoProtocolPrefix != string(amino.ProtocolPrefix) {
+		t.Errorf("AminoProtocolPrefix = %q, kad-dht's is %q", AminoProtocolPrefix, amino.ProtocolPrefix)
 	}
 }
 
@@ -166,13 +175,15 @@ func TestValidateAccepts(t *testing.T) {
 			c.DHT.BootstrapPeers = []string{"/ip4/10.0.0.1/tcp/4001/p2p/" + peerID, "/dnsaddr/seeds.example.com/p2p/" + peerID, "/ip4/10.0.0.1/udp/4001/quic-v1/p2p/" + peerID}
 		}},
 		{"prefix", func(c *Config) { c.DHT.ProtocolPrefix = "/acme/agents" }},
+		{"prefix under /ipfs", func(c *Config) { c.DHT.ProtocolPrefix = "/ipfs/lan" }},
+		{"advertise private addresses", func(c *Config) { c.Relay.AdvertisePrivateAddrs = true }},
 		{"reprovide bounds", func(c *Config) { c.DHT.ReprovideInterval = Duration{time.Minute} }},
 		{"reprovide upper bound", func(c *Config) { c.DHT.ReprovideInterval = Duration{48 * time.Hour} }},
 		{"relay public", func(c *Config) { c.Relay.Mode = RelayPublic }},
 		{"relay off", func(c *Config) { c.Relay.Mode = RelayOff }},
 		{"allowed keys", func(c *Config) { c.Relay.AllowedKeys = []string{testDID(1), testDID(2) + "#laptop"} }},
 		{"relay minimums", func(c *Config) {
-			c.Relay.Limits = RelayLimits{1, 1, 1, 1, 1, Duration{time.Minute}, Duration{time.Second}, 1024}
+			c.Relay.Limits = RelayLimits{1, 1, 1, 1, Duration{time.Minute}, Duration{time.Second}, 1024}
 		}},
 		{"rendezvous off, longest TTL", func(c *Config) { c.Rendezvous.Enabled = false; c.Rendezvous.RecordTTL = Duration{72 * time.Hour} }},
 		{"resources set", func(c *Config) { c.Resources = Resources{512, 4096, 1000, 10000} }},
@@ -197,10 +208,10 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.HostedVaults = []string{testNamespace(1), "nope"}
 	c.DHT.ReprovideInterval = Duration{time.Second}
 	c.Relay.Mode = "open"
-	c.Relay.Limits.MaxReservationsPerPeer = 0
+	c.Relay.Limits.MaxReservationsPerIP = 0
 	c.LogLevel = "loud"
 	err := c.Validate()
-	want := []string{"dataDir", "listen.quic[0]", "hostedVaults[1]", "dht.reprovideInterval", "relay.mode", "relay.limits.maxReservationsPerPeer", "logLevel"}
+	want := []string{"dataDir", "listen.quic[0]", "hostedVaults[1]", "dht.reprovideInterval", "relay.mode", "relay.limits.maxReservationsPerIP", "logLevel"}
 	if got := fields(t, err); !slices.Equal(got, want) {
 		t.Fatalf("fields = %v\nwant     %v\n%v", got, want, err)
 	}
@@ -233,10 +244,13 @@ func TestNamespaceIDs(t *testing.T) {
 }
 
 func TestSlogLevel(t *testing.T) {
-	for level, want := range map[string]string{"debug": "DEBUG", "info": "INFO", "warn": "WARN", "error": "ERROR"} {
+	for level, want := range map[LogLevel]string{LogDebug: "DEBUG", LogInfo: "INFO", LogWarn: "WARN", LogError: "ERROR", "loud": "INFO"} {
 		c := Config{LogLevel: level}
 		if got := c.SlogLevel().String(); got != want {
 			t.Errorf("%s: got %s", level, got)
+		}
+		if got := level.Level().String(); got != want {
+			t.Errorf("%s.Level(): got %s", level, got)
 		}
 	}
 }

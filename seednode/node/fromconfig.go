@@ -38,21 +38,21 @@ func FromConfig(c config.Config) (Config, error) {
 		RebuildStore:      c.RebuildStore,
 		AdminListen:       c.Admin.Listen,
 		DHT: DHTConfig{
-			Mode:              string(c.DHT.Mode),
+			// The node's own mode names are still lower case.
+			Mode:              strings.ToLower(string(c.DHT.Mode)),
 			ProtocolPrefix:    c.DHT.ProtocolPrefix,
 			ReprovideInterval: c.DHT.ReprovideInterval.Duration,
 		},
 		Relay: RelayConfig{
-			Mode: relay.Mode(c.Relay.Mode),
+			Mode: relay.Mode(strings.ToLower(string(c.Relay.Mode))),
 			Limits: relay.Limits{
-				MaxReservations:        c.Relay.Limits.MaxReservations,
-				MaxReservationsPerPeer: c.Relay.Limits.MaxReservationsPerPeer,
-				MaxReservationsPerIP:   c.Relay.Limits.MaxReservationsPerIP,
-				MaxReservationsPerASN:  c.Relay.Limits.MaxReservationsPerASN,
-				MaxCircuits:            c.Relay.Limits.MaxCircuits,
-				ReservationTTL:         c.Relay.Limits.ReservationTTL.Duration,
-				CircuitDuration:        c.Relay.Limits.CircuitDuration.Duration,
-				CircuitBytes:           int64(min(c.Relay.Limits.CircuitBytes, 1<<62)),
+				MaxReservations:       c.Relay.Limits.MaxReservations,
+				MaxReservationsPerIP:  c.Relay.Limits.MaxReservationsPerIP,
+				MaxReservationsPerASN: c.Relay.Limits.MaxReservationsPerASN,
+				MaxCircuits:           c.Relay.Limits.MaxCircuits,
+				ReservationTTL:        c.Relay.Limits.ReservationTTL.Duration,
+				CircuitDuration:       c.Relay.Limits.CircuitDuration.Duration,
+				CircuitBytes:          int64(min(c.Relay.Limits.CircuitBytes, 1<<62)),
 			},
 		},
 	}
