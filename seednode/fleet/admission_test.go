@@ -1,30 +1,41 @@
 package fleet
 
-import "testing"
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
 
-func TestParseAdmission(t *testing.T) {
-	for _, a := range []Admission{Closed, Open, Invite} {
-		for _, s := range []string{a.String(), lower(a.String())} {
+func TestAdmission(t *testing.T) {
+	for i, a := range Admissions() {
+		for _, s := range []string{string(a), strings.ToLower(string(a)), strings.ToUpper(string(a))} {
 			got, err := ParseAdmission(s)
 			if err != nil || got != a {
 				t.Fatalf("ParseAdmission(%q) = %v, %v; want %v", s, got, err, a)
 			}
+			var u Admission
+			if err := json.Unmarshal([]byte(`"`+s+`"`), &u); err != nil || u != a {
+				t.Fatalf("unmarshal %q = %v, %v", s, u, err)
+			}
+		}
+		if a.Code() != byte(i) {
+			t.Fatalf("%v has code %d, want %d", a, a.Code(), i)
+		}
+		if back, ok := AdmissionFromCode(byte(i)); !ok || back != a {
+			t.Fatalf("code %d reads back as %v", i, back)
 		}
 	}
 	if _, err := ParseAdmission("public"); err == nil {
 		t.Fatal("an unknown policy parsed")
 	}
-	if Admission(7).Valid() || Admission(7).String() != "Admission(7)" {
-		t.Fatal("an undefined policy is reported as valid")
+	var u Admission
+	if err := json.Unmarshal([]byte(`"Public"`), &u); err != nil || u.Valid() {
+		t.Fatalf("an unknown policy unmarshals as valid %q (%v)", u, err)
 	}
-}
-
-func lower(s string) string {
-	b := []byte(s)
-	for i, c := range b {
-		if 'A' <= c && c <= 'Z' {
-			b[i] = c + 'a' - 'A'
-		}
+	if Admission("x").Code() != 255 {
+		t.Fatal("an unknown policy has a code")
 	}
-	return string(b)
+	if _, ok := AdmissionFromCode(3); ok {
+		t.Fatal("code 3 names a policy")
+	}
 }

@@ -15,7 +15,7 @@ import (
 type Policy struct {
 	// Fleet is the fleet's name; requests must name it.
 	Fleet string
-	// Admission is Closed (no self-service), Open or Invite.
+	// Admission is Closed (no self-service; the default), Open or Invite.
 	Admission fleet.Admission
 	// FleetKey verifies invite tickets; required for Invite.
 	FleetKey ed25519.PublicKey
@@ -72,6 +72,9 @@ func (p Policy) WithDefaults() Policy {
 		if *v == 0 {
 			*v = d
 		}
+	}
+	if p.Admission == "" {
+		p.Admission = fleet.Closed
 	}
 	setInt(&p.Replicas, 1)
 	setInt(&p.MaxVaultsPerAgent, DefaultMaxVaultsPerAgent)

@@ -47,7 +47,7 @@ func (t FleetTicket) Validate() error {
 		return err
 	}
 	if !t.Admission.Valid() {
-		return invalid("unknown admission policy %d", t.Admission)
+		return invalid("unknown admission policy %q", t.Admission)
 	}
 	if t.Replicas < 1 || t.Replicas > MaxFleetReplicas {
 		return invalid("replicas %d outside 1..%d", t.Replicas, MaxFleetReplicas)
@@ -89,7 +89,7 @@ func (t FleetTicket) MarshalText() ([]byte, error) {
 func (t FleetTicket) appendBinary(b []byte) []byte {
 	b = append(b, Version)
 	b = wire.AppendLenBytes(b, t.Name)
-	b = append(b, byte(t.Admission))
+	b = append(b, t.Admission.Code())
 	b = binary.AppendUvarint(b, uint64(t.Replicas))
 	b = binary.AppendUvarint(b, uint64(t.Pods))
 	return appendPeers(b, t.Peers)
@@ -112,7 +112,9 @@ func ParseFleetTicket(s string) (FleetTicket, error) {
 	if err != nil {
 		return FleetTicket{}, err
 	}
-	t.Admission = fleet.Admission(a)
+	if t.Admission, _ = fleet.AdmissionFromCode(a); t.Admission == "" {
+		return FleetTicket{}, invalid("unknown admission policy %d", a)
+	}
 	replicas, err := r.count("replicas", MaxFleetReplicas, func(n uint64) error {
 		return invalid("replicas %d outside 1..%d", n, MaxFleetReplicas)
 	})

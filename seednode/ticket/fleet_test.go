@@ -48,7 +48,7 @@ func TestFleetTicketRefused(t *testing.T) {
 	}{
 		{"no name", func(f *FleetTicket) { f.Name = "" }, "fleet name must be"},
 		{"control character", func(f *FleetTicket) { f.Name = "a\nb" }, "control character"},
-		{"bad policy", func(f *FleetTicket) { f.Admission = 9 }, "unknown admission policy"},
+		{"bad policy", func(f *FleetTicket) { f.Admission = "Public" }, "unknown admission policy"},
 		{"no replicas", func(f *FleetTicket) { f.Replicas = 0 }, "replicas 0 outside"},
 		{"too many replicas", func(f *FleetTicket) { f.Replicas = MaxFleetReplicas + 1 }, "replicas 17 outside"},
 		{"more seeds than pods", func(f *FleetTicket) { f.Pods = 2 }, "3 seeds listed in a fleet of 2 pods"},
