@@ -12,6 +12,8 @@ import (
 	"syscall"
 
 	"github.com/spf13/cobra"
+
+	"github.com/seedfleet/seedfleet/internal/version"
 )
 
 // Execute runs the command line and returns the process exit code.
@@ -38,6 +40,7 @@ func newRoot() *cobra.Command {
 		Short: "Seed nodes and devices for personal agents' encrypted vaults",
 		Long: `seedfleet runs always-on seed nodes that host vault replicas for personal agents,
 and the device commands that create vaults, write entries and sync them.`,
+		Version:       version.String(),
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
@@ -51,7 +54,8 @@ and the device commands that create vaults, write entries and sync them.`,
 	}
 	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "device home directory (device key, vault keys, local replica); env SEEDFLEET_HOME")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
-	root.AddCommand(newSeedNodeCmd(), newKeyCmd(g), newVaultCmd(g), newPutCmd(g), newGetCmd(g), newListCmd(g), newSyncCmd(g), newBlobCmd(g), newServeCmd(g), newAgentCmd(g), newDeviceCmd(g), newOperatorCmd())
+	root.AddCommand(newSeedNodeCmd(), newKeyCmd(g), newVaultCmd(g), newPutCmd(g), newGetCmd(g), newListCmd(g), newSyncCmd(g), newBlobCmd(g), newServeCmd(g), newAgentCmd(g), newDeviceCmd(g), newOperatorCmd(), newVersionCmd())
+	root.SetVersionTemplate(versionTemplate)
 	return root
 }
 
