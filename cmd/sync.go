@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -215,11 +216,7 @@ func newProgressPrinter(w io.Writer, ns vault.NamespaceID, quiet bool) *progress
 // rather than a file or pipe (progress prints a line every few seconds).
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(f.Fd()))
 }
 
 func (p *progressPrinter) update(pr vault.Progress) {
