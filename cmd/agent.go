@@ -27,7 +27,9 @@ import (
 const agentAlias = "agent"
 
 // vaultArg resolves a NAMESPACE argument: a namespace ID, "agent" (the
-// agent's vault) or "agent/PROJECT" (a project vault of its catalog).
+// agent's vault) or "agent/PROJECT" (a project vault of its catalog). A
+// namespace ID the home does not know is refused: reading it would print
+// nothing and writing it would fail without saying why.
 func vaultArg(h *client.Home, s string) (vault.NamespaceID, error) {
 	if name, ok := strings.CutPrefix(s, agentAlias+"/"); ok {
 		p, err := h.Project(name)
@@ -40,7 +42,17 @@ func vaultArg(h *client.Home, s string) (vault.NamespaceID, error) {
 		}
 		return a.Namespace, nil
 	}
-	return parseNS(s)
+	ns, err := parseNS(s)
+	if err != nil {
+		return ns, err
+	}
+	if err := h.CheckKnown(ns); err != nil {
+		if errors.Is(err, client.ErrUnknownVault) {
+			return ns, fmt.Errorf("%w: `seedfleet vault list --home %s` lists the vaults it knows (check the namespace and --home); a vault created on another device is read after a sync: seedfleet sync %s <seed multiaddr>", err, h.Dir, ns)
+		}
+		return ns, err
+	}
+	return ns, nil
 }
 
 func newAgentCmd(g *globals) *cobra.Command {
@@ -59,12 +71,10 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 (the seed operator adds the namespace that this command prints).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			for _, s := range seeds {
-				if _, err := p2p.ParsePeerAddr(s); err != nil {
-					return fmt.Errorf("--seed %s: %w", s, err)
-				}
+			if _, err := parsePeers("--seed", seeds); err != nil {
+				return err
 			}
-			h, err := openHome(g)
+			h, err := openHome(cmd, g, newHome)
 			if err != nil {
 				return err
 			}
@@ -123,12 +133,10 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 		Short: "Set the seeds this device syncs the agent's vault through",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			for _, s := range args {
-				if _, err := p2p.ParsePeerAddr(s); err != nil {
-					return err
-				}
+			if _, err := parsePeers("SEED_MULTIADDR", args); err != nil {
+				return err
 			}
-			h, err := openHome(g)
+			h, err := openHome(cmd, g, existingHome)
 			if err != nil {
 				return err
 			}
@@ -178,7 +186,10 @@ here. The code is checked with a PAKE: someone who substitutes the ticket but do
 nothing, and three wrong codes end the attempt. Once approved, this device syncs the agent's vault from
 its seeds and can read and write it.`,
 		Args: cobra.NoArgs,
-		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
+		RunE: withNewHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
+			if err := checkListen("listen", listen); err != nil {
+				return err
+			}
 			hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
 			if err != nil {
 				return err
@@ -250,7 +261,7 @@ func newApproveCmd(g *globals) *cobra.Command {
 					return err
 				}
 			}
-			h, err := openHome(g)
+			h, err := openHome(cmd, g, existingHome)
 			if err != nil {
 				return err
 			}
@@ -398,7 +409,7 @@ func fetchPrivateBlob(cmd *cobra.Command, h *client.Home, v client.PrivateValue,
 			from = a.Seeds
 		}
 	}
-	peers, err := parsePeers(from)
+	peers, err := parsePeers("--from", from)
 	if err != nil {
 		return err
 	}

@@ -67,6 +67,9 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 				fmt.Fprintln(out, "(add --serve to print a ticket and serve the blob from this device)")
 				return nil
 			}
+			if err := checkListen("listen", listen); err != nil {
+				return err
+			}
 			hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
 			if err != nil {
 				return err
@@ -115,7 +118,7 @@ func newBlobGetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := openHome(g)
+			h, err := openHome(cmd, g, existingHome)
 			if err != nil {
 				return err
 			}
@@ -147,7 +150,7 @@ func fetchCollection(ctx context.Context, cmd *cobra.Command, h *client.Home, t 
 	}})
 	bar.clear()
 	if err != nil {
-		return fmt.Errorf("%w\n(run the same command again to resume: verified data is kept)", err)
+		return resumable(err)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "fetched a collection of %d files (%s; %d groups fetched, %d resumed)\n",
 		len(c), byteText(int64(st.Size)), st.GroupsFetched, st.GroupsSkipped)
@@ -183,7 +186,7 @@ func fetchAndExport(ctx context.Context, cmd *cobra.Command, h *client.Home, pee
 	st, err := h.FetchBlob(ctx, peers, hash, opts)
 	bar.clear()
 	if err != nil {
-		return fmt.Errorf("%w\n(run the same command again to resume: verified data is kept)", err)
+		return resumable(err)
 	}
 	w := cmd.ErrOrStderr()
 	if st.AlreadyComplete {

@@ -12,11 +12,10 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
+	"github.com/seedfleet/seedfleet/internal/dirlock"
 	"github.com/seedfleet/seedfleet/seednode/blobs"
-	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
@@ -68,19 +67,64 @@ func printKey(w io.Writer, key ed25519.PrivateKey) error {
 	return nil
 }
 
-func openHome(g *globals) (*client.Home, error) {
-	h, err := client.Open(g.home)
+// homeUse says whether a command may create the device home.
+type homeUse int
+
+const (
+	// existingHome: the command reads or writes a home that must exist.
+	// A mistyped --home would otherwise become a new device with a new key
+	// and an empty replica, and the command would print nothing or a
+	// misleading "no write capability".
+	existingHome homeUse = iota
+	// newHome: the command makes an identity (key create, vault create,
+	// agent init, device pair) and creates the home on first use.
+	newHome
+)
+
+// openHome opens --home for cmd, held in cmd's name while it runs.
+func openHome(cmd *cobra.Command, g *globals, use homeUse) (*client.Home, error) {
+	opts := []client.OpenOption{client.HeldBy(holderKind(cmd))}
+	if use == existingHome {
+		opts = append(opts, client.MustExist())
+	}
+	h, err := client.Open(g.home, opts...)
+	if errors.Is(err, client.ErrNoHome) {
+		return nil, fmt.Errorf("%w: check --home (or SEEDFLEET_HOME); to make a new device here, run `seedfleet key create --home %s` (vault create, agent init and device pair create a home too)", err, g.home)
+	}
+	if held, ok := errors.AsType[*dirlock.HeldError](err); ok {
+		return nil, fmt.Errorf("device home %s is in use by %s: one command at a time uses a home; wait for it or stop it (Ctrl-C where it runs, or kill %d), or use another --home", g.home, held.Holder(), held.PID)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open device home %s: %w", g.home, err)
 	}
 	return h, nil
 }
 
-// withHome is a RunE that opens the device home, runs run with it and
-// closes it.
+// holderKind names a command in another command's "in use by" message:
+// its path, and --live when set (a live sync holds a home until stopped).
+// Arguments are left out: a ticket may carry a write key.
+func holderKind(cmd *cobra.Command) string {
+	kind := cmd.CommandPath()
+	if f := cmd.Flags().Lookup("live"); f != nil && f.Changed {
+		kind += " --live"
+	}
+	return kind
+}
+
+// withHome is a RunE that opens the existing device home, runs run with it
+// and closes it.
 func withHome(g *globals, run func(cmd *cobra.Command, args []string, h *client.Home) error) func(*cobra.Command, []string) error {
+	return withHomeFor(existingHome, g, run)
+}
+
+// withNewHome is withHome for the commands that may create the home.
+func withNewHome(g *globals, run func(cmd *cobra.Command, args []string, h *client.Home) error) func(*cobra.Command, []string) error {
+	return withHomeFor(newHome, g, run)
+}
+
+func withHomeFor(use homeUse, g *globals, run func(cmd *cobra.Command, args []string, h *client.Home) error) func(*cobra.Command, []string) error {
 	return func(cmd *cobra.Command, args []string) error {
-		h, err := openHome(g)
+		h, err := openHome(cmd, g, use)
 		if err != nil {
 			return err
 		}
@@ -95,7 +139,7 @@ func newVaultCmd(g *globals) *cobra.Command {
 		Use:   "create",
 		Short: "Create a vault; prints its namespace ID (the read capability to share with seeds)",
 		Args:  cobra.NoArgs,
-		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
+		RunE: withNewHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
 			ns, err := h.CreateVault()
 			if err != nil {
 				return err
@@ -105,21 +149,25 @@ func newVaultCmd(g *globals) *cobra.Command {
 		}),
 	}, &cobra.Command{
 		Use:   "list",
-		Short: "List the vaults this device created, with local entry counts",
+		Short: "List the vaults this device knows: those it created (it can write) and those it synced, with local entry counts",
 		Args:  cobra.NoArgs,
 		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
-			owned, err := h.OwnedVaults()
+			known, err := h.KnownVaults()
 			if err != nil {
 				return err
 			}
 			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAMESPACE ID\tENTRIES\tBYTES")
-			for _, ns := range owned {
-				st, err := h.Store.Stats(ns)
+			fmt.Fprintln(tw, "NAMESPACE ID\tENTRIES\tBYTES\tWRITE")
+			for _, k := range known {
+				st, err := h.Store.Stats(k.Namespace)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\n", ns, st.Entries, st.Bytes)
+				write := "no"
+				if k.CanWrite {
+					write = "yes"
+				}
+				fmt.Fprintf(tw, "%s\t%d\t%d\t%s\n", k.Namespace, st.Entries, st.Bytes, write)
 			}
 			return tw.Flush()
 		}),
@@ -142,20 +190,16 @@ func newVaultTicketCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var peers []peer.AddrInfo
-			for _, a := range seeds {
-				info, err := p2p.ParsePeerAddr(a)
-				if err != nil {
-					return err
-				}
-				peers = append(peers, info)
+			peers, err := parsePeers("--seed", seeds)
+			if err != nil {
+				return err
 			}
 			t, err := ticket.NewDocTicket(ns, peers)
 			if err != nil {
 				return err
 			}
 			if withWrite {
-				h, err := openHome(g)
+				h, err := openHome(cmd, g, existingHome)
 				if err != nil {
 					return err
 				}
@@ -204,7 +248,7 @@ func newPutCmd(g *globals) *cobra.Command {
 			if len(args) == 2 && file == "" {
 				return errors.New("missing value: put NAMESPACE KEY VALUE, or --file PATH")
 			}
-			h, err := openHome(g)
+			h, err := openHome(cmd, g, existingHome)
 			if err != nil {
 				return err
 			}
@@ -319,7 +363,7 @@ func getToFile(cmd *cobra.Command, h *client.Home, items []vault.Item, from []st
 		}
 		return os.WriteFile(out, newest.Content, 0o644)
 	}
-	peers, err := parsePeers(from)
+	peers, err := parsePeers("--from", from)
 	if err != nil {
 		return err
 	}
@@ -341,7 +385,7 @@ func newListCmd(g *globals) *cobra.Command {
 			if len(args) == 2 {
 				prefix = []byte(args[1])
 			}
-			h, err := openHome(g)
+			h, err := openHome(cmd, g, existingHome)
 			if err != nil {
 				return err
 			}
@@ -392,15 +436,3 @@ func valueText(h *client.Home, it vault.Item) string {
 // isText reports whether a value prints as it is.
 func isText(b []byte) bool { return utf8.Valid(b) && !strings.ContainsRune(string(b), 0) }
 
-// parsePeers parses peer multiaddrs given on the command line.
-func parsePeers(addrs []string) ([]peer.AddrInfo, error) {
-	var out []peer.AddrInfo
-	for _, a := range addrs {
-		info, err := p2p.ParsePeerAddr(a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, info)
-	}
-	return out, nil
-}

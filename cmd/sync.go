@@ -13,7 +13,6 @@ import (
 	"golang.org/x/term"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
-	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -119,6 +118,7 @@ that is unreachable or does not serve the vault is reported and the next one tri
 func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.NamespaceID, []peer.AddrInfo, error) {
 	var given []string
 	var ns vault.NamespaceID
+	what := "PEER_MULTIADDR"
 	switch {
 	case args[0] == agentAlias:
 		a, err := h.Agent()
@@ -126,6 +126,7 @@ func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.Namesp
 			return ns, nil, err
 		}
 		ns, given = a.Namespace, a.Seeds
+		what = "the agent's seed (`seedfleet agent seeds` replaces them)"
 	case len(args) == 2:
 		var err error
 		if ns, err = parseNS(args[0]); err != nil {
@@ -150,17 +151,10 @@ func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.Namesp
 		return ns, t.Peers, nil
 	}
 	if len(args) == 2 {
-		given = []string{args[1]}
+		given, what = []string{args[1]}, "PEER_MULTIADDR"
 	}
-	var peers []peer.AddrInfo
-	for _, a := range given {
-		info, err := p2p.ParsePeerAddr(a)
-		if err != nil {
-			return ns, nil, err
-		}
-		peers = append(peers, info)
-	}
-	return ns, peers, nil
+	peers, err := parsePeers(what, given)
+	return ns, peers, err
 }
 
 func syncError(err error) error {
