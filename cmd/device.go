@@ -435,4 +435,3 @@ func valueText(h *client.Home, it vault.Item) string {
 
 // isText reports whether a value prints as it is.
 func isText(b []byte) bool { return utf8.Valid(b) && !strings.ContainsRune(string(b), 0) }
-

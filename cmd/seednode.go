@@ -127,7 +127,7 @@ func startError(err error) error {
 	if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
 		return err
 	}
-	if strings.HasPrefix(err.Error(), "admin API") {
+	if strings.Contains(err.Error(), "admin API on ") {
 		return fmt.Errorf("%w\n(another process, perhaps a seed already running, holds the admin address: stop it, or give this seed another one with --%s 127.0.0.1:0 for any free port, or --%s \"\" for none)", err, config.FlagAdminListen, config.FlagAdminListen)
 	}
 	return fmt.Errorf("%w\n(another process, perhaps a seed already running, holds a listen address: stop it, or give this seed other ports with --listen, --listen-quic and --listen-ws)", err)
