@@ -5,12 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
@@ -177,63 +175,6 @@ func printSummary(w io.Writer, st vault.SyncStats) {
 	}
 	if st.PeerRefused > 0 {
 		fmt.Fprintf(w, "  the peer refused %d of our entries: %s\n", st.PeerRefused, st.PeerRefusal)
-	}
-}
-
-func byteText(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-// progressPrinter draws one updating status line on a terminal, and a line
-// every few seconds otherwise (logs of a long first sync).
-type progressPrinter struct {
-	w        io.Writer
-	ns       vault.NamespaceID
-	quiet    bool
-	tty      bool
-	drawn    bool
-	lastLine time.Time
-}
-
-func newProgressPrinter(w io.Writer, ns vault.NamespaceID, quiet bool) *progressPrinter {
-	// Non-terminal output gets its first line after 2 s: short syncs stay quiet.
-	return &progressPrinter{w: w, ns: ns, quiet: quiet, lastLine: time.Now(), tty: isTerminal(w)}
-}
-
-// isTerminal reports whether w is a terminal (progress redraws one line)
-// rather than a file or pipe (progress prints a line every few seconds).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-func (p *progressPrinter) update(pr vault.Progress) {
-	if p.quiet || pr.Phase == "done" {
-		return
-	}
-	line := fmt.Sprintf("%s vault %s: received %d entries (%s), sent %d (%s)",
-		pr.Phase, p.ns.Short(), pr.ItemsReceived, byteText(pr.BytesReceived), pr.ItemsSent, byteText(pr.BytesSent))
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
-		p.drawn = true
-		return
-	}
-	if time.Since(p.lastLine) >= 2*time.Second {
-		p.lastLine = time.Now()
-		fmt.Fprintln(p.w, line)
-	}
-}
-
-func (p *progressPrinter) clear() {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
 	}
 }
 

@@ -1,13 +1,57 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
+
+// agentAlias names the agent's private vault wherever a namespace ID is expected.
+const agentAlias = "agent"
+
+// vaultArg resolves a NAMESPACE argument: a namespace ID, "agent" (the
+// agent's vault) or "agent/PROJECT" (a project vault of its catalog). A
+// namespace ID the home does not know is refused: reading it would print
+// nothing and writing it would fail without saying why.
+func vaultArg(h *client.Home, s string) (vault.NamespaceID, error) {
+	if name, ok := strings.CutPrefix(s, agentAlias+"/"); ok {
+		p, err := h.Project(name)
+		return p.Namespace, err
+	}
+	if s == agentAlias {
+		a, err := h.Agent()
+		if err != nil {
+			return vault.NamespaceID{}, err
+		}
+		return a.Namespace, nil
+	}
+	ns, err := parseNS(s)
+	if err != nil {
+		return ns, err
+	}
+	if err := h.CheckKnown(ns); err != nil {
+		if errors.Is(err, client.ErrUnknownVault) {
+			return ns, fmt.Errorf("%w: `seedfleet vault list --home %s` lists the vaults it knows (check the namespace and --home); a vault created on another device is read after a sync: seedfleet sync %s <seed multiaddr>", err, h.Dir, ns)
+		}
+		return ns, err
+	}
+	return ns, nil
+}
+
+func parseNS(s string) (vault.NamespaceID, error) {
+	ns, err := vault.ParseNamespaceID(s)
+	if err != nil {
+		return ns, fmt.Errorf("%w (`seedfleet vault create` prints one)", err)
+	}
+	return ns, nil
+}
 
 // peerAddrHint is what a valid peer address looks like. A multiaddr parser's
 // own words ("multihash length inconsistent") mean nothing to a user who
