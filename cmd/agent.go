@@ -11,6 +11,12 @@ import (
 
 func newAgentCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "agent", Short: "Create the agent this device acts for, and show it"}
+	c.AddCommand(newAgentInitCmd(g), newAgentShowCmd(g), newAgentSeedsCmd(g), newAgentProjectCmd(g))
+	return c
+}
+
+// newAgentInitCmd creates the agent, and the home if need be: it makes an identity.
+func newAgentInitCmd(g *globals) *cobra.Command {
 	var (
 		name  string
 		seeds []string
@@ -51,7 +57,10 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 	initCmd.Flags().StringVar(&name, "name", "", "this device's name in the agent document (a-z, 0-9, -)")
 	initCmd.Flags().StringSliceVar(&seeds, "seed", nil, "multiaddr of a seed hosting the agent's vault (repeatable)")
 	_ = initCmd.MarkFlagRequired("name")
+	return initCmd
+}
 
+func newAgentShowCmd(g *globals) *cobra.Command {
 	var nsOnly bool
 	show := &cobra.Command{
 		Use:   "show",
@@ -81,7 +90,10 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 		}),
 	}
 	show.Flags().BoolVar(&nsOnly, "namespace", false, "print only the agent vault's namespace ID")
+	return show
+}
 
+func newAgentSeedsCmd(g *globals) *cobra.Command {
 	seedsCmd := &cobra.Command{
 		Use:   "seeds SEED_MULTIADDR...",
 		Short: "Set the seeds this device syncs the agent's vault through",
@@ -98,6 +110,10 @@ seeds see ciphertext and keyed tags of the paths only. Give the seeds that host 
 			return h.SetAgentSeeds(args)
 		},
 	}
+	return seedsCmd
+}
+
+func newAgentProjectCmd(g *globals) *cobra.Command {
 	project := &cobra.Command{
 		Use:   "project NAME",
 		Short: "Create a private project vault listed in the agent's catalog (use it as agent/NAME)",
@@ -114,6 +130,5 @@ paired device discovers it. The seeds must host its namespace (printed) as well.
 			return nil
 		}),
 	}
-	c.AddCommand(initCmd, show, seedsCmd, project)
-	return c
+	return project
 }

@@ -37,31 +37,11 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 		Short: "Add a file (or a directory, as a collection) to this device's blob store; prints its hash (and, with --serve, a ticket, then serves it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
-			prog := newBarPrinter(cmd.ErrOrStderr(), "adding")
-			fi, err := os.Stat(args[0])
+			hash, size, format, err := addBlob(cmd, h, args[0])
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			var hash [32]byte
-			var size uint64
-			format := ticket.FormatRaw
-			if fi.IsDir() {
-				var c blobs.Collection
-				hash, size, c, err = h.AddDir(args[0], func(name string, done int64) { prog.update(uint64(done), 0) })
-				prog.clear()
-				if err != nil {
-					return err
-				}
-				format = ticket.FormatCollection
-				fmt.Fprintf(out, "collection of %d files\n", len(c))
-			} else {
-				hash, size, err = h.Blobs.AddFile(args[0], func(done int64) { prog.update(uint64(done), uint64(fi.Size())) })
-				prog.clear()
-				if err != nil {
-					return err
-				}
-			}
 			fmt.Fprintf(out, "hash: %s\nsize: %d bytes\n", vault.Hash(hash), size)
 			if !serve {
 				fmt.Fprintln(out, "(add --serve to print a ticket and serve the blob from this device)")
@@ -70,33 +50,62 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 			if err := checkListen("listen", listen); err != nil {
 				return err
 			}
-			hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
-			if err != nil {
-				return err
-			}
-			defer hst.Close()
-			svc := blobs.NewService(hst, h.Blobs)
-			defer svc.Close()
-			t, err := ticket.NewBlobTicket(hash, size, format, []peer.AddrInfo{{ID: hst.ID(), Addrs: hst.Addrs()}})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "ticket: %s\n", t)
-			if qr {
-				// Upper case uses the QR alphanumeric mode: a smaller code.
-				if err := ticket.QR(out, strings.ToUpper(t.String())); err != nil {
-					return err
-				}
-			}
-			fmt.Fprintln(out, "serving; Ctrl-C to stop")
-			<-cmd.Context().Done()
-			return nil
+			return serveBlob(cmd, h, hash, size, format, listen, qr)
 		}),
 	}
 	c.Flags().BoolVar(&serve, "serve", false, "serve the blob from this device until interrupted, and print a ticket")
 	c.Flags().StringSliceVar(&listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "listen addresses while serving")
 	c.Flags().BoolVar(&qr, "qr", false, "also print the ticket as a QR code")
 	return c
+}
+
+// addBlob adds a file, or a directory as a collection, to the home's blob
+// store with a progress bar.
+func addBlob(cmd *cobra.Command, h *client.Home, path string) (hash [32]byte, size uint64, format ticket.Format, err error) {
+	prog := newBarPrinter(cmd.ErrOrStderr(), "adding")
+	defer prog.clear()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return hash, 0, 0, err
+	}
+	if !fi.IsDir() {
+		hash, size, err = h.Blobs.AddFile(path, func(done int64) { prog.update(uint64(done), uint64(fi.Size())) })
+		return hash, size, ticket.FormatRaw, err
+	}
+	hash, size, c, err := h.AddDir(path, func(name string, done int64) { prog.update(uint64(done), 0) })
+	if err != nil {
+		return hash, 0, 0, err
+	}
+	prog.clear()
+	fmt.Fprintf(cmd.OutOrStdout(), "collection of %d files\n", len(c))
+	return hash, size, ticket.FormatCollection, nil
+}
+
+// serveBlob serves the home's blobs until the command's context ends, after
+// printing a ticket for hash (and its QR code with qr).
+func serveBlob(cmd *cobra.Command, h *client.Home, hash [32]byte, size uint64, format ticket.Format, listen []string, qr bool) error {
+	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
+	if err != nil {
+		return err
+	}
+	defer hst.Close()
+	svc := blobs.NewService(hst, h.Blobs)
+	defer svc.Close()
+	t, err := ticket.NewBlobTicket(hash, size, format, []peer.AddrInfo{{ID: hst.ID(), Addrs: hst.Addrs()}})
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "ticket: %s\n", t)
+	if qr {
+		// Upper case uses the QR alphanumeric mode: a smaller code.
+		if err := ticket.QR(out, strings.ToUpper(t.String())); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out, "serving; Ctrl-C to stop")
+	<-cmd.Context().Done()
+	return nil
 }
 
 func newBlobGetCmd(g *globals) *cobra.Command {

@@ -39,36 +39,11 @@ func newPutCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			private := h.IsPrivate(ns)
-			putBytes := func(v []byte) (vault.SignedEntry, error) {
-				if private {
-					return h.PutPrivate(ns, args[1], v)
-				}
-				return h.Put(ns, []byte(args[1]), v)
+			var value []byte
+			if len(args) == 3 {
+				value = []byte(args[2])
 			}
-			var se vault.SignedEntry
-			switch {
-			case len(args) == 3:
-				se, err = putBytes([]byte(args[2]))
-			case file == "-":
-				var value []byte
-				if value, err = io.ReadAll(cmd.InOrStdin()); err == nil {
-					se, err = putBytes(value)
-				}
-			default:
-				bar := newBarPrinter(cmd.ErrOrStderr(), "adding")
-				var total uint64
-				if fi, serr := os.Stat(file); serr == nil {
-					total = uint64(fi.Size())
-				}
-				progress := func(done int64) { bar.update(uint64(done), total) }
-				if private {
-					se, err = h.PutPrivateFile(ns, args[1], file, progress)
-				} else {
-					se, err = h.PutFile(ns, []byte(args[1]), file, progress)
-				}
-				bar.clear()
-			}
+			se, err := putValue(cmd, h, ns, args[1], value, file)
 			if err != nil {
 				return err
 			}
@@ -76,7 +51,7 @@ func newPutCmd(g *globals) *cobra.Command {
 			if vault.IsBlobRef(&se.Entry) {
 				kind = "blob"
 			}
-			if private {
+			if h.IsPrivate(ns) {
 				kind += ", encrypted"
 			}
 			fmt.Fprintf(cmd.OutOrStdout(), "put %s (%d bytes, %s, hash %s)\n", args[1], se.Size, kind, se.Hash.Short())
@@ -85,6 +60,40 @@ func newPutCmd(g *globals) *cobra.Command {
 	}
 	c.Flags().StringVar(&file, "file", "", "read the value from this file (- for stdin)")
 	return c
+}
+
+// putValue writes key = value, or the content of file ("-": stdin), to ns,
+// encrypted when ns is one of the agent's private vaults. A file is added
+// with a progress bar (a large one becomes a blob as it is read).
+func putValue(cmd *cobra.Command, h *client.Home, ns vault.NamespaceID, key string, value []byte, file string) (vault.SignedEntry, error) {
+	private := h.IsPrivate(ns)
+	putBytes := func(v []byte) (vault.SignedEntry, error) {
+		if private {
+			return h.PutPrivate(ns, key, v)
+		}
+		return h.Put(ns, []byte(key), v)
+	}
+	switch file {
+	case "":
+		return putBytes(value)
+	case "-":
+		v, err := io.ReadAll(cmd.InOrStdin())
+		if err != nil {
+			return vault.SignedEntry{}, err
+		}
+		return putBytes(v)
+	}
+	bar := newBarPrinter(cmd.ErrOrStderr(), "adding")
+	defer bar.clear()
+	var total uint64
+	if fi, err := os.Stat(file); err == nil {
+		total = uint64(fi.Size())
+	}
+	progress := func(done int64) { bar.update(uint64(done), total) }
+	if private {
+		return h.PutPrivateFile(ns, key, file, progress)
+	}
+	return h.PutFile(ns, []byte(key), file, progress)
 }
 
 func newGetCmd(g *globals) *cobra.Command {

@@ -16,7 +16,13 @@ import (
 
 func newKeyCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "key", Short: "Manage this device's key"}
-	c.AddCommand(&cobra.Command{
+	c.AddCommand(newKeyCreateCmd(g), newKeyShowCmd(g))
+	return c
+}
+
+// newKeyCreateCmd makes the device key, and with it the home.
+func newKeyCreateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "create",
 		Short: "Create the device key in --home (refuses to replace one)",
 		Args:  cobra.NoArgs,
@@ -30,7 +36,11 @@ func newKeyCmd(g *globals) *cobra.Command {
 			}
 			return printKey(cmd.OutOrStdout(), key)
 		},
-	}, &cobra.Command{
+	}
+}
+
+func newKeyShowCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "show",
 		Short: "Print the device's DID, author ID and libp2p peer ID",
 		Args:  cobra.NoArgs,
@@ -44,8 +54,7 @@ func newKeyCmd(g *globals) *cobra.Command {
 			}
 			return printKey(cmd.OutOrStdout(), key)
 		},
-	})
-	return c
+	}
 }
 
 func printKey(w io.Writer, key ed25519.PrivateKey) error {

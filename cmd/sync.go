@@ -42,12 +42,6 @@ that is unreachable or does not serve the vault is reported and the next one tri
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			if !live && timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			prog := newProgressPrinter(errOut, ns, quiet)
 			opts := client.DiscoverOptions{
@@ -63,42 +57,28 @@ that is unreachable or does not serve the vault is reported and the next one tri
 					}
 				},
 			}
-			if !live {
-				st, used, err := h.SyncAny(ctx, ns, opts)
-				prog.clear()
-				if err != nil {
-					return syncError(err)
-				}
-				if used.Source != client.SourceGiven && !quiet {
-					fmt.Fprintf(errOut, "found %s through %s\n", used.Peer.ID, used.Source)
-				}
-				printSummary(out, st)
-				if args[0] == agentAlias {
-					return syncProjects(ctx, cmd, h, used.Peer, quiet)
-				}
-				return nil
+			if live {
+				return syncLive(cmd, h, ns, opts, prog)
 			}
-			// Live: reconnect with backoff until interrupted.
-			backoff := time.Second
-			for {
-				start := time.Now()
-				st, _, err := h.SyncAny(ctx, ns, opts)
-				prog.clear()
-				if ctx.Err() != nil {
-					printSummary(out, st)
-					return nil
-				}
-				if time.Since(start) > time.Minute {
-					backoff = time.Second
-				}
-				fmt.Fprintf(errOut, "live sync interrupted: %v; reconnecting in %s\n", syncError(err), backoff)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(backoff):
-				}
-				backoff = min(2*backoff, 30*time.Second)
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
 			}
+			st, used, err := h.SyncAny(ctx, ns, opts)
+			prog.clear()
+			if err != nil {
+				return syncError(err)
+			}
+			if used.Source != client.SourceGiven && !quiet {
+				fmt.Fprintf(errOut, "found %s through %s\n", used.Peer.ID, used.Source)
+			}
+			printSummary(out, st)
+			if args[0] == agentAlias {
+				return syncProjects(ctx, cmd, h, used.Peer, quiet)
+			}
+			return nil
 		}),
 	}
 	c.Flags().BoolVar(&live, "live", false, "stay connected and exchange new entries as they are written (Ctrl-C to stop)")
@@ -108,6 +88,34 @@ that is unreachable or does not serve the vault is reported and the next one tri
 	c.Flags().BoolVar(&noDHT, "no-dht", false, "do not ask the DHT which seeds host the vault")
 	c.Flags().BoolVar(&noRdv, "no-rendezvous", false, "do not ask the agent's seeds for its other devices")
 	return c
+}
+
+// syncLive keeps syncing until the command's context ends, reconnecting
+// with a backoff (1 s doubling to 30 s, back to 1 s after a session that
+// lasted a minute). Being stopped is its normal end: no error.
+func syncLive(cmd *cobra.Command, h *client.Home, ns vault.NamespaceID, opts client.DiscoverOptions, prog *progressPrinter) error {
+	ctx := cmd.Context()
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	backoff := time.Second
+	for {
+		start := time.Now()
+		st, _, err := h.SyncAny(ctx, ns, opts)
+		prog.clear()
+		if ctx.Err() != nil {
+			printSummary(out, st)
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		fmt.Fprintf(errOut, "live sync interrupted: %v; reconnecting in %s\n", syncError(err), backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
 }
 
 // syncTarget reads "NAMESPACE [ADDR]", "agent [ADDR]" or a doc ticket (all

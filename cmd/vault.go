@@ -13,7 +13,13 @@ import (
 
 func newVaultCmd(g *globals) *cobra.Command {
 	c := &cobra.Command{Use: "vault", Short: "Create and list vaults, and share them with tickets"}
-	c.AddCommand(newVaultTicketCmd(g), &cobra.Command{
+	c.AddCommand(newVaultTicketCmd(g), newVaultCreateCmd(g), newVaultListCmd(g))
+	return c
+}
+
+// newVaultCreateCmd makes a namespace key, and the home if need be.
+func newVaultCreateCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "create",
 		Short: "Create a vault; prints its namespace ID (the read capability to share with seeds)",
 		Args:  cobra.NoArgs,
@@ -25,7 +31,11 @@ func newVaultCmd(g *globals) *cobra.Command {
 			fmt.Fprintln(cmd.OutOrStdout(), ns)
 			return nil
 		}),
-	}, &cobra.Command{
+	}
+}
+
+func newVaultListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
 		Use:   "list",
 		Short: "List the vaults this device knows: those it created (it can write) and those it synced, with local entry counts",
 		Args:  cobra.NoArgs,
@@ -49,8 +59,7 @@ func newVaultCmd(g *globals) *cobra.Command {
 			}
 			return tw.Flush()
 		}),
-	})
-	return c
+	}
 }
 
 func newVaultTicketCmd(g *globals) *cobra.Command {
