@@ -589,8 +589,12 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 		}
 		for _, r := range o.Relays {
 			cs, _ := relay.CircuitAddrs(r)
-			for _, c := range cs {
-				addrs = append(addrs, c.String()+"/p2p/"+hst.ID().String())
+			if len(cs) == 0 {
+				continue // with no address, AddrInfoToP2pAddrs would give a bare /p2p/<id>
+			}
+			full, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: hst.ID(), Addrs: cs})
+			for _, c := range full {
+				addrs = append(addrs, c.String())
 			}
 		}
 		o.Reachable(addrs)
