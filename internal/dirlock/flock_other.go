@@ -11,6 +11,8 @@ import (
 // refuse a second process, without naming it.
 var errWouldBlock = errors.New("would block")
 
+const locks = false
+
 func tryLock(*os.File) error { return nil }
 
 func unlock(*os.File) error { return nil }
