@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
@@ -138,14 +139,18 @@ func TestHeldSeedDataDir(t *testing.T) {
 }
 
 // TestBusyAdminPort: a seed whose admin address is taken suggests
-// --admin-listen.
+// --admin-listen. (A taken libp2p port is not an error: the seed starts on
+// the transports that could listen.)
 func TestBusyAdminPort(t *testing.T) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer l.Close()
-	_, errOut, code := run(t, context.Background(), "seednode", "--data", t.TempDir(),
+	// Bounded: a seed that started after all would run until its context ends.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, errOut, code := run(t, ctx, "seednode", "--data", t.TempDir(),
 		"--listen", "/ip4/127.0.0.1/tcp/0", "--listen-quic", "/ip4/127.0.0.1/udp/0/quic-v1",
 		"--listen-ws", "/ip4/127.0.0.1/tcp/0/ws", "--admin-listen", l.Addr().String())
 	if code != 1 || !strings.Contains(errOut, "address already in use") || !strings.Contains(errOut, "--admin-listen 127.0.0.1:0") {
