@@ -11,12 +11,14 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/seedfleet/seedfleet/internal/version"
+	"github.com/seedfleet/seedfleet/seednode/config"
 )
 
 // exitInterrupted is the exit code of a command ended by Ctrl-C, as shells
@@ -72,16 +74,18 @@ and the device commands that create vaults, write entries and sync them.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {
-			var lvl slog.Level
-			if err := lvl.UnmarshalText([]byte(g.logLevel)); err != nil {
-				return fmt.Errorf("--log-level %q: use debug, info, warn or error", g.logLevel)
+			// The seed's own level type: one spelling for the flag, the
+			// seed's config file and the SeedNode API (CamelCase, read in any case).
+			lvl := config.ParseLogLevel(g.logLevel)
+			if !slices.Contains(config.LogLevels(), lvl) {
+				return fmt.Errorf("--log-level %q: use Debug, Info, Warn or Error (in any case)", g.logLevel)
 			}
 			slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl})))
 			return nil
 		},
 	}
 	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "device home directory (device key, vault keys, local replica); env SEEDFLEET_HOME")
-	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.logLevel, "log-level", string(config.LogInfo), "log level: Debug, Info, Warn or Error, in any case")
 	root.AddCommand(newSeedNodeCmd(), newKeyCmd(g), newVaultCmd(g), newPutCmd(g), newGetCmd(g), newListCmd(g), newSyncCmd(g), newBlobCmd(g), newServeCmd(g), newAgentCmd(g), newDeviceCmd(g), newOperatorCmd(), newVersionCmd())
 	root.SetVersionTemplate(versionTemplate)
 	usageOnArgErrors(root)
