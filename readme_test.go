@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 )
 
 // TestReadmeWalkthrough runs the README's walk-through, as pasted by a
@@ -21,7 +23,7 @@ import (
 // machine does not interfere.
 func TestReadmeWalkthrough(t *testing.T) {
 	if _, err := exec.LookPath("bash"); err != nil {
-		t.Skip("bash not installed")
+		p2ptest.Unavailable(t, "bash not installed")
 	}
 	readme, err := os.ReadFile("README.md")
 	if err != nil {

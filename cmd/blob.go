@@ -37,63 +37,75 @@ func newBlobAddCmd(g *globals) *cobra.Command {
 		Short: "Add a file (or a directory, as a collection) to this device's blob store; prints its hash (and, with --serve, a ticket, then serves it)",
 		Args:  cobra.ExactArgs(1),
 		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
-			prog := newBarPrinter(cmd.ErrOrStderr(), "adding")
-			fi, err := os.Stat(args[0])
+			hash, size, format, err := addBlob(cmd, h, args[0])
 			if err != nil {
 				return err
 			}
 			out := cmd.OutOrStdout()
-			var hash [32]byte
-			var size uint64
-			format := ticket.FormatRaw
-			if fi.IsDir() {
-				var c blobs.Collection
-				hash, size, c, err = h.AddDir(args[0], func(name string, done int64) { prog.update(uint64(done), 0) })
-				prog.clear()
-				if err != nil {
-					return err
-				}
-				format = ticket.FormatCollection
-				fmt.Fprintf(out, "collection of %d files\n", len(c))
-			} else {
-				hash, size, err = h.Blobs.AddFile(args[0], func(done int64) { prog.update(uint64(done), uint64(fi.Size())) })
-				prog.clear()
-				if err != nil {
-					return err
-				}
-			}
 			fmt.Fprintf(out, "hash: %s\nsize: %d bytes\n", vault.Hash(hash), size)
 			if !serve {
 				fmt.Fprintln(out, "(add --serve to print a ticket and serve the blob from this device)")
 				return nil
 			}
-			hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
-			if err != nil {
+			if err := checkListen("listen", listen); err != nil {
 				return err
 			}
-			defer hst.Close()
-			svc := blobs.NewService(hst, h.Blobs)
-			defer svc.Close()
-			t, err := ticket.NewBlobTicket(hash, size, format, []peer.AddrInfo{{ID: hst.ID(), Addrs: hst.Addrs()}})
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "ticket: %s\n", t)
-			if qr {
-				// Upper case uses the QR alphanumeric mode: a smaller code.
-				if err := ticket.QR(out, strings.ToUpper(t.String())); err != nil {
-					return err
-				}
-			}
-			fmt.Fprintln(out, "serving; Ctrl-C to stop")
-			<-cmd.Context().Done()
-			return nil
+			return serveBlob(cmd, h, hash, size, format, listen, qr)
 		}),
 	}
 	c.Flags().BoolVar(&serve, "serve", false, "serve the blob from this device until interrupted, and print a ticket")
 	c.Flags().StringSliceVar(&listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "listen addresses while serving")
 	c.Flags().BoolVar(&qr, "qr", false, "also print the ticket as a QR code")
 	return c
+}
+
+// addBlob adds a file, or a directory as a collection, to the home's blob
+// store with a progress bar.
+func addBlob(cmd *cobra.Command, h *client.Home, path string) (hash [32]byte, size uint64, format ticket.Format, err error) {
+	prog := newBarPrinter(cmd.ErrOrStderr(), "adding")
+	defer prog.clear()
+	fi, err := os.Stat(path)
+	if err != nil {
+		return hash, 0, 0, err
+	}
+	if !fi.IsDir() {
+		hash, size, err = h.Blobs.AddFile(path, func(done int64) { prog.update(uint64(done), uint64(fi.Size())) })
+		return hash, size, ticket.FormatRaw, err
+	}
+	hash, size, c, err := h.AddDir(path, func(name string, done int64) { prog.update(uint64(done), 0) })
+	if err != nil {
+		return hash, 0, 0, err
+	}
+	prog.clear()
+	fmt.Fprintf(cmd.OutOrStdout(), "collection of %d files\n", len(c))
+	return hash, size, ticket.FormatCollection, nil
+}
+
+// serveBlob serves the home's blobs until the command's context ends, after
+// printing a ticket for hash (and its QR code with qr).
+func serveBlob(cmd *cobra.Command, h *client.Home, hash [32]byte, size uint64, format ticket.Format, listen []string, qr bool) error {
+	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
+	if err != nil {
+		return err
+	}
+	defer hst.Close()
+	svc := blobs.NewService(hst, h.Blobs)
+	defer svc.Close()
+	t, err := ticket.NewBlobTicket(hash, size, format, []peer.AddrInfo{{ID: hst.ID(), Addrs: hst.Addrs()}})
+	if err != nil {
+		return err
+	}
+	out := cmd.OutOrStdout()
+	fmt.Fprintf(out, "ticket: %s\n", t)
+	if qr {
+		// Upper case uses the QR alphanumeric mode: a smaller code.
+		if err := ticket.QR(out, strings.ToUpper(t.String())); err != nil {
+			return err
+		}
+	}
+	fmt.Fprintln(out, "serving; Ctrl-C to stop")
+	<-cmd.Context().Done()
+	return nil
 }
 
 func newBlobGetCmd(g *globals) *cobra.Command {
@@ -115,7 +127,7 @@ func newBlobGetCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			h, err := openHome(g)
+			h, err := openHome(cmd, g, existingHome)
 			if err != nil {
 				return err
 			}
@@ -147,7 +159,7 @@ func fetchCollection(ctx context.Context, cmd *cobra.Command, h *client.Home, t 
 	}})
 	bar.clear()
 	if err != nil {
-		return fmt.Errorf("%w\n(run the same command again to resume: verified data is kept)", err)
+		return resumable(err)
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "fetched a collection of %d files (%s; %d groups fetched, %d resumed)\n",
 		len(c), byteText(int64(st.Size)), st.GroupsFetched, st.GroupsSkipped)
@@ -183,7 +195,7 @@ func fetchAndExport(ctx context.Context, cmd *cobra.Command, h *client.Home, pee
 	st, err := h.FetchBlob(ctx, peers, hash, opts)
 	bar.clear()
 	if err != nil {
-		return fmt.Errorf("%w\n(run the same command again to resume: verified data is kept)", err)
+		return resumable(err)
 	}
 	w := cmd.ErrOrStderr()
 	if st.AlreadyComplete {
@@ -216,49 +228,4 @@ func fetchAndExport(ctx context.Context, cmd *cobra.Command, h *client.Home, pee
 		return err
 	}
 	return nil
-}
-
-// barPrinter draws a progress bar on a terminal, a line every few seconds otherwise.
-type barPrinter struct {
-	w     io.Writer
-	label string
-	tty   bool
-	drawn bool
-	last  time.Time
-	start time.Time
-}
-
-func newBarPrinter(w io.Writer, label string) *barPrinter {
-	return &barPrinter{w: w, label: label, last: time.Now(), start: time.Now(), tty: isTerminal(w)}
-}
-
-func (p *barPrinter) update(done, total uint64) {
-	now := time.Now()
-	if (p.tty && now.Sub(p.last) < 100*time.Millisecond) || (!p.tty && now.Sub(p.last) < 2*time.Second) {
-		return
-	}
-	p.last = now
-	frac := 0.0
-	if total > 0 {
-		frac = min(1, float64(done)/float64(total))
-	}
-	const width = 30
-	filled := int(frac * width)
-	rate := float64(done) / (1 << 20) / max(now.Sub(p.start).Seconds(), 1e-9)
-	line := fmt.Sprintf("%s [%s%s] %5.1f%% %s / %s  %.0f MiB/s", p.label,
-		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), 100*frac,
-		byteText(int64(done)), byteText(int64(total)), rate)
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
-		p.drawn = true
-		return
-	}
-	fmt.Fprintln(p.w, line)
-}
-
-func (p *barPrinter) clear() {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
-	}
 }

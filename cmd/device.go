@@ -1,406 +1,216 @@
 package cmd
 
 import (
-	"crypto/ed25519"
+	"bufio"
+	"context"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 	"github.com/spf13/cobra"
-
-	"github.com/seedfleet/seedfleet/seednode/blobs"
-	"github.com/seedfleet/seedfleet/seednode/p2p"
-	"github.com/seedfleet/seedfleet/seednode/ticket"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/identity"
-	"github.com/seedfleet/seedfleet/seednode/vault"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
+	"github.com/seedfleet/seedfleet/seednode/pairing"
+	"github.com/seedfleet/seedfleet/seednode/ticket"
 )
 
-func newKeyCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "key", Short: "Manage this device's key"}
-	c.AddCommand(&cobra.Command{
-		Use:   "create",
-		Short: "Create the device key in --home (refuses to replace one)",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := client.CreateKey(g.home)
-			if errors.Is(err, fs.ErrExist) {
-				return fmt.Errorf("%s already holds a device key; `seedfleet key show` prints it", g.home)
-			}
-			if err != nil {
-				return err
-			}
-			return printKey(cmd.OutOrStdout(), key)
-		},
-	}, &cobra.Command{
-		Use:   "show",
-		Short: "Print the device's DID, author ID and libp2p peer ID",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			key, err := identity.Load(client.KeyPath(g.home))
-			if errors.Is(err, fs.ErrNotExist) {
-				return fmt.Errorf("no device key in %s: run `seedfleet key create`", g.home)
-			}
-			if err != nil {
-				return err
-			}
-			return printKey(cmd.OutOrStdout(), key)
-		},
-	})
+func newDeviceCmd(g *globals) *cobra.Command {
+	c := &cobra.Command{Use: "device", Short: "Pair, approve, list and revoke the agent's devices"}
+	c.AddCommand(newPairCmd(g), newApproveCmd(g), newDevicesListCmd(g), newRevokeCmd(g))
 	return c
 }
 
-func printKey(w io.Writer, key ed25519.PrivateKey) error {
-	pub := key.Public().(ed25519.PublicKey)
-	pid, err := identity.PeerID(pub)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(w, "did:     %s\nauthor:  %s\npeer ID: %s\n", identity.DIDKey(pub), vault.AuthorID(pub), pid)
-	return nil
-}
-
-func openHome(g *globals) (*client.Home, error) {
-	h, err := client.Open(g.home)
-	if err != nil {
-		return nil, fmt.Errorf("open device home %s: %w", g.home, err)
-	}
-	return h, nil
-}
-
-// withHome is a RunE that opens the device home, runs run with it and
-// closes it.
-func withHome(g *globals, run func(cmd *cobra.Command, args []string, h *client.Home) error) func(*cobra.Command, []string) error {
-	return func(cmd *cobra.Command, args []string) error {
-		h, err := openHome(g)
-		if err != nil {
-			return err
-		}
-		defer h.Close()
-		return run(cmd, args, h)
-	}
-}
-
-func newVaultCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "vault", Short: "Create and list vaults, and share them with tickets"}
-	c.AddCommand(newVaultTicketCmd(g), &cobra.Command{
-		Use:   "create",
-		Short: "Create a vault; prints its namespace ID (the read capability to share with seeds)",
-		Args:  cobra.NoArgs,
-		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
-			ns, err := h.CreateVault()
-			if err != nil {
-				return err
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), ns)
-			return nil
-		}),
-	}, &cobra.Command{
-		Use:   "list",
-		Short: "List the vaults this device created, with local entry counts",
-		Args:  cobra.NoArgs,
-		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
-			owned, err := h.OwnedVaults()
-			if err != nil {
-				return err
-			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "NAMESPACE ID\tENTRIES\tBYTES")
-			for _, ns := range owned {
-				st, err := h.Store.Stats(ns)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(tw, "%s\t%d\t%d\n", ns, st.Entries, st.Bytes)
-			}
-			return tw.Flush()
-		}),
-	})
-	return c
-}
-
-func newVaultTicketCmd(g *globals) *cobra.Command {
+func newPairCmd(g *globals) *cobra.Command {
 	var (
-		seeds     []string
-		withWrite bool
-		qr        bool
+		name    string
+		listen  []string
+		qr      bool
+		timeout time.Duration
 	)
 	c := &cobra.Command{
-		Use:   "ticket NAMESPACE --seed MULTIADDR...",
-		Short: "Print a read ticket for a vault (namespace + seed addresses) to paste on another device",
-		Args:  cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ns, err := parseNS(args[0])
+		Use:   "pair --name DEVICE",
+		Short: "Ask to join an agent: prints a pairing ticket and code, waits for a trusted device to approve",
+		Long: `Run on the new device. It prints a ticket (where to reach this device) and a short code. On the
+device holding the agent's root key, run "seedfleet device approve <ticket>" and type the code shown
+here. The code is checked with a PAKE: someone who substitutes the ticket but does not see the code gets
+nothing, and three wrong codes end the attempt. Once approved, this device syncs the agent's vault from
+its seeds and can read and write it.`,
+		Args: cobra.NoArgs,
+		RunE: withNewHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
+			if err := checkListen("listen", listen); err != nil {
+				return err
+			}
+			hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key, Listen: listen})
 			if err != nil {
 				return err
 			}
-			var peers []peer.AddrInfo
-			for _, a := range seeds {
-				info, err := p2p.ParsePeerAddr(a)
-				if err != nil {
-					return err
-				}
-				peers = append(peers, info)
-			}
-			t, err := ticket.NewDocTicket(ns, peers)
+			defer hst.Close()
+			code, err := pairing.NewCode()
 			if err != nil {
 				return err
 			}
-			if withWrite {
-				h, err := openHome(g)
-				if err != nil {
-					return err
-				}
-				key, err := h.NamespaceKey(ns)
-				h.Close()
-				if err != nil {
-					return err
-				}
-				var warning string
-				if t, warning, err = t.WithWriteSecret(key.Seed()); err != nil {
-					return err
-				}
-				fmt.Fprintln(cmd.ErrOrStderr(), "WARNING:", warning)
-			}
-			fmt.Fprintln(cmd.OutOrStdout(), t)
+			t := pairing.Ticket{Peer: p2pInfo(hst)}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "pairing ticket: %s\npairing code:   %s\n", t, code)
 			if qr {
-				return ticket.QR(cmd.OutOrStdout(), strings.ToUpper(t.String()))
-			}
-			return nil
-		},
-	}
-	c.Flags().StringSliceVar(&seeds, "seed", nil, "multiaddr of a seed hosting the vault (repeatable)")
-	c.Flags().BoolVar(&withWrite, "with-write", false, "include the vault's namespace key: whoever has the ticket can write (your own devices only)")
-	c.Flags().BoolVar(&qr, "qr", false, "also print the ticket as a QR code")
-	return c
-}
-
-func parseNS(s string) (vault.NamespaceID, error) {
-	ns, err := vault.ParseNamespaceID(s)
-	if err != nil {
-		return ns, fmt.Errorf("%w (`seedfleet vault create` prints one)", err)
-	}
-	return ns, nil
-}
-
-func newPutCmd(g *globals) *cobra.Command {
-	var file string
-	c := &cobra.Command{
-		Use:   "put NAMESPACE KEY [VALUE]",
-		Short: "Write an entry (value from the argument, --file, or stdin with --file -); NAMESPACE \"agent\" is the agent's private vault",
-		Args:  cobra.RangeArgs(2, 3),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 3 && file != "" {
-				return errors.New("give the value as an argument or with --file, not both")
-			}
-			if len(args) == 2 && file == "" {
-				return errors.New("missing value: put NAMESPACE KEY VALUE, or --file PATH")
-			}
-			h, err := openHome(g)
-			if err != nil {
-				return err
-			}
-			defer h.Close()
-			ns, err := vaultArg(h, args[0])
-			if err != nil {
-				return err
-			}
-			private := h.IsPrivate(ns)
-			putBytes := func(v []byte) (vault.SignedEntry, error) {
-				if private {
-					return h.PutPrivate(ns, args[1], v)
+				t.Code = code // the QR is read off this screen: it may carry the code
+				if err := ticket.QR(out, strings.ToUpper(t.String())); err != nil {
+					return err
 				}
-				return h.Put(ns, []byte(args[1]), v)
 			}
-			var se vault.SignedEntry
-			switch {
-			case len(args) == 3:
-				se, err = putBytes([]byte(args[2]))
-			case file == "-":
-				var value []byte
-				if value, err = io.ReadAll(cmd.InOrStdin()); err == nil {
-					se, err = putBytes(value)
-				}
-			default:
-				bar := newBarPrinter(cmd.ErrOrStderr(), "adding")
-				var total uint64
-				if fi, serr := os.Stat(file); serr == nil {
-					total = uint64(fi.Size())
-				}
-				progress := func(done int64) { bar.update(uint64(done), total) }
-				if private {
-					se, err = h.PutPrivateFile(ns, args[1], file, progress)
-				} else {
-					se, err = h.PutFile(ns, []byte(args[1]), file, progress)
-				}
-				bar.clear()
-			}
+			fmt.Fprintln(out, `on a device holding the agent's root key, run: seedfleet device approve <ticket> (and type the code)`)
+			ctx, cancel := context.WithTimeout(cmd.Context(), timeout)
+			defer cancel()
+			a, err := h.AwaitPairing(ctx, hst, code, name)
 			if err != nil {
+				if errors.Is(err, context.DeadlineExceeded) {
+					return fmt.Errorf("no approval within %s: run pair again for a new code", timeout)
+				}
 				return err
 			}
-			kind := "inline"
-			if vault.IsBlobRef(&se.Entry) {
-				kind = "blob"
-			}
-			if private {
-				kind += ", encrypted"
-			}
-			fmt.Fprintf(cmd.OutOrStdout(), "put %s (%d bytes, %s, hash %s)\n", args[1], se.Size, kind, se.Hash.Short())
-			return nil
-		},
-	}
-	c.Flags().StringVar(&file, "file", "", "read the value from this file (- for stdin)")
-	return c
-}
-
-func newGetCmd(g *globals) *cobra.Command {
-	var (
-		out  string
-		from []string
-	)
-	c := &cobra.Command{
-		Use:   "get NAMESPACE KEY",
-		Short: "Print every author's latest value of KEY (--out writes a blob value to a file, fetching it --from a peer if needed)",
-		Args:  cobra.ExactArgs(2),
-		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
-			ns, err := vaultArg(h, args[0])
-			if err != nil {
-				return err
-			}
-			if h.IsPrivate(ns) {
-				return getPrivate(cmd, h, ns, args[1], from, out)
-			}
-			items, err := h.Store.Get(ns, []byte(args[1]))
-			if err != nil {
-				return err
-			}
-			if len(items) == 0 {
-				return fmt.Errorf("no entry %q in vault %s on this device (sync first?)", args[1], ns.Short())
-			}
-			if out != "" {
-				return getToFile(cmd, h, items, from, out)
-			}
-			w := cmd.OutOrStdout()
-			if len(items) == 1 {
-				fmt.Fprintln(w, valueText(h, items[0]))
+			fmt.Fprintf(out, "approved: this device is %s#%s\n", a.DID, a.Device)
+			if len(a.Seeds) == 0 {
+				fmt.Fprintln(out, "no seeds known: sync the agent's vault with: seedfleet sync agent <peer multiaddr>")
 				return nil
 			}
-			for _, it := range items {
-				fmt.Fprintf(w, "%s  %s  %s\n", it.Entry.Author.Short(), timeText(it.Entry.Timestamp), valueText(h, it))
+			st, err := h.Sync(cmd.Context(), a.Namespace, a.Seeds[0], client.SyncOptions{})
+			if err != nil {
+				return syncError(err)
 			}
+			printSummary(out, st)
 			return nil
 		}),
 	}
-	c.Flags().StringVarP(&out, "out", "o", "", "write the value to this file (- for stdout)")
-	c.Flags().StringSliceVar(&from, "from", nil, "peer multiaddrs to fetch a blob value from when it is not on this device")
+	c.Flags().StringVar(&name, "name", "", "the name this device asks for in the agent document (a-z, 0-9, -)")
+	c.Flags().StringSliceVar(&listen, "listen", []string{"/ip4/127.0.0.1/tcp/0"}, "where the approving device can reach this one (e.g. /ip4/0.0.0.0/tcp/0 on a LAN)")
+	c.Flags().BoolVar(&qr, "qr", false, "also print the ticket, with the code, as a QR code to scan")
+	c.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up waiting for approval after this long")
+	_ = c.MarkFlagRequired("name")
 	return c
 }
 
-// getToFile writes the newest value of the key (fetching its blob if need be).
-func getToFile(cmd *cobra.Command, h *client.Home, items []vault.Item, from []string, out string) error {
-	newest := items[0]
-	for _, it := range items[1:] {
-		if it.Entry.Newer(&newest.Entry.Entry) {
-			newest = it
-		}
-	}
-	if newest.Content != nil || newest.Entry.Size == 0 {
-		if out == "-" {
-			_, err := cmd.OutOrStdout().Write(newest.Content)
-			return err
-		}
-		return os.WriteFile(out, newest.Content, 0o644)
-	}
-	peers, err := parsePeers(from)
-	if err != nil {
-		return err
-	}
-	if st, err := h.Blobs.Stat(newest.Entry.Hash); err == nil && st.State != blobs.Complete && len(peers) == 0 {
-		return fmt.Errorf("the value is a %d-byte blob not (fully) on this device: add --from <seed multiaddr>", newest.Entry.Size)
-	}
-	size := newest.Entry.Size
-	return fetchAndExport(cmd.Context(), cmd, h, peers, newest.Entry.Hash, blobs.FetchOptions{Size: &size, MaxSize: size}, nil, out)
-}
-
-func newListCmd(g *globals) *cobra.Command {
-	var limit int
+func newApproveCmd(g *globals) *cobra.Command {
+	var codeArg string
 	c := &cobra.Command{
-		Use:   "list NAMESPACE [PREFIX]",
-		Short: "List entries whose key starts with PREFIX",
-		Args:  cobra.RangeArgs(1, 2),
+		Use:   "approve PAIRING_TICKET [--code CODE]",
+		Short: "Approve a new device (on the device holding the agent's root key); asks for the code it shows",
+		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			var prefix []byte
-			if len(args) == 2 {
-				prefix = []byte(args[1])
+			t, err := pairing.ParseTicket(args[0])
+			if err != nil {
+				return err
 			}
-			h, err := openHome(g)
+			code := t.Code
+			if codeArg != "" {
+				if code, err = pairing.ParseCode(codeArg); err != nil {
+					return err
+				}
+			}
+			if code == "" {
+				if code, err = promptCode(cmd); err != nil {
+					return err
+				}
+			}
+			h, err := openHome(cmd, g, existingHome)
 			if err != nil {
 				return err
 			}
 			defer h.Close()
-			ns, err := vaultArg(h, args[0])
+			hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
 			if err != nil {
 				return err
 			}
-			if h.IsPrivate(ns) {
-				return listPrivate(cmd, h, ns, string(prefix), limit)
-			}
-			items, err := h.Store.List(ns, prefix, limit)
+			defer hst.Close()
+			errOut := cmd.ErrOrStderr()
+			ctx, cancel := context.WithTimeout(cmd.Context(), 2*time.Minute)
+			defer cancel()
+			req, key, err := h.ApprovePairing(ctx, hst, t.Peer, code, func(s string) { fmt.Fprintln(errOut, s) })
 			if err != nil {
 				return err
 			}
-			tw := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "KEY\tAUTHOR\tWRITTEN\tSIZE\tVALUE")
-			for _, it := range items {
-				e := &it.Entry
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\n", e.Key, e.Author.Short(), timeText(e.Timestamp), e.Size, valueText(h, it))
-			}
-			return tw.Flush()
+			fmt.Fprintf(cmd.OutOrStdout(), "approved %s as %q\n", identity.DIDKey(key), req.Name)
+			return nil
 		},
 	}
-	c.Flags().IntVar(&limit, "limit", 0, "show at most this many entries (0 = all)")
+	c.Flags().StringVar(&codeArg, "code", "", "the pairing code the new device shows (asked for when missing)")
 	return c
 }
 
-func timeText(us uint64) string {
-	return time.UnixMicro(int64(us)).UTC().Format("2006-01-02 15:04:05")
+func promptCode(cmd *cobra.Command) (pairing.Code, error) {
+	fmt.Fprint(cmd.ErrOrStderr(), "pairing code shown on the new device: ")
+	line, err := bufio.NewReader(io.LimitReader(cmd.InOrStdin(), 256)).ReadString('\n')
+	if err != nil && line == "" {
+		return "", fmt.Errorf("no pairing code given (pass --code)")
+	}
+	return pairing.ParseCode(strings.TrimSpace(line))
 }
 
-// valueText shows text values as they are and anything else by hash.
-func valueText(h *client.Home, it vault.Item) string {
-	if it.Content == nil {
-		where := "not on this device: get --out FILE --from <seed>"
-		if st, err := h.Blobs.Stat(it.Entry.Hash); err == nil && st.State == blobs.Complete {
-			where = "on this device: get --out FILE"
-		}
-		return fmt.Sprintf("(blob %s, %d bytes, %s)", it.Entry.Hash.Short(), it.Entry.Size, where)
+func newDevicesListCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the agent's devices and revoked keys (from the agent document on this device)",
+		Args:  cobra.NoArgs,
+		RunE: withHome(g, func(cmd *cobra.Command, _ []string, h *client.Home) error {
+			doc, a, err := h.AgentDocument()
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "agent %s, document version %d\n", doc.DID(), doc.Version)
+			tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "DEVICE\tSTATE\tSINCE\tKEY")
+			for _, d := range doc.Devices {
+				state := "active"
+				if d.Fragment == a.Device {
+					state = "active (this device)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", d.Fragment, state, timeText(d.Added), identity.DIDKey(d.Key))
+			}
+			for _, r := range doc.Revoked {
+				fmt.Fprintf(tw, "%s\trevoked\t%s\t%s\n", r.Fragment, timeText(r.RevokedAt), identity.DIDKey(r.Key))
+			}
+			return tw.Flush()
+		}),
 	}
-	if isText(it.Content) {
-		return string(it.Content)
-	}
-	return fmt.Sprintf("(%d binary bytes, hash %s)", len(it.Content), it.Entry.Hash.Short())
 }
 
-// isText reports whether a value prints as it is.
-func isText(b []byte) bool { return utf8.Valid(b) && !strings.ContainsRune(string(b), 0) }
-
-// parsePeers parses peer multiaddrs given on the command line.
-func parsePeers(addrs []string) ([]peer.AddrInfo, error) {
-	var out []peer.AddrInfo
-	for _, a := range addrs {
-		info, err := p2p.ParsePeerAddr(a)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, info)
+func newRevokeCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "revoke DEVICE",
+		Short: "Revoke a device: new content keys it never gets; seeds refuse its writes from now on",
+		Args:  cobra.ExactArgs(1),
+		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
+			doc, err := h.RevokeDevice(args[0])
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "revoked %s (agent document version %d); new values use a new content key\n", args[0], doc.Version)
+			a, err := h.Agent()
+			if err != nil {
+				return err
+			}
+			for _, s := range a.Seeds {
+				if err := h.PushAgent(cmd.Context(), s); err != nil {
+					return fmt.Errorf("the revocation is recorded here but seed %s was not updated: %w (run: seedfleet sync agent)", s, syncError(err))
+				}
+				fmt.Fprintf(out, "seed %s now refuses the device's writes\n", s)
+			}
+			return nil
+		}),
 	}
-	return out, nil
+}
+
+func p2pInfo(h interface {
+	ID() peer.ID
+	Addrs() []ma.Multiaddr
+}) peer.AddrInfo {
+	return peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()}
 }

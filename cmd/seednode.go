@@ -4,13 +4,17 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
+	"strings"
+	"syscall"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/seedfleet/seedfleet/internal/dirlock"
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/node"
@@ -45,52 +49,15 @@ seednode vaults" uses it. --example-config prints a commented configuration file
   seedfleet seednode --config seed.yaml`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
 			if example {
-				fmt.Fprint(out, config.Example())
-				return nil
-			}
-			cfg := config.Default()
-			if configPath != "" {
-				var err error
-				if cfg, err = config.Load(configPath); err != nil {
-					return err
-				}
-			}
-			if err := cfg.ApplyFlags(cfgFlags); err != nil {
+				_, err := fmt.Fprint(cmd.OutOrStdout(), config.Example())
 				return err
 			}
-			if err := cfg.Validate(); err != nil {
-				return fmt.Errorf("invalid configuration:\n%w", err)
-			}
-			if lf := cmd.Flags().Lookup("log-level"); lf == nil || !lf.Changed {
-				slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})))
-			}
-			ncfg, err := node.FromConfig(cfg)
+			cfg, err := seedConfig(configPath, cfgFlags)
 			if err != nil {
 				return err
 			}
-			ncfg.Logger = slog.Default()
-			n, err := node.New(ncfg)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(out, "seed node %s\n", n.Host().ID())
-			for _, a := range n.Addrs() {
-				fmt.Fprintf(out, "  listening on %s\n", a)
-			}
-			if u := n.AdminURL(); u != "" {
-				fmt.Fprintf(out, "  admin API on %s (/healthz /readyz /metrics /status)\n", u)
-				if f := n.AdminTokenFile(); f != "" {
-					fmt.Fprintf(out, "  admin API changes need the token in %s (seedfleet seednode vaults --data %s)\n", f, cfg.DataDir)
-				} else {
-					fmt.Fprintf(out, "  admin API changes need the token in %s\n", cfg.Admin.TokenFile)
-				}
-			}
-			fmt.Fprintf(out, "  hosting %d vault(s); data in %s\n", len(n.Hosted().List()), cfg.DataDir)
-			err = n.Run(cmd.Context())
-			fmt.Fprintln(out, "seed node stopped")
-			return err
+			return runSeed(cmd, cfg)
 		},
 	}
 	f := c.Flags()
@@ -103,6 +70,84 @@ seednode vaults" uses it. --example-config prints a commented configuration file
 	})
 	c.AddCommand(newInstallKeyCmd(), newSeedVaultsCmd(), newSeedVerifyCmd())
 	return c
+}
+
+// seedConfig reads the settings: defaults, then the --config file, then flags.
+func seedConfig(configPath string, cfgFlags *pflag.FlagSet) (config.Config, error) {
+	cfg := config.Default()
+	if configPath != "" {
+		var err error
+		if cfg, err = config.Load(configPath); err != nil {
+			return cfg, err
+		}
+	}
+	if err := cfg.ApplyFlags(cfgFlags); err != nil {
+		return cfg, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return cfg, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	return cfg, nil
+}
+
+// runSeed runs a seed with cfg until the command's context ends. The data
+// directory is locked first, so a second seed on it is told which process
+// holds it rather than Pebble's "resource temporarily unavailable".
+func runSeed(cmd *cobra.Command, cfg config.Config) error {
+	if lf := cmd.Flags().Lookup("log-level"); lf == nil || !lf.Changed {
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})))
+	}
+	lock, err := dirlock.Acquire(cfg.DataDir, "seed node")
+	if held, ok := errors.AsType[*dirlock.HeldError](err); ok {
+		return fmt.Errorf("seed data directory %s is in use by %s: a data directory belongs to one seed at a time; stop that seed (kill %d), or give this one its own --data", cfg.DataDir, held.Holder(), held.PID)
+	}
+	if err != nil {
+		return err
+	}
+	defer lock.Release()
+	ncfg, err := node.FromConfig(cfg)
+	if err != nil {
+		return err
+	}
+	ncfg.Logger = slog.Default()
+	n, err := node.New(ncfg)
+	if err != nil {
+		return startError(err)
+	}
+	out := cmd.OutOrStdout()
+	printSeedBanner(out, n, cfg)
+	err = n.Run(cmd.Context())
+	fmt.Fprintln(out, "seed node stopped")
+	return err
+}
+
+// startError adds what to do to a seed that cannot listen: mostly another
+// seed already running on the default ports.
+func startError(err error) error {
+	if !errors.Is(err, syscall.EADDRINUSE) && !strings.Contains(err.Error(), "address already in use") {
+		return err
+	}
+	if strings.Contains(err.Error(), "admin API on ") {
+		return fmt.Errorf("%w\n(another process, perhaps a seed already running, holds the admin address: stop it, or give this seed another one with --%s 127.0.0.1:0 for any free port, or --%s \"\" for none)", err, config.FlagAdminListen, config.FlagAdminListen)
+	}
+	return fmt.Errorf("%w\n(another process, perhaps a seed already running, holds a listen address: stop it, or give this seed other ports with --listen, --listen-quic and --listen-ws)", err)
+}
+
+// printSeedBanner tells the user where the seed is and how to reach its admin API.
+func printSeedBanner(out io.Writer, n *node.Node, cfg config.Config) {
+	fmt.Fprintf(out, "seed node %s\n", n.Host().ID())
+	for _, a := range n.Addrs() {
+		fmt.Fprintf(out, "  listening on %s\n", a)
+	}
+	if u := n.AdminURL(); u != "" {
+		fmt.Fprintf(out, "  admin API on %s (/healthz /readyz /metrics /status)\n", u)
+		if f := n.AdminTokenFile(); f != "" {
+			fmt.Fprintf(out, "  admin API changes need the token in %s (seedfleet seednode vaults --data %s)\n", f, cfg.DataDir)
+		} else {
+			fmt.Fprintf(out, "  admin API changes need the token in %s\n", cfg.Admin.TokenFile)
+		}
+	}
+	fmt.Fprintf(out, "  hosting %d vault(s); data in %s\n", len(n.Hosted().List()), cfg.DataDir)
 }
 
 // newInstallKeyCmd copies a pod's key from the Secrets volume, which only the

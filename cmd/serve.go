@@ -35,14 +35,17 @@ serves), so the agent's other devices find it with a plain sync even for a vault
 				}
 				vaults = append(vaults, ns)
 			}
-			relays, err := parsePeers(via)
+			relays, err := parsePeers("--via", via)
 			if err != nil {
+				return err
+			}
+			if err := checkListen("listen", listen); err != nil {
 				return err
 			}
 			if len(relays) == 0 && len(listen) == 0 {
 				return fmt.Errorf("nobody could reach this device: give --via <seed multiaddr> or --listen <multiaddr>")
 			}
-			h, err := openHome(g)
+			h, err := openHome(cmd, g, existingHome)
 			if err != nil {
 				return err
 			}

@@ -5,14 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/spf13/cobra"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
-	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -44,12 +42,6 @@ that is unreachable or does not serve the vault is reported and the next one tri
 			if err != nil {
 				return err
 			}
-			ctx := cmd.Context()
-			if !live && timeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, timeout)
-				defer cancel()
-			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			prog := newProgressPrinter(errOut, ns, quiet)
 			opts := client.DiscoverOptions{
@@ -65,42 +57,28 @@ that is unreachable or does not serve the vault is reported and the next one tri
 					}
 				},
 			}
-			if !live {
-				st, used, err := h.SyncAny(ctx, ns, opts)
-				prog.clear()
-				if err != nil {
-					return syncError(err)
-				}
-				if used.Source != client.SourceGiven && !quiet {
-					fmt.Fprintf(errOut, "found %s through %s\n", used.Peer.ID, used.Source)
-				}
-				printSummary(out, st)
-				if args[0] == agentAlias {
-					return syncProjects(ctx, cmd, h, used.Peer, quiet)
-				}
-				return nil
+			if live {
+				return syncLive(cmd, h, ns, opts, prog)
 			}
-			// Live: reconnect with backoff until interrupted.
-			backoff := time.Second
-			for {
-				start := time.Now()
-				st, _, err := h.SyncAny(ctx, ns, opts)
-				prog.clear()
-				if ctx.Err() != nil {
-					printSummary(out, st)
-					return nil
-				}
-				if time.Since(start) > time.Minute {
-					backoff = time.Second
-				}
-				fmt.Fprintf(errOut, "live sync interrupted: %v; reconnecting in %s\n", syncError(err), backoff)
-				select {
-				case <-ctx.Done():
-					return nil
-				case <-time.After(backoff):
-				}
-				backoff = min(2*backoff, 30*time.Second)
+			ctx := cmd.Context()
+			if timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, timeout)
+				defer cancel()
 			}
+			st, used, err := h.SyncAny(ctx, ns, opts)
+			prog.clear()
+			if err != nil {
+				return syncError(err)
+			}
+			if used.Source != client.SourceGiven && !quiet {
+				fmt.Fprintf(errOut, "found %s through %s\n", used.Peer.ID, used.Source)
+			}
+			printSummary(out, st)
+			if args[0] == agentAlias {
+				return syncProjects(ctx, cmd, h, used.Peer, quiet)
+			}
+			return nil
 		}),
 	}
 	c.Flags().BoolVar(&live, "live", false, "stay connected and exchange new entries as they are written (Ctrl-C to stop)")
@@ -112,12 +90,41 @@ that is unreachable or does not serve the vault is reported and the next one tri
 	return c
 }
 
+// syncLive keeps syncing until the command's context ends, reconnecting
+// with a backoff (1 s doubling to 30 s, back to 1 s after a session that
+// lasted a minute). Being stopped is its normal end: no error.
+func syncLive(cmd *cobra.Command, h *client.Home, ns vault.NamespaceID, opts client.DiscoverOptions, prog *progressPrinter) error {
+	ctx := cmd.Context()
+	out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
+	backoff := time.Second
+	for {
+		start := time.Now()
+		st, _, err := h.SyncAny(ctx, ns, opts)
+		prog.clear()
+		if ctx.Err() != nil {
+			printSummary(out, st)
+			return nil
+		}
+		if time.Since(start) > time.Minute {
+			backoff = time.Second
+		}
+		fmt.Fprintf(errOut, "live sync interrupted: %v; reconnecting in %s\n", syncError(err), backoff)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
 // syncTarget reads "NAMESPACE [ADDR]", "agent [ADDR]" or a doc ticket (all
 // its seeds; a write ticket also installs the namespace key) and returns the
 // peers to try first.
 func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.NamespaceID, []peer.AddrInfo, error) {
 	var given []string
 	var ns vault.NamespaceID
+	what := "PEER_MULTIADDR"
 	switch {
 	case args[0] == agentAlias:
 		a, err := h.Agent()
@@ -125,6 +132,7 @@ func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.Namesp
 			return ns, nil, err
 		}
 		ns, given = a.Namespace, a.Seeds
+		what = "the agent's seed (`seedfleet agent seeds` replaces them)"
 	case len(args) == 2:
 		var err error
 		if ns, err = parseNS(args[0]); err != nil {
@@ -149,17 +157,10 @@ func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.Namesp
 		return ns, t.Peers, nil
 	}
 	if len(args) == 2 {
-		given = []string{args[1]}
+		given, what = []string{args[1]}, "PEER_MULTIADDR"
 	}
-	var peers []peer.AddrInfo
-	for _, a := range given {
-		info, err := p2p.ParsePeerAddr(a)
-		if err != nil {
-			return ns, nil, err
-		}
-		peers = append(peers, info)
-	}
-	return ns, peers, nil
+	peers, err := parsePeers(what, given)
+	return ns, peers, err
 }
 
 func syncError(err error) error {
@@ -182,67 +183,6 @@ func printSummary(w io.Writer, st vault.SyncStats) {
 	}
 	if st.PeerRefused > 0 {
 		fmt.Fprintf(w, "  the peer refused %d of our entries: %s\n", st.PeerRefused, st.PeerRefusal)
-	}
-}
-
-func byteText(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}
-
-// progressPrinter draws one updating status line on a terminal, and a line
-// every few seconds otherwise (logs of a long first sync).
-type progressPrinter struct {
-	w        io.Writer
-	ns       vault.NamespaceID
-	quiet    bool
-	tty      bool
-	drawn    bool
-	lastLine time.Time
-}
-
-func newProgressPrinter(w io.Writer, ns vault.NamespaceID, quiet bool) *progressPrinter {
-	// Non-terminal output gets its first line after 2 s: short syncs stay quiet.
-	return &progressPrinter{w: w, ns: ns, quiet: quiet, lastLine: time.Now(), tty: isTerminal(w)}
-}
-
-// isTerminal reports whether w is a terminal (progress redraws one line)
-// rather than a file or pipe (progress prints a line every few seconds).
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := f.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
-}
-
-func (p *progressPrinter) update(pr vault.Progress) {
-	if p.quiet || pr.Phase == "done" {
-		return
-	}
-	line := fmt.Sprintf("%s vault %s: received %d entries (%s), sent %d (%s)",
-		pr.Phase, p.ns.Short(), pr.ItemsReceived, byteText(pr.BytesReceived), pr.ItemsSent, byteText(pr.BytesSent))
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
-		p.drawn = true
-		return
-	}
-	if time.Since(p.lastLine) >= 2*time.Second {
-		p.lastLine = time.Now()
-		fmt.Fprintln(p.w, line)
-	}
-}
-
-func (p *progressPrinter) clear() {
-	if p.drawn {
-		fmt.Fprint(p.w, "\r\033[K")
-		p.drawn = false
 	}
 }
 

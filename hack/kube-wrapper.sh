@@ -41,3 +41,35 @@ kube_ldflags() {
 	done
 	echo "$flags"
 }
+
+# go_progress PREFIX reads `go build -v` output (one import path per package
+# compiled) and prints, at most every 30 s, how many packages are done and
+# which one is compiling: a cold build runs for minutes and would otherwise
+# print nothing. Any other line (a compile error) is passed through.
+go_progress() {
+	local prefix=$1 n=0 last=$SECONDS line
+	while IFS= read -r line; do
+		case "$line" in
+		"" | *" "* | *:*) printf '%s\n' "$line" >&2 ;;
+		*)
+			n=$((n + 1))
+			if ((SECONDS - last >= 30)); then
+				last=$SECONDS
+				echo "${prefix}: ${n} packages compiled ($(((SECONDS - step_start) / 60))m$(((SECONDS - step_start) % 60))s), now ${line}" >&2
+			fi
+			;;
+		esac
+	done
+	echo "${prefix}: ${n} packages compiled in $(((SECONDS - step_start) / 60))m$(((SECONDS - step_start) % 60))s" >&2
+}
+
+# step LOG WHAT...: announces the next step, "[step_no/step_count] WHAT",
+# through the LOG function and starts its clock (step_start). The caller
+# sets step_no=0 and step_count.
+step() {
+	local log=$1
+	shift
+	step_no=$((step_no + 1))
+	step_start=$SECONDS
+	"$log" "[${step_no}/${step_count}] $*"
+}

@@ -340,6 +340,11 @@ func (c *cluster) setUp() {
 		die("%v", err)
 	}
 	ticket := strings.TrimSpace(t[strings.LastIndex(strings.TrimSpace(t), "\n")+1:])
+	for _, d := range []*device{c.phone, c.tablet} { // sync refuses a home with no key
+		if _, err := cli("key", "create", "--home", d.home); err != nil {
+			die("%s: %v", d.name, err)
+		}
+	}
 	if _, err := cli("sync", "--home", c.phone.home, ticket, "-q"); err != nil {
 		die("phone: %v", err)
 	}

@@ -153,6 +153,9 @@ func storeBlob(home string, e *entry) error {
 func (c *cluster) freshDevice() string {
 	c.fresh++
 	home := filepath.Join(c.root, fmt.Sprintf("fresh-%d", c.fresh))
+	if _, err := cli("key", "create", "--home", home); err != nil { // sync refuses a home with no key
+		die("a fresh device: %v", err)
+	}
 	var err error
 	for range 5 {
 		if _, err = cli("sync", "--home", home, c.ns, c.seed.Addr(), "-q", "--no-dht", "--no-rendezvous"); err == nil {

@@ -1,6 +1,3 @@
-// Package p2ptest gives tests real seedfleet libp2p hosts on loopback, built
-// by p2p.NewHost exactly as seeds and devices build theirs (nothing dials
-// out unless a test connects it).
 package p2ptest
 
 import (

@@ -17,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/seedfleet/seedfleet/internal/dirlock"
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -33,11 +34,15 @@ var ErrNoWriteAccess = errors.New("this device holds no write capability for the
 //	vaults/<id>.key     namespace keys of vaults this device created, 0600
 //	store/              the local Pebble replica of every vault it syncs
 //	blobs/              values larger than vault.MaxInlineValue, by hash
+//	lock                held while a process has the home open (its kind and PID)
+//	peers/              the peers that served each vault, and the addresses that worked
 type Home struct {
 	Dir   string
 	Key   ed25519.PrivateKey
 	Store *vault.Store
 	Blobs *blobs.Store
+
+	lock *dirlock.Lock
 }
 
 // KeyPath is where a home keeps its device key.
@@ -55,8 +60,53 @@ func CreateKey(dir string) (ed25519.PrivateKey, error) {
 	return key, nil
 }
 
-// Open opens a home, creating the device key on first use.
-func Open(dir string) (*Home, error) {
+// ErrNoHome: Open with MustExist found no device key in the directory.
+var ErrNoHome = errors.New("no device home")
+
+// OpenOption tunes Open.
+type OpenOption func(*openOptions)
+
+type openOptions struct {
+	mustExist bool
+	holder    string
+}
+
+// MustExist makes Open refuse a directory that holds no device key instead of
+// creating one: a mistyped home would otherwise become a new, empty device.
+func MustExist() OpenOption { return func(o *openOptions) { o.mustExist = true } }
+
+// HeldBy names what holds the home while it is open (e.g. "seedfleet sync
+// --live"); another Open of the same home is refused with that name and this
+// process's PID. Default: "a seedfleet device".
+func HeldBy(kind string) OpenOption { return func(o *openOptions) { o.holder = kind } }
+
+// Open opens a home, creating the device key on first use unless MustExist.
+// One process at a time holds a home: a second Open fails with a
+// *dirlock.HeldError naming the holder.
+func Open(dir string, opts ...OpenOption) (*Home, error) {
+	o := openOptions{holder: "a seedfleet device"}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.mustExist {
+		if _, err := os.Stat(KeyPath(dir)); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("%w in %s (it holds no %s)", ErrNoHome, dir, filepath.Base(KeyPath(dir)))
+		}
+	}
+	lock, err := dirlock.Acquire(dir, o.holder)
+	if err != nil {
+		return nil, err
+	}
+	h, err := openLocked(dir)
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	h.lock = lock
+	return h, nil
+}
+
+func openLocked(dir string) (*Home, error) {
 	key, _, err := identity.LoadOrCreate(KeyPath(dir))
 	if err != nil {
 		return nil, err
@@ -73,8 +123,10 @@ func Open(dir string) (*Home, error) {
 	return &Home{Dir: dir, Key: key, Store: st, Blobs: bs}, nil
 }
 
-// Close closes the stores.
-func (h *Home) Close() error { return errors.Join(h.Store.Close(), h.Blobs.Close()) }
+// Close closes the stores and releases the home.
+func (h *Home) Close() error {
+	return errors.Join(h.Store.Close(), h.Blobs.Close(), h.lock.Release())
+}
 
 // Author is this device's author ID.
 func (h *Home) Author() vault.AuthorID { return vault.AuthorID(h.Key.Public().(ed25519.PublicKey)) }
@@ -271,10 +323,13 @@ func (s *session) sync(ctx context.Context, p peer.AddrInfo, opts SyncOptions, d
 		dialTimeout = 15 * time.Second
 	}
 	dialCtx, cancel := context.WithTimeout(ctx, dialTimeout)
-	err := s.hst.Connect(dialCtx, p)
+	err := s.hst.Connect(dialCtx, s.h.withKnownAddrs(p))
 	cancel()
 	if err != nil {
 		return vault.SyncStats{}, fmt.Errorf("connect to %s: %w (is the peer running, and is this an address it printed?)", p.ID, err)
+	}
+	if err := s.h.rememberWorkingAddrs(s.hst, p.ID); err != nil {
+		return vault.SyncStats{}, fmt.Errorf("connected to %s, but could not record its address: %w", p.ID, err)
 	}
 	st, err := s.svc.Sync(ctx, p.ID, s.ns, opts)
 	if err != nil {
@@ -346,11 +401,14 @@ func (h *Home) eachBlobPeer(ctx context.Context, peers []peer.AddrInfo, fetch fu
 	lastErr := errors.New("no peer address to fetch from")
 	for _, info := range peers {
 		dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := hst.Connect(dialCtx, info)
+		err := hst.Connect(dialCtx, h.withKnownAddrs(info))
 		cancel()
 		if err != nil {
 			lastErr = fmt.Errorf("connect to %s: %w", info.ID, err)
 			continue
+		}
+		if err := h.rememberWorkingAddrs(hst, info.ID); err != nil {
+			return fmt.Errorf("connected to %s, but could not record its address: %w", info.ID, err)
 		}
 		if lastErr = fetch(bsvc, info.ID); lastErr == nil {
 			return nil
@@ -531,8 +589,12 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 		}
 		for _, r := range o.Relays {
 			cs, _ := relay.CircuitAddrs(r)
-			for _, c := range cs {
-				addrs = append(addrs, c.String()+"/p2p/"+hst.ID().String())
+			if len(cs) == 0 {
+				continue // with no address, AddrInfoToP2pAddrs would give a bare /p2p/<id>
+			}
+			full, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: hst.ID(), Addrs: cs})
+			for _, c := range full {
+				addrs = append(addrs, c.String())
 			}
 		}
 		o.Reachable(addrs)

@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -39,17 +40,12 @@ func TestMain(m *testing.M) {
 // multicast, so both run in a network namespace of their own, on a veth
 // pair, where the multicast reaches nothing else.
 func TestDevicesFindEachOtherOnTheLAN(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to create a network namespace (ip netns add)")
-	}
-	if _, err := exec.LookPath("ip"); err != nil {
-		t.Skip("needs iproute2 (ip) to create a network namespace")
-	}
+	p2ptest.RequireNetns(t)
 	var suffix [4]byte
 	rand.Read(suffix[:])
 	name := "sflan-" + hex.EncodeToString(suffix[:])
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
-		t.Skipf("cannot create a network namespace here: %v: %s", err, out)
+		p2ptest.Unavailable(t, fmt.Sprintf("cannot create a network namespace here: %v: %s", err, out))
 	}
 	t.Cleanup(func() { exec.Command("ip", "netns", "del", name).Run() })
 	for _, args := range [][]string{

@@ -15,6 +15,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/network"
 
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/node"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -140,7 +141,7 @@ func (c *child) expect(t *testing.T, prefix string, within time.Duration) string
 // relay: two masqueraded devices, one seed, a vault synced device to device.
 func TestTwoDevicesBehindNATSyncThroughTheRelay(t *testing.T) {
 	if why := natAvailable(); why != "" {
-		t.Skip("network namespaces unavailable: " + why)
+		p2ptest.Unavailable(t, "network namespaces unavailable: "+why)
 	}
 	id := randHex(3)
 	n := &netns{t: t}

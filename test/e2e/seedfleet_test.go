@@ -14,6 +14,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -698,6 +699,9 @@ func (s *suite) deleteNamespace(t *testing.T) {
 // and logs its summary.
 func (s *suite) sync(t *testing.T, d *device, args ...string) {
 	t.Helper()
+	if _, err := os.Stat(filepath.Join(d.home, "identity.key")); errors.Is(err, fs.ErrNotExist) {
+		d.must(t, s.ctx, cliTimeout, "key", "create") // a new device: sync refuses a home with no key
+	}
 	args = append([]string{"sync"}, args...)
 	out := d.must(t, s.ctx, syncTimeout, append(args, "--timeout", "90s", "-q")...)
 	s.logf(t, "%s: %s", d.name, firstLines(out, 3))

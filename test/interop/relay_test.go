@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 )
 
@@ -85,10 +86,7 @@ func requireTool(t *testing.T, name string) string {
 	if err == nil {
 		return path
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s is not installed: CI must install it (see .ci/run)", name)
-	}
-	t.Skipf("%s is not installed", name)
+	p2ptest.Unavailable(t, name+" is not installed (CI must install it: see .ci/run)")
 	return ""
 }
 
