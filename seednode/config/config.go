@@ -1,8 +1,11 @@
 package config
 
 import (
+	"crypto/ed25519"
 	"time"
 
+	"github.com/seedfleet/seedfleet/seednode/fleet"
+	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -68,6 +71,67 @@ type Config struct {
 	ScrubInterval Duration `json:"scrubInterval"`
 	// LogLevel is Debug, Info, Warn or Error.
 	LogLevel LogLevel `json:"logLevel"`
+	// Fleet makes the seed one pod of a fleet that answers self-service
+	// hosting requests. Empty name: the seed is not part of a fleet and
+	// hosts only what its administrator places.
+	Fleet Fleet `json:"fleet"`
+}
+
+// Fleet is a seed's place in a public fleet and the fleet's admission
+// policy; the operator writes it for every pod of a SeedNode with
+// spec.hosting.
+type Fleet struct {
+	// Name is the fleet's name, which requests and invites must carry
+	// (the operator uses <namespace>/<SeedNode name>).
+	Name string `json:"name"`
+	// Self is this pod's ordinal: its index in Members.
+	Self int `json:"self"`
+	// Members are every pod's full multiaddr (ending in /p2p/<peer ID>), by
+	// ordinal, this pod's own included.
+	Members []string `json:"members"`
+	// Replicas is how many pods hold each agent's vaults; at most the
+	// number of members.
+	Replicas int `json:"replicas"`
+	// Admission is Closed (only placed vaults), Open or Invite.
+	Admission fleet.Admission `json:"admission"`
+	// KeyFile holds the fleet's Ed25519 key (PEM), shared by its pods: it
+	// checks invite tickets and signs those the admin API mints. Required
+	// for Invite.
+	KeyFile string `json:"keyFile"`
+	// Limits bound what self-service agents may hold.
+	Limits FleetLimits `json:"limits"`
+	// IdleExpiry releases a vault no device synced for this long, after a
+	// notice period shown by host status. 0 (the default) never does.
+	IdleExpiry Duration `json:"idleExpiry"`
+}
+
+// FleetLimits bound self-service hosting; see hosting.Policy.
+type FleetLimits struct {
+	MaxVaultsPerAgent         int     `json:"maxVaultsPerAgent"`
+	DefaultQuotaBytes         uint64  `json:"defaultQuotaBytes"`
+	DefaultQuotaEntries       uint64  `json:"defaultQuotaEntries"`
+	MaxQuotaBytes             uint64  `json:"maxQuotaBytes"`
+	MaxQuotaEntries           uint64  `json:"maxQuotaEntries"`
+	MaxAgentBytes             uint64  `json:"maxAgentBytes"`
+	MaxVaultsPerPod           int     `json:"maxVaultsPerPod"`
+	AdmissionsPerSecond       float64 `json:"admissionsPerSecond"`
+	RequestsPerRangePerMinute int     `json:"requestsPerRangePerMinute"`
+}
+
+// Enabled reports whether the seed is a pod of a fleet.
+func (f Fleet) Enabled() bool { return f.Name != "" }
+
+// Policy is the fleet's admission policy for the hosting package; key is
+// the fleet key's public half (nil without a key file).
+func (f Fleet) Policy(key ed25519.PublicKey) hosting.Policy {
+	l := f.Limits
+	return hosting.Policy{
+		Fleet: f.Name, Admission: f.Admission, FleetKey: key, Replicas: f.Replicas,
+		MaxVaultsPerAgent: l.MaxVaultsPerAgent, DefaultQuotaBytes: l.DefaultQuotaBytes, DefaultQuotaEntries: l.DefaultQuotaEntries,
+		MaxQuotaBytes: l.MaxQuotaBytes, MaxQuotaEntries: l.MaxQuotaEntries, MaxAgentBytes: l.MaxAgentBytes,
+		MaxVaultsPerPod: l.MaxVaultsPerPod, AdmissionsPerSecond: l.AdmissionsPerSecond,
+		RequestsPerRangePerMinute: l.RequestsPerRangePerMinute, IdleExpiry: f.IdleExpiry.Duration,
+	}
 }
 
 // Listen holds libp2p listen multiaddrs per transport. Each list may be empty,
@@ -247,5 +311,20 @@ func Default() Config {
 		GCInterval:        Duration{5 * time.Minute},
 		ScrubInterval:     Duration{24 * time.Hour},
 		LogLevel:          LogInfo,
+		Fleet: Fleet{
+			Replicas:  3,
+			Admission: fleet.Closed,
+			Limits: FleetLimits{
+				MaxVaultsPerAgent:         hosting.DefaultMaxVaultsPerAgent,
+				DefaultQuotaBytes:         hosting.DefaultQuotaBytes,
+				DefaultQuotaEntries:       hosting.DefaultQuotaEntries,
+				MaxQuotaBytes:             hosting.DefaultMaxQuotaBytes,
+				MaxQuotaEntries:           hosting.DefaultMaxQuotaEntries,
+				MaxAgentBytes:             hosting.DefaultMaxAgentBytes,
+				MaxVaultsPerPod:           hosting.DefaultMaxVaultsPerPod,
+				AdmissionsPerSecond:       hosting.DefaultAdmissionsPerSecond,
+				RequestsPerRangePerMinute: hosting.DefaultRequestsPerRangePerMinute,
+			},
+		},
 	}
 }

@@ -126,4 +126,45 @@ scrubInterval: 24h
 
 # Least severe messages logged: Debug, Info, Warn or Error; any case is accepted.
 logLevel: Info
+
+# This seed as one pod of a public fleet that answers self-service hosting
+# requests (seedfleet host request). The operator writes this section for
+# every pod of a SeedNode with spec.hosting; an empty name turns it off.
+fleet:
+  # The fleet's name; requests and invites carry it.
+  name: ""
+  # This pod's ordinal: its index in members.
+  self: 0
+  # Every pod's full multiaddr, ending in /p2p/<peer ID>, by ordinal.
+  members: []
+  # Pods holding each agent's vaults (at most the number of members).
+  replicas: 3
+  # Who may ask: Closed (only vaults an administrator places), Open or Invite.
+  admission: Closed
+  # The fleet's Ed25519 key (PEM), shared by its pods: checks invites, and
+  # signs those the admin API mints. Required for Invite.
+  keyFile: ""
+  # What self-service agents may hold, and how fast they are admitted.
+  limits:
+    # Vaults one agent may hold.
+    maxVaultsPerAgent: 16
+    # A vault's quota in bytes when its request asks for none.
+    defaultQuotaBytes: 268435456
+    # A vault's quota in entries when its request asks for none.
+    defaultQuotaEntries: 100000
+    # The largest quota in bytes one vault may have.
+    maxQuotaBytes: 1073741824
+    # The largest quota in entries one vault may have.
+    maxQuotaEntries: 1000000
+    # The sum of one agent's vault quotas.
+    maxAgentBytes: 4294967296
+    # Distinct self-service vaults one pod holds.
+    maxVaultsPerPod: 200000
+    # New agents admitted per second by one pod (bursts of twice as many).
+    admissionsPerSecond: 100
+    # Requests of any kind from one IPv4 /24 or IPv6 /56, per minute.
+    requestsPerRangePerMinute: 60
+  # Release a vault no device synced for this long, after a notice period
+  # shown by host status (a tenth of it, at least a day); 0s never does.
+  idleExpiry: 0s
 `

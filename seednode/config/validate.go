@@ -14,7 +14,10 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/seedfleet/seedfleet/seednode/admin"
+	"github.com/seedfleet/seedfleet/seednode/fleet"
+	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/ticket"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -54,7 +57,64 @@ func (c *Config) Validate() error {
 	v.resources(c.Resources)
 	v.intervals(c)
 	oneOf(v, "logLevel", c.LogLevel, LogLevels())
+	v.fleet(c.Fleet)
 	return errors.Join(v.errs...)
+}
+
+// fleet checks a pod's place in its fleet and the fleet's policy; nothing
+// when the seed is not part of a fleet.
+func (v *validator) fleet(f Fleet) {
+	if !f.Enabled() {
+		return
+	}
+	if len(f.Name) > ticket.MaxFleetNameLen || strings.ContainsFunc(f.Name, unicode.IsControl) {
+		v.add("fleet.name", "must be at most %d bytes without control characters", ticket.MaxFleetNameLen)
+	}
+	for i, s := range f.Members {
+		if _, err := admin.ParsePeerAddr(s); err != nil {
+			v.add(index("fleet.members", i), "%v", err)
+		}
+	}
+	switch {
+	case len(f.Members) == 0:
+		v.add("fleet.members", "required: every pod's multiaddr with /p2p/, by ordinal")
+	case f.Self < 0 || f.Self >= len(f.Members):
+		v.add("fleet.self", "ordinal %d is not among the %d members", f.Self, len(f.Members))
+	}
+	if f.Replicas < 1 || f.Replicas > ticket.MaxFleetReplicas || (len(f.Members) > 0 && f.Replicas > len(f.Members)) {
+		v.add("fleet.replicas", "must be 1 to the number of members (%d), at most %d", len(f.Members), ticket.MaxFleetReplicas)
+	}
+	oneOf(v, "fleet.admission", f.Admission, fleet.Admissions())
+	if f.Admission == fleet.Invite && f.KeyFile == "" {
+		v.add("fleet.keyFile", "required with admission Invite: the fleet's key checks invites")
+	}
+	v.fleetLimits(f.Limits)
+	if d := f.IdleExpiry.Duration; d != 0 && d < time.Hour {
+		v.add("fleet.idleExpiry", "must be 0s (off) or at least 1h: devices offline for a night would lose their vaults")
+	}
+}
+
+func (v *validator) fleetLimits(l FleetLimits) {
+	v.atLeast("fleet.limits.maxVaultsPerAgent", l.MaxVaultsPerAgent, 1)
+	if l.MaxVaultsPerAgent > hosting.MaxRecordVaults {
+		v.add("fleet.limits.maxVaultsPerAgent", "must be at most %d", hosting.MaxRecordVaults)
+	}
+	v.atLeast64("fleet.limits.maxQuotaBytes", l.MaxQuotaBytes, 1)
+	v.atLeast64("fleet.limits.maxQuotaEntries", l.MaxQuotaEntries, 1)
+	if l.DefaultQuotaBytes > l.MaxQuotaBytes {
+		v.add("fleet.limits.defaultQuotaBytes", "must be at most maxQuotaBytes (%d)", l.MaxQuotaBytes)
+	}
+	if l.DefaultQuotaEntries > l.MaxQuotaEntries {
+		v.add("fleet.limits.defaultQuotaEntries", "must be at most maxQuotaEntries (%d)", l.MaxQuotaEntries)
+	}
+	if l.MaxQuotaBytes > l.MaxAgentBytes {
+		v.add("fleet.limits.maxAgentBytes", "must be at least maxQuotaBytes (%d): one vault could not get the largest quota", l.MaxQuotaBytes)
+	}
+	v.atLeast("fleet.limits.maxVaultsPerPod", l.MaxVaultsPerPod, 1)
+	v.atLeast("fleet.limits.requestsPerRangePerMinute", l.RequestsPerRangePerMinute, 1)
+	if !(l.AdmissionsPerSecond > 0) || math.IsInf(l.AdmissionsPerSecond, 0) {
+		v.add("fleet.limits.admissionsPerSecond", "must be above 0")
+	}
 }
 
 // storage checks where the seed keeps its data and its key.

@@ -5,12 +5,14 @@ import (
 	"math"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/libp2p/go-libp2p-kad-dht/amino"
 
+	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -101,6 +103,17 @@ func TestValidateNamesTheField(t *testing.T) {
 		{"gc negative", func(c *Config) { c.GCInterval = Duration{-time.Minute} }, "gcInterval", "gcInterval: must be at least 1s"},
 		{"log level", func(c *Config) { c.LogLevel = "verbose" }, "logLevel", `logLevel: "verbose" is not one of Debug, Info, Warn, Error`},
 		{"log level case", func(c *Config) { c.LogLevel = "INFO" }, "logLevel", `logLevel: "INFO" is not one of Debug, Info, Warn, Error (did you mean Info?)`},
+
+		{"fleet without members", func(c *Config) { inFleet(t, c); c.Fleet.Members = nil }, "fleet.members", "fleet.members: required"},
+		{"fleet member without p2p", func(c *Config) { inFleet(t, c); c.Fleet.Members[1] = "/ip4/10.0.0.2/tcp/7400" }, "fleet.members[1]", "fleet.members[1]:"},
+		{"fleet self out of range", func(c *Config) { inFleet(t, c); c.Fleet.Self = 3 }, "fleet.self", "fleet.self: ordinal 3 is not among the 3 members"},
+		{"fleet replicas over members", func(c *Config) { inFleet(t, c); c.Fleet.Replicas = 4 }, "fleet.replicas", "fleet.replicas: must be 1 to the number of members (3)"},
+		{"fleet admission", func(c *Config) { inFleet(t, c); c.Fleet.Admission = "Public" }, "fleet.admission", `fleet.admission: "Public" is not one of Closed, Open, Invite`},
+		{"fleet invite without key", func(c *Config) { inFleet(t, c); c.Fleet.Admission = fleet.Invite }, "fleet.keyFile", "fleet.keyFile: required with admission Invite"},
+		{"fleet default over max", func(c *Config) { inFleet(t, c); c.Fleet.Limits.DefaultQuotaBytes = c.Fleet.Limits.MaxQuotaBytes + 1 }, "fleet.limits.defaultQuotaBytes", "fleet.limits.defaultQuotaBytes: must be at most maxQuotaBytes"},
+		{"fleet agent below vault", func(c *Config) { inFleet(t, c); c.Fleet.Limits.MaxAgentBytes = 1 }, "fleet.limits.maxAgentBytes", "fleet.limits.maxAgentBytes: must be at least maxQuotaBytes"},
+		{"fleet admissions zero", func(c *Config) { inFleet(t, c); c.Fleet.Limits.AdmissionsPerSecond = 0 }, "fleet.limits.admissionsPerSecond", "fleet.limits.admissionsPerSecond: must be above 0"},
+		{"fleet idle expiry short", func(c *Config) { inFleet(t, c); c.Fleet.IdleExpiry = Duration{time.Minute} }, "fleet.idleExpiry", "fleet.idleExpiry: must be 0s (off) or at least 1h"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -189,6 +202,12 @@ func TestValidateAccepts(t *testing.T) {
 		{"resources set", func(c *Config) { c.Resources = Resources{512, 4096, 1000, 10000} }},
 		{"largest limits", func(c *Config) { c.Limits.MaxEntries = math.MaxUint64; c.Limits.MaxBytes = math.MaxUint64 }},
 		{"log levels", func(c *Config) { c.LogLevel = LogDebug }},
+		{"fleet pod", func(c *Config) { inFleet(t, c) }},
+		{"fleet by invite", func(c *Config) {
+			inFleet(t, c)
+			c.Fleet.Admission, c.Fleet.KeyFile, c.Fleet.IdleExpiry = fleet.Invite, "/run/seedfleet/fleet.key", Duration{90 * 24 * time.Hour}
+		}},
+		{"fleet members ignored without a name", func(c *Config) { c.Fleet.Members = []string{"garbage"} }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -252,5 +271,14 @@ func TestSlogLevel(t *testing.T) {
 		if got := level.Level().String(); got != want {
 			t.Errorf("%s.Level(): got %s", level, got)
 		}
+	}
+}
+
+// inFleet makes c the second pod of a three-pod open fleet.
+func inFleet(t *testing.T, c *Config) {
+	c.Fleet.Name, c.Fleet.Self, c.Fleet.Admission = "default/seeds", 1, fleet.Open
+	c.Fleet.Members = nil
+	for i := range 3 {
+		c.Fleet.Members = append(c.Fleet.Members, "/dns4/seeds-"+strconv.Itoa(i)+".seeds.default.svc/tcp/7400/p2p/"+testPeerID(t, byte(20+i)))
 	}
 }
