@@ -45,8 +45,8 @@ func (a *agent) request(now time.Time, vaults ...[32]byte) *Request {
 	return r
 }
 
-// roundTrip encodes and decodes r, as a seed receives it.
-func roundTrip(t testing.TB, r *Request) *Request {
+// decodeAsSeed encodes and decodes r, as a seed receives it.
+func decodeAsSeed(t testing.TB, r *Request) *Request {
 	t.Helper()
 	got, err := UnmarshalRequest(r.Marshal())
 	if err != nil {
@@ -64,14 +64,14 @@ func TestRequestVerify(t *testing.T) {
 		r := a.request(now, vaultA)
 		r.AgentDoc = nil
 		r.Sign(a.root)
-		if _, err := roundTrip(t, r).Verify(testFleet, now, nil); err != nil {
+		if _, err := decodeAsSeed(t, r).Verify(testFleet, now, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
 	t.Run("listed device", func(t *testing.T) {
 		r := a.request(now, vaultA)
 		r.Sign(a.device)
-		doc, err := roundTrip(t, r).Verify(testFleet, now, nil)
+		doc, err := decodeAsSeed(t, r).Verify(testFleet, now, nil)
 		if err != nil || doc == nil || doc.Version != a.doc.Version {
 			t.Fatalf("Verify = %v, %v", doc, err)
 		}
@@ -82,7 +82,7 @@ func TestRequestVerify(t *testing.T) {
 		r := &Request{Op: OpHost, Kind: SubjectVault, Subject: ns[:], Fleet: testFleet, Time: now,
 			Vaults: []VaultAsk{{Namespace: ns}}}
 		r.Sign(nsKey)
-		if _, err := roundTrip(t, r).Verify(testFleet, now, nil); err != nil {
+		if _, err := decodeAsSeed(t, r).Verify(testFleet, now, nil); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -147,7 +147,7 @@ func TestRequestVerify(t *testing.T) {
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {
-			r := roundTrip(t, tt.build())
+			r := decodeAsSeed(t, tt.build())
 			_, err := r.Verify(tt.fleet, now, tt.held)
 			if !errors.Is(err, ErrUnauthorized) || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("Verify: %v, want ErrUnauthorized with %q", err, tt.want)

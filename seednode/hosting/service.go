@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"time"
@@ -20,6 +21,7 @@ import (
 	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/ticket"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -41,6 +43,7 @@ const (
 	kindRequest   byte = 'R' // from a device: decide, forwarding to the subject's home pod if needed
 	kindForwarded byte = 'F' // from a fleet pod: decide here; carries the device's address range
 	kindReplicate byte = 'P' // from the home pod that accepted it: apply here too, no rate limits
+	kindInfo      byte = 'I' // from anyone: answered with the fleet's ticket (text), unsigned
 )
 
 // maxFrame bounds a frame to the service: a request and a short header.
@@ -205,9 +208,24 @@ func (s *Service) handle(st network.Stream) {
 		}
 		return
 	}
+	if frame[0] == kindInfo {
+		s.m.answers.WithLabelValues("OK", "Info").Inc()
+		s.send(st, []byte(s.Ticket().String()))
+		return
+	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
 	defer cancel()
 	s.reply(st, s.decide(ctx, remote, admission.Range(st.Conn().RemoteMultiaddr()), frame))
+}
+
+// Ticket is the fleet's ticket as this pod knows it: its name, policy,
+// replicas, size and its first ticket.MaxPeers pods.
+func (s *Service) Ticket() ticket.FleetTicket {
+	m := s.cfg.members()
+	p := s.adm.Policy()
+	pods := m.Pods[:min(len(m.Pods), ticket.MaxPeers)]
+	return ticket.FleetTicket{Name: p.Fleet, Admission: p.Admission, Replicas: p.Replicas, Pods: len(m.Pods),
+		Peers: slices.Clone(pods)}
 }
 
 // decide answers one frame.
@@ -322,7 +340,12 @@ func (s *Service) ask(ctx context.Context, p peer.AddrInfo, msg []byte) (*Answer
 // reply writes the answer and closes the stream.
 func (s *Service) reply(st network.Stream, ans *Answer) {
 	s.m.answers.WithLabelValues(outcome(ans), ans.Reason.String()).Inc()
-	if err := wire.WriteFrame(st, ans.Marshal()); err != nil {
+	s.send(st, ans.Marshal())
+}
+
+// send writes one frame and closes the stream.
+func (s *Service) send(st network.Stream, msg []byte) {
+	if err := wire.WriteFrame(st, msg); err != nil {
 		_ = st.Reset()
 		return
 	}
@@ -351,8 +374,34 @@ func Ask(ctx context.Context, h host.Host, seed peer.AddrInfo, req *Request) (*A
 	return exchange(ctx, h, seed.ID, append([]byte{kindRequest}, req.Marshal()...))
 }
 
+// FleetInfo asks a seed for its fleet's ticket: what a device needs to
+// sign requests for the fleet when it knows only one seed's address.
+func FleetInfo(ctx context.Context, h host.Host, seed peer.AddrInfo) (ticket.FleetTicket, error) {
+	if len(seed.Addrs) > 0 {
+		h.Peerstore().AddAddrs(seed.ID, seed.Addrs, time.Hour)
+	}
+	frame, err := roundTrip(ctx, h, seed.ID, []byte{kindInfo}, ticket.MaxTextLen)
+	if err != nil {
+		return ticket.FleetTicket{}, err
+	}
+	t, err := ticket.ParseFleetTicket(string(frame))
+	if err != nil {
+		return ticket.FleetTicket{}, fmt.Errorf("seed %s answered with a bad fleet ticket: %w", seed.ID, err)
+	}
+	return t, nil
+}
+
 // exchange sends one frame on a new stream and reads one answer.
 func exchange(ctx context.Context, h host.Host, p peer.ID, msg []byte) (*Answer, error) {
+	frame, err := roundTrip(ctx, h, p, msg, MaxAnswerSize)
+	if err != nil {
+		return nil, err
+	}
+	return UnmarshalAnswer(frame)
+}
+
+// roundTrip sends one frame on a new stream and reads one frame back.
+func roundTrip(ctx context.Context, h host.Host, p peer.ID, msg []byte, limit int) ([]byte, error) {
 	st, err := h.NewStream(ctx, p, ProtocolID)
 	if err != nil {
 		return nil, fmt.Errorf("opening a hosting stream to %s: %w", p, err)
@@ -366,10 +415,13 @@ func exchange(ctx context.Context, h host.Host, p peer.ID, msg []byte) (*Answer,
 		return nil, fmt.Errorf("sending the request to %s: %w", p, err)
 	}
 	_ = st.CloseWrite()
-	frame, err := wire.ReadFrame(bufio.NewReaderSize(st, 4096), MaxAnswerSize, ErrMalformed)
+	frame, err := wire.ReadFrame(bufio.NewReaderSize(st, 4096), limit, ErrMalformed)
 	if err != nil {
 		_ = st.Reset()
+		if errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading the answer from %s: the seed closed the stream without one (is it a fleet pod?): %w", p, err)
+		}
 		return nil, fmt.Errorf("reading the answer from %s: %w", p, err)
 	}
-	return UnmarshalAnswer(frame)
+	return frame, nil
 }

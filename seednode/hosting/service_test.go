@@ -124,6 +124,20 @@ func TestAnyPodAnswersForTheFleet(t *testing.T) {
 	}
 }
 
+func TestFleetInfo(t *testing.T) {
+	pods := startFleet(t, 3, 2, Policy{Admission: fleet.Open})
+	device := p2ptest.NewHost(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	tk, err := FleetInfo(ctx, device, peer.AddrInfo{ID: pods[2].host.ID(), Addrs: pods[2].host.Addrs()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tk.Name != testFleet || tk.Admission != fleet.Open || tk.Replicas != 2 || tk.Pods != 3 || len(tk.Peers) != 3 || tk.Peers[0].ID != pods[0].host.ID() {
+		t.Fatalf("fleet ticket %+v", tk)
+	}
+}
+
 func TestServiceRefusals(t *testing.T) {
 	pods := startFleet(t, 3, 2, Policy{Admission: fleet.Invite, FleetKey: make(ed25519.PublicKey, 32)})
 	device := p2ptest.NewHost(t, false)
