@@ -130,6 +130,9 @@ func TestCircuitAddrs(t *testing.T) {
 	if _, err := CircuitAddrs(info); err == nil || !strings.Contains(err.Error(), "no address a peer could dial") {
 		t.Fatalf("a relay with only 0.0.0.0: error %v", err)
 	}
+	if _, err := CircuitAddrs(peer.AddrInfo{Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4001")}}); err == nil || !strings.Contains(err.Error(), "relay peer ID") {
+		t.Fatalf("a relay without a peer ID: error %v", err)
+	}
 }
 
 // TestReservationAddresses: as in go-libp2p, a reservation carries the
