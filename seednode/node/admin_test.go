@@ -13,6 +13,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/internal/version"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/config"
@@ -63,6 +64,9 @@ func TestAdminAPIReflectsTheNode(t *testing.T) {
 	}
 	if st.DHT.Mode != string(config.DHTServer) || st.Relay.Mode != string(config.RelayAgents) || st.Relay.AllowedPeers != 1 {
 		t.Fatalf("status services: dht %+v relay %+v (the laptop's key should be allowed to reserve)", st.DHT, st.Relay)
+	}
+	if st.Version == "" || st.Version != version.String() {
+		t.Fatalf("status version %q, want the build's %q", st.Version, version.String())
 	}
 
 	resp, err := http.Get(n.AdminURL() + admin.PathMetrics)
