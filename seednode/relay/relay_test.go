@@ -204,7 +204,7 @@ func TestNewRefuses(t *testing.T) {
 		{"nil ACL", nil, nil, "nil ACL"},
 		{"mode off", NewACL(config.RelayOff), nil, "runs no relay service"},
 		{"unknown mode", NewACL("everyone"), nil, "runs no relay service"},
-		{"negative limit", NewACL(config.RelayPublic), []Option{WithLimits(Limits{MaxCircuits: -1})}, "MaxCircuits is -1"},
+		{"negative limit", NewACL(config.RelayPublic), []Option{WithLimits(Limits{MaxCircuits: -1})}, "WithLimits: MaxCircuits is negative"},
 		{"nil registerer", NewACL(config.RelayPublic), []Option{WithRegisterer(nil)}, "nil registerer"},
 		{"nil announced address", NewACL(config.RelayPublic), []Option{WithAnnouncedAddrs(nil)}, "address 0 is empty"},
 	} {

@@ -59,7 +59,7 @@ func (l Limits) check() error {
 		{"CircuitBytes", l.CircuitBytes},
 	} {
 		if f.v < 0 {
-			return fmt.Errorf("relay limits: %s is %d, must not be negative (zero keeps the default)", f.name, f.v)
+			return fmt.Errorf("relay: WithLimits: %s is negative (%d; zero keeps the default)", f.name, f.v)
 		}
 	}
 	return nil
