@@ -123,10 +123,15 @@ func NewHost(o HostOptions) (host.Host, error) {
 }
 
 // FullAddrs returns h's addresses with its /p2p/ peer ID: what a device
-// pastes as a bootstrap peer.
+// pastes as a bootstrap peer. A host that listens nowhere has none (where
+// peer.AddrInfoToP2pAddrs alone would give a bare /p2p/<ID>, no address).
 func FullAddrs(h host.Host) []ma.Multiaddr {
+	addrs := h.Addrs()
+	if len(addrs) == 0 {
+		return nil
+	}
 	// An error is only possible for an empty peer ID, which a host never has.
-	full, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
+	full, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: addrs})
 	return full
 }
 

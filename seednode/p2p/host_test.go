@@ -47,6 +47,9 @@ func TestNewHostIdentityAndAddrs(t *testing.T) {
 	if len(d.Addrs()) != 0 {
 		t.Fatalf("dial-only host listens on %v", d.Addrs())
 	}
+	if full := FullAddrs(d); len(full) != 0 {
+		t.Fatalf("dial-only host has full addresses %v", full)
+	}
 }
 
 func TestNewHostAnnounce(t *testing.T) {
