@@ -275,7 +275,7 @@ func TestRefusalReasonSanitized(t *testing.T) {
 		}
 		_, _ = ns.Write(wire.AppendFrame([]byte{statusRefused}, []byte("go away\x1b[2J\nforged line")))
 	})
-	svc := NewService(ch, testStore(t))
+	svc := newTestService(t, ch, testStore(t))
 	defer svc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -109,7 +109,7 @@ func allChanged() Config {
 		Relay: Relay{Mode: RelayOff, AllowedKeys: []string{testDID(3)}, AdvertisePrivateAddrs: true, Limits: RelayLimits{
 			MaxReservations: 1, MaxReservationsPerIP: 3, MaxReservationsPerASN: 4,
 			MaxCircuits: 5, ReservationTTL: Duration{-time.Second}, CircuitDuration: Duration{time.Nanosecond}, CircuitBytes: 0,
-		}, AdvertisePrivateAddrs: true},
+		}},
 		Rendezvous:    Rendezvous{Enabled: false, RecordTTL: Duration{73 * time.Hour}, MaxRecordsPerAgent: -1},
 		Resources:     Resources{MaxMemoryMiB: 1, MaxFileDescriptors: 2, MaxConnsInbound: 3, MaxStreamsInbound: math.MaxInt},
 		IdleTimeout:   Duration{0},

@@ -94,9 +94,6 @@ relay:
     circuitDuration: 2m
     # Bytes one relayed connection may carry in each direction (1 MiB).
     circuitBytes: 1048576
-  # Let reservations carry the seed's loopback and private addresses too (tests on loopback, private
-  # clusters); by default they carry its public and announced addresses only.
-  advertisePrivateAddrs: false
 
 # Rendezvous: devices register signed records and look up their agent's other devices.
 rendezvous:
