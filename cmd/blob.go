@@ -89,7 +89,10 @@ func serveBlob(cmd *cobra.Command, h *client.Home, hash [32]byte, size uint64, f
 		return err
 	}
 	defer hst.Close()
-	svc := blobs.NewService(hst, h.Blobs)
+	svc, err := blobs.NewService(hst, h.Blobs)
+	if err != nil {
+		return err
+	}
 	defer svc.Close()
 	t, err := ticket.NewBlobTicket(hash, size, format, []peer.AddrInfo{{ID: hst.ID(), Addrs: hst.Addrs()}})
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/node"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -33,7 +34,7 @@ func runSeedNode(t *testing.T, ctx context.Context, args ...string) (string, err
 func TestSeedVaultsUsesTheToken(t *testing.T) {
 	dir := t.TempDir()
 	n, err := node.New(node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "127.0.0.1:0",
-		DHT: node.DHTConfig{Mode: "off"}})
+		DHT: node.DHTConfig{Mode: config.DHTOff}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/node"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -31,7 +32,7 @@ func TestSeedVerifyReportsEachVault(t *testing.T) {
 	}
 	dir := t.TempDir()
 	n, err := node.New(node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "127.0.0.1:0",
-		DHT: node.DHTConfig{Mode: "off"}, HostedVaults: []vault.NamespaceID{ns}})
+		DHT: node.DHTConfig{Mode: config.DHTOff}, HostedVaults: []vault.NamespaceID{ns}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -22,6 +22,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	devclient "github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/node"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -89,7 +90,7 @@ func (f *fleet) start(o int) {
 		AdminToken:        strings.TrimSpace(string(token.Data["token"])),
 		ReplicateInterval: 300 * time.Millisecond,
 		GCInterval:        time.Second,
-		DHT:               node.DHTConfig{Mode: "off"},
+		DHT:               node.DHTConfig{Mode: config.DHTOff},
 	})
 	if err != nil {
 		t.Fatalf("starting %s: %v", pod, err)

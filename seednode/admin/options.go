@@ -1,20 +1,22 @@
 package admin
 
 import (
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
 )
 
-// Option configures a Server (New).
-type Option interface{ applyServer(*serverConfig) }
+// Option configures a Server (New). An option given an invalid argument
+// makes New fail with an error that says so.
+type Option interface{ applyServer(*serverConfig) error }
 
 // ClientOption configures a Client (NewClient).
 type ClientOption interface{ applyClient(*clientConfig) }
 
-type serverOptionFunc func(*serverConfig)
+type serverOptionFunc func(*serverConfig) error
 
-func (f serverOptionFunc) applyServer(c *serverConfig) { f(c) }
+func (f serverOptionFunc) applyServer(c *serverConfig) error { return f(c) }
 
 type clientOptionFunc func(*clientConfig)
 
@@ -23,7 +25,14 @@ func (f clientOptionFunc) applyClient(c *clientConfig) { f(c) }
 // TokenOption is returned by WithToken; it is both an Option and a ClientOption.
 type TokenOption struct{ token string }
 
-func (o TokenOption) applyServer(c *serverConfig) { c.token, c.tokenSet = o.token, true }
+func (o TokenOption) applyServer(c *serverConfig) error {
+	if o.token == "" {
+		return errors.New("admin: empty bearer token: pass the token the API's writes must carry to WithToken " +
+			"(leave WithToken out for a loopback API that accepts no writes)")
+	}
+	c.token, c.tokenSet = o.token, true
+	return nil
+}
 func (o TokenOption) applyClient(c *clientConfig) { c.token = o.token }
 
 // WithToken sets the bearer token. On a Server, PUT requests must carry
@@ -35,16 +44,18 @@ func WithToken(token string) TokenOption { return TokenOption{token: token} }
 // WithRuntimeMetrics registers the Go runtime and process collectors on the
 // Server's registry (collectors already registered there are kept).
 func WithRuntimeMetrics() Option {
-	return serverOptionFunc(func(c *serverConfig) { c.runtimeMetrics = true })
+	return serverOptionFunc(func(c *serverConfig) error { c.runtimeMetrics = true; return nil })
 }
 
 // WithLogger sets the logger for HTTP server errors and failed Source calls
-// (default slog.Default()).
+// (default slog.Default()); a nil logger is refused.
 func WithLogger(l *slog.Logger) Option {
-	return serverOptionFunc(func(c *serverConfig) {
-		if l != nil {
-			c.log = l
+	return serverOptionFunc(func(c *serverConfig) error {
+		if l == nil {
+			return errors.New("admin: WithLogger: nil logger")
 		}
+		c.log = l
+		return nil
 	})
 }
 

@@ -102,13 +102,12 @@ func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Se
 	}
 	cfg := serverConfig{log: slog.Default()}
 	for _, o := range opts {
-		if o != nil {
-			o.applyServer(&cfg)
+		if o == nil {
+			continue
 		}
-	}
-	if cfg.tokenSet && cfg.token == "" {
-		return nil, errors.New("admin: empty bearer token: pass the token the API's writes must carry to WithToken " +
-			"(leave WithToken out for a loopback API that accepts no writes)")
+		if err := o.applyServer(&cfg); err != nil {
+			return nil, err
+		}
 	}
 	if !cfg.tokenSet && !IsLoopback(addr) {
 		return nil, noTokenError(addr)

@@ -709,6 +709,7 @@ func TestNewErrors(t *testing.T) {
 		{"nil source", "127.0.0.1:0", nil, nil, "nil Source"},
 		{"empty address", "", &fakeSource{}, nil, "empty listen address"},
 		{"empty token", "127.0.0.1:0", &fakeSource{}, []Option{WithToken("")}, "empty bearer token"},
+		{"nil logger", "127.0.0.1:0", &fakeSource{}, []Option{WithLogger(nil)}, "nil logger"},
 		{"address in use", busy.Addr().String(), &fakeSource{}, nil, "listen"},
 	}
 	for _, tc := range cases {

@@ -45,7 +45,11 @@ func runFetchChild(spec string) int {
 	}
 	defer st.Close()
 	h := testHost(&testing.T{})
-	svc := NewService(h, st)
+	svc, err := NewService(h, st)
+	if err != nil {
+		fmt.Println("RESULT", `{"Err":"service"}`)
+		return 1
+	}
 	m, _ := ma.NewMultiaddr(parts[1])
 	info, _ := peer.AddrInfoFromP2pAddr(m)
 	var hash [32]byte
@@ -94,7 +98,7 @@ func TestResumeAfterReceiverKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	sh := testHost(t)
-	svc := NewService(sh, server)
+	svc := newTestService(t, sh, server)
 	defer svc.Close()
 	addr := fmt.Sprintf("%s/p2p/%s", sh.Addrs()[0], sh.ID())
 	dir := t.TempDir()

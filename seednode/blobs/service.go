@@ -41,30 +41,63 @@ const (
 // Policy decides whether a peer may fetch a blob (nil: anyone may).
 type Policy func(p peer.ID, hash [32]byte) error
 
-// Option configures a Service.
-type Option func(*Service)
+// Option configures a Service. An option given an invalid argument (nil,
+// or a duration that is not positive) makes NewService fail with an error
+// that names it.
+type Option func(*Service) error
 
-// WithPolicy restricts who may fetch what.
-func WithPolicy(p Policy) Option { return func(s *Service) { s.policy = p } }
+// DefaultIdleTimeout is how long a transfer waits for a silent peer.
+const DefaultIdleTimeout = 30 * time.Second
 
-// WithIdleTimeout sets how long a transfer waits for a silent peer (default 30 s).
-func WithIdleTimeout(d time.Duration) Option { return func(s *Service) { s.idle = d } }
+// WithPolicy restricts who may fetch what (default: anyone may fetch any
+// complete blob).
+func WithPolicy(p Policy) Option {
+	return func(s *Service) error {
+		if p == nil {
+			return errors.New("blobs: WithPolicy: nil policy")
+		}
+		s.policy = p
+		return nil
+	}
+}
+
+// WithIdleTimeout sets how long a transfer waits for a silent peer (default
+// DefaultIdleTimeout); it must be positive.
+func WithIdleTimeout(d time.Duration) Option {
+	return func(s *Service) error {
+		if d <= 0 {
+			return fmt.Errorf("blobs: WithIdleTimeout: %s is not positive", d)
+		}
+		s.idle = d
+		return nil
+	}
+}
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Service) error {
+		if l == nil {
+			return errors.New("blobs: WithLogger: nil logger")
+		}
+		s.log = l
+		return nil
+	}
+}
 
 // DefaultRequestTimeout is how long an inbound stream may take to send its
 // request (a few hundred bytes) before it is reset.
 const DefaultRequestTimeout = 5 * time.Second
 
 // WithRequestTimeout sets how long an inbound stream may take to send its
-// request (default DefaultRequestTimeout, never more than the idle timeout;
-// zero or less keeps the default).
+// request (default DefaultRequestTimeout, never more than the idle timeout);
+// it must be positive.
 func WithRequestTimeout(d time.Duration) Option {
-	return func(s *Service) {
-		if d > 0 {
-			s.requestTimeout = d
+	return func(s *Service) error {
+		if d <= 0 {
+			return fmt.Errorf("blobs: WithRequestTimeout: %s is not positive", d)
 		}
+		s.requestTimeout = d
+		return nil
 	}
 }
 
@@ -75,10 +108,12 @@ func WithRequestTimeout(d time.Duration) Option {
 // unknown peers' streams for as long as it is open, and is reset past the
 // caps.
 func WithAdmission(l *admission.Limiter) Option {
-	return func(s *Service) {
-		if l != nil {
-			s.adm = l
+	return func(s *Service) error {
+		if l == nil {
+			return errors.New("blobs: WithAdmission: nil limiter")
 		}
+		s.adm = l
+		return nil
 	}
 }
 
@@ -86,7 +121,15 @@ func WithAdmission(l *admission.Limiter) Option {
 // registered): those of its admission Limiter (seedfleet_stream_refusals_total
 // and its companions); registering a Limiter the vault service registered
 // already is not an error.
-func WithRegisterer(reg prometheus.Registerer) Option { return func(s *Service) { s.reg = reg } }
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(s *Service) error {
+		if reg == nil {
+			return errors.New("blobs: WithRegisterer: nil registerer")
+		}
+		s.reg = reg
+		return nil
+	}
+}
 
 // Service serves the store's complete blobs and fetches blobs from peers.
 type Service struct {
@@ -137,11 +180,26 @@ func (s *Service) WaitServed(ctx context.Context, quiet time.Duration) error {
 	}
 }
 
-// NewService registers the blob protocol handler on h.
-func NewService(h host.Host, st *Store, opts ...Option) *Service {
-	s := &Service{host: h, store: st, idle: 30 * time.Second, requestTimeout: DefaultRequestTimeout, log: slog.Default()}
+// NewService registers the blob protocol handler on h, serving the complete
+// blobs of st and fetching into it (both required); Close unregisters it and
+// waits for transfers in flight. The options' defaults are in their doc
+// comments. The name says which of the package's two halves it builds (Open
+// opens the store).
+func NewService(h host.Host, st *Store, opts ...Option) (*Service, error) {
+	if h == nil {
+		return nil, errors.New("blobs: nil host")
+	}
+	if st == nil {
+		return nil, errors.New("blobs: nil store")
+	}
+	s := &Service{host: h, store: st, idle: DefaultIdleTimeout, requestTimeout: DefaultRequestTimeout, log: slog.Default()}
 	for _, o := range opts {
-		o(s)
+		if o == nil {
+			continue
+		}
+		if err := o(s); err != nil {
+			return nil, err
+		}
 	}
 	s.requestTimeout = min(s.requestTimeout, s.idle)
 	if s.adm == nil {
@@ -149,12 +207,12 @@ func NewService(h host.Host, st *Store, opts ...Option) *Service {
 	}
 	if s.reg != nil {
 		if err := s.adm.Register(s.reg); err != nil {
-			s.log.Warn("blobs: metrics not registered", "err", err)
+			return nil, fmt.Errorf("blobs: %w", err)
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ProtocolID, s.handle)
-	return s
+	return s, nil
 }
 
 // Close stops serving and waits for transfers in flight. Idempotent.

@@ -62,8 +62,8 @@ func newPeers(t *testing.T, opts ...Option) *peers {
 	p := &peers{serverStore: testStore(t), clientStore: testStore(t)}
 	p.serverHost = testHost(t)
 	ch := testHost(t)
-	p.server = NewService(p.serverHost, p.serverStore, opts...)
-	p.client = NewService(ch, p.clientStore, opts...)
+	p.server = newTestService(t, p.serverHost, p.serverStore, opts...)
+	p.client = newTestService(t, ch, p.clientStore, opts...)
 	t.Cleanup(func() { p.server.Close(); p.client.Close() })
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -221,7 +221,7 @@ func TestBadSenders(t *testing.T) {
 			client := testStore(t)
 			ch, sh := testHost(t), testHost(t)
 			hash := badServer(t, sh, data, tc.mutate, tc.stall)
-			svc := NewService(ch, client, WithIdleTimeout(time.Second))
+			svc := newTestService(t, ch, client, WithIdleTimeout(time.Second))
 			defer svc.Close()
 			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
@@ -275,7 +275,7 @@ func TestRefusalReasonSanitized(t *testing.T) {
 		}
 		_, _ = ns.Write(wire.AppendFrame([]byte{statusRefused}, []byte("go away\x1b[2J\nforged line")))
 	})
-	svc := NewService(ch, testStore(t))
+	svc := newTestService(t, ch, testStore(t))
 	defer svc.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

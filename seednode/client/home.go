@@ -286,11 +286,18 @@ func (h *Home) openSession(ns vault.NamespaceID, listen ...string) (*session, er
 	if err != nil {
 		return nil, err
 	}
-	return &session{
-		h: h, ns: ns, hst: hst,
-		svc:  vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(ns))),
-		bsvc: blobs.NewService(hst, h.Blobs),
-	}, nil
+	svc, err := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	if err != nil {
+		hst.Close()
+		return nil, err
+	}
+	bsvc, err := blobs.NewService(hst, h.Blobs)
+	if err != nil {
+		svc.Close()
+		hst.Close()
+		return nil, err
+	}
+	return &session{h: h, ns: ns, hst: hst, svc: svc, bsvc: bsvc}, nil
 }
 
 func (s *session) close() {
@@ -396,7 +403,10 @@ func (h *Home) eachBlobPeer(ctx context.Context, peers []peer.AddrInfo, fetch fu
 		return err
 	}
 	defer hst.Close()
-	bsvc := blobs.NewService(hst, h.Blobs)
+	bsvc, err := blobs.NewService(hst, h.Blobs)
+	if err != nil {
+		return err
+	}
 	defer bsvc.Close()
 	lastErr := errors.New("no peer address to fetch from")
 	for _, info := range peers {
@@ -543,9 +553,15 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer hst.Close()
-	svc := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(o.Vaults...)))
+	svc, err := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(o.Vaults...)))
+	if err != nil {
+		return err
+	}
 	defer svc.Close()
-	bsvc := blobs.NewService(hst, h.Blobs)
+	bsvc, err := blobs.NewService(hst, h.Blobs)
+	if err != nil {
+		return err
+	}
 	defer bsvc.Close()
 	logf := o.Logf
 	if logf == nil {

@@ -100,7 +100,10 @@ func TestSyncRetriesTheAddressThatWorked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer seedStore.Close()
-	svc := vault.NewService(seedHost, seedStore, vault.WithPolicy(vault.NewHostedSet(ns)))
+	svc, err := vault.NewService(seedHost, seedStore, vault.WithPolicy(vault.NewHostedSet(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer svc.Close()
 
 	good := peer.AddrInfo{ID: seedHost.ID(), Addrs: seedHost.Addrs()}

@@ -72,7 +72,10 @@ func TestServeKeepsItsRecordFresh(t *testing.T) {
 	}
 	defer seedHost.Close()
 	const ttl = 3 * time.Second
-	svc := rendezvous.New(seedHost, rendezvous.AuthorizerFunc(func(string, ed25519.PublicKey) error { return nil }), rendezvous.WithTTL(ttl))
+	svc, err := rendezvous.New(seedHost, rendezvous.AuthorizerFunc(func(string, ed25519.PublicKey) error { return nil }), rendezvous.WithTTL(ttl))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer svc.Close()
 
 	h, err := Open(t.TempDir())

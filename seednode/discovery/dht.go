@@ -70,13 +70,26 @@ func NewDHT(h host.Host, o DHTOptions) (*dht.IpfsDHT, error) {
 	}
 	d, err := dht.New(h, opts...)
 	if err != nil {
-		return nil, fmt.Errorf("start DHT: %w", err)
+		// kad-dht refuses some prefixes (/ipfs needs values enabled, which
+		// a providers-only DHT does not have): name the one given.
+		return nil, fmt.Errorf("start DHT with protocol prefix %s: %w", prefix, err)
 	}
 	return d, nil
 }
 
+// Defaults of a Provider.
+const (
+	DefaultReprovideInterval = time.Hour
+	DefaultProvideWorkers    = 8
+	// MaxReprovideInterval is how long a provider record lives: announced
+	// less often, a key would be missing from the DHT between announcements.
+	MaxReprovideInterval = 48 * time.Hour
+)
+
 // Provider keeps a set of keys announced in the DHT and re-announces each
-// one every interval (provider records expire after 48 h).
+// one every interval (provider records expire after 48 h). It starts
+// nothing by itself: the caller runs Run in a goroutine of its own and ends
+// it with Run's context.
 type Provider struct {
 	d        *dht.IpfsDHT
 	interval time.Duration
@@ -86,24 +99,87 @@ type Provider struct {
 	keys   map[cid.Cid]time.Time // key -> last successful announcement (zero: never)
 	wake   chan struct{}
 	errors prometheus.Counter
-	lag    prometheus.GaugeFunc
-	count  prometheus.GaugeFunc
 }
 
-// NewProvider returns a provider loop for d; reg may be nil.
-func NewProvider(d *dht.IpfsDHT, interval time.Duration, reg prometheus.Registerer) *Provider {
-	p := &Provider{d: d, interval: interval, workers: 8, keys: map[cid.Cid]time.Time{}, wake: make(chan struct{}, 1)}
+type providerConfig struct {
+	interval time.Duration
+	workers  int
+	reg      prometheus.Registerer
+}
+
+// ProviderOption configures NewProvider. An option given an invalid
+// argument makes NewProvider fail with an error that names it.
+type ProviderOption func(*providerConfig) error
+
+// WithReprovideInterval sets how often each key is announced again
+// (default DefaultReprovideInterval); it must be positive and, since
+// records expire after 48 h, at most MaxReprovideInterval.
+func WithReprovideInterval(d time.Duration) ProviderOption {
+	return func(c *providerConfig) error {
+		if d <= 0 || d > MaxReprovideInterval {
+			return fmt.Errorf("DHT provider: WithReprovideInterval: %s is not between 0 and %s (records expire after 48h)", d, MaxReprovideInterval)
+		}
+		c.interval = d
+		return nil
+	}
+}
+
+// WithProvideWorkers sets how many announcements run at once (default
+// DefaultProvideWorkers); it must be positive.
+func WithProvideWorkers(n int) ProviderOption {
+	return func(c *providerConfig) error {
+		if n <= 0 {
+			return fmt.Errorf("DHT provider: WithProvideWorkers: %d is not positive", n)
+		}
+		c.workers = n
+		return nil
+	}
+}
+
+// WithRegisterer registers the provider's metrics
+// (seedfleet_dht_provide_errors_total, seedfleet_dht_reprovide_lag_seconds,
+// seedfleet_dht_provided_keys) on reg (default: none are registered).
+func WithRegisterer(reg prometheus.Registerer) ProviderOption {
+	return func(c *providerConfig) error {
+		if reg == nil {
+			return errors.New("DHT provider: WithRegisterer: nil registerer")
+		}
+		c.reg = reg
+		return nil
+	}
+}
+
+// NewProvider returns a provider loop announcing in d (required). The
+// options' defaults are in their doc comments.
+func NewProvider(d *dht.IpfsDHT, opts ...ProviderOption) (*Provider, error) {
+	if d == nil {
+		return nil, errors.New("DHT provider: nil DHT")
+	}
+	c := providerConfig{interval: DefaultReprovideInterval, workers: DefaultProvideWorkers}
+	for _, o := range opts {
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return nil, err
+		}
+	}
+	p := &Provider{d: d, interval: c.interval, workers: c.workers, keys: map[cid.Cid]time.Time{}, wake: make(chan struct{}, 1)}
 	p.errors = prometheus.NewCounter(prometheus.CounterOpts{Name: "seedfleet_dht_provide_errors_total",
 		Help: "DHT announcements that failed (retried at the next pass)."})
-	p.lag = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seedfleet_dht_reprovide_lag_seconds",
-		Help: "How far the oldest hosted-vault announcement is past its re-provide interval (0 when on schedule)."},
-		func() float64 { return p.Lag().Seconds() })
-	p.count = prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seedfleet_dht_provided_keys",
-		Help: "Keys this node announces in the DHT."}, func() float64 { p.mu.Lock(); defer p.mu.Unlock(); return float64(len(p.keys)) })
-	if reg != nil {
-		reg.MustRegister(p.errors, p.lag, p.count)
+	if c.reg != nil {
+		lag := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seedfleet_dht_reprovide_lag_seconds",
+			Help: "How far the oldest hosted-vault announcement is past its re-provide interval (0 when on schedule)."},
+			func() float64 { return p.Lag().Seconds() })
+		count := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seedfleet_dht_provided_keys",
+			Help: "Keys this node announces in the DHT."}, func() float64 { p.mu.Lock(); defer p.mu.Unlock(); return float64(len(p.keys)) })
+		for _, m := range []prometheus.Collector{p.errors, lag, count} {
+			if err := c.reg.Register(m); err != nil {
+				return nil, fmt.Errorf("DHT provider: metrics: %w", err)
+			}
+		}
 	}
-	return p
+	return p, nil
 }
 
 // Set replaces the announced keys; new ones are announced promptly.
@@ -159,7 +235,7 @@ func (p *Provider) due() []cid.Cid {
 	return out
 }
 
-// Run announces due keys until ctx ends. Keys are first stored locally, so
+// Run announces due keys until ctx ends (call it once). Keys are first stored locally, so
 // a node that knows no peers yet still answers for its own vaults; the
 // network announcement waits until the routing table has peers.
 func (p *Provider) Run(ctx context.Context) {

@@ -3,6 +3,7 @@ package discovery
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
 )
@@ -70,7 +72,10 @@ func TestDeviceFindsTheSeedsHostingItsVault(t *testing.T) {
 	var want []peer.ID
 	for _, i := range hosting {
 		reg := prometheus.NewRegistry()
-		p := NewProvider(seedDHTs[i], time.Hour, reg)
+		p, err := NewProvider(seedDHTs[i], WithRegisterer(reg))
+		if err != nil {
+			t.Fatal(err)
+		}
 		p.Set([]cid.Cid{VaultCID(ns)})
 		p.pass(ctx)
 		if p.LastProvided(VaultCID(ns)).IsZero() {
@@ -159,7 +164,10 @@ func TestFindProvidersViaPutsTheSeedsBack(t *testing.T) {
 	t.Cleanup(func() { seedDHT.Close() })
 	var ns [32]byte
 	copy(ns[:], "vault hosted by the only seed")
-	p := NewProvider(seedDHT, time.Hour, nil)
+	p, err := NewProvider(seedDHT)
+	if err != nil {
+		t.Fatal(err)
+	}
 	p.Set([]cid.Cid{VaultCID(ns)})
 	p.pass(ctx) // a lone seed stores its own record
 
@@ -195,5 +203,47 @@ func TestFindProvidersViaPutsTheSeedsBack(t *testing.T) {
 	found = FindProvidersVia(ctx, d, []peer.AddrInfo{info(seedHost)}, VaultCID(ns), 1)
 	if len(found) != 1 || found[0].ID != seedHost.ID() {
 		t.Fatalf("FindProvidersVia found %v, want the seed %s", found, seedHost.ID())
+	}
+}
+
+// TestNewProviderRefusesBadOptions: a missing DHT or an option out of its
+// range is an error that names it; metrics go only to the registerer given.
+func TestNewProviderRefusesBadOptions(t *testing.T) {
+	d, err := NewDHT(p2ptest.NewHost(t, true), DHTOptions{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	if _, err := NewProvider(nil); err == nil || !strings.Contains(err.Error(), "nil DHT") {
+		t.Fatalf("nil DHT: %v", err)
+	}
+	for _, tc := range []struct {
+		opt  ProviderOption
+		want string
+	}{
+		{WithReprovideInterval(0), "WithReprovideInterval: 0s is not between"},
+		{WithReprovideInterval(49 * time.Hour), "WithReprovideInterval: 49h0m0s is not between"},
+		{WithProvideWorkers(0), "WithProvideWorkers: 0 is not positive"},
+		{WithRegisterer(nil), "nil registerer"},
+	} {
+		if _, err := NewProvider(d, tc.opt); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("error %v, want it to say %q", err, tc.want)
+		}
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := NewProvider(d, WithRegisterer(reg)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "seedfleet_dht_provided_keys"); err != nil || n != 1 {
+		t.Fatalf("provided keys metric: %d, %v", n, err)
+	}
+}
+
+// TestNewDHTNamesTheProtocolPrefix: a prefix kad-dht refuses (/ipfs wants
+// values, which a providers-only DHT does not store) is named in the error.
+func TestNewDHTNamesTheProtocolPrefix(t *testing.T) {
+	_, err := NewDHT(p2ptest.NewHost(t, true), DHTOptions{Server: true, ProtocolPrefix: "/ipfs"})
+	if err == nil || !strings.Contains(err.Error(), "protocol prefix /ipfs") {
+		t.Fatalf("error %v, want one naming the protocol prefix", err)
 	}
 }

@@ -27,6 +27,7 @@ import (
 	"github.com/seedfleet/seedfleet/internal/admission"
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -122,7 +123,7 @@ func TestFloodOfRefusedRequestsLeavesTheDeviceServed(t *testing.T) {
 	devPub := home.Key.Public().(ed25519.PublicKey)
 	agent := identity.DIDKey(devPub)
 	n := startNode(t, Config{HostedVaults: []vault.NamespaceID{ns},
-		Relay: RelayConfig{Mode: relay.ModeAgents, AllowedKeys: []ed25519.PublicKey{devPub}}})
+		Relay: RelayConfig{Mode: config.RelayAgents, AllowedKeys: []ed25519.PublicKey{devPub}, AdvertisePrivateAddrs: true}})
 	seed := peer.AddrInfo{ID: n.Host().ID(), Addrs: n.Host().Addrs()}
 	for n.Ready() != nil { // the DHT reports bootstrapped from a goroutine
 		if ctx.Err() != nil {
@@ -137,7 +138,10 @@ func TestFloodOfRefusedRequestsLeavesTheDeviceServed(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { dev.Close() })
-	devSync := vault.NewService(dev, home.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	devSync, err := vault.NewService(dev, home.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	if err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { devSync.Close() })
 	devDHT, err := discovery.NewDHT(dev, discovery.DHTOptions{BootstrapPeers: []peer.AddrInfo{seed}})
 	if err != nil {
@@ -584,9 +588,13 @@ func newFloodDevice(ctx context.Context, t testing.TB) *floodDevice {
 	}
 	t.Cleanup(func() { h.Close() })
 	d := &floodDevice{home: home, ns: ns, host: h}
-	d.sync = vault.NewService(h, home.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	if d.sync, err = vault.NewService(h, home.Store, vault.WithPolicy(vault.NewHostedSet(ns))); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { d.sync.Close() })
-	d.blobs = blobs.NewService(h, home.Blobs)
+	if d.blobs, err = blobs.NewService(h, home.Blobs); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() { d.blobs.Close() })
 	return d
 }

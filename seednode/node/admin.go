@@ -5,11 +5,11 @@ import (
 	"encoding/hex"
 	"fmt"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/internal/version"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -17,9 +17,6 @@ import (
 // DefaultAdminListen is the admin API's default address: loopback, like the
 // libp2p listener; pods expose it to the kubelet and the operator.
 const DefaultAdminListen = "127.0.0.1:7401"
-
-// Version is reported by /status (set at build time).
-var Version = "dev"
 
 // adminSource serves the admin API from the node.
 type adminSource struct{ n *Node }
@@ -95,22 +92,16 @@ func (a adminSource) SetHostedVaults(_ context.Context, hv admin.HostedVaults) e
 
 func (a adminSource) Status(ctx context.Context) (admin.Status, error) {
 	n := a.n
-	st := admin.Status{PeerID: n.host.ID().String(), Version: Version, StartedAt: n.started}
+	st := admin.Status{PeerID: n.host.ID().String(), Version: version.String(), StartedAt: n.started}
 	for _, m := range n.Addrs() {
 		st.Addrs = append(st.Addrs, m.String())
 	}
 	if n.dht != nil {
-		st.DHT = admin.DHTStatus{Mode: "server", RoutingTableSize: n.dht.RoutingTable().Size(),
+		st.DHT = admin.DHTStatus{Mode: string(n.cfg.DHT.mode()), RoutingTableSize: n.dht.RoutingTable().Size(),
 			ReprovideLagSeconds: n.provider.Lag().Seconds()}
-		if n.cfg.DHT.Mode == "client" {
-			st.DHT.Mode = "client"
-		}
 	}
 	if n.acl != nil {
-		st.Relay = admin.RelayStatus{Mode: string(n.cfg.Relay.Mode), AllowedPeers: n.acl.AllowedCount()}
-		if st.Relay.Mode == "" {
-			st.Relay.Mode = "agents"
-		}
+		st.Relay = admin.RelayStatus{Mode: string(n.acl.Mode()), AllowedPeers: n.acl.AllowedCount()}
 	}
 	st.Integrity = n.integrity.status()
 	for _, ns := range n.hosted.List() {
@@ -128,38 +119,48 @@ func (a adminSource) Status(ctx context.Context) (admin.Status, error) {
 				vs.Entries, vs.Bytes, vs.Fingerprint = s.Entries, s.Bytes, hex.EncodeToString(s.Fingerprint[:])
 			}
 		}
-		if t, ok := n.metrics.lastSync.Load(ns); ok {
-			vs.LastSync = t.(time.Time)
-		}
+		vs.LastSync = n.history.lastSync(ns)
 		if bc, ok := n.blobCounts.get(ns); ok {
 			vs.BlobsComplete, vs.BlobsMissing = bc.complete, bc.missing
 		}
-		if set, ok := n.metrics.syncPeers.Load(ns); ok {
-			vs.Peers = set.(*peerSet).len()
-		}
+		vs.Peers = n.history.peerCount(ns)
 		st.Vaults = append(st.Vaults, vs)
 	}
 	return st, nil
 }
 
-// peerSet remembers the distinct peers that synced a vault (bounded).
-type peerSet struct {
-	mu  sync.Mutex
-	set map[peer.ID]struct{}
-}
-
-const maxPeersPerVault = 1024
-
-func (p *peerSet) add(id peer.ID) {
-	p.mu.Lock()
-	if len(p.set) < maxPeersPerVault {
-		p.set[id] = struct{}{}
+// startAdmin starts the admin API (unless AdminListen is "off").
+func (n *Node) startAdmin() error {
+	addr := n.cfg.AdminListen
+	if addr == "off" {
+		return nil
 	}
-	p.mu.Unlock()
+	if addr == "" {
+		addr = DefaultAdminListen
+	}
+	token, err := n.adminToken()
+	if err != nil {
+		return err
+	}
+	srv, err := admin.New(addr, adminSource{n}, n.reg, admin.WithRuntimeMetrics(), admin.WithLogger(n.log), admin.WithToken(token))
+	if err != nil {
+		return fmt.Errorf("admin API on %s: %w", addr, err)
+	}
+	n.admin = srv
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := srv.Serve(); err != nil {
+			n.log.Warn("admin API stopped", "err", err)
+		}
+	}()
+	return nil
 }
 
-func (p *peerSet) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.set)
+// AdminURL is the admin API's base URL ("" when disabled).
+func (n *Node) AdminURL() string {
+	if n.admin == nil {
+		return ""
+	}
+	return n.admin.URL()
 }

@@ -13,8 +13,10 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/internal/version"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -60,8 +62,11 @@ func TestAdminAPIReflectsTheNode(t *testing.T) {
 	if len(st.Vaults) != 1 || st.Vaults[0].Namespace != ns.String() || st.Vaults[0].Entries != 3 || st.Vaults[0].LastSync.IsZero() || st.Vaults[0].Peers != 1 {
 		t.Fatalf("status vaults: %+v", st.Vaults)
 	}
-	if st.DHT.Mode != "server" || st.Relay.Mode != "agents" || st.Relay.AllowedPeers != 1 {
+	if st.DHT.Mode != string(config.DHTServer) || st.Relay.Mode != string(config.RelayAgents) || st.Relay.AllowedPeers != 1 {
 		t.Fatalf("status services: dht %+v relay %+v (the laptop's key should be allowed to reserve)", st.DHT, st.Relay)
+	}
+	if st.Version == "" || st.Version != version.String() {
+		t.Fatalf("status version %q, want the build's %q", st.Version, version.String())
 	}
 
 	resp, err := http.Get(n.AdminURL() + admin.PathMetrics)
@@ -237,7 +242,7 @@ func TestAdminTokenReadableByOthersRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	os.Chmod(file, 0o644) // whatever the umask
-	_, err := New(Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "127.0.0.1:0", DHT: DHTConfig{Mode: "off"}})
+	_, err := New(Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "127.0.0.1:0", DHT: DHTConfig{Mode: config.DHTOff}})
 	if err == nil || !strings.Contains(err.Error(), "chmod 600 "+file) {
 		t.Fatalf("token readable by others: %v, want a refusal saying chmod 600", err)
 	}

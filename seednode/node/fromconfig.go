@@ -38,13 +38,12 @@ func FromConfig(c config.Config) (Config, error) {
 		RebuildStore:      c.RebuildStore,
 		AdminListen:       c.Admin.Listen,
 		DHT: DHTConfig{
-			// The node's own mode names are still lower case.
-			Mode:              strings.ToLower(string(c.DHT.Mode)),
+			Mode:              c.DHT.Mode,
 			ProtocolPrefix:    c.DHT.ProtocolPrefix,
 			ReprovideInterval: c.DHT.ReprovideInterval.Duration,
 		},
 		Relay: RelayConfig{
-			Mode: relay.Mode(strings.ToLower(string(c.Relay.Mode))),
+			Mode: c.Relay.Mode,
 			Limits: relay.Limits{
 				MaxReservations:       c.Relay.Limits.MaxReservations,
 				MaxReservationsPerIP:  c.Relay.Limits.MaxReservationsPerIP,
@@ -54,6 +53,7 @@ func FromConfig(c config.Config) (Config, error) {
 				CircuitDuration:       c.Relay.Limits.CircuitDuration.Duration,
 				CircuitBytes:          int64(min(c.Relay.Limits.CircuitBytes, 1<<62)),
 			},
+			AdvertisePrivateAddrs: c.Relay.AdvertisePrivateAddrs,
 		},
 	}
 	out.Rendezvous = RendezvousConfig{Disabled: !c.Rendezvous.Enabled, TTL: c.Rendezvous.RecordTTL.Duration,

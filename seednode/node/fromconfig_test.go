@@ -35,6 +35,7 @@ admin:
   tokenFile: ` + token + `
 relay:
   mode: public
+  advertisePrivateAddrs: true
   allowedKeys: ["` + identity.DIDKey(pub) + `"]
 resources:
   maxMemoryMiB: 256
@@ -52,9 +53,10 @@ resources:
 		t.Fatal(err)
 	}
 	if nc.AdminToken != "tok" || nc.ResourceManager == nil || len(nc.Relay.AllowedKeys) != 1 ||
-		nc.IdentityFile != keyFile || nc.ReplicateInterval != 3*time.Second {
-		t.Fatalf("mapped config: token %q, rcmgr %v, keys %d, identity file %q, replicate interval %v",
-			nc.AdminToken, nc.ResourceManager, len(nc.Relay.AllowedKeys), nc.IdentityFile, nc.ReplicateInterval)
+		nc.IdentityFile != keyFile || nc.ReplicateInterval != 3*time.Second || !nc.Relay.AdvertisePrivateAddrs ||
+		nc.Relay.Mode != config.RelayPublic {
+		t.Fatalf("mapped config: token %q, rcmgr %v, keys %d, identity file %q, replicate interval %v, relay %+v",
+			nc.AdminToken, nc.ResourceManager, len(nc.Relay.AllowedKeys), nc.IdentityFile, nc.ReplicateInterval, nc.Relay)
 	}
 	n, err := New(nc)
 	if err != nil {

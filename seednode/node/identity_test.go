@@ -10,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -19,7 +20,7 @@ func openSeed(t *testing.T, cfg Config) (peer.ID, error) {
 	t.Helper()
 	cfg.Listen = []string{"/ip4/127.0.0.1/tcp/0"}
 	cfg.AdminListen = "off"
-	cfg.DHT.Mode = "off"
+	cfg.DHT.Mode = config.DHTOff
 	n, err := New(cfg)
 	if err != nil {
 		return "", err

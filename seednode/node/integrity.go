@@ -64,7 +64,7 @@ func newIntegrity(n *Node, interval time.Duration) *integrity {
 }
 
 // register adds the integrity metrics to reg.
-func (g *integrity) register(reg prometheus.Registerer) {
+func (g *integrity) register(reg prometheus.Registerer) error {
 	damaged := func(state vault.DamageState) prometheus.GaugeFunc {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "seedfleet_vault_replicas_damaged",
 			Help:        "Hosted vault replicas being repaired, by state (Quarantined, Rebuilding).",
@@ -85,7 +85,7 @@ func (g *integrity) register(reg prometheus.Registerer) {
 	corruptions := prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "seedfleet_store_corruptions_total",
 		Help: "Damaged data found in the vault store (checksum errors, records that do not decode)."},
 		func() float64 { return float64(g.n.store.Corruptions()) })
-	reg.MustRegister(g.verified, g.quarantines, damaged(vault.Quarantined), damaged(vault.Rebuilding), storeErrors, corruptions)
+	return register(reg, g.verified, g.quarantines, damaged(vault.Quarantined), damaged(vault.Rebuilding), storeErrors, corruptions)
 }
 
 // requestPass asks for a verification pass soon: the store reported damage

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	pebbleds "github.com/ipfs/go-ds-pebble"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -67,7 +68,7 @@ type Config struct {
 	// IdleTimeout cuts off a peer that stops answering mid-sync (default 30 s).
 	IdleTimeout time.Duration
 	// GCInterval is how often unreferenced blobs and unhosted vaults are
-	// collected (default 5 minutes).
+	// collected (default DefaultGCInterval).
 	GCInterval time.Duration
 	// ScrubInterval is how often every hosted vault is verified against its
 	// stored sums in the background (default DefaultScrubInterval).
@@ -113,8 +114,9 @@ type Node struct {
 
 	reg               *prometheus.Registry
 	metrics           *metrics
+	history           syncHistory // what /status says of each vault's sessions
 	dht               *dht.IpfsDHT
-	dhtStore          *discovery.Datastore
+	dhtStore          *pebbleds.Datastore
 	provider          *discovery.Provider
 	bootstrapped      atomic.Bool
 	relay             *relay.Service
@@ -135,28 +137,25 @@ type Node struct {
 	gcNow     chan struct{}
 }
 
-// New opens the data directory and starts listening.
+// DefaultGCInterval is how often a seed collects unreferenced blobs and
+// unhosted vaults unless Config.GCInterval says otherwise.
+const DefaultGCInterval = 5 * time.Minute
+
+// New opens the data directory and starts listening. It starts the parts in
+// order (identity, stores, host, protocol services, background loops); if one
+// fails, Close undoes those that started, so no store keeps its file lock.
 func New(cfg Config) (_ *Node, err error) {
-	if cfg.DataDir == "" {
-		return nil, errors.New("seed node: data directory is required (--data DIR)")
-	}
-	if len(cfg.Listen) == 0 {
-		cfg.Listen = DefaultListen
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("seed node: data directory: %w", err)
-	}
-	if cfg.Registry == nil {
-		cfg.Registry = prometheus.NewRegistry()
-	}
-	if cfg.ReplicateInterval <= 0 {
-		cfg.ReplicateInterval = config.DefaultReplicateInterval
+	if err := cfg.setDefaults(); err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...), gcNow: make(chan struct{}, 1),
 		reg: cfg.Registry, started: time.Now()}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
 	key, err := n.loadIdentity()
 	if err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
@@ -164,140 +163,158 @@ func New(cfg Config) (_ *Node, err error) {
 	if n.self, err = identity.PeerID(key.Public().(ed25519.PublicKey)); err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
-	n.replicas = newReplicator(n, cfg.ReplicateInterval)
+	verifiedAtStart, err := n.openStores()
+	if err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	if err := n.startHost(key); err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	if err := n.startServices(); err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	if err := n.startLoops(verifiedAtStart); err != nil {
+		return nil, fmt.Errorf("seed node: %w", err)
+	}
+	return n, nil
+}
+
+// setDefaults checks what New cannot do without and fills in the rest.
+func (c *Config) setDefaults() error {
+	if c.DataDir == "" {
+		return errors.New("data directory is required (--data DIR)")
+	}
+	if len(c.Listen) == 0 {
+		c.Listen = DefaultListen
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Registry == nil {
+		c.Registry = prometheus.NewRegistry()
+	}
+	if c.ReplicateInterval <= 0 {
+		c.ReplicateInterval = config.DefaultReplicateInterval
+	}
+	if c.GCInterval <= 0 {
+		c.GCInterval = DefaultGCInterval
+	}
+	if err := c.DHT.check(); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	return nil
+}
+
+// openStores reads the vaults file, opens the vault store (verifying it
+// now if that is cheap, see integrity.start) and the blob store.
+func (n *Node) openStores() (verifiedAtStart bool, err error) {
+	n.replicas = newReplicator(n, n.cfg.ReplicateInterval)
 	n.blobCounts = newBlobCounter(n)
-	if cfg.VaultsFile != "" {
+	if n.cfg.VaultsFile != "" {
 		if err := n.reloadVaultsFile(true); err != nil {
-			return nil, err
+			return false, err
 		}
 	}
-	n.integrity = newIntegrity(n, cfg.ScrubInterval)
-	n.store, err = vault.Open(filepath.Join(cfg.DataDir, "vaults"), vault.StoreOptions{LimitsFor: n.limitsFor,
-		Rebuild: cfg.RebuildStore, OnCorruption: n.integrity.requestPass, Logger: n.log})
+	n.integrity = newIntegrity(n, n.cfg.ScrubInterval)
+	n.store, err = vault.Open(filepath.Join(n.cfg.DataDir, "vaults"), vault.StoreOptions{LimitsFor: n.limitsFor,
+		Rebuild: n.cfg.RebuildStore, OnCorruption: n.integrity.requestPass, Logger: n.log})
 	if err != nil {
-		return nil, fmt.Errorf("seed node: %w", err)
+		return false, err
 	}
-	defer func() {
-		if err != nil {
-			n.store.Close()
-		}
-	}()
-	verifiedAtStart, err := n.integrity.start(context.Background())
-	if err != nil {
-		return nil, fmt.Errorf("seed node: vault store: %w", err)
+	if verifiedAtStart, err = n.integrity.start(context.Background()); err != nil {
+		return false, fmt.Errorf("vault store: %w", err)
 	}
-	if n.blobs, err = blobs.Open(filepath.Join(cfg.DataDir, "blobs")); err != nil {
-		return nil, fmt.Errorf("seed node: %w", err)
+	if n.blobs, err = blobs.Open(filepath.Join(n.cfg.DataDir, "blobs")); err != nil {
+		return false, err
 	}
-	defer func() {
-		if err != nil {
-			n.blobs.Close()
-		}
-	}()
-	if cfg.ResourceManager == nil {
-		if cfg.ResourceManager, err = SeedResourceManager(config.Resources{}); err != nil {
-			return nil, fmt.Errorf("seed node: %w", err)
+	return verifiedAtStart, nil
+}
+
+// startHost starts the libp2p host with the seed's resource limits.
+func (n *Node) startHost(key ed25519.PrivateKey) error {
+	rm := n.cfg.ResourceManager
+	if rm == nil {
+		var err error
+		if rm, err = SeedResourceManager(config.Resources{}); err != nil {
+			return err
 		}
 	}
 	// Watermarks well above the relay's reservations: trimming a connection
 	// would end a device's reservation.
-	connHigh := max(4096, 2*cfg.Relay.Limits.MaxReservations)
-	n.host, err = p2p.NewHost(p2p.HostOptions{Key: key, Listen: cfg.Listen, Announce: cfg.Announce,
-		ResourceManager: cfg.ResourceManager, Registerer: n.reg, NATService: true,
+	connHigh := max(4096, 2*n.cfg.Relay.Limits.MaxReservations)
+	h, err := p2p.NewHost(p2p.HostOptions{Key: key, Listen: n.cfg.Listen, Announce: n.cfg.Announce,
+		ResourceManager: rm, Registerer: n.reg, NATService: true,
 		ConnLow: connHigh * 3 / 4, ConnHigh: connHigh})
 	if err != nil {
-		return nil, fmt.Errorf("seed node: %w", err)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			n.host.Close()
-		}
-	}()
-	n.metrics = newMetrics(n, n.reg)
-	n.integrity.register(n.reg)
+	n.host = h
+	return nil
+}
+
+// startServices registers the node's metrics and starts the protocol
+// services: vault sync and blobs, then the relay, the DHT, the agent index
+// (which the relay's allow-list and rendezvous need before the first device
+// asks), rendezvous and the admin API.
+func (n *Node) startServices() (err error) {
+	if n.metrics, err = newMetrics(n, n.reg); err != nil {
+		return err
+	}
+	if err := n.integrity.register(n.reg); err != nil {
+		return err
+	}
 	n.fetcher = newBlobFetcher(n)
-	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored), vault.WithSessionEndHook(n.sessionEnded), vault.WithLackedBlobs(n.blobCounts.lacking), vault.WithRegisterer(n.reg)}
-	if cfg.IdleTimeout > 0 {
-		opts = append(opts, vault.WithIdleTimeout(cfg.IdleTimeout))
+	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored),
+		vault.WithSessionEndHook(n.sessionEnded), vault.WithLackedBlobs(n.blobCounts.lacking), vault.WithRegisterer(n.reg)}
+	if n.cfg.IdleTimeout > 0 {
+		opts = append(opts, vault.WithIdleTimeout(n.cfg.IdleTimeout))
 	}
-	n.sync = vault.NewService(n.host, n.store, opts...)
-	n.blobSvc = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log), blobs.WithAdmission(n.sync.Admission()), blobs.WithRegisterer(n.reg))
-	n.ctx, n.cancel = context.WithCancel(context.Background())
-	// From here a failed start closes whatever started (Close skips the
-	// parts that did not): the DHT's datastore holds a file lock.
-	defer func() {
-		if err != nil {
-			n.Close()
-		}
-	}()
-	if err = n.startRelay(); err != nil {
-		return nil, fmt.Errorf("seed node: %w", err)
+	if n.sync, err = vault.NewService(n.host, n.store, opts...); err != nil {
+		return err
 	}
-	if err = n.startDiscovery(); err != nil {
-		return nil, fmt.Errorf("seed node: %w", err)
+	if n.blobSvc, err = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log), blobs.WithAdmission(n.sync.Admission()),
+		blobs.WithRegisterer(n.reg)); err != nil {
+		return err
 	}
-	// Agent documents and the relay allow-list from what is already hosted,
-	// before the first device asks.
-	if err = n.refreshAllowed(); err != nil {
-		return nil, fmt.Errorf("seed node: agent documents: %w", err)
+	if err := n.startRelay(); err != nil {
+		return err
 	}
-	n.startRendezvous()
-	if err = n.startAdmin(); err != nil {
-		return nil, fmt.Errorf("seed node: %w", err)
+	if err := n.startDiscovery(); err != nil {
+		return err
+	}
+	if err := n.refreshAllowed(); err != nil {
+		return fmt.Errorf("agent documents: %w", err)
+	}
+	if err := n.startRendezvous(); err != nil {
+		return err
+	}
+	return n.startAdmin()
+}
+
+// startLoops starts the background work: blob fetches, integrity passes,
+// garbage collection, replication, blob counts and scrubbing, and the
+// vaults file watch.
+func (n *Node) startLoops(verifiedAtStart bool) error {
+	if err := n.startBlobScrub(); err != nil {
+		return err
 	}
 	for range blobFetchWorkers {
 		n.wg.Add(1)
 		go func() { defer n.wg.Done(); n.fetcher.run(n.ctx) }()
 	}
-	if cfg.GCInterval <= 0 {
-		cfg.GCInterval = 5 * time.Minute
-	}
 	n.wg.Add(4)
 	go n.integrity.run(n.ctx, verifiedAtStart)
-	go n.gcLoop(n.ctx, cfg.GCInterval)
+	go n.gcLoop(n.ctx, n.cfg.GCInterval)
 	go n.replicas.run(n.ctx)
 	go n.blobCounts.run(n.ctx)
-	n.startBlobScrub()
-	if cfg.VaultsFile != "" {
+	if n.cfg.VaultsFile != "" {
 		n.wg.Add(1)
 		go n.watchVaultsFile()
 	}
-	return n, nil
-}
-
-func (n *Node) startAdmin() error {
-	addr := n.cfg.AdminListen
-	if addr == "off" {
-		return nil
-	}
-	if addr == "" {
-		addr = DefaultAdminListen
-	}
-	token, err := n.adminToken()
-	if err != nil {
-		return err
-	}
-	srv, err := admin.New(addr, adminSource{n}, n.reg, admin.WithRuntimeMetrics(), admin.WithLogger(n.log), admin.WithToken(token))
-	if err != nil {
-		return fmt.Errorf("admin API on %s: %w", addr, err)
-	}
-	n.admin = srv
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := srv.Serve(); err != nil {
-			n.log.Warn("admin API stopped", "err", err)
-		}
-	}()
 	return nil
-}
-
-// AdminURL is the admin API's base URL ("" when disabled).
-func (n *Node) AdminURL() string {
-	if n.admin == nil {
-		return ""
-	}
-	return n.admin.URL()
 }
 
 // Addrs are the node's full multiaddrs (with /p2p/).
@@ -320,73 +337,48 @@ func (n *Node) Run(ctx context.Context) error {
 }
 
 // Close ends sessions, closes the host and flushes the store. Idempotent.
+// It closes only the parts that started, so New uses it to undo a start
+// that failed half-way.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		n.cancel()
 		var errs []error
-		if n.admin != nil {
-			errs = append(errs, n.admin.Close()) // its Serve goroutine is in wg
+		add := func(c interface{ Close() error }, started bool) {
+			if started {
+				errs = append(errs, c.Close())
+			}
 		}
+		add(n.admin, n.admin != nil) // its Serve goroutine is in wg
 		n.wg.Wait()
-		errs = append(errs, n.sync.Close(), n.blobSvc.Close())
-		if n.relay != nil {
-			errs = append(errs, n.relay.Close())
-		}
-		if n.rendezvous != nil {
-			errs = append(errs, n.rendezvous.Close())
-		}
-		if n.dht != nil {
-			errs = append(errs, n.dht.Close(), n.dhtStore.Close())
-		}
-		errs = append(errs, n.host.Close(), n.store.Close(), n.blobs.Close())
+		add(n.sync, n.sync != nil)
+		add(n.blobSvc, n.blobSvc != nil)
+		add(n.relay, n.relay != nil)
+		add(n.rendezvous, n.rendezvous != nil)
+		// The DHT before its datastore: Pebble panics when used after Close.
+		add(n.dht, n.dht != nil)
+		add(n.dhtStore, n.dhtStore != nil)
+		add(n.host, n.host != nil)
+		add(n.store, n.store != nil)
+		add(n.blobs, n.blobs != nil)
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr
 }
 
-func (n *Node) watchVaultsFile() {
-	defer n.wg.Done()
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			if err := n.reloadVaultsFile(false); err != nil {
-				n.log.Warn("hosted vaults file not reloaded; keeping the previous list", "file", n.cfg.VaultsFile, "err", err)
-			}
-		}
+// Ready reports whether the node can serve: store open, host listening,
+// DHT bootstrapped (or configured without peers).
+func (n *Node) Ready() error {
+	if n.ctx.Err() != nil {
+		return errors.New("shutting down")
 	}
-}
-
-// reloadVaultsFile re-reads the hosted vaults and their replica peers when
-// the file changed. The first load, in New, changes nothing else (no
-// collection before the node has run).
-func (n *Node) reloadVaultsFile(first bool) error {
-	fi, err := os.Stat(n.cfg.VaultsFile)
-	if err != nil {
-		return fmt.Errorf("hosted vaults file: %w", err)
+	if len(n.host.Addrs()) == 0 {
+		return errors.New("not listening on any address")
 	}
-	if !first && fi.ModTime().Equal(n.fileMod) {
-		return nil
+	if _, err := n.store.Stats(vault.NamespaceID{}); err != nil {
+		return fmt.Errorf("vault store: %w", err)
 	}
-	// Remember this version even if it is broken: one warning per change.
-	n.fileMod = fi.ModTime()
-	data, err := os.ReadFile(n.cfg.VaultsFile)
-	if err != nil {
-		return fmt.Errorf("hosted vaults file: %w", err)
+	if n.dht != nil && !n.bootstrapped.Load() {
+		return errors.New("DHT not bootstrapped yet (no bootstrap peer answered)")
 	}
-	p, err := ParseVaultList(data, n.self)
-	if err != nil {
-		return fmt.Errorf("hosted vaults file %s: %w", n.cfg.VaultsFile, err)
-	}
-	p.Vaults = append(p.Vaults, n.cfg.HostedVaults...)
-	if first {
-		n.place(p)
-		return nil
-	}
-	n.SetPlacement(p)
-	n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()), "withPeers", len(p.Peers))
 	return nil
 }

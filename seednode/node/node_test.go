@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -54,6 +55,33 @@ func TestNewRefusesBadConfig(t *testing.T) {
 	if _, err := New(Config{DataDir: t.TempDir(), Listen: []string{"not-a-multiaddr"}, AdminListen: "off"}); err == nil || !strings.Contains(err.Error(), "not-a-multiaddr") {
 		t.Fatalf("bad listen address: %v", err)
 	}
+	// A mode spelt unlike the config constants is refused, never taken for
+	// the default.
+	if _, err := New(Config{DataDir: t.TempDir(), AdminListen: "off", DHT: DHTConfig{Mode: "bogus"}}); err == nil || !strings.Contains(err.Error(), `DHT mode "bogus"`) {
+		t.Fatalf("unknown DHT mode: %v", err)
+	}
+	if _, err := New(Config{DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "off",
+		DHT: DHTConfig{Mode: config.DHTOff}, Relay: RelayConfig{Mode: "bogus"}}); err == nil || !strings.Contains(err.Error(), `mode "bogus"`) {
+		t.Fatalf("unknown relay mode: %v", err)
+	}
+}
+
+// TestRefusedProtocolPrefixNamesTheSetting: a DHT protocol prefix kad-dht
+// refuses (/ipfs wants values) fails the start with an error naming the
+// configuration setting, and leaves the data directory free.
+func TestRefusedProtocolPrefixNamesTheSetting(t *testing.T) {
+	cfg := Config{DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "off",
+		DHT: DHTConfig{ProtocolPrefix: "/ipfs"}}
+	_, err := New(cfg)
+	if err == nil || !strings.Contains(err.Error(), `dht.protocolPrefix "/ipfs"`) {
+		t.Fatalf("error %v, want one naming dht.protocolPrefix", err)
+	}
+	cfg.DHT.ProtocolPrefix = ""
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("the data directory of the failed start is still held: %v", err)
+	}
+	n.Close()
 }
 
 // TestSeedServesHostedVaultsOnly drives a real seed with the device client:

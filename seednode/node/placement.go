@@ -4,8 +4,11 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
+	"maps"
+	"os"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -186,5 +189,116 @@ func parseVaultOption(o *admin.VaultOptions, given map[string]bool, tok string) 
 	default:
 		return fmt.Errorf("%q: unknown option %q (want maxEntries=N, maxBytes=N or relay=none)", tok, name)
 	}
+	return nil
+}
+
+// SetPlacement replaces the hosted vaults, their replica peers and options:
+// sync policy, replication, quotas (of sessions started from now on), DHT
+// announcements and (at the next collection, triggered now) the relay
+// allow-list and the data of vaults no longer hosted.
+func (n *Node) SetPlacement(p Placement) {
+	n.place(p)
+	if err := n.integrity.settleRebuild(p.Vaults); err != nil {
+		n.log.Warn("vaults of the rebuilt store not marked", "err", err)
+	}
+	n.setProvided()
+	select {
+	case n.gcNow <- struct{}{}:
+	default:
+	}
+}
+
+// SetHostedVaults replaces the hosted vaults, with no replica peers.
+func (n *Node) SetHostedVaults(list []vault.NamespaceID) { n.SetPlacement(Placement{Vaults: list}) }
+
+// place replaces the hosted set, the replica peers and the options (of
+// hosted vaults only), together: the vaults file and the admin API may place
+// at once.
+func (n *Node) place(p Placement) {
+	hosted := make(map[vault.NamespaceID]bool, len(p.Vaults))
+	for _, ns := range p.Vaults {
+		hosted[ns] = true
+	}
+	peers := maps.Clone(p.Peers)
+	maps.DeleteFunc(peers, func(ns vault.NamespaceID, _ []peer.AddrInfo) bool { return !hosted[ns] })
+	options := maps.Clone(p.Options)
+	if options == nil {
+		options = map[vault.NamespaceID]admin.VaultOptions{}
+	}
+	maps.DeleteFunc(options, func(ns vault.NamespaceID, o admin.VaultOptions) bool {
+		return !hosted[ns] || o == (admin.VaultOptions{})
+	})
+	n.placeMu.Lock()
+	defer n.placeMu.Unlock()
+	n.hosted.Replace(p.Vaults)
+	n.replicas.set(peers)
+	n.options.Store(&options)
+}
+
+// vaultOptions returns the placement options of ns (zero if it has none).
+func (n *Node) vaultOptions(ns vault.NamespaceID) admin.VaultOptions {
+	if m := n.options.Load(); m != nil {
+		return (*m)[ns]
+	}
+	return admin.VaultOptions{}
+}
+
+// limitsFor is the store's vault.StoreOptions.LimitsFor: the configured
+// limits, with the vault's own quota where its options set one.
+func (n *Node) limitsFor(ns vault.NamespaceID) vault.Limits {
+	lim, o := n.cfg.Limits, n.vaultOptions(ns)
+	if o.MaxEntries != 0 {
+		lim.MaxEntries = o.MaxEntries
+	}
+	if o.MaxBytes != 0 {
+		lim.MaxBytes = o.MaxBytes
+	}
+	return lim
+}
+
+func (n *Node) watchVaultsFile() {
+	defer n.wg.Done()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+			if err := n.reloadVaultsFile(false); err != nil {
+				n.log.Warn("hosted vaults file not reloaded; keeping the previous list", "file", n.cfg.VaultsFile, "err", err)
+			}
+		}
+	}
+}
+
+// reloadVaultsFile re-reads the hosted vaults and their replica peers when
+// the file changed. The first load, in New, changes nothing else (no
+// collection before the node has run).
+func (n *Node) reloadVaultsFile(first bool) error {
+	fi, err := os.Stat(n.cfg.VaultsFile)
+	if err != nil {
+		return fmt.Errorf("hosted vaults file: %w", err)
+	}
+	if !first && fi.ModTime().Equal(n.fileMod) {
+		return nil
+	}
+	// Remember this version even if it is broken: one warning per change.
+	n.fileMod = fi.ModTime()
+	data, err := os.ReadFile(n.cfg.VaultsFile)
+	if err != nil {
+		return fmt.Errorf("hosted vaults file: %w", err)
+	}
+	p, err := ParseVaultList(data, n.self)
+	if err != nil {
+		return fmt.Errorf("hosted vaults file %s: %w", n.cfg.VaultsFile, err)
+	}
+	p.Vaults = append(p.Vaults, n.cfg.HostedVaults...)
+	if first {
+		n.place(p)
+		return nil
+	}
+	n.SetPlacement(p)
+	n.log.Info("hosted vaults reloaded", "count", len(n.hosted.List()), "withPeers", len(p.Peers))
 	return nil
 }

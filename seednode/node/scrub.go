@@ -20,13 +20,15 @@ const damageQueueLen = 256
 // transfer to a peer) finds damaged: the damaged groups are fetched again
 // from the peers that hold the blob, the vault's replica peers first, then
 // the devices that synced the vault. Its metrics go on the node's registry.
-func (n *Node) startBlobScrub() {
+func (n *Node) startBlobScrub() error {
 	scrubbed := prometheus.NewCounter(prometheus.CounterOpts{Name: "seedfleet_blob_scrubbed_bytes_total",
 		Help: "Bytes of stored blobs (data and tree) verified by the background scrubber."})
 	damaged := prometheus.NewCounterVec(prometheus.CounterOpts{Name: "seedfleet_blob_damaged_groups_total",
 		Help: "16 KiB groups of held blobs found damaged on disk and dropped to be fetched again, by where they were found (scrub, serve)."},
 		[]string{"found"})
-	n.reg.MustRegister(scrubbed, damaged)
+	if err := register(n.reg, scrubbed, damaged); err != nil {
+		return err
+	}
 	queue := make(chan blobs.Damage, damageQueueLen)
 	n.blobs.OnDamage(func(d blobs.Damage) {
 		damaged.WithLabelValues(d.Found).Add(float64(d.Groups.Groups()))
@@ -51,6 +53,7 @@ func (n *Node) startBlobScrub() {
 			}
 		}
 	}()
+	return nil
 }
 
 // refetchDamaged queues the fetch of a damaged blob's dropped groups.
@@ -97,14 +100,7 @@ func (n *Node) blobHolders(h [32]byte) []peer.ID {
 			n.host.Peerstore().AddAddrs(info.ID, info.Addrs, peerstore.TempAddrTTL)
 			add(info.ID)
 		}
-		if set, ok := n.metrics.syncPeers.Load(ns); ok {
-			ps := set.(*peerSet)
-			ps.mu.Lock()
-			for p := range ps.set {
-				devices = append(devices, p)
-			}
-			ps.mu.Unlock()
-		}
+		devices = append(devices, n.history.syncedPeers(ns)...)
 	}
 	for _, p := range devices {
 		add(p)

@@ -19,6 +19,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/seedfleet/seedfleet/internal/version"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -58,6 +59,9 @@ func NewHost(o HostOptions) (host.Host, error) {
 	// reached through a seed's relay; nothing here dials out on its own.
 	opts := []libp2p.Option{
 		libp2p.Identity(priv),
+		// Identify tells peers which build they talk to (go-libp2p's default
+		// is the main module's path with an empty version).
+		libp2p.UserAgent(version.UserAgent()),
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Transport(websocket.New),
@@ -119,16 +123,16 @@ func NewHost(o HostOptions) (host.Host, error) {
 }
 
 // FullAddrs returns h's addresses with its /p2p/ peer ID: what a device
-// pastes as a bootstrap peer.
+// pastes as a bootstrap peer. A host that listens nowhere has none (where
+// peer.AddrInfoToP2pAddrs alone would give a bare /p2p/<ID>, no address).
 func FullAddrs(h host.Host) []ma.Multiaddr {
-	out := make([]ma.Multiaddr, 0, len(h.Addrs()))
-	for _, a := range h.Addrs() {
-		full, err := ma.NewMultiaddr(a.String() + "/p2p/" + h.ID().String())
-		if err == nil {
-			out = append(out, full)
-		}
+	addrs := h.Addrs()
+	if len(addrs) == 0 {
+		return nil
 	}
-	return out
+	// An error is only possible for an empty peer ID, which a host never has.
+	full, _ := peer.AddrInfoToP2pAddrs(&peer.AddrInfo{ID: h.ID(), Addrs: addrs})
+	return full
 }
 
 // ParsePeerAddr parses a multiaddr that ends in /p2p/<peer ID>.

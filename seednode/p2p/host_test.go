@@ -1,10 +1,16 @@
 package p2p
 
 import (
+	"context"
 	"crypto/ed25519"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/seedfleet/seedfleet/internal/version"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -41,6 +47,9 @@ func TestNewHostIdentityAndAddrs(t *testing.T) {
 	if len(d.Addrs()) != 0 {
 		t.Fatalf("dial-only host listens on %v", d.Addrs())
 	}
+	if full := FullAddrs(d); len(full) != 0 {
+		t.Fatalf("dial-only host has full addresses %v", full)
+	}
 }
 
 func TestNewHostAnnounce(t *testing.T) {
@@ -71,6 +80,67 @@ func TestBadAddresses(t *testing.T) {
 	for _, s := range []string{"/ip4/127.0.0.1/tcp/7400", "garbage", ""} {
 		if _, err := ParsePeerAddr(s); err == nil {
 			t.Errorf("ParsePeerAddr(%q) accepted", s)
+		}
+	}
+}
+
+// TestIdentifyReportsTheBuild: a peer learns through identify which build a
+// seed or device runs ("seedfleet/<version>"), in both directions.
+func TestIdentifyReportsTheBuild(t *testing.T) {
+	seedKey, _ := identity.Generate()
+	deviceKey, _ := identity.Generate()
+	seed, err := NewHost(HostOptions{Key: seedKey, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	device, err := NewHost(HostOptions{Key: deviceKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer device.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := device.Connect(ctx, peer.AddrInfo{ID: seed.ID(), Addrs: seed.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	want := version.UserAgent()
+	if !strings.HasPrefix(want, "seedfleet/") || want == "seedfleet/" {
+		t.Fatalf("user agent %q, want seedfleet/<version>", want)
+	}
+	for _, side := range []struct {
+		name     string
+		observer host.Host
+		observed peer.ID
+	}{{"seed as seen by the device", device, seed.ID()}, {"device as seen by the seed", seed, device.ID()}} {
+		var got any
+		for ctx.Err() == nil {
+			if got, err = side.observer.Peerstore().Get(side.observed, "AgentVersion"); err == nil {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got != want {
+			t.Errorf("%s: agent version %v (%v), want %q", side.name, got, err, want)
+		}
+	}
+}
+
+// TestFullAddrs: every address of the host, each ending in its peer ID.
+func TestFullAddrs(t *testing.T) {
+	key, _ := identity.Generate()
+	h, err := NewHost(HostOptions{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0", "/ip6/::1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	full := FullAddrs(h)
+	if len(full) != len(h.Addrs()) || len(full) < 2 {
+		t.Fatalf("full addresses %v for %v", full, h.Addrs())
+	}
+	for i, a := range full {
+		if want := h.Addrs()[i].String() + "/p2p/" + h.ID().String(); a.String() != want {
+			t.Errorf("address %d: %s, want %s", i, a, want)
 		}
 	}
 }

@@ -46,6 +46,15 @@ func CircuitAddr(relay peer.AddrInfo) (ma.Multiaddr, error) {
 // reach. Addresses that cannot be dialled (unspecified, or already a
 // circuit) are left out.
 func CircuitAddrs(relay peer.AddrInfo) ([]ma.Multiaddr, error) {
+	id, err := ma.NewComponent("p2p", relay.ID.String())
+	if err != nil {
+		return nil, fmt.Errorf("relay peer ID %q: %w", relay.ID, err)
+	}
+	circuit, err := ma.NewComponent("p2p-circuit", "")
+	if err != nil {
+		return nil, err
+	}
+	through := ma.Multiaddr{*id, *circuit}
 	var out []ma.Multiaddr
 	for _, a := range relay.Addrs {
 		if manet.IsIPUnspecified(a) {
@@ -54,11 +63,7 @@ func CircuitAddrs(relay peer.AddrInfo) ([]ma.Multiaddr, error) {
 		if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
 			continue
 		}
-		c, err := ma.NewMultiaddr(fmt.Sprintf("%s/p2p/%s/p2p-circuit", a, relay.ID))
-		if err != nil {
-			continue
-		}
-		out = append(out, c)
+		out = append(out, ma.Join(a, through))
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("relay %s has no address a peer could dial (%d given)", relay.ID, len(relay.Addrs))

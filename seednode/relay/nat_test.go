@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/node"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -231,8 +232,10 @@ func runNATRole(role string) int {
 	case "seed":
 		n, err := node.New(node.Config{
 			DataDir: data, Listen: []string{"/ip4/10.99.0.1/tcp/7400"}, AdminListen: "off",
-			HostedVaults: []vault.NamespaceID{ns}, DHT: node.DHTConfig{Mode: "off"},
-			Relay: node.RelayConfig{Mode: relay.ModeAgents, Limits: relay.Limits{CircuitBytes: 16 << 20},
+			HostedVaults: []vault.NamespaceID{ns}, DHT: node.DHTConfig{Mode: config.DHTOff},
+			// The "public" segment is a private network: its address must
+			// be advertised.
+			Relay: node.RelayConfig{Mode: config.RelayAgents, Limits: relay.Limits{CircuitBytes: 16 << 20}, AdvertisePrivateAddrs: true,
 				AllowedKeys: []ed25519.PublicKey{k1.Public().(ed25519.PublicKey), k2.Public().(ed25519.PublicKey)}},
 		})
 		if err != nil {
@@ -257,7 +260,10 @@ func runNATRole(role string) int {
 			return fail("store: %v", err)
 		}
 		defer st.Close()
-		svc := vault.NewService(h, st, vault.WithPolicy(vault.NewHostedSet(ns)))
+		svc, err := vault.NewService(h, st, vault.WithPolicy(vault.NewHostedSet(ns)))
+		if err != nil {
+			return fail("vault service: %v", err)
+		}
 		defer svc.Close()
 		seed, err := p2p.ParsePeerAddr(os.Getenv("NAT_SEED"))
 		if err != nil {

@@ -2,16 +2,22 @@ package relay
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
+	manet "github.com/multiformats/go-multiaddr/net"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
+	"github.com/seedfleet/seedfleet/seednode/config"
+	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 )
 
 const echoProto = "/seedfleet/test-echo/1.0.0"
@@ -24,9 +30,9 @@ func TestDevicesReachEachOtherThroughTheSeed(t *testing.T) {
 	defer cancel()
 	seed := p2ptest.NewHost(t, true)
 	a, b, stranger := p2ptest.NewHost(t, false), p2ptest.NewHost(t, false), p2ptest.NewHost(t, false)
-	acl := NewACL(ModeAgents)
+	acl := NewACL(config.RelayAgents)
 	acl.Allow(a.ID(), b.ID())
-	svc, err := New(seed, ModeAgents, acl, Limits{CircuitBytes: 1 << 20}, prometheus.NewRegistry())
+	svc, err := New(seed, acl, WithLimits(Limits{CircuitBytes: 1 << 20}), WithRegisterer(prometheus.NewRegistry()), WithAdvertisePrivateAddrs())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +82,7 @@ func TestPublicModeAndLimits(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	seed := p2ptest.NewHost(t, true)
-	svc, err := New(seed, ModePublic, NewACL(ModePublic), Limits{MaxReservations: 2}, nil)
+	svc, err := New(seed, NewACL(config.RelayPublic), WithLimits(Limits{MaxReservations: 2}), WithAdvertisePrivateAddrs())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,5 +129,104 @@ func TestCircuitAddrs(t *testing.T) {
 	info.Addrs = info.Addrs[:1]
 	if _, err := CircuitAddrs(info); err == nil || !strings.Contains(err.Error(), "no address a peer could dial") {
 		t.Fatalf("a relay with only 0.0.0.0: error %v", err)
+	}
+	if _, err := CircuitAddrs(peer.AddrInfo{Addrs: []ma.Multiaddr{ma.StringCast("/ip4/127.0.0.1/tcp/4001")}}); err == nil || !strings.Contains(err.Error(), "relay peer ID") {
+		t.Fatalf("a relay without a peer ID: error %v", err)
+	}
+}
+
+// TestReservationAddresses: as in go-libp2p, a reservation carries the
+// seed's public addresses and the ones it announces, and its loopback and
+// private ones only with WithAdvertisePrivateAddrs.
+func TestReservationAddresses(t *testing.T) {
+	private := ma.StringCast("/ip4/10.1.2.3/tcp/7400")
+	for _, tc := range []struct {
+		name     string
+		announce []string // the seed host's announced addresses (default: its listen address)
+		opts     []Option
+		want     func(t *testing.T, seed host.Host, got []ma.Multiaddr)
+	}{
+		{"default", nil, nil, func(t *testing.T, _ host.Host, got []ma.Multiaddr) {
+			for _, a := range got {
+				if manet.IsIPLoopback(a) || manet.IsPrivateAddr(a) {
+					t.Errorf("reservation carries %s", a)
+				}
+			}
+		}},
+		{"advertisePrivateAddrs", nil, []Option{WithAdvertisePrivateAddrs()}, func(t *testing.T, seed host.Host, got []ma.Multiaddr) {
+			if !slices.ContainsFunc(got, manet.IsIPLoopback) {
+				t.Errorf("reservation carries %v, want the seed's loopback address among them", got)
+			}
+		}},
+		{"announced", []string{private.String(), "/ip4/127.0.0.1/tcp/7400"}, []Option{WithAnnouncedAddrs(private)}, func(t *testing.T, seed host.Host, got []ma.Multiaddr) {
+			want := private.Encapsulate(ma.StringCast("/p2p/" + seed.ID().String()))
+			if len(got) != 1 || !got[0].Equal(want) {
+				t.Errorf("reservation carries %v, want only the announced private address %s (not the loopback one, announced but not named)", got, want)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			key, err := identity.Generate()
+			if err != nil {
+				t.Fatal(err)
+			}
+			seed, err := p2p.NewHost(p2p.HostOptions{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, Announce: tc.announce})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer seed.Close()
+			svc, err := New(seed, NewACL(config.RelayPublic), tc.opts...)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer svc.Close()
+			rsvp, err := Reserve(ctx, p2ptest.NewHost(t, false), peer.AddrInfo{ID: seed.ID(), Addrs: seed.Network().ListenAddresses()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.want(t, seed, rsvp.Addrs)
+		})
+	}
+}
+
+// TestNewRefuses: a missing ACL, a mode that runs no relay and invalid
+// options are errors that say what is wrong; Close is idempotent.
+func TestNewRefuses(t *testing.T) {
+	seed := p2ptest.NewHost(t, true)
+	for _, tc := range []struct {
+		name string
+		acl  *ACL
+		opts []Option
+		want string
+	}{
+		{"nil ACL", nil, nil, "nil ACL"},
+		{"mode off", NewACL(config.RelayOff), nil, "runs no relay service"},
+		{"unknown mode", NewACL("everyone"), nil, "runs no relay service"},
+		{"negative limit", NewACL(config.RelayPublic), []Option{WithLimits(Limits{MaxCircuits: -1})}, "WithLimits: MaxCircuits is negative"},
+		{"nil registerer", NewACL(config.RelayPublic), []Option{WithRegisterer(nil)}, "nil registerer"},
+		{"nil announced address", NewACL(config.RelayPublic), []Option{WithAnnouncedAddrs(nil)}, "address 0 is empty"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			svc, err := New(seed, tc.acl, tc.opts...)
+			if err == nil {
+				svc.Close()
+				t.Fatalf("New accepted it")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q, want it to say %q", err, tc.want)
+			}
+		})
+	}
+	svc, err := New(seed, NewACL(config.RelayAgents))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
 	}
 }

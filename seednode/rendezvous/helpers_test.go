@@ -160,7 +160,11 @@ func newSeed(t testing.TB, opts ...Option) *seedFixture {
 	t.Helper()
 	f := &seedFixture{h: p2ptest.NewHost(t, true), clock: newFakeClock(), auth: newAllowSet(), reg: prometheus.NewRegistry()}
 	all := append([]Option{WithClock(f.clock.Now), WithRegisterer(f.reg), WithLogger(quietLog)}, opts...)
-	f.svc = New(f.h, f.auth, all...)
+	svc, err := New(f.h, f.auth, all...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.svc = svc
 	t.Cleanup(func() { f.svc.Close() })
 	return f
 }

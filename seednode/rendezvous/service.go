@@ -7,6 +7,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"slices"
@@ -74,50 +75,138 @@ type config struct {
 	timeout       time.Duration // per request; StreamTimeout but in tests
 }
 
-// Option configures a Service.
-type Option func(*config)
+// Option configures a Service. An option given a value out of its range
+// makes New fail with an error that names it and the range.
+type Option func(*config) error
 
-// WithTTL sets how long a record is held after its timestamp (default 2 h;
-// at most MaxTTL, larger values are lowered to it). Devices re-register
-// every TTL/2.
-func WithTTL(d time.Duration) Option { return func(c *config) { c.ttl = d } }
+func positive[T int | int64 | time.Duration](name string, v T) error {
+	if v <= 0 {
+		return fmt.Errorf("rendezvous: %s: %v is not positive", name, v)
+	}
+	return nil
+}
+
+// WithTTL sets how long a record is held after its timestamp (default
+// DefaultTTL, at most MaxTTL). Devices re-register every TTL/2.
+func WithTTL(d time.Duration) Option {
+	return func(c *config) error {
+		if err := positive("WithTTL", d); err != nil {
+			return err
+		}
+		if d > MaxTTL {
+			return fmt.Errorf("rendezvous: WithTTL: %s is more than MaxTTL (%s), the longest a device's client accepts", d, MaxTTL)
+		}
+		c.ttl = d
+		return nil
+	}
+}
 
 // WithMaxRecordsPerAgent sets how many records (devices) one agent may
-// have on this seed (default 32, at most MaxRecordsPerAgentLimit).
-func WithMaxRecordsPerAgent(n int) Option { return func(c *config) { c.maxPerAgent = n } }
+// have on this seed (default DefaultMaxRecordsPerAgent, at most
+// MaxRecordsPerAgentLimit).
+func WithMaxRecordsPerAgent(n int) Option {
+	return func(c *config) error {
+		if err := positive("WithMaxRecordsPerAgent", n); err != nil {
+			return err
+		}
+		if n > MaxRecordsPerAgentLimit {
+			return fmt.Errorf("rendezvous: WithMaxRecordsPerAgent: %d is more than %d", n, MaxRecordsPerAgentLimit)
+		}
+		c.maxPerAgent = n
+		return nil
+	}
+}
 
 // WithMaxAgents sets how many agents' records the seed holds (default
-// 100,000); with MaxRecordsPerAgent it bounds the service's memory.
-func WithMaxAgents(n int) Option { return func(c *config) { c.maxAgents = n } }
+// DefaultMaxAgents); with MaxRecordsPerAgent it bounds the service's memory.
+func WithMaxAgents(n int) Option {
+	return func(c *config) error {
+		if err := positive("WithMaxAgents", n); err != nil {
+			return err
+		}
+		c.maxAgents = n
+		return nil
+	}
+}
 
 // WithMaxRecordBytes bounds the memory the records take, in bytes of
-// their encodings plus a small overhead each (default 256 MiB).
-func WithMaxRecordBytes(n int64) Option { return func(c *config) { c.maxBytes = n } }
+// their encodings plus a small overhead each (default
+// DefaultMaxRecordBytes).
+func WithMaxRecordBytes(n int64) Option {
+	return func(c *config) error {
+		if err := positive("WithMaxRecordBytes", n); err != nil {
+			return err
+		}
+		c.maxBytes = n
+		return nil
+	}
+}
 
 // WithClock sets the clock records are checked and expired against
 // (default time.Now; for tests).
-func WithClock(now func() time.Time) Option { return func(c *config) { c.now = now } }
+func WithClock(now func() time.Time) Option {
+	return func(c *config) error {
+		if now == nil {
+			return errors.New("rendezvous: WithClock: nil clock")
+		}
+		c.now = now
+		return nil
+	}
+}
 
 // WithMaxClockSkew sets how far in the future a record's timestamp may be
-// (default 10 min).
-func WithMaxClockSkew(d time.Duration) Option { return func(c *config) { c.skew = d } }
+// (default DefaultMaxClockSkew).
+func WithMaxClockSkew(d time.Duration) Option {
+	return func(c *config) error {
+		if err := positive("WithMaxClockSkew", d); err != nil {
+			return err
+		}
+		c.skew = d
+		return nil
+	}
+}
 
 // WithSweepInterval sets how often expired records are dropped in the
-// background (default 1 min; they are also dropped whenever an agent's
-// records are accessed).
-func WithSweepInterval(d time.Duration) Option { return func(c *config) { c.sweepInterval = d } }
+// background (default DefaultSweepInterval; they are also dropped whenever
+// an agent's records are accessed).
+func WithSweepInterval(d time.Duration) Option {
+	return func(c *config) error {
+		if err := positive("WithSweepInterval", d); err != nil {
+			return err
+		}
+		c.sweepInterval = d
+		return nil
+	}
+}
 
-// WithRegisterer registers the service's metrics (default: none are
-// registered).
-func WithRegisterer(reg prometheus.Registerer) Option { return func(c *config) { c.reg = reg } }
+// WithRegisterer registers the service's metrics (seedfleet_rendezvous_*)
+// on reg (default: none are registered). New fails if they cannot be
+// registered there.
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(c *config) error {
+		if reg == nil {
+			return errors.New("rendezvous: WithRegisterer: nil registerer")
+		}
+		c.reg = reg
+		return nil
+	}
+}
 
 // WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) error {
+		if l == nil {
+			return errors.New("rendezvous: WithLogger: nil logger")
+		}
+		c.log = l
+		return nil
+	}
+}
 
 // WithPublicLookup answers lookups from any peer. By default a lookup of
 // an agent is answered only to a peer whose key the Authorizer allows for
 // that agent, since records reveal where the agent's devices are.
-func WithPublicLookup() Option { return func(c *config) { c.publicLookup = true } }
+func WithPublicLookup() Option { return func(c *config) error { c.publicLookup = true; return nil } }
 
 // Service serves /seedfleet/rendezvous/1.0.0 on a seed: it holds devices'
 // records in memory and answers lookups.
@@ -157,50 +246,35 @@ type agentRecords struct {
 	recs []*held // at most maxPerAgent
 }
 
-// New registers the rendezvous handler on h and starts the expiry sweep.
-// auth decides which devices may register for (and, unless
-// WithPublicLookup, look up) an agent; a nil auth refuses everyone.
-func New(h host.Host, auth Authorizer, opts ...Option) *Service {
-	c := config{}
+// New registers the rendezvous handler on h and starts the expiry sweep;
+// Close stops both and waits for them. auth decides which devices may
+// register for (and, unless WithPublicLookup, look up) an agent; a nil auth
+// refuses everyone. The options' defaults are in their doc comments.
+func New(h host.Host, auth Authorizer, opts ...Option) (*Service, error) {
+	if h == nil {
+		return nil, errors.New("rendezvous: nil host")
+	}
+	c := config{ttl: DefaultTTL, maxPerAgent: DefaultMaxRecordsPerAgent, maxAgents: DefaultMaxAgents,
+		maxBytes: DefaultMaxRecordBytes, skew: DefaultMaxClockSkew, sweepInterval: DefaultSweepInterval,
+		timeout: StreamTimeout, now: time.Now, log: slog.Default()}
 	for _, o := range opts {
-		o(&c)
+		if o == nil {
+			continue
+		}
+		if err := o(&c); err != nil {
+			return nil, err
+		}
 	}
-	if c.ttl <= 0 {
-		c.ttl = DefaultTTL
+	m, err := newMetrics(c.reg)
+	if err != nil {
+		return nil, err
 	}
-	c.ttl = min(c.ttl, MaxTTL)
-	if c.maxPerAgent <= 0 {
-		c.maxPerAgent = DefaultMaxRecordsPerAgent
-	}
-	c.maxPerAgent = min(c.maxPerAgent, MaxRecordsPerAgentLimit)
-	if c.maxAgents <= 0 {
-		c.maxAgents = DefaultMaxAgents
-	}
-	if c.maxBytes <= 0 {
-		c.maxBytes = DefaultMaxRecordBytes
-	}
-	if c.skew <= 0 {
-		c.skew = DefaultMaxClockSkew
-	}
-	if c.sweepInterval <= 0 {
-		c.sweepInterval = DefaultSweepInterval
-	}
-	if c.timeout <= 0 {
-		c.timeout = StreamTimeout
-	}
-	if c.now == nil {
-		c.now = time.Now
-	}
-	if c.log == nil {
-		c.log = slog.Default()
-	}
-	s := &Service{host: h, auth: auth, cfg: c, log: c.log, agents: map[string]*agentRecords{}}
-	s.m = newMetrics(c.reg, c.log)
+	s := &Service{host: h, auth: auth, cfg: c, log: c.log, agents: map[string]*agentRecords{}, m: m}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.life.Enter() // open: never refused
 	go s.sweepLoop()
 	h.SetStreamHandler(ProtocolID, s.handle)
-	return s
+	return s, nil
 }
 
 // Close stops serving, ends requests in flight and the sweep, and waits for
@@ -569,7 +643,7 @@ type metrics struct {
 	agents        prometheus.Gauge
 }
 
-func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		registrations: prometheus.NewCounter(prometheus.CounterOpts{Name: "seedfleet_rendezvous_registrations_total",
 			Help: "Rendezvous records accepted (new or replacing an older record of the same device)."}),
@@ -588,9 +662,9 @@ func newMetrics(reg prometheus.Registerer, log *slog.Logger) *metrics {
 	if reg != nil {
 		for _, c := range []prometheus.Collector{m.registrations, m.lookups, m.refusals, m.records, m.agents} {
 			if err := reg.Register(c); err != nil {
-				log.Warn("rendezvous: metrics not registered", "err", err)
+				return nil, fmt.Errorf("rendezvous: metrics: %w", err)
 			}
 		}
 	}
-	return m
+	return m, nil
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	ma "github.com/multiformats/go-multiaddr"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/internal/wire"
 )
@@ -194,11 +195,14 @@ func TestOnlyAuthorizedDevices(t *testing.T) {
 // TestNilAuthorizerRefusesAll: a seed without an authorizer stores nothing.
 func TestNilAuthorizerRefusesAll(t *testing.T) {
 	seed := p2ptest.NewHost(t, true)
-	svc := New(seed, nil, WithLogger(quietLog))
+	svc, err := New(seed, nil, WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
 	defer svc.Close()
 	agent := newAgent(t)
 	d := newDevice(t, seed)
-	err := Register(testCtx(t), d.h, seed.ID(), d.record(t, agent, "laptop", time.Now()))
+	err = Register(testCtx(t), d.h, seed.ID(), d.record(t, agent, "laptop", time.Now()))
 	refusal(t, err, CodeUnauthorized, "no authorizer")
 	if st := svc.Stats(); st.Records != 0 {
 		t.Fatalf("stored %d records", st.Records)
@@ -514,10 +518,10 @@ func TestExpiry(t *testing.T) {
 }
 
 func TestTTLIsCapped(t *testing.T) {
-	f := newSeed(t, WithTTL(1000*time.Hour))
-	if f.svc.cfg.ttl != MaxTTL {
-		t.Fatalf("TTL = %s, want it lowered to %s", f.svc.cfg.ttl, MaxTTL)
+	if _, err := New(p2ptest.NewHost(t, false), nil, WithTTL(1000*time.Hour)); err == nil || !strings.Contains(err.Error(), "more than MaxTTL (72h0m0s)") {
+		t.Fatalf("a TTL over MaxTTL: error %v, want one naming MaxTTL", err)
 	}
+	f := newSeed(t, WithTTL(MaxTTL))
 	agent := newAgent(t)
 	d := f.deviceOf(t, agent)
 	err := Register(testCtx(t), d.h, f.h.ID(), d.record(t, agent, "d", f.clock.Now().Add(-MaxTTL-time.Second)))
@@ -713,7 +717,7 @@ func TestClose(t *testing.T) {
 // deadline; a client whose seed never answers gives up when its context
 // ends.
 func TestDeadlines(t *testing.T) {
-	f := newSeed(t, func(c *config) { c.timeout = 200 * time.Millisecond })
+	f := newSeed(t, func(c *config) error { c.timeout = 200 * time.Millisecond; return nil })
 	agent := newAgent(t)
 	d := f.deviceOf(t, agent)
 	ctx := testCtx(t)
@@ -792,5 +796,47 @@ func TestLargeLookup(t *testing.T) {
 		if len(r.Addrs) != MaxAddrs || len(r.Addrs[MaxAddrs-1].Bytes()) != MaxAddrLen {
 			t.Fatalf("record came back with %d addresses", len(r.Addrs))
 		}
+	}
+}
+
+// TestNewRefusesBadOptions: an option out of its range is an error naming
+// the option, not a silent default.
+func TestNewRefusesBadOptions(t *testing.T) {
+	h := p2ptest.NewHost(t, false)
+	for _, tc := range []struct {
+		opt  Option
+		want string
+	}{
+		{WithTTL(0), "WithTTL: 0s is not positive"},
+		{WithMaxRecordsPerAgent(0), "WithMaxRecordsPerAgent: 0 is not positive"},
+		{WithMaxRecordsPerAgent(MaxRecordsPerAgentLimit + 1), "more than 1024"},
+		{WithMaxAgents(-1), "WithMaxAgents: -1 is not positive"},
+		{WithMaxRecordBytes(0), "WithMaxRecordBytes"},
+		{WithClock(nil), "nil clock"},
+		{WithMaxClockSkew(-time.Second), "WithMaxClockSkew"},
+		{WithSweepInterval(0), "WithSweepInterval"},
+		{WithRegisterer(nil), "nil registerer"},
+		{WithLogger(nil), "nil logger"},
+	} {
+		t.Run(tc.want, func(t *testing.T) {
+			svc, err := New(h, nil, tc.opt)
+			if err == nil {
+				svc.Close()
+				t.Fatal("New accepted it")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %q, want it to say %q", err, tc.want)
+			}
+		})
+	}
+	// Metrics go only where they are told to, and only once.
+	reg := prometheus.NewRegistry()
+	svc, err := New(h, nil, WithRegisterer(reg), WithLogger(quietLog))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Close()
+	if _, err := New(h, nil, WithRegisterer(reg), WithLogger(quietLog)); err == nil || !strings.Contains(err.Error(), "rendezvous: metrics") {
+		t.Fatalf("a second service on the same registerer: %v, want a metrics error", err)
 	}
 }

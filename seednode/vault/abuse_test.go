@@ -93,7 +93,7 @@ func TestRepeatedQuestionsAreNotAmplified(t *testing.T) {
 	// The seed still serves an honest peer.
 	var empty pair = *p
 	empty.a = testStore(t, StoreOptions{})
-	empty.sa = NewService(testHost(t), empty.a, WithPolicy(NewHostedSet(w.ns)))
+	empty.sa = newTestService(t, testHost(t), empty.a, WithPolicy(NewHostedSet(w.ns)))
 	t.Cleanup(func() { empty.sa.Close() })
 	connect(t, empty.sa.host, p.sb.host)
 	if st := empty.sync(t); st.Stored != n {

@@ -93,12 +93,12 @@ func TestUnknownPeersHoldOnlyWhatTheCapsAllow(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	hs := testHost(t)
-	server := NewService(hs, testStore(t, StoreOptions{}), WithPolicy(NewHostedSet(w.ns)), WithAdmission(lim), WithRegisterer(reg))
+	server := newTestService(t, hs, testStore(t, StoreOptions{}), WithPolicy(NewHostedSet(w.ns)), WithAdmission(lim), WithRegisterer(reg))
 	t.Cleanup(func() { server.Close() })
 
 	device := testHost(t)
 	devStore := testStore(t, StoreOptions{})
-	devSvc := NewService(device, devStore, WithPolicy(NewHostedSet(w.ns)))
+	devSvc := newTestService(t, device, devStore, WithPolicy(NewHostedSet(w.ns)))
 	t.Cleanup(func() { devSvc.Close() })
 	connect(t, device, hs)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
@@ -139,7 +139,7 @@ func TestUnknownPeersHoldOnlyWhatTheCapsAllow(t *testing.T) {
 	}
 
 	newcomer := testHost(t)
-	newSvc := NewService(newcomer, testStore(t, StoreOptions{}), WithPolicy(NewHostedSet(w.ns)))
+	newSvc := newTestService(t, newcomer, testStore(t, StoreOptions{}), WithPolicy(NewHostedSet(w.ns)))
 	t.Cleanup(func() { newSvc.Close() })
 	connect(t, newcomer, hs)
 	_, err = newSvc.Sync(ctx, hs.ID(), w.ns, SyncOptions{})
@@ -177,7 +177,7 @@ func TestHelloDeadline(t *testing.T) {
 	rng := rand.New(rand.NewPCG(43, 44))
 	w := newWriter(t, newNamespaceKey(rng), rng)
 	hs := testHost(t)
-	server := NewService(hs, testStore(t, StoreOptions{}), WithPolicy(NewHostedSet(w.ns)),
+	server := newTestService(t, hs, testStore(t, StoreOptions{}), WithPolicy(NewHostedSet(w.ns)),
 		WithHelloTimeout(100*time.Millisecond), WithIdleTimeout(30*time.Second))
 	t.Cleanup(func() { server.Close() })
 	h := testHost(t)
@@ -227,7 +227,7 @@ func TestSyncErrorsNameTheVault(t *testing.T) {
 				tc.serve(st)
 			})
 			h := testHost(t)
-			svc := NewService(h, testStore(t, StoreOptions{}), WithPolicy(NewHostedSet(w.ns)))
+			svc := newTestService(t, h, testStore(t, StoreOptions{}), WithPolicy(NewHostedSet(w.ns)))
 			t.Cleanup(func() { svc.Close() })
 			connect(t, h, hs)
 			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)

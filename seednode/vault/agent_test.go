@@ -195,8 +195,8 @@ func TestAgentVaultSyncsDocumentFirst(t *testing.T) {
 	{
 		dev := testStore(t, StoreOptions{NoSync: true})
 		hs, hd := testHost(t), testHost(t)
-		NewService(hs, seed, WithPolicy(NewHostedSet(a.ns)))
-		dsvc := NewService(hd, dev, WithPolicy(NewHostedSet(a.ns)))
+		newTestService(t, hs, seed, WithPolicy(NewHostedSet(a.ns)))
+		dsvc := newTestService(t, hd, dev, WithPolicy(NewHostedSet(a.ns)))
 		connect(t, hd, hs)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		st, err := dsvc.Sync(ctx, hs.ID(), a.ns, SyncOptions{})
@@ -225,7 +225,7 @@ func TestSeedRefusesRevokedDeviceOnTheWire(t *testing.T) {
 	insert(t, seed, a.docItem(t, a.doc, a.root, a.nsKey))
 	insert(t, seed, a.docItem(t, doc2, a.root, a.nsKey))
 	hs := testHost(t)
-	NewService(hs, seed, WithPolicy(NewHostedSet(a.ns)))
+	newTestService(t, hs, seed, WithPolicy(NewHostedSet(a.ns)))
 
 	late := a.put(t, "phone", "late", "pushed after the revocation", revokedAt+1)
 	r := dialRaw(t, hs)

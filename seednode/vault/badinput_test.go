@@ -74,8 +74,8 @@ func newLoggedPair(t testing.TB, ns NamespaceID, bOpts ...Option) *pair {
 	ha, hb := testHost(t), testHost(t)
 	p := &pair{a: testStore(t, StoreOptions{NoSync: true}), b: testStore(t, StoreOptions{NoSync: true}), ns: ns}
 	p.hostedByB = NewHostedSet(ns)
-	p.sa = NewService(ha, p.a, WithPolicy(NewHostedSet(ns)))
-	p.sb = NewService(hb, p.b, append([]Option{WithPolicy(p.hostedByB)}, bOpts...)...)
+	p.sa = newTestService(t, ha, p.a, WithPolicy(NewHostedSet(ns)))
+	p.sb = newTestService(t, hb, p.b, append([]Option{WithPolicy(p.hostedByB)}, bOpts...)...)
 	t.Cleanup(func() { p.sa.Close(); p.sb.Close() })
 	connect(t, ha, hb)
 	return p

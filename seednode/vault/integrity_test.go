@@ -200,8 +200,8 @@ func TestVerifyVaultFindsLostEntriesAndRederives(t *testing.T) {
 func syncStores(t *testing.T, a, b *Store, ns NamespaceID) {
 	t.Helper()
 	ha, hb := testHost(t), testHost(t)
-	sa := NewService(ha, a, WithPolicy(NewHostedSet(ns)))
-	sb := NewService(hb, b, WithPolicy(NewHostedSet(ns)))
+	sa := newTestService(t, ha, a, WithPolicy(NewHostedSet(ns)))
+	sb := newTestService(t, hb, b, WithPolicy(NewHostedSet(ns)))
 	t.Cleanup(func() { sa.Close(); sb.Close() })
 	connect(t, ha, hb)
 	if _, err := sa.Sync(context.Background(), hb.ID(), ns, SyncOptions{}); err != nil {
@@ -391,8 +391,8 @@ func TestPeerTellsWhatBlobsItLacks(t *testing.T) {
 		dev, seed := testStore(t, StoreOptions{}), testStore(t, StoreOptions{})
 		fill(t, dev, w, 5, "x")
 		hd, hs := testHost(t), testHost(t)
-		sd := NewService(hd, dev, WithPolicy(NewHostedSet(w.ns)))
-		ss := NewService(hs, seed, WithPolicy(NewHostedSet(w.ns)), WithLackedBlobs(func(NamespaceID) int { return lacks }))
+		sd := newTestService(t, hd, dev, WithPolicy(NewHostedSet(w.ns)))
+		ss := newTestService(t, hs, seed, WithPolicy(NewHostedSet(w.ns)), WithLackedBlobs(func(NamespaceID) int { return lacks }))
 		connect(t, hd, hs)
 		st, err := sd.Sync(context.Background(), hs.ID(), w.ns, SyncOptions{})
 		sd.Close()

@@ -41,9 +41,9 @@ func TestLiveSyncBothWaysAndThroughASeed(t *testing.T) {
 
 	seedHost, d1Host, d2Host := testHost(t), testHost(t), testHost(t)
 	seedSt, d1St, d2St := testStore(t, StoreOptions{}), testStore(t, StoreOptions{}), testStore(t, StoreOptions{})
-	seed := NewService(seedHost, seedSt, WithPolicy(NewHostedSet(ns)))
-	d1 := NewService(d1Host, d1St, WithPolicy(NewHostedSet(ns)))
-	d2 := NewService(d2Host, d2St, WithPolicy(NewHostedSet(ns)))
+	seed := newTestService(t, seedHost, seedSt, WithPolicy(NewHostedSet(ns)))
+	d1 := newTestService(t, d1Host, d1St, WithPolicy(NewHostedSet(ns)))
+	d2 := newTestService(t, d2Host, d2St, WithPolicy(NewHostedSet(ns)))
 	connect(t, d1Host, seedHost)
 	connect(t, d2Host, seedHost)
 

@@ -54,7 +54,10 @@ func runSeedChild(spec string) {
 		fmt.Println("ERR", err)
 		os.Exit(1)
 	}
-	NewService(h, st, WithPolicy(NewHostedSet(ns)))
+	if _, err := NewService(h, st, WithPolicy(NewHostedSet(ns))); err != nil {
+		fmt.Println("ERR", err)
+		os.Exit(1)
+	}
 	fmt.Printf("READY %s\n", h.ID())
 	select {}
 }
@@ -117,7 +120,7 @@ func TestSeedKilledMidSync(t *testing.T) {
 	// The kill resets the connection at once; the idle timeout only has to
 	// outlast a seed child verifying a large turn under the race detector on
 	// a busy machine.
-	dsvc := NewService(dh, device, WithPolicy(NewHostedSet(ns)), WithIdleTimeout(30*time.Second))
+	dsvc := newTestService(t, dh, device, WithPolicy(NewHostedSet(ns)), WithIdleTimeout(30*time.Second))
 	t.Cleanup(func() { dsvc.Close() })
 	seedAddr, _ := ma.NewMultiaddr(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port))
 

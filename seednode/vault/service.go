@@ -112,30 +112,48 @@ func (h *HostedSet) AllowSync(_ peer.ID, ns NamespaceID) error {
 	return fmt.Errorf("%w: this node does not host vault %s (ask its operator to host it, or sync with a node that does)", ErrNotHosted, ns)
 }
 
-// Option configures a Service.
-type Option func(*Service)
+// Option configures a Service. An option given an invalid argument (nil,
+// or a duration that is not positive) makes NewService fail with an error
+// that names it.
+type Option func(*Service) error
 
-// WithPolicy sets which vaults peers may sync (default: none).
-func WithPolicy(p Policy) Option { return func(s *Service) { s.policy = p } }
+// DefaultIdleTimeout is how long a session waits for a silent peer.
+const DefaultIdleTimeout = 30 * time.Second
+
+// WithPolicy sets which vaults peers may sync (default: none, an empty
+// HostedSet).
+func WithPolicy(p Policy) Option {
+	return func(s *Service) error {
+		if p == nil {
+			return errors.New("vault-sync: WithPolicy: nil policy")
+		}
+		s.policy = p
+		return nil
+	}
+}
 
 // WithIdleTimeout sets how long a session waits for a silent peer (default
-// 30 s; zero or less keeps the default).
+// DefaultIdleTimeout); it must be positive.
 func WithIdleTimeout(d time.Duration) Option {
-	return func(s *Service) {
-		if d > 0 {
-			s.idleTimeout = d
+	return func(s *Service) error {
+		if d <= 0 {
+			return fmt.Errorf("vault-sync: WithIdleTimeout: %s is not positive", d)
 		}
+		s.idleTimeout = d
+		return nil
 	}
 }
 
 // WithHelloTimeout sets how long an inbound stream may take to send its
-// hello (default DefaultHelloTimeout, and never more than the idle timeout;
-// zero or less keeps the default).
+// hello (default DefaultHelloTimeout, and never more than the idle
+// timeout); it must be positive.
 func WithHelloTimeout(d time.Duration) Option {
-	return func(s *Service) {
-		if d > 0 {
-			s.helloTimeout = d
+	return func(s *Service) error {
+		if d <= 0 {
+			return fmt.Errorf("vault-sync: WithHelloTimeout: %s is not positive", d)
 		}
+		s.helloTimeout = d
+		return nil
 	}
 }
 
@@ -147,45 +165,93 @@ func WithHelloTimeout(d time.Duration) Option {
 // per address range and in all, from the moment they open until the peer
 // becomes known or the stream ends, and refused past the caps.
 func WithAdmission(l *admission.Limiter) Option {
-	return func(s *Service) {
-		if l != nil {
-			s.adm = l
+	return func(s *Service) error {
+		if l == nil {
+			return errors.New("vault-sync: WithAdmission: nil limiter")
 		}
+		s.adm = l
+		return nil
 	}
 }
 
 // WithRegisterer registers the service's metrics on reg (default: none are
 // registered): seedfleet_stream_refusals_total, seedfleet_unknown_peer_streams
-// and seedfleet_known_peers of its admission Limiter.
-func WithRegisterer(reg prometheus.Registerer) Option { return func(s *Service) { s.reg = reg } }
+// and seedfleet_known_peers of its admission Limiter. NewService fails if
+// they cannot be registered (other collectors of the same names on reg).
+func WithRegisterer(reg prometheus.Registerer) Option {
+	return func(s *Service) error {
+		if reg == nil {
+			return errors.New("vault-sync: WithRegisterer: nil registerer")
+		}
+		s.reg = reg
+		return nil
+	}
+}
 
 // WithLogger sets the logger (default: slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(s *Service) { s.log = l } }
+func WithLogger(l *slog.Logger) Option {
+	return func(s *Service) error {
+		if l == nil {
+			return errors.New("vault-sync: WithLogger: nil logger")
+		}
+		s.log = l
+		return nil
+	}
+}
 
 // WithStoredHook calls fn with the entries each session stores (after
 // they are committed), with the peer they came from: a seed uses it to
-// fetch the blobs new entries refer to. fn must not block.
+// fetch the blobs new entries refer to. fn must not block. Default: none.
 func WithStoredHook(fn func(p peer.ID, ns NamespaceID, items []Item)) Option {
-	return func(s *Service) { s.onStored = fn }
+	return func(s *Service) error {
+		if fn == nil {
+			return errors.New("vault-sync: WithStoredHook: nil function")
+		}
+		s.onStored = fn
+		return nil
+	}
 }
 
 // WithSessionEndHook calls fn when a session's reconciliation ends (for a
 // live session: when it switches to live mode), with the peer, the session's
 // figures and its error (nil on success). fn runs on the session goroutine.
+// Default: none.
 func WithSessionEndHook(fn func(p peer.ID, ns NamespaceID, st SyncStats, err error)) Option {
-	return func(s *Service) { s.onSessionEnd = fn }
+	return func(s *Service) error {
+		if fn == nil {
+			return errors.New("vault-sync: WithSessionEndHook: nil function")
+		}
+		s.onSessionEnd = fn
+		return nil
+	}
 }
 
 // WithLackedBlobs tells a syncing device how many blobs of the vault's
 // entries this node lacks (fn's count; it fetches them after the session),
 // so the device stays to serve them (SyncStats.PeerLacksBlobs). fn runs on
-// the session goroutine and must be quick.
+// the session goroutine and must be quick. Default: none (a device, which
+// fetches what it lacks itself).
 func WithLackedBlobs(fn func(ns NamespaceID) int) Option {
-	return func(s *Service) { s.lackedBlobs = fn }
+	return func(s *Service) error {
+		if fn == nil {
+			return errors.New("vault-sync: WithLackedBlobs: nil function")
+		}
+		s.lackedBlobs = fn
+		return nil
+	}
 }
 
-// WithVerifier shares a Verifier (and its capability cache) between services.
-func WithVerifier(v *Verifier) Option { return func(s *Service) { s.verifier = v } }
+// WithVerifier shares a Verifier (and its capability cache) between
+// services (default: one of the service's own).
+func WithVerifier(v *Verifier) Option {
+	return func(s *Service) error {
+		if v == nil {
+			return errors.New("vault-sync: WithVerifier: nil verifier")
+		}
+		s.verifier = v
+		return nil
+	}
+}
 
 // Service serves /seedfleet/vault-sync/1.0.0 on a host and starts sessions.
 type Service struct {
@@ -207,11 +273,25 @@ type Service struct {
 	life   lifecycle.Group // sessions, inbound and outbound
 }
 
-// NewService registers the vault-sync handler on h, storing into st.
-func NewService(h host.Host, st *Store, opts ...Option) *Service {
-	s := &Service{host: h, store: st, idleTimeout: 30 * time.Second, helloTimeout: DefaultHelloTimeout, policy: NewHostedSet()}
+// NewService registers the vault-sync handler on h, storing into st (both
+// required), and returns the service; Close unregisters it and waits for its
+// sessions. The options' defaults are in their doc comments. The name says
+// which of the package's two halves it builds (Open opens the store).
+func NewService(h host.Host, st *Store, opts ...Option) (*Service, error) {
+	if h == nil {
+		return nil, errors.New("vault-sync: nil host")
+	}
+	if st == nil {
+		return nil, errors.New("vault-sync: nil store")
+	}
+	s := &Service{host: h, store: st, idleTimeout: DefaultIdleTimeout, helloTimeout: DefaultHelloTimeout, policy: NewHostedSet()}
 	for _, o := range opts {
-		o(s)
+		if o == nil {
+			continue
+		}
+		if err := o(s); err != nil {
+			return nil, err
+		}
 	}
 	s.helloTimeout = min(s.helloTimeout, s.idleTimeout)
 	if s.verifier == nil {
@@ -225,12 +305,12 @@ func NewService(h host.Host, st *Store, opts ...Option) *Service {
 	}
 	if s.reg != nil {
 		if err := s.adm.Register(s.reg); err != nil {
-			s.log.Warn("vault-sync: metrics not registered", "err", err)
+			return nil, fmt.Errorf("vault-sync: %w", err)
 		}
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ProtocolID, s.handle)
-	return s
+	return s, nil
 }
 
 // Verifier returns the service's verifier (for counters).

@@ -21,8 +21,8 @@ func newPair(t testing.TB, ns NamespaceID) *pair {
 	ha, hb := testHost(t), testHost(t)
 	p := &pair{a: testStore(t, StoreOptions{}), b: testStore(t, StoreOptions{}), ns: ns}
 	p.hostedByB = NewHostedSet(ns)
-	p.sa = NewService(ha, p.a, WithPolicy(NewHostedSet(ns)))
-	p.sb = NewService(hb, p.b, WithPolicy(p.hostedByB))
+	p.sa = newTestService(t, ha, p.a, WithPolicy(NewHostedSet(ns)))
+	p.sb = newTestService(t, hb, p.b, WithPolicy(p.hostedByB))
 	t.Cleanup(func() { p.sa.Close(); p.sb.Close() })
 	connect(t, ha, hb)
 	return p

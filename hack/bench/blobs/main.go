@@ -164,7 +164,10 @@ func runSeed() {
 		log.Fatal(err)
 	}
 	h := newHost(true)
-	svc := blobs.NewService(h, st)
+	svc, err := blobs.NewService(h, st)
+	if err != nil {
+		log.Fatal(err)
+	}
 	h.SetStreamHandler(protoRaw, func(s network.Stream) {
 		defer s.Close()
 		if _, err := io.ReadFull(s, make([]byte, 1)); err != nil {
@@ -262,7 +265,10 @@ func runDevice() {
 			if err != nil {
 				log.Fatal(err)
 			}
-			svc := blobs.NewService(h, st)
+			svc, err := blobs.NewService(h, st)
+			if err != nil {
+				log.Fatal(err)
+			}
 			cleanup = append(cleanup, func() { svc.Close(); st.Close() })
 			var hash [32]byte
 			if _, err := hex.Decode(hash[:], []byte(*hashArg)); err != nil {

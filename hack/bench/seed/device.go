@@ -60,7 +60,10 @@ func runFloodDevice() {
 		log.Fatal(err)
 	}
 	defer h.Close()
-	svc := vault.NewService(h, home.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	svc, err := vault.NewService(h, home.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer svc.Close()
 	d, err := discovery.NewDHT(h, discovery.DHTOptions{BootstrapPeers: []peer.AddrInfo{seed}})
 	if err != nil {

@@ -66,7 +66,11 @@ func runDHTSeed() {
 	}
 	defer d.Close()
 	reg := prometheus.NewRegistry()
-	prov := discovery.NewProvider(d, config.Default().DHT.ReprovideInterval.Duration, reg)
+	prov, err := discovery.NewProvider(d, discovery.WithReprovideInterval(config.Default().DHT.ReprovideInterval.Duration),
+		discovery.WithRegisterer(reg))
+	if err != nil {
+		log.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go prov.Run(ctx)

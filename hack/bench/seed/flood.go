@@ -32,6 +32,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/hack/benchutil"
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/node"
@@ -141,8 +142,8 @@ func runFloodSeed() {
 		DataDir:      dir,
 		Listen:       []string{"/ip4/127.0.0.1/tcp/0"},
 		HostedVaults: []vault.NamespaceID{ns},
-		Relay:        node.RelayConfig{Mode: relay.ModeAgents, AllowedKeys: []ed25519.PublicKey{pub}},
-		DHT:          node.DHTConfig{Mode: "server"},
+		Relay:        node.RelayConfig{Mode: config.RelayAgents, AllowedKeys: []ed25519.PublicKey{pub}, AdvertisePrivateAddrs: true},
+		DHT:          node.DHTConfig{Mode: config.DHTServer},
 		Registry:     reg,
 		AdminListen:  "off",
 		Logger:       slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/seedfleet/seedfleet/hack/benchutil"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/relay"
 )
@@ -43,14 +44,15 @@ func runRelaySeed() {
 		rc := relayv2.DefaultResources()
 		rc.Limit = &relayv2.RelayLimit{Duration: limits.CircuitDuration, Data: limits.CircuitBytes}
 		rc.BufferSize = *bufArg
-		r, err := relayv2.New(h, relayv2.WithResources(rc), relayv2.WithACL(relay.NewACL(relay.ModePublic)),
+		r, err := relayv2.New(h, relayv2.WithResources(rc), relayv2.WithACL(relay.NewACL(config.RelayPublic)),
 			relayv2.WithReservationAddressFilter(func(ma.Multiaddr) bool { return true }))
 		if err != nil {
 			log.Fatal(err)
 		}
 		defer r.Close()
 	} else {
-		svc, err := relay.New(h, relay.ModePublic, relay.NewACL(relay.ModePublic), limits, reg)
+		svc, err := relay.New(h, relay.NewACL(config.RelayPublic), relay.WithLimits(limits), relay.WithRegisterer(reg),
+			relay.WithAdvertisePrivateAddrs())
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -169,7 +169,10 @@ func runSeed() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	svc := vault.NewService(h, st, vault.WithPolicy(vault.NewHostedSet(ns)))
+	svc, err := vault.NewService(h, st, vault.WithPolicy(vault.NewHostedSet(ns)))
+	if err != nil {
+		log.Fatal(err)
+	}
 	fmt.Printf("ADDR %s/p2p/%s\n", h.Addrs()[0], h.ID())
 	_, _ = io.Copy(io.Discard, os.Stdin) // serve until the parent closes stdin
 	svc.Close()
@@ -192,7 +195,10 @@ func runDevice() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	svc := vault.NewService(h, st, vault.WithPolicy(vault.NewHostedSet(ns)))
+	svc, err := vault.NewService(h, st, vault.WithPolicy(vault.NewHostedSet(ns)))
+	if err != nil {
+		log.Fatal(err)
+	}
 	info := addrInfo(*peerArg)
 	ctx := context.Background()
 	if err := h.Connect(ctx, info); err != nil {
@@ -482,8 +488,14 @@ func benchLive(f *fixture, root string) {
 	ha, hb := newHost(), newHost()
 	defer ha.Close()
 	defer hb.Close()
-	sa := vault.NewService(ha, a, vault.WithPolicy(vault.NewHostedSet(f.ns)))
-	sb := vault.NewService(hb, b, vault.WithPolicy(vault.NewHostedSet(f.ns)))
+	sa, err := vault.NewService(ha, a, vault.WithPolicy(vault.NewHostedSet(f.ns)))
+	if err != nil {
+		log.Fatal(err)
+	}
+	sb, err := vault.NewService(hb, b, vault.WithPolicy(vault.NewHostedSet(f.ns)))
+	if err != nil {
+		log.Fatal(err)
+	}
 	defer sa.Close()
 	defer sb.Close()
 	ctx, cancel := context.WithCancel(context.Background())
