@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"sync"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/cockroachdb/pebble/v2"
 
+	"github.com/seedfleet/seedfleet/internal/pebblelog"
 	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
@@ -41,6 +43,8 @@ import (
 type Records struct {
 	db     *pebble.DB
 	prefix byte
+	ownDB  bool   // opened by OpenRecordsDir: Close closes it
+	notify func() // called after every committed update (OnChange)
 
 	subjects [64]sync.Mutex // per-subject stripes, held across an update's commit
 
@@ -81,6 +85,35 @@ const recordVersion = 1
 // MaxRecordVaults bounds the vaults one record holds (the policy's per-agent
 // limit is lower).
 const MaxRecordVaults = 4096
+
+// OpenRecordsDir opens (or creates) a Pebble database of its own in dir for
+// the records. A pod keeps them apart from its vault store, so a vault store
+// rebuilt from replicas keeps the fleet's records.
+func OpenRecordsDir(dir string, log *slog.Logger) (*Records, error) {
+	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(log, "hosting records "+dir)})
+	if err != nil {
+		return nil, fmt.Errorf("hosting records %s: %w", dir, err)
+	}
+	r, err := OpenRecords(db, 'h')
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("hosting records %s: %w", dir, err)
+	}
+	r.ownDB = true
+	return r, nil
+}
+
+// Close closes the database if OpenRecordsDir opened it.
+func (r *Records) Close() error {
+	if r.ownDB {
+		return r.db.Close()
+	}
+	return nil
+}
+
+// OnChange sets fn to be called after every committed update (from the
+// updating goroutine, without locks held). Set it before updates start.
+func (r *Records) OnChange(fn func()) { r.notify = fn }
 
 // OpenRecords uses db's keys under prefix.
 func OpenRecords(db *pebble.DB, prefix byte) (*Records, error) {
@@ -172,9 +205,17 @@ var ErrPodFull = errors.New("hosting: the pod holds as many vaults as it may")
 // update that would make the pod hold more distinct vaults fails with
 // ErrPodFull.
 func (r *Records) Update(subject ed25519.PublicKey, maxVaults int, change func(*Record, *Batch) (*Record, error)) (*Record, error) {
+	if len(subject) != ed25519.PublicKeySize {
+		return nil, fmt.Errorf("hosting: a subject is an Ed25519 public key, not %d bytes", len(subject))
+	}
 	stripe := &r.subjects[subject[0]%byte(len(r.subjects))]
 	stripe.Lock()
-	defer stripe.Unlock()
+	locked := true
+	defer func() {
+		if locked {
+			stripe.Unlock()
+		}
+	}()
 	old, err := r.Get(subject)
 	if err != nil {
 		return nil, err
@@ -215,6 +256,11 @@ func (r *Records) Update(subject ed25519.PublicKey, maxVaults int, change func(*
 		return nil, err
 	}
 	committed = true
+	stripe.Unlock()
+	locked = false
+	if r.notify != nil {
+		r.notify()
+	}
 	return next, nil
 }
 

@@ -11,6 +11,7 @@ import (
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/seedfleet/seedfleet/seednode/config"
+	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/relay"
@@ -87,7 +88,35 @@ func FromConfig(c config.Config) (Config, error) {
 	if out.ResourceManager, err = SeedResourceManager(c.Resources); err != nil {
 		return out, err
 	}
+	if out.Fleet, err = fleetFromConfig(c.Fleet); err != nil {
+		return out, err
+	}
 	return out, nil
+}
+
+// fleetFromConfig reads the fleet section: members and, for Invite, the
+// fleet's key. nil when the seed is not part of a fleet.
+func fleetFromConfig(f config.Fleet) (*FleetConfig, error) {
+	if !f.Enabled() {
+		return nil, nil
+	}
+	m := fleet.Members{Self: f.Self, Replicas: f.Replicas}
+	for i, s := range f.Members {
+		info, err := p2p.ParsePeerAddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("fleet.members[%d]: %w", i, err)
+		}
+		m.Pods = append(m.Pods, info)
+	}
+	var key ed25519.PublicKey
+	if f.KeyFile != "" {
+		k, err := identity.Load(f.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("fleet.keyFile: %w", err)
+		}
+		key = k.Public().(ed25519.PublicKey)
+	}
+	return &FleetConfig{Members: m, Policy: f.Policy(key)}, nil
 }
 
 // SeedResourceManager returns go-libp2p's autoscaled limits with the

@@ -24,6 +24,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
+	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/relay"
@@ -80,6 +81,9 @@ type Config struct {
 	DHT          DHTConfig
 	Relay        RelayConfig
 	Rendezvous   RendezvousConfig
+	// Fleet, if set, makes the seed a pod of a public fleet (self-service
+	// hosting); nil: it hosts only what is placed.
+	Fleet *FleetConfig
 	// ResourceManager, if set, replaces go-libp2p's autoscaled limits.
 	ResourceManager network.ResourceManager
 	// Registry receives every metric of the node (a new one if nil).
@@ -109,6 +113,10 @@ type Node struct {
 	blobCounts *blobCounter
 	integrity  *integrity
 	placeMu    sync.Mutex // serializes changes of hosted, replicas and options
+	placed     Placement  // the administrator's placement (SetPlacement), under placeMu
+	records    *hosting.Records
+	admitter   *hosting.Admitter
+	hostingSvc *hosting.Service
 	// options are the hosted vaults' placement options (nil until placed).
 	options atomic.Pointer[map[vault.NamespaceID]admin.VaultOptions]
 
@@ -291,6 +299,9 @@ func (n *Node) startServices() (err error) {
 	if err := n.startRendezvous(); err != nil {
 		return err
 	}
+	if err := n.startFleet(); err != nil {
+		return fmt.Errorf("fleet: %w", err)
+	}
 	return n.startAdmin()
 }
 
@@ -354,11 +365,13 @@ func (n *Node) Close() error {
 		add(n.blobSvc, n.blobSvc != nil)
 		add(n.relay, n.relay != nil)
 		add(n.rendezvous, n.rendezvous != nil)
+		add(n.hostingSvc, n.hostingSvc != nil)
 		// The DHT before its datastore: Pebble panics when used after Close.
 		add(n.dht, n.dht != nil)
 		add(n.dhtStore, n.dhtStore != nil)
 		add(n.host, n.host != nil)
 		add(n.store, n.store != nil)
+		add(n.records, n.records != nil)
 		add(n.blobs, n.blobs != nil)
 		n.closeErr = errors.Join(errs...)
 	})

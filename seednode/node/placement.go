@@ -197,6 +197,19 @@ func parseVaultOption(o *admin.VaultOptions, given map[string]bool, tok string) 
 // announcements and (at the next collection, triggered now) the relay
 // allow-list and the data of vaults no longer hosted.
 func (n *Node) SetPlacement(p Placement) {
+	n.placeMu.Lock()
+	n.placed = p
+	n.placeMu.Unlock()
+	n.replacePlacement()
+}
+
+// replacePlacement hosts what the administrator placed and what the fleet's
+// self-service records give this pod; it runs after either changes.
+func (n *Node) replacePlacement() {
+	n.placeMu.Lock()
+	placed := n.placed
+	n.placeMu.Unlock()
+	p := mergePlacements(placed, n.selfServicePlacement())
 	n.place(p)
 	if err := n.integrity.settleRebuild(p.Vaults); err != nil {
 		n.log.Warn("vaults of the rebuilt store not marked", "err", err)

@@ -118,6 +118,27 @@ func (r *replicator) placed() map[vault.NamespaceID][]peer.AddrInfo {
 	return r.peers
 }
 
+// syncedPeers counts the replica peers of ns whose latest sync succeeded
+// within the last window.
+func (r *replicator) syncedPeers(ns vault.NamespaceID, window time.Duration) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := 0
+	for _, info := range r.peers[ns] {
+		if rep := r.replicas[replicaKey{ns, info.ID}]; rep != nil && rep.inSync && time.Since(rep.lastSync) < window {
+			n++
+		}
+	}
+	return n
+}
+
+// isPeer reports whether p is one of ns's replica peers.
+func (r *replicator) isPeer(ns vault.NamespaceID, p peer.ID) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.ContainsFunc(r.peers[ns], func(info peer.AddrInfo) bool { return info.ID == p })
+}
+
 // status reports the pairs of ns, in the placed order.
 func (r *replicator) status(ns vault.NamespaceID) []admin.ReplicaStatus {
 	r.mu.Lock()

@@ -29,9 +29,24 @@ func (n *Node) sessionEnded(p peer.ID, ns vault.NamespaceID, st vault.SyncStats,
 	n.metrics.syncBytes.WithLabelValues("out").Add(float64(st.BytesSent))
 	if err == nil {
 		n.history.synced(p, ns, time.Now())
+		if !n.isSeed(p, ns) {
+			n.history.deviceSynced(ns, time.Now())
+		}
 	}
 	n.integrity.sessionEnded(p, ns, err)
 	n.fetcher.sessionEnded(p, ns, st, err)
+}
+
+// isSeed reports whether p is a seed that syncs ns with this one: one of its
+// replica peers or a pod of this seed's fleet. Their sessions keep replicas
+// alike; they are not a device using the vault.
+func (n *Node) isSeed(p peer.ID, ns vault.NamespaceID) bool {
+	if n.cfg.Fleet != nil {
+		if _, ok := n.cfg.Fleet.Members.IsMember(p); ok {
+			return true
+		}
+	}
+	return n.replicas.isPeer(ns, p)
 }
 
 // stored is the vault service's stored hook. It feeds the relay ACL
@@ -69,8 +84,20 @@ func (n *Node) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
 // last succeeded, and how many distinct peers synced it (bounded per
 // vault by maxPeersPerVault, and in vaults by hosting).
 type syncHistory struct {
-	last  sync.Map // vault.NamespaceID -> time.Time
-	peers sync.Map // vault.NamespaceID -> *peerSet
+	last   sync.Map // vault.NamespaceID -> time.Time
+	device sync.Map // vault.NamespaceID -> time.Time, of sessions with devices (not seeds)
+	peers  sync.Map // vault.NamespaceID -> *peerSet
+}
+
+// deviceSynced records a successful session of a device (not a seed) for ns.
+func (h *syncHistory) deviceSynced(ns vault.NamespaceID, t time.Time) { h.device.Store(ns, t) }
+
+// lastDeviceSync returns when a device last synced ns (zero: not since start).
+func (h *syncHistory) lastDeviceSync(ns vault.NamespaceID) time.Time {
+	if t, ok := h.device.Load(ns); ok {
+		return t.(time.Time)
+	}
+	return time.Time{}
 }
 
 // synced records a successful session of p for ns at t.
