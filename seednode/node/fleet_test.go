@@ -216,4 +216,3 @@ func (d *device) mustRoot(t *testing.T) ed25519.PublicKey {
 	}
 	return root
 }
-
