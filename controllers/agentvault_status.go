@@ -23,13 +23,17 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
-// setCondition sets one condition with the generation it describes.
-func setCondition(conds *[]metav1.Condition, typ string, ok bool, reason, msg string, gen int64) {
+// setCondition sets one condition with the generation it describes: every
+// condition the operator writes goes through here, so none lacks its
+// ObservedGeneration.
+func setCondition(conds *[]metav1.Condition, typ seedv1.ConditionType, ok bool, reason seedv1.ConditionReason, msg string, gen int64) {
 	status := metav1.ConditionFalse
 	if ok {
 		status = metav1.ConditionTrue
 	}
-	meta.SetStatusCondition(conds, metav1.Condition{Type: typ, Status: status, Reason: reason, Message: firstLine(msg), ObservedGeneration: gen})
+	meta.SetStatusCondition(conds, metav1.Condition{
+		Type: string(typ), Status: status, Reason: string(reason), Message: firstLine(msg), ObservedGeneration: gen,
+	})
 }
 
 // updateStatus writes the AgentVault's status derived from view, only when
@@ -37,7 +41,7 @@ func setCondition(conds *[]metav1.Condition, typ string, ok bool, reason, msg st
 func (r *AgentVaultReconciler) updateStatus(ctx context.Context, av *seedv1.AgentVault, v *vaultView) error {
 	st := seedv1.AgentVaultStatus{ObservedGeneration: av.Generation, Placement: v.replicas, Conditions: slices.Clone(av.Status.Conditions)}
 	gen := av.Generation
-	wasPlaced := meta.IsStatusConditionTrue(av.Status.Conditions, seedv1.ConditionPlaced)
+	wasPlaced := meta.IsStatusConditionTrue(av.Status.Conditions, string(seedv1.ConditionPlaced))
 	switch {
 	case v.sn == nil:
 		msg := fmt.Sprintf("SeedNode %q does not exist in namespace %s: create it, or fix spec.seedNodeRef", av.Spec.SeedNodeRef.Name, av.Namespace)
@@ -63,7 +67,7 @@ func (r *AgentVaultReconciler) updateStatus(ctx context.Context, av *seedv1.Agen
 		setCondition(&st.Conditions, seedv1.ConditionPlaced, false, seedv1.ReasonMoving, "publishing the placement to "+strings.Join(missing, ", "), gen)
 	}
 	if placed && !wasPlaced {
-		r.Recorder.Eventf(av, v.sn, corev1.EventTypeNormal, seedv1.ReasonPlaced, "Place", "placed on %s", strings.Join(pods, ", "))
+		r.Recorder.Eventf(av, v.sn, corev1.EventTypeNormal, string(seedv1.ReasonPlaced), "Place", "placed on %s", strings.Join(pods, ", "))
 	}
 	damaged := damagedReplicas(v.replicas)
 	if want := int(av.Spec.Replicas); len(v.desired) < want {
@@ -76,7 +80,7 @@ func (r *AgentVaultReconciler) updateStatus(ctx context.Context, av *seedv1.Agen
 		setCondition(&st.Conditions, seedv1.ConditionDegraded, false, seedv1.ReasonReconciled, "placement matches spec.replicas", gen)
 	}
 	for _, d := range newlyDamaged(av.Status.Placement, v.replicas) {
-		r.Recorder.Eventf(av, v.sn, corev1.EventTypeWarning, seedv1.ReasonReplicaDamaged, "Repair",
+		r.Recorder.Eventf(av, v.sn, corev1.EventTypeWarning, string(seedv1.ReasonReplicaDamaged), "Repair",
 			"%s found its copy of the vault damaged and is rebuilding it from the other replicas: %s", d.Pod, d.Damage)
 	}
 	ready, reason, msg := readiness(v)
@@ -113,7 +117,7 @@ func newlyDamaged(before, now []seedv1.ReplicaStatus) []seedv1.ReplicaStatus {
 }
 
 // readiness summarises the replicas for the Ready condition.
-func readiness(v *vaultView) (ready int, reason, msg string) {
+func readiness(v *vaultView) (ready int, reason seedv1.ConditionReason, msg string) {
 	var waiting []string
 	leaving := 0
 	for _, rs := range v.replicas {

@@ -109,7 +109,7 @@ func TestDamagedReplicaIsReportedAndHeals(t *testing.T) {
 			return err
 		}
 		for _, e := range events.Items {
-			if e.Reason == seedv1.ReasonReplicaDamaged && e.Type == corev1.EventTypeWarning && e.Regarding.Name == "diary" {
+			if e.Reason == string(seedv1.ReasonReplicaDamaged) && e.Type == corev1.EventTypeWarning && e.Regarding.Name == "diary" {
 				return nil
 			}
 		}

@@ -108,7 +108,7 @@ func (r *SeedNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 				st.degraded = err
 				break
 			}
-			r.Recorder.Eventf(sn, nil, corev1.EventTypeWarning, seedv1.ReasonApplyFailed, "Reconcile", "%v", err)
+			r.Recorder.Eventf(sn, nil, corev1.EventTypeWarning, string(seedv1.ReasonApplyFailed), "Reconcile", "%v", err)
 			_ = r.updateStatus(ctx, st, err)
 			return ctrl.Result{}, err
 		}

@@ -38,9 +38,10 @@ import (
 // arguments), so a reconcile that changed nothing builds identical objects.
 // They set names, namespaces and labels; the reconciler sets owner references.
 //
-// They also fill in the CRD's defaults for fields left empty, so an object
-// that did not go through the API server (a fake client, a unit test) builds
-// the same children as its defaulted form.
+// They also fill in the CRD's defaults for fields left empty (the API's
+// Default functions, never values of their own), so an object that did not
+// go through the API server (a fake client, a unit test) builds the same
+// children as its defaulted form.
 
 // AnnotationPeerID on a pod's identity Secret is the libp2p peer ID of the
 // key it holds, so the reconciler knows every pod's peer ID (and full
@@ -53,13 +54,6 @@ const (
 	annotationPrometheusScrape = "prometheus.io/scrape"
 	annotationPrometheusPort   = "prometheus.io/port"
 	annotationPrometheusPath   = "prometheus.io/path"
-)
-
-// The CRD's defaults (see api/v1alpha1/seednode_types.go).
-const (
-	defaultSeedP2PPort   int32 = 4001
-	defaultSeedAdminPort int32 = 7401
-	defaultSeedStorage         = "10Gi"
 )
 
 // seedUID is the user and group the seed runs as: distroless "nonroot", the
@@ -101,24 +95,19 @@ type seedPorts struct {
 }
 
 func portsOf(sn *seedv1.SeedNode) seedPorts {
-	p := seedPorts{p2p: sn.Spec.Ports.P2P, admin: sn.Spec.Ports.Admin}
-	if p.p2p == 0 {
-		p.p2p = defaultSeedP2PPort
-	}
-	if p.admin == 0 {
-		p.admin = defaultSeedAdminPort
-	}
-	if ws := sn.Spec.Ports.WebSocket; ws != nil {
+	spec := sn.Spec.Ports
+	spec.Default()
+	p := seedPorts{p2p: spec.P2P, admin: spec.Admin}
+	if ws := spec.WebSocket; ws != nil {
 		p.webSocket = *ws
 	}
 	return p
 }
 
 func serviceTypeOf(sn *seedv1.SeedNode) seedv1.ServiceType {
-	if t := sn.Spec.Expose.ServiceType; t != "" {
-		return t
-	}
-	return seedv1.ServiceTypeClusterIP
+	expose := sn.Spec.Expose
+	expose.Default()
+	return expose.ServiceType
 }
 
 // podPlan is what the reconciler knows of one pod when it builds its children.
@@ -135,10 +124,9 @@ type podPlan struct {
 // SeedNode's content wraps config.ErrInvalid (most are *config.FieldError).
 func buildSeedConfig(sn *seedv1.SeedNode, plan podPlan) ([]byte, error) {
 	pod := podName(sn, plan.Ordinal)
-	cfg, err := seedConfig(sn, plan)
-	if err != nil {
-		return nil, fmt.Errorf("seed.yaml of pod %s: %w", pod, err)
-	}
+	// A field seedConfig could not convert keeps the seed's default, so
+	// the seed's validation still runs and every problem is told at once.
+	cfg, convErr := seedConfig(sn, plan)
 	data, err := cfg.Marshal()
 	if err != nil {
 		return nil, fmt.Errorf("seed.yaml of pod %s: %w", pod, err)
@@ -149,15 +137,20 @@ func buildSeedConfig(sn *seedv1.SeedNode, plan podPlan) ([]byte, error) {
 		// not something the SeedNode's author can fix.
 		return nil, fmt.Errorf("seed.yaml of pod %s does not parse back: %v", pod, err)
 	}
-	if err := parsed.Validate(); err != nil {
-		return nil, fmt.Errorf("seed.yaml of pod %s: %w", pod, specFieldErrors(sn, plan, err))
+	if err := parsed.Validate(); err != nil || convErr != nil {
+		if err != nil {
+			err = specFieldErrors(sn, plan, err)
+		}
+		return nil, fmt.Errorf("seed.yaml of pod %s: %w", pod, errors.Join(convErr, err))
 	}
 	return data, nil
 }
 
-// seedConfig maps sn and plan onto the seed's configuration. Unset SeedNode
-// fields keep the seed's defaults.
+// seedConfig maps sn and plan onto the seed's configuration. SeedNode fields
+// the CRD defaults are read defaulted (seedv1.SeedNodeSpec.Default); fields
+// without a CRD default (limits, quotas) keep the seed's defaults when unset.
 func seedConfig(sn *seedv1.SeedNode, plan podPlan) (config.Config, error) {
+	sn = sn.WithDefaults()
 	spec := &sn.Spec
 	pod := podName(sn, plan.Ordinal)
 	ports := portsOf(sn)
@@ -179,21 +172,17 @@ func seedConfig(sn *seedv1.SeedNode, plan podPlan) (config.Config, error) {
 		TokenFile: path.Join(tokenMountPath, keyAdminToken),
 	}
 
-	if spec.DHT.Mode != "" {
-		cfg.DHT.Mode = config.DHTMode(spec.DHT.Mode)
+	var errs []error
+	if err := setSeedEnums(&cfg, spec); err != nil {
+		errs = append(errs, err)
 	}
-	if spec.DHT.ProtocolPrefix != "" {
-		cfg.DHT.ProtocolPrefix = spec.DHT.ProtocolPrefix
-	}
+	cfg.DHT.ProtocolPrefix = spec.DHT.ProtocolPrefix
 	cfg.DHT.BootstrapPeers = append(slices.Clone(plan.BootstrapPeers), spec.DHT.BootstrapPeers...)
 	if d := spec.DHT.ReprovideInterval; d != nil {
 		cfg.DHT.ReprovideInterval = config.Duration{Duration: d.Duration}
 	}
 
-	if spec.Relay.Mode != "" {
-		cfg.Relay.Mode = config.RelayMode(spec.Relay.Mode)
-	}
-	var errs []error
+	cfg.Relay.AdvertisePrivateAddrs = spec.Relay.AdvertisePrivateAddrs
 	rl, limits := spec.Relay.Limits, &cfg.Relay.Limits
 	setInt(&limits.MaxReservations, rl.MaxReservations)
 	setInt(&limits.MaxReservationsPerIP, rl.MaxReservationsPerIP)
@@ -217,10 +206,55 @@ func seedConfig(sn *seedv1.SeedNode, plan podPlan) (config.Config, error) {
 		errs = append(errs, setQuantity(&cfg.Limits.MaxBytes, q, "spec.hosting.defaultQuota.maxBytes"))
 	}
 
-	if spec.LogLevel != "" {
-		cfg.LogLevel = config.LogLevel(spec.LogLevel)
-	}
 	return cfg, errors.Join(errs...)
+}
+
+// setSeedEnums converts the SeedNode's enum values, the Kubernetes contract
+// (api/v1alpha1), into the seed's own (seednode/config): the one place the
+// two meet. Each is an explicit switch, so a value this operator does not
+// know (a newer CRD's, or an object the API server never validated) is an
+// error naming the field, never passed on to the seed as it is. spec is
+// defaulted: empty is unknown too.
+func setSeedEnums(cfg *config.Config, spec *seedv1.SeedNodeSpec) error {
+	var errs []error
+	// The message lists the values, so an object stored before they became
+	// CamelCase ("server") says what to write instead.
+	unknown := func(field string, v any, known ...any) {
+		errs = append(errs, &config.FieldError{Field: field, Err: fmt.Errorf("unknown value %q (one of %v)", v, known)})
+	}
+	switch spec.DHT.Mode {
+	case seedv1.DHTServer:
+		cfg.DHT.Mode = config.DHTServer
+	case seedv1.DHTClient:
+		cfg.DHT.Mode = config.DHTClient
+	case seedv1.DHTOff:
+		cfg.DHT.Mode = config.DHTOff
+	default:
+		unknown("spec.dht.mode", spec.DHT.Mode, seedv1.DHTServer, seedv1.DHTClient, seedv1.DHTOff)
+	}
+	switch spec.Relay.Mode {
+	case seedv1.RelayAgents:
+		cfg.Relay.Mode = config.RelayAgents
+	case seedv1.RelayPublic:
+		cfg.Relay.Mode = config.RelayPublic
+	case seedv1.RelayOff:
+		cfg.Relay.Mode = config.RelayOff
+	default:
+		unknown("spec.relay.mode", spec.Relay.Mode, seedv1.RelayAgents, seedv1.RelayPublic, seedv1.RelayOff)
+	}
+	switch spec.LogLevel {
+	case seedv1.LogDebug:
+		cfg.LogLevel = config.LogDebug
+	case seedv1.LogInfo:
+		cfg.LogLevel = config.LogInfo
+	case seedv1.LogWarn:
+		cfg.LogLevel = config.LogWarn
+	case seedv1.LogError:
+		cfg.LogLevel = config.LogError
+	default:
+		unknown("spec.logLevel", spec.LogLevel, seedv1.LogDebug, seedv1.LogInfo, seedv1.LogWarn, seedv1.LogError)
+	}
+	return errors.Join(errs...)
 }
 
 func setInt(dst *int, v *int32) {
@@ -537,7 +571,7 @@ func imagePullPolicy(sn *seedv1.SeedNode) corev1.PullPolicy {
 	if p := sn.Spec.ImagePullPolicy; p != "" {
 		return p
 	}
-	return corev1.PullIfNotPresent
+	return seedv1.DefaultImagePullPolicy
 }
 
 // containerSecurityContext is both containers': nothing written outside
@@ -690,10 +724,9 @@ func identitiesVolumeSources(sn *seedv1.SeedNode) []corev1.VolumeProjection {
 }
 
 func dataVolumeClaim(sn *seedv1.SeedNode) corev1.PersistentVolumeClaim {
-	size := sn.Spec.Storage.Size
-	if size.IsZero() {
-		size = resource.MustParse(defaultSeedStorage)
-	}
+	storage := sn.Spec.Storage
+	storage.Default()
+	size := storage.Size
 	var storageClass *string
 	if c := sn.Spec.Storage.StorageClassName; c != nil {
 		storageClass = ptr.To(*c)

@@ -81,7 +81,8 @@ func fixtureFullSeedNode() *seedv1.SeedNode {
 			ReprovideInterval: &metav1.Duration{Duration: 2 * time.Hour},
 		},
 		Relay: seedv1.RelaySpec{
-			Mode: seedv1.RelayPublic,
+			Mode:                  seedv1.RelayPublic,
+			AdvertisePrivateAddrs: true,
 			Limits: seedv1.RelayLimits{
 				MaxReservations:      ptr.To[int32](500),
 				MaxReservationsPerIP: ptr.To[int32](4),
@@ -104,7 +105,7 @@ func fixtureFullSeedNode() *seedv1.SeedNode {
 			}},
 		},
 		Metrics:  seedv1.MetricsSpec{Enabled: true},
-		LogLevel: "debug",
+		LogLevel: seedv1.LogDebug,
 	}
 	return sn
 }
@@ -168,6 +169,7 @@ func TestBuildSeedConfig(t *testing.T) {
 				ReprovideInterval: config.Duration{Duration: 2 * time.Hour},
 			}
 			c.Relay.Mode = config.RelayPublic
+			c.Relay.AdvertisePrivateAddrs = true
 			c.Relay.Limits.MaxReservations = 500
 			c.Relay.Limits.MaxReservationsPerIP = 4
 			c.Relay.Limits.MaxCircuits = 8
@@ -267,8 +269,9 @@ func TestBuildSeedConfigErrors(t *testing.T) {
 		mutate: func(sn *seedv1.SeedNode, plan *podPlan) {
 			sn.Spec.LogLevel = "loud"
 			sn.Spec.DHT.ProtocolPrefix = "acme"
+			sn.Spec.Hosting.DefaultQuota.MaxBytes = ptr.To(resource.MustParse("-1Gi"))
 		},
-		want: []string{"spec.logLevel", "spec.dht.protocolPrefix"},
+		want: []string{`spec.logLevel: unknown value "loud"`, "spec.dht.protocolPrefix", "spec.hosting.defaultQuota.maxBytes"},
 	}}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -289,6 +292,78 @@ func TestBuildSeedConfigErrors(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error does not contain %q:\n%v", w, err)
 				}
+			}
+		})
+	}
+}
+
+// TestSetSeedEnums converts every value of the CRD's enums, and refuses
+// values it does not know, naming the field and the values it takes.
+func TestSetSeedEnums(t *testing.T) {
+	type want struct {
+		dht   config.DHTMode
+		relay config.RelayMode
+		level any
+	}
+	defaulted := func(mutate func(s *seedv1.SeedNodeSpec)) *seedv1.SeedNodeSpec {
+		var s seedv1.SeedNodeSpec
+		s.Default()
+		mutate(&s)
+		return &s
+	}
+	tests := []struct {
+		name    string
+		spec    *seedv1.SeedNodeSpec
+		want    want
+		wantErr []string
+	}{
+		{"defaults", defaulted(func(*seedv1.SeedNodeSpec) {}), want{config.DHTServer, config.RelayAgents, config.LogInfo}, nil},
+		{"client, public, debug", defaulted(func(s *seedv1.SeedNodeSpec) {
+			s.DHT.Mode, s.Relay.Mode, s.LogLevel = seedv1.DHTClient, seedv1.RelayPublic, seedv1.LogDebug
+		}), want{config.DHTClient, config.RelayPublic, config.LogDebug}, nil},
+		{"off, off, warn", defaulted(func(s *seedv1.SeedNodeSpec) {
+			s.DHT.Mode, s.Relay.Mode, s.LogLevel = seedv1.DHTOff, seedv1.RelayOff, seedv1.LogWarn
+		}), want{config.DHTOff, config.RelayOff, config.LogWarn}, nil},
+		{"server, agents, error", defaulted(func(s *seedv1.SeedNodeSpec) {
+			s.LogLevel = seedv1.LogError
+		}), want{config.DHTServer, config.RelayAgents, config.LogError}, nil},
+		{"values stored before CamelCase", defaulted(func(s *seedv1.SeedNodeSpec) {
+			s.DHT.Mode, s.Relay.Mode, s.LogLevel = "server", "agents", "info"
+		}), want{}, []string{
+			`spec.dht.mode: unknown value "server" (one of [Server Client Off])`,
+			`spec.relay.mode: unknown value "agents" (one of [Agents Public Off])`,
+			`spec.logLevel: unknown value "info" (one of [Debug Info Warn Error])`,
+		}},
+		{"empty (not defaulted)", &seedv1.SeedNodeSpec{}, want{}, []string{
+			`spec.dht.mode: unknown value ""`, `spec.relay.mode: unknown value ""`, `spec.logLevel: unknown value ""`,
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var cfg config.Config
+			err := setSeedEnums(&cfg, tt.spec)
+			if tt.wantErr == nil {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got := (want{cfg.DHT.Mode, cfg.Relay.Mode, cfg.LogLevel}); got != tt.want {
+					t.Errorf("converted to %+v, want %+v", got, tt.want)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted: %+v", cfg)
+			}
+			if !errors.Is(err, config.ErrInvalid) {
+				t.Errorf("error does not wrap config.ErrInvalid: %v", err)
+			}
+			for _, w := range tt.wantErr {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error does not contain %q:\n%v", w, err)
+				}
+			}
+			if !reflect.DeepEqual(cfg, config.Config{}) {
+				t.Errorf("an unknown value reached the seed's configuration: %+v", cfg)
 			}
 		})
 	}

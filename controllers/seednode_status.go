@@ -82,7 +82,7 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 	return patchStatus(ctx, r.Client, sn, func(sn *seedv1.SeedNode) { sn.Status = status })
 }
 
-func degradedReason(err error) string {
+func degradedReason(err error) seedv1.ConditionReason {
 	var invalid *invalidSpecError
 	if errors.As(err, &invalid) {
 		return seedv1.ReasonInvalidSpec

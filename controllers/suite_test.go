@@ -109,18 +109,21 @@ func get(t *testing.T, obj client.Object, ns, name string) error {
 	return k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: name}, obj)
 }
 
-func condition(conds []metav1.Condition, typ string) *metav1.Condition {
-	return meta.FindStatusCondition(conds, typ)
+func condition(conds []metav1.Condition, typ seedv1.ConditionType) *metav1.Condition {
+	return meta.FindStatusCondition(conds, string(typ))
 }
 
-// wantCondition checks a condition's status and reason.
-func wantCondition(conds []metav1.Condition, typ string, status metav1.ConditionStatus, reason string) error {
+// wantCondition checks a condition's status and reason (any reason when
+// empty), and that it says which generation it describes.
+func wantCondition(conds []metav1.Condition, typ seedv1.ConditionType, status metav1.ConditionStatus, reason seedv1.ConditionReason) error {
 	c := condition(conds, typ)
 	switch {
 	case c == nil:
 		return fmt.Errorf("no %s condition", typ)
-	case c.Status != status || (reason != "" && c.Reason != reason):
+	case c.Status != status || (reason != "" && c.Reason != string(reason)):
 		return fmt.Errorf("%s is %s/%s (%s), want %s/%s", typ, c.Status, c.Reason, c.Message, status, reason)
+	case c.ObservedGeneration == 0:
+		return fmt.Errorf("%s has no observedGeneration", typ)
 	}
 	return nil
 }

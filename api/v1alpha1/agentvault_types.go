@@ -48,7 +48,6 @@ type AgentVaultSpec struct {
 
 	// RelayAccess lets the agent's devices reserve relay slots on the hosting
 	// pods (the keys listed in the agent's document).
-	// +kubebuilder:validation:Enum=Devices;None
 	// +kubebuilder:default=Devices
 	// +optional
 	RelayAccess RelayAccess `json:"relayAccess,omitempty"`
@@ -64,6 +63,7 @@ type SeedNodeReference struct {
 }
 
 // RelayAccess says whether an agent's devices may use the seeds' relay.
+// +kubebuilder:validation:Enum=Devices;None
 type RelayAccess string
 
 // Relay access values.
@@ -174,7 +174,7 @@ type AgentVaultStatus struct {
 // +kubebuilder:printcolumn:name="SeedNode",type=string,JSONPath=`.spec.seedNodeRef.name`
 // +kubebuilder:printcolumn:name="Placed",type=string,JSONPath=`.status.conditions[?(@.type=="Placed")].status`
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Replicas",type=string,JSONPath=`.status.readyReplicas`,description="replicas hosted and synced"
+// +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.status.readyReplicas`,description="replicas hosted and synced"
 // +kubebuilder:printcolumn:name="Agent",type=string,JSONPath=`.spec.agentDID`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`

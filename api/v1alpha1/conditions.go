@@ -6,38 +6,28 @@ SPDX-License-Identifier: Apache-2.0
 
 package v1alpha1
 
-// Condition types shared by both kinds. Every condition carries the
-// generation it was computed for (ObservedGeneration).
+// ConditionType is the type of a condition in a SeedNode's or AgentVault's
+// status. The types each kind sets are in seednode_conditions.go and
+// agentvault_conditions.go; these two are shared by both.
+type ConditionType string
+
+// ConditionReason is the reason of a condition: CamelCase, stable and meant
+// for tools (the condition's message is meant for humans). Reasons double as
+// the reasons of the events the operator records.
+type ConditionReason string
+
+// Condition types of both kinds. Every condition carries the generation it
+// was computed for (ObservedGeneration).
 const (
 	// ConditionReady is True when the object serves what it promises: for a
 	// SeedNode every pod is ready; for an AgentVault every placed replica is
 	// hosted and in sync.
-	ConditionReady = "Ready"
+	ConditionReady ConditionType = "Ready"
 	// ConditionDegraded is True when the spec cannot be carried out as
 	// written (the reason says why) or a part keeps failing.
-	ConditionDegraded = "Degraded"
-	// ConditionPlaced is True when an AgentVault's replicas are assigned to
-	// pods and the assignment is published to them.
-	ConditionPlaced = "Placed"
+	ConditionDegraded ConditionType = "Degraded"
 )
 
-// Condition reasons. Reasons are CamelCase, stable and meant for tools; the
-// condition message is meant for humans.
-const (
-	ReasonReconciled       = "Reconciled"
-	ReasonPodsNotReady     = "PodsNotReady"
-	ReasonAllPodsReady     = "AllPodsReady"
-	ReasonInvalidSpec      = "InvalidSpec"
-	ReasonSeedNodeNotFound = "SeedNodeNotFound"
-	ReasonTooFewPods       = "TooFewPods"
-	ReasonPlaced           = "Placed"
-	ReasonMoving           = "Moving"
-	ReasonSyncing          = "Syncing"
-	ReasonInSync           = "InSync"
-	ReasonPodUnreachable   = "PodUnreachable"
-	ReasonDeleting         = "Deleting"
-	ReasonApplyFailed      = "ApplyFailed"
-	// ReasonReplicaDamaged: a pod found its copy of the vault damaged on
-	// disk and is rebuilding it from the other replicas.
-	ReasonReplicaDamaged = "ReplicaDamaged"
-)
+// ReasonReconciled: Degraded is False, the children or the placement match
+// the spec.
+const ReasonReconciled ConditionReason = "Reconciled"

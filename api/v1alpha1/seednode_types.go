@@ -64,12 +64,12 @@ type SeedNodeSpec struct {
 	Expose ExposeSpec `json:"expose,omitempty"`
 
 	// DHT settings.
-	// +kubebuilder:default={mode: server}
+	// +kubebuilder:default={mode: Server}
 	// +optional
 	DHT DHTSpec `json:"dht,omitempty"`
 
 	// Relay settings: the circuit relay v2 service for devices behind NAT.
-	// +kubebuilder:default={mode: agents}
+	// +kubebuilder:default={mode: Agents}
 	// +optional
 	Relay RelaySpec `json:"relay,omitempty"`
 
@@ -86,10 +86,9 @@ type SeedNodeSpec struct {
 	Metrics MetricsSpec `json:"metrics,omitempty"`
 
 	// LogLevel of the seed pods.
-	// +kubebuilder:validation:Enum=debug;info;warn;error
-	// +kubebuilder:default=info
+	// +kubebuilder:default=Info
 	// +optional
-	LogLevel string `json:"logLevel,omitempty"`
+	LogLevel LogLevel `json:"logLevel,omitempty"`
 }
 
 // StorageSpec is the persistent volume of each pod. It cannot change after
@@ -172,21 +171,24 @@ type ExposeSpec struct {
 }
 
 // DHTMode is how the pods take part in the Kademlia DHT.
-// +kubebuilder:validation:Enum=server;client;off
+// +kubebuilder:validation:Enum=Server;Client;Off
 type DHTMode string
 
 // DHT modes.
 const (
-	DHTServer DHTMode = "server"
-	DHTClient DHTMode = "client"
-	DHTOff    DHTMode = "off"
+	// DHTServer answers queries and keeps records alive (what seeds are for).
+	DHTServer DHTMode = "Server"
+	// DHTClient queries the DHT but answers no queries.
+	DHTClient DHTMode = "Client"
+	// DHTOff takes no part in the DHT.
+	DHTOff DHTMode = "Off"
 )
 
 // DHTSpec configures the DHT. Pods of one SeedNode always bootstrap from
 // each other.
 type DHTSpec struct {
-	// Mode is server (answer queries, keep records alive), client or off.
-	// +kubebuilder:default=server
+	// Mode is Server (answer queries, keep records alive), Client or Off.
+	// +kubebuilder:default=Server
 	// +optional
 	Mode DHTMode `json:"mode,omitempty"`
 
@@ -212,44 +214,50 @@ type DHTSpec struct {
 }
 
 // RelayMode decides who may reserve a relay slot.
-// +kubebuilder:validation:Enum=agents;public;off
+// +kubebuilder:validation:Enum=Agents;Public;Off
 type RelayMode string
 
 // Relay modes.
 const (
 	// RelayAgents serves only devices of the agents whose vaults are hosted
 	// (and AgentVaults may turn that off per vault).
-	RelayAgents RelayMode = "agents"
+	RelayAgents RelayMode = "Agents"
 	// RelayPublic serves anyone within the limits (public fleets).
-	RelayPublic RelayMode = "public"
+	RelayPublic RelayMode = "Public"
 	// RelayOff runs no relay.
-	RelayOff RelayMode = "off"
+	RelayOff RelayMode = "Off"
 )
 
 // RelaySpec configures the circuit relay v2 service.
 type RelaySpec struct {
-	// Mode is agents, public or off.
-	// +kubebuilder:default=agents
+	// Mode is Agents, Public or Off.
+	// +kubebuilder:default=Agents
 	// +optional
 	Mode RelayMode `json:"mode,omitempty"`
+
+	// AdvertisePrivateAddrs lets reservations advertise the pods' private
+	// and loopback addresses too. Unset, a reservation advertises only the
+	// pod's public addresses and those it announces (spec.expose.announce,
+	// or its per-pod Service's), as go-libp2p's relay does: a device behind
+	// NAT gains nothing from a relay address it cannot reach. Set it for a
+	// fleet whose devices share the cluster's private network.
+	// +optional
+	AdvertisePrivateAddrs bool `json:"advertisePrivateAddrs,omitempty"`
 
 	// Limits bound the relay; unset fields keep the seed's defaults.
 	// +optional
 	Limits RelayLimits `json:"limits,omitempty"`
 }
 
-// RelayLimits bound the relay's resources on each pod.
+// RelayLimits bound the relay's resources on each pod. A circuit v2 relay
+// holds one reservation per peer (a peer's new reservation replaces its
+// old one), so there is no per-peer reservation limit.
 type RelayLimits struct {
 	// MaxReservations in total.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
 	// +optional
 	MaxReservations *int32 `json:"maxReservations,omitempty"`
-	// MaxReservationsPerPeer for one peer.
-	// +kubebuilder:validation:Minimum=1
-	// +kubebuilder:validation:Maximum=1024
-	// +optional
-	MaxReservationsPerPeer *int32 `json:"maxReservationsPerPeer,omitempty"`
 	// MaxReservationsPerIP from one IP address.
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=65536
@@ -301,6 +309,18 @@ type SchedulingSpec struct {
 	// +optional
 	PriorityClassName string `json:"priorityClassName,omitempty"`
 }
+
+// LogLevel is how much the seed pods log.
+// +kubebuilder:validation:Enum=Debug;Info;Warn;Error
+type LogLevel string
+
+// Log levels.
+const (
+	LogDebug LogLevel = "Debug"
+	LogInfo  LogLevel = "Info"
+	LogWarn  LogLevel = "Warn"
+	LogError LogLevel = "Error"
+)
 
 // MetricsSpec exposes the pods' metrics.
 type MetricsSpec struct {
@@ -375,7 +395,7 @@ type SeedPodStatus struct {
 // +kubebuilder:resource:shortName=seed;seeds,categories=seedfleet
 // +kubebuilder:validation:XValidation:rule="size(self.metadata.name) <= 40 && self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",message="a SeedNode's name must be a DNS label of at most 40 characters starting with a letter: pod Service names add a suffix to it"
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
-// +kubebuilder:printcolumn:name="Pods",type=string,JSONPath=`.status.readyReplicas`,description="pods ready"
+// +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.readyReplicas`,description="pods ready"
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
 // +kubebuilder:printcolumn:name="Relay",type=string,JSONPath=`.spec.relay.mode`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1

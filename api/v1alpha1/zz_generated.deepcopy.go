@@ -260,11 +260,6 @@ func (in *RelayLimits) DeepCopyInto(out *RelayLimits) {
 		*out = new(int32)
 		**out = **in
 	}
-	if in.MaxReservationsPerPeer != nil {
-		in, out := &in.MaxReservationsPerPeer, &out.MaxReservationsPerPeer
-		*out = new(int32)
-		**out = **in
-	}
 	if in.MaxReservationsPerIP != nil {
 		in, out := &in.MaxReservationsPerIP, &out.MaxReservationsPerIP
 		*out = new(int32)

@@ -400,10 +400,12 @@ func TestSamplesAndValidation(t *testing.T) {
 		// The message each file must be refused with; a file not listed
 		// here must still be refused.
 		messages := map[string]string{
-			"bad-did.yaml":           "agentDID must be an Ed25519 did:key",
-			"bad-namespace.yaml":     "namespaceID must be 52 lowercase base32",
-			"too-many-replicas.yaml": "less than or equal to 32",
-			"same-ports.yaml":        "ports.p2p and ports.admin must differ",
+			"bad-did.yaml":                   "agentDID must be an Ed25519 did:key",
+			"bad-namespace.yaml":             "namespaceID must be 52 lowercase base32",
+			"too-many-replicas.yaml":         "less than or equal to 32",
+			"same-ports.yaml":                "ports.p2p and ports.admin must differ",
+			"lowercase-modes.yaml":           `spec.dht.mode: Unsupported value: "server": supported values: "Server", "Client", "Off"`,
+			"max-reservations-per-peer.yaml": `unknown field "spec.relay.limits.maxReservationsPerPeer"`,
 		}
 		dir := filepath.Join("controllers", "testdata", "invalid")
 		entries, err := os.ReadDir(filepath.Join(env.RepoRoot, dir))

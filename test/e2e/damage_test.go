@@ -199,7 +199,7 @@ func (s *suite) damagedReplicaHeals(t *testing.T) {
 		}
 		for _, r := range av.Status.Placement {
 			if r.Pod == victim && r.Damage != "" && !r.Synced {
-				if c := meta.FindStatusCondition(av.Status.Conditions, seedv1.ConditionDegraded); c.Reason != seedv1.ReasonReplicaDamaged {
+				if c := meta.FindStatusCondition(av.Status.Conditions, string(seedv1.ConditionDegraded)); c.Reason != string(seedv1.ReasonReplicaDamaged) {
 					return fmt.Errorf("Degraded for %s (%s), want %s\n%s", c.Reason, c.Message, seedv1.ReasonReplicaDamaged, describeVault(av))
 				}
 				s.logf(t, "%s: placement damage %q", victim, r.Damage)
@@ -208,13 +208,13 @@ func (s *suite) damagedReplicaHeals(t *testing.T) {
 		}
 		return fmt.Errorf("no damaged, unsynced replica on %s\n%s", victim, describeVault(av))
 	})
-	s.waitFor(t, "a Warning event "+seedv1.ReasonReplicaDamaged+" for the diary", 30*time.Second, func(ctx context.Context) error {
+	s.waitFor(t, "a Warning event "+string(seedv1.ReasonReplicaDamaged)+" for the diary", 30*time.Second, func(ctx context.Context) error {
 		events := &eventsv1.EventList{}
 		if err := s.k8s.List(ctx, events, client.InNamespace(testNamespace)); err != nil {
 			return err
 		}
 		for _, e := range events.Items {
-			if e.Reason == seedv1.ReasonReplicaDamaged && e.Type == corev1.EventTypeWarning && e.Regarding.Name == diaryVaultName {
+			if e.Reason == string(seedv1.ReasonReplicaDamaged) && e.Type == corev1.EventTypeWarning && e.Regarding.Name == diaryVaultName {
 				return nil
 			}
 		}
@@ -235,7 +235,7 @@ func (s *suite) damagedReplicaHeals(t *testing.T) {
 		if err := vaultSettled(av, vaultReplicas, diaryEntries); err != nil {
 			return err
 		}
-		if c := meta.FindStatusCondition(av.Status.Conditions, seedv1.ConditionReady); c.Reason != seedv1.ReasonInSync {
+		if c := meta.FindStatusCondition(av.Status.Conditions, string(seedv1.ConditionReady)); c.Reason != string(seedv1.ReasonInSync) {
 			return fmt.Errorf("Ready for %s, want %s\n%s", c.Reason, seedv1.ReasonInSync, describeVault(av))
 		}
 		if err := conditionIs(av.Status.Conditions, seedv1.ConditionDegraded, metav1.ConditionFalse, av.Generation); err != nil {

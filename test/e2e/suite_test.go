@@ -180,8 +180,8 @@ func hostedVault(st admin.Status, ns string) *admin.VaultStatus {
 
 // conditionIs reports nil when the condition has the wanted status and was
 // computed for the object's current generation.
-func conditionIs(conds []metav1.Condition, typ string, want metav1.ConditionStatus, generation int64) error {
-	c := meta.FindStatusCondition(conds, typ)
+func conditionIs(conds []metav1.Condition, typ seedv1.ConditionType, want metav1.ConditionStatus, generation int64) error {
+	c := meta.FindStatusCondition(conds, string(typ))
 	switch {
 	case c == nil:
 		return fmt.Errorf("no %s condition", typ)
@@ -226,7 +226,7 @@ func seedNodeReady(sn *seedv1.SeedNode, replicas int32) error {
 func vaultSettled(av *seedv1.AgentVault, replicas int, entries int64) error {
 	st := &av.Status
 	var problems []string
-	for _, typ := range []string{seedv1.ConditionPlaced, seedv1.ConditionReady} {
+	for _, typ := range []seedv1.ConditionType{seedv1.ConditionPlaced, seedv1.ConditionReady} {
 		if err := conditionIs(st.Conditions, typ, metav1.ConditionTrue, av.Generation); err != nil {
 			problems = append(problems, err.Error())
 		}
@@ -262,7 +262,7 @@ func describeVault(av *seedv1.AgentVault) string {
 		fmt.Fprintf(&b, "\n  %s: role=%s hosted=%t synced=%t entries=%d bytes=%d blobsMissing=%d %s",
 			r.Pod, r.Role, r.Hosted, r.Synced, r.Entries, r.Bytes, r.BlobsMissing, r.Message)
 	}
-	if c := meta.FindStatusCondition(av.Status.Conditions, seedv1.ConditionReady); c != nil && c.Message != "" {
+	if c := meta.FindStatusCondition(av.Status.Conditions, string(seedv1.ConditionReady)); c != nil && c.Message != "" {
 		fmt.Fprintf(&b, "\n  Ready: %s", c.Message)
 	}
 	return b.String()

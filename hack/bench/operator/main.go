@@ -171,7 +171,7 @@ func placed(ctx context.Context, c client.Client) (int, error) {
 	}
 	n := 0
 	for _, av := range list.Items {
-		if meta.IsStatusConditionTrue(av.Status.Conditions, seedv1.ConditionPlaced) {
+		if meta.IsStatusConditionTrue(av.Status.Conditions, string(seedv1.ConditionPlaced)) {
 			n++
 		}
 	}

@@ -1,0 +1,23 @@
+/*
+Copyright 2026 The Seedfleet Authors.
+
+SPDX-License-Identifier: Apache-2.0
+*/
+
+package v1alpha1
+
+// A SeedNode's conditions are Ready and Degraded (conditions.go); these are
+// the reasons it gives besides ReasonReconciled.
+const (
+	// ReasonAllPodsReady: Ready is True, every pod's seed reports ready.
+	ReasonAllPodsReady ConditionReason = "AllPodsReady"
+	// ReasonPodsNotReady: Ready is False; the message names the pods that
+	// are not ready and why.
+	ReasonPodsNotReady ConditionReason = "PodsNotReady"
+	// ReasonInvalidSpec: Degraded is True, the API server accepted the
+	// spec but the seeds would refuse it; the message names the field.
+	ReasonInvalidSpec ConditionReason = "InvalidSpec"
+	// ReasonApplyFailed: Degraded is True, writing a child failed (also
+	// the reason of the Warning event recorded then).
+	ReasonApplyFailed ConditionReason = "ApplyFailed"
+)
