@@ -50,7 +50,9 @@ func place(vaults []seedv1.AgentVault, pods int, maxPerPod int) placement {
 		if _, dup := out[ns]; dup {
 			continue // two AgentVaults for one vault share its replicas
 		}
-		want := min(int(max(av.Spec.Replicas, 1)), pods)
+		spec := av.Spec // defaulted as the API server would (a fake client's objects are not)
+		spec.Default()
+		want := min(int(spec.Replicas), pods)
 		var chosen []int
 		for _, o := range fleet.Rank(ns, pods) {
 			if len(chosen) == want {
