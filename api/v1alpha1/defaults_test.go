@@ -10,12 +10,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
-	"os"
 	"reflect"
 	"slices"
 	"testing"
-
-	"sigs.k8s.io/yaml"
 )
 
 // TestDefaultMarkersMatchDefault checks that the generated CRDs' defaults
@@ -31,7 +28,7 @@ func TestDefaultMarkersMatchDefault(t *testing.T) {
 		{"seedfleet.io_agentvaults.yaml", func() any { var s AgentVaultSpec; s.Default(); return s }()},
 	} {
 		t.Run(tc.crd, func(t *testing.T) {
-			schema := specSchema(t, "../../config/crd/bases/"+tc.crd)
+			schema := property(t, loadCRD(t, tc.crd).Schema.OpenAPIV3Schema, "spec")
 			markers := map[string]any{}
 			if err := schemaDefaults(schema, "spec", markers); err != nil {
 				t.Fatal(err)
@@ -58,36 +55,6 @@ func TestDefaultMarkersMatchDefault(t *testing.T) {
 			}
 		})
 	}
-}
-
-// specSchema returns the openAPIV3Schema of the CRD's spec, as generic JSON.
-func specSchema(t *testing.T, file string) map[string]any {
-	t.Helper()
-	data, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var crd struct {
-		Spec struct {
-			Versions []struct {
-				Schema struct {
-					OpenAPIV3Schema map[string]any `json:"openAPIV3Schema"`
-				} `json:"schema"`
-			} `json:"versions"`
-		} `json:"spec"`
-	}
-	if err := yaml.Unmarshal(data, &crd); err != nil {
-		t.Fatalf("%s: %v", file, err)
-	}
-	if len(crd.Spec.Versions) != 1 {
-		t.Fatalf("%s: %d versions, want 1", file, len(crd.Spec.Versions))
-	}
-	props, _ := crd.Spec.Versions[0].Schema.OpenAPIV3Schema["properties"].(map[string]any)
-	spec, ok := props["spec"].(map[string]any)
-	if !ok {
-		t.Fatalf("%s: no spec in the schema", file)
-	}
-	return spec
 }
 
 // schemaDefaults records, by dotted path, the leaf values of every default
