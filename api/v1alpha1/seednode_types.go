@@ -85,7 +85,7 @@ type SeedNodeSpec struct {
 	// +optional
 	Metrics MetricsSpec `json:"metrics,omitempty"`
 
-	// LogLevel of the seed pods.
+	// LogLevel of the seed pods: Debug, Info, Warn or Error.
 	// +kubebuilder:default=Info
 	// +optional
 	LogLevel LogLevel `json:"logLevel,omitempty"`
