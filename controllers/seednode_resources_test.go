@@ -144,7 +144,7 @@ func TestBuildSeedConfig(t *testing.T) {
 		sn   *seedv1.SeedNode
 		want func(c *config.Config, plan podPlan)
 	}{{
-		name: "unset fields keep the seed's defaults",
+		name: "unset fields: the API's defaults, the same as the seed's",
 		sn:   fixtureSeedNode(),
 		want: func(c *config.Config, plan podPlan) {
 			c.Listen = config.Listen{TCP: []string{"/ip4/0.0.0.0/tcp/4001"}, QUIC: []string{"/ip4/0.0.0.0/udp/4001/quic-v1"}}
