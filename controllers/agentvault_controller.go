@@ -236,7 +236,7 @@ func (r *AgentVaultReconciler) finalize(ctx context.Context, av *seedv1.AgentVau
 			}
 			return ctrl.Result{RequeueAfter: time.Second}, nil
 		}
-		r.Recorder.Eventf(av, sn, corev1.EventTypeNormal, "ReplicasDropped", "Delete", "no pod of SeedNode %s hosts vault %s any more", sn.Name, short(av.Spec.NamespaceID))
+		r.Recorder.Eventf(av, sn, corev1.EventTypeNormal, string(seedv1.ReasonReplicasDropped), "Delete", "no pod of SeedNode %s hosts vault %s any more", sn.Name, short(av.Spec.NamespaceID))
 	}
 	controllerutil.RemoveFinalizer(av, FinalizerAgentVault)
 	if err := r.Update(ctx, av); err != nil && !apierrors.IsNotFound(err) {

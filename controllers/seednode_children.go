@@ -158,7 +158,7 @@ func (r *SeedNodeReconciler) ensureIdentities(ctx context.Context, st *seedState
 			return &invalidSpecError{fmt.Errorf("identity Secret %s: %w; delete it to have a new identity generated (the pod's peer ID changes)", s.Name, err)}
 		}
 		if created {
-			r.Recorder.Eventf(st.sn, s, corev1.EventTypeNormal, "IdentityCreated", "CreateIdentity", "pod %s has peer ID %s", podName(st.sn, o), id)
+			r.Recorder.Eventf(st.sn, s, corev1.EventTypeNormal, string(seedv1.ReasonIdentityCreated), "CreateIdentity", "pod %s has peer ID %s", podName(st.sn, o), id)
 		}
 		st.peerIDs[o] = id
 	}

@@ -38,3 +38,8 @@ const (
 	// (also the reason of the Warning event).
 	ReasonReplicaDamaged ConditionReason = "ReplicaDamaged"
 )
+
+// ReasonReplicasDropped is the reason of the Normal event recorded when no
+// pod hosts a deleted AgentVault's vault any more (no condition has it: the
+// object goes right after).
+const ReasonReplicasDropped ConditionReason = "ReplicasDropped"

@@ -21,3 +21,7 @@ const (
 	// the reason of the Warning event recorded then).
 	ReasonApplyFailed ConditionReason = "ApplyFailed"
 )
+
+// ReasonIdentityCreated is the reason of the Normal event recorded when the
+// operator creates a pod's libp2p identity (no condition has it).
+const ReasonIdentityCreated ConditionReason = "IdentityCreated"
