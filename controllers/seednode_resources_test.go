@@ -22,6 +22,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -857,6 +858,11 @@ func TestResourcesAcceptedByAPIServer(t *testing.T) {
 	minimal.Name, minimal.Namespace = "minimal", ns.Name
 	if err := c.Create(ctx, minimal); err != nil {
 		t.Fatalf("creating the minimal SeedNode: %v", err)
+	}
+	// The API server's defaulting (the CRD's markers) and the API's Default
+	// agree, so the builders see an unset field as the cluster would.
+	if want := fixtureSeedNode().WithDefaults().Spec; !equality.Semantic.DeepEqual(minimal.Spec, want) {
+		t.Errorf("the API server defaults an empty spec to\n%s\nseedv1's Default to\n%s", jsonOf(t, minimal.Spec), jsonOf(t, want))
 	}
 
 	var objs []client.Object

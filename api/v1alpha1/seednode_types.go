@@ -95,10 +95,14 @@ type SeedNodeSpec struct {
 // creation: a StatefulSet's volume claim templates are immutable.
 // +kubebuilder:validation:XValidation:rule="self == oldSelf",message="storage is immutable: a StatefulSet's volume claims cannot change; create a new SeedNode to move to other storage"
 type StorageSpec struct {
+	// Size is omitzero, not omitempty: a Quantity is a struct, which
+	// omitempty never omits, so a Go client leaving it unset would send "0"
+	// and the API server would store that instead of the default.
+
 	// Size of each pod's volume.
 	// +kubebuilder:default="10Gi"
 	// +optional
-	Size resource.Quantity `json:"size,omitempty"`
+	Size resource.Quantity `json:"size,omitzero"`
 
 	// StorageClassName of the volumes; empty uses the cluster's default class.
 	// +kubebuilder:validation:MaxLength=253
