@@ -221,7 +221,7 @@ func fieldSet(e metav1.ManagedFieldsEntry) (*fieldpath.Set, error) {
 	if e.FieldsV1 == nil {
 		return s, nil
 	}
-	if err := s.FromJSON(bytes.NewReader(e.FieldsV1.Raw)); err != nil {
+	if err := s.FromJSON(bytes.NewReader(e.FieldsV1.GetRawBytes())); err != nil {
 		return nil, fmt.Errorf("fields of %s: %w", e.Manager, err)
 	}
 	return s, nil
@@ -232,7 +232,9 @@ func fieldsOf(s *fieldpath.Set) (*metav1.FieldsV1, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &metav1.FieldsV1{Raw: raw}, nil
+	f := &metav1.FieldsV1{}
+	f.SetRawBytes(raw)
+	return f, nil
 }
 
 // adoptLegacyFields moves the fields a legacy manager owns in obj to

@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -48,7 +47,11 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer env.Stop()
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+		}
+	}()
 	k8s = env.Client
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
@@ -229,7 +232,3 @@ func mustCreate(t *testing.T, obj client.Object) {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
-
-func repoFile(parts ...string) string {
-	return filepath.Join(append([]string{envtestutil.RepoRoot()}, parts...)...)
-}
