@@ -45,7 +45,7 @@ ENV HOME=/home/nonroot
 WORKDIR /home/nonroot
 USER 65532:65532
 # 4001: libp2p (TCP and QUIC); 7401: a seed's admin API. The SeedNode CRD's
-# spec.ports defaults. The operator's metrics (8080) and probes (8081) are
+# spec.ports defaults. The operator's metrics (8443, HTTPS) and probes (8081) are
 # reached through the pod, not published here.
 EXPOSE 4001 4001/udp 7401
 ENTRYPOINT ["/seedfleet"]

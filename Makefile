@@ -23,12 +23,33 @@ GO_FILES = $(wildcard $(shell git ls-files -co --exclude-standard -- '*.go' 2>/d
 CONTROLLER_TOOLS_VERSION ?= v0.22.0
 CONTROLLER_GEN = $(GO) run sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_TOOLS_VERSION)
 
-.PHONY: help fmt vet test test-race fuzz-smoke test-crash bench bench-vault bench-blobs bench-seed bench-operator build manifests generate envtest-assets test-e2e
+# golangci-lint, pinned, built with `go install` from the module proxy into
+# a cache directory keyed by its version (a cold build takes a few minutes).
+GOLANGCI_LINT_VERSION ?= v2.15.0
+TOOLS_DIR ?= $(HOME)/.cache/seedfleet/tools
+GOLANGCI_LINT = $(TOOLS_DIR)/golangci-lint-$(GOLANGCI_LINT_VERSION)/golangci-lint
+
+# Image of `make docker-build` and `make deploy` (one image for the operator
+# and the seed pods). The tag is the chart's appVersion unless given.
+IMG ?= seedfleet:0.1.0
+CONTAINER_TOOL ?= docker
+# kubectl and helm of `make install`, `deploy` and their opposites: the
+# current kubeconfig context's cluster.
+KUBECTL ?= kubectl
+HELM ?= helm
+# Release and namespace of `make deploy`.
+RELEASE ?= seedfleet
+NAMESPACE ?= seedfleet-system
+# Flags of `make run`, e.g. RUN_ARGS='--seed-image=registry.example.org/seedfleet:0.1.0'.
+RUN_ARGS ?=
+
+.PHONY: help fmt vet lint lint-fix test test-race fuzz-smoke test-crash bench bench-vault bench-blobs bench-seed bench-operator build manifests generate envtest-assets test-e2e docker-build install uninstall deploy undeploy run
 
 help: ## List the targets
-	@echo 'Usage: make <target> [GO=go] [FUZZTIME=10s] [BENCH_ARGS=...]'
+	@echo 'Usage: make <target> [GO=go] [FUZZTIME=10s] [BENCH_ARGS=...] [IMG=seedfleet:0.1.0]'
 	@echo
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "; n = 0; w = 0} /^[a-zA-Z0-9_-]+:.*## / {name[n] = $$1; text[n++] = $$2; if (length($$1) > w) w = length($$1)} \
+		END {for (i = 0; i < n; i++) printf "  %-*s  %s\n", w, name[i], text[i]}' $(MAKEFILE_LIST)
 
 manifests: ## Generate CRDs and RBAC under config/ and copy them into the Helm chart
 	$(CONTROLLER_GEN) rbac:roleName=seedfleet-operator crd paths=./api/... paths=./controllers/... \
@@ -47,7 +68,17 @@ fmt: ## gofmt -l -w every tracked (or new, non-ignored) Go file
 vet: ## go vet ./...
 	$(GO) vet ./...
 
-test: ## Run all tests (the CI test command); builds the envtest binaries on first use
+$(GOLANGCI_LINT):
+	@echo "building golangci-lint $(GOLANGCI_LINT_VERSION) into $(dir $@) (once per version)"
+	GOBIN='$(dir $@)' $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION)
+
+lint: $(GOLANGCI_LINT) ## Run golangci-lint (.golangci.yml: vet, staticcheck, errcheck, goimports, ...)
+	$(GOLANGCI_LINT) run ./...
+
+lint-fix: $(GOLANGCI_LINT) ## Run golangci-lint and apply its fixes (imports, formatting)
+	$(GOLANGCI_LINT) run --fix ./...
+
+test: manifests generate ## Run all tests (the CI test command) after regenerating manifests and code; builds the envtest binaries on first use
 	KUBEBUILDER_ASSETS="$$(bash ./hack/envtest-assets.sh)" $(GO) test -count=1 -timeout 20m ./...
 
 test-race: ## All tests again under the race detector (CI runs it after test)
@@ -78,3 +109,22 @@ bench-operator: ## Run the operator scale benchmark on envtest (prints BENCH <na
 
 build: ## Build the static binary into bin/seedfleet
 	CGO_ENABLED=0 $(GO) build -trimpath -o bin/seedfleet .
+
+run: ## Run the operator from source against the current kubeconfig's cluster (RUN_ARGS=...)
+	$(GO) run . operator $(RUN_ARGS)
+
+docker-build: ## Build the image IMG (CONTAINER_TOOL=docker)
+	$(CONTAINER_TOOL) build -t $(IMG) .
+
+install: ## Install (or update) the CRDs in the current kubeconfig's cluster
+	$(KUBECTL) apply --server-side -f config/crd/bases
+
+uninstall: ## Remove the CRDs, and with them every SeedNode and AgentVault
+	$(KUBECTL) delete --ignore-not-found -f config/crd/bases
+
+deploy: install ## Install or upgrade the Helm chart with image IMG as RELEASE in NAMESPACE
+	$(HELM) upgrade --install $(RELEASE) charts/seedfleet --namespace $(NAMESPACE) --create-namespace \
+		--set image.repository=$(firstword $(subst :, ,$(IMG))) --set image.tag=$(or $(word 2,$(subst :, ,$(IMG))),latest)
+
+undeploy: ## Uninstall the Helm chart (the CRDs stay; make uninstall removes them)
+	$(HELM) uninstall $(RELEASE) --namespace $(NAMESPACE) --ignore-not-found

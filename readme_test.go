@@ -59,7 +59,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	err = cmd.Start()
 	if err == nil {
-		defer syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		defer func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }() // the group may be gone already
 		err = cmd.Wait()
 	}
 	if err != nil {

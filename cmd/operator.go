@@ -1,21 +1,19 @@
 package cmd
 
 import (
-	"log/slog"
-
 	"fmt"
-	"github.com/go-logr/logr"
-	"k8s.io/client-go/rest"
-	"k8s.io/client-go/tools/clientcmd"
+	"log/slog"
 	"os"
 	"time"
 
+	"github.com/go-logr/logr"
 	"github.com/spf13/cobra"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 	"github.com/seedfleet/seedfleet/controllers"
@@ -25,6 +23,8 @@ import (
 type operatorOptions struct {
 	kubeconfig             string
 	metricsAddr, probeAddr string
+	metricsSecure          bool
+	metricsCertDir         string
 	leaderElect            bool
 	leaderElectionNS       string
 	seedImage              string
@@ -42,13 +42,16 @@ func newOperatorCmd() *cobra.Command {
 service account, and reconciles SeedNode objects into StatefulSets of seed pods and AgentVault objects
 into vault placements on those pods. Seed pods run the image given by spec.image, or --seed-image.`,
 		Example: `  seedfleet operator --seed-image registry.example.org/seedfleet:0.1.0
-  seedfleet operator --leader-elect --metrics-bind-address :8080`,
+  seedfleet operator --leader-elect --metrics-bind-address :8443
+  seedfleet operator --metrics-bind-address 127.0.0.1:8080 --metrics-secure=false   # a local run`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return runOperator(cmd, o) },
 	}
 	f := c.Flags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig file (default: $KUBECONFIG, then the pod's service account)")
-	f.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "address of the Prometheus metrics endpoint; 0 turns it off")
+	f.StringVar(&o.metricsAddr, "metrics-bind-address", controllers.DefaultMetricsBindAddress, "address of the Prometheus metrics endpoint; 0 turns it off")
+	f.BoolVar(&o.metricsSecure, "metrics-secure", true, "serve metrics over HTTPS to clients the API server authenticates and authorizes (get on /metrics, as the metrics-reader ClusterRole grants); false serves plain HTTP to anyone")
+	f.StringVar(&o.metricsCertDir, "metrics-cert-dir", "", "directory with tls.crt and tls.key for the metrics endpoint (default: a self-signed certificate)")
 	f.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "address of /healthz and /readyz")
 	f.BoolVar(&o.leaderElect, "leader-elect", false, "elect a leader, so that several operator replicas can run and only one acts")
 	f.StringVar(&o.leaderElectionNS, "leader-election-namespace", os.Getenv("POD_NAMESPACE"), "namespace of the leader election lease (default: $POD_NAMESPACE)")
@@ -78,7 +81,7 @@ func runOperator(cmd *cobra.Command, o operatorOptions) error {
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                        scheme,
-		Metrics:                       metricsserver.Options{BindAddress: o.metricsAddr},
+		Metrics:                       controllers.MetricsServerOptions(o.metricsAddr, o.metricsSecure, o.metricsCertDir),
 		HealthProbeBindAddress:        o.probeAddr,
 		LeaderElection:                o.leaderElect,
 		LeaderElectionID:              "seedfleet-operator.seedfleet.io",

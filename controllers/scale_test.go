@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -177,8 +178,10 @@ func allVaultsReady(t *testing.T, ns string, names []string, pods int32) error {
 }
 
 func ordinal(pod string) int {
-	var o int
-	fmt.Sscanf(pod[strings.LastIndex(pod, "-")+1:], "%d", &o)
+	o, err := strconv.Atoi(pod[strings.LastIndex(pod, "-")+1:])
+	if err != nil {
+		return -1
+	}
 	return o
 }
 

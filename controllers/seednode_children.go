@@ -10,9 +10,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"net"
 	"strconv"
@@ -20,9 +18,7 @@ import (
 	"sync"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	policyv1 "k8s.io/api/policy/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -30,69 +26,6 @@ import (
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
-
-// annotationSpecHash on a child records a hash of what the operator set, so
-// a reconcile updates a child only when that changed: fields the API server
-// defaults never cause an update, and an idle operator writes nothing.
-const annotationSpecHash = "seedfleet.io/spec-hash"
-
-func specHash(obj client.Object) string {
-	data, err := json.Marshal(obj)
-	if err != nil {
-		panic(fmt.Sprintf("hashing %T: %v", obj, err)) // built objects always marshal
-	}
-	sum := sha256.Sum256(data)
-	return hex.EncodeToString(sum[:8])
-}
-
-// apply creates desired, owned by sn, or updates the existing object through
-// merge when desired changed since the last apply. It returns the object as
-// stored.
-func (r *SeedNodeReconciler) apply(ctx context.Context, sn *seedv1.SeedNode, desired client.Object, merge func(existing client.Object)) (client.Object, error) {
-	hash := specHash(desired)
-	kind := fmt.Sprintf("%T", desired)
-	kind = kind[strings.LastIndex(kind, ".")+1:]
-	existing := desired.DeepCopyObject().(client.Object)
-	err := r.Get(ctx, client.ObjectKeyFromObject(desired), existing)
-	switch {
-	case apierrors.IsNotFound(err):
-		setAnnotation(desired, annotationSpecHash, hash)
-		if err := controllerutil.SetControllerReference(sn, desired, r.Scheme()); err != nil {
-			return nil, err
-		}
-		if err := r.Create(ctx, desired); err != nil {
-			return nil, fmt.Errorf("creating %s %s: %w", kind, desired.GetName(), err)
-		}
-		return desired, nil
-	case err != nil:
-		return nil, fmt.Errorf("reading %s %s: %w", kind, desired.GetName(), err)
-	}
-	if existing.GetAnnotations()[annotationSpecHash] == hash {
-		return existing, nil
-	}
-	merge(existing)
-	existing.SetLabels(desired.GetLabels())
-	for k, v := range desired.GetAnnotations() {
-		setAnnotation(existing, k, v)
-	}
-	setAnnotation(existing, annotationSpecHash, hash)
-	if err := controllerutil.SetControllerReference(sn, existing, r.Scheme()); err != nil {
-		return nil, err
-	}
-	if err := r.Update(ctx, existing); err != nil {
-		return nil, fmt.Errorf("updating %s %s: %w", kind, desired.GetName(), err)
-	}
-	return existing, nil
-}
-
-func setAnnotation(obj client.Object, k, v string) {
-	a := obj.GetAnnotations()
-	if a == nil {
-		a = map[string]string{}
-	}
-	a[k] = v
-	obj.SetAnnotations(a)
-}
 
 // createOnce creates obj unless it exists, and returns the stored object.
 // Secrets holding keys and tokens are never rewritten.
@@ -178,10 +111,10 @@ func secretPeerID(s *corev1.Secret) (string, error) {
 	return id.String(), nil
 }
 
-// ensureServices creates the headless Service and one Service per pod.
+// ensureServices applies the headless Service and one Service per pod.
 func (r *SeedNodeReconciler) ensureServices(ctx context.Context, st *seedState) error {
 	headless := buildHeadlessService(st.sn)
-	if _, err := r.apply(ctx, st.sn, headless, mergeService(headless)); err != nil {
+	if _, err := r.apply(ctx, st.sn, headless); err != nil {
 		return err
 	}
 	st.services = map[int]*corev1.Service{}
@@ -190,40 +123,13 @@ func (r *SeedNodeReconciler) ensureServices(ctx context.Context, st *seedState) 
 		if svc == nil {
 			continue
 		}
-		stored, err := r.apply(ctx, st.sn, svc, mergeService(svc))
+		stored, err := r.apply(ctx, st.sn, svc)
 		if err != nil {
 			return err
 		}
 		st.services[o] = stored.(*corev1.Service)
 	}
 	return nil
-}
-
-// mergeService copies what the operator sets, keeping what the API server
-// allocated (cluster IPs, node ports).
-func mergeService(desired *corev1.Service) func(client.Object) {
-	return func(existing client.Object) {
-		e := existing.(*corev1.Service)
-		nodePorts := map[string]int32{}
-		for _, p := range e.Spec.Ports {
-			nodePorts[p.Name] = p.NodePort
-		}
-		ports := make([]corev1.ServicePort, len(desired.Spec.Ports))
-		for i, p := range desired.Spec.Ports {
-			if p.NodePort == 0 && desired.Spec.Type != corev1.ServiceTypeClusterIP {
-				p.NodePort = nodePorts[p.Name]
-			}
-			ports[i] = p
-		}
-		e.Spec.Type = desired.Spec.Type
-		e.Spec.Ports = ports
-		e.Spec.Selector = desired.Spec.Selector
-		e.Spec.PublishNotReadyAddresses = desired.Spec.PublishNotReadyAddresses
-		e.Spec.ExternalTrafficPolicy = desired.Spec.ExternalTrafficPolicy
-		if desired.Spec.Type == corev1.ServiceTypeClusterIP {
-			e.Spec.HealthCheckNodePort = 0
-		}
-	}
 }
 
 // ensurePodConfigs writes each pod's seed.yaml and hosted-vaults list.
@@ -236,10 +142,7 @@ func (r *SeedNodeReconciler) ensurePodConfigs(ctx context.Context, st *seedState
 			return &invalidSpecError{fmt.Errorf("seed configuration of pod %s: %w", podName(st.sn, o), err)}
 		}
 		cm := buildPodConfigMap(st.sn, plan, cfg)
-		if _, err := r.apply(ctx, st.sn, cm, func(existing client.Object) {
-			e := existing.(*corev1.ConfigMap)
-			e.Data, e.BinaryData = cm.Data, cm.BinaryData
-		}); err != nil {
+		if _, err := r.apply(ctx, st.sn, cm); err != nil {
 			return err
 		}
 	}
@@ -261,23 +164,13 @@ func (r *SeedNodeReconciler) ensureStatefulSet(ctx context.Context, st *seedStat
 		return &invalidSpecError{err}
 	}
 	sts := buildStatefulSet(st.sn, image, st.replicas, configHash(base))
-	_, err = r.apply(ctx, st.sn, sts, func(existing client.Object) {
-		e := existing.(*appsv1.StatefulSet)
-		e.Spec.Replicas = sts.Spec.Replicas
-		e.Spec.Template = sts.Spec.Template
-		e.Spec.UpdateStrategy = sts.Spec.UpdateStrategy
-		e.Spec.PersistentVolumeClaimRetentionPolicy = sts.Spec.PersistentVolumeClaimRetentionPolicy
-		e.Spec.MinReadySeconds = sts.Spec.MinReadySeconds
-	})
+	_, err = r.apply(ctx, st.sn, sts)
 	return err
 }
 
 // ensurePDB lets voluntary disruptions take one pod at a time.
 func (r *SeedNodeReconciler) ensurePDB(ctx context.Context, st *seedState) error {
-	pdb := buildPDB(st.sn)
-	_, err := r.apply(ctx, st.sn, pdb, func(existing client.Object) {
-		existing.(*policyv1.PodDisruptionBudget).Spec = pdb.Spec
-	})
+	_, err := r.apply(ctx, st.sn, buildPDB(st.sn))
 	return err
 }
 

@@ -117,10 +117,13 @@ func TestSeedNodeCreatesItsChildren(t *testing.T) {
 	}
 
 	// Idle: nothing is written once everything is in place.
-	before := resourceVersions(t, ns)
+	before, sent := resourceVersions(t, ns), writes.in(ns)
 	time.Sleep(10 * testPoll)
 	if after := resourceVersions(t, ns); after != before {
 		t.Fatalf("an idle operator wrote to the API server:\nbefore %s\nafter  %s", before, after)
+	}
+	if n := writes.in(ns) - sent; n != 0 {
+		t.Fatalf("an idle operator sent %d writes (that changed nothing)", n)
 	}
 }
 

@@ -5,8 +5,8 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,8 +14,11 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
@@ -44,13 +47,18 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer env.Stop()
+	defer func() {
+		if err := env.Stop(); err != nil {
+			fmt.Fprintln(os.Stderr, "stopping envtest:", err)
+		}
+	}()
 	k8s = env.Client
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:                 env.Scheme,
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 		Cache:                  controllers.CacheOptions(),
+		NewClient:              writes.newClient,
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -70,6 +78,74 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "manager:", err)
 	}
 	return code
+}
+
+// writes counts the operator's write requests by namespace.
+var writes = &writeCounter{n: map[string]int{}}
+
+// writeCounter counts every write the operator's client sends (create,
+// update, patch, apply, delete, status), by the namespace written to: an
+// idle operator sends none, whether or not the API server would have
+// changed anything.
+type writeCounter struct {
+	mu sync.Mutex
+	n  map[string]int
+}
+
+func (w *writeCounter) add(ns string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n[ns]++
+}
+
+func (w *writeCounter) in(ns string) int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.n[ns]
+}
+
+// newClient is the manager's client, counting writes.
+func (w *writeCounter) newClient(cfg *rest.Config, opts client.Options) (client.Client, error) {
+	c, err := client.NewWithWatch(cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	return interceptor.NewClient(c, interceptor.Funcs{
+		Create: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.CreateOption) error {
+			w.add(obj.GetNamespace())
+			return c.Create(ctx, obj, opts...)
+		},
+		Update: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.UpdateOption) error {
+			w.add(obj.GetNamespace())
+			return c.Update(ctx, obj, opts...)
+		},
+		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
+			w.add(obj.GetNamespace())
+			return c.Patch(ctx, obj, patch, opts...)
+		},
+		Apply: func(ctx context.Context, c client.WithWatch, obj runtime.ApplyConfiguration, opts ...client.ApplyOption) error {
+			ns := ""
+			if o, ok := obj.(interface{ GetNamespace() string }); ok {
+				ns = o.GetNamespace()
+			} else if o, ok := obj.(interface{ GetNamespace() *string }); ok && o.GetNamespace() != nil {
+				ns = *o.GetNamespace()
+			}
+			w.add(ns)
+			return c.Apply(ctx, obj, opts...)
+		},
+		Delete: func(ctx context.Context, c client.WithWatch, obj client.Object, opts ...client.DeleteOption) error {
+			w.add(obj.GetNamespace())
+			return c.Delete(ctx, obj, opts...)
+		},
+		SubResourceUpdate: func(ctx context.Context, c client.Client, sub string, obj client.Object, opts ...client.SubResourceUpdateOption) error {
+			w.add(obj.GetNamespace())
+			return c.SubResource(sub).Update(ctx, obj, opts...)
+		},
+		SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+			w.add(obj.GetNamespace())
+			return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+		},
+	}), nil
 }
 
 // newNamespace creates a namespace for one test.
@@ -159,7 +235,3 @@ func mustCreate(t *testing.T, obj client.Object) {
 }
 
 func isNotFound(err error) bool { return apierrors.IsNotFound(err) }
-
-func repoFile(parts ...string) string {
-	return filepath.Join(append([]string{envtestutil.RepoRoot()}, parts...)...)
-}

@@ -28,6 +28,7 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
@@ -43,6 +44,8 @@ const (
 	operatorName = "seedfleet-operator"        // Deployment, ServiceAccount, ClusterRole(Binding)
 	electionName = "seedfleet-leader-election" // Role and RoleBinding
 	metricsName  = "seedfleet-metrics"         // Service and ServiceMonitor
+	readerName   = "seedfleet-metrics-reader"  // ClusterRole of who may scrape the operator
+	seedsMonitor = "seedfleet-seeds"           // PodMonitor of the seed pods
 	image        = "seedfleet:0.1.0"           // repository:appVersion
 	syncHint     = "the chart is out of date with config/: run `make manifests` (it runs hack/sync-chart.sh)"
 )
@@ -105,6 +108,8 @@ func TestTemplateRefusesBadValues(t *testing.T) {
 		{"bad toleration effect", []string{"--set-json", `tolerations=[{"key":"a","effect":"Sometimes"}]`}, []string{"/tolerations/0/effect"}},
 		{"pod label not a string", []string{"--set-json", `podLabels={"tier":1}`}, []string{"/podLabels/tier", "want string"}},
 		{"ServiceMonitor without its API", []string{"--set", "metrics.serviceMonitor.enabled=true"}, []string{"monitoring.coreos.com/v1"}},
+		{"PodMonitor without its API", []string{"--set", "metrics.podMonitor.enabled=true"}, []string{"monitoring.coreos.com/v1 PodMonitor"}},
+		{"PodMonitor namespace not a name", []string{"--set", "metrics.podMonitor.namespaces[0]=Not_A_Name"}, []string{"/metrics/podMonitor/namespaces/0"}},
 		{"pollInterval not a duration", []string{"--set", "pollInterval=soon"}, []string{"/pollInterval", "does not match pattern"}},
 		{"existing ServiceAccount without a name", []string{"--set", "serviceAccount.create=false"}, []string{"serviceAccount.name"}},
 	}
@@ -133,6 +138,7 @@ func TestTemplateOptions(t *testing.T) {
 		seedImage     string
 		metricsSvc    bool
 		monitor       bool
+		podMonitor    bool
 		pullSecret    string
 		podAnnotation string
 		pollInterval  string
@@ -149,6 +155,11 @@ func TestTemplateOptions(t *testing.T) {
 			name:  "ServiceMonitor brings the metrics Service",
 			args:  []string{"--set", "metrics.serviceMonitor.enabled=true", "--api-versions", "monitoring.coreos.com/v1/ServiceMonitor"},
 			image: image, seedImage: image, metricsSvc: true, monitor: true,
+		},
+		{
+			name:  "PodMonitor of the seed pods",
+			args:  []string{"--set", "metrics.podMonitor.enabled=true", "--api-versions", "monitoring.coreos.com/v1/PodMonitor"},
+			image: image, seedImage: image, podMonitor: true,
 		},
 	}
 	for _, tt := range tests {
@@ -188,6 +199,15 @@ func TestTemplateOptions(t *testing.T) {
 			if got := objs.has("ServiceMonitor", metricsName); got != tt.monitor {
 				t.Errorf("ServiceMonitor rendered = %v, want %v", got, tt.monitor)
 			}
+			if tt.monitor {
+				checkServiceMonitor(t, objs)
+			}
+			if got := objs.has("PodMonitor", seedsMonitor); got != tt.podMonitor {
+				t.Errorf("PodMonitor rendered = %v, want %v", got, tt.podMonitor)
+			}
+			if !objs.has("ClusterRole", readerName) {
+				t.Errorf("no ClusterRole %s: nobody could be allowed to scrape the operator", readerName)
+			}
 			var secrets []string
 			for _, s := range dep.Spec.Template.Spec.ImagePullSecrets {
 				secrets = append(secrets, s.Name)
@@ -203,6 +223,109 @@ func TestTemplateOptions(t *testing.T) {
 				t.Errorf("pod annotation team=%q, want %q", got, tt.podAnnotation)
 			}
 		})
+	}
+}
+
+// TestPodMonitor renders the seed pods' PodMonitor: it selects the pods the
+// operator labels (exactly the labels seed pods carry) on their admin port,
+// in every namespace or the ones listed.
+func TestPodMonitor(t *testing.T) {
+	t.Parallel()
+	api := []string{"--set", "metrics.podMonitor.enabled=true", "--api-versions", "monitoring.coreos.com/v1/PodMonitor"}
+	for _, tt := range []struct {
+		name       string
+		args       []string
+		namespaces []string
+	}{
+		{name: "every namespace"},
+		{name: "listed namespaces", args: []string{"--set", "metrics.podMonitor.namespaces={seeds,more-seeds}", "--set", "metrics.podMonitor.labels.release=prom"}, namespaces: []string{"seeds", "more-seeds"}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var pm podMonitor
+			render(t, append(api, tt.args...)...).decode(t, "PodMonitor", seedsMonitor, &pm)
+			if pm.APIVersion != "monitoring.coreos.com/v1" || pm.Namespace != releaseNS {
+				t.Errorf("PodMonitor %s in %q, want monitoring.coreos.com/v1 in %s", pm.APIVersion, pm.Namespace, releaseNS)
+			}
+			checkLabels(t, "PodMonitor", pm.Labels)
+			// The labels the operator gives every seed pod (controllers' seedLabels).
+			seedPod := labels.Set{"app.kubernetes.io/name": "seedfleet", "app.kubernetes.io/instance": "seeds",
+				"app.kubernetes.io/managed-by": "seedfleet-operator", "app.kubernetes.io/component": "seed", "seedfleet.io/seednode": "seeds"}
+			sel, err := metav1.LabelSelectorAsSelector(&pm.Spec.Selector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !sel.Matches(seedPod) {
+				t.Errorf("selector %s does not select a seed pod (%v)", sel, seedPod)
+			}
+			operatorPod := labels.Set{"app.kubernetes.io/name": "seedfleet", "app.kubernetes.io/instance": release, "app.kubernetes.io/component": "operator"}
+			if sel.Matches(operatorPod) {
+				t.Errorf("selector %s selects the operator's pod", sel)
+			}
+			if len(pm.Spec.PodMetricsEndpoints) != 1 || pm.Spec.PodMetricsEndpoints[0].Port != "admin" || pm.Spec.PodMetricsEndpoints[0].Path != "/metrics" {
+				t.Errorf("endpoints %+v, want /metrics on the admin port", pm.Spec.PodMetricsEndpoints)
+			}
+			ns := pm.Spec.NamespaceSelector
+			if want := len(tt.namespaces) == 0; ns.Any != want || !slices.Equal(ns.MatchNames, tt.namespaces) {
+				t.Errorf("namespaceSelector %+v, want any=%v, names %q", ns, want, tt.namespaces)
+			}
+			if len(tt.args) > 0 && pm.Labels["release"] != "prom" {
+				t.Errorf("labels %v lack release=prom", pm.Labels)
+			}
+		})
+	}
+}
+
+// podMonitor is the part of a monitoring.coreos.com/v1 PodMonitor the chart
+// sets (the Prometheus Operator's types are not a dependency).
+type podMonitor struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata"`
+	Spec              struct {
+		Selector          metav1.LabelSelector `json:"selector"`
+		NamespaceSelector struct {
+			Any        bool     `json:"any,omitempty"`
+			MatchNames []string `json:"matchNames,omitempty"`
+		} `json:"namespaceSelector"`
+		PodMetricsEndpoints []struct {
+			Port          string `json:"port"`
+			Path          string `json:"path"`
+			Interval      string `json:"interval,omitempty"`
+			ScrapeTimeout string `json:"scrapeTimeout,omitempty"`
+		} `json:"podMetricsEndpoints"`
+	} `json:"spec"`
+}
+
+// checkServiceMonitor: the operator's metrics are scraped over HTTPS with a
+// token, as its metrics endpoint demands.
+func checkServiceMonitor(t *testing.T, objs rendered) {
+	t.Helper()
+	var sm struct {
+		metav1.TypeMeta   `json:",inline"`
+		metav1.ObjectMeta `json:"metadata"`
+		Spec              struct {
+			Selector          metav1.LabelSelector `json:"selector"`
+			NamespaceSelector struct {
+				MatchNames []string `json:"matchNames"`
+			} `json:"namespaceSelector"`
+			Endpoints []struct {
+				Port            string `json:"port"`
+				Path            string `json:"path"`
+				Scheme          string `json:"scheme"`
+				BearerTokenFile string `json:"bearerTokenFile"`
+				Interval        string `json:"interval,omitempty"`
+				ScrapeTimeout   string `json:"scrapeTimeout,omitempty"`
+				TLSConfig       struct {
+					InsecureSkipVerify bool `json:"insecureSkipVerify"`
+				} `json:"tlsConfig"`
+			} `json:"endpoints"`
+		} `json:"spec"`
+	}
+	objs.decode(t, "ServiceMonitor", metricsName, &sm)
+	if len(sm.Spec.Endpoints) != 1 {
+		t.Fatalf("ServiceMonitor endpoints %+v, want one", sm.Spec.Endpoints)
+	}
+	if e := sm.Spec.Endpoints[0]; e.Port != "metrics" || e.Scheme != "https" || e.BearerTokenFile == "" {
+		t.Errorf("ServiceMonitor endpoint %+v, want https with a bearer token on the metrics port", e)
 	}
 }
 
@@ -273,7 +396,7 @@ func TestInstall(t *testing.T) {
 	if ctr.Image != image || ctr.ImagePullPolicy != corev1.PullIfNotPresent {
 		t.Errorf("image %q (%s), want %q (IfNotPresent)", ctr.Image, ctr.ImagePullPolicy, image)
 	}
-	wantArgs := []string{"operator", "--metrics-bind-address=:8080", "--health-probe-bind-address=:8081", "--leader-elect", "--seed-image=" + image, "--poll-interval=15s"}
+	wantArgs := []string{"operator", "--metrics-bind-address=:8443", "--health-probe-bind-address=:8081", "--leader-elect", "--seed-image=" + image, "--poll-interval=15s"}
 	if !slices.Equal(ctr.Args, wantArgs) {
 		t.Errorf("args %q, want %q", ctr.Args, wantArgs)
 	}
@@ -287,8 +410,8 @@ func TestInstall(t *testing.T) {
 		}
 	}
 	if !slices.ContainsFunc(ctr.Ports, func(p corev1.ContainerPort) bool { return p.Name == "health" && p.ContainerPort == 8081 }) ||
-		!slices.ContainsFunc(ctr.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && p.ContainerPort == 8080 }) {
-		t.Errorf("ports %+v, want health 8081 and metrics 8080", ctr.Ports)
+		!slices.ContainsFunc(ctr.Ports, func(p corev1.ContainerPort) bool { return p.Name == "metrics" && p.ContainerPort == 8443 }) {
+		t.Errorf("ports %+v, want health 8081 and metrics 8443", ctr.Ports)
 	}
 	checkRestricted(t, pod.SecurityContext, ctr.SecurityContext)
 	if ctr.Resources.Requests.Cpu().IsZero() || ctr.Resources.Limits.Memory().IsZero() {
@@ -326,8 +449,15 @@ func TestInstall(t *testing.T) {
 	if !reflect.DeepEqual(svc.Spec.Selector, dep.Spec.Selector.MatchLabels) {
 		t.Errorf("metrics Service selects %v, the Deployment's pods carry %v", svc.Spec.Selector, dep.Spec.Selector.MatchLabels)
 	}
-	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8080 || svc.Spec.Ports[0].TargetPort.String() != "metrics" {
-		t.Errorf("metrics Service ports %+v, want 8080 to the metrics port", svc.Spec.Ports)
+	if len(svc.Spec.Ports) != 1 || svc.Spec.Ports[0].Port != 8443 || svc.Spec.Ports[0].TargetPort.String() != "metrics" {
+		t.Errorf("metrics Service ports %+v, want 8443 to the metrics port", svc.Spec.Ports)
+	}
+
+	// Whoever is bound to the metrics-reader ClusterRole may scrape.
+	var mr rbacv1.ClusterRole
+	get(t, "", readerName, &mr)
+	if want := []rbacv1.PolicyRule{{NonResourceURLs: []string{"/metrics"}, Verbs: []string{"get"}}}; !reflect.DeepEqual(mr.Rules, want) {
+		t.Errorf("ClusterRole %s rules %+v, want %+v", readerName, mr.Rules, want)
 	}
 
 	// Back to the defaults: one replica without leader election, so the
@@ -367,6 +497,9 @@ func TestInstall(t *testing.T) {
 		if err := c.Get(ctx, client.ObjectKey{Namespace: o.ns, Name: operatorName}, o.obj); !apierrors.IsNotFound(err) {
 			t.Errorf("after helm uninstall: %T %s: err %v, want NotFound", o.obj, operatorName, err)
 		}
+	}
+	if err := c.Get(ctx, client.ObjectKey{Name: readerName}, &rbacv1.ClusterRole{}); !apierrors.IsNotFound(err) {
+		t.Errorf("after helm uninstall: ClusterRole %s: err %v, want NotFound", readerName, err)
 	}
 }
 

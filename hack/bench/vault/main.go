@@ -411,7 +411,6 @@ func benchFullAndIncremental(f *fixture, root string, n int) {
 		}
 	}
 	verifySecs := time.Since(vs).Seconds()
-	entries = nil
 
 	sp := startSeed(seedDir, f.ns)
 	defer sp.stop()
