@@ -65,35 +65,44 @@ type Option func(*config) error
 func WithMembers(members func() fleet.Members) Option {
 	return func(c *config) error {
 		if members == nil {
-			return errors.New("hosting: WithMembers(nil)")
+			return errors.New("hosting: WithMembers: nil function")
 		}
 		c.members = members
 		return nil
 	}
 }
 
-// WithLimiter admits streams through the seed's stream limiter (default: a
-// limiter of its own with the default limits).
-func WithLimiter(l *admission.Limiter) Option {
+// WithAdmission shares a Limiter of unknown peers' streams (default: one of
+// the service's own with admission.DefaultLimits); a seed passes its vault
+// service's, so a device known to one service is known to all.
+func WithAdmission(l *admission.Limiter) Option {
 	return func(c *config) error {
 		if l == nil {
-			return errors.New("hosting: WithLimiter(nil)")
+			return errors.New("hosting: WithAdmission: nil limiter")
 		}
 		c.limiter = l
 		return nil
 	}
 }
 
-// WithRegisterer registers the service's metrics on reg (default: none).
+// WithRegisterer registers the service's metrics on reg (default: none are
+// registered): seedfleet_hosting_answers_total, _forwards_total and
+// _replications_total. New fails if they cannot be registered.
 func WithRegisterer(reg prometheus.Registerer) Option {
-	return func(c *config) error { c.reg = reg; return nil }
+	return func(c *config) error {
+		if reg == nil {
+			return errors.New("hosting: WithRegisterer: nil registerer")
+		}
+		c.reg = reg
+		return nil
+	}
 }
 
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) error {
 		if l == nil {
-			return errors.New("hosting: WithLogger(nil)")
+			return errors.New("hosting: WithLogger: nil logger")
 		}
 		c.log = l
 		return nil
@@ -104,7 +113,7 @@ func WithLogger(l *slog.Logger) Option {
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
 		if d <= 0 {
-			return fmt.Errorf("hosting: timeout %s must be positive", d)
+			return fmt.Errorf("hosting: WithTimeout: %s is not positive", d)
 		}
 		c.timeout = d
 		return nil

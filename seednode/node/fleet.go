@@ -48,7 +48,7 @@ func (n *Node) startFleet() error {
 	}
 	members := f.Members
 	if n.hostingSvc, err = hosting.New(n.host, adm, hosting.WithMembers(func() fleet.Members { return members }),
-		hosting.WithLimiter(n.sync.Admission()), hosting.WithLogger(n.log), hosting.WithRegisterer(n.reg)); err != nil {
+		hosting.WithAdmission(n.sync.Admission()), hosting.WithLogger(n.log), hosting.WithRegisterer(n.reg)); err != nil {
 		return err
 	}
 	n.admitter = adm
