@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,7 +35,7 @@ func TestReadmeWalkthrough(t *testing.T) {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	port := strconv.Itoa(freePort(t))
+	port := strconv.Itoa(p2ptest.FreePort(t))
 	for old, repl := range map[string]string{
 		"go build -o ./seedfleet .": "cp " + bin + " ./seedfleet",
 		"--host-vault \"$NS\"": "--host-vault \"$NS\" --listen /ip4/127.0.0.1/tcp/" + port +
@@ -101,14 +100,4 @@ func walkthrough(t *testing.T, readme string) string {
 		t.Fatal("walk-through sh block is not closed")
 	}
 	return block
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/hosting"
@@ -32,12 +32,7 @@ func startInviteFleet(t *testing.T) (string, ed25519.PrivateKey) {
 	if err := identity.Save(keyFile, podKey); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := p2ptest.FreePort(t)
 	id, _ := identity.PeerID(podKey.Public().(ed25519.PublicKey))
 	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id)
 	info, err := p2p.ParsePeerAddr(addr)

@@ -1,6 +1,7 @@
 package p2ptest
 
 import (
+	"net"
 	"testing"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -28,4 +29,16 @@ func NewHost(t testing.TB, listen bool) host.Host {
 	}
 	t.Cleanup(func() { h.Close() })
 	return h
+}
+
+// FreePort returns a TCP port on 127.0.0.1 that was free a moment ago, for
+// a process or configuration that must name its port before it listens.
+func FreePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"fmt"
-	"net"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
@@ -28,16 +28,6 @@ type fleetPod struct {
 	cfg  Config
 	node *Node
 	info peer.AddrInfo
-}
-
-func freeTCPPort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // startFleet runs n seeds on loopback as one fleet with replicas r: each
@@ -59,7 +49,7 @@ func startFleet(t *testing.T, n, r int, p hosting.Policy) []*fleetPod {
 		if err != nil {
 			t.Fatal(err)
 		}
-		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", freeTCPPort(t))
+		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", p2ptest.FreePort(t))
 		info, err := p2p.ParsePeerAddr(addr + "/p2p/" + id.String())
 		if err != nil {
 			t.Fatal(err)

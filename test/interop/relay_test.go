@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,7 +168,7 @@ type seedProc struct {
 func startSeed(t *testing.T, bin, mode string) seedProc {
 	t.Helper()
 	dir := t.TempDir()
-	tcpPort, wsPort, adminPort := freePort(t), freePort(t), freePort(t)
+	tcpPort, wsPort, adminPort := p2ptest.FreePort(t), p2ptest.FreePort(t), p2ptest.FreePort(t)
 	cfg := fmt.Sprintf(`dataDir: %s
 listen:
   tcp: [/ip4/127.0.0.1/tcp/%d]
@@ -272,15 +271,4 @@ func runJSClient(t *testing.T, nodeBin, modules string, addrs map[string]string,
 		results[r.Transport] = r
 	}
 	return results
-}
-
-// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
