@@ -6,6 +6,10 @@
 // million agents' vaults over a hundred pods with R replicas, the load of
 // the fullest pod over the mean, and how many replicas move when one pod
 // joins, over the ideal R/(N+1) share.
+//
+// Part "admit" runs three seed processes on loopback as one open fleet and
+// admits agents through them, next to plain round trips to the same
+// service.
 package main
 
 import (
@@ -13,6 +17,7 @@ import (
 	"flag"
 	"log"
 	"math/rand/v2"
+	"net"
 	"runtime"
 	"slices"
 	"strings"
@@ -26,7 +31,8 @@ import (
 
 var (
 	smoke    = flag.Bool("smoke", false, "tiny sizes: checks the driver works (CI)")
-	only     = flag.String("only", "", "comma-separated parts to run: sim (default all)")
+	only     = flag.String("only", "", "comma-separated parts to run: sim, admit (default all)")
+	admits   = flag.Int("admits", 100_000, "admit: agents admitted")
 	agents   = flag.Int("agents", 1_000_000, "sim: vaults placed (one per agent)")
 	pods     = flag.Int("pods", 100, "sim: pods in the fleet before one joins")
 	replicas = flag.Int("replicas", 3, "sim: replicas per vault")
@@ -36,12 +42,25 @@ func main() {
 	log.SetFlags(0)
 	flag.Parse()
 	if *smoke {
-		*agents, *pods = 20_000, 10
+		*agents, *pods, *admits = 20_000, 10, 300
 	}
 	log.Printf("load average %s", benchutil.Loadavg())
 	if runs("sim") {
 		simulate(*agents, *pods, *replicas)
 	}
+	if runs("admit") {
+		admitBench(*admits)
+	}
+}
+
+// freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
+func freePort() (int, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
 func runs(part string) bool {
