@@ -43,8 +43,8 @@ import (
 type Records struct {
 	db     *pebble.DB
 	prefix byte
-	ownDB  bool   // opened by OpenRecordsDir: Close closes it
-	notify func() // called after every committed update (OnChange)
+	ownDB  bool                                         // opened by OpenRecordsDir: Close closes it
+	notify func(subject ed25519.PublicKey, rec *Record) // called after every committed update (OnChange)
 
 	subjects [64]sync.Mutex // per-subject stripes, held across an update's commit
 
@@ -111,9 +111,10 @@ func (r *Records) Close() error {
 	return nil
 }
 
-// OnChange sets fn to be called after every committed update (from the
-// updating goroutine, without locks held). Set it before updates start.
-func (r *Records) OnChange(fn func()) { r.notify = fn }
+// OnChange sets fn to be called after every committed update with the
+// subject and its new record (nil: deleted), from the updating goroutine,
+// without locks held. Set it before updates start.
+func (r *Records) OnChange(fn func(subject ed25519.PublicKey, rec *Record)) { r.notify = fn }
 
 // OpenRecords uses db's keys under prefix.
 func OpenRecords(db *pebble.DB, prefix byte) (*Records, error) {
@@ -259,7 +260,7 @@ func (r *Records) Update(subject ed25519.PublicKey, maxVaults int, change func(*
 	stripe.Unlock()
 	locked = false
 	if r.notify != nil {
-		r.notify()
+		r.notify(subject, next)
 	}
 	return next, nil
 }

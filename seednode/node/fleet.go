@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -52,13 +53,56 @@ func (n *Node) startFleet() error {
 		return err
 	}
 	n.admitter = adm
-	n.records.OnChange(n.replacePlacement)
+	n.records.OnChange(n.recordChanged)
 	n.replacePlacement()
+	n.wg.Add(1)
+	go n.replaceLoop(n.ctx)
 	if f.Policy.IdleExpiry > 0 {
 		n.wg.Add(1)
 		go n.expireIdleLoop(n.ctx)
 	}
 	return nil
+}
+
+// replaceEvery bounds how often record changes re-place every vault: a
+// re-placement reads every record, so it runs at most this often however
+// fast agents are admitted.
+const replaceEvery = 250 * time.Millisecond
+
+// recordChanged hosts a newly admitted subject's vaults at once (a device
+// syncs right after its request is accepted) and has everything re-placed
+// shortly, which also applies quotas and drops what was released.
+func (n *Node) recordChanged(subject ed25519.PublicKey, rec *hosting.Record) {
+	if rec != nil {
+		m := n.cfg.Fleet.Members
+		if slices.Contains(m.Home(hosting.PlacementKey(rec.Kind, rec.Subject)), m.Self) {
+			for _, v := range rec.Vaults {
+				n.hosted.Add(vault.NamespaceID(v.Namespace))
+			}
+		}
+	}
+	select {
+	case n.replaceNow <- struct{}{}:
+	default:
+	}
+}
+
+// replaceLoop re-places after record changes, at most every replaceEvery.
+func (n *Node) replaceLoop(ctx context.Context) {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-n.replaceNow:
+		}
+		n.replacePlacement()
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(replaceEvery):
+		}
+	}
 }
 
 // vaultUsage tells the admitter what a hosted vault holds and when a device

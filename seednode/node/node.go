@@ -117,6 +117,7 @@ type Node struct {
 	records    *hosting.Records
 	admitter   *hosting.Admitter
 	hostingSvc *hosting.Service
+	replaceNow chan struct{} // a record changed: re-place (replaceLoop)
 	// options are the hosted vaults' placement options (nil until placed).
 	options atomic.Pointer[map[vault.NamespaceID]admin.VaultOptions]
 
@@ -156,7 +157,7 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, fmt.Errorf("seed node: %w", err)
 	}
-	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...), gcNow: make(chan struct{}, 1),
+	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...), gcNow: make(chan struct{}, 1), replaceNow: make(chan struct{}, 1),
 		reg: cfg.Registry, started: time.Now()}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {

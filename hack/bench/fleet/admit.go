@@ -143,8 +143,9 @@ func admitBench(n int) {
 		fatal(err)
 	}
 
-	reqs := make([]*hosting.Request, n)
-	for i := range reqs {
+	// Requests are signed as they are sent, as devices do: a request is
+	// valid for MaxClockSkew only.
+	request := func(i int) *hosting.Request {
 		_, root, _ := ed25519.GenerateKey(nil)
 		var ns vault.NamespaceID
 		_, _ = rand.Read(ns[:])
@@ -152,7 +153,7 @@ func admitBench(n int) {
 			Fleet: benchFleet, Time: time.Now(), Vaults: []hosting.VaultAsk{{Namespace: ns}}}
 		_, _ = rand.Read(r.Nonce[:])
 		r.Sign(root)
-		reqs[i] = r
+		return r
 	}
 	base, err := rate(n, devices, perDevice, func(d, i int) error {
 		_, err := hosting.FleetInfo(context.Background(), hosts[d], pods[i%len(pods)].info)
@@ -163,7 +164,7 @@ func admitBench(n int) {
 	}
 	cpu0 := podsCPU(pods)
 	admit, err := rate(n, devices, perDevice, func(d, i int) error {
-		ans, err := hosting.Ask(context.Background(), hosts[d], pods[i%len(pods)].info, reqs[i])
+		ans, err := hosting.Ask(context.Background(), hosts[d], pods[i%len(pods)].info, request(i))
 		if err == nil {
 			err = ans.Err()
 		}
