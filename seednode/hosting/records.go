@@ -168,13 +168,6 @@ func (r *Records) Vaults() int {
 	return len(r.claims)
 }
 
-// Claimed reports whether any subject claims vault ns.
-func (r *Records) Claimed(ns [32]byte) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.claims[ns] > 0
-}
-
 // Get returns the subject's record, or nil if there is none.
 func (r *Records) Get(subject ed25519.PublicKey) (*Record, error) {
 	v, closer, err := r.db.Get(r.key('s', subject))
@@ -312,23 +305,6 @@ func nsSet(rec *Record) map[[32]byte]bool {
 	}
 	return out
 }
-
-// Claimants are the subjects that claim vault ns.
-func (r *Records) claimants(ns [32]byte) ([]ed25519.PublicKey, error) {
-	lo := r.key('v', ns[:])
-	it, err := r.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: upper(lo)})
-	if err != nil {
-		return nil, err
-	}
-	var out []ed25519.PublicKey
-	for it.First(); it.Valid(); it.Next() {
-		out = append(out, ed25519.PublicKey(bytes.Clone(it.Key()[len(lo):])))
-	}
-	return out, errors.Join(it.Error(), it.Close())
-}
-
-// Claimants are the subjects whose records claim vault ns (committed).
-func (r *Records) Claimants(ns [32]byte) ([]ed25519.PublicKey, error) { return r.claimants(ns) }
 
 // Each calls fn for every record, in subject order, until fn returns false.
 func (r *Records) Each(fn func(*Record) bool) error {
