@@ -7,9 +7,13 @@ import (
 	"crypto/hmac"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 
 	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -68,7 +72,7 @@ func runApprove(ctx context.Context, h host.Host, dev peer.AddrInfo, code Code, 
 	if err := h.Connect(dialCtx, dev); err != nil {
 		return Request{}, nil, fmt.Errorf("connect to the new device: %w", err)
 	}
-	st, err := h.NewStream(dialCtx, dev.ID, ProtocolID)
+	st, err := openStream(dialCtx, h, dev.ID)
 	if err != nil {
 		return Request{}, nil, fmt.Errorf("open a pairing stream (is the new device waiting for approval?): %w", err)
 	}
@@ -263,4 +267,22 @@ func refusalError(m message) error {
 		return fmt.Errorf("%w: the new device says: %s", ErrProtocol, text)
 	}
 	return fmt.Errorf("the new device refused: %s", text)
+}
+
+// openStream opens the pairing stream to dev. A device that is connected but
+// does not speak the protocol yet is still starting to wait (the user read
+// the code out a moment early): asking again every 100 ms until ctx ends is
+// what the user would do by hand.
+func openStream(ctx context.Context, h host.Host, dev peer.ID) (network.Stream, error) {
+	for {
+		st, err := h.NewStream(ctx, dev, ProtocolID)
+		if err == nil || !errors.Is(err, msmux.ErrNotSupported[protocol.ID]{}) {
+			return st, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
 }

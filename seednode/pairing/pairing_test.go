@@ -672,3 +672,38 @@ func TestArgumentsChecked(t *testing.T) {
 		t.Fatalf("maxSmallFrameSize %d does not fit the largest refusal", n)
 	}
 }
+
+// TestApproveBeforeTheDeviceWaits: the code is typed on the approver a
+// moment before the new device has started waiting (its host is up, its
+// handler not yet): Approve asks again instead of failing.
+func TestApproveBeforeTheDeviceWaits(t *testing.T) {
+	a, b := newNode(t), newNode(t)
+	code := mustCode(t)
+	ctx := testCtx(t)
+	waited := make(chan awaitResult, 1)
+	time.AfterFunc(400*time.Millisecond, func() {
+		w, ap, err := await(ctx, b.h, code, Request{Name: "late"}, testConfig)
+		waited <- awaitResult{w, ap, err}
+	})
+	d := &decider{welcome: []byte("hi")}
+	req, _, err := approve(ctx, a.h, b.info(), code, d.decide, testConfig)
+	if err != nil {
+		t.Fatalf("Approve started before the device waited: %v", err)
+	}
+	if req.Name != "late" {
+		t.Fatalf("approved %+v", req)
+	}
+	if r := <-waited; r.err != nil {
+		t.Fatal(r.err)
+	}
+}
+
+// TestApproveNobodyWaiting: a device that never waits is reported, after
+// one step, as not speaking the protocol.
+func TestApproveNobodyWaiting(t *testing.T) {
+	a, b := newNode(t), newNode(t)
+	_, _, err := approve(testCtx(t), a.h, b.info(), mustCode(t), (&decider{}).decide, stallConfig)
+	if err == nil || !strings.Contains(err.Error(), "is the new device waiting for approval?") {
+		t.Fatalf("Approve with nobody waiting: %v", err)
+	}
+}
