@@ -114,6 +114,13 @@ func runHost(cmd *cobra.Command, h *client.Home, op hosting.Op, target string, f
 	if err := ans.Err(); err != nil {
 		return err
 	}
+	if op == hosting.OpHost && ask.Vault == nil {
+		// The agent's devices sync through its seeds, and a device paired
+		// later learns them: the fleet's seeds for the agent join them.
+		if err := h.AddAgentSeeds(ans.Seeds); err != nil {
+			return fmt.Errorf("the fleet hosts the agent, but recording its seeds failed: %w", err)
+		}
+	}
 	printAnswer(cmd.OutOrStdout(), ans)
 	return nil
 }
@@ -122,7 +129,7 @@ func runHost(cmd *cobra.Command, h *client.Home, op hosting.Op, target string, f
 // for the fleet's ticket.
 func fleetOf(ctx context.Context, h *client.Home, s string) (ticket.FleetTicket, error) {
 	s = strings.TrimSpace(s)
-	if strings.HasPrefix(strings.ToLower(s), ticket.FleetPrefix) {
+	if isFleetTicket(s) {
 		t, err := ticket.ParseFleetTicket(s)
 		if err != nil {
 			return t, fmt.Errorf("--fleet: %w", err)
@@ -212,4 +219,9 @@ func newFleetCmd(g *globals) *cobra.Command {
 	ticketCmd.Flags().BoolVar(&qr, "qr", false, "also draw the ticket as a QR code")
 	c.AddCommand(ticketCmd)
 	return c
+}
+
+// isFleetTicket tells a fleet ticket from a multiaddr (which starts with /).
+func isFleetTicket(s string) bool {
+	return strings.HasPrefix(strings.ToLower(strings.TrimSpace(s)), ticket.FleetPrefix)
 }

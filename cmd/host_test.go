@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
+	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/hosting"
@@ -25,29 +27,47 @@ import (
 // the pod's address and the fleet's key.
 func startInviteFleet(t *testing.T) (string, ed25519.PrivateKey) {
 	t.Helper()
-	_, podKey, _ := ed25519.GenerateKey(nil)
 	_, fleetKey, _ := ed25519.GenerateKey(nil)
-	dir := t.TempDir()
-	keyFile := filepath.Join(dir, "pod.key")
-	if err := identity.Save(keyFile, podKey); err != nil {
-		t.Fatal(err)
+	addrs := startFleet(t, 1, 1, hosting.Policy{Fleet: "acme/seeds", Admission: fleet.Invite, FleetKey: fleetKey.Public().(ed25519.PublicKey)})
+	return addrs[0], fleetKey
+}
+
+// startFleet runs a fleet of pods seeds, r replicas per vault, with policy,
+// and returns the pods' addresses by ordinal.
+func startFleet(t *testing.T, pods, r int, policy hosting.Policy) []string {
+	t.Helper()
+	var (
+		keys  []ed25519.PrivateKey
+		ports []int
+		addrs []string
+		infos []peer.AddrInfo
+	)
+	for range pods {
+		_, podKey, _ := ed25519.GenerateKey(nil)
+		port := p2ptest.FreePort(t)
+		id, _ := identity.PeerID(podKey.Public().(ed25519.PublicKey))
+		addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id)
+		info, err := p2p.ParsePeerAddr(addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys, ports, addrs, infos = append(keys, podKey), append(ports, port), append(addrs, addr), append(infos, info)
 	}
-	port := p2ptest.FreePort(t)
-	id, _ := identity.PeerID(podKey.Public().(ed25519.PublicKey))
-	addr := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", port, id)
-	info, err := p2p.ParsePeerAddr(addr)
-	if err != nil {
-		t.Fatal(err)
+	for i := range pods {
+		dir := t.TempDir()
+		keyFile := filepath.Join(dir, "pod.key")
+		if err := identity.Save(keyFile, keys[i]); err != nil {
+			t.Fatal(err)
+		}
+		n, err := node.New(node.Config{DataDir: filepath.Join(dir, "data"), IdentityFile: keyFile,
+			Listen: []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", ports[i])}, AdminListen: "off", DHT: node.DHTConfig{Mode: config.DHTOff},
+			Fleet: &node.FleetConfig{Members: fleet.Members{Pods: infos, Self: i, Replicas: r}, Policy: policy}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { n.Close() })
 	}
-	n, err := node.New(node.Config{DataDir: filepath.Join(dir, "data"), IdentityFile: keyFile,
-		Listen: []string{fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", port)}, AdminListen: "off", DHT: node.DHTConfig{Mode: config.DHTOff},
-		Fleet: &node.FleetConfig{Members: fleet.Members{Pods: []peer.AddrInfo{info}, Replicas: 1},
-			Policy: hosting.Policy{Fleet: "acme/seeds", Admission: fleet.Invite, FleetKey: fleetKey.Public().(ed25519.PublicKey)}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return addr, fleetKey
+	return addrs
 }
 
 // TestHostCommands: a device learns the fleet's ticket from one seed's
@@ -93,5 +113,70 @@ func TestHostCommands(t *testing.T) {
 	_, errOut, code = run(t, ctx, "host", "status", "agent", "--fleet", seed, "--home", home)
 	if code == 0 || !strings.Contains(errOut, "NotHosted") {
 		t.Fatalf("status after release: %q (exit %d)", errOut, code)
+	}
+}
+
+// TestFleetSeedsFromTheTicket: on a three-pod fleet keeping one replica, a
+// hosted agent's seeds join the agent's own (so `sync agent` needs no
+// address), and a plain vault syncs through the fleet ticket alone: the
+// device computes the one pod that holds it, where the other two would
+// refuse it.
+func TestFleetSeedsFromTheTicket(t *testing.T) {
+	ctx := context.Background()
+	pods := startFleet(t, 3, 1, hosting.Policy{Fleet: "acme/open", Admission: fleet.Open})
+	home := filepath.Join(t.TempDir(), "laptop")
+	if _, errOut, code := run(t, ctx, "agent", "init", "--home", home, "--name", "laptop"); code != 0 {
+		t.Fatalf("agent init: %s", errOut)
+	}
+	out, errOut, code := run(t, ctx, "fleet", "ticket", pods[2], "--home", home)
+	if code != 0 {
+		t.Fatalf("fleet ticket: %s", errOut)
+	}
+	fleetTicket := strings.TrimSpace(out)
+
+	if _, errOut, code := run(t, ctx, "host", "request", "agent", "--fleet", fleetTicket, "--home", home); code != 0 {
+		t.Fatalf("host request agent: %s", errOut)
+	}
+	h, err := client.Open(home)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := h.Agent()
+	h.Close()
+	if err != nil || len(a.Seeds) != 1 || !slices.Contains(pods, a.Seeds[0]) {
+		t.Fatalf("the agent's seeds after the fleet hosted it: %v (%v), want one of %v", a.Seeds, err, pods)
+	}
+	if _, errOut, code := run(t, ctx, "put", "agent", "note", "hello", "--home", home); code != 0 {
+		t.Fatalf("put: %s", errOut)
+	}
+	if _, errOut, code := run(t, ctx, "sync", "agent", "--no-dht", "--no-rendezvous", "-q", "--home", home); code != 0 {
+		t.Fatalf("sync agent through the fleet's seed: %s", errOut)
+	}
+
+	created, _, _ := run(t, ctx, "vault", "create", "--home", home)
+	ns := strings.TrimSpace(created)
+	if _, errOut, code := run(t, ctx, "host", "request", ns, "--fleet", fleetTicket, "--home", home); code != 0 {
+		t.Fatalf("host request %s: %s", ns, errOut)
+	}
+	if _, errOut, code := run(t, ctx, "put", ns, "k", "v", "--home", home); code != 0 {
+		t.Fatalf("put: %s", errOut)
+	}
+	if _, errOut, code := run(t, ctx, "sync", ns, fleetTicket, "--no-dht", "--no-rendezvous", "-q", "--home", home); code != 0 {
+		t.Fatalf("sync %s through the fleet ticket: %s", ns, errOut)
+	}
+	// Fresh devices, each knowing one pod: only the vault's pod serves it.
+	refused := 0
+	for _, pod := range pods {
+		if _, _, code := run(t, ctx, "sync", ns, pod, "--no-dht", "--no-rendezvous", "-q", "--home", newDeviceHome(t)); code != 0 {
+			refused++
+		}
+	}
+	if refused != 2 {
+		t.Fatalf("%d of the 3 pods refused the vault, want 2 (one replica)", refused)
+	}
+	// A device with nothing but the fleet ticket.
+	out, errOut, code = run(t, ctx, "sync", ns, fleetTicket, "--no-dht", "--no-rendezvous", "-q", "--home", newDeviceHome(t))
+	if code != 0 || !strings.Contains(out, "received 1 entries (1 new)") {
+		t.Fatalf("a new device's sync of %s through the fleet ticket: %q %q", ns, out, errOut)
 	}
 }

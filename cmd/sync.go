@@ -25,17 +25,19 @@ func newSyncCmd(g *globals) *cobra.Command {
 		noRdv   bool
 	)
 	c := &cobra.Command{
-		Use:   "sync (NAMESPACE [PEER_MULTIADDR] | DOC_TICKET | agent [PEER_MULTIADDR])",
+		Use:   "sync (NAMESPACE [PEER_MULTIADDR | FLEET_TICKET] | DOC_TICKET | agent [PEER_MULTIADDR | FLEET_TICKET])",
 		Short: "Reconcile a vault with a seed or another device; --live keeps pushing changes both ways",
 		Long: `Reconcile a vault with the first peer that serves it. Peers are tried in this order:
-the address given (or a ticket's seeds, or the agent's seeds), the peers that served this
+the address given (or a doc ticket's seeds, the seeds of a public fleet that hold the
+vault, computed from its fleet ticket, or the agent's seeds), the peers that served this
 vault before, devices on the local network (with --lan: mDNS), seeds announcing the
 vault in the DHT (asked through the peers reached so far), and the agent's other devices
 that serve (seedfleet serve), from the records they keep on the agent's seeds. A peer
 that is unreachable or does not serve the vault is reported and the next one tried.`,
 		Example: `  seedfleet sync <namespace ID> /ip4/127.0.0.1/tcp/7400/p2p/12D3KooW...
   seedfleet sync <namespace ID>          # peers that served it before, then the DHT
-  seedfleet sync doc... --live`,
+  seedfleet sync doc... --live
+  seedfleet sync agent fleet...          # the fleet's seeds that hold the agent's vaults`,
 		Args: cobra.RangeArgs(1, 2),
 		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
 			ns, peers, err := syncTarget(cmd, h, args)
@@ -157,6 +159,14 @@ func syncTarget(cmd *cobra.Command, h *client.Home, args []string) (vault.Namesp
 		return ns, t.Peers, nil
 	}
 	if len(args) == 2 {
+		if isFleetTicket(args[1]) {
+			t, err := ticket.ParseFleetTicket(args[1])
+			if err != nil {
+				return ns, nil, err
+			}
+			peers, err := h.FleetSeeds(t, ns)
+			return ns, peers, err
+		}
 		given, what = []string{args[1]}, "PEER_MULTIADDR"
 	}
 	peers, err := parsePeers(what, given)
