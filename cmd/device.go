@@ -80,7 +80,11 @@ its seeds and can read and write it.`,
 				fmt.Fprintln(out, "no seeds known: sync the agent's vault with: seedfleet sync agent <peer multiaddr>")
 				return nil
 			}
-			st, err := h.Sync(cmd.Context(), a.Namespace, a.Seeds[0], client.SyncOptions{})
+			seeds, err := parsePeers("the agent's seeds", a.Seeds)
+			if err != nil {
+				return err
+			}
+			st, _, err := h.SyncAny(cmd.Context(), a.Namespace, client.DiscoverOptions{Peers: seeds})
 			if err != nil {
 				return syncError(err)
 			}

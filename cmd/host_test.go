@@ -1,9 +1,12 @@
 package cmd
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"fmt"
+	"io"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -178,5 +181,74 @@ func TestFleetSeedsFromTheTicket(t *testing.T) {
 	out, errOut, code = run(t, ctx, "sync", ns, fleetTicket, "--no-dht", "--no-rendezvous", "-q", "--home", newDeviceHome(t))
 	if code != 0 || !strings.Contains(out, "received 1 entries (1 new)") {
 		t.Fatalf("a new device's sync of %s through the fleet ticket: %q %q", ns, out, errOut)
+	}
+}
+
+// TestPairedDeviceSyncsThroughTheFleet: a device paired after its agent was
+// hosted by a fleet learns the fleet's seed from the welcome and syncs the
+// agent's vault from it, past an agent seed that is down.
+func TestPairedDeviceSyncsThroughTheFleet(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	pods := startFleet(t, 1, 1, hosting.Policy{Fleet: "acme/open", Admission: fleet.Open})
+	laptop := filepath.Join(t.TempDir(), "laptop")
+	if _, errOut, code := run(t, ctx, "agent", "init", "--home", laptop, "--name", "laptop"); code != 0 {
+		t.Fatalf("agent init: %s", errOut)
+	}
+	_, downKey, _ := ed25519.GenerateKey(nil)
+	downID, _ := identity.PeerID(downKey.Public().(ed25519.PublicKey))
+	down := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2ptest.FreePort(t), downID) // nothing listens there
+	if _, errOut, code := run(t, ctx, "agent", "seeds", down, "--home", laptop); code != 0 {
+		t.Fatalf("agent seeds: %s", errOut)
+	}
+	if _, errOut, code := run(t, ctx, "host", "request", "agent", "--fleet", pods[0], "--home", laptop); code != 0 {
+		t.Fatalf("host request: %s", errOut)
+	}
+	if _, errOut, code := run(t, ctx, "put", "agent", "note", "from the laptop", "--home", laptop); code != 0 {
+		t.Fatalf("put: %s", errOut)
+	}
+	if _, errOut, code := run(t, ctx, "sync", "agent", pods[0], "-q", "--no-dht", "--no-rendezvous", "--home", laptop); code != 0 {
+		t.Fatalf("sync: %s", errOut)
+	}
+
+	phone := filepath.Join(t.TempDir(), "phone")
+	root := newRoot()
+	pr, pw := io.Pipe()
+	var errOut bytes.Buffer
+	root.SetOut(pw)
+	root.SetErr(&errOut)
+	root.SetArgs([]string{"device", "pair", "--name", "phone", "--home", phone, "--timeout", "50s"})
+	paired := make(chan int, 1)
+	go func() {
+		code := report(&errOut, ctx, root.ExecuteContext(ctx))
+		pw.Close()
+		paired <- code
+	}()
+	var pairTicket, pairCode string
+	var out strings.Builder
+	lines := bufio.NewScanner(pr)
+	for lines.Scan() {
+		out.WriteString(lines.Text() + "\n")
+		if v, ok := strings.CutPrefix(lines.Text(), "pairing ticket: "); ok {
+			pairTicket = v
+		}
+		if v, ok := strings.CutPrefix(lines.Text(), "pairing code:"); ok {
+			pairCode = strings.TrimSpace(v)
+			break
+		}
+	}
+	if pairTicket == "" || pairCode == "" {
+		t.Fatalf("device pair printed no ticket and code: %q", out.String())
+	}
+	go func() { _, _ = io.Copy(&out, pr) }()
+	if _, errOut, code := run(t, ctx, "device", "approve", pairTicket, "--code", pairCode, "--home", laptop); code != 0 {
+		t.Fatalf("device approve: %s", errOut)
+	}
+	if code := <-paired; code != 0 {
+		t.Fatalf("device pair: exit %d: %s", code, errOut.String())
+	}
+	got, errText, code := run(t, ctx, "get", "agent", "note", "--home", phone)
+	if code != 0 || got != "from the laptop\n" {
+		t.Fatalf("the paired phone's get: %q %q (exit %d)", got, errText, code)
 	}
 }

@@ -98,15 +98,32 @@ func (h *Home) ApprovePairing(ctx context.Context, hst host.Host, newDevice peer
 		if _, err := h.ApproveDevice(req.Name, device); err != nil {
 			return nil, err
 		}
-		for _, s := range a.Seeds {
-			progress("pushing the agent document to seed " + s)
-			if err := h.PushAgent(ctx, s); err != nil {
-				return nil, fmt.Errorf("the device was approved, but seed %s could not be updated (%w): sync to it, then the new device can sync", s, err)
-			}
+		if err := h.pushToSeeds(ctx, a.Seeds, progress); err != nil {
+			return nil, err
 		}
 		return json.Marshal(welcome{DID: a.DID, Namespace: a.Namespace.String(), Device: req.Name, Seeds: a.Seeds})
 	}
 	return pairing.Approve(ctx, hst, newDevice, code, decide)
+}
+
+// pushToSeeds pushes the agent's document to each of seeds. The new device
+// syncs from the first seed that serves it, so one seed that took the
+// document is enough: a seed that is down learns it from the other replicas
+// or at the agent's next sync, and pairing does not wait for it. With no
+// seed reached the approval fails, since the new device could not sync.
+func (h *Home) pushToSeeds(ctx context.Context, seeds []string, progress func(string)) error {
+	var errs []error
+	for _, s := range seeds {
+		progress("pushing the agent document to seed " + s)
+		if err := h.PushAgent(ctx, s); err != nil {
+			progress(fmt.Sprintf("seed %s could not be updated: %v", s, err))
+			errs = append(errs, fmt.Errorf("seed %s: %w", s, err))
+		}
+	}
+	if len(seeds) > 0 && len(errs) == len(seeds) {
+		return fmt.Errorf("the device was approved, but none of the agent's seeds could be updated, so it could not sync (%w): sync to a seed, then approve again", errors.Join(errs...))
+	}
+	return nil
 }
 
 // PushAgent syncs the agent vault and every project vault of its catalog
