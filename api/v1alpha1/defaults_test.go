@@ -24,7 +24,12 @@ func TestDefaultMarkersMatchDefault(t *testing.T) {
 		crd      string
 		defaults any // an empty spec after Default
 	}{
-		{"seedfleet.io_seednodes.yaml", func() any { var s SeedNodeSpec; s.Default(); return s }()},
+		// Optional structs are set, so the defaults inside them count.
+		{"seedfleet.io_seednodes.yaml", func() any {
+			s := SeedNodeSpec{Hosting: HostingSpec{SelfService: &SelfServiceSpec{}}}
+			s.Default()
+			return s
+		}()},
 		{"seedfleet.io_agentvaults.yaml", func() any { var s AgentVaultSpec; s.Default(); return s }()},
 	} {
 		t.Run(tc.crd, func(t *testing.T) {

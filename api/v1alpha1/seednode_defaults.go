@@ -27,6 +27,10 @@ const (
 	DefaultDHTProtocolPrefix       = "/seedfleet"
 	DefaultRelayMode               = RelayAgents
 	DefaultLogLevel                = LogInfo
+	DefaultAdmission               = AdmissionClosed
+	// DefaultSelfServiceReplicas is R of a public fleet whose
+	// selfService.replicas is unset, unless spec.replicas is smaller.
+	DefaultSelfServiceReplicas int32 = 3
 )
 
 // WithDefaults returns a copy of sn whose spec has every default set.
@@ -54,6 +58,33 @@ func (s *SeedNodeSpec) Default() {
 	s.Expose.Default()
 	s.DHT.Default()
 	s.Relay.Default()
+	s.Hosting.Default()
+}
+
+// Default sets the self-service admission policy if selfService is set and
+// the policy empty.
+func (h *HostingSpec) Default() {
+	if h.SelfService != nil && h.SelfService.Admission == "" {
+		h.SelfService.Admission = DefaultAdmission
+	}
+}
+
+// SelfServiceReplicas is R, the pods holding each self-service vault:
+// selfService.replicas, else DefaultSelfServiceReplicas or spec.replicas
+// if smaller. 0 without selfService.
+func (s *SeedNodeSpec) SelfServiceReplicas() int32 {
+	ss := s.Hosting.SelfService
+	if ss == nil {
+		return 0
+	}
+	if ss.Replicas != nil {
+		return *ss.Replicas
+	}
+	replicas := s.Replicas
+	if replicas == 0 {
+		replicas = DefaultSeedReplicas
+	}
+	return min(DefaultSelfServiceReplicas, replicas)
 }
 
 // Default sets the volume size if empty.

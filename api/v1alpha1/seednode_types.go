@@ -18,6 +18,7 @@ import (
 const MaxSeedReplicas = 32
 
 // SeedNodeSpec is the desired state of a fleet of seed pods.
+// +kubebuilder:validation:XValidation:rule="!has(self.hosting) || !has(self.hosting.selfService) || !has(self.hosting.selfService.replicas) || self.hosting.selfService.replicas <= (has(self.replicas) ? self.replicas : 3)",message="spec.hosting.selfService.replicas must be at most spec.replicas: each self-service vault is held by that many distinct pods"
 type SeedNodeSpec struct {
 	// Replicas is the number of seed pods. Scaling moves few vaults: each
 	// vault moves only if its rendezvous-hash ranking changes.
@@ -292,6 +293,104 @@ type HostingSpec struct {
 	// DefaultQuota applies to vaults whose AgentVault sets none.
 	// +optional
 	DefaultQuota Quota `json:"defaultQuota,omitempty"`
+
+	// SelfService makes the pods a public fleet: any agent's device may ask
+	// it to host its vaults (seedfleet host request), without an AgentVault
+	// per vault, within the admission policy and limits given here. The
+	// fleet's name is <namespace>/<SeedNode name>; its ticket is published
+	// in status.fleet.ticket. Unset: the pods host only AgentVaults.
+	// +optional
+	SelfService *SelfServiceSpec `json:"selfService,omitempty"`
+}
+
+// Admission is who a public fleet hosts without an administrator.
+// +kubebuilder:validation:Enum=Closed;Open;Invite
+type Admission string
+
+// Admission policies of SelfServiceSpec.
+const (
+	// AdmissionClosed admits no self-service requests: only AgentVaults
+	// are hosted (the pods still answer status and release).
+	AdmissionClosed Admission = "Closed"
+	// AdmissionOpen admits any agent within the limits.
+	AdmissionOpen Admission = "Open"
+	// AdmissionInvite admits agents that present an invite ticket signed
+	// by the fleet's key (the operator keeps it in a Secret).
+	AdmissionInvite Admission = "Invite"
+)
+
+// SelfServiceSpec is a public fleet's admission policy and limits.
+// +kubebuilder:validation:XValidation:rule="!has(self.limits) || !has(self.limits.defaultQuota) || !has(self.limits.defaultQuota.maxEntries) || !has(self.limits.maxQuota) || !has(self.limits.maxQuota.maxEntries) || self.limits.defaultQuota.maxEntries <= self.limits.maxQuota.maxEntries",message="spec.hosting.selfService.limits.defaultQuota.maxEntries must be at most limits.maxQuota.maxEntries"
+type SelfServiceSpec struct {
+	// Admission is Closed (no self-service requests admitted), Open
+	// (anyone within the limits) or Invite (an invite ticket minted with
+	// the fleet's key is needed).
+	// +kubebuilder:default=Closed
+	// +optional
+	Admission Admission `json:"admission,omitempty"`
+
+	// Replicas is how many pods hold each self-service vault (R), at most
+	// spec.replicas. Unset: 3, or spec.replicas when that is smaller
+	// (so it follows a fleet scaled below 3 pods).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	// +optional
+	Replicas *int32 `json:"replicas,omitempty"`
+
+	// Limits bound what self-service agents may hold and how fast they are
+	// admitted; unset fields keep the seeds' defaults. The pods' total is
+	// spec.hosting.maxVaultsPerPod when set.
+	// +optional
+	Limits SelfServiceLimits `json:"limits,omitempty"`
+
+	// IdleExpiry releases a self-service vault no device synced for this
+	// long, after the agent was told through host status; 0 or unset never
+	// does. At least 1h: devices offline for a night must not lose their
+	// vaults.
+	// +kubebuilder:validation:XValidation:rule="duration(self) == duration('0s') || duration(self) >= duration('1h')",message="spec.hosting.selfService.idleExpiry must be 0s (off) or at least 1h"
+	// +optional
+	IdleExpiry *metav1.Duration `json:"idleExpiry,omitempty"`
+}
+
+// SelfServiceLimits bound a public fleet's self-service hosting, per pod
+// that decides a request (a subject's home pod).
+type SelfServiceLimits struct {
+	// MaxVaultsPerAgent is how many vaults one agent may hold (seed
+	// default 16).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=4096
+	// +optional
+	MaxVaultsPerAgent *int32 `json:"maxVaultsPerAgent,omitempty"`
+
+	// DefaultQuota is a vault's quota when its request asks for none (seed
+	// defaults 256Mi and 100,000 entries).
+	// +optional
+	DefaultQuota Quota `json:"defaultQuota,omitempty"`
+
+	// MaxQuota is the largest quota one vault may ask for (seed defaults
+	// 1Gi and 1,000,000 entries).
+	// +optional
+	MaxQuota Quota `json:"maxQuota,omitempty"`
+
+	// MaxAgentBytes bounds the sum of one agent's vault quotas, at least
+	// maxQuota.maxBytes (seed default 4Gi).
+	// +optional
+	MaxAgentBytes *resource.Quantity `json:"maxAgentBytes,omitempty"`
+
+	// AdmissionsPerSecond is how many new agents each pod admits per
+	// second, with bursts of twice that (seed default 100).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=100000
+	// +optional
+	AdmissionsPerSecond *int32 `json:"admissionsPerSecond,omitempty"`
+
+	// RequestsPerRangePerMinute is how many requests one address range
+	// (an IPv4 /24 or IPv6 /48) may send each pod per minute (seed default
+	// 60).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000000
+	// +optional
+	RequestsPerRangePerMinute *int32 `json:"requestsPerRangePerMinute,omitempty"`
 }
 
 // SchedulingSpec places the pods on nodes.
@@ -364,11 +463,68 @@ type SeedNodeStatus struct {
 	// +optional
 	Selector string `json:"selector,omitempty"`
 
+	// Fleet is the public fleet's ticket and totals, with
+	// spec.hosting.selfService set.
+	// +optional
+	Fleet *FleetStatus `json:"fleet,omitempty"`
+
 	// Conditions: Ready, Degraded.
 	// +listType=map
 	// +listMapKey=type
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+}
+
+// FleetStatus is a public fleet as the operator sees it: the ticket devices
+// use, and totals summed over the pods' admin API (pods that did not answer
+// are missing from the totals; PodsReporting says how many did).
+type FleetStatus struct {
+	// Name of the fleet: <namespace>/<SeedNode name>.
+	Name string `json:"name"`
+	// Ticket is the fleet ticket (one line, "fleet..."): give it to devices
+	// (seedfleet host request --fleet TICKET). It names the fleet, its
+	// admission policy, replicas and its pods' addresses, as the seeds
+	// themselves tell it.
+	// +optional
+	Ticket string `json:"ticket,omitempty"`
+	// Admission in force.
+	// +optional
+	Admission Admission `json:"admission,omitempty"`
+	// Replicas is how many pods hold each self-service vault.
+	// +optional
+	Replicas int32 `json:"replicas,omitempty"`
+	// PodsReporting is how many pods the totals come from.
+	PodsReporting int32 `json:"podsReporting"`
+	// Agents is how many subjects (agents, plain vaults) the fleet hosts
+	// for self-service.
+	Agents int64 `json:"agents"`
+	// Vaults is how many self-service vaults they hold (each counted once,
+	// not once per replica).
+	Vaults int64 `json:"vaults"`
+	// Bytes is what the pods store for self-service vaults, replicas
+	// included.
+	Bytes int64 `json:"bytes"`
+	// Admissions counts subjects admitted since each pod started.
+	Admissions int64 `json:"admissions"`
+	// Refusals count the requests refused since each pod started, by
+	// reason (Unauthorized, Replay, Closed, InviteNeeded, InviteInvalid,
+	// InviteUsed, Quota, TooManyVaults, RateLimited, FleetFull, NotHosted,
+	// Unavailable, Malformed). A refusal from a subject's home pod to a
+	// request another pod passed on counts at both.
+	// +listType=map
+	// +listMapKey=reason
+	// +kubebuilder:validation:MaxItems=32
+	// +optional
+	Refusals []FleetRefusals `json:"refusals,omitempty"`
+}
+
+// FleetRefusals counts the refusals of one reason.
+type FleetRefusals struct {
+	// Reason of the refusals.
+	// +kubebuilder:validation:MaxLength=32
+	Reason string `json:"reason"`
+	// Count since the pods started.
+	Count int64 `json:"count"`
 }
 
 // SeedPodStatus is one pod of a SeedNode.
@@ -385,6 +541,10 @@ type SeedPodStatus struct {
 	// Vaults is how many vaults the pod hosts.
 	// +optional
 	Vaults int32 `json:"vaults,omitempty"`
+	// SelfServiceVaults is how many of them the pod hosts for the public
+	// fleet (its share, replicas included).
+	// +optional
+	SelfServiceVaults int32 `json:"selfServiceVaults,omitempty"`
 	// Message says why the pod is not ready.
 	// +optional
 	Message string `json:"message,omitempty"`
@@ -401,6 +561,8 @@ type SeedPodStatus struct {
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Pods",type=integer,JSONPath=`.status.readyReplicas`,description="pods ready"
 // +kubebuilder:printcolumn:name="Replicas",type=integer,JSONPath=`.spec.replicas`
+// +kubebuilder:printcolumn:name="Admission",type=string,JSONPath=`.spec.hosting.selfService.admission`
+// +kubebuilder:printcolumn:name="Agents",type=integer,JSONPath=`.status.fleet.agents`,priority=1
 // +kubebuilder:printcolumn:name="Relay",type=string,JSONPath=`.spec.relay.mode`,priority=1
 // +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
