@@ -12,6 +12,9 @@
 //	                        {"vaults": ["<namespace ID>", ...],
 //	                         "peers": {"<namespace ID>": ["<multiaddr>/p2p/<peer ID>", ...]},
 //	                         "options": {"<namespace ID>": {"maxEntries": N, "maxBytes": N, "noRelay": true}}}
+//	GET  /v1/fleet          FleetStatus as JSON: this pod's part of a public fleet (404 outside one)
+//	POST /v1/fleet/invites  mint an invite ticket → 201 Invite: {"uses": N, "expiresIn": "72h"}
+//	                        (token required; 409 when the fleet has no key or does not admit by invite)
 //
 // Other methods get 405 with an Allow header. PUT bodies are limited to 1 MiB,
 // unknown fields are refused, every vault must be a canonical namespace ID

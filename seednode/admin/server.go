@@ -149,6 +149,8 @@ func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Se
 	mux.HandleFunc("GET "+PathHostedVaults, s.getHostedVaults)
 	mux.HandleFunc("PUT "+PathHostedVaults, s.putHostedVaults)
 	mux.HandleFunc("POST "+PathVerify, s.postVerify)
+	mux.HandleFunc("GET "+PathFleet, s.getFleet)
+	mux.HandleFunc("POST "+PathFleetInvites, s.postFleetInvite)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -88,7 +88,7 @@ func FromConfig(c config.Config) (Config, error) {
 	if out.ResourceManager, err = SeedResourceManager(c.Resources); err != nil {
 		return out, err
 	}
-	if out.Fleet, err = fleetFromConfig(c.Fleet); err != nil {
+	if out.Fleet, out.FleetKey, err = fleetFromConfig(c.Fleet); err != nil {
 		return out, err
 	}
 	return out, nil
@@ -96,27 +96,28 @@ func FromConfig(c config.Config) (Config, error) {
 
 // fleetFromConfig reads the fleet section: members and, for Invite, the
 // fleet's key. nil when the seed is not part of a fleet.
-func fleetFromConfig(f config.Fleet) (*FleetConfig, error) {
+func fleetFromConfig(f config.Fleet) (*FleetConfig, ed25519.PrivateKey, error) {
 	if !f.Enabled() {
-		return nil, nil
+		return nil, nil, nil
 	}
 	m := fleet.Members{Self: f.Self, Replicas: f.Replicas}
 	for i, s := range f.Members {
 		info, err := p2p.ParsePeerAddr(s)
 		if err != nil {
-			return nil, fmt.Errorf("fleet.members[%d]: %w", i, err)
+			return nil, nil, fmt.Errorf("fleet.members[%d]: %w", i, err)
 		}
 		m.Pods = append(m.Pods, info)
 	}
-	var key ed25519.PublicKey
+	var key ed25519.PrivateKey
+	var pub ed25519.PublicKey
 	if f.KeyFile != "" {
-		k, err := identity.Load(f.KeyFile)
-		if err != nil {
-			return nil, fmt.Errorf("fleet.keyFile: %w", err)
+		var err error
+		if key, err = identity.Load(f.KeyFile); err != nil {
+			return nil, nil, fmt.Errorf("fleet.keyFile: %w", err)
 		}
-		key = k.Public().(ed25519.PublicKey)
+		pub = key.Public().(ed25519.PublicKey)
 	}
-	return &FleetConfig{Members: m, Policy: f.Policy(key)}, nil
+	return &FleetConfig{Members: m, Policy: f.Policy(pub)}, key, nil
 }
 
 // SeedResourceManager returns go-libp2p's autoscaled limits with the

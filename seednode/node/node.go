@@ -84,6 +84,9 @@ type Config struct {
 	// Fleet, if set, makes the seed a pod of a public fleet (self-service
 	// hosting); nil: it hosts only what is placed.
 	Fleet *FleetConfig
+	// FleetKey is the fleet's private key (the fleet section's keyFile): the
+	// admin API mints invites with it. nil: it mints none.
+	FleetKey ed25519.PrivateKey
 	// ResourceManager, if set, replaces go-libp2p's autoscaled limits.
 	ResourceManager network.ResourceManager
 	// Registry receives every metric of the node (a new one if nil).
@@ -115,6 +118,7 @@ type Node struct {
 	placeMu    sync.Mutex // serializes changes of hosted, replicas and options
 	placed     Placement  // the administrator's placement (SetPlacement), under placeMu
 	records    *hosting.Records
+	fleetStats fleetFigures // the admin API's counts of the records
 	admitter   *hosting.Admitter
 	hostingSvc *hosting.Service
 	replaceNow chan struct{} // a record changed: re-place (replaceLoop)
