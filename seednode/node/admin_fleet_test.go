@@ -188,4 +188,3 @@ func TestAdminFleetRefusesInvites(t *testing.T) {
 		t.Fatalf("POST /v1/fleet/invites outside a fleet: %v", err)
 	}
 }
-
