@@ -34,6 +34,8 @@ type PodClient interface {
 	HostedVaults(ctx context.Context, baseURL, token string) (admin.HostedVaults, error)
 	// SetHostedVaults replaces it (within seconds, no restart).
 	SetHostedVaults(ctx context.Context, baseURL, token string, hv admin.HostedVaults) error
+	// Fleet reads the pod's part of its public fleet (GET /v1/fleet).
+	Fleet(ctx context.Context, baseURL, token string) (admin.FleetStatus, error)
 }
 
 // Timeouts of the default PodClient: a slow pod must not stall a reconcile.
@@ -74,6 +76,10 @@ func (c adminPodClient) SetHostedVaults(ctx context.Context, baseURL, token stri
 	return c.client(baseURL, token).SetHostedVaults(ctx, hv)
 }
 
+func (c adminPodClient) Fleet(ctx context.Context, baseURL, token string) (admin.FleetStatus, error) {
+	return c.client(baseURL, token).Fleet(ctx)
+}
+
 // adminURL is where a pod's admin API answers: its pod IP and sn's admin port.
 func adminURL(pod *corev1.Pod, sn *seedv1.SeedNode) string {
 	if pod == nil || pod.Status.PodIP == "" {
@@ -106,6 +112,9 @@ type podView struct {
 	Status *admin.Status
 	// Hosted is the pod's hosted list, nil when it could not be read.
 	Hosted *admin.HostedVaults
+	// Fleet is the pod's part of its public fleet, nil without
+	// selfService or when it could not be read.
+	Fleet *admin.FleetStatus
 	// Err says why the pod could not be read.
 	Err string
 }

@@ -24,6 +24,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
+	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -134,9 +135,11 @@ func (r *SeedNodeReconciler) ensureServices(ctx context.Context, st *seedState) 
 
 // ensurePodConfigs writes each pod's seed.yaml and hosted-vaults list.
 func (r *SeedNodeReconciler) ensurePodConfigs(ctx context.Context, st *seedState) error {
+	members := st.fleetMembers()
 	for o := range st.configured() {
 		_, vaults := podHosting(st.plan, o, st.addrsOf)
-		plan := podPlan{Ordinal: o, Announce: st.announce(o), BootstrapPeers: st.bootstrapFor(o), Vaults: vaults}
+		plan := podPlan{Ordinal: o, Announce: st.announce(o), BootstrapPeers: st.bootstrapFor(o), Vaults: vaults,
+			FleetMembers: members}
 		cfg, err := buildSeedConfig(st.sn, plan)
 		if err != nil {
 			return &invalidSpecError{fmt.Errorf("seed configuration of pod %s: %w", podName(st.sn, o), err)}
@@ -159,7 +162,9 @@ func (r *SeedNodeReconciler) ensureStatefulSet(ctx context.Context, st *seedStat
 	if image == "" {
 		return &invalidSpecError{fmt.Errorf("spec.image is empty and the operator has no --seed-image: set one of them")}
 	}
-	base, err := buildSeedConfig(st.sn, podPlan{})
+	// The fleet's members are part of the hash: the seeds read them at start
+	// (see seednode_fleet.go).
+	base, err := buildSeedConfig(st.sn, podPlan{FleetMembers: st.fleetMembers()})
 	if err != nil {
 		return &invalidSpecError{err}
 	}
@@ -323,9 +328,18 @@ func readPods(ctx context.Context, pc PodClient, sn *seedv1.SeedNode, pods map[i
 				return
 			}
 			hosted, err := pc.HostedVaults(ctx, url, token)
+			var fleetStatus *admin.FleetStatus
+			if sn.Spec.Hosting.SelfService != nil {
+				// A pod that does not answer (restarting into the fleet)
+				// is left out of the fleet's totals.
+				if f, ferr := pc.Fleet(ctx, url, token); ferr == nil {
+					fleetStatus = &f
+				}
+			}
 			mu.Lock()
 			defer mu.Unlock()
 			pv.Status = &status
+			pv.Fleet = fleetStatus
 			if err != nil {
 				pv.Err = err.Error()
 				return

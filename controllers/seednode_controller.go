@@ -92,6 +92,7 @@ func (r *SeedNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	st := &seedState{sn: sn}
 	steps := []func(context.Context, *seedState) error{
 		r.ensureAdminToken,
+		r.ensureFleetKey,
 		r.readFleet,
 		r.planPlacement,
 		r.ensureIdentities,

@@ -116,6 +116,9 @@ type podPlan struct {
 	Announce       []string // multiaddrs without /p2p/ the pod announces (may be empty: then it announces its listen addrs)
 	BootstrapPeers []string // full multiaddrs (/p2p/) of the sibling pods
 	Vaults         []byte   // content of the pod's hosted-vaults file (lines "<namespaceID> [peer-multiaddr ...]")
+	// FleetMembers are the public fleet's members by ordinal (with
+	// spec.hosting.selfService); a pod among them gets a fleet section.
+	FleetMembers []string
 }
 
 // buildSeedConfig returns the seed.yaml of one pod. The result has been
@@ -205,6 +208,8 @@ func seedConfig(sn *seedv1.SeedNode, plan podPlan) (config.Config, error) {
 	if q := quota.MaxBytes; q != nil {
 		errs = append(errs, setQuantity(&cfg.Limits.MaxBytes, q, "spec.hosting.defaultQuota.maxBytes"))
 	}
+
+	errs = append(errs, setFleet(&cfg, sn, plan))
 
 	return cfg, errors.Join(errs...)
 }
@@ -522,7 +527,7 @@ func buildStatefulSet(sn *seedv1.SeedNode, image string, replicas int32, configH
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: seedLabels(sn), Annotations: annotations},
 				Spec: corev1.PodSpec{
-					InitContainers:                []corev1.Container{installKeyContainerSpec(sn, image)},
+					InitContainers:                initContainers(sn, image),
 					Containers:                    []corev1.Container{seedContainerSpec(sn, image)},
 					Volumes:                       seedVolumes(sn),
 					SecurityContext:               seedPodSecurityContext(),
@@ -540,6 +545,15 @@ func buildStatefulSet(sn *seedv1.SeedNode, image string, replicas int32, configH
 			VolumeClaimTemplates: []corev1.PersistentVolumeClaim{dataVolumeClaim(sn)},
 		},
 	}
+}
+
+// initContainers install the pod's key, and the fleet key of a public fleet.
+func initContainers(sn *seedv1.SeedNode, image string) []corev1.Container {
+	out := []corev1.Container{installKeyContainerSpec(sn, image)}
+	if sn.Spec.Hosting.SelfService != nil {
+		out = append(out, installFleetKeyContainerSpec(sn, image))
+	}
+	return out
 }
 
 // spreadAcrossNodes prefers one pod of sn per node, so losing a node loses
@@ -666,7 +680,7 @@ func fieldEnv(name, fieldPath string) corev1.EnvVar {
 
 // seedVolumes are the pod's volumes besides the data volume claim.
 func seedVolumes(sn *seedv1.SeedNode) []corev1.Volume {
-	return []corev1.Volume{
+	volumes := []corev1.Volume{
 		{Name: podsVolumeName, VolumeSource: corev1.VolumeSource{Projected: &corev1.ProjectedVolumeSource{
 			Sources:     podsVolumeSources(sn),
 			DefaultMode: ptr.To(secretFileMode),
@@ -686,6 +700,10 @@ func seedVolumes(sn *seedv1.SeedNode) []corev1.Volume {
 		}}},
 		{Name: tmpVolumeName, VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 	}
+	if sn.Spec.Hosting.SelfService != nil {
+		volumes = append(volumes, fleetKeyVolume(sn))
+	}
+	return volumes
 }
 
 // podsVolumeSources project, for every ordinal the SeedNode may ever have,

@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 
@@ -45,6 +46,9 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 			ps.Addrs = preferredAddrs(pv.Status.Addrs)
 			ps.Ready = pv.Status.Ready
 			ps.Vaults = int32(len(pv.Status.Vaults))
+			if f := st.podFleet(o); f != nil {
+				ps.SelfServiceVaults = int32(min(f.HostedVaults, math.MaxInt32))
+			}
 			if !ps.Ready {
 				ps.Message = pv.Status.ReadyReason
 			}
@@ -61,6 +65,7 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 		}
 		status.Pods = append(status.Pods, ps)
 	}
+	status.Fleet = st.fleetStatus()
 	gen := sn.Generation
 	if failure != nil {
 		setCondition(&status.Conditions, seedv1.ConditionDegraded, true, degradedReason(failure), failure.Error(), gen)

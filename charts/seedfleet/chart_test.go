@@ -539,6 +539,10 @@ func TestSamplesAndValidation(t *testing.T) {
 			"same-ports.yaml":                "ports.p2p and ports.admin must differ",
 			"lowercase-modes.yaml":           `spec.dht.mode: Unsupported value: "server": supported values: "Server", "Client", "Off"`,
 			"max-reservations-per-peer.yaml": `unknown field "spec.relay.limits.maxReservationsPerPeer"`,
+			"self-service-replicas.yaml":     "spec.hosting.selfService.replicas must be at most spec.replicas",
+			"self-service-idle-expiry.yaml":  "spec.hosting.selfService.idleExpiry must be 0s (off) or at least 1h",
+			"self-service-admission.yaml":    `spec.hosting.selfService.admission: Unsupported value: "open"`,
+			"self-service-quota.yaml":        "limits.defaultQuota.maxEntries must be at most limits.maxQuota.maxEntries",
 		}
 		dir := filepath.Join("controllers", "testdata", "invalid")
 		entries, err := os.ReadDir(filepath.Join(env.RepoRoot, dir))
