@@ -190,7 +190,7 @@ func when(t time.Time, zero string) string {
 }
 
 func newFleetCmd(g *globals) *cobra.Command {
-	c := &cobra.Command{Use: "fleet", Short: "Public fleets: their tickets"}
+	c := &cobra.Command{Use: "fleet", Short: "Public fleets: their tickets and invites"}
 	var qr bool
 	ticketCmd := &cobra.Command{
 		Use:   "ticket SEED_MULTIADDR",
@@ -217,7 +217,7 @@ func newFleetCmd(g *globals) *cobra.Command {
 		}),
 	}
 	ticketCmd.Flags().BoolVar(&qr, "qr", false, "also draw the ticket as a QR code")
-	c.AddCommand(ticketCmd)
+	c.AddCommand(ticketCmd, newFleetInviteCmd())
 	return c
 }
 

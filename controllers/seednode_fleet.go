@@ -44,16 +44,18 @@ import (
 // never rewritten, like the pods' identities), the Secret's key, and where
 // the install-fleet-key init container copies it for the seed.
 const (
-	keyFleetKey           = "fleet.key"
-	fleetKeyVolumeName    = "fleet-key"
-	fleetKeyMountPath     = "/etc/seedfleet/fleet-key"
-	fleetKeyContainer     = "install-fleet-key"
+	// KeyFleetKey is the fleet key Secret's key: the key in PEM.
+	KeyFleetKey        = "fleet.key"
+	fleetKeyVolumeName = "fleet-key"
+	fleetKeyMountPath  = "/etc/seedfleet/fleet-key"
+	fleetKeyContainer  = "install-fleet-key"
+	// AnnotationFleetKeyDID on the fleet key Secret is its public key as a did:key.
 	AnnotationFleetKeyDID = "seedfleet.io/fleet-key"
 )
 
-// fleetKeySecretName holds a public fleet's Ed25519 key, which signs and
-// checks its invites.
-func fleetKeySecretName(sn *seedv1.SeedNode) string { return sn.Name + "-fleet-key" }
+// FleetKeySecretName holds a public fleet's Ed25519 key, which signs and
+// checks its invites (seedfleet fleet invite --seednode reads it).
+func FleetKeySecretName(sn *seedv1.SeedNode) string { return sn.Name + "-fleet-key" }
 
 // FleetName is the public fleet's name of sn: <namespace>/<name>.
 func FleetName(sn *seedv1.SeedNode) string { return sn.Namespace + "/" + sn.Name }
@@ -65,9 +67,9 @@ func buildFleetKeySecret(sn *seedv1.SeedNode, key ed25519.PrivateKey) (*corev1.S
 	if err != nil {
 		return nil, err
 	}
-	meta := childMeta(sn, fleetKeySecretName(sn), seedLabels(sn))
+	meta := childMeta(sn, FleetKeySecretName(sn), seedLabels(sn))
 	meta.Annotations = map[string]string{AnnotationFleetKeyDID: identity.DIDKey(key.Public().(ed25519.PublicKey))}
-	return &corev1.Secret{ObjectMeta: meta, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{keyFleetKey: pem}}, nil
+	return &corev1.Secret{ObjectMeta: meta, Type: corev1.SecretTypeOpaque, Data: map[string][]byte{KeyFleetKey: pem}}, nil
 }
 
 // ensureFleetKey creates the fleet key Secret of a public fleet. It is kept
@@ -78,7 +80,7 @@ func (r *SeedNodeReconciler) ensureFleetKey(ctx context.Context, st *seedState) 
 		return nil
 	}
 	obj := &corev1.Secret{}
-	obj.Namespace, obj.Name = st.sn.Namespace, fleetKeySecretName(st.sn)
+	obj.Namespace, obj.Name = st.sn.Namespace, FleetKeySecretName(st.sn)
 	s, _, err := r.createOnce(ctx, st.sn, obj, func() (*corev1.Secret, error) {
 		key, err := identity.Generate()
 		if err != nil {
@@ -89,8 +91,8 @@ func (r *SeedNodeReconciler) ensureFleetKey(ctx context.Context, st *seedState) 
 	if err != nil {
 		return err
 	}
-	if _, err := identity.DecodePEM(s.Data[keyFleetKey]); err != nil {
-		return &invalidSpecError{fmt.Errorf("fleet key Secret %s: key %s: %w; delete it to have a new one generated (invites minted with the old key stop working)", s.Name, keyFleetKey, err)}
+	if _, err := identity.DecodePEM(s.Data[KeyFleetKey]); err != nil {
+		return &invalidSpecError{fmt.Errorf("fleet key Secret %s: key %s: %w; delete it to have a new one generated (invites minted with the old key stop working)", s.Name, KeyFleetKey, err)}
 	}
 	return nil
 }
@@ -131,7 +133,7 @@ func setFleet(cfg *config.Config, sn *seedv1.SeedNode, plan podPlan) error {
 	f.Self = plan.Ordinal
 	f.Members = slices.Clone(plan.FleetMembers)
 	f.Replicas = int(sn.Spec.SelfServiceReplicas())
-	f.KeyFile = path.Join(identityMountPath, keyFleetKey)
+	f.KeyFile = path.Join(identityMountPath, KeyFleetKey)
 	switch ss.Admission {
 	case seedv1.AdmissionClosed:
 		f.Admission = fleet.Closed
@@ -217,7 +219,7 @@ func init() {
 func installFleetKeyContainerSpec(sn *seedv1.SeedNode, image string) corev1.Container {
 	c := installKeyContainerSpec(sn, image)
 	c.Name = fleetKeyContainer
-	c.Args = []string{"seednode", "install-key", path.Join(fleetKeyMountPath, keyFleetKey), path.Join(identityMountPath, keyFleetKey)}
+	c.Args = []string{"seednode", "install-key", path.Join(fleetKeyMountPath, KeyFleetKey), path.Join(identityMountPath, KeyFleetKey)}
 	c.Env = nil
 	c.VolumeMounts = []corev1.VolumeMount{
 		{Name: fleetKeyVolumeName, MountPath: fleetKeyMountPath, ReadOnly: true},
@@ -228,7 +230,7 @@ func installFleetKeyContainerSpec(sn *seedv1.SeedNode, image string) corev1.Cont
 
 func fleetKeyVolume(sn *seedv1.SeedNode) corev1.Volume {
 	return corev1.Volume{Name: fleetKeyVolumeName, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
-		SecretName:  fleetKeySecretName(sn),
+		SecretName:  FleetKeySecretName(sn),
 		DefaultMode: ptr.To(secretFileMode),
 	}}}
 }

@@ -38,6 +38,8 @@ var (
 		"on Kubernetes, set spec.hosting.selfService on the SeedNode)")
 	// ErrNoInvites: the fleet mints no invites (no key, or its admission is not Invite).
 	ErrNoInvites = errors.New("this fleet mints no invites")
+	// ErrBadInvite: an InviteRequest out of bounds (answered with 400).
+	ErrBadInvite = errors.New("invalid invite request")
 )
 
 // FleetSource is a Source that may be a pod of a public fleet. A Source
@@ -46,7 +48,7 @@ type FleetSource interface {
 	// FleetStatus returns this pod's figures, or an error wrapping ErrNoFleet.
 	FleetStatus(ctx context.Context) (FleetStatus, error)
 	// MintInvite signs an invite with the fleet's key. Errors wrap
-	// ErrNoFleet (404), ErrNoInvites (409) or ErrInvalid (400); others are 500.
+	// ErrNoFleet (404), ErrNoInvites (409) or ErrBadInvite (400); others are 500.
 	MintInvite(ctx context.Context, req InviteRequest) (Invite, error)
 }
 
@@ -94,24 +96,24 @@ type InviteRequest struct {
 }
 
 // Check returns the request's uses (defaulted) and validity, or an error
-// wrapping ErrInvalid that says what to send.
+// wrapping ErrBadInvite that says what to send.
 func (r InviteRequest) Check() (uses int, expiresIn time.Duration, err error) {
 	uses = r.Uses
 	if uses == 0 {
 		uses = defaultInviteUse
 	}
 	if uses < 1 || uses > MaxInviteUses {
-		return 0, 0, fmt.Errorf("%w: uses %d: must be 1 to %d", ErrInvalid, r.Uses, MaxInviteUses)
+		return 0, 0, fmt.Errorf("%w: uses %d: must be 1 to %d", ErrBadInvite, r.Uses, MaxInviteUses)
 	}
 	if r.ExpiresIn == "" {
-		return 0, 0, fmt.Errorf(`%w: missing "expiresIn", e.g. "72h": an invite always expires`, ErrInvalid)
+		return 0, 0, fmt.Errorf(`%w: missing "expiresIn", e.g. "72h": an invite always expires`, ErrBadInvite)
 	}
 	d, err := time.ParseDuration(r.ExpiresIn)
 	if err != nil {
-		return 0, 0, fmt.Errorf("%w: expiresIn %s: %v", ErrInvalid, quoteShort(r.ExpiresIn), err)
+		return 0, 0, fmt.Errorf("%w: expiresIn %s: %v", ErrBadInvite, quoteShort(r.ExpiresIn), err)
 	}
 	if d < MinInviteExpiry || d > MaxInviteExpiry {
-		return 0, 0, fmt.Errorf("%w: expiresIn %s: must be %s to %s", ErrInvalid, r.ExpiresIn, MinInviteExpiry, MaxInviteExpiry)
+		return 0, 0, fmt.Errorf("%w: expiresIn %s: must be %s to %s", ErrBadInvite, r.ExpiresIn, MinInviteExpiry, MaxInviteExpiry)
 	}
 	return uses, d, nil
 }
@@ -184,7 +186,7 @@ func (s *Server) fleetError(w http.ResponseWriter, what string, err error) {
 		writeError(w, http.StatusNotFound, err.Error())
 	case errors.Is(err, ErrNoInvites):
 		writeError(w, http.StatusConflict, err.Error())
-	case errors.Is(err, ErrInvalid):
+	case errors.Is(err, ErrBadInvite):
 		writeError(w, http.StatusBadRequest, err.Error())
 	default:
 		s.cfg.log.Warn("admin: "+what+" failed", "err", err)

@@ -38,8 +38,8 @@ func TestDecodeInviteRequest(t *testing.T) {
 			var expires time.Duration
 			if err == nil {
 				uses, expires, err = req.Check()
-				if err != nil && !errors.Is(err, ErrInvalid) {
-					t.Fatalf("Check's error does not wrap ErrInvalid: %v", err)
+				if err != nil && !errors.Is(err, ErrBadInvite) {
+					t.Fatalf("Check's error does not wrap ErrBadInvite: %v", err)
 				}
 			}
 			switch {
