@@ -136,6 +136,10 @@ func (r *SeedNodeReconciler) ensureServices(ctx context.Context, st *seedState) 
 // ensurePodConfigs writes each pod's seed.yaml and hosted-vaults list.
 func (r *SeedNodeReconciler) ensurePodConfigs(ctx context.Context, st *seedState) error {
 	members := st.fleetMembers()
+	if st.sn.Spec.Hosting.SelfService != nil && members == nil {
+		return &invalidSpecError{fmt.Errorf("spec.hosting.selfService: every pod needs a TCP address for the fleet's members; " +
+			"spec.expose.announce lists none with /tcp/ (add one, or drop announce to use the pods' Services)")}
+	}
 	for o := range st.configured() {
 		_, vaults := podHosting(st.plan, o, st.addrsOf)
 		plan := podPlan{Ordinal: o, Announce: st.announce(o), BootstrapPeers: st.bootstrapFor(o), Vaults: vaults,

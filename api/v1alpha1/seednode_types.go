@@ -385,7 +385,7 @@ type SelfServiceLimits struct {
 	AdmissionsPerSecond *int32 `json:"admissionsPerSecond,omitempty"`
 
 	// RequestsPerRangePerMinute is how many requests one address range
-	// (an IPv4 /24 or IPv6 /48) may send each pod per minute (seed default
+	// (an IPv4 /24 or IPv6 /56) may send each pod per minute (seed default
 	// 60).
 	// +kubebuilder:validation:Minimum=1
 	// +kubebuilder:validation:Maximum=1000000
