@@ -242,4 +242,40 @@ func TestPublicFleet(t *testing.T) {
 		}
 		return nil
 	})
+
+	// Scaling rewrites every pod's members and changes the pods' config
+	// hash: the seeds read their members at start.
+	hash := sts.Spec.Template.Annotations[controllers.AnnotationConfigHash]
+	patchReplicas(t, ns, name, 3)
+	id := &corev1.Secret{}
+	eventually(t, 30*time.Second, "identity Secret of the new pod", func() error { return get(t, id, ns, name+"-2-identity") })
+	members = append(members, fmt.Sprintf("/ip4/127.0.%d.12/tcp/%d/p2p/%s", fleetIPBase, testP2PPort, id.Annotations[controllers.AnnotationPeerID]))
+	eventually(t, 30*time.Second, "three members everywhere", func() error {
+		for o := range 3 {
+			cm := &corev1.ConfigMap{}
+			if err := get(t, cm, ns, fmt.Sprintf("%s-%d-config", name, o)); err != nil {
+				return err
+			}
+			cfg, err := config.Parse([]byte(cm.Data["seed.yaml"]))
+			if err != nil {
+				return err
+			}
+			if f := cfg.Fleet; f.Self != o || !slices.Equal(f.Members, members) {
+				return fmt.Errorf("pod %d: self %d, members %v", o, f.Self, f.Members)
+			}
+		}
+		if err := get(t, sts, ns, name); err != nil {
+			return err
+		}
+		if sts.Spec.Template.Annotations[controllers.AnnotationConfigHash] == hash {
+			return fmt.Errorf("the pods' config hash is still %s", hash)
+		}
+		if err := get(t, sn, ns, name); err != nil {
+			return err
+		}
+		if tk, err := ticket.ParseFleetTicket(sn.Status.Fleet.Ticket); err != nil || tk.Pods != 3 {
+			return fmt.Errorf("status ticket %+v (%v)", tk, err)
+		}
+		return nil
+	})
 }
