@@ -79,7 +79,7 @@ type Config struct {
 
 // Fleet is a seed's place in a public fleet and the fleet's admission
 // policy; the operator writes it for every pod of a SeedNode with
-// spec.hosting.
+// spec.hosting.selfService.
 type Fleet struct {
 	// Name is the fleet's name, which requests and invites must carry
 	// (the operator uses <namespace>/<SeedNode name>).

@@ -129,7 +129,7 @@ logLevel: Info
 
 # This seed as one pod of a public fleet that answers self-service hosting
 # requests (seedfleet host request). The operator writes this section for
-# every pod of a SeedNode with spec.hosting; an empty name turns it off.
+# every pod of a SeedNode with spec.hosting.selfService; an empty name turns it off.
 fleet:
   # The fleet's name; requests and invites carry it.
   name: ""
