@@ -509,7 +509,8 @@ type FleetStatus struct {
 	// Refusals count the requests refused since each pod started, by
 	// reason (Unauthorized, Replay, Closed, InviteNeeded, InviteInvalid,
 	// InviteUsed, Quota, TooManyVaults, RateLimited, FleetFull, NotHosted,
-	// Unavailable, Malformed). A refusal from a subject's home pod to a
+	// Unavailable, Malformed; stream: a stream refused before its request
+	// was read). A refusal from a subject's home pod to a
 	// request another pod passed on counts at both.
 	// +listType=map
 	// +listMapKey=reason
