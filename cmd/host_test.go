@@ -5,8 +5,10 @@ import (
 	"bytes"
 	"context"
 	"crypto/ed25519"
+	"crypto/rand"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -207,6 +209,17 @@ func TestPairedDeviceSyncsThroughTheFleet(t *testing.T) {
 	if _, errOut, code := run(t, ctx, "put", "agent", "note", "from the laptop", "--home", laptop); code != 0 {
 		t.Fatalf("put: %s", errOut)
 	}
+	photo := make([]byte, 300<<10)
+	if _, err := rand.Read(photo); err != nil {
+		t.Fatal(err)
+	}
+	photoFile := filepath.Join(t.TempDir(), "photo.bin")
+	if err := os.WriteFile(photoFile, photo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, code := run(t, ctx, "put", "agent", "photo", "--file", photoFile, "--home", laptop); code != 0 {
+		t.Fatalf("put --file: %s", errOut)
+	}
 	if _, errOut, code := run(t, ctx, "sync", "agent", pods[0], "-q", "--no-dht", "--no-rendezvous", "--home", laptop); code != 0 {
 		t.Fatalf("sync: %s", errOut)
 	}
@@ -250,5 +263,13 @@ func TestPairedDeviceSyncsThroughTheFleet(t *testing.T) {
 	got, errText, code := run(t, ctx, "get", "agent", "note", "--home", phone)
 	if code != 0 || got != "from the laptop\n" {
 		t.Fatalf("the paired phone's get: %q %q (exit %d)", got, errText, code)
+	}
+	// The sealed blob is fetched from the agent's seeds and opened.
+	outFile := filepath.Join(t.TempDir(), "photo.out")
+	if _, errText, code := run(t, ctx, "get", "agent", "photo", "--out", outFile, "--home", phone); code != 0 {
+		t.Fatalf("the paired phone's get --out of a sealed blob: %q (exit %d)", errText, code)
+	}
+	if back, err := os.ReadFile(outFile); err != nil || !bytes.Equal(back, photo) {
+		t.Fatalf("the phone's copy of the photo: %d bytes, %v; want the %d written", len(back), err, len(photo))
 	}
 }

@@ -1,6 +1,7 @@
 package cmd
 
 import (
+	"errors"
 	"fmt"
 	"text/tabwriter"
 
@@ -20,15 +21,18 @@ func getPrivate(cmd *cobra.Command, h *client.Home, ns vault.NamespaceID, path s
 	if len(vals) == 0 {
 		return fmt.Errorf("no entry %q in the agent's vault on this device (sync first?)", path)
 	}
-	newest := vals[0]
-	for _, v := range vals[1:] {
-		if v.Entry.Newer(&newest.Entry.Entry) {
-			newest = v
-		}
-	}
+	newest := newestValue(vals)
 	if newest.Blob {
 		if err := fetchPrivateBlob(cmd, h, newest, from); err != nil {
 			return err
+		}
+		if errors.Is(newest.Err, client.ErrBlobMissing) {
+			// Opened again now that the blob is here: the first reading
+			// could only say it was missing.
+			if vals, err = h.GetPrivate(ns, path); err != nil {
+				return err
+			}
+			newest = newestValue(vals)
 		}
 	}
 	if out != "" {
@@ -50,6 +54,17 @@ func getPrivate(cmd *cobra.Command, h *client.Home, ns vault.NamespaceID, path s
 		fmt.Fprintf(w, "%s  %s  %s\n", v.Entry.Author.Short(), timeText(v.Entry.Timestamp), text)
 	}
 	return nil
+}
+
+// newestValue is the newest of vals (not empty).
+func newestValue(vals []client.PrivateValue) client.PrivateValue {
+	newest := vals[0]
+	for _, v := range vals[1:] {
+		if v.Entry.Newer(&newest.Entry.Entry) {
+			newest = v
+		}
+	}
+	return newest
 }
 
 // fetchPrivateBlob fetches a sealed blob value from --from peers or the agent's seeds when missing.

@@ -10,7 +10,9 @@ SPDX-License-Identifier: Apache-2.0
 // cluster (kubelet, containerd, real pods and volumes): it installs the Helm
 // chart, runs a SeedNode and an AgentVault, and drives the device CLI against
 // the seed pods through writes, reads, a pod restart, scaling, a replica
-// damaged on a pod's volume and healed, and deletion.
+// damaged on a pod's volume and healed, the SeedNode made a public fleet
+// that admits by invite (an agent self-hosted, read by a paired device
+// through the fleet ticket, one of its pods deleted), and deletion.
 //
 // It is not part of `go test ./...`: every file carries the e2e build tag.
 // Run it with `make test-e2e`, which runs hack/e2e/run.sh: the script brings

@@ -91,8 +91,9 @@ func TestSeedfleet(t *testing.T) {
 		{"07-restart-hosting-pod", s.restartHostingPod},
 		{"08-scale-up-and-down", s.scaleUpAndDown},
 		{"09-damaged-replica-heals", s.damagedReplicaHeals},
-		{"10-delete-agentvault", s.deleteAgentVault},
-		{"11-delete-namespace", s.deleteNamespace},
+		{"10-public-fleet", s.publicFleet},
+		{"11-delete-agentvault", s.deleteAgentVault},
+		{"12-delete-namespace", s.deleteNamespace},
 	}
 	for _, step := range steps {
 		s.logf(t, "step %s", step.name)
@@ -711,16 +712,23 @@ func (s *suite) sync(t *testing.T, d *device, args ...string) {
 // fetch the blob from seeds, byte for byte.
 func (s *suite) readsEverything(t *testing.T, d *device, seeds []string) {
 	t.Helper()
+	s.readsVault(t, d, s.ns, seeds)
+}
+
+// readsVault checks that d holds every text entry in vault ns (a namespace
+// ID, or "agent") and can fetch the blob from seeds, byte for byte.
+func (s *suite) readsVault(t *testing.T, d *device, ns string, seeds []string) {
+	t.Helper()
 	if len(seeds) == 0 {
 		t.Fatalf("no seed address to fetch the blob from")
 	}
 	for _, e := range textEntries {
-		if got := d.must(t, s.ctx, cliTimeout, "get", s.ns, e.key); got != e.value+"\n" {
+		if got := d.must(t, s.ctx, cliTimeout, "get", ns, e.key); got != e.value+"\n" {
 			t.Fatalf("device %s: get %s = %q, want %q", d.name, e.key, got, e.value+"\n")
 		}
 	}
 	out := filepath.Join(d.home, "blob.out")
-	args := []string{"get", s.ns, blobKey, "--out", out}
+	args := []string{"get", ns, blobKey, "--out", out}
 	for _, a := range seeds {
 		args = append(args, "--from", a)
 	}
