@@ -49,10 +49,17 @@ var ErrSizeMismatch = errors.New("blob size differs from the expected size")
 // the blob is no longer served until fetched again.
 func WriteStream(w io.Writer, size uint64, data, outboard io.ReaderAt, ranges Ranges) error {
 	ranges = ranges.normalize(NumGroups(size))
-	a := &assembler{w: w, data: data, buf: make([]byte, 0, streamBuf)}
+	// A small blob's whole stream is smaller than streamBuf: its buffers
+	// are no larger than it (a pipeline of small blobs allocates per blob).
+	bufSize, obSize := uint64(streamBuf), uint64(256<<10)
+	if size < streamBuf {
+		obSize = OutboardSize(size)
+		bufSize = min(bufSize, headerLen+size+obSize)
+	}
+	a := &assembler{w: w, data: data, buf: make([]byte, 0, bufSize)}
 	a.stored, _ = data.(*storedData)
 	a.buf = binary.LittleEndian.AppendUint64(a.buf, size)
-	or := newWindowReader(outboard, 256<<10)
+	or := newWindowReader(outboard, int(min(256<<10, max(obSize, parentLen))))
 	var rec func(want cv, pos, n, obOff uint64, isRoot bool) error
 	rec = func(want cv, pos, n, obOff uint64, isRoot bool) error {
 		first := pos / GroupSize
