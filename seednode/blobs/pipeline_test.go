@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -345,5 +347,81 @@ func TestPipelineRefusalsAndMissing(t *testing.T) {
 		if want := i != 3 && i != 5; (s.State == Complete) != want {
 			t.Errorf("member %d: %v", i, s.State)
 		}
+	}
+}
+
+// TestPackedBlobs: blobs a collection fetch packed are served on to another
+// peer, exported, deleted one by one (the pack goes with the last), and a
+// pack no record counts (a batch cut short) is removed when the store opens.
+func TestPackedBlobs(t *testing.T) {
+	datas := memberData(6, 12)
+	p := newPeers(t)
+	c, ch, csize := addMembers(t, p.serverStore, datas)
+	if _, st, err := p.client.FetchCollection(t.Context(), p.serverHost.ID(), ch, FetchOptions{Size: &csize}); err != nil || !st.Complete {
+		t.Fatalf("%+v %v", st, err)
+	}
+	packs := func(dir string) []string {
+		ents, _ := os.ReadDir(filepath.Join(dir, "packs"))
+		var names []string
+		for _, e := range ents {
+			names = append(names, e.Name())
+		}
+		return names
+	}
+	if n := len(packs(p.clientStore.dir)); n != 1 {
+		t.Fatalf("%d packs after one small batch, want 1", n)
+	}
+	// The client serves what it packed to a third peer.
+	third := testStore(t)
+	th := testHost(t)
+	tsvc := newTestService(t, th, third)
+	if err := th.Connect(t.Context(), peer.AddrInfo{ID: p.client.host.ID(), Addrs: p.client.host.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	for i, e := range c {
+		size := e.Size
+		if _, err := tsvc.Fetch(t.Context(), p.client.host.ID(), e.Hash, FetchOptions{Size: &size}); err != nil {
+			t.Fatalf("member %d from the packing peer: %v", i, err)
+		}
+	}
+	checkCollection(t, third, c, datas)
+	// Deleting every member removes the pack with the last packed one
+	// (those up to InlineMax are kept in their record).
+	packed := 0
+	for _, e := range c {
+		if e.Size > InlineMax {
+			packed++
+		}
+	}
+	for i, e := range c {
+		if err := p.clientStore.Delete(e.Hash); err != nil {
+			t.Fatal(err)
+		}
+		if s, _ := p.clientStore.Stat(e.Hash); s.State != Missing {
+			t.Fatalf("member %d: %v after Delete", i, s.State)
+		}
+		if e.Size > InlineMax {
+			packed--
+		}
+		if n := len(packs(p.clientStore.dir)); (n == 0) != (packed == 0) {
+			t.Fatalf("after deleting %d of %d members (%d packed ones left): %d packs", i+1, len(c), packed, n)
+		}
+	}
+	// A pack left by a batch that was never recorded.
+	dir := t.TempDir()
+	st, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(st.packPath(42), []byte("half a batch"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if st, err = Open(dir); err != nil {
+		t.Fatal(err)
+	}
+	st.Close()
+	if n := packs(dir); len(n) != 0 {
+		t.Fatalf("unrecorded packs left after Open: %v", n)
 	}
 }
