@@ -393,6 +393,7 @@ func (s *Service) serve(st network.Stream, pipeline bool) {
 			return
 		}
 		if !t.answer(raw) {
+			_ = t.out.Flush() // a refusal's reason, if the stream is not reset
 			return
 		}
 		if !pipeline {
