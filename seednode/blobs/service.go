@@ -413,6 +413,7 @@ type transfer struct {
 	conn     *deadlineConn
 	out      *bufio.Writer // answers; a pipeline's whole answers, else the status
 	reserved bool          // the transfer's buffers are reserved
+	asm      assembler     // its buffers serve each blob of a pipeline in turn
 }
 
 func (t *transfer) release() {
@@ -486,7 +487,7 @@ func (t *transfer) answer(raw []byte) bool {
 		}
 		w = t.conn
 	}
-	if err := WriteStream(w, blob.Size, blob.Data, blob.Outboard, req.ranges); err != nil {
+	if err := t.asm.writeStream(w, blob.Size, blob.Data, blob.Outboard, req.ranges); err != nil {
 		s.log.Info("blobs: transfer ended", "peer", remote, "blob", ID(req.hash).Short(), "err", err)
 		st.Reset()
 		return false
