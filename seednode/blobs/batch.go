@@ -102,10 +102,14 @@ func (b *batchWriter) claim(h [32]byte) error {
 	if s.receives[h] != nil {
 		return fmt.Errorf("blob %s: %w", ID(h).Short(), ErrBusy)
 	}
-	s.receives[h] = &Receiver{s: s, hash: h}
+	s.receives[h] = batchClaim
 	b.claimed[h] = true
 	return nil
 }
+
+// batchClaim holds the hashes batch writers claimed in Store.receives (a
+// Receiver is large: one each cost a collection fetch 32 MiB of garbage).
+var batchClaim = &Receiver{}
 
 func (b *batchWriter) unclaim(hs ...[32]byte) {
 	b.s.mu.Lock()
