@@ -157,15 +157,21 @@ func newBlobGetCmd(g *globals) *cobra.Command {
 func fetchCollection(ctx context.Context, cmd *cobra.Command, h *client.Home, t ticket.BlobTicket, out string) error {
 	bar := newBarPrinter(cmd.ErrOrStderr(), "fetching")
 	size := t.Size
+	var last blobs.FetchProgress
 	c, st, err := h.FetchCollection(ctx, t.Peers, t.Hash, blobs.FetchOptions{Size: &size, Progress: func(p blobs.FetchProgress) {
-		bar.update(p.VerifiedBytes, p.Size)
+		last = p
+		bar.updateItems(p.VerifiedBytes, p.Size, p.MembersDone, p.Members, "files")
 	}})
 	bar.clear()
 	if err != nil {
+		if last.Members > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "%d of %d files (%s of %s) are here\n",
+				last.MembersDone, last.Members, byteText(int64(last.VerifiedBytes)), byteText(int64(last.Size)))
+		}
 		return resumable(err)
 	}
-	fmt.Fprintf(cmd.ErrOrStderr(), "fetched a collection of %d files (%s; %d groups fetched, %d resumed)\n",
-		len(c), byteText(int64(st.Size)), st.GroupsFetched, st.GroupsSkipped)
+	fmt.Fprintf(cmd.ErrOrStderr(), "fetched a collection of %d files (%s): %d fetched, %d already here\n",
+		len(c), byteText(int64(st.Size)), st.MembersFetched, st.MembersSkipped)
 	if out == "" {
 		return nil
 	}

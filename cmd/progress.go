@@ -83,12 +83,21 @@ func newBarPrinter(w io.Writer, label string) *barPrinter {
 	return &barPrinter{w: w, label: label, last: time.Now(), start: time.Now(), tty: isTerminal(w)}
 }
 
-func (p *barPrinter) update(done, total uint64) {
+func (p *barPrinter) update(done, total uint64) { p.updateItems(done, total, 0, 0, "") }
+
+// updateItems is update with a count of items (a collection's files)
+// after the bytes: "12/40 files".
+func (p *barPrinter) updateItems(done, total, items, itemsTotal uint64, itemName string) {
 	now := time.Now()
 	if (p.tty && now.Sub(p.last) < 100*time.Millisecond) || (!p.tty && now.Sub(p.last) < 2*time.Second) {
 		return
 	}
 	p.last = now
+	fmt.Fprint(p.w, p.line(now, done, total, items, itemsTotal, itemName))
+}
+
+// line is the bar's text: "\r\033[K<bar>" on a terminal, "<bar>\n" otherwise.
+func (p *barPrinter) line(now time.Time, done, total, items, itemsTotal uint64, itemName string) string {
 	frac := 0.0
 	if total > 0 {
 		frac = min(1, float64(done)/float64(total))
@@ -96,15 +105,18 @@ func (p *barPrinter) update(done, total uint64) {
 	const width = 30
 	filled := int(frac * width)
 	rate := float64(done) / (1 << 20) / max(now.Sub(p.start).Seconds(), 1e-9)
-	line := fmt.Sprintf("%s [%s%s] %5.1f%% %s / %s  %.0f MiB/s", p.label,
+	line := fmt.Sprintf("%s [%s%s] %5.1f%% %s / %s", p.label,
 		strings.Repeat("=", filled), strings.Repeat(" ", width-filled), 100*frac,
-		byteText(int64(done)), byteText(int64(total)), rate)
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
-		p.drawn = true
-		return
+		byteText(int64(done)), byteText(int64(total)))
+	if itemName != "" {
+		line += fmt.Sprintf("  %d/%d %s", items, itemsTotal, itemName)
 	}
-	fmt.Fprintln(p.w, line)
+	line += fmt.Sprintf("  %.0f MiB/s", rate)
+	if p.tty {
+		p.drawn = true
+		return "\r\033[K" + line
+	}
+	return line + "\n"
 }
 
 func (p *barPrinter) clear() {

@@ -57,7 +57,9 @@ func TestCollectionEncoding(t *testing.T) {
 
 func TestFetchCollection(t *testing.T) {
 	p := newPeers(t)
-	files := map[string][]byte{"notes.txt": []byte("hello"), "photos/cat.jpg": randBytes(1, 200<<10), "photos/dog.jpg": randBytes(2, 3*GroupSize+1)}
+	// A member over batchBlobMax is fetched alone, the others pipelined.
+	files := map[string][]byte{"notes.txt": []byte("hello"), "photos/cat.jpg": randBytes(1, 200<<10), "photos/dog.jpg": randBytes(2, 3*GroupSize+1),
+		"video.mp4": randBytes(3, batchBlobMax+GroupSize+5)}
 	var c Collection
 	for name, data := range files {
 		h, err := p.serverStore.AddBytes(data)
@@ -76,7 +78,7 @@ func TestFetchCollection(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 3 || !st.Complete {
+	if len(got) != 4 || !st.Complete || st.MembersFetched != 4 {
 		t.Fatalf("collection: %d members, %+v", len(got), st)
 	}
 	for _, e := range got {
@@ -84,7 +86,7 @@ func TestFetchCollection(t *testing.T) {
 			t.Fatalf("member %s differs", e.Name)
 		}
 	}
-	if last.Size != uint64(5+200<<10+3*GroupSize+1) || last.VerifiedBytes != last.Size {
+	if last.Size != uint64(5+200<<10+3*GroupSize+1+batchBlobMax+GroupSize+5) || last.VerifiedBytes != last.Size || last.MembersDone != 4 || last.Members != 4 {
 		t.Fatalf("progress ended at %+v", last)
 	}
 }

@@ -15,6 +15,12 @@
 // changed are recorded, so a crash never marks a group that is not on disk
 // and makes a resumed transfer fetch again at most 16 MiB of verified groups.
 //
+// A collection (a blob listing named members) is fetched with its small
+// members pipelined on one stream, /seedfleet/blobs/pipeline/1.0.0, and
+// made durable a batch at a time: appended to one pack file per batch,
+// which is fsynced before one Pebble batch records its members complete
+// (see batchWriter), so a member costs neither a round trip nor a sync.
+//
 // A Scrubber verifies complete blobs against their hash at a bounded rate,
 // and WriteStream checks what it sends from the store; a group that fails
 // makes the blob partial again without that group (see Damage), so it is

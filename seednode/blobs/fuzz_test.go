@@ -1,8 +1,11 @@
 package blobs
 
 import (
+	"bufio"
 	"bytes"
 	"errors"
+	"fmt"
+	"strconv"
 	"testing"
 
 	"lukechampine.com/blake3/bao"
@@ -73,6 +76,51 @@ func FuzzReadStream(f *testing.F) {
 			if !bytes.Equal(got, data[lo:hi]) {
 				t.Fatalf("group %d accepted with wrong bytes", g)
 			}
+		}
+	})
+}
+
+// FuzzPipelineAnswers feeds arbitrary bytes as a sender's answers to a
+// pipeline of three requests: readAnswers must never panic, report each
+// member at most once, and hand on only a member's true bytes and tree.
+func FuzzPipelineAnswers(f *testing.F) {
+	datas := [][]byte{randBytes(11, 100), randBytes(12, 3*GroupSize+7), randBytes(13, GroupSize)}
+	var ms []member
+	var good bytes.Buffer
+	for i, d := range datas {
+		ob, h := bao.EncodeBuf(d, GroupLog, true)
+		ms = append(ms, member{hash: h, size: uint64(len(d)), name: fmt.Sprint(i)})
+		good.WriteByte(statusOK)
+		_ = WriteStream(&good, uint64(len(d)), bytes.NewReader(d), bytes.NewReader(ob), nil)
+	}
+	f.Add(good.Bytes())
+	f.Add([]byte{statusNotFound, statusRefused, 3, 'n', 'o', '!', statusNotFound})
+	f.Add(append(bytes.Clone(good.Bytes()), 0))
+	bad := bytes.Clone(good.Bytes())
+	bad[200] ^= 1
+	f.Add(bad)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		seen := map[string]int{}
+		n, _ := readAnswers(bufio.NewReader(bytes.NewReader(in)), ms,
+			func(m member, data, ob []byte) error {
+				i, _ := strconv.Atoi(m.name)
+				wantOb, _ := bao.EncodeBuf(datas[i], GroupLog, true)
+				if !bytes.Equal(data, datas[i]) || !bytes.Equal(ob, wantOb) {
+					t.Fatalf("member %s handed on with wrong bytes or tree", m.name)
+				}
+				return nil
+			},
+			func(m member, err error) { seen[m.name]++ })
+		if n > len(ms) {
+			t.Fatalf("%d of %d members answered", n, len(ms))
+		}
+		for name, k := range seen {
+			if k != 1 {
+				t.Fatalf("member %s reported %d times", name, k)
+			}
+		}
+		if len(seen) < n {
+			t.Fatalf("%d members answered, %d reported", n, len(seen))
 		}
 	})
 }

@@ -21,8 +21,18 @@ import (
 	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
-// ProtocolID is the libp2p protocol of verified blob transfers.
+// ProtocolID is the libp2p protocol of verified blob transfers: one
+// request (a frame: version, hash, group ranges) and its answer (a status
+// byte, then the verified stream, or a refusal's reason) per stream.
 const ProtocolID = "/seedfleet/blobs/1.0.0"
+
+// ProtocolPipeline carries the same requests and answers, any number of
+// them one after another on one stream: the fetcher sends requests ahead
+// (up to pipelineDepth unanswered) and the sender answers them in order,
+// so a collection of many small blobs costs no round trip per member. The
+// fetcher ends the stream by closing its write side; a peer that predates
+// it does not speak it, and a fetcher then uses ProtocolID per blob.
+const ProtocolPipeline = "/seedfleet/blobs/pipeline/1.0.0"
 
 // ServiceName is the resource-manager service of blob streams.
 const ServiceName = "seedfleet.blobs"
@@ -212,6 +222,7 @@ func NewService(h host.Host, st *Store, opts ...Option) (*Service, error) {
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ProtocolID, s.handle)
+	h.SetStreamHandler(ProtocolPipeline, s.handlePipeline)
 	return s, nil
 }
 
@@ -219,6 +230,7 @@ func NewService(h host.Host, st *Store, opts ...Option) (*Service, error) {
 func (s *Service) Close() error {
 	s.life.Close(func() {
 		s.host.RemoveStreamHandler(ProtocolID)
+		s.host.RemoveStreamHandler(ProtocolPipeline)
 		s.cancel()
 	})
 	return nil
@@ -307,7 +319,13 @@ const requestMemory = maxRequest + 4096
 // admissionService names this service in the admission metrics.
 const admissionService = "blobs"
 
-func (s *Service) handle(st network.Stream) {
+func (s *Service) handle(st network.Stream) { s.serve(st, false) }
+
+// handlePipeline serves ProtocolPipeline: requests one after another on one
+// stream, answered in order.
+func (s *Service) handlePipeline(st network.Stream) { s.serve(st, true) }
+
+func (s *Service) serve(st network.Stream, pipeline bool) {
 	if !s.life.Enter() {
 		_ = st.Reset()
 		return
@@ -342,21 +360,87 @@ func (s *Service) handle(st network.Stream) {
 	defer st.Scope().ReleaseMemory(requestMemory)
 	stop := context.AfterFunc(s.ctx, func() { st.Reset() })
 	defer stop()
-	// The request is read under its own, short deadline; the transfer's
-	// deadlines move with it (deadlineConn).
+	t := &transfer{s: s, st: st, remote: remote, ticket: ticket, pipeline: pipeline,
+		conn: &deadlineConn{s: st, idle: s.idle}}
+	defer t.release()
+	// The first request is read under its own, short deadline; the
+	// transfer's deadlines move with it (deadlineConn). A pipeline's later
+	// requests may come as slowly as the peer reads the answers.
 	_ = st.SetReadDeadline(time.Now().Add(s.requestTimeout))
-	raw, err := wire.ReadFrame(bufio.NewReaderSize(st, 4096), maxRequest, ErrBadRequest)
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, network.ErrReset) {
-		st.Reset() // the peer ended it: nothing refused
-		return
+	br := bufio.NewReaderSize(st, 4096)
+	for n := 0; ; n++ {
+		if n > 0 {
+			if br.Buffered() == 0 {
+				if err := t.out.Flush(); err != nil {
+					st.Reset()
+					return
+				}
+			}
+			_ = st.SetReadDeadline(time.Now().Add(s.idle))
+		}
+		raw, err := wire.ReadFrame(br, maxRequest, ErrBadRequest)
+		if n > 0 && errors.Is(err, io.EOF) {
+			_ = st.CloseWrite() // every request answered
+			return
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, network.ErrReset) {
+			st.Reset() // the peer ended it: nothing refused
+			return
+		}
+		if err != nil {
+			s.adm.Refused(s.log, admissionService, admission.ReasonHello, "blobs: no valid request", "peer", remote, "known", ticket.Known(), "err", err)
+			st.Reset()
+			return
+		}
+		if !t.answer(raw) {
+			_ = t.out.Flush() // a refusal's reason, if the stream is not reset
+			return
+		}
+		if !pipeline {
+			_ = st.CloseWrite()
+			return
+		}
 	}
-	if err != nil {
-		s.adm.Refused(s.log, admissionService, admission.ReasonHello, "blobs: no valid request", "peer", remote, "known", ticket.Known(), "err", err)
-		st.Reset()
-		return
+}
+
+// transfer is a served stream: one request, or a pipeline of them.
+type transfer struct {
+	s        *Service
+	st       network.Stream
+	remote   peer.ID
+	ticket   *admission.Ticket
+	pipeline bool
+	conn     *deadlineConn
+	out      *bufio.Writer // answers; a pipeline's whole answers, else the status
+	reserved bool          // the transfer's buffers are reserved
+	asm      assembler     // its buffers serve each blob of a pipeline in turn
+}
+
+func (t *transfer) release() {
+	if t.reserved {
+		t.st.Scope().ReleaseMemory(t.memory())
 	}
-	conn := &deadlineConn{s: st, idle: s.idle}
-	bw := bufio.NewWriterSize(conn, 4096) // status replies only
+}
+
+// memory is what a transfer reserves once it has a blob to send: the
+// stream's assembly and read buffers, and a pipeline's answer buffer.
+func (t *transfer) memory() int {
+	if t.pipeline {
+		return 3 * streamBuf
+	}
+	return 2 * streamBuf
+}
+
+// answer answers one request; false ends the stream.
+func (t *transfer) answer(raw []byte) bool {
+	s, st, remote := t.s, t.st, t.remote
+	if t.out == nil {
+		size := 4096 // status replies only
+		if t.pipeline {
+			size = streamBuf
+		}
+		t.out = bufio.NewWriterSize(t.conn, size)
+	}
 	req, err := decodeRequest(raw)
 	if err == nil && s.policy != nil {
 		err = s.policy(remote, req.hash)
@@ -367,40 +451,59 @@ func (s *Service) handle(st network.Stream) {
 			reason = admission.ReasonHello
 		}
 		s.adm.Refused(s.log, admissionService, reason, "blobs: refused a request", "peer", remote, "blob", ID(req.hash).Short(), "err", err)
-		_ = writeStatus(bw, statusRefused, err.Error())
-		return
+		_ = writeStatus(t.out, statusRefused, err.Error())
+		// A pipeline goes on after a request refused by policy: the peer
+		// may fetch the others. A malformed one ends it.
+		return t.pipeline && !errors.Is(err, ErrBadRequest)
 	}
 	blob, err := s.store.OpenBlob(req.hash)
 	if err != nil {
 		s.log.Debug("blobs: asked for a blob this node does not have", "peer", remote, "blob", ID(req.hash).Short(), "err", err)
-		_ = writeStatus(bw, statusNotFound, "")
-		return
+		_ = writeStatus(t.out, statusNotFound, "")
+		return t.pipeline
 	}
 	defer blob.Close()
-	if err := st.Scope().ReserveMemory(2*streamBuf, ticket.Priority()); err != nil {
-		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "blobs: refused a transfer", "peer", remote, "blob", ID(req.hash).Short(), "known", ticket.Known(), "err", err)
-		_ = writeStatus(bw, statusRefused, "this node is too busy to send the blob now (try again later)")
-		return
+	if !t.reserved {
+		if err := st.Scope().ReserveMemory(t.memory(), t.ticket.Priority()); err != nil {
+			s.adm.Refused(s.log, admissionService, admission.ReasonResources, "blobs: refused a transfer", "peer", remote, "blob", ID(req.hash).Short(), "known", t.ticket.Known(), "err", err)
+			_ = writeStatus(t.out, statusRefused, "this node is too busy to send the blob now (try again later)")
+			return false
+		}
+		t.reserved = true
 	}
-	defer st.Scope().ReleaseMemory(2 * streamBuf)
-	// The status byte goes out on its own: WriteStream assembles the stream
-	// in buffers of its own and writes them straight to the stream.
-	if err := errors.Join(bw.WriteByte(statusOK), bw.Flush()); err != nil {
+	// A single transfer's status byte goes out on its own: WriteStream
+	// assembles the stream in buffers of its own and writes them straight
+	// to the stream. A pipeline's answers go through out, so many small
+	// blobs make few writes.
+	var w io.Writer = t.out
+	if err := t.out.WriteByte(statusOK); err != nil {
 		st.Reset()
-		return
+		return false
 	}
-	if err := WriteStream(conn, blob.Size, blob.Data, blob.Outboard, req.ranges); err != nil {
+	if !t.pipeline {
+		if err := t.out.Flush(); err != nil {
+			st.Reset()
+			return false
+		}
+		w = t.conn
+	}
+	if err := t.asm.writeStream(w, blob.Size, blob.Data, blob.Outboard, req.ranges); err != nil {
 		s.log.Info("blobs: transfer ended", "peer", remote, "blob", ID(req.hash).Short(), "err", err)
 		st.Reset()
-		return
+		return false
 	}
-	_ = st.CloseWrite()
+	return true
 }
 
+// writeStatus writes a status without data (and a refusal's reason); a
+// pipeline's is flushed with the answers after it.
 func writeStatus(w *bufio.Writer, status byte, msg string) error {
 	_ = w.WriteByte(status)
 	if status == statusRefused {
 		_ = wire.WriteFrame(w, []byte(msg))
+	}
+	if w.Size() > 4096 {
+		return nil
 	}
 	return w.Flush()
 }
@@ -429,6 +532,11 @@ type FetchProgress struct {
 	VerifiedBytes  uint64 // in this transfer
 	ResumedGroups  uint64 // verified before this transfer and not fetched again
 	RequestedBytes uint64
+	// Members and MembersDone count a collection's members, and those
+	// verified (members complete before the fetch count as done, and their
+	// bytes as verified).
+	Members     uint64
+	MembersDone uint64
 }
 
 // FetchStats says what a fetch did.
@@ -440,6 +548,10 @@ type FetchStats struct {
 	BytesReceived   int64
 	AlreadyComplete bool
 	Duration        time.Duration
+	// MembersFetched and MembersSkipped count a collection's members this
+	// fetch verified and stored, and those complete before it.
+	MembersFetched uint64
+	MembersSkipped uint64
 }
 
 // ErrRefused: the peer refused the request (it says why).

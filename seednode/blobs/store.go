@@ -63,6 +63,11 @@ const (
 	// a complete blob found damaged becomes partial in one record write,
 	// with no file moved, so a crash leaves it either complete or partial.
 	recDamaged = 4
+	// recPacked: complete, data and outboard in a pack file shared with
+	// the other blobs of the batch it was fetched in (see batchWriter).
+	// The scrubber checks file blobs; a packed blob is checked by whoever
+	// fetches it, as every blob is.
+	recPacked = 5
 )
 
 // keyScrubCursor is the key of the scrubber's cursor (the last blob it verified).
@@ -79,13 +84,14 @@ type Store struct {
 
 	mu       sync.Mutex
 	receives map[[32]byte]*Receiver // at most one writer per blob
+	packMu   sync.Mutex             // packs' counts of live blobs
 
 	onDamage damageHook
 }
 
 // Open opens or creates a blob store in dir.
 func Open(dir string) (*Store, error) {
-	for _, d := range []string{"data", "partial", "tmp"} {
+	for _, d := range []string{"data", "partial", "tmp", "packs"} {
 		if err := os.MkdirAll(filepath.Join(dir, d), 0o700); err != nil {
 			return nil, fmt.Errorf("blob store: %w", err)
 		}
@@ -100,7 +106,12 @@ func Open(dir string) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", dir, err)
 	}
-	return &Store{dir: dir, db: db, receives: map[[32]byte]*Receiver{}}, nil
+	s := &Store{dir: dir, db: db, receives: map[[32]byte]*Receiver{}}
+	if err := s.removeUnrecordedPacks(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("blob store %s: %w", dir, err)
+	}
+	return s, nil
 }
 
 // Close closes the store; partial transfers keep their verified groups.
@@ -146,12 +157,19 @@ type record struct {
 	kind   byte
 	size   uint64
 	inline []byte
+	// recPacked: the pack, and where in it the data starts (the outboard,
+	// header included, follows it)
+	pack, off uint64
 }
 
 func (r record) partial() bool { return r.kind == recPartial || r.kind == recDamaged }
 
 func (r record) encode() []byte {
 	b := binary.BigEndian.AppendUint64([]byte{r.kind}, r.size)
+	if r.kind == recPacked {
+		b = binary.BigEndian.AppendUint64(b, r.pack)
+		return binary.BigEndian.AppendUint64(b, r.off)
+	}
 	return append(b, r.inline...)
 }
 
@@ -168,8 +186,14 @@ func (s *Store) record(h [32]byte) (record, bool, error) {
 		return record{}, false, fmt.Errorf("blob %s: damaged record", ID(h).Short())
 	}
 	r := record{kind: v[0], size: binary.BigEndian.Uint64(v[1:])}
-	if r.kind == recInline {
+	switch r.kind {
+	case recInline:
 		r.inline = bytes.Clone(v[9:])
+	case recPacked:
+		if len(v) != 25 {
+			return record{}, false, fmt.Errorf("blob %s: damaged record (%d bytes)", ID(h).Short(), len(v))
+		}
+		r.pack, r.off = binary.BigEndian.Uint64(v[9:]), binary.BigEndian.Uint64(v[17:])
 	}
 	return r, true, nil
 }
@@ -520,6 +544,14 @@ func (s *Store) OpenBlob(h [32]byte) (*Blob, error) {
 	if !ok || r.partial() {
 		return nil, fmt.Errorf("%w: blob %s", ErrNotFound, ID(h).Short())
 	}
+	if r.kind == recPacked {
+		f, err := os.Open(s.packPath(r.pack))
+		if err != nil {
+			return nil, fmt.Errorf("blob %s: pack: %w", ID(h).Short(), err)
+		}
+		return &Blob{Size: r.size, Data: io.NewSectionReader(f, int64(r.off), int64(r.size)),
+			Outboard: io.NewSectionReader(f, int64(r.off+r.size), int64(OutboardSize(r.size))), close: f.Close}, nil
+	}
 	if r.kind == recInline {
 		var hdr [headerLen]byte
 		binary.LittleEndian.PutUint64(hdr[:], r.size)
@@ -553,14 +585,30 @@ func (s *Store) Delete(h [32]byte) error {
 		return fmt.Errorf("blob %s: a transfer is writing it", ID(h).Short())
 	}
 	s.mu.Unlock()
+	s.packMu.Lock()
+	defer s.packMu.Unlock()
+	r, ok, err := s.record(h)
+	if err != nil {
+		return err
+	}
 	b := s.db.NewBatch()
 	defer b.Close()
 	_ = b.Delete(key(kindRecord, h), nil)
 	deleteBitmap(b, h)
+	files := []string{s.path(h, ".data"), s.path(h, ".obao"), s.partialPath(h, ".data"), s.partialPath(h, ".obao")}
+	if ok && r.kind == recPacked {
+		pack, err := s.dropPacked(b, r)
+		if err != nil {
+			return err
+		}
+		if pack != "" {
+			files = append(files, pack)
+		}
+	}
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
-	for _, p := range []string{s.path(h, ".data"), s.path(h, ".obao"), s.partialPath(h, ".data"), s.partialPath(h, ".obao")} {
+	for _, p := range files {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}

@@ -48,11 +48,32 @@ var ErrSizeMismatch = errors.New("blob size differs from the expected size")
 // *VerifyError), and the store drops the failed groups (see Damage), so
 // the blob is no longer served until fetched again.
 func WriteStream(w io.Writer, size uint64, data, outboard io.ReaderAt, ranges Ranges) error {
+	return new(assembler).writeStream(w, size, data, outboard, ranges)
+}
+
+// writeStream is WriteStream with a's buffers, kept from the blob before:
+// a pipeline sends many blobs with one assembler.
+func (a *assembler) writeStream(w io.Writer, size uint64, data, outboard io.ReaderAt, ranges Ranges) error {
 	ranges = ranges.normalize(NumGroups(size))
-	a := &assembler{w: w, data: data, buf: make([]byte, 0, streamBuf)}
+	// A small blob's whole stream is smaller than streamBuf: its buffers
+	// need be no larger than it.
+	bufSize, obSize := uint64(streamBuf), uint64(256<<10)
+	if size < streamBuf {
+		obSize = OutboardSize(size)
+		bufSize = min(bufSize, headerLen+size+obSize)
+	}
+	if uint64(cap(a.buf)) < bufSize {
+		a.buf = make([]byte, 0, bufSize)
+	}
+	a.w, a.data, a.buf = w, data, a.buf[:0]
+	a.segs, a.checks = a.segs[:0], a.checks[:0]
 	a.stored, _ = data.(*storedData)
 	a.buf = binary.LittleEndian.AppendUint64(a.buf, size)
-	or := newWindowReader(outboard, 256<<10)
+	if a.window == nil {
+		a.window = &windowReader{}
+	}
+	or := a.window
+	or.reset(outboard, int(min(256<<10, max(obSize, parentLen))))
 	var rec func(want cv, pos, n, obOff uint64, isRoot bool) error
 	rec = func(want cv, pos, n, obOff uint64, isRoot bool) error {
 		first := pos / GroupSize
@@ -107,6 +128,7 @@ type assembler struct {
 	size    uint64
 	checks  []groupCheck
 	scratch [GroupSize]byte
+	window  *windowReader // the outboard's
 }
 
 // groupCheck: the group at blob offset pos, n bytes at buf[at:], must hash to want.
@@ -355,6 +377,15 @@ type windowReader struct {
 
 func newWindowReader(r io.ReaderAt, size int) *windowReader {
 	return &windowReader{r: r, size: size}
+}
+
+// reset makes w read r in windows of size bytes, keeping its buffer if it
+// is large enough.
+func (w *windowReader) reset(r io.ReaderAt, size int) {
+	w.r, w.off, w.n, w.size = r, 0, 0, size
+	if len(w.buf) < size {
+		w.buf = nil
+	}
 }
 
 func (w *windowReader) slice(off, n uint64) ([]byte, error) {

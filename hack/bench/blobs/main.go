@@ -38,6 +38,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/zeebo/blake3"
 	"golang.org/x/sys/unix"
 
@@ -50,7 +51,7 @@ var (
 	role    = flag.String("role", "", "internal: seed or device")
 	dir     = flag.String("dir", "", "internal: store directory")
 	fileArg = flag.String("file", "", "internal: file the seed sends on the plain stream and over TCP")
-	mode    = flag.String("mode", "", "internal: blob, stream or tcp")
+	mode    = flag.String("mode", "", "internal: blob, collection, stream or tcp")
 	peerArg = flag.String("peer", "", "internal: seed multiaddr")
 	tcpArg  = flag.String("tcp", "", "internal: seed TCP address")
 	hashArg = flag.String("hash", "", "internal: blob hash (hex)")
@@ -58,7 +59,7 @@ var (
 	seedPID = flag.Int("seedpid", 0, "internal: the seed's process ID (for its CPU time)")
 	smoke   = flag.Bool("smoke", false, "tiny sizes: checks the driver works (CI)")
 	workDir = flag.String("workdir", "", "parent of the temp dir for fixtures (default: the system temp dir); always removed")
-	only    = flag.String("only", "", "comma-separated parts to run: add,blob,stream,tcp,rss (default all)")
+	only    = flag.String("only", "", "comma-separated parts to run: add,blob,stream,tcp,rss,many (default all)")
 	profile = flag.String("cpuprofile", "", "write CPU profiles of the seed, device and add to this prefix")
 	runsArg = flag.Int("runs", 0, "runs of each measurement, the median reported (default 5, 1 with -smoke)")
 	against = flag.String("against", "", "another build of this benchmark (go build -o FILE ./hack/bench/blobs at the commit to compare with): its seed and device run the blob transfer too, taking turns with this build's, and the ratio of the two is printed")
@@ -250,7 +251,7 @@ func runDevice() {
 		cleanup  []func()
 	)
 	switch *mode {
-	case "blob", "stream":
+	case "blob", "collection", "stream":
 		info, err := p2p.ParsePeerAddr(*peerArg)
 		if err != nil {
 			log.Fatal(err)
@@ -260,7 +261,7 @@ func runDevice() {
 		if err := h.Connect(ctx, info); err != nil {
 			log.Fatal(err)
 		}
-		if *mode == "blob" {
+		if *mode == "blob" || *mode == "collection" {
 			st, err := blobs.Open(*dir)
 			if err != nil {
 				log.Fatal(err)
@@ -275,6 +276,9 @@ func runDevice() {
 				log.Fatal(err)
 			}
 			transfer = func() (uint64, *blobs.FetchStats) {
+				if *mode == "collection" {
+					return fetchCollection(ctx, svc, st, info.ID, hash)
+				}
 				stats, err := svc.Fetch(ctx, info.ID, hash, blobs.FetchOptions{})
 				if err != nil {
 					log.Fatalf("fetch: %v", err)
@@ -336,6 +340,26 @@ func runDevice() {
 		cleanup[i]()
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(res)
+}
+
+// fetchCollection fetches a collection and its members into st, checks
+// that every member is complete, and returns the members' bytes.
+func fetchCollection(ctx context.Context, svc *blobs.Service, st *blobs.Store, p peer.ID, hash [32]byte) (uint64, *blobs.FetchStats) {
+	c, stats, err := svc.FetchCollection(ctx, p, hash, blobs.FetchOptions{})
+	if err != nil {
+		log.Fatalf("fetch collection: %v", err)
+	}
+	var total uint64
+	for _, e := range c {
+		if s, err := st.Stat(e.Hash); err != nil || s.State != blobs.Complete || s.Size != e.Size {
+			log.Fatalf("after the fetch member %s is %+v (%v)", e.Name, s, err)
+		}
+		total += e.Size
+	}
+	if !stats.Complete || stats.Size != total {
+		log.Fatalf("fetch collection: complete=%v size=%d, want %d member bytes", stats.Complete, stats.Size, total)
+	}
+	return total, &stats
 }
 
 // drain reads r to its end in copyBuf reads and discards the bytes.
@@ -619,7 +643,19 @@ func runBench() {
 		}
 	}
 	want := func(p string) bool { return len(parts) == 0 || parts[p] }
+	fmt.Printf("# blobs benchmark: GOMAXPROCS=%d, %d CPUs, %s, load average %s; seed and device are separate processes (a new pair per transfer)\n",
+		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), benchutil.Loadavg())
+	if want("add") || want("blob") || want("stream") || want("tcp") || want("rss") {
+		runLarge(root, want)
+	}
+	if want("many") {
+		runMany(root)
+	}
+	fmt.Printf("# load average at the end: %s\n", benchutil.Loadavg())
+}
 
+// runLarge measures the 1 GiB transfer, the add and the RSS figures.
+func runLarge(root string, want func(string) bool) {
 	big, small := uint64(1<<30), uint64(256<<20)
 	runs := 5
 	if *smoke {
@@ -629,8 +665,7 @@ func runBench() {
 		runs = *runsArg
 	}
 	lb, ls := benchutil.Label(big), benchutil.Label(small)
-	fmt.Printf("# blobs benchmark: GOMAXPROCS=%d, %d CPUs, %s, load average %s; seed and device are separate processes (a new pair per transfer); %d run(s) of each figure\n",
-		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), benchutil.Loadavg(), runs)
+	fmt.Printf("# large blobs: %d run(s) of each figure\n", runs)
 	fmt.Printf("# targets: transfer >= 380 MiB/s and >= 70%% of the plain libp2p stream; add <= 1.5x plain hashing; RSS flat, <= 64 MiB above idle\n")
 
 	start := time.Now()
@@ -788,5 +823,4 @@ func runBench() {
 		pairedRatios("blob_"+lb, big1["blob"], againstMode+"_"+lb, rs)
 		benchutil.Bench("blob_"+lb+"_transfer_ratio_vs_against", benchutil.Round(blobMiBps/(benchutil.MiB(int64(big))/rs[0].Seconds), 3), "ratio")
 	}
-	fmt.Printf("# load average at the end: %s\n", benchutil.Loadavg())
 }
