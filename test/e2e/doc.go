@@ -20,7 +20,7 @@ SPDX-License-Identifier: Apache-2.0
 // builds the test with `go test -c -tags e2e ./test/e2e` and runs the binary
 // as root inside the cluster's network namespace (pod IPs and ClusterIPs are
 // reachable; there is no DNS), with -test.timeout 20m (the test itself takes
-// about a minute and a half). The script passes the cluster to the test through
+// about two and a quarter minutes). The script passes the cluster to the test through
 // E2E_* environment variables, listed in config_test.go; on failure the test
 // writes diagnostics to $E2E_ARTIFACTS and prints them to its log.
 package e2e

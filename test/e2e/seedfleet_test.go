@@ -74,7 +74,7 @@ var namespaceIDPattern = regexp.MustCompile(`^[a-z2-7]{52}$`)
 // TestSeedfleet walks Seedfleet through its life on a real cluster, one
 // ordered step after another; a failed step ends the test. Run it through
 // make test-e2e (hack/e2e/run.sh), with -test.timeout 20m: it takes about
-// a minute and a half.
+// two and a quarter minutes.
 func TestSeedfleet(t *testing.T) {
 	s := newSuite(t)
 	s.collectDiagnosticsOnFailure(t)
