@@ -93,7 +93,12 @@ func (a *Admitter) handle(req *Request, from string, replicated bool) *Answer {
 	if rec != nil && len(rec.AgentDoc) != 0 {
 		held, _ = identity.ParseAgentDocument(rec.AgentDoc) // verified when stored
 	}
-	doc, err := req.Verify(a.policy.Fleet, now, held)
+	// A replicated request comes from a home pod of the subject, an
+	// authenticated fleet member, that checked its signature and the
+	// signer's authority before accepting it: the signature is not checked
+	// again (the agent document's authority still is, against the newest
+	// document this pod holds). See doc.go, "Trust between pods".
+	doc, err := req.verify(a.policy.Fleet, now, held, !replicated)
 	if err != nil {
 		return refuse(ReasonUnauthorized, "%v", err)
 	}
@@ -249,7 +254,7 @@ func (a *Admitter) admitNew(req *Request, next *Record, b *Batch, now time.Time,
 			return refuse(ReasonInviteNeeded, "this fleet admits by invitation: ask its operators for an invite ticket and pass it with --invite")
 		}
 		inv, err := ticket.ParseInviteTicket(req.Invite)
-		if err == nil {
+		if err == nil && !replicated {
 			err = inv.Verify(a.policy.Fleet, a.policy.FleetKey, now)
 		}
 		if err != nil {
