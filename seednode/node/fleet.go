@@ -144,6 +144,9 @@ func (n *Node) selfServicePlacement() Placement {
 // mergePlacements is what a pod hosts: the administrator's placement and the
 // self-service one. An administrator's options win where both set a vault's.
 func mergePlacements(placed, self Placement) Placement {
+	if len(placed.Vaults) == 0 && len(placed.Peers) == 0 && len(placed.Options) == 0 {
+		return self // a fleet pod nobody places vaults on: nothing to merge
+	}
 	out := Placement{Vaults: slices.Clone(placed.Vaults), Peers: map[vault.NamespaceID][]peer.AddrInfo{},
 		Options: map[vault.NamespaceID]admin.VaultOptions{}}
 	for ns, o := range self.Options {
@@ -160,8 +163,13 @@ func mergePlacements(placed, self Placement) Placement {
 			out.Peers[ns] = mergePeer(out.Peers[ns], p)
 		}
 	}
+	listed := make(map[vault.NamespaceID]bool, len(out.Vaults))
+	for _, ns := range out.Vaults {
+		listed[ns] = true
+	}
 	for _, ns := range self.Vaults {
-		if !slices.Contains(out.Vaults, ns) {
+		if !listed[ns] {
+			listed[ns] = true
 			out.Vaults = append(out.Vaults, ns)
 		}
 	}
