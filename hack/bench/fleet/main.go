@@ -10,6 +10,9 @@
 // Part "admit" runs three seed processes on loopback as one open fleet and
 // admits agents through them, next to plain round trips to the same
 // service.
+//
+// Part "scale" scales a 3-pod fleet of seed processes to 4 and counts the
+// vaults that move and the time until they all sit on their new pods.
 package main
 
 import (
@@ -31,8 +34,9 @@ import (
 
 var (
 	smoke    = flag.Bool("smoke", false, "tiny sizes: checks the driver works (CI)")
-	only     = flag.String("only", "", "comma-separated parts to run: sim, admit (default all)")
+	only     = flag.String("only", "", "comma-separated parts to run: sim, admit, scale (default all)")
 	admits   = flag.Int("admits", 100_000, "admit: agents admitted")
+	scaled   = flag.Int("scaled", 4_000, "scale: vaults held while the fleet scales 3→4")
 	agents   = flag.Int("agents", 1_000_000, "sim: vaults placed (one per agent)")
 	pods     = flag.Int("pods", 100, "sim: pods in the fleet before one joins")
 	replicas = flag.Int("replicas", 3, "sim: replicas per vault")
@@ -42,7 +46,7 @@ func main() {
 	log.SetFlags(0)
 	flag.Parse()
 	if *smoke {
-		*agents, *pods, *admits = 20_000, 10, 300
+		*agents, *pods, *admits, *scaled = 20_000, 10, 300, 200
 	}
 	log.Printf("load average %s", benchutil.Loadavg())
 	if runs("sim") {
@@ -50,6 +54,9 @@ func main() {
 	}
 	if runs("admit") {
 		admitBench(*admits)
+	}
+	if runs("scale") {
+		scaleBench(*scaled)
 	}
 }
 
