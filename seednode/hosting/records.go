@@ -43,7 +43,7 @@ import (
 type Records struct {
 	db     *pebble.DB
 	prefix byte
-	ownDB  bool                                         // opened by OpenRecordsDir: Close closes it
+	ownDB  bool                                              // opened by OpenRecordsDir: Close closes it
 	notify func(subject ed25519.PublicKey, old, rec *Record) // called after every committed update (OnChange)
 
 	subjects [64]sync.Mutex // per-subject stripes, held across an update's commit
