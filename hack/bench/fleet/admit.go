@@ -42,6 +42,7 @@ type fleetProcs struct {
 	r        int
 	pods     []*pod
 	limits   string // the fleet.limits section, YAML
+	keyFile  string // the fleet's key, if any
 }
 
 const openLimits = `    maxVaultsPerPod: 10000000
@@ -98,9 +99,10 @@ fleet:
   leaving: %d
   replicas: %d
   admission: Open
+  keyFile: "%s"
   limits:
 %s`, filepath.Join(f.dir, fmt.Sprintf("pod%d", i)), filepath.Join(f.dir, fmt.Sprintf("pod%d.key", i)), p.port, p.adminPort,
-		benchFleet, i, membersJSON, leaving, f.r, f.limits)
+		benchFleet, i, membersJSON, leaving, f.r, f.keyFile, f.limits)
 	cfgFile := filepath.Join(f.dir, fmt.Sprintf("pod%d.yaml", i))
 	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
 		return err
