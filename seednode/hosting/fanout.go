@@ -168,9 +168,18 @@ func (s *Service) sendBatch(p peer.AddrInfo, batch []batchItem) {
 	}
 }
 
-// applyBatch applies a batch frame's items from member pod remote and
-// returns the answer frame: one Reason per item.
-func (s *Service) applyBatch(members fleet.Members, body []byte) ([]byte, error) {
+// batchEntry is one decoded item of a batch: a request (with the address
+// range it came from) or a record; neither if it did not decode.
+type batchEntry struct {
+	from string
+	req  *Request
+	rec  *Record
+}
+
+// decodeBatch reads a batch frame's body; body is hostile (even a fleet
+// pod's). An item that does not decode is kept as an empty entry (answered
+// Malformed); a frame whose structure does not hold fails whole.
+func decodeBatch(body []byte) ([]batchEntry, error) {
 	d := &wire.Decoder{B: body, Sentinel: ErrMalformed}
 	n := d.Uvarint("batch items")
 	if d.Err != nil {
@@ -179,12 +188,7 @@ func (s *Service) applyBatch(members fleet.Members, body []byte) ([]byte, error)
 	if n > maxBatchItems {
 		return nil, fmt.Errorf("%w: a batch of %d items, at most %d", ErrMalformed, n, maxBatchItems)
 	}
-	type item struct {
-		from string
-		req  *Request
-		rec  *Record
-	}
-	items := make([]item, n)
+	items := make([]batchEntry, n)
 	for i := range items {
 		it := &items[i]
 		switch typ := d.Byte("item type"); typ {
@@ -209,6 +213,17 @@ func (s *Service) applyBatch(members fleet.Members, body []byte) ([]byte, error)
 	if err := d.Done("batch"); err != nil {
 		return nil, err
 	}
+	return items, nil
+}
+
+// applyBatch applies a batch frame's items from a member pod and returns
+// the answer frame: one Reason per item.
+func (s *Service) applyBatch(members fleet.Members, body []byte) ([]byte, error) {
+	items, err := decodeBatch(body)
+	if err != nil {
+		return nil, err
+	}
+	n := len(items)
 	// Items of one subject go to one worker, in order.
 	out := make([]byte, n)
 	lanes := make([][]int, min(applyWorkers, max(len(items), 1)))
