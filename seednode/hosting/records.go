@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
 	"github.com/seedfleet/seedfleet/internal/wire"
@@ -90,7 +91,13 @@ const MaxRecordVaults = 4096
 // the records. A pod keeps them apart from its vault store, so a vault store
 // rebuilt from replicas keeps the fleet's records.
 func OpenRecordsDir(dir string, log *slog.Logger) (*Records, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(log, "hosting records "+dir)})
+	opts := &pebble.Options{Logger: pebblelog.New(log, "hosting records "+dir)}
+	// Most lookups are of subjects not held yet (every admission's): bloom
+	// filters answer those without reading each level's blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("hosting records %s: %w", dir, err)
 	}

@@ -78,7 +78,7 @@ func (n *Node) startFleet() error {
 // at any size re-placing takes at most a small share of a core.
 const (
 	replaceEvery = 250 * time.Millisecond
-	replaceCost  = 20
+	replaceCost  = 50
 )
 
 // recordChanged applies one record change to the self-service index: a
