@@ -152,7 +152,7 @@ func (f *fleetProcs) running() []*pod {
 // startFleet builds seedfleet into dir and runs n pods as one open fleet
 // with replicas r.
 func startFleet(dir string, n, r int) (*fleetProcs, error) {
-	bin, err := benchutil.BuildSeedfleet(dir)
+	bin, err := seedfleetBin()
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +185,7 @@ func admitBench(n int) {
 	// the driver (and hold its output open).
 	fatal := func(err error) {
 		procs.stopAll()
+		removeBin()
 		log.Fatal(err)
 	}
 	defer procs.stopAll()
@@ -328,4 +329,28 @@ func waitReady(h host.Host, pods []*pod) error {
 		}
 	}
 	return nil
+}
+
+var (
+	binOnce sync.Once
+	binDir  string
+	binPath string
+	binErr  error
+)
+
+// seedfleetBin builds the seedfleet binary once for every part that runs
+// seed processes; removeBin deletes it at the end.
+func seedfleetBin() (string, error) {
+	binOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "bench-fleet-bin-"); binErr == nil {
+			binPath, binErr = benchutil.BuildSeedfleet(binDir)
+		}
+	})
+	return binPath, binErr
+}
+
+func removeBin() {
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
 }

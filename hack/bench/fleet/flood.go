@@ -41,7 +41,7 @@ func floodBench(d time.Duration) {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin, err := benchutil.BuildSeedfleet(dir)
+	bin, err := seedfleetBin()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -51,6 +51,7 @@ func floodBench(d time.Duration) {
 	}
 	fatal := func(err error) {
 		procs.stopAll()
+		removeBin()
 		log.Fatal(err)
 	}
 	defer procs.stopAll()

@@ -54,6 +54,7 @@ func main() {
 		*agents, *pods, *admits, *scaled, *floodFor = 20_000, 10, 300, 200, 2*time.Second
 	}
 	log.Printf("load average %s", benchutil.Loadavg())
+	defer removeBin()
 	if runs("sim") {
 		simulate(*agents, *pods, *replicas)
 	}

@@ -34,7 +34,7 @@ func scaleBench(n int) {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin, err := benchutil.BuildSeedfleet(dir)
+	bin, err := seedfleetBin()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -44,6 +44,7 @@ func scaleBench(n int) {
 	}
 	fatal := func(err error) {
 		procs.stopAll()
+		removeBin()
 		log.Fatal(err)
 	}
 	defer procs.stopAll()
