@@ -92,6 +92,10 @@ type Fleet struct {
 	// Replicas is how many pods hold each agent's vaults; at most the
 	// number of members.
 	Replicas int `json:"replicas"`
+	// Leaving is how many of the last Members are leaving the fleet as it
+	// scales down: they hand their vaults to the others and host nothing
+	// new. 0 (the default) while the fleet does not shrink.
+	Leaving int `json:"leaving,omitempty"`
 	// Admission is Closed (only placed vaults), Open or Invite.
 	Admission fleet.Admission `json:"admission"`
 	// KeyFile holds the fleet's Ed25519 key (PEM), shared by its pods: it

@@ -116,7 +116,7 @@ func allChanged() Config {
 		GCInterval:    Duration{math.MaxInt64},
 		ScrubInterval: Duration{25 * time.Hour},
 		LogLevel:      "null",
-		Fleet: Fleet{Name: "yes", Self: 2, Members: []string{"/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWexample"}, Replicas: -1,
+		Fleet: Fleet{Name: "yes", Self: 2, Members: []string{"/ip4/10.0.0.1/tcp/4001/p2p/12D3KooWexample"}, Replicas: -1, Leaving: 7,
 			Admission: "no", KeyFile: "on", IdleExpiry: Duration{49 * time.Hour},
 			Limits: FleetLimits{MaxVaultsPerAgent: 1, DefaultQuotaBytes: 2, DefaultQuotaEntries: 3, MaxQuotaBytes: 4,
 				MaxQuotaEntries: 5, MaxAgentBytes: 6, MaxVaultsPerPod: 7, AdmissionsPerSecond: 0.5, RequestsPerRangePerMinute: 9}},

@@ -139,10 +139,14 @@ fleet:
   members: []
   # Pods holding each agent's vaults (at most the number of members).
   replicas: 3
+  # How many of the last members are leaving as the fleet shrinks: they hand
+  # their vaults to the others and host nothing new.
+  leaving: 0
   # Who may ask: Closed (only vaults an administrator places), Open or Invite.
   admission: Closed
   # The fleet's Ed25519 key (PEM), shared by its pods: checks invites, and
-  # signs those the admin API mints. Required for Invite.
+  # signs those the admin API mints. Required for Invite; with Open, invited
+  # agents are admitted past admissionsPerSecond.
   keyFile: ""
   # What self-service agents may hold, and how fast they are admitted.
   limits:

@@ -81,6 +81,9 @@ func (v *validator) fleet(f Fleet) {
 	case f.Self < 0 || f.Self >= len(f.Members):
 		v.add("fleet.self", "ordinal %d is not among the %d members", f.Self, len(f.Members))
 	}
+	if f.Leaving < 0 || (len(f.Members) > 0 && f.Leaving >= len(f.Members)) {
+		v.add("fleet.leaving", "must be 0 to one less than the number of members (%d)", len(f.Members))
+	}
 	if f.Replicas < 1 || f.Replicas > ticket.MaxFleetReplicas || (len(f.Members) > 0 && f.Replicas > len(f.Members)) {
 		v.add("fleet.replicas", "must be 1 to the number of members (%d), at most %d", len(f.Members), ticket.MaxFleetReplicas)
 	}

@@ -12,11 +12,22 @@ type Members struct {
 	Pods     []peer.AddrInfo
 	Self     int
 	Replicas int
+	// Leaving is how many pods at the end of Pods are leaving the fleet
+	// (it scales down): still members, whose requests and questions the
+	// others answer, but no subject's home any more, so they hand every
+	// vault they hold to its home pods before they go.
+	Leaving int
+}
+
+// Placed is the number of pods vaults are placed on: Pods without the
+// leaving ones.
+func (m Members) Placed() int {
+	return max(len(m.Pods)-max(m.Leaving, 0), 0)
 }
 
 // Home returns the ordinals that hold key's vaults, best first.
 func (m Members) Home(key string) []int {
-	return Top(key, len(m.Pods), m.Replicas)
+	return Top(key, m.Placed(), m.Replicas)
 }
 
 // IsMember reports whether p is one of the fleet's pods, and its ordinal.

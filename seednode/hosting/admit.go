@@ -93,7 +93,12 @@ func (a *Admitter) handle(req *Request, from string, replicated bool) *Answer {
 	if rec != nil && len(rec.AgentDoc) != 0 {
 		held, _ = identity.ParseAgentDocument(rec.AgentDoc) // verified when stored
 	}
-	doc, err := req.Verify(a.policy.Fleet, now, held)
+	// A replicated request comes from a home pod of the subject, an
+	// authenticated fleet member, that checked its signature and the
+	// signer's authority before accepting it: the signature is not checked
+	// again (the agent document's authority still is, against the newest
+	// document this pod holds). See doc.go, "Trust between pods".
+	doc, err := req.verify(a.policy.Fleet, now, held, !replicated)
 	if err != nil {
 		return refuse(ReasonUnauthorized, "%v", err)
 	}
@@ -240,7 +245,13 @@ func (a *Admitter) admit(req *Request, old *Record, b *Batch, now time.Time, rep
 
 // admitNew applies what only a subject's first admission needs: the policy,
 // an invite, the admission rate.
+//
+// An Open fleet with a key honours invites too: an invited subject is not
+// held back by the fleet's admissions per second (a flood of fresh keys
+// cannot starve the agents its operators invited), but by everything else:
+// the invite's uses, the per-agent limits and the pod's vault limit.
 func (a *Admitter) admitNew(req *Request, next *Record, b *Batch, now time.Time, replicated bool) *Answer {
+	invited := false
 	switch a.policy.Admission {
 	case fleet.Closed:
 		return refuse(ReasonClosed, "this fleet hosts only vaults its operators place; ask them, or use another fleet")
@@ -248,25 +259,39 @@ func (a *Admitter) admitNew(req *Request, next *Record, b *Batch, now time.Time,
 		if req.Invite == "" {
 			return refuse(ReasonInviteNeeded, "this fleet admits by invitation: ask its operators for an invite ticket and pass it with --invite")
 		}
-		inv, err := ticket.ParseInviteTicket(req.Invite)
-		if err == nil {
-			err = inv.Verify(a.policy.Fleet, a.policy.FleetKey, now)
+		fallthrough
+	default:
+		if req.Invite == "" || len(a.policy.FleetKey) != ed25519.PublicKeySize {
+			break
 		}
-		if err != nil {
-			return refuse(ReasonInviteInvalid, "%v", err)
+		if ans := a.useInvite(req, next, b, now, replicated); ans != nil {
+			return ans
 		}
-		if err := b.UseInvite(inv.ID, inv.Uses); err != nil {
-			if errors.Is(err, errInviteUsed) {
-				return refuse(ReasonInviteUsed, "this invite was already used %d time(s), all it allows: ask for another", inv.Uses)
-			}
-			return refuse(ReasonUnavailable, "this seed cannot count the invite's uses (%v); try again", err)
-		}
-		next.Invite = inv.ID
+		invited = true
 	}
-	if !replicated && !a.admissions.AllowN(now, 1) {
+	if !replicated && !invited && !a.admissions.AllowN(now, 1) {
 		return &Answer{Reason: ReasonRateLimited, Message: "the fleet is admitting new agents as fast as it may; try again shortly",
 			RetryAfter: time.Duration(float64(time.Second)/a.policy.AdmissionsPerSecond*2).Round(time.Second) + time.Second}
 	}
+	return nil
+}
+
+// useInvite checks the request's invite and counts one use of it.
+func (a *Admitter) useInvite(req *Request, next *Record, b *Batch, now time.Time, replicated bool) *Answer {
+	inv, err := ticket.ParseInviteTicket(req.Invite)
+	if err == nil && !replicated {
+		err = inv.Verify(a.policy.Fleet, a.policy.FleetKey, now)
+	}
+	if err != nil {
+		return refuse(ReasonInviteInvalid, "%v", err)
+	}
+	if err := b.UseInvite(inv.ID, inv.Uses); err != nil {
+		if errors.Is(err, errInviteUsed) {
+			return refuse(ReasonInviteUsed, "this invite was already used %d time(s), all it allows: ask for another", inv.Uses)
+		}
+		return refuse(ReasonUnavailable, "this seed cannot count the invite's uses (%v); try again", err)
+	}
+	next.Invite = inv.ID
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
+	"github.com/cockroachdb/pebble/v2/bloom"
 
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
 	"github.com/seedfleet/seedfleet/internal/wire"
@@ -43,8 +44,8 @@ import (
 type Records struct {
 	db     *pebble.DB
 	prefix byte
-	ownDB  bool                                         // opened by OpenRecordsDir: Close closes it
-	notify func(subject ed25519.PublicKey, rec *Record) // called after every committed update (OnChange)
+	ownDB  bool                                              // opened by OpenRecordsDir: Close closes it
+	notify func(subject ed25519.PublicKey, old, rec *Record) // called after every committed update (OnChange)
 
 	subjects [64]sync.Mutex // per-subject stripes, held across an update's commit
 
@@ -90,7 +91,13 @@ const MaxRecordVaults = 4096
 // the records. A pod keeps them apart from its vault store, so a vault store
 // rebuilt from replicas keeps the fleet's records.
 func OpenRecordsDir(dir string, log *slog.Logger) (*Records, error) {
-	db, err := pebble.Open(dir, &pebble.Options{Logger: pebblelog.New(log, "hosting records "+dir)})
+	opts := &pebble.Options{Logger: pebblelog.New(log, "hosting records "+dir)}
+	// Most lookups are of subjects not held yet (every admission's): bloom
+	// filters answer those without reading each level's blocks.
+	for i := range opts.Levels {
+		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
+	}
+	db, err := pebble.Open(dir, opts)
 	if err != nil {
 		return nil, fmt.Errorf("hosting records %s: %w", dir, err)
 	}
@@ -112,9 +119,11 @@ func (r *Records) Close() error {
 }
 
 // OnChange sets fn to be called after every committed update with the
-// subject and its new record (nil: deleted), from the updating goroutine,
-// without locks held. Set it before updates start.
-func (r *Records) OnChange(fn func(subject ed25519.PublicKey, rec *Record)) { r.notify = fn }
+// subject, its record before (nil: none) and after (nil: deleted), from the
+// updating goroutine, without locks held, in commit order for one subject
+// (updates of a subject are serialised until fn returns). Set it before
+// updates start.
+func (r *Records) OnChange(fn func(subject ed25519.PublicKey, old, rec *Record)) { r.notify = fn }
 
 // OpenRecords uses db's keys under prefix.
 func OpenRecords(db *pebble.DB, prefix byte) (*Records, error) {
@@ -204,12 +213,7 @@ func (r *Records) Update(subject ed25519.PublicKey, maxVaults int, change func(*
 	}
 	stripe := &r.subjects[subject[0]%byte(len(r.subjects))]
 	stripe.Lock()
-	locked := true
-	defer func() {
-		if locked {
-			stripe.Unlock()
-		}
-	}()
+	defer stripe.Unlock()
 	old, err := r.Get(subject)
 	if err != nil {
 		return nil, err
@@ -250,13 +254,72 @@ func (r *Records) Update(subject ed25519.PublicKey, maxVaults int, change func(*
 		return nil, err
 	}
 	committed = true
-	stripe.Unlock()
-	locked = false
+	// The stripe stays held while the change is told, so that whoever
+	// listens sees one subject's changes in commit order.
 	if r.notify != nil {
-		r.notify(subject, next)
+		r.notify(subject, before, next)
 	}
 	return next, nil
 }
+
+// Copy stores rec, a record another pod of the fleet holds, unless the one
+// held here is at least as new (by LastRequest, then Admitted). It reports
+// whether it stored it. A copy is never refused for the pod's vault limit:
+// it is a subject the fleet already admitted, moving here as the fleet
+// scales.
+func (r *Records) Copy(rec *Record) (bool, error) {
+	if rec == nil {
+		return false, errors.New("hosting: Copy of no record")
+	}
+	stored := false
+	_, err := r.Update(rec.Subject, 0, func(old *Record, _ *Batch) (*Record, error) {
+		if old != nil && !newerRecord(rec, old) {
+			return nil, errUnchanged
+		}
+		stored = true
+		c := *rec
+		c.Vaults = slices.Clone(rec.Vaults)
+		return &c, nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return false, nil
+	}
+	return stored, err
+}
+
+// Drop deletes the subject's record (its vaults are no longer this pod's to
+// host); it reports whether there was one.
+func (r *Records) Drop(subject ed25519.PublicKey) (bool, error) {
+	had := false
+	_, err := r.Update(subject, 0, func(old *Record, _ *Batch) (*Record, error) {
+		if old == nil {
+			return nil, errUnchanged
+		}
+		had = true
+		return nil, nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return false, nil
+	}
+	return had, err
+}
+
+var errUnchanged = errors.New("unchanged")
+
+// newerRecord reports whether a is a later state of the subject than b.
+func newerRecord(a, b *Record) bool {
+	if !a.LastRequest.Equal(b.LastRequest) {
+		return a.LastRequest.After(b.LastRequest)
+	}
+	return a.Admitted.After(b.Admitted) && !a.Admitted.Equal(b.Admitted)
+}
+
+// Encode is the record's stored form, which DecodeRecord reads back: what
+// one pod sends another when the fleet scales.
+func (rec *Record) Encode() []byte { return rec.encode() }
+
+// DecodeRecord reads an encoded record; p is hostile (from disk or a peer).
+func DecodeRecord(p []byte) (*Record, error) { return decodeRecord(p) }
 
 // reserveClaims writes the claim keys that differ between the sets had and
 // has into b, and counts them in memory at once (undone by b.release if the

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -44,6 +45,8 @@ const (
 	kindForwarded byte = 'F' // from a fleet pod: decide here; carries the device's address range
 	kindReplicate byte = 'P' // from the home pod that accepted it: apply here too, no rate limits
 	kindInfo      byte = 'I' // from anyone: answered with the fleet's ticket (text), unsigned
+	kindBatch     byte = 'B' // from a fleet pod: accepted requests and records to apply here (see fanout.go)
+	kindState     byte = 'S' // from a fleet pod: the state of the named vaults here (see state.go)
 )
 
 // maxFrame bounds a frame to the service: a request and a short header.
@@ -51,6 +54,7 @@ const maxFrame = MaxRequestSize + 256
 
 type config struct {
 	members func() fleet.Members
+	state   func(ns [32]byte) VaultState
 	limiter *admission.Limiter
 	reg     prometheus.Registerer
 	log     *slog.Logger
@@ -68,6 +72,20 @@ func WithMembers(members func() fleet.Members) Option {
 			return errors.New("hosting: WithMembers: nil function")
 		}
 		c.members = members
+		return nil
+	}
+}
+
+// WithVaultState answers fleet pods asking for the state of vaults here
+// (default: every vault is reported as not hosted). A pod that hands a
+// vault over to another drops its replica only once the other reports the
+// same fingerprint and no missing blobs.
+func WithVaultState(state func(ns [32]byte) VaultState) Option {
+	return func(c *config) error {
+		if state == nil {
+			return errors.New("hosting: WithVaultState: nil function")
+		}
+		c.state = state
 		return nil
 	}
 }
@@ -132,6 +150,9 @@ type Service struct {
 	life   lifecycle.Group
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	qmu    sync.Mutex
+	queues map[peer.ID]*peerQueue // items waiting for each peer pod
 }
 
 // New registers the hosting protocol on h, deciding requests with adm.
@@ -152,11 +173,14 @@ func New(h host.Host, adm *Admitter, opts ...Option) (*Service, error) {
 	if c.limiter == nil {
 		c.limiter = admission.Default()
 	}
+	if c.state == nil {
+		c.state = func([32]byte) VaultState { return VaultState{} }
+	}
 	m, err := newMetrics(c.reg)
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{host: h, adm: adm, cfg: c, m: m}
+	s := &Service{host: h, adm: adm, cfg: c, m: m, queues: map[peer.ID]*peerQueue{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	h.SetStreamHandler(ProtocolID, s.handle)
 	return s, nil
@@ -202,13 +226,18 @@ func (s *Service) handle(st network.Stream) {
 		_ = st.Reset()
 		return
 	}
-	if err := st.Scope().ReserveMemory(maxFrame+4096, network.ReservationPriorityMedium); err != nil {
+	// Only the fleet's pods send batches, which are larger than a request.
+	limit := maxFrame
+	if _, member := s.cfg.members().IsMember(remote); member {
+		limit = maxBatchFrame
+	}
+	if err := st.Scope().ReserveMemory(limit+4096, network.ReservationPriorityMedium); err != nil {
 		s.reply(st, refuse(ReasonUnavailable, "this seed is out of memory for hosting requests; try another seed of the fleet"))
 		return
 	}
-	defer st.Scope().ReleaseMemory(maxFrame + 4096)
+	defer st.Scope().ReleaseMemory(limit + 4096)
 
-	frame, err := wire.ReadFrame(bufio.NewReaderSize(st, 4096), maxFrame, ErrMalformed)
+	frame, err := wire.ReadFrame(bufio.NewReaderSize(st, 4096), limit, ErrMalformed)
 	if err != nil {
 		if errors.Is(err, ErrMalformed) {
 			s.reply(st, refuse(ReasonMalformed, "%v", err))
@@ -217,9 +246,28 @@ func (s *Service) handle(st network.Stream) {
 		}
 		return
 	}
-	if frame[0] == kindInfo {
+	switch frame[0] {
+	case kindInfo:
 		s.m.answers.WithLabelValues("OK", "Info").Inc()
 		s.send(st, []byte(s.Ticket().String()))
+		return
+	case kindBatch, kindState:
+		members := s.cfg.members()
+		if _, ok := members.IsMember(remote); !ok {
+			s.reply(st, refuse(ReasonUnauthorized, "only pods of this fleet may send records or ask for vault states"))
+			return
+		}
+		var out []byte
+		if frame[0] == kindBatch {
+			out, err = s.applyBatch(members, frame[1:])
+		} else {
+			out, err = s.answerState(frame[1:])
+		}
+		if err != nil {
+			_ = st.Reset()
+			return
+		}
+		s.send(st, out)
 		return
 	}
 	ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
@@ -267,7 +315,7 @@ func (s *Service) decide(ctx context.Context, remote peer.ID, from string, frame
 	case slices.Contains(home, members.Self) || len(home) == 0:
 		ans = s.adm.handle(req, from, replicate)
 		if ans.OK() && kind != kindReplicate && req.Op != OpStatus {
-			s.replicate(members, home, from, body)
+			s.replicate(ctx, members, home, from, body)
 		}
 	case kind == kindRequest:
 		ans = s.forward(ctx, members, home, from, body)
@@ -304,35 +352,34 @@ func (s *Service) forward(ctx context.Context, m fleet.Members, home []int, from
 		RetryAfter: time.Minute}
 }
 
-// replicate sends an accepted request to the subject's other home pods, in
-// the background: the answer does not wait for them, and a pod that misses
-// it catches up through the fleet exchange.
-func (s *Service) replicate(m fleet.Members, home []int, from string, body []byte) {
-	msg := wire.AppendLenBytes([]byte{kindReplicate}, from)
-	msg = append(msg, body...)
+// replicate queues an accepted request for the subject's other home pods:
+// the answer does not wait for them (see fanout.go).
+func (s *Service) replicate(ctx context.Context, m fleet.Members, home []int, from string, body []byte) {
+	item := batchItem{typ: itemRequest, body: wire.AppendLenBytes(wire.AppendLenBytes(nil, from), body)}
 	for _, o := range home {
 		if o == m.Self {
 			continue
 		}
-		if !s.life.Enter() {
-			return
+		if err := s.enqueue(ctx, m.Pods[o], item); err != nil {
+			s.m.replications.WithLabelValues("failed").Inc()
+			s.cfg.log.Info("hosting: a record not queued for a home pod", "pod", m.Pods[o].ID, "err", err)
 		}
-		go func(p peer.AddrInfo) {
-			defer s.life.Done()
-			ctx, cancel := context.WithTimeout(s.ctx, s.cfg.timeout)
-			defer cancel()
-			ans, err := s.ask(ctx, p, msg)
-			switch {
-			case err != nil:
-				s.m.replications.WithLabelValues("failed").Inc()
-				s.cfg.log.Info("hosting: replicating a record", "pod", p.ID, "err", err)
-			case !ans.OK() && ans.Reason != ReasonReplay:
-				s.m.replications.WithLabelValues("refused").Inc()
-				s.cfg.log.Warn("hosting: a home pod refused a record the fleet accepted", "pod", p.ID, "reason", ans.Reason, "message", ans.Message)
-			default:
-				s.m.replications.WithLabelValues("ok").Inc()
-			}
-		}(m.Pods[o])
+	}
+}
+
+// CopyRecord queues rec for the pods at ordinals (those that became the
+// subject's home pods as the fleet scaled): each stores it unless it holds
+// a newer one. It waits only for room in the queues.
+func (s *Service) CopyRecord(ctx context.Context, rec *Record, ordinals []int) {
+	m := s.cfg.members()
+	item := batchItem{typ: itemRecord, body: wire.AppendLenBytes(nil, rec.encode())}
+	for _, o := range ordinals {
+		if o == m.Self || o < 0 || o >= len(m.Pods) {
+			continue
+		}
+		if err := s.enqueue(ctx, m.Pods[o], item); err != nil {
+			s.m.replications.WithLabelValues("failed").Inc()
+		}
 	}
 }
 

@@ -49,14 +49,23 @@ func (n *Node) startFleet() error {
 	}
 	members := f.Members
 	if n.hostingSvc, err = hosting.New(n.host, adm, hosting.WithMembers(func() fleet.Members { return members }),
+		hosting.WithVaultState(n.vaultState),
 		hosting.WithAdmission(n.sync.Admission()), hosting.WithLogger(n.log), hosting.WithRegisterer(n.reg)); err != nil {
 		return err
 	}
 	n.admitter = adm
+	n.selfSvc = newSelfService(f.Members)
+	if err := n.records.Each(func(rec *hosting.Record) bool {
+		n.selfSvc.apply(nil, rec)
+		return true
+	}); err != nil {
+		return fmt.Errorf("hosting records unreadable: %w", err)
+	}
 	n.records.OnChange(n.recordChanged)
 	n.replacePlacement()
-	n.wg.Add(1)
+	n.wg.Add(2)
 	go n.replaceLoop(n.ctx)
+	go n.handoffLoop(n.ctx)
 	if f.Policy.IdleExpiry > 0 {
 		n.wg.Add(1)
 		go n.expireIdleLoop(n.ctx)
@@ -64,22 +73,22 @@ func (n *Node) startFleet() error {
 	return nil
 }
 
-// replaceEvery bounds how often record changes re-place every vault: a
-// re-placement reads every record, so it runs at most this often however
-// fast agents are admitted.
-const replaceEvery = 250 * time.Millisecond
+// replaceEvery bounds how often record changes re-place every vault; a
+// re-placement that took d waits replaceCost·d before the next one, so that
+// at any size re-placing takes at most a small share of a core.
+const (
+	replaceEvery = 250 * time.Millisecond
+	replaceCost  = 50
+)
 
-// recordChanged hosts a newly admitted subject's vaults at once (a device
-// syncs right after its request is accepted) and has everything re-placed
-// shortly, which also applies quotas and drops what was released.
-func (n *Node) recordChanged(subject ed25519.PublicKey, rec *hosting.Record) {
-	if rec != nil {
-		m := n.cfg.Fleet.Members
-		if slices.Contains(m.Home(hosting.PlacementKey(rec.Kind, rec.Subject)), m.Self) {
-			for _, v := range rec.Vaults {
-				n.hosted.Add(vault.NamespaceID(v.Namespace))
-			}
-		}
+// recordChanged applies one record change to the self-service index: a
+// newly admitted subject's vaults are hosted at once (a device syncs right
+// after its request is accepted), and everything is re-placed shortly, which
+// also applies quotas, replica peers and drops what was released.
+func (n *Node) recordChanged(subject ed25519.PublicKey, old, rec *hosting.Record) {
+	added := n.selfSvc.apply(old, rec)
+	for _, ns := range added {
+		n.hosted.Add(ns)
 	}
 	select {
 	case n.replaceNow <- struct{}{}:
@@ -96,11 +105,12 @@ func (n *Node) replaceLoop(ctx context.Context) {
 			return
 		case <-n.replaceNow:
 		}
+		start := time.Now()
 		n.replacePlacement()
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(replaceEvery):
+		case <-time.After(max(replaceEvery, replaceCost*time.Since(start))):
 		}
 	}
 }
@@ -122,50 +132,21 @@ func (n *Node) vaultUsage(ns [32]byte) hosting.VaultUsage {
 
 // selfServicePlacement is what the records make this pod host: every vault
 // of a subject whose home includes it, with the vault's quota and the other
-// home pods as replica peers.
+// home pods as replica peers, and the vaults it hands over to their new home
+// pods (see handoff.go), with those as peers.
 func (n *Node) selfServicePlacement() Placement {
-	p := Placement{Peers: map[vault.NamespaceID][]peer.AddrInfo{}, Options: map[vault.NamespaceID]admin.VaultOptions{}}
-	if n.records == nil {
-		return p
+	if n.selfSvc == nil {
+		return Placement{}
 	}
-	m := n.cfg.Fleet.Members
-	err := n.records.Each(func(rec *hosting.Record) bool {
-		home := m.Home(hosting.PlacementKey(rec.Kind, rec.Subject))
-		if !slices.Contains(home, m.Self) {
-			// Not this pod's any more (the fleet scaled): kept until the
-			// moves land; see the fleet exchange.
-			return true
-		}
-		var peers []peer.AddrInfo
-		for _, o := range home {
-			if o != m.Self {
-				peers = append(peers, m.Pods[o])
-			}
-		}
-		for _, v := range rec.Vaults {
-			ns := vault.NamespaceID(v.Namespace)
-			if _, seen := p.Options[ns]; !seen {
-				p.Vaults = append(p.Vaults, ns)
-			}
-			// A vault claimed by several subjects gets the largest quota.
-			o := p.Options[ns]
-			o.MaxBytes, o.MaxEntries = max(o.MaxBytes, v.QuotaBytes), max(o.MaxEntries, v.QuotaEntries)
-			p.Options[ns] = o
-			for _, peer := range peers {
-				p.Peers[ns] = mergePeer(p.Peers[ns], peer)
-			}
-		}
-		return true
-	})
-	if err != nil {
-		n.log.Error("hosting records unreadable: self-service vaults are not placed", "err", err)
-	}
-	return p
+	return n.selfSvc.placement()
 }
 
 // mergePlacements is what a pod hosts: the administrator's placement and the
 // self-service one. An administrator's options win where both set a vault's.
 func mergePlacements(placed, self Placement) Placement {
+	if len(placed.Vaults) == 0 && len(placed.Peers) == 0 && len(placed.Options) == 0 {
+		return self // a fleet pod nobody places vaults on: nothing to merge
+	}
 	out := Placement{Vaults: slices.Clone(placed.Vaults), Peers: map[vault.NamespaceID][]peer.AddrInfo{},
 		Options: map[vault.NamespaceID]admin.VaultOptions{}}
 	for ns, o := range self.Options {
@@ -182,8 +163,13 @@ func mergePlacements(placed, self Placement) Placement {
 			out.Peers[ns] = mergePeer(out.Peers[ns], p)
 		}
 	}
+	listed := make(map[vault.NamespaceID]bool, len(out.Vaults))
+	for _, ns := range out.Vaults {
+		listed[ns] = true
+	}
 	for _, ns := range self.Vaults {
-		if !slices.Contains(out.Vaults, ns) {
+		if !listed[ns] {
+			listed[ns] = true
 			out.Vaults = append(out.Vaults, ns)
 		}
 	}

@@ -35,8 +35,17 @@ type fleetPod struct {
 // all of them, as the operator writes it.
 func startFleet(t *testing.T, n, r int, p hosting.Policy) []*fleetPod {
 	t.Helper()
+	pods := newFleetPods(t, n, r, p)
+	for _, pod := range pods {
+		pod.start(t)
+	}
+	return pods
+}
+
+// newFleetPods configures n pods as one fleet, without starting them.
+func newFleetPods(t *testing.T, n, r int, p hosting.Policy) []*fleetPod {
+	t.Helper()
 	p.Fleet = testFleetName
-	members := fleet.Members{Replicas: r}
 	pods := make([]*fleetPod, n)
 	for i := range pods {
 		_, key, _ := ed25519.GenerateKey(nil)
@@ -54,18 +63,27 @@ func startFleet(t *testing.T, n, r int, p hosting.Policy) []*fleetPod {
 		if err != nil {
 			t.Fatal(err)
 		}
-		members.Pods = append(members.Pods, info)
 		pods[i] = &fleetPod{info: info, cfg: Config{DataDir: filepath.Join(dir, "data"), IdentityFile: keyFile,
 			Listen: []string{addr}, AdminListen: "off", DHT: DHTConfig{Mode: config.DHTOff},
-			ReplicateInterval: 300 * time.Millisecond}}
+			ReplicateInterval: 300 * time.Millisecond, Fleet: &FleetConfig{Policy: p}}}
 	}
-	for i, pod := range pods {
-		m := members
-		m.Self = i
-		pod.cfg.Fleet = &FleetConfig{Members: m, Policy: p}
-		pod.start(t)
-	}
+	setMembers(pods, len(pods), 0, r)
 	return pods
+}
+
+// setMembers writes into the configurations of pods[:count] a fleet of
+// those pods, the last leaving of them leaving, as the operator does when
+// the fleet scales (a pod reads it when it starts).
+func setMembers(pods []*fleetPod, count, leaving, r int) {
+	m := fleet.Members{Replicas: r, Leaving: leaving}
+	for _, pod := range pods[:count] {
+		m.Pods = append(m.Pods, pod.info)
+	}
+	for i, pod := range pods[:count] {
+		mi := m
+		mi.Self = i
+		pod.cfg.Fleet = &FleetConfig{Members: mi, Policy: pod.cfg.Fleet.Policy}
+	}
 }
 
 func (p *fleetPod) start(t *testing.T) {

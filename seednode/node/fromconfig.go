@@ -100,7 +100,7 @@ func fleetFromConfig(f config.Fleet) (*FleetConfig, ed25519.PrivateKey, error) {
 	if !f.Enabled() {
 		return nil, nil, nil
 	}
-	m := fleet.Members{Self: f.Self, Replicas: f.Replicas}
+	m := fleet.Members{Self: f.Self, Replicas: f.Replicas, Leaving: f.Leaving}
 	for i, s := range f.Members {
 		info, err := p2p.ParsePeerAddr(s)
 		if err != nil {

@@ -121,6 +121,7 @@ type Node struct {
 	fleetStats fleetFigures // the admin API's counts of the records
 	admitter   *hosting.Admitter
 	hostingSvc *hosting.Service
+	selfSvc    *selfService  // the self-service vaults, indexed (fleet pods)
 	replaceNow chan struct{} // a record changed: re-place (replaceLoop)
 	// options are the hosted vaults' placement options (nil until placed).
 	options atomic.Pointer[map[vault.NamespaceID]admin.VaultOptions]

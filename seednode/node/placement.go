@@ -210,14 +210,18 @@ func (n *Node) replacePlacement() {
 	placed := n.placed
 	n.placeMu.Unlock()
 	p := mergePlacements(placed, n.selfServicePlacement())
-	n.place(p)
+	removed := n.place(p)
 	if err := n.integrity.settleRebuild(p.Vaults); err != nil {
 		n.log.Warn("vaults of the rebuilt store not marked", "err", err)
 	}
 	n.setProvided()
-	select {
-	case n.gcNow <- struct{}{}:
-	default:
+	// A collection reads every hosted vault: it runs when vaults left (their
+	// data goes), not for every admission (new vaults are empty).
+	if removed {
+		select {
+		case n.gcNow <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -226,8 +230,8 @@ func (n *Node) SetHostedVaults(list []vault.NamespaceID) { n.SetPlacement(Placem
 
 // place replaces the hosted set, the replica peers and the options (of
 // hosted vaults only), together: the vaults file and the admin API may place
-// at once.
-func (n *Node) place(p Placement) {
+// at once. It reports whether a vault hosted before is not any more.
+func (n *Node) place(p Placement) bool {
 	hosted := make(map[vault.NamespaceID]bool, len(p.Vaults))
 	for _, ns := range p.Vaults {
 		hosted[ns] = true
@@ -243,9 +247,17 @@ func (n *Node) place(p Placement) {
 	})
 	n.placeMu.Lock()
 	defer n.placeMu.Unlock()
+	removed := false
+	for _, ns := range n.hosted.List() {
+		if !hosted[ns] {
+			removed = true
+			break
+		}
+	}
 	n.hosted.Replace(p.Vaults)
 	n.replicas.set(peers)
 	n.options.Store(&options)
+	return removed
 }
 
 // vaultOptions returns the placement options of ns (zero if it has none).

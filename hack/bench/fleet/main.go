@@ -10,6 +10,13 @@
 // Part "admit" runs three seed processes on loopback as one open fleet and
 // admits agents through them, next to plain round trips to the same
 // service.
+//
+// Part "scale" scales a 3-pod fleet of seed processes to 4 and counts the
+// vaults that move and the time until they all sit on their new pods.
+//
+// Part "flood" floods one pod of an Open fleet with requests from fresh
+// keys: the seed's RSS, the agents admitted next to what the limits allow,
+// and whether an invited agent got in meanwhile.
 package main
 
 import (
@@ -31,8 +38,10 @@ import (
 
 var (
 	smoke    = flag.Bool("smoke", false, "tiny sizes: checks the driver works (CI)")
-	only     = flag.String("only", "", "comma-separated parts to run: sim, admit (default all)")
+	only     = flag.String("only", "", "comma-separated parts to run: sim, admit, scale, flood (default all)")
 	admits   = flag.Int("admits", 100_000, "admit: agents admitted")
+	scaled   = flag.Int("scaled", 4_000, "scale: vaults held while the fleet scales 3→4")
+	floodFor = flag.Duration("flood", 30*time.Second, "flood: how long fresh keys flood one pod")
 	agents   = flag.Int("agents", 1_000_000, "sim: vaults placed (one per agent)")
 	pods     = flag.Int("pods", 100, "sim: pods in the fleet before one joins")
 	replicas = flag.Int("replicas", 3, "sim: replicas per vault")
@@ -42,14 +51,21 @@ func main() {
 	log.SetFlags(0)
 	flag.Parse()
 	if *smoke {
-		*agents, *pods, *admits = 20_000, 10, 300
+		*agents, *pods, *admits, *scaled, *floodFor = 20_000, 10, 300, 200, 2*time.Second
 	}
 	log.Printf("load average %s", benchutil.Loadavg())
+	defer removeBin()
 	if runs("sim") {
 		simulate(*agents, *pods, *replicas)
 	}
 	if runs("admit") {
 		admitBench(*admits)
+	}
+	if runs("scale") {
+		scaleBench(*scaled)
+	}
+	if runs("flood") {
+		floodBench(*floodFor)
 	}
 }
 
