@@ -210,14 +210,15 @@ func (n *Node) replacePlacement() {
 	placed := n.placed
 	n.placeMu.Unlock()
 	p := mergePlacements(placed, n.selfServicePlacement())
-	removed := n.place(p)
+	collect := n.place(p)
 	if err := n.integrity.settleRebuild(p.Vaults); err != nil {
 		n.log.Warn("vaults of the rebuilt store not marked", "err", err)
 	}
 	n.setProvided()
 	// A collection reads every hosted vault: it runs when vaults left (their
-	// data goes), not for every admission (new vaults are empty).
-	if removed {
+	// data goes) or a vault's relay access changed (the allow-list is
+	// rebuilt), not for every admission (new vaults are empty).
+	if collect {
 		select {
 		case n.gcNow <- struct{}{}:
 		default:
@@ -230,7 +231,8 @@ func (n *Node) SetHostedVaults(list []vault.NamespaceID) { n.SetPlacement(Placem
 
 // place replaces the hosted set, the replica peers and the options (of
 // hosted vaults only), together: the vaults file and the admin API may place
-// at once. It reports whether a vault hosted before is not any more.
+// at once. It reports whether a collection is needed: a vault hosted before
+// is not any more, or a vault's relay access changed.
 func (n *Node) place(p Placement) bool {
 	hosted := make(map[vault.NamespaceID]bool, len(p.Vaults))
 	for _, ns := range p.Vaults {
@@ -247,17 +249,36 @@ func (n *Node) place(p Placement) bool {
 	})
 	n.placeMu.Lock()
 	defer n.placeMu.Unlock()
-	removed := false
+	collect := false
 	for _, ns := range n.hosted.List() {
 		if !hosted[ns] {
-			removed = true
+			collect = true
 			break
 		}
+	}
+	if old := n.options.Load(); !collect && old != nil {
+		collect = relayAccessChanged(*old, options)
 	}
 	n.hosted.Replace(p.Vaults)
 	n.replicas.set(peers)
 	n.options.Store(&options)
-	return removed
+	return collect
+}
+
+// relayAccessChanged reports whether a vault's NoRelay differs between the
+// options before and after.
+func relayAccessChanged(before, after map[vault.NamespaceID]admin.VaultOptions) bool {
+	for ns, o := range before {
+		if o.NoRelay != after[ns].NoRelay {
+			return true
+		}
+	}
+	for ns, o := range after {
+		if o.NoRelay != before[ns].NoRelay {
+			return true
+		}
+	}
+	return false
 }
 
 // vaultOptions returns the placement options of ns (zero if it has none).
