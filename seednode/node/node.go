@@ -233,7 +233,7 @@ func (n *Node) openStores() (verifiedAtStart bool, err error) {
 	}
 	n.integrity = newIntegrity(n, n.cfg.ScrubInterval)
 	n.store, err = vault.Open(filepath.Join(n.cfg.DataDir, "vaults"), vault.StoreOptions{LimitsFor: n.limitsFor,
-		Rebuild: n.cfg.RebuildStore, OnCorruption: n.integrity.requestPass, Logger: n.log})
+		Rebuild: n.cfg.RebuildStore, OnCorruption: n.integrity.requestPass, Logger: n.log, OnChange: n.replicas.changed})
 	if err != nil {
 		return false, err
 	}
@@ -279,6 +279,9 @@ func (n *Node) startServices() (err error) {
 	if err := n.integrity.register(n.reg); err != nil {
 		return err
 	}
+	if err := n.replicas.metrics.register(n.reg); err != nil {
+		return err
+	}
 	n.fetcher = newBlobFetcher(n)
 	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored),
 		vault.WithSessionEndHook(n.sessionEnded), vault.WithLackedBlobs(n.blobCounts.lacking), vault.WithRegisterer(n.reg)}
@@ -288,6 +291,7 @@ func (n *Node) startServices() (err error) {
 	if n.sync, err = vault.NewService(n.host, n.store, opts...); err != nil {
 		return err
 	}
+	n.replicas.serve()
 	if n.blobSvc, err = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log), blobs.WithAdmission(n.sync.Admission()),
 		blobs.WithRegisterer(n.reg)); err != nil {
 		return err
