@@ -425,7 +425,7 @@ func (r *replicator) settle(p peer.ID, started time.Time, mine []vaultFP, theirs
 		differ++
 		rep.differs = true
 		pp.differing[it.ns] = true
-		if asker || !listed {
+		if (asker || !listed) && rep.failures == 0 { // a failing pair keeps its backoff
 			r.schedule(k, rep, now, reasonDiffer)
 		}
 	}
