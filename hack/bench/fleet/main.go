@@ -31,7 +31,7 @@ import (
 
 var (
 	smoke    = flag.Bool("smoke", false, "tiny sizes: checks the driver works (CI)")
-	only     = flag.String("only", "", "comma-separated parts to run: sim, admit (default all)")
+	only     = flag.String("only", "", "comma-separated parts to run: sim, admit, replication, crosspod (default all)")
 	admits   = flag.Int("admits", 100_000, "admit: agents admitted")
 	agents   = flag.Int("agents", 1_000_000, "sim: vaults placed (one per agent)")
 	pods     = flag.Int("pods", 100, "sim: pods in the fleet before one joins")
@@ -51,6 +51,7 @@ func main() {
 	if runs("admit") {
 		admitBench(*admits)
 	}
+	replicationParts()
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.
