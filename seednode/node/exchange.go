@@ -53,6 +53,9 @@ const (
 	exchangeMemory = 3 * maxExchangeFrame
 	// maxExchangeVaults bounds the pairs one side reads in one exchange.
 	maxExchangeVaults = 1 << 24
+	// maxRefusals is how many refusals in a row (1 s, 2 s apart) make this
+	// seed sync a peer's vaults one by one.
+	maxRefusals = 3
 )
 
 // Outcomes of an exchange (the label of seedfleet_replica_exchanges_total).
@@ -117,6 +120,11 @@ func (r *replicator) ask(ctx context.Context, p *replicaPeer) {
 		now := time.Now()
 		switch {
 		case ctx.Err() != nil:
+		case outcome == outcomeRefused && p.refusals < maxRefusals-1:
+			// A peer starting up refuses until its placement is read: ask
+			// again soon, rather than sync every vault one by one.
+			p.refusals++
+			p.due = now.Add(replicaBackoff(p.refusals))
 		case outcome == outcomeRefused || outcome == outcomeUnsupported:
 			// Sync every pair itself, as before the protocol.
 			p.failures, p.lastErr, p.due = 0, "", now.Add(r.interval)
@@ -166,8 +174,8 @@ func (r *replicator) askOn(s network.Stream, p peer.ID) (string, error) {
 	}
 	defer s.Scope().ReleaseMemory(exchangeMemory)
 	s.SetDeadline(time.Now().Add(exchangeTimeout))
-	started := time.Now()
 	r.mu.Lock()
+	started := r.gen
 	pp := r.pods[p]
 	if pp == nil {
 		r.mu.Unlock()
@@ -252,8 +260,7 @@ func (r *replicator) answer(s network.Stream) (string, error) {
 		return outcomeRefused, err
 	}
 	r.refresh()
-	started := time.Now()
-	root, buckets, ok := r.theirDigest(p, hello.key)
+	root, buckets, started, ok := r.theirDigest(p, hello.key)
 	if !ok {
 		return outcomeRefused, writeMsg(w, appendRefused(nil, "no longer a replica peer"))
 	}
@@ -291,13 +298,14 @@ func (r *replicator) answer(s network.Stream) (string, error) {
 
 // theirDigest returns the root and the buckets message of the digest of
 // what this pod shares with p, under p's key: kept, or built now if p asks
-// under a new key (it restarted). ok is false if p is not a replica peer.
-func (r *replicator) theirDigest(p peer.ID, key [32]byte) (root [32]byte, buckets []byte, ok bool) {
+// under a new key (it restarted), and the placement it reflects. ok is
+// false if p is not a replica peer.
+func (r *replicator) theirDigest(p peer.ID, key [32]byte) (root [32]byte, buckets []byte, gen uint32, ok bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pp := r.pods[p]
 	if pp == nil {
-		return root, nil, false
+		return root, nil, 0, false
 	}
 	if pp.theirs == nil || pp.theirKey != key {
 		pp.theirs, pp.theirKey = fleet.NewDigest(key), key
@@ -307,7 +315,7 @@ func (r *replicator) theirDigest(p peer.ID, key [32]byte) (root [32]byte, bucket
 			}
 		}
 	}
-	return pp.theirs.Root(), appendBuckets(nil, pp.theirs), true
+	return pp.theirs.Root(), appendBuckets(nil, pp.theirs), r.gen, true
 }
 
 // diffBuckets lists the buckets of p's digest (under this pod's key) that
@@ -389,12 +397,12 @@ func (r *replicator) readItems(rd *bufio.Reader, p peer.ID, buckets []uint16) (m
 	}
 }
 
-// settle records an exchange with p that began at started: mine are this
+// settle records an exchange with p that began under placement started: mine are this
 // pod's pairs in the buckets that differed, theirs p's. It returns how many
 // vaults differ. Of those, the asker syncs every one; the answerer only
 // those the asker did not list. Every pair the exchange did not find
 // differing is in sync as of now.
-func (r *replicator) settle(p peer.ID, started time.Time, mine []vaultFP, theirs map[vault.NamespaceID][32]byte, asker bool) int {
+func (r *replicator) settle(p peer.ID, started uint32, mine []vaultFP, theirs map[vault.NamespaceID][32]byte, asker bool) int {
 	now := time.Now()
 	r.mu.Lock()
 	pp := r.pods[p]
@@ -402,8 +410,8 @@ func (r *replicator) settle(p peer.ID, started time.Time, mine []vaultFP, theirs
 		r.mu.Unlock()
 		return 0
 	}
-	pp.confirmedFrom, pp.confirmedAt = started, now
-	pp.failures, pp.lastErr = 0, ""
+	pp.confirmedGen, pp.confirmedAt = started, now
+	pp.failures, pp.lastErr, pp.refusals = 0, "", 0
 	pp.due = now.Add(r.exchangeAfter(p))
 	for ns := range pp.differing {
 		if rep := r.replicas[replicaKey{ns, p}]; rep != nil {
@@ -437,10 +445,17 @@ func (r *replicator) settle(p peer.ID, started time.Time, mine []vaultFP, theirs
 }
 
 // repairBlobsWith fetches from p the missing blobs of the vaults the two
-// share: a sync no longer runs every interval to do it.
+// share: a sync no longer runs every interval to do it. It looks for them
+// at most every repairEvery (the look visits every counted vault).
 func (r *replicator) repairBlobsWith(p peer.ID) {
 	c := r.n.blobCounts
-	if c == nil {
+	r.mu.Lock()
+	due := c != nil && time.Since(r.repairScan[p]) >= repairEvery
+	if due {
+		r.repairScan[p] = time.Now()
+	}
+	r.mu.Unlock()
+	if !due {
 		return
 	}
 	c.mu.Lock()

@@ -209,7 +209,7 @@ func TestDifferingVaultGetsOneSession(t *testing.T) {
 	if got := replicaSyncs(t, "", pods...) - before; got != 1 {
 		t.Fatalf("%v sync sessions for one differing vault, want 1", got)
 	}
-	if got := replicaSyncs(t, reasonDiffer, pods...); got != 1 {
+	if got := replicaSyncs(t, reasonDiffer.String(), pods...); got != 1 {
 		t.Fatalf("%v sessions started for a difference, want 1", got)
 	}
 	if got := counterValue(t, a.reg, "seedfleet_replica_vaults_differing_total", nil) +
@@ -418,7 +418,7 @@ func TestWriteReachesADeviceLiveOnAnotherSeed(t *testing.T) {
 			time.Sleep(5 * time.Millisecond)
 		}
 	}
-	if got := replicaSyncs(t, reasonLive, a); got < 2 {
+	if got := replicaSyncs(t, reasonLive.String(), a); got < 2 {
 		t.Fatalf("A pushed %v times, want at least its two peers", got)
 	}
 }

@@ -46,28 +46,37 @@ type replicaKey struct {
 	peer peer.ID
 }
 
-// Why a pair's sync was scheduled (the label of seedfleet_replica_syncs_total).
+// syncReason is why a pair's sync was scheduled (the label of
+// seedfleet_replica_syncs_total).
+type syncReason uint8
+
 const (
-	reasonDiffer   = "differ"   // an exchange found its fingerprints differ
-	reasonLive     = "live"     // the vault changed here
-	reasonRetry    = "retry"    // its previous sync failed
-	reasonRepair   = "repair"   // integrity asked for a refill
-	reasonNoDigest = "nodigest" // the peer does not exchange digests with this pod
+	reasonNone     syncReason = iota
+	reasonDiffer              // an exchange found its fingerprints differ
+	reasonLive                // the vault changed here
+	reasonRetry               // its previous sync failed
+	reasonRepair              // integrity asked for a refill
+	reasonNoDigest            // the peer does not exchange digests with this pod
 )
 
-// replica is the replication state of one pair.
+func (r syncReason) String() string {
+	return [...]string{"none", "differ", "live", "retry", "repair", "nodigest"}[r]
+}
+
+// replica is the replication state of one pair. It is kept small: a pod
+// holds one per vault and replica peer.
 type replica struct {
-	info     peer.AddrInfo      // never changed: new addresses make a new replica
-	created  time.Time          // an exchange that began earlier says nothing of it
+	addrs    []ma.Multiaddr     // never changed: new addresses make a new replica
 	due      time.Time          // queued: the next sync starts at or after this (zero: idle)
-	reason   string             // of the queued sync
-	cancel   context.CancelFunc // set while a sync runs
-	again    string             // a reason to sync again once the running sync ends
-	failures int                // consecutive failed syncs
-	inSync   bool               // the latest sync succeeded
-	differs  bool               // the latest exchange found it differing, not synced since
 	lastSync time.Time          // of the latest successful sync
 	lastErr  string             // of the latest sync, if it failed
+	cancel   context.CancelFunc // set while a sync runs
+	failures int32              // consecutive failed syncs
+	gen      uint32             // the placement that brought it (an exchange begun earlier says nothing of it)
+	reason   syncReason         // of the queued sync
+	again    syncReason         // to sync again once the running sync ends
+	inSync   bool               // the latest sync succeeded
+	differs  bool               // the latest exchange found it differing, not synced since
 }
 
 // replicaPeer is what this pod keeps per replica peer (one per peer, not
@@ -83,14 +92,16 @@ type replicaPeer struct {
 	theirs   *fleet.Digest
 	theirKey [32]byte
 	due      time.Time // of this pod's next exchange with the peer
-	busy     bool      // an exchange (asked by either side) runs
-	failures int
+	busy     bool      // this pod's exchange with the peer runs
+	failures int       // exchanges in a row that failed
+	refusals int       // exchanges in a row the peer refused
 	lastErr  string
-	// The latest exchange that ended well began at confirmedFrom and ended
-	// at confirmedAt: every pair it did not find differing (and that
-	// existed when it began) was in sync then.
-	confirmedFrom, confirmedAt time.Time
-	differing                  map[vault.NamespaceID]bool // as the latest exchange found
+	// The latest exchange that ended well began under placement
+	// confirmedGen and ended at confirmedAt: every pair it did not find
+	// differing (and that existed when it began) was in sync then.
+	confirmedGen uint32
+	confirmedAt  time.Time
+	differing    map[vault.NamespaceID]bool // as the latest exchange found
 }
 
 func (p *replicaPeer) add(ns vault.NamespaceID, fp [32]byte) {
@@ -140,25 +151,29 @@ type replicator struct {
 
 	refreshMu sync.Mutex // one fingerprint refresh at a time
 
-	mu        sync.Mutex
-	peers     map[vault.NamespaceID][]peer.AddrInfo // as placed, in order; replaced, never modified
-	replicas  map[replicaKey]*replica
-	pods      map[peer.ID]*replicaPeer
-	fps       map[vault.NamespaceID][32]byte // set fingerprints of the vaults in peers
-	dirty     map[vault.NamespaceID]bool     // changed since read into fps
-	pushes    map[vault.NamespaceID]push
-	queue     replicaQueue // pairs due, by time
-	liveQueue []replicaKey // pairs to push, first come first served
-	running   int
-	live      int
-	asking    int
+	mu       sync.Mutex
+	peers    map[vault.NamespaceID][]peer.AddrInfo // as placed, in order; replaced, never modified
+	gen      uint32                                // counts placements
+	replicas map[replicaKey]*replica
+	pods     map[peer.ID]*replicaPeer
+	fps      map[vault.NamespaceID][32]byte // set fingerprints of the vaults in peers
+	dirty    map[vault.NamespaceID]bool     // changed since read into fps
+	pushes   map[vault.NamespaceID]push
+	// repairScan is when the vaults lacking blobs were last looked up for
+	// an exchange with each peer.
+	repairScan map[peer.ID]time.Time
+	queue      replicaQueue // pairs due, by time
+	liveQueue  []replicaKey // pairs to push, first come first served
+	running    int
+	live       int
+	asking     int
 }
 
 func newReplicator(n *Node, interval time.Duration) *replicator {
 	r := &replicator{n: n, interval: interval, wake: make(chan struct{}, 1), metrics: newReplicaMetrics(),
 		peers: map[vault.NamespaceID][]peer.AddrInfo{}, replicas: map[replicaKey]*replica{},
 		pods: map[peer.ID]*replicaPeer{}, fps: map[vault.NamespaceID][32]byte{},
-		dirty: map[vault.NamespaceID]bool{}, pushes: map[vault.NamespaceID]push{}}
+		dirty: map[vault.NamespaceID]bool{}, pushes: map[vault.NamespaceID]push{}, repairScan: map[peer.ID]time.Time{}}
 	rand.Read(r.key[:])
 	return r
 }
@@ -179,12 +194,13 @@ func (r *replicator) set(peers map[vault.NamespaceID][]peer.AddrInfo) {
 	now := time.Now()
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.gen++
 	next := make(map[replicaKey]*replica, len(r.replicas))
 	for ns, infos := range peers {
 		if _, ok := r.fps[ns]; !ok {
 			fp, read := fresh[ns]
-			r.fps[ns] = fp
-			if !read || fp == ([32]byte{}) {
+			r.fps[ns] = fp.fp
+			if !read || !fp.ok {
 				r.dirty[ns] = true // placed meanwhile, or unreadable: read again before the next exchange
 			}
 		}
@@ -192,20 +208,26 @@ func (r *replicator) set(peers map[vault.NamespaceID][]peer.AddrInfo) {
 		for _, info := range infos {
 			k := replicaKey{ns, info.ID}
 			old := r.replicas[k]
-			if old != nil && slices.EqualFunc(old.info.Addrs, info.Addrs, ma.Multiaddr.Equal) {
+			if old != nil && slices.EqualFunc(old.addrs, info.Addrs, ma.Multiaddr.Equal) {
 				next[k] = old
 				continue
 			}
-			next[k] = &replica{info: info, created: now}
+			next[k] = &replica{addrs: info.Addrs, gen: r.gen}
 			p := r.pods[info.ID]
 			if p == nil {
-				p = &replicaPeer{id: info.ID, info: info, mine: fleet.NewDigest(r.key), differing: map[vault.NamespaceID]bool{}}
+				p = &replicaPeer{id: info.ID, mine: fleet.NewDigest(r.key), differing: map[vault.NamespaceID]bool{}, due: now}
 				r.pods[info.ID] = p
 			}
 			if old == nil {
 				p.add(ns, fp)
 			}
-			p.info, p.due = info, now
+			// An exchange soon covers the new pair: at once from the seed
+			// that asks, an interval later from the other (unless asked
+			// meanwhile), so both seldom ask at once.
+			p.info = info
+			if due := now.Add(r.exchangeAfter(info.ID) - r.interval); due.Before(p.due) {
+				p.due = due
+			}
 		}
 	}
 	for k, old := range r.replicas {
@@ -219,6 +241,7 @@ func (r *replicator) set(peers map[vault.NamespaceID][]peer.AddrInfo) {
 	for id, p := range r.pods {
 		if p.shared == 0 {
 			delete(r.pods, id)
+			delete(r.repairScan, id)
 		}
 	}
 	for ns := range r.fps {
@@ -233,7 +256,7 @@ func (r *replicator) set(peers map[vault.NamespaceID][]peer.AddrInfo) {
 
 // readFingerprints reads the fingerprints of the vaults in peers that are
 // not cached yet (outside r.mu: a new placement may bring many).
-func (r *replicator) readFingerprints(peers map[vault.NamespaceID][]peer.AddrInfo) map[vault.NamespaceID][32]byte {
+func (r *replicator) readFingerprints(peers map[vault.NamespaceID][]peer.AddrInfo) map[vault.NamespaceID]readFP {
 	r.mu.Lock()
 	var missing []vault.NamespaceID
 	for ns := range peers {
@@ -242,24 +265,33 @@ func (r *replicator) readFingerprints(peers map[vault.NamespaceID][]peer.AddrInf
 		}
 	}
 	r.mu.Unlock()
-	out := make(map[vault.NamespaceID][32]byte, len(missing))
+	out := make(map[vault.NamespaceID]readFP, len(missing))
 	for _, ns := range missing {
-		out[ns] = r.fingerprint(ns)
+		fp, ok := r.fingerprint(ns)
+		out[ns] = readFP{fp, ok}
 	}
 	return out
 }
 
-// fingerprint reads ns's set fingerprint. A vault that cannot be read gets
-// the zero fingerprint, which no vault has: it differs, and is synced.
-func (r *replicator) fingerprint(ns vault.NamespaceID) [32]byte {
+// readFP is a fingerprint read from the store, and whether it could be.
+type readFP struct {
+	fp [32]byte
+	ok bool
+}
+
+// fingerprint reads ns's set fingerprint. A vault that cannot be read (or
+// before the store opened) gets an all-ones fingerprint, which differs from
+// a readable vault's: it is synced, and read again.
+func (r *replicator) fingerprint(ns vault.NamespaceID) ([32]byte, bool) {
+	unreadable := [32]byte{0: 0xff, 31: 0xff}
 	if r.n.store == nil {
-		return [32]byte{}
+		return unreadable, false
 	}
 	st, err := r.n.store.Stats(ns)
 	if err != nil {
-		return [32]byte{}
+		return unreadable, false
 	}
-	return st.Fingerprint
+	return st.Fingerprint, true
 }
 
 // changed is the store's OnChange: ns's fingerprint is re-read before the
@@ -283,13 +315,19 @@ func (r *replicator) refresh() {
 			delete(r.dirty, ns)
 		}
 	}
+	if len(r.dirty) == 0 {
+		r.dirty = map[vault.NamespaceID]bool{} // a map never shrinks: drop a large empty one
+	}
 	r.mu.Unlock()
 	if len(list) == 0 {
 		return
 	}
 	fresh := make([][32]byte, len(list))
 	for i, ns := range list {
-		fresh[i] = r.fingerprint(ns)
+		var ok bool
+		if fresh[i], ok = r.fingerprint(ns); !ok {
+			r.changed(ns)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -340,7 +378,7 @@ func (r *replicator) syncNow(ns vault.NamespaceID) {
 
 // schedule queues the pair's sync at t, unless one is queued sooner; a pair
 // whose sync runs syncs again when it ends. r.mu is held.
-func (r *replicator) schedule(k replicaKey, rep *replica, t time.Time, reason string) {
+func (r *replicator) schedule(k replicaKey, rep *replica, t time.Time, reason syncReason) {
 	switch {
 	case rep.cancel != nil:
 		rep.again = reason
@@ -370,7 +408,7 @@ func (r *replicator) syncedAt(k replicaKey, rep *replica) time.Time {
 		t = rep.lastSync
 	}
 	if p := r.pods[k.peer]; p != nil && !rep.differs && rep.due.IsZero() && rep.cancel == nil &&
-		rep.created.Before(p.confirmedFrom) && p.confirmedAt.After(t) {
+		rep.gen <= p.confirmedGen && p.confirmedAt.After(t) {
 		t = p.confirmedAt
 	}
 	return t
@@ -496,7 +534,7 @@ func (r *replicator) startDue(ctx context.Context) time.Duration {
 func (r *replicator) start(ctx context.Context, k replicaKey, rep *replica) {
 	sctx, cancel := context.WithTimeout(ctx, replicaSyncTimeout)
 	reason, isLive := rep.reason, rep.reason == reasonLive
-	rep.cancel, rep.due, rep.reason = cancel, time.Time{}, ""
+	rep.cancel, rep.due, rep.reason = cancel, time.Time{}, reasonNone
 	if isLive {
 		r.live++
 	} else {
@@ -508,7 +546,7 @@ func (r *replicator) start(ctx context.Context, k replicaKey, rep *replica) {
 		defer cancel()
 		// Added for a while before each sync, so the addresses of a peer
 		// dropped from the placement are soon forgotten.
-		r.n.host.Peerstore().AddAddrs(k.peer, rep.info.Addrs, peerstore.TempAddrTTL)
+		r.n.host.Peerstore().AddAddrs(k.peer, rep.addrs, peerstore.TempAddrTTL)
 		st, err := r.n.sync.Sync(sctx, k.peer, k.ns, vault.SyncOptions{})
 		r.finish(ctx, k, rep, isLive, reason, st, err)
 	}()
@@ -517,13 +555,13 @@ func (r *replicator) start(ctx context.Context, k replicaKey, rep *replica) {
 // finish records a sync's outcome: a failed pair is retried with backoff,
 // one that changed meanwhile syncs again. Syncs of pairs no longer placed,
 // or ended by shutdown, leave no trace.
-func (r *replicator) finish(ctx context.Context, k replicaKey, rep *replica, isLive bool, reason string, st vault.SyncStats, err error) {
+func (r *replicator) finish(ctx context.Context, k replicaKey, rep *replica, isLive bool, reason syncReason, st vault.SyncStats, err error) {
 	defer r.poke()
 	result := "ok"
 	if err != nil {
 		result = "error"
 	}
-	r.metrics.syncs.WithLabelValues(reason, result).Inc()
+	r.metrics.syncs.WithLabelValues(reason.String(), result).Inc()
 	r.mu.Lock()
 	if isLive {
 		r.live--
@@ -532,7 +570,7 @@ func (r *replicator) finish(ctx context.Context, k replicaKey, rep *replica, isL
 	}
 	rep.cancel = nil
 	again := rep.again
-	rep.again = ""
+	rep.again = reasonNone
 	if r.replicas[k] != rep || ctx.Err() != nil {
 		r.mu.Unlock()
 		return
@@ -544,9 +582,9 @@ func (r *replicator) finish(ctx context.Context, k replicaKey, rep *replica, isL
 	} else {
 		rep.inSync, rep.lastErr = false, err.Error()
 		rep.failures++
-		r.schedule(k, rep, now.Add(replicaBackoff(rep.failures)), reasonRetry)
+		r.schedule(k, rep, now.Add(replicaBackoff(int(rep.failures))), reasonRetry)
 	}
-	if again != "" {
+	if again != reasonNone {
 		r.schedule(k, rep, now, again)
 	}
 	failures, retry := rep.failures, rep.due.Sub(now)
@@ -558,7 +596,7 @@ func (r *replicator) finish(ctx context.Context, k replicaKey, rep *replica, isL
 		log.Info("replica in sync with peer", "received", st.ItemsReceived, "sent", st.ItemsSent,
 			"refused", st.Refused, "peerRefused", st.PeerRefused)
 	case err == nil:
-		log.Debug("replica synced", "received", st.ItemsReceived, "sent", st.ItemsSent, "took", st.Duration, "why", reason)
+		log.Debug("replica synced", "received", st.ItemsReceived, "sent", st.ItemsSent, "took", st.Duration, "why", reason.String())
 	case failures == 1:
 		log.Info("replica sync failing; retrying with backoff", "retryIn", retry, "err", err)
 	default:
