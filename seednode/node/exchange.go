@@ -223,8 +223,16 @@ func (r *replicator) askOn(s network.Stream, p peer.ID) (string, error) {
 	return outcomeDiffer, nil
 }
 
-// handle answers an exchange.
+// handle answers an exchange. It counts in the node's wait group (added
+// before the node's context is checked: a Close that began waits for it,
+// one that ended is seen), as it uses the store.
 func (r *replicator) handle(s network.Stream) {
+	r.n.wg.Add(1)
+	defer r.n.wg.Done()
+	if r.n.ctx.Err() != nil {
+		s.Reset()
+		return
+	}
 	if err := s.Scope().ReserveMemory(exchangeMemory, network.ReservationPriorityMedium); err != nil {
 		s.Reset()
 		return

@@ -60,8 +60,10 @@ type Config struct {
 	// VaultsFile, if set, lists more hosted vaults and their replica peers
 	// (see ParseVaultList). It is re-read when it changes, without a restart.
 	VaultsFile string
-	// ReplicateInterval is how often each hosted vault is synced with each
-	// of its replica peers (default config.DefaultReplicateInterval).
+	// ReplicateInterval is how often the seed compares, in one digest
+	// exchange per replica peer, the vaults the two share and syncs those
+	// that differ (default config.DefaultReplicateInterval). A vault that
+	// changes is synced with its peers at once.
 	ReplicateInterval time.Duration
 	// Limits apply to every hosted vault, except where the vault's placement
 	// options (Placement.Options) set its own quota.
