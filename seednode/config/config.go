@@ -46,8 +46,10 @@ type Config struct {
 	// the other seeds hosting it, which this seed syncs it with; # comments.
 	// The node re-reads it when it changes.
 	HostedVaultsFile string `json:"hostedVaultsFile"`
-	// ReplicateInterval is how often each hosted vault is synced with its
-	// replica peers (from HostedVaultsFile or the admin API); between 1s and 1h.
+	// ReplicateInterval is how often the seed compares, in one digest
+	// exchange per replica peer (from HostedVaultsFile or the admin API),
+	// the vaults the two share, and syncs those that differ; between 1s and
+	// 1h. A vault that changes is synced with its peers at once.
 	ReplicateInterval Duration `json:"replicateInterval"`
 	// Limits apply to every hosted vault.
 	Limits VaultLimits `json:"limits"`
@@ -265,8 +267,8 @@ const (
 	DefaultDataDir        = "seed-data"
 	DefaultAdminListen    = "127.0.0.1:7401"
 	DefaultProtocolPrefix = "/seedfleet"
-	// DefaultReplicateInterval is how often a hosted vault is synced with
-	// each of its replica peers.
+	// DefaultReplicateInterval is how often a seed compares the vaults it
+	// shares with each replica peer.
 	DefaultReplicateInterval = 10 * time.Second
 )
 

@@ -40,7 +40,7 @@ hostedVaults: []
 # A file with more vaults, one per line: a namespace ID, then optionally the multiaddrs (ending in /p2p/<peer ID>) of up to 16 other seeds hosting it, separated by spaces; # comments. Re-read when it changes. Empty: none.
 hostedVaultsFile: ""
 
-# How often each hosted vault is synced with the other seeds hosting it (its peers in hostedVaultsFile or the admin API), 1s to 1h.
+# How often this seed compares, in one digest exchange per peer, the vaults it shares with the other seeds hosting them (its peers in hostedVaultsFile or the admin API) and syncs those that differ, 1s to 1h. A change is synced at once.
 replicateInterval: 10s
 
 # Limits applied to every hosted vault.

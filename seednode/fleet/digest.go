@@ -14,10 +14,13 @@ import (
 // keyed hashes, so adding, removing or changing one vault costs one hash,
 // not a pass over the set.
 //
-// The hash is keyed with a secret every pod of the fleet holds and devices
-// do not: otherwise a device that controls the fingerprints of several
+// The hash is keyed with a secret devices do not know (the asking seed's,
+// random per process, sent to the answering seed over the encrypted
+// stream): otherwise a device that controls the fingerprints of several
 // vaults could search for values whose hashes cancel, and hide a
-// difference between two pods.
+// difference between two pods. seednode/node's replica digest exchange
+// keeps one digest per replica peer under its own key and one under the
+// peer's, both updated as fingerprints change.
 
 // DigestBuckets is how many buckets a digest has: 4,096 of 16 bytes, so the
 // full bucket list is 64 KiB, sent only when the roots differ.
@@ -32,17 +35,30 @@ type Digest struct {
 	key     [32]byte
 	buckets [DigestBuckets][DigestItemLen]byte
 	counts  [DigestBuckets]uint32
+	// h is the keyed hasher, reset for each item: a new one allocates
+	// several KiB, which a digest of 100,000 vaults would make 100,000
+	// times. A Digest is not safe for concurrent use.
+	h *blake3.Hasher
 }
 
 // NewDigest returns an empty digest under key.
 func NewDigest(key [32]byte) *Digest { return &Digest{key: key} }
+
+func (d *Digest) hasher() *blake3.Hasher {
+	if d.h == nil {
+		d.h, _ = blake3.NewKeyed(d.key[:]) // a 32-byte key never fails
+	} else {
+		d.h.Reset()
+	}
+	return d.h
+}
 
 // BucketOf is the bucket vault ns falls in: its first 12 bits.
 func BucketOf(ns [32]byte) int { return int(ns[0])<<4 | int(ns[1]>>4) }
 
 // ItemHash is the keyed hash of one (vault, fingerprint) pair.
 func (d *Digest) ItemHash(ns, fp [32]byte) [DigestItemLen]byte {
-	h, _ := blake3.NewKeyed(d.key[:]) // a 32-byte key never fails
+	h := d.hasher()
 	h.Write(ns[:])
 	h.Write(fp[:])
 	var sum [32]byte
@@ -84,7 +100,7 @@ func (d *Digest) Bucket(i int) ([DigestItemLen]byte, uint32) { return d.buckets[
 
 // Root summarises the whole set: the hash of every bucket's hash and count.
 func (d *Digest) Root() [32]byte {
-	h, _ := blake3.NewKeyed(d.key[:])
+	h := d.hasher()
 	var n [4]byte
 	for i := range d.buckets {
 		h.Write(d.buckets[i][:])

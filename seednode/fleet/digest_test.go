@@ -62,3 +62,16 @@ func TestBucketOf(t *testing.T) {
 		t.Fatal("BucketOf does not take the first 12 bits")
 	}
 }
+
+// TestDigestChangeAllocatesNothing: a digest is updated on every write to a
+// vault and built over every vault a pod shares with a peer, so hashing an
+// item must not allocate.
+func TestDigestChangeAllocatesNothing(t *testing.T) {
+	d := NewDigest([32]byte{7})
+	ns, fp := item(1)
+	_, fp2 := item(2)
+	d.Add(ns, fp)
+	if n := testing.AllocsPerRun(100, func() { d.Change(ns, fp, fp2); d.Change(ns, fp2, fp) }); n != 0 {
+		t.Fatalf("%v allocations per change", n)
+	}
+}

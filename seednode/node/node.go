@@ -60,8 +60,10 @@ type Config struct {
 	// VaultsFile, if set, lists more hosted vaults and their replica peers
 	// (see ParseVaultList). It is re-read when it changes, without a restart.
 	VaultsFile string
-	// ReplicateInterval is how often each hosted vault is synced with each
-	// of its replica peers (default config.DefaultReplicateInterval).
+	// ReplicateInterval is how often the seed compares, in one digest
+	// exchange per replica peer, the vaults the two share and syncs those
+	// that differ (default config.DefaultReplicateInterval). A vault that
+	// changes is synced with its peers at once.
 	ReplicateInterval time.Duration
 	// Limits apply to every hosted vault, except where the vault's placement
 	// options (Placement.Options) set its own quota.
@@ -234,7 +236,7 @@ func (n *Node) openStores() (verifiedAtStart bool, err error) {
 	}
 	n.integrity = newIntegrity(n, n.cfg.ScrubInterval)
 	n.store, err = vault.Open(filepath.Join(n.cfg.DataDir, "vaults"), vault.StoreOptions{LimitsFor: n.limitsFor,
-		Rebuild: n.cfg.RebuildStore, OnCorruption: n.integrity.requestPass, Logger: n.log})
+		Rebuild: n.cfg.RebuildStore, OnCorruption: n.integrity.requestPass, Logger: n.log, OnChange: n.replicas.changed})
 	if err != nil {
 		return false, err
 	}
@@ -280,6 +282,9 @@ func (n *Node) startServices() (err error) {
 	if err := n.integrity.register(n.reg); err != nil {
 		return err
 	}
+	if err := n.replicas.metrics.register(n.reg); err != nil {
+		return err
+	}
 	n.fetcher = newBlobFetcher(n)
 	opts := []vault.Option{vault.WithPolicy(syncPolicy{n}), vault.WithLogger(n.log), vault.WithStoredHook(n.stored),
 		vault.WithSessionEndHook(n.sessionEnded), vault.WithLackedBlobs(n.blobCounts.lacking), vault.WithRegisterer(n.reg)}
@@ -289,6 +294,7 @@ func (n *Node) startServices() (err error) {
 	if n.sync, err = vault.NewService(n.host, n.store, opts...); err != nil {
 		return err
 	}
+	n.replicas.serve()
 	if n.blobSvc, err = blobs.NewService(n.host, n.blobs, blobs.WithLogger(n.log), blobs.WithAdmission(n.sync.Admission()),
 		blobs.WithRegisterer(n.reg)); err != nil {
 		return err

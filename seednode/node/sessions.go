@@ -78,6 +78,7 @@ func (n *Node) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
 		}
 	}
 	n.blobCounts.stored(ns, n.fetcher.stored(p, ns, items))
+	n.replicas.stored(p, ns, n.isSeed(p, ns))
 }
 
 // syncHistory is what /status reports of each vault's sessions: when one

@@ -609,6 +609,7 @@ func (s *Store) Rederive(ns NamespaceID) error {
 	s.agentsMu.Lock()
 	delete(s.agents, ns)
 	s.agentsMu.Unlock()
+	s.changed(ns)
 	return nil
 }
 

@@ -54,6 +54,10 @@ type StoreOptions struct {
 	OnCorruption func()
 	// Logger receives Pebble's errors and the store's repairs (default slog.Default()).
 	Logger *slog.Logger
+	// OnChange, if set, is called after every commit that may have changed
+	// a vault's entry set (an insert, a purge, a drop, a rederive), with the
+	// vault's lock held: it must return quickly and not use the store.
+	OnChange func(NamespaceID)
 }
 
 // Store keeps vault entries in one Pebble database.
@@ -376,6 +380,7 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 		s.setAgentDoc(ns, tx.doc)
 	}
 	s.feed.publish(ns, origin, tx.res.StoredItems)
+	s.changed(ns)
 	return tx.res, nil
 }
 
@@ -959,6 +964,13 @@ func (s *Store) Namespaces() (out []NamespaceID, err error) {
 	return out, it.Error()
 }
 
+// changed calls StoreOptions.OnChange.
+func (s *Store) changed(ns NamespaceID) {
+	if s.opts.OnChange != nil {
+		s.opts.OnChange(ns)
+	}
+}
+
 // DropVault deletes every entry, index and aggregate of ns.
 func (s *Store) DropVault(ns NamespaceID) error {
 	unlock, err := s.lockVault(ns)
@@ -982,6 +994,7 @@ func (s *Store) DropVault(ns NamespaceID) error {
 	s.agentsMu.Lock()
 	delete(s.agents, ns)
 	s.agentsMu.Unlock()
+	s.changed(ns)
 	if _, ok := s.Damage(ns); ok {
 		return s.setDamage(ns, nil) // nothing of it is left to repair
 	}

@@ -1,0 +1,117 @@
+package node
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+
+	"github.com/seedfleet/seedfleet/seednode/fleet"
+)
+
+// exchangeSamples are well-formed messages of every kind.
+func exchangeSamples() [][]byte {
+	d := fleet.NewDigest([32]byte{9})
+	d.Add([32]byte{1}, [32]byte{2})
+	return [][]byte{
+		appendHello(nil, [32]byte{1}, [32]byte{2}),
+		{msgEqual},
+		appendBuckets(nil, d),
+		appendAsk(nil, []uint16{0, 7, fleet.DigestBuckets - 1}),
+		appendItems(nil, []vaultFP{{ns: [32]byte{3}, fp: [32]byte{4}}, {ns: [32]byte{5}}}),
+		{msgEnd},
+		appendRefused(nil, "not a replica peer"),
+	}
+}
+
+// FuzzDecodeExchangeMsg: any frame body decodes without panicking, to an
+// error wrapping ErrExchangeProtocol or to a message that encodes back to
+// the same bytes (one encoding per message).
+func FuzzDecodeExchangeMsg(f *testing.F) {
+	for _, s := range exchangeSamples() {
+		f.Add(s)
+	}
+	f.Add([]byte{})
+	f.Add([]byte{msgAsk, 0})
+	f.Add([]byte{msgAsk, 2, 0, 5, 0, 5})
+	f.Add([]byte{msgItems, 0})
+	f.Add([]byte{msgItems, 0x81, 0x00})
+	f.Fuzz(func(t *testing.T, body []byte) {
+		m, err := decodeExchangeMsg(body)
+		if err != nil {
+			if !errors.Is(err, ErrExchangeProtocol) {
+				t.Fatalf("error %v does not wrap ErrExchangeProtocol", err)
+			}
+			return
+		}
+		if m.kind == msgRefused {
+			return // its text is sanitized: control characters do not come back
+		}
+		if got := encodeExchangeMsg(t, m); !bytes.Equal(got, body) {
+			t.Fatalf("%x decodes to %+v, which encodes to %x", body, m, got)
+		}
+	})
+}
+
+// encodeExchangeMsg is the inverse of decodeExchangeMsg, for the tests.
+func encodeExchangeMsg(t *testing.T, m exchangeMsg) []byte {
+	switch m.kind {
+	case msgHello:
+		return appendHello(nil, m.key, m.root)
+	case msgEqual, msgEnd:
+		return []byte{m.kind}
+	case msgBuckets:
+		out := []byte{msgBuckets}
+		for _, b := range m.buckets {
+			out = append(out, b.hash[:]...)
+			out = append(out, byte(b.count>>24), byte(b.count>>16), byte(b.count>>8), byte(b.count))
+		}
+		return out
+	case msgAsk:
+		return appendAsk(nil, m.ask)
+	case msgItems:
+		return appendItems(nil, m.items)
+	case msgRefused:
+		return appendRefused(nil, m.reason)
+	}
+	t.Fatalf("decoded an unknown kind %d", m.kind)
+	return nil
+}
+
+// TestExchangeMsgRefusals: the malformed messages a hostile peer might send
+// are refused with a reason.
+func TestExchangeMsgRefusals(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		body []byte
+	}{
+		{"empty", nil},
+		{"unknown kind", []byte{99}},
+		{"short hello", appendHello(nil, [32]byte{}, [32]byte{})[:40]},
+		{"trailing byte", append([]byte{msgEqual}, 0)},
+		{"short buckets", appendBuckets(nil, fleet.NewDigest([32]byte{}))[:100]},
+		{"ask for none", []byte{msgAsk, 0}},
+		{"ask repeats a bucket", appendAsk(nil, []uint16{3, 3})},
+		{"ask out of range", appendAsk(nil, []uint16{fleet.DigestBuckets})},
+		{"too many buckets", appendAsk(nil, make([]uint16, fleet.DigestBuckets+1))},
+		{"no items", []byte{msgItems, 0}},
+		{"too many items", appendItems(nil, make([]vaultFP, maxExchangeItems+1))},
+		{"items cut short", appendItems(nil, make([]vaultFP, 2))[:70]},
+		{"non-minimal count", []byte{msgItems, 0x81, 0x00}},
+		{"refusal too long", append([]byte{msgRefused, 0x81, 0x04}, make([]byte, 513)...)},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeExchangeMsg(tc.body); !errors.Is(err, ErrExchangeProtocol) {
+				t.Fatalf("decoded %x: %v, want a protocol error", tc.body, err)
+			}
+		})
+	}
+	for _, s := range exchangeSamples() {
+		m, err := decodeExchangeMsg(s)
+		if err != nil {
+			t.Fatalf("sample %x: %v", s, err)
+		}
+		if got := encodeExchangeMsg(t, m); !bytes.Equal(got, s) {
+			t.Fatalf("sample %x round-trips to %x", s, got)
+		}
+	}
+}

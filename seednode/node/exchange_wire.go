@@ -1,0 +1,164 @@
+package node
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
+	"github.com/seedfleet/seedfleet/seednode/fleet"
+)
+
+// The replica digest protocol's messages. Each is one frame (internal/wire)
+// whose body starts with its kind:
+//
+//	hello    asker → answerer  key[32] root[32]: the asker's digest of the
+//	                           (vault, fingerprint) pairs it shares with the
+//	                           answerer, under key (the asker's).
+//	equal    answerer → asker  the answerer's digest under key has that root.
+//	buckets  answerer → asker  else its 4,096 buckets: hash[16] count[4].
+//	ask      asker → answerer  n, then n bucket indices (2 bytes each,
+//	                           strictly increasing): list their pairs.
+//	items    answerer → asker  n ≤ maxExchangeItems, then n × ns[32] fp[32],
+//	                           every vault in an asked bucket;
+//	end      answerer → asker  no more items.
+//	refused  answerer → asker  why (text); the stream ends.
+const (
+	msgHello   byte = 1
+	msgEqual   byte = 2
+	msgBuckets byte = 3
+	msgAsk     byte = 4
+	msgItems   byte = 5
+	msgEnd     byte = 6
+	msgRefused byte = 7
+)
+
+const (
+	// maxExchangeItems bounds the pairs one items frame carries (64 KiB).
+	maxExchangeItems = 1024
+	// bucketsLen is the body of a buckets message after its kind.
+	bucketsLen = fleet.DigestBuckets * (fleet.DigestItemLen + 4)
+	// maxExchangeFrame bounds every frame of the protocol: the largest is
+	// a buckets message.
+	maxExchangeFrame = 1 + bucketsLen
+	// maxRefusalLen bounds a refusal's text.
+	maxRefusalLen = 256
+)
+
+// ErrExchangeProtocol is wrapped by every error about a malformed message of
+// the replica digest protocol.
+var ErrExchangeProtocol = errors.New("replica digest protocol violation")
+
+// digestBucket is one bucket of a digest as it travels.
+type digestBucket struct {
+	hash  [fleet.DigestItemLen]byte
+	count uint32
+}
+
+// vaultFP is one (vault, fingerprint) pair.
+type vaultFP struct {
+	ns, fp [32]byte
+}
+
+// exchangeMsg is a decoded message; which fields are set depends on kind.
+type exchangeMsg struct {
+	kind      byte
+	key, root [32]byte
+	buckets   []digestBucket // fleet.DigestBuckets of them
+	ask       []uint16
+	items     []vaultFP
+	reason    string
+}
+
+func appendHello(b []byte, key, root [32]byte) []byte {
+	b = append(b, msgHello)
+	b = append(b, key[:]...)
+	return append(b, root[:]...)
+}
+
+func appendBuckets(b []byte, d *fleet.Digest) []byte {
+	b = append(b, msgBuckets)
+	for i := range fleet.DigestBuckets {
+		h, c := d.Bucket(i)
+		b = append(b, h[:]...)
+		b = binary.BigEndian.AppendUint32(b, c)
+	}
+	return b
+}
+
+func appendAsk(b []byte, buckets []uint16) []byte {
+	b = append(b, msgAsk)
+	b = binary.AppendUvarint(b, uint64(len(buckets)))
+	for _, i := range buckets {
+		b = binary.BigEndian.AppendUint16(b, i)
+	}
+	return b
+}
+
+func appendItems(b []byte, items []vaultFP) []byte {
+	b = append(b, msgItems)
+	b = binary.AppendUvarint(b, uint64(len(items)))
+	for _, it := range items {
+		b = append(b, it.ns[:]...)
+		b = append(b, it.fp[:]...)
+	}
+	return b
+}
+
+func appendRefused(b []byte, reason string) []byte {
+	b = append(b, msgRefused)
+	return wire.AppendLenBytes(b, wire.Truncate(reason, maxRefusalLen))
+}
+
+// decodeExchangeMsg decodes one frame body. It never panics; errors wrap
+// ErrExchangeProtocol and say what was wrong.
+func decodeExchangeMsg(body []byte) (exchangeMsg, error) {
+	d := wire.Decoder{B: body, Sentinel: ErrExchangeProtocol}
+	m := exchangeMsg{kind: d.Byte("message kind")}
+	switch m.kind {
+	case msgHello:
+		d.Fixed(m.key[:], "hello key")
+		d.Fixed(m.root[:], "hello root")
+	case msgEqual, msgEnd:
+	case msgBuckets:
+		raw := d.Bytes(bucketsLen, "buckets")
+		if raw != nil {
+			m.buckets = make([]digestBucket, fleet.DigestBuckets)
+			for i := range m.buckets {
+				r := raw[i*(fleet.DigestItemLen+4):]
+				copy(m.buckets[i].hash[:], r)
+				m.buckets[i].count = binary.BigEndian.Uint32(r[fleet.DigestItemLen:])
+			}
+		}
+	case msgAsk:
+		n := d.Uvarint("bucket count")
+		if d.Err == nil && (n == 0 || n > fleet.DigestBuckets) {
+			return m, fmt.Errorf("%w: ask for %d buckets (1 to %d)", ErrExchangeProtocol, n, fleet.DigestBuckets)
+		}
+		raw := d.Bytes(int(n)*2, "bucket indices")
+		for i := 0; raw != nil && i < int(n); i++ {
+			b := binary.BigEndian.Uint16(raw[2*i:])
+			if b >= fleet.DigestBuckets || (i > 0 && b <= m.ask[i-1]) {
+				return m, fmt.Errorf("%w: bucket indices out of range or not strictly increasing", ErrExchangeProtocol)
+			}
+			m.ask = append(m.ask, b)
+		}
+	case msgItems:
+		n := d.Uvarint("item count")
+		if d.Err == nil && (n == 0 || n > maxExchangeItems) {
+			return m, fmt.Errorf("%w: %d items in a frame (1 to %d)", ErrExchangeProtocol, n, maxExchangeItems)
+		}
+		raw := d.Bytes(int(n)*64, "items")
+		for i := 0; raw != nil && i < int(n); i++ {
+			var it vaultFP
+			copy(it.ns[:], raw[64*i:])
+			copy(it.fp[:], raw[64*i+32:])
+			m.items = append(m.items, it)
+		}
+	case msgRefused:
+		m.reason = wire.Sanitize(string(d.LenBytes("refusal", maxRefusalLen)))
+	default:
+		return m, fmt.Errorf("%w: unknown message kind %d", ErrExchangeProtocol, m.kind)
+	}
+	return m, d.Done(fmt.Sprintf("message of kind %d", m.kind))
+}
