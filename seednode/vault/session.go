@@ -172,6 +172,9 @@ type session struct {
 	// reconciled, if set, is called once reconciliation succeeds (the
 	// serving side marks the peer known).
 	reconciled func()
+	// memory is what the session holds reserved in its stream's scope (its
+	// starter releases it); live mode gives most of it back.
+	memory int
 
 	writeMu sync.Mutex // live mode: the reader answers pings while the writer pushes
 	peerRef struct {
@@ -231,6 +234,8 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 		return s.stats, err
 	}
 	s.live = true
+	s.enterLive()
+	defer s.svc.unprotect(s.stats.Peer)
 	err = s.liveLoop(ctx, sub)
 	s.finishStats()
 	return s.stats, err
