@@ -407,7 +407,7 @@ func (s *Store) beginInsert(ns NamespaceID) (*insertTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, err := s.agentDocLocked(ns)
+	doc, err := s.agentDocLocked(ns, true)
 	if err != nil {
 		return nil, err
 	}
