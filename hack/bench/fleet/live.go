@@ -133,12 +133,14 @@ func liveBench(n, hot, probes int) {
 		go func() {
 			defer sessions.Done()
 			defer svc.Close()
+			wentLive := false
 			_, err := svc.Sync(ctx, seed.info.ID, d.ns, vault.SyncOptions{Live: true, Progress: func(p vault.Progress) {
 				if p.Phase == "live" {
+					wentLive = true
 					once.Do(func() { close(live) })
 				}
 			}})
-			if err != nil && ctx.Err() == nil {
+			if err != nil && ctx.Err() == nil && wentLive {
 				if failed.Add(1) == 1 {
 					firstErr.Store(err)
 				}
@@ -153,6 +155,7 @@ func liveBench(n, hot, probes int) {
 		}
 	}
 
+	var retries atomic.Int64
 	// connect makes devices [from, to) live, 32 at a time.
 	connect := func(from, to int) {
 		start := time.Now()
@@ -175,7 +178,16 @@ func liveBench(n, hot, probes int) {
 						hostsMu.Unlock()
 						opts = append(opts, storedHook(i))
 					}
-					if err := goLive(devs[i], st, opts...); err != nil {
+					// A device whose dial fails (a loaded machine: a
+					// handshake past its timeout) tries again, as devices do.
+					var err error
+					for try := 0; try < 3; try++ {
+						if err = goLive(devs[i], st, opts...); err == nil {
+							break
+						}
+						retries.Add(1)
+					}
+					if err != nil {
 						setupErr.Store(fmt.Errorf("device %d: %w", i, err))
 					}
 				}
@@ -186,7 +198,7 @@ func liveBench(n, hot, probes int) {
 			seed.stop()
 			log.Fatal(err)
 		}
-		log.Printf("live: devices %d to %d live in %s", from, to-1, time.Since(start).Round(time.Millisecond))
+		log.Printf("live: devices %d to %d live in %s (%d dials retried so far)", from, to-1, time.Since(start).Round(time.Millisecond), retries.Load())
 	}
 	wst := openStore("writer")
 	stores = append(stores, wst)
