@@ -163,10 +163,11 @@ func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	// A live vault session is a stream held as long as the device is
 	// online: go-libp2p's default service and protocol limits (512 to
 	// 1,024 inbound streams plus 256 to 512 per GiB) refused the ~1,266th
-	// live device. Allow two per inbound connection the system admits;
-	// what sessions reserve is bounded by the system's memory limit.
+	// live device. Allow two per inbound connection the system admits; the
+	// service's memory limit stays go-libp2p's (a live session keeps 20 KiB
+	// of its reservation, see vault.liveMemory).
 	conns := int(sys.ConnsInbound)
-	vaultSync := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(2 * conns), Streams: rcmgr.LimitVal(4 * conns), Memory: rcmgr.Unlimited64}
+	vaultSync := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(2 * conns), Streams: rcmgr.LimitVal(4 * conns)}
 	defaults := base.ToPartialLimitConfig().System
 	if sys.StreamsInbound == 0 {
 		sys.StreamsInbound = max(rcmgr.LimitVal(4*conns), defaults.StreamsInbound)
