@@ -56,12 +56,22 @@ func liveBench(n, hot, probes int) {
 		log.Fatal(err)
 	}
 	// As an operator serving thousands of devices would: inbound
-	// connections above go-libp2p's default.
-	seed, err := startSeed(dir, bin, "live", file, seedOpts{extra: fmt.Sprintf("resources: {maxConnsInbound: %d}\n", 2*n+1024)})
+	// connections above the default, and libp2p memory to match (go-libp2p
+	// accounts 256 KiB per stream, its initial receive window, and admits
+	// a device it does not know yet only while its memory is under 40%
+	// used: the autoscaled limit on this machine refused the ~4,665th).
+	seed, err := startSeed(dir, bin, "live", file, seedOpts{extra: fmt.Sprintf("resources: {maxConnsInbound: %d, maxMemoryMiB: %d}\n", 2*n+1024, max(4096, n))})
 	if err != nil {
+		os.RemoveAll(dir)
 		log.Fatal(err)
 	}
 	defer seed.stop()
+	// die stops the seed and removes dir first: log.Fatal skips deferred calls.
+	die := func(err error) {
+		seed.stop()
+		os.RemoveAll(dir)
+		log.Fatal(err)
+	}
 	waitQuiet(seed, time.Minute)
 	base := seed.settledRSS(3 * time.Second)
 
@@ -71,8 +81,7 @@ func liveBench(n, hot, probes int) {
 	openStore := func(name string) *vault.Store {
 		st, err := vault.Open(filepath.Join(dir, name), vault.StoreOptions{NoSync: true, CacheSize: 1 << 20})
 		if err != nil {
-			seed.stop()
-			log.Fatal(err)
+			die(err)
 		}
 		return st
 	}
@@ -195,8 +204,7 @@ func liveBench(n, hot, probes int) {
 		}
 		wg.Wait()
 		if err, _ := setupErr.Load().(error); err != nil {
-			seed.stop()
-			log.Fatal(err)
+			die(err)
 		}
 		log.Printf("live: devices %d to %d live in %s (%d dials retried so far)", from, to-1, time.Since(start).Round(time.Millisecond), retries.Load())
 	}
@@ -209,8 +217,7 @@ func liveBench(n, hot, probes int) {
 		for p := first; p < first+count; p++ {
 			t0 := time.Now()
 			if err := writer.write(wst, 1); err != nil { // its value starts with p
-				seed.stop()
-				log.Fatal(err)
+				die(err)
 			}
 			deadline := time.Now().Add(10 * time.Second)
 			for {
@@ -221,8 +228,7 @@ func liveBench(n, hot, probes int) {
 					break
 				}
 				if time.Now().After(deadline) {
-					seed.stop()
-					log.Fatal(errors.New("live: a probe entry did not reach every hot device within 10 s"))
+					die(errors.New("live: a probe entry did not reach every hot device within 10 s"))
 				}
 				time.Sleep(time.Millisecond)
 			}
@@ -232,8 +238,7 @@ func liveBench(n, hot, probes int) {
 			time.Sleep(50 * time.Millisecond)
 		}
 		if f := failed.Load(); f > 0 {
-			seed.stop()
-			log.Fatalf("live: %d sessions ended while they should have stayed live; first: %v", f, firstErr.Load())
+			die(fmt.Errorf("live: %d sessions ended while they should have stayed live; first: %v", f, firstErr.Load()))
 		}
 		return lat
 	}
@@ -241,16 +246,14 @@ func liveBench(n, hot, probes int) {
 	// Baseline: the hot devices and the writer alone on the seed.
 	connect(0, hot)
 	if err := goLive(writer, wst); err != nil {
-		seed.stop()
-		log.Fatal(fmt.Errorf("writer: %w", err))
+		die(fmt.Errorf("writer: %w", err))
 	}
 	baseLat := probe(1, probes)
 	connect(hot, n)
 	waitQuiet(seed, time.Minute)
 	rss := seed.settledRSS(5 * time.Second)
 	if f := failed.Load(); f > 0 {
-		seed.stop()
-		log.Fatalf("live: %d sessions ended while they should have stayed live; first: %v", f, firstErr.Load())
+		die(fmt.Errorf("live: %d sessions ended while they should have stayed live; first: %v", f, firstErr.Load()))
 	}
 	lat := probe(probes+1, probes)
 	perKiB := float64(rss-base) / float64(n) / 1024

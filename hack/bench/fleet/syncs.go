@@ -49,22 +49,27 @@ func syncsBench(n, entries, par, runs int) {
 	}
 	seed, err := startSeed(dir, bin, "syncs", file, seedOpts{})
 	if err != nil {
+		os.RemoveAll(dir)
 		log.Fatal(err)
 	}
 	defer seed.stop()
+	// die stops the seed and removes dir first: log.Fatal skips deferred calls.
+	die := func(err error) {
+		seed.stop()
+		os.RemoveAll(dir)
+		log.Fatal(err)
+	}
 	// All simulated devices keep their replicas in one store (a device
 	// holds only its own vaults' entries either way; the devices of the
 	// shared vault hold what any of them wrote, so a sync only uploads).
 	st, err := vault.Open(filepath.Join(dir, "devices"), vault.StoreOptions{NoSync: true})
 	if err != nil {
-		seed.stop()
-		log.Fatal(err)
+		die(err)
 	}
 	defer st.Close()
 	fatal := func(err error) {
 		st.Close()
-		seed.stop()
-		log.Fatal(err)
+		die(err)
 	}
 
 	round := func(kind string, devs []*device) (rate, cpuMs float64) {
