@@ -67,6 +67,7 @@ func (s *session) enterLive() {
 	s.freeBuffers()
 	s.fr.r, s.fw.w = &byteAtATime{r: r}, nil // writeLocked takes a pooled buffer
 	s.fr.buf, s.outItems, s.items, s.inQ, s.outQ = nil, nil, nil, nil, nil
+	s.fp = fpHasher{} // ~14 KiB of hasher state; live mode sends no fingerprints
 	if s.memory > liveMemory {
 		s.stream.Scope().ReleaseMemory(s.memory - liveMemory)
 		s.memory = liveMemory
