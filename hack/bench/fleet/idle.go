@@ -23,7 +23,7 @@ func idleBench(n int, quietWithin time.Duration) {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin, err := benchutil.BuildSeedfleet(dir)
+	bin, err := seedfleetBin()
 	if err != nil {
 		log.Fatal(err)
 	}

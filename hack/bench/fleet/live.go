@@ -34,7 +34,7 @@ func liveBench(n, hot, probes int) {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin, err := benchutil.BuildSeedfleet(dir)
+	bin, err := seedfleetBin()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -70,6 +70,7 @@ func liveBench(n, hot, probes int) {
 	die := func(err error) {
 		seed.stop()
 		os.RemoveAll(dir)
+		removeBin()
 		log.Fatal(err)
 	}
 	waitQuiet(seed, time.Minute)

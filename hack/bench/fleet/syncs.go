@@ -29,7 +29,7 @@ func syncsBench(n, entries, par, runs int) {
 		log.Fatal(err)
 	}
 	defer os.RemoveAll(dir)
-	bin, err := benchutil.BuildSeedfleet(dir)
+	bin, err := seedfleetBin()
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -57,6 +57,7 @@ func syncsBench(n, entries, par, runs int) {
 	die := func(err error) {
 		seed.stop()
 		os.RemoveAll(dir)
+		removeBin()
 		log.Fatal(err)
 	}
 	// All simulated devices keep their replicas in one store (a device
