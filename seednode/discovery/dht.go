@@ -94,11 +94,36 @@ type Provider struct {
 	d        *dht.IpfsDHT
 	interval time.Duration
 	workers  int
+	// epoch is the origin of the stamps in keys.
+	epoch time.Time
 
 	mu     sync.Mutex
-	keys   map[cid.Cid]time.Time // key -> last successful announcement (zero: never)
+	keys   map[cid.Cid]provided
 	wake   chan struct{}
 	errors prometheus.Counter
+}
+
+// provided is when a key was last announced: to the network (broadcast)
+// and in this node's own provider store only (local, while the routing
+// table is empty). A seed of a public fleet announces one key per hosted
+// vault, so this is kept small: whole seconds since the provider's epoch,
+// plus one (0: never), 8 bytes where two time.Time took 48.
+type provided struct{ broadcast, local uint32 }
+
+// stamp is t as a provided field.
+func (p *Provider) stamp(t time.Time) uint32 { return uint32(max(t.Sub(p.epoch), 0)/time.Second) + 1 }
+
+// at is the time of a provided field (zero for 0, never).
+func (p *Provider) at(s uint32) time.Time {
+	if s == 0 {
+		return time.Time{}
+	}
+	return p.epoch.Add(time.Duration(s-1) * time.Second)
+}
+
+// isDue reports whether a key last announced at s (a stamp) is due at now.
+func (p *Provider) isDue(s uint32, now time.Time) bool {
+	return s == 0 || now.Sub(p.at(s)) >= p.interval
 }
 
 type providerConfig struct {
@@ -164,7 +189,7 @@ func NewProvider(d *dht.IpfsDHT, opts ...ProviderOption) (*Provider, error) {
 			return nil, err
 		}
 	}
-	p := &Provider{d: d, interval: c.interval, workers: c.workers, keys: map[cid.Cid]time.Time{}, wake: make(chan struct{}, 1)}
+	p := &Provider{d: d, interval: c.interval, workers: c.workers, epoch: time.Now(), keys: map[cid.Cid]provided{}, wake: make(chan struct{}, 1)}
 	p.errors = prometheus.NewCounter(prometheus.CounterOpts{Name: "seedfleet_dht_provide_errors_total",
 		Help: "DHT announcements that failed (retried at the next pass)."})
 	if c.reg != nil {
@@ -185,7 +210,7 @@ func NewProvider(d *dht.IpfsDHT, opts ...ProviderOption) (*Provider, error) {
 // Set replaces the announced keys; new ones are announced promptly.
 func (p *Provider) Set(keys []cid.Cid) {
 	p.mu.Lock()
-	next := make(map[cid.Cid]time.Time, len(keys))
+	next := make(map[cid.Cid]provided, len(keys))
 	for _, k := range keys {
 		next[k] = p.keys[k]
 	}
@@ -203,32 +228,42 @@ func (p *Provider) Lag() time.Duration {
 	defer p.mu.Unlock()
 	var worst time.Duration
 	now := time.Now()
-	for _, last := range p.keys {
-		if last.IsZero() {
+	for _, pr := range p.keys {
+		if pr.broadcast == 0 {
 			continue // never announced yet: counted once it is due below
 		}
-		if l := now.Sub(last) - p.interval; l > worst {
+		if l := now.Sub(p.at(pr.broadcast)) - p.interval; l > worst {
 			worst = l
 		}
 	}
 	return worst
 }
 
-// LastProvided returns when k was last announced (zero: not yet).
+// LastProvided returns when k was last announced to the network (zero:
+// not yet).
 func (p *Provider) LastProvided(k cid.Cid) time.Time {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.keys[k]
+	return p.at(p.keys[k].broadcast)
 }
 
-// due lists keys never announced or older than the interval.
-func (p *Provider) due() []cid.Cid {
+// due lists the keys to announce: with peers (broadcast), those never
+// announced to the network or longer ago than the interval; without, those
+// not stored in the local provider store within the interval. Keys stored
+// locally are not stored again at every pass while the routing table stays
+// empty: a seed with 100,000 hosted vaults and no DHT peer rewrote them all
+// every 2 s, which kept it busy and its DHT store growing.
+func (p *Provider) due(broadcast bool) []cid.Cid {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []cid.Cid
 	now := time.Now()
-	for k, last := range p.keys {
-		if last.IsZero() || now.Sub(last) >= p.interval {
+	for k, pr := range p.keys {
+		s := pr.local
+		if broadcast {
+			s = pr.broadcast
+		}
+		if p.isDue(s, now) {
 			out = append(out, k)
 		}
 	}
@@ -255,11 +290,11 @@ func (p *Provider) Run(ctx context.Context) {
 }
 
 func (p *Provider) pass(ctx context.Context) {
-	keys := p.due()
+	broadcast := p.d.RoutingTable().Size() > 0
+	keys := p.due(broadcast)
 	if len(keys) == 0 {
 		return
 	}
-	broadcast := p.d.RoutingTable().Size() > 0
 	jobs := make(chan cid.Cid)
 	var wg sync.WaitGroup
 	for range p.workers {
@@ -276,13 +311,16 @@ func (p *Provider) pass(ctx context.Context) {
 					}
 					continue
 				}
-				if broadcast {
-					p.mu.Lock()
-					if _, still := p.keys[k]; still {
-						p.keys[k] = time.Now()
+				now := p.stamp(time.Now())
+				p.mu.Lock()
+				if pr, still := p.keys[k]; still {
+					pr.local = now
+					if broadcast {
+						pr.broadcast = now
 					}
-					p.mu.Unlock()
+					p.keys[k] = pr
 				}
+				p.mu.Unlock()
 			}
 		}()
 	}

@@ -4,10 +4,13 @@ import (
 	"context"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ipfs/go-cid"
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
 	dht "github.com/libp2p/go-libp2p-kad-dht"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -245,5 +248,101 @@ func TestNewDHTNamesTheProtocolPrefix(t *testing.T) {
 	_, err := NewDHT(p2ptest.NewHost(t, true), DHTOptions{Server: true, ProtocolPrefix: "/ipfs"})
 	if err == nil || !strings.Contains(err.Error(), "protocol prefix /ipfs") {
 		t.Fatalf("error %v, want one naming the protocol prefix", err)
+	}
+}
+
+// countingStore counts the provider records written to it.
+type countingStore struct {
+	ds.Batching
+	puts atomic.Int64
+}
+
+func (c *countingStore) count(k ds.Key) {
+	if strings.HasPrefix(k.String(), "/providers/") {
+		c.puts.Add(1)
+	}
+}
+
+func (c *countingStore) Put(ctx context.Context, k ds.Key, v []byte) error {
+	c.count(k)
+	return c.Batching.Put(ctx, k, v)
+}
+
+func (c *countingStore) Batch(ctx context.Context) (ds.Batch, error) {
+	b, err := c.Batching.Batch(ctx)
+	return &countingBatch{Batch: b, c: c}, err
+}
+
+type countingBatch struct {
+	ds.Batch
+	c *countingStore
+}
+
+func (b *countingBatch) Put(ctx context.Context, k ds.Key, v []byte) error {
+	b.c.count(k)
+	return b.Batch.Put(ctx, k, v)
+}
+
+// TestProviderWithoutPeersStoresEachKeyOnce: a seed whose routing table is
+// empty (no DHT peer yet, or none left) stores its keys in its own
+// provider store once, not again at every pass; they are announced to the
+// network once a peer is there. A seed hosting 100,000 vaults rewrote them
+// all every 2 s.
+func TestProviderWithoutPeersStoresEachKeyOnce(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	store := &countingStore{Batching: dssync.MutexWrap(ds.NewMapDatastore())}
+	d, err := NewDHT(p2ptest.NewHost(t, true), DHTOptions{Server: true, Datastore: store})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	p, err := NewProvider(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []cid.Cid
+	// kad-dht writes provider records in batches of 256.
+	for i := range 1000 {
+		keys = append(keys, VaultCID([32]byte{byte(i), byte(i >> 8)}))
+	}
+	p.Set(keys)
+	for range 3 {
+		p.pass(ctx)
+	}
+	if got := store.puts.Load(); got == 0 || got > int64(len(keys)) {
+		t.Fatalf("three passes without peers wrote %d provider records, want each of the %d keys at most once", got, len(keys))
+	}
+	if found := FindProviders(ctx, d, keys[7], 1); len(found) != 1 || found[0].ID != d.Host().ID() {
+		t.Fatalf("the seed does not answer for its own key: found %v", found)
+	}
+	if !p.LastProvided(keys[7]).IsZero() {
+		t.Fatal("a key stored only locally counts as announced to the network")
+	}
+
+	// A peer joins: every key is announced to the network, once.
+	peerHost := p2ptest.NewHost(t, true)
+	pd, err := NewDHT(peerHost, DHTOptions{Server: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pd.Close() })
+	if err := d.Host().Connect(ctx, info(peerHost)); err != nil {
+		t.Fatal(err)
+	}
+	for d.RoutingTable().Size() == 0 {
+		if ctx.Err() != nil {
+			t.Fatal("the peer never entered the routing table")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	p.pass(ctx)
+	for _, k := range keys {
+		if p.LastProvided(k).IsZero() {
+			t.Fatalf("key %s not announced once a peer was there", k)
+		}
+	}
+	if found := FindProviders(ctx, pd, keys[7], 1); len(found) != 1 || found[0].ID != d.Host().ID() {
+		t.Fatalf("the peer does not know the seed provides the key: found %v", found)
 	}
 }

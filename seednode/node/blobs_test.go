@@ -13,6 +13,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -215,4 +216,33 @@ func TestSeedFetchesABlobItMissedOnTheNextSync(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestEmptyVaultsKeepNoBlobCount: a seed keeps no blob count for hosted
+// vaults that hold nothing (a public fleet's seed hosts 100,000, mostly
+// idle), yet answers for them as counted: none missing, and a vault that
+// gets an entry is counted from then on.
+func TestEmptyVaultsKeepNoBlobCount(t *testing.T) {
+	var list []vault.NamespaceID
+	for range 50 {
+		list = append(list, newNS(t))
+	}
+	n := startNode(t, Config{HostedVaults: list, DHT: DHTConfig{Mode: config.DHTOff}})
+	for _, ns := range list {
+		if bc, ok := n.blobCounts.get(ns); !ok || bc != (blobCount{}) {
+			t.Fatalf("empty hosted vault: count %+v, counted %v; want counted, nothing missing", bc, ok)
+		}
+		if n.blobCounts.lacking(ns) != 0 {
+			t.Fatal("an empty vault lacks blobs")
+		}
+	}
+	n.blobCounts.mu.Lock()
+	kept := len(n.blobCounts.counts)
+	n.blobCounts.mu.Unlock()
+	if kept != 0 {
+		t.Fatalf("%d counts kept for empty vaults, want none", kept)
+	}
+	if _, ok := n.blobCounts.get(newNS(t)); ok {
+		t.Fatal("a vault the seed does not host counts as counted")
+	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
 	"github.com/seedfleet/seedfleet/seednode/config"
@@ -15,6 +16,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/relay"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // FromConfig turns a validated configuration file into a node Config.
@@ -158,7 +160,22 @@ func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	transient := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(16384), Streams: rcmgr.LimitVal(16384),
 		ConnsInbound: rcmgr.LimitVal(1024), Conns: rcmgr.LimitVal(2048)}
 	perPeer := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(256), Streams: rcmgr.LimitVal(512)}
-	limits := rcmgr.PartialLimitConfig{System: sys, Transient: transient, PeerDefault: perPeer}.Build(base)
+	// A live vault session is a stream held as long as the device is
+	// online: go-libp2p's default service and protocol limits (512 to
+	// 1,024 inbound streams plus 256 to 512 per GiB) refused the ~1,266th
+	// live device. Allow two per inbound connection the system admits; the
+	// service's memory limit stays go-libp2p's (a live session keeps 20 KiB
+	// of its reservation, see vault.liveMemory).
+	conns := int(sys.ConnsInbound)
+	vaultSync := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(2 * conns), Streams: rcmgr.LimitVal(4 * conns)}
+	defaults := base.ToPartialLimitConfig().System
+	if sys.StreamsInbound == 0 {
+		sys.StreamsInbound = max(rcmgr.LimitVal(4*conns), defaults.StreamsInbound)
+	}
+	sys.Streams = max(2*sys.StreamsInbound, defaults.Streams)
+	limits := rcmgr.PartialLimitConfig{System: sys, Transient: transient, PeerDefault: perPeer,
+		Service:  map[string]rcmgr.ResourceLimits{vault.ServiceName: vaultSync},
+		Protocol: map[protocol.ID]rcmgr.ResourceLimits{vault.ProtocolID: vaultSync}}.Build(base)
 	mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
 	if err != nil {
 		return nil, fmt.Errorf("resources: %w", err)

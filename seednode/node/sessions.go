@@ -2,7 +2,6 @@ package node
 
 import (
 	"bytes"
-	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -82,78 +81,118 @@ func (n *Node) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
 }
 
 // syncHistory is what /status reports of each vault's sessions: when one
-// last succeeded, and how many distinct peers synced it (bounded per
-// vault by maxPeersPerVault, and in vaults by hosting).
+// last succeeded (with a device, and with anyone), and which distinct peers
+// synced it (bounded per vault by maxPeersPerVault, and in vaults by
+// hosting). It is one map of small records: three sync.Maps and a map of
+// peers per vault took ~1 KiB for every vault ever synced, which a seed of
+// a public fleet's 100,000 vaults cannot keep.
 type syncHistory struct {
-	last   sync.Map // vault.NamespaceID -> time.Time
-	device sync.Map // vault.NamespaceID -> time.Time, of sessions with devices (not seeds)
-	peers  sync.Map // vault.NamespaceID -> *peerSet
+	mu     sync.RWMutex
+	vaults map[vault.NamespaceID]*vaultHistory
+}
+
+// vaultHistory is one vault's: times in Unix nanoseconds (0: never), and the
+// peers in a slice while they are few.
+type vaultHistory struct {
+	last, device int64
+	peers        []peer.ID
+	set          map[peer.ID]struct{} // the peers, once more than smallPeerSet
+}
+
+const (
+	maxPeersPerVault = 1024
+	smallPeerSet     = 16
+)
+
+// get returns ns's record, creating it if create is set (else nil if none).
+// The caller holds mu (for writing, with create).
+func (h *syncHistory) get(ns vault.NamespaceID, create bool) *vaultHistory {
+	v := h.vaults[ns]
+	if v == nil && create {
+		if h.vaults == nil {
+			h.vaults = make(map[vault.NamespaceID]*vaultHistory)
+		}
+		v = &vaultHistory{}
+		h.vaults[ns] = v
+	}
+	return v
 }
 
 // deviceSynced records a successful session of a device (not a seed) for ns.
-func (h *syncHistory) deviceSynced(ns vault.NamespaceID, t time.Time) { h.device.Store(ns, t) }
+func (h *syncHistory) deviceSynced(ns vault.NamespaceID, t time.Time) {
+	h.mu.Lock()
+	h.get(ns, true).device = t.UnixNano()
+	h.mu.Unlock()
+}
 
 // lastDeviceSync returns when a device last synced ns (zero: not since start).
 func (h *syncHistory) lastDeviceSync(ns vault.NamespaceID) time.Time {
-	if t, ok := h.device.Load(ns); ok {
-		return t.(time.Time)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if v := h.get(ns, false); v != nil && v.device != 0 {
+		return time.Unix(0, v.device)
 	}
 	return time.Time{}
 }
 
 // synced records a successful session of p for ns at t.
 func (h *syncHistory) synced(p peer.ID, ns vault.NamespaceID, t time.Time) {
-	h.last.Store(ns, t)
-	set, _ := h.peers.LoadOrStore(ns, &peerSet{set: map[peer.ID]struct{}{}})
-	set.(*peerSet).add(p)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	v := h.get(ns, true)
+	v.last = t.UnixNano()
+	v.add(p)
 }
 
 // lastSync returns when a session for ns last succeeded (zero: never).
 func (h *syncHistory) lastSync(ns vault.NamespaceID) time.Time {
-	if t, ok := h.last.Load(ns); ok {
-		return t.(time.Time)
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if v := h.get(ns, false); v != nil && v.last != 0 {
+		return time.Unix(0, v.last)
 	}
 	return time.Time{}
 }
 
 // peerCount returns how many distinct peers synced ns.
 func (h *syncHistory) peerCount(ns vault.NamespaceID) int {
-	if set, ok := h.peers.Load(ns); ok {
-		return set.(*peerSet).len()
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if v := h.get(ns, false); v != nil {
+		return len(v.peers)
 	}
 	return 0
 }
 
 // syncedPeers returns the distinct peers that synced ns.
 func (h *syncHistory) syncedPeers(ns vault.NamespaceID) []peer.ID {
-	set, ok := h.peers.Load(ns)
-	if !ok {
-		return nil
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	if v := h.get(ns, false); v != nil {
+		return slices.Clone(v.peers)
 	}
-	ps := set.(*peerSet)
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
-	return slices.Collect(maps.Keys(ps.set))
+	return nil
 }
 
-// peerSet remembers the distinct peers that synced a vault (bounded).
-type peerSet struct {
-	mu  sync.Mutex
-	set map[peer.ID]struct{}
-}
-
-const maxPeersPerVault = 1024
-
-func (p *peerSet) add(id peer.ID) {
-	p.mu.Lock()
-	if len(p.set) < maxPeersPerVault {
-		p.set[id] = struct{}{}
+// add remembers p (up to maxPeersPerVault peers).
+func (v *vaultHistory) add(p peer.ID) {
+	if v.set != nil {
+		if _, ok := v.set[p]; ok {
+			return
+		}
+	} else if slices.Contains(v.peers, p) {
+		return
 	}
-	p.mu.Unlock()
-}
-
-func (p *peerSet) len() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.set)
+	if len(v.peers) >= maxPeersPerVault {
+		return
+	}
+	v.peers = append(v.peers, p)
+	if v.set == nil && len(v.peers) > smallPeerSet {
+		v.set = make(map[peer.ID]struct{}, 2*len(v.peers))
+		for _, q := range v.peers {
+			v.set[q] = struct{}{}
+		}
+	} else if v.set != nil {
+		v.set[p] = struct{}{}
+	}
 }

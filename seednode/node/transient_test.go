@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"crypto/ed25519"
 	"fmt"
 	"testing"
 	"time"
@@ -101,5 +102,46 @@ func TestIdleStreamsDoNotStarveTheTransientScope(t *testing.T) {
 	}
 	if got := transientStreams(t, rm); got <= defaultLimit {
 		t.Fatalf("the idle streams were gone (%d left) before the device synced: the test proved nothing", got)
+	}
+}
+
+// TestSeedResourceManagerHoldsManyLiveSessions: a live vault session is an
+// inbound stream of the vault-sync service held while its device is online.
+// The seed's resource manager admits two per inbound connection it admits
+// (go-libp2p's default service limit refused the ~1,285th on these
+// machines), and still refuses past that.
+func TestSeedResourceManagerHoldsManyLiveSessions(t *testing.T) {
+	const conns = 4096 // the seed's default inbound connections
+	rm, err := SeedResourceManager(config.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { rm.Close() })
+	open := func(i int) error {
+		p, err := identity.PeerID(ed25519.NewKeyFromSeed(fmt.Appendf(make([]byte, 0, 32), "%032d", i/50)).Public().(ed25519.PublicKey))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := rm.OpenStream(p, network.DirInbound)
+		if err != nil {
+			return err
+		}
+		if err := s.SetProtocol(vault.ProtocolID); err != nil {
+			s.Done()
+			return err
+		}
+		if err := s.SetService(vault.ServiceName); err != nil {
+			s.Done()
+			return err
+		}
+		return nil
+	}
+	for i := range 2 * conns {
+		if err := open(i); err != nil {
+			t.Fatalf("live session %d refused: %v", i+1, err)
+		}
+	}
+	if err := open(2 * conns); err == nil {
+		t.Fatalf("a vault-sync stream past %d was admitted", 2*conns)
 	}
 }

@@ -74,18 +74,22 @@ func ParseEnvelopeKey(key []byte) (epoch uint32, device AuthorID, ok bool) {
 type agentCache map[NamespaceID]*identity.AgentDocument
 
 // AgentDocument returns the agent document ns is bound to, or nil if it has
-// none.
+// none. A vault found unbound is not remembered (Insert remembers it): a
+// seed reads every hosted vault's document when it starts, and an entry
+// per idle vault of a public fleet's 100,000 cost more memory than the
+// lookup it saves.
 func (s *Store) AgentDocument(ns NamespaceID) (*identity.AgentDocument, error) {
 	unlock, err := s.lockVault(ns)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
-	return s.agentDocLocked(ns)
+	return s.agentDocLocked(ns, false)
 }
 
-// agentDocLocked needs the vault's lock and an acquired store.
-func (s *Store) agentDocLocked(ns NamespaceID) (*identity.AgentDocument, error) {
+// agentDocLocked needs the vault's lock and an acquired store. With
+// cacheUnbound, a vault without a document is remembered as such.
+func (s *Store) agentDocLocked(ns NamespaceID, cacheUnbound bool) (*identity.AgentDocument, error) {
 	s.agentsMu.Lock()
 	doc, ok := s.agents[ns]
 	s.agentsMu.Unlock()
@@ -105,7 +109,9 @@ func (s *Store) agentDocLocked(ns NamespaceID) (*identity.AgentDocument, error) 
 			doc = d
 		}
 	}
-	s.setAgentDoc(ns, doc)
+	if doc != nil || cacheUnbound {
+		s.setAgentDoc(ns, doc)
+	}
 	return doc, nil
 }
 

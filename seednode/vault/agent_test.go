@@ -291,3 +291,32 @@ func TestAgentDocumentRefusedByQuotaIsNotApplied(t *testing.T) {
 	}
 	checkAggregates(t, st, a.ns)
 }
+
+// TestAgentDocumentKeepsNothingForUnboundVaults: reading the document of
+// vaults that have none (a seed does it for every hosted vault when it
+// starts) leaves nothing behind per vault; a write to such a vault
+// remembers it is unbound, and the answers stay right.
+func TestAgentDocumentKeepsNothingForUnboundVaults(t *testing.T) {
+	rng := rand.New(rand.NewPCG(41, 42))
+	st := testStore(t, StoreOptions{})
+	for range 100 {
+		var ns NamespaceID
+		for i := range ns {
+			ns[i] = byte(rng.Uint32())
+		}
+		if doc, err := st.AgentDocument(ns); err != nil || doc != nil {
+			t.Fatalf("empty vault: document %v, %v", doc, err)
+		}
+	}
+	if n := len(st.agents); n != 0 {
+		t.Fatalf("%d vaults remembered after reading empty vaults' documents, want none", n)
+	}
+	w := newWriter(t, newNamespaceKey(rng), rng)
+	insert(t, st, w.item(t, "k", "v", nowMicros()))
+	if doc, ok := st.agents[w.ns]; !ok || doc != nil {
+		t.Fatalf("a written unbound vault is not remembered as unbound: %v, %v", doc, ok)
+	}
+	if doc, err := st.AgentDocument(w.ns); err != nil || doc != nil {
+		t.Fatalf("written unbound vault: document %v, %v", doc, err)
+	}
+}

@@ -730,3 +730,24 @@ const (
 	goldenItemHash    = "08a97fb0194d2fbc8f8cebf3d458b5adcc9a7e50c916c488d8cfa428096cd5c8"
 	goldenFingerprint = "91f4782dd6b4a19a551145b4c96ea2f8611828a514bb01141713846694833961"
 )
+
+// TestRangeFingerprintIsTheKeyedHash: the session's reused hasher gives
+// every fingerprint as a fresh keyed BLAKE3 of the aggregate does (what
+// peers of earlier versions compute), the second and later ones included.
+func TestRangeFingerprintIsTheKeyedHash(t *testing.T) {
+	salt := []byte("0123456789abcdef")
+	f := newFPHasher(salt)
+	key := blake3.Sum256(append([]byte("seedfleet/vault/range-fingerprint/v1\x00"), salt...))
+	for i := range 5 {
+		a := Aggregate{Count: uint64(i * 7)}
+		a.Sum[0] = uint64(i) << 40
+		h, _ := blake3.NewKeyed(key[:])
+		var buf [aggLen]byte
+		_, _ = h.Write(a.appendTo(buf[:0]))
+		var want wireFP
+		copy(want[:], h.Sum(nil))
+		if got := f.wire(&a); got != want {
+			t.Fatalf("fingerprint %d: %x, want %x", i, got, want)
+		}
+	}
+}

@@ -18,6 +18,28 @@ type Subscription struct {
 	queue    []Item
 	overflow bool
 	closed   bool
+	// notify, if set, is called (under the feed's lock: it must not block
+	// or call into the feed) whenever Ready is signalled.
+	notify func()
+}
+
+// setNotify makes fn called whenever Ready is signalled (at once, if
+// something is waiting): a live session starts a pusher then, instead of
+// keeping a goroutine waiting on Ready.
+func (s *Subscription) setNotify(fn func()) {
+	s.f.mu.Lock()
+	s.notify = fn
+	s.f.mu.Unlock()
+	if s.pending() {
+		fn()
+	}
+}
+
+// pending reports whether Next has something to return.
+func (s *Subscription) pending() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.queue) > 0 || s.overflow || s.closed
 }
 
 // Ready is signalled when items (or an overflow) are waiting.
@@ -91,6 +113,9 @@ func (f *feed) publish(ns NamespaceID, origin Origin, items []Item) {
 		case sub.ready <- struct{}{}:
 		default:
 		}
+		if sub.notify != nil {
+			sub.notify()
+		}
 	}
 }
 
@@ -105,6 +130,9 @@ func (f *feed) closeAll() {
 			select {
 			case sub.ready <- struct{}{}:
 			default:
+			}
+			if sub.notify != nil {
+				sub.notify()
 			}
 		}
 	}

@@ -13,6 +13,12 @@ import (
 // reading: decoding, signature checks (on every core) and Pebble writes
 // overlap. flush is the barrier at the end of a turn: after it returns, every
 // accepted item is durable, which is what the next turn acknowledges.
+//
+// Its workers start with the first full chunk only: a turn of a few items
+// (an incremental sync, a live push) is verified and stored by the session
+// goroutine itself at the barrier, where starting GOMAXPROCS+1 goroutines
+// cost more than the work. A live session stops them again (idle), so it
+// holds no goroutines but its own while nothing arrives.
 type ingester struct {
 	store    *Store
 	verifier *Verifier
@@ -20,6 +26,8 @@ type ingester struct {
 	origin   Origin
 
 	cur       []Item
+	started   bool // the workers run
+	unsynced  bool // items arrived since the last flush
 	verifyQ   chan []Item
 	insertQ   chan []Item
 	pending   sync.WaitGroup
@@ -40,24 +48,30 @@ type ingester struct {
 const ingestChunk = 256
 
 func newIngester(st *Store, v *Verifier, lim Limits, origin Origin) *ingester {
-	n := runtime.GOMAXPROCS(0)
-	ing := &ingester{
-		store: st, verifier: v, lim: lim.withDefaults(), origin: origin,
-		verifyQ: make(chan []Item, 2*n),
-		insertQ: make(chan []Item, 2*n),
+	return &ingester{store: st, verifier: v, lim: lim.withDefaults(), origin: origin}
+}
+
+// start starts the workers (once until idle).
+func (ing *ingester) start() {
+	if ing.started {
+		return
 	}
+	ing.started = true
+	n := runtime.GOMAXPROCS(0)
+	ing.verifyQ = make(chan []Item, 2*n)
+	ing.insertQ = make(chan []Item, 2*n)
 	for range n {
 		ing.verifiers.Add(1)
 		go ing.verifyLoop()
 	}
 	ing.inserter.Add(1)
 	go ing.insertLoop()
-	return ing
 }
 
 // add queues one decoded item.
 func (ing *ingester) add(it Item) {
 	ing.received.Add(1)
+	ing.unsynced = true
 	if bytes.Equal(it.Entry.Key, AgentDocKey) {
 		// The entries after an agent document are checked against it: store
 		// it, and everything before it, before going on.
@@ -77,9 +91,22 @@ func (ing *ingester) submit() {
 	if len(ing.cur) == 0 {
 		return
 	}
+	chunk := ing.cur
+	ing.cur = nil
+	if len(chunk) >= ingestChunk {
+		ing.cur = make([]Item, 0, ingestChunk) // more are coming
+	}
+	if !ing.started && len(chunk) < ingestChunk {
+		// A partial chunk with no workers running: the end of a small
+		// turn. Verify and store it here, in order.
+		if ok := ing.verify(chunk); len(ok) > 0 && !ing.discarded.Load() {
+			ing.insert(ok)
+		}
+		return
+	}
+	ing.start()
 	ing.pending.Add(1)
-	ing.verifyQ <- ing.cur
-	ing.cur = make([]Item, 0, ingestChunk)
+	ing.verifyQ <- chunk
 }
 
 // isRefusal tells a policy refusal (the entry is genuine but not acceptable
@@ -91,35 +118,42 @@ func isRefusal(err error) bool {
 func (ing *ingester) verifyLoop() {
 	defer ing.verifiers.Done()
 	for chunk := range ing.verifyQ {
-		entries := make([]SignedEntry, len(chunk))
-		for i := range chunk {
-			entries[i] = chunk[i].Entry
-		}
-		errs := make([]error, len(chunk))
-		ing.verifier.verifyChunk(entries, errs, ing.lim)
-		ok := chunk[:0]
-		for i, err := range errs {
-			switch {
-			case err == nil:
-				ok = append(ok, chunk[i])
-			case isRefusal(err):
-				ing.mu.Lock()
-				ing.res.refuse(keyErr(&chunk[i].Entry, err))
-				ing.mu.Unlock()
-			default:
-				ing.mu.Lock()
-				if ing.fatal == nil {
-					ing.fatal = keyErr(&chunk[i].Entry, err)
-				}
-				ing.mu.Unlock()
-			}
-		}
+		ok := ing.verify(chunk)
 		if len(ok) == 0 {
 			ing.pending.Done()
 			continue
 		}
 		ing.insertQ <- ok
 	}
+}
+
+// verify checks the signatures of chunk and returns the items that passed
+// (in chunk's array); it records refusals and the first forgery.
+func (ing *ingester) verify(chunk []Item) []Item {
+	entries := make([]SignedEntry, len(chunk))
+	for i := range chunk {
+		entries[i] = chunk[i].Entry
+	}
+	errs := make([]error, len(chunk))
+	ing.verifier.verifyChunk(entries, errs, ing.lim)
+	ok := chunk[:0]
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			ok = append(ok, chunk[i])
+		case isRefusal(err):
+			ing.mu.Lock()
+			ing.res.refuse(keyErr(&chunk[i].Entry, err))
+			ing.mu.Unlock()
+		default:
+			ing.mu.Lock()
+			if ing.fatal == nil {
+				ing.fatal = keyErr(&chunk[i].Entry, err)
+			}
+			ing.mu.Unlock()
+		}
+	}
+	return ok
 }
 
 func keyErr(e *SignedEntry, err error) error {
@@ -165,32 +199,34 @@ func (ing *ingester) insertLoop() {
 				break drain
 			}
 		}
-		if ing.discarded.Load() {
-			for range n {
-				ing.pending.Done()
-			}
-			continue
+		if !ing.discarded.Load() {
+			ing.insert(batch)
 		}
-		res, err := ing.store.Insert(batch, ing.origin, false)
-		if err == nil && ing.onStored != nil && res.Stored > 0 {
-			ing.onStored(res.StoredItems)
-		}
-		ing.mu.Lock()
-		ing.res.Stored += res.Stored
-		ing.res.Stale += res.Stale
-		ing.res.Refused += res.Refused
-		ing.res.Purged += res.Purged
-		if ing.res.FirstRefusal == nil {
-			ing.res.FirstRefusal = res.FirstRefusal
-		}
-		if err != nil && ing.fatal == nil {
-			ing.fatal = &localError{err}
-		}
-		ing.mu.Unlock()
 		for range n {
 			ing.pending.Done()
 		}
 	}
+}
+
+// insert stores verified items (not durably: flush syncs) and adds the
+// result to the totals.
+func (ing *ingester) insert(batch []Item) {
+	res, err := ing.store.Insert(batch, ing.origin, false)
+	if err == nil && ing.onStored != nil && res.Stored > 0 {
+		ing.onStored(res.StoredItems)
+	}
+	ing.mu.Lock()
+	ing.res.Stored += res.Stored
+	ing.res.Stale += res.Stale
+	ing.res.Refused += res.Refused
+	ing.res.Purged += res.Purged
+	if ing.res.FirstRefusal == nil {
+		ing.res.FirstRefusal = res.FirstRefusal
+	}
+	if err != nil && ing.fatal == nil {
+		ing.fatal = &localError{err}
+	}
+	ing.mu.Unlock()
 }
 
 // localError is a failure of this node (disk, closed store), not the peer's fault.
@@ -200,7 +236,11 @@ func (e *localError) Error() string { return e.err.Error() }
 func (e *localError) Unwrap() error { return e.err }
 
 // flush waits until every queued item is verified and stored, then makes
-// the writes durable. It returns the first fatal error.
+// the writes durable. It returns the first fatal error. A turn that
+// brought no items acknowledges nothing new, so it costs no fsync (a sync
+// of a few changes had three, one per turn); one that did is synced even
+// if every item was already stored: another session may have stored them
+// without syncing yet.
 func (ing *ingester) flush() error {
 	ing.submit()
 	ing.pending.Wait()
@@ -210,6 +250,10 @@ func (ing *ingester) flush() error {
 	if fatal != nil {
 		return fatal
 	}
+	if !ing.unsynced {
+		return nil
+	}
+	ing.unsynced = false
 	if err := ing.store.Sync(); err != nil {
 		return &localError{err}
 	}
@@ -228,12 +272,20 @@ func (ing *ingester) discard() {
 	ing.cur = nil
 }
 
-// close stops the workers after the queued items are handled (or dropped,
-// after discard).
-func (ing *ingester) close() {
+// idle stops the workers after the queued items are handled; the next full
+// chunk starts them again.
+func (ing *ingester) idle() {
 	ing.submit()
+	if !ing.started {
+		return
+	}
+	ing.started = false
 	close(ing.verifyQ)
 	ing.verifiers.Wait()
 	close(ing.insertQ)
 	ing.inserter.Wait()
 }
+
+// close stops the workers after the queued items are handled (or dropped,
+// after discard).
+func (ing *ingester) close() { ing.idle() }

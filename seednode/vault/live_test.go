@@ -2,9 +2,18 @@ package vault
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	libp2ptls "github.com/libp2p/go-libp2p/p2p/security/tls"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 )
 
 // waitFor polls until cond holds or the deadline passes.
@@ -126,4 +135,86 @@ func TestLiveSessionEndsWithContext(t *testing.T) {
 	case <-time.After(3 * time.Second):
 		t.Fatal("live session ignored cancellation")
 	}
+}
+
+// TestLiveSessionHoldsLittle: once live, a session gives back to the
+// resource manager all but liveMemory of its reservation and protects its
+// connection from the connection manager (a seed with thousands of live
+// devices is above its high watermark); a large push still arrives whole
+// through the small live buffers; when the session ends, the protection
+// and the reservation go.
+func TestLiveSessionHoldsLittle(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	w := newWriter(t, newNamespaceKey(rng), rng)
+	cm, err := connmgr.NewConnManager(1, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seedHost, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Security(libp2ptls.ID, libp2ptls.New), libp2p.DisableRelay(), libp2p.ConnectionManager(cm))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { seedHost.Close() })
+	devHost := testHost(t)
+	seedSt, devSt := testStore(t, StoreOptions{}), testStore(t, StoreOptions{})
+	newTestService(t, seedHost, seedSt, WithPolicy(NewHostedSet(w.ns)))
+	dev := newTestService(t, devHost, devSt, WithPolicy(NewHostedSet(w.ns)))
+	connect(t, devHost, seedHost)
+	serviceMemory := func(h host.Host) int64 {
+		var m int64
+		_ = h.Network().ResourceManager().ViewService(ServiceName, func(s network.ServiceScope) error {
+			m = s.Stat().Memory
+			return nil
+		})
+		return m
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	live := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := dev.Sync(ctx, seedHost.ID(), w.ns, SyncOptions{Live: true, Progress: func(p Progress) {
+			if p.Phase == "live" {
+				select {
+				case <-live:
+				default:
+					close(live)
+				}
+			}
+		}})
+		done <- err
+	}()
+	select {
+	case <-live:
+	case err := <-done:
+		t.Fatalf("the session ended before going live: %v", err)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the session did not go live")
+	}
+	waitFor(t, 5*time.Second, "seed side live", func() bool { return cm.IsProtected(devHost.ID(), liveTag) })
+	for name, h := range map[string]host.Host{"seed": seedHost, "device": devHost} {
+		// The serving side holds its hello reservation too.
+		waitFor(t, 5*time.Second, name+" reservation down to liveMemory", func() bool { return serviceMemory(h) <= liveMemory+helloMemory })
+	}
+
+	// A push of many entries (several items frames, workers started and
+	// stopped again) arrives whole.
+	var items []Item
+	for i := range 3 * ingestChunk {
+		items = append(items, w.item(t, fmt.Sprintf("bulk/%04d", i), strings.Repeat("v", 200), nowMicros()+uint64(i)))
+	}
+	insert(t, devSt, items...)
+	waitFor(t, 10*time.Second, "live bulk push at the seed", func() bool {
+		st, err := seedSt.Stats(w.ns)
+		return err == nil && st.Entries == uint64(len(items))
+	})
+	sameVault(t, devSt, seedSt, w.ns)
+
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("live session ended with %v", err)
+	}
+	waitFor(t, 5*time.Second, "protection lifted", func() bool { return !cm.IsProtected(devHost.ID(), liveTag) })
+	waitFor(t, 5*time.Second, "seed reservation released", func() bool { return serviceMemory(seedHost) == 0 })
 }

@@ -38,6 +38,26 @@ const (
 
 const bufSize = 64 << 10
 
+// The sessions' 64 KiB stream buffers are pooled: a seed serving devices
+// that come online for a short incremental sync allocated and cleared
+// 128 KiB per session, which was a good share of its garbage.
+var (
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, bufSize) }}
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufSize) }}
+)
+
+func getReader(r io.Reader) *bufio.Reader {
+	b := readerPool.Get().(*bufio.Reader)
+	b.Reset(r)
+	return b
+}
+
+func getWriter(w io.Writer) *bufio.Writer {
+	b := writerPool.Get().(*bufio.Writer)
+	b.Reset(w)
+	return b
+}
+
 // DefaultHelloTimeout is how long an inbound stream may take to send its
 // hello: long enough for a device on a slow link, short enough that an idle
 // stream is not held for the whole idle timeout.
@@ -271,6 +291,37 @@ type Service struct {
 	ctx    context.Context
 	cancel context.CancelFunc
 	life   lifecycle.Group // sessions, inbound and outbound
+
+	liveMu sync.Mutex
+	live   map[peer.ID]int // live sessions per peer, whose connections are protected
+}
+
+// liveTag protects the connections of peers with live sessions from the
+// connection manager: trimming one (a seed with thousands of live devices
+// is above its high watermark) would end the sessions on it, and the
+// devices would reconnect and reconcile again.
+const liveTag = "seedfleet-vault-live"
+
+// protect counts a live session with p and protects p's connections.
+func (s *Service) protect(p peer.ID) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	if s.live == nil {
+		s.live = make(map[peer.ID]int)
+	}
+	if s.live[p]++; s.live[p] == 1 {
+		s.host.ConnManager().Protect(p, liveTag)
+	}
+}
+
+// unprotect ends what protect began.
+func (s *Service) unprotect(p peer.ID) {
+	s.liveMu.Lock()
+	defer s.liveMu.Unlock()
+	if s.live[p]--; s.live[p] <= 0 {
+		delete(s.live, p)
+		s.host.ConnManager().Unprotect(p, liveTag)
+	}
 }
 
 // NewService registers the vault-sync handler on h, storing into st (both
@@ -377,12 +428,14 @@ func (s *Service) sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 		st.Reset()
 		return SyncStats{Namespace: ns, Peer: p}, err
 	}
-	defer st.Scope().ReleaseMemory(sessionMemory)
 	unwatch := context.AfterFunc(ctx, func() { st.Reset() })
 	defer unwatch()
 
 	salt := newSalt()
-	sess := newSession(s, st, bufio.NewReaderSize(st, bufSize), ns, salt, true, opts)
+	sess := newSession(s, st, getReader(st), ns, salt, true, opts)
+	sess.memory = sessionMemory
+	defer func() { st.Scope().ReleaseMemory(sess.memory) }()
+	defer sess.freeBuffers() // after release and hangUp below
 	failed := true
 	defer func() { sess.release(failed) }()
 	hello := make([]byte, 0, helloLen)
@@ -491,12 +544,18 @@ func (s *Service) handle(st network.Stream) {
 		s.refuse(st, CodeInternal, msg)
 		return
 	}
-	defer st.Scope().ReleaseMemory(sessionMemory)
 	// The hello reader may have buffered the peer's first turn: keep it,
 	// in front of the session's full-size reader.
-	buffered, _ := small.Peek(small.Buffered())
-	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(slices.Clone(buffered)), st), bufSize)
+	var r *bufio.Reader
+	if buffered, _ := small.Peek(small.Buffered()); len(buffered) > 0 {
+		r = getReader(io.MultiReader(bytes.NewReader(slices.Clone(buffered)), st))
+	} else {
+		r = getReader(st)
+	}
 	sess := newSession(s, st, r, ns, salt, false, SyncOptions{Live: live})
+	sess.memory = sessionMemory
+	defer func() { st.Scope().ReleaseMemory(sess.memory) }()
+	defer sess.freeBuffers()
 	sess.tellLacking = p[helloLen-1]&helloFlagLacksBlobs != 0
 	sess.fr.n = fr.n
 	sess.reconciled = func() {

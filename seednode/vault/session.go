@@ -172,6 +172,11 @@ type session struct {
 	// reconciled, if set, is called once reconciliation succeeds (the
 	// serving side marks the peer known).
 	reconciled func()
+	// memory is what the session holds reserved in its stream's scope (its
+	// starter releases it); live mode gives most of it back.
+	memory int
+	// rbuf is fr.r while it is the pool's (freeBuffers returns it and fw.w).
+	rbuf *bufio.Reader
 
 	writeMu sync.Mutex // live mode: the reader answers pings while the writer pushes
 	peerRef struct {
@@ -188,8 +193,8 @@ func newSession(svc *Service, s network.Stream, r *bufio.Reader, ns NamespaceID,
 		fp:       newFPHasher(salt),
 	}
 	ss.emptyFP = ss.fp.wire(&Aggregate{})
-	ss.fr.r = r
-	ss.fw.w = bufio.NewWriterSize(s, bufSize)
+	ss.fr.r, ss.rbuf = r, r
+	ss.fw.w = getWriter(s)
 	ss.stats.Namespace = ns
 	ss.stats.Peer = s.Conn().RemotePeer()
 	ss.ing = newIngester(svc.store, svc.verifier, svc.store.limits(ns), ss.origin)
@@ -208,6 +213,19 @@ func (s *session) release(failed bool) {
 		s.ing.discard()
 	}
 	s.ing.close()
+}
+
+// freeBuffers returns the session's pooled stream buffers; the session
+// does no more I/O through them.
+func (s *session) freeBuffers() {
+	if s.rbuf == nil {
+		return
+	}
+	s.rbuf.Reset(nil)
+	readerPool.Put(s.rbuf)
+	s.fw.w.Reset(nil)
+	writerPool.Put(s.fw.w)
+	s.rbuf, s.fr.r, s.fw.w = nil, nil, nil
 }
 
 // run reconciles, then stays live if asked. The caller has exchanged hellos.
@@ -231,6 +249,8 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 		return s.stats, err
 	}
 	s.live = true
+	s.enterLive()
+	defer s.svc.unprotect(s.stats.Peer)
 	err = s.liveLoop(ctx, sub)
 	s.finishStats()
 	return s.stats, err
@@ -796,6 +816,16 @@ func (s *session) hangUp() {
 func (s *session) writeLocked(fn func() error, flush bool) error {
 	s.writeMu.Lock()
 	defer s.writeMu.Unlock()
+	if s.fw.w == nil {
+		// Live mode: a pooled buffer for this write only.
+		s.fw.w = getWriter(s.stream)
+		defer func() {
+			s.fw.w.Reset(nil)
+			writerPool.Put(s.fw.w)
+			s.fw.w = nil
+		}()
+		flush = true
+	}
 	if err := fn(); err != nil {
 		return err
 	}

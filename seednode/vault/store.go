@@ -412,7 +412,7 @@ func (s *Store) beginInsert(ns NamespaceID) (*insertTx, error) {
 	if err != nil {
 		return nil, err
 	}
-	doc, err := s.agentDocLocked(ns)
+	doc, err := s.agentDocLocked(ns, true)
 	if err != nil {
 		return nil, err
 	}
@@ -857,11 +857,19 @@ func (s *Store) childAggregates(ns NamespaceID, n Node) (out [fanout]Aggregate, 
 				err = cerr
 			}
 		}()
-		for ok := it.First(); ok; ok = it.Next() {
+		// Seek to each child rather than step with Next: a vault written
+		// often has many superseded versions of its aggregates in the
+		// memtable, which Next walks through one by one (it was a tenth of
+		// a seed's CPU with devices syncing a large shared vault), while a
+		// seek lands on the newest version.
+		for c := uint32(0); c < fanout; c++ {
+			if !it.SeekGE(aggKey(ns, first+c*step)) {
+				break
+			}
 			k := it.Key()
 			suf := uint32(k[len(k)-3])<<16 | uint32(k[len(k)-2])<<8 | uint32(k[len(k)-1])
-			idx := (suf - first) / step
-			if out[idx], err = decodeAggregate(it.Value()); err != nil {
+			c = (suf - first) / step // the next child present
+			if out[c], err = decodeAggregate(it.Value()); err != nil {
 				return out, err
 			}
 		}

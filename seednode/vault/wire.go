@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 
 	"github.com/seedfleet/seedfleet/internal/wire"
 )
@@ -83,10 +84,17 @@ func (e *PeerError) Is(target error) bool {
 	return target == ErrNotHosted && e.Code == CodeNotHosted
 }
 
+// byteReader is what a frameReader reads: a bufio.Reader while
+// reconciling, the stream itself in live mode.
+type byteReader interface {
+	io.Reader
+	io.ByteReader
+}
+
 // frameReader reads frames (wire.ReadFrame) with a hard size bound. A
 // frame's body is its type byte, then its payload.
 type frameReader struct {
-	r   *bufio.Reader
+	r   byteReader
 	buf []byte
 	n   int64 // bytes read
 }

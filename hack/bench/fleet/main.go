@@ -38,7 +38,7 @@ import (
 
 var (
 	smoke    = flag.Bool("smoke", false, "tiny sizes: checks the driver works (CI)")
-	only     = flag.String("only", "", "comma-separated parts to run: sim, admit, scale, flood, replication, crosspod (default all)")
+	only     = flag.String("only", "", "comma-separated parts to run: sim, admit, scale, flood, replication, crosspod, idle, syncs, live (default all)")
 	admits   = flag.Int("admits", 100_000, "admit: agents admitted")
 	scaled   = flag.Int("scaled", 4_000, "scale: vaults held while the fleet scales 3→4")
 	floodFor = flag.Duration("flood", 30*time.Second, "flood: how long fresh keys flood one pod")
@@ -68,6 +68,7 @@ func main() {
 		floodBench(*floodFor)
 	}
 	replicationParts()
+	runSeedParts() // idle, syncs, live (seedparts.go)
 }
 
 // freePort returns a TCP port on 127.0.0.1 that was free a moment ago.

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"crypto/ed25519"
-	"crypto/rand"
 	"flag"
 	"fmt"
 	"log"
@@ -26,7 +25,7 @@ import (
 )
 
 var (
-	idleVaults   = flag.Int("idle-vaults", 100_000, "replication: idle vaults the three pods share")
+	sharedVaults = flag.Int("shared-vaults", 100_000, "replication: idle vaults the three pods share")
 	baseVaults   = flag.Int("base-vaults", 1_000, "replication: idle vaults of the baseline fleet")
 	idleWindow   = flag.Duration("idle-window", time.Minute, "replication: how long idle CPU is measured")
 	replInterval = flag.Duration("replicate-interval", 10*time.Second, "replication: the pods' replicateInterval")
@@ -40,9 +39,9 @@ func replicationParts() {
 		return
 	}
 	if *smoke {
-		*idleVaults, *baseVaults, *idleWindow, *replInterval, *liveSamples = 2_000, 200, 2*time.Second, time.Second, 20
+		*sharedVaults, *baseVaults, *idleWindow, *replInterval, *liveSamples = 2_000, 200, 2*time.Second, time.Second, 20
 	}
-	replicationBench(*idleVaults, *baseVaults, *replInterval, *idleWindow, *liveSamples, runs("crosspod"))
+	replicationBench(*sharedVaults, *baseVaults, *replInterval, *idleWindow, *liveSamples, runs("crosspod"))
 }
 
 // Part "replication": three seed processes on loopback hold the same idle
@@ -126,14 +125,6 @@ func writeVaultList(path string, vaults []vault.NamespaceID, peers ...string) er
 		return err
 	}
 	return f.Close()
-}
-
-func randomVaults(n int) []vault.NamespaceID {
-	out := make([]vault.NamespaceID, n)
-	for i := range out {
-		_, _ = rand.Read(out[i][:])
-	}
-	return out
 }
 
 // settle waits until the pods' CPU stays under a tenth of a core for two
