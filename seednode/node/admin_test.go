@@ -77,6 +77,8 @@ func TestAdminAPIReflectsTheNode(t *testing.T) {
 	resp.Body.Close()
 	for _, want := range []string{
 		`seedfleet_vault_entries{vault="` + ns.String() + `"} 3`,
+		`seedfleet_hosted_vaults{placement="Placed"} 1`,
+		`seedfleet_hosted_entries 3`,
 		`seedfleet_vault_sync_sessions_total{result="ok"} 1`,
 		`seedfleet_dht_reprovide_lag_seconds`,
 		`libp2p_`, // the host's own metrics land on the same registry

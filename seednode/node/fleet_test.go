@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/seednode/client"
@@ -173,6 +175,21 @@ func TestSelfServiceHosting(t *testing.T) {
 	}
 	if len(st.Vaults) != 1 || st.Vaults[0].Entries.Used != want.Entries || st.Vaults[0].Bytes.Limit != hosting.DefaultQuotaBytes {
 		t.Fatalf("status %+v, want 1 vault with %d entries", st.Vaults, want.Entries)
+	}
+
+	// Metrics: a self-service vault counts in the totals, with no series of
+	// its own (a fleet may hold millions).
+	reg := prometheus.NewRegistry()
+	if err := reg.Register(newVaultCollector(pods[home[0]].node)); err != nil {
+		t.Fatal(err)
+	}
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(`
+# HELP seedfleet_hosted_vaults Vaults this seed hosts, by how they were placed (Placed: by an administrator; SelfService: by a public fleet's records).
+# TYPE seedfleet_hosted_vaults gauge
+seedfleet_hosted_vaults{placement="Placed"} 0
+seedfleet_hosted_vaults{placement="SelfService"} 1
+`), "seedfleet_hosted_vaults", "seedfleet_vault_entries"); err != nil {
+		t.Fatal(err)
 	}
 
 	// The quota applies: the vault's limits are the record's.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // metrics are the node's own Prometheus metrics (libp2p, the relay, the
@@ -32,9 +34,7 @@ func newMetrics(n *Node, reg prometheus.Registerer) (*metrics, error) {
 		blobBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "seedfleet_blob_fetched_bytes_total",
 			Help: "Verified blob bytes fetched for hosted vaults."}),
 	}
-	vaults := &vaultCollector{n: n,
-		entries: prometheus.NewDesc("seedfleet_vault_entries", "Entries of a hosted vault.", []string{"vault"}, nil),
-		bytes:   prometheus.NewDesc("seedfleet_vault_bytes", "Value bytes a hosted vault's entries refer to.", []string{"vault"}, nil)}
+	vaults := newVaultCollector(n)
 	if err := register(reg, m.sessions, m.syncItems, m.syncBytes, m.blobFetches, m.blobBytes, vaults); err != nil {
 		return nil, err
 	}
@@ -51,22 +51,63 @@ func register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
 	return nil
 }
 
-// vaultCollector reads per-vault figures at scrape time, so nothing is
-// kept per vault between scrapes.
-type vaultCollector struct {
-	n              *Node
-	entries, bytes *prometheus.Desc
+func newVaultCollector(n *Node) *vaultCollector {
+	return &vaultCollector{n: n,
+		entries: prometheus.NewDesc("seedfleet_vault_entries", "Entries of a vault an administrator placed.", []string{"vault"}, nil),
+		bytes:   prometheus.NewDesc("seedfleet_vault_bytes", "Value bytes the entries of a vault an administrator placed refer to.", []string{"vault"}, nil),
+		hosted: prometheus.NewDesc("seedfleet_hosted_vaults", "Vaults this seed hosts, by how they were placed (Placed: by an administrator; SelfService: by a public fleet's records).",
+			[]string{"placement"}, nil),
+		totalEntries: prometheus.NewDesc("seedfleet_hosted_entries", "Entries of all hosted vaults.", nil, nil),
+		totalBytes:   prometheus.NewDesc("seedfleet_hosted_bytes", "Value bytes the entries of all hosted vaults refer to.", nil, nil)}
 }
 
-func (c *vaultCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.entries; ch <- c.bytes }
+// vaultCollector reads the vaults' figures at scrape time, so nothing is
+// kept per vault between scrapes. Per-vault series are only for the vaults
+// an administrator placed (as many as AgentVault objects or lines of a
+// vaults file); a public fleet's self-service vaults, which may be millions,
+// count in the totals only, so the series stay bounded.
+type vaultCollector struct {
+	n                                *Node
+	entries, bytes                   *prometheus.Desc
+	hosted, totalEntries, totalBytes *prometheus.Desc
+}
+
+func (c *vaultCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.entries
+	ch <- c.bytes
+	ch <- c.hosted
+	ch <- c.totalEntries
+	ch <- c.totalBytes
+}
 
 func (c *vaultCollector) Collect(ch chan<- prometheus.Metric) {
+	c.n.placeMu.Lock()
+	placed := make(map[vault.NamespaceID]bool, len(c.n.placed.Vaults))
+	for _, ns := range c.n.placed.Vaults {
+		placed[ns] = true
+	}
+	c.n.placeMu.Unlock()
+	var placedCount, selfCount int
+	var entries, bytes uint64
 	for _, ns := range c.n.hosted.List() {
+		if placed[ns] {
+			placedCount++
+		} else {
+			selfCount++
+		}
 		st, err := c.n.store.Stats(ns)
 		if err != nil {
 			continue
 		}
-		ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.Entries), ns.String())
-		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes), ns.String())
+		entries += st.Entries
+		bytes += st.Bytes
+		if placed[ns] {
+			ch <- prometheus.MustNewConstMetric(c.entries, prometheus.GaugeValue, float64(st.Entries), ns.String())
+			ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.GaugeValue, float64(st.Bytes), ns.String())
+		}
 	}
+	ch <- prometheus.MustNewConstMetric(c.hosted, prometheus.GaugeValue, float64(placedCount), "Placed")
+	ch <- prometheus.MustNewConstMetric(c.hosted, prometheus.GaugeValue, float64(selfCount), "SelfService")
+	ch <- prometheus.MustNewConstMetric(c.totalEntries, prometheus.GaugeValue, float64(entries))
+	ch <- prometheus.MustNewConstMetric(c.totalBytes, prometheus.GaugeValue, float64(bytes))
 }

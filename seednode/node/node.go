@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -166,6 +167,9 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n := &Node{cfg: cfg, log: cfg.Logger, hosted: vault.NewHostedSet(cfg.HostedVaults...), gcNow: make(chan struct{}, 1), replaceNow: make(chan struct{}, 1),
 		reg: cfg.Registry, started: time.Now()}
+	// The configured vaults are placed by the administrator: a re-placement
+	// (the vaults file, a public fleet's records) keeps them.
+	n.placed = Placement{Vaults: slices.Clone(cfg.HostedVaults)}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
