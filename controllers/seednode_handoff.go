@@ -95,8 +95,13 @@ func (r *SeedNodeReconciler) planHandoff(ctx context.Context, st *seedState) err
 		}
 		return fmt.Errorf("reading StatefulSet %s: %w", key.Name, err)
 	}
+	// The annotations may have been edited: a hand-off never keeps more
+	// pods than the StatefulSet has.
 	told, _ := strconv.Atoi(sts.Annotations[AnnotationFleetPods])
 	leaving, _ := strconv.Atoi(sts.Annotations[AnnotationFleetLeaving])
+	if sts.Spec.Replicas != nil {
+		told = min(told, int(*sts.Spec.Replicas))
+	}
 	if told <= m {
 		r.handoffs.forget(key)
 		return nil
