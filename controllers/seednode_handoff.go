@@ -16,9 +16,12 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
+
+	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 )
 
 // Shrinking a public fleet from N to M pods hands the self-service vaults
@@ -117,7 +120,10 @@ func (r *SeedNodeReconciler) planHandoff(ctx context.Context, st *seedState) err
 	if pending > 0 || why != "" {
 		r.handoffs.forget(key)
 		keep(handoffMessage(st.sn.Name, m, told, pending, why))
-		log.Info("public fleet shrinking: the leaving pods still hand off", "from", told, "to", m, "state", st.handoff)
+		// Logged when it changes, not at every poll.
+		if c := meta.FindStatusCondition(st.sn.Status.Conditions, string(seedv1.ConditionProgressing)); c == nil || c.Message != st.handoff {
+			log.Info("public fleet shrinking: the leaving pods still hand off", "from", told, "to", m, "state", st.handoff)
+		}
 		return nil
 	}
 	if !r.handoffs.done(key, r.Clock.Now()) {
