@@ -152,7 +152,7 @@ func (st *seedState) handoffPending(sts *appsv1.StatefulSet, told, leaving int) 
 		}
 	}
 	if len(stale) > 0 {
-		return 0, "waiting for pods " + strings.Join(stale, ", ") + " to restart with the leaving members"
+		return 0, "waiting for pods " + someNames(stale) + " to restart with the leaving members"
 	}
 	pending := 0
 	var silent []string
@@ -162,24 +162,34 @@ func (st *seedState) handoffPending(sts *appsv1.StatefulSet, told, leaving int) 
 			silent = append(silent, podName(st.sn, o))
 			continue
 		}
-		pending += max(f.HostedVaults, 0)
+		pending += min(max(f.HostedVaults, 0), 1<<40) // pods are not trusted to keep it sane
 	}
 	if len(silent) > 0 {
-		return pending, "pods " + strings.Join(silent, ", ") + " did not report their fleet figures"
+		return pending, "pods " + someNames(silent) + " did not report their fleet figures"
 	}
 	return pending, ""
 }
 
 // handoffMessage is the Progressing condition's message during a hand-off.
 func handoffMessage(name string, m, told, pending int, why string) string {
-	var leaving []string
-	for o := m; o < told; o++ {
-		leaving = append(leaving, strconv.Itoa(o))
+	leaving := fmt.Sprintf("%s-{%d..%d}", name, m, told-1)
+	if told-m == 1 {
+		leaving = fmt.Sprintf("%s-{%d}", name, m)
 	}
-	msg := fmt.Sprintf("scaling the public fleet from %d to %d pods: handing off %d self-service vaults from pods %s-{%s}",
-		told, m, pending, name, strings.Join(leaving, ","))
+	msg := fmt.Sprintf("scaling the public fleet from %d to %d pods: handing off %d self-service vaults from pods %s",
+		told, m, pending, leaving)
 	if why != "" {
 		msg += "; " + why
 	}
 	return msg
+}
+
+// someNames lists the first few of names, for a condition message that
+// stays short on a large fleet.
+func someNames(names []string) string {
+	const shown = 5
+	if len(names) <= shown {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:shown], ", "), len(names)-shown)
 }

@@ -144,3 +144,21 @@ func TestHandoffSettles(t *testing.T) {
 		t.Fatal("done right after forget")
 	}
 }
+
+// TestHandoffMessage: the condition's message names the leaving pods as a
+// range and at most a few waited-for pods, however large the fleet.
+func TestHandoffMessage(t *testing.T) {
+	if got := handoffMessage("pub", 2, 5, 7, ""); got != "scaling the public fleet from 5 to 2 pods: handing off 7 self-service vaults from pods pub-{2..4}" {
+		t.Errorf("5 to 2: %q", got)
+	}
+	if got := handoffMessage("pub", 2, 3, 0, "x"); !strings.HasSuffix(got, "from pods pub-{2}; x") {
+		t.Errorf("3 to 2: %q", got)
+	}
+	var names []string
+	for o := range 1000 {
+		names = append(names, podName(fixtureSeedNode(), o))
+	}
+	if got := someNames(names); got != "seeds-0, seeds-1, seeds-2, seeds-3, seeds-4 and 995 more" {
+		t.Errorf("1000 names: %q", got)
+	}
+}
