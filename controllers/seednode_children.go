@@ -143,7 +143,7 @@ func (r *SeedNodeReconciler) ensurePodConfigs(ctx context.Context, st *seedState
 	for o := range st.configured() {
 		_, vaults := podHosting(st.plan, o, st.addrsOf)
 		plan := podPlan{Ordinal: o, Announce: st.announce(o), BootstrapPeers: st.bootstrapFor(o), Vaults: vaults,
-			FleetMembers: members}
+			FleetMembers: members, FleetLeaving: st.fleetLeaving()}
 		cfg, err := buildSeedConfig(st.sn, plan)
 		if err != nil {
 			return &invalidSpecError{fmt.Errorf("seed configuration of pod %s: %w", podName(st.sn, o), err)}
@@ -168,11 +168,16 @@ func (r *SeedNodeReconciler) ensureStatefulSet(ctx context.Context, st *seedStat
 	}
 	// The fleet's members are part of the hash: the seeds read them at start
 	// (see seednode_fleet.go).
-	base, err := buildSeedConfig(st.sn, podPlan{FleetMembers: st.fleetMembers()})
+	base, err := buildSeedConfig(st.sn, podPlan{FleetMembers: st.fleetMembers(), FleetLeaving: st.fleetLeaving()})
 	if err != nil {
 		return &invalidSpecError{err}
 	}
 	sts := buildStatefulSet(st.sn, image, st.replicas, configHash(base))
+	if st.sn.Spec.Hosting.SelfService != nil {
+		// What the pods are told, for planHandoff's next rounds.
+		sts.Annotations = map[string]string{AnnotationFleetPods: strconv.Itoa(len(st.fleetMembers())),
+			AnnotationFleetLeaving: strconv.Itoa(st.fleetLeaving())}
+	}
 	_, err = r.apply(ctx, st.sn, sts)
 	return err
 }

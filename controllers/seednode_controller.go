@@ -55,7 +55,8 @@ type SeedNodeReconciler struct {
 	// PollInterval between reads of healthy pods (DefaultPollInterval).
 	PollInterval time.Duration
 
-	fleets *fleetCache
+	fleets   *fleetCache
+	handoffs handoffs
 }
 
 // seedState is what one reconcile of a SeedNode gathers, step by step.
@@ -68,6 +69,11 @@ type seedState struct {
 	fleet    *fleetView
 	plan     hostingPlan
 	replicas int32 // StatefulSet replicas: spec.replicas, or more while leaving replicas drain
+	// fleetPods is how many members a public fleet's pods are told: spec.replicas,
+	// or more while the last ones hand their self-service vaults off
+	// (seednode_handoff.go); handoff says so for the status.
+	fleetPods int
+	handoff   string
 	// published is what each pod was last told (its ConfigMap); every
 	// ordinal in it keeps getting its list rewritten, so a pod past the
 	// StatefulSet's end is told to drop what it no longer hosts.
@@ -82,6 +88,7 @@ func (r *SeedNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 	if err := r.Get(ctx, req.NamespacedName, sn); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.fleets.forget(req.NamespacedName)
+			r.handoffs.forget(req.NamespacedName)
 			return ctrl.Result{}, nil // children go with their owner references
 		}
 		return ctrl.Result{}, err
@@ -95,6 +102,7 @@ func (r *SeedNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.ensureFleetKey,
 		r.readFleet,
 		r.planPlacement,
+		r.planHandoff,
 		r.ensureIdentities,
 		r.ensureServices,
 		r.ensurePodConfigs,

@@ -98,14 +98,15 @@ func (r *SeedNodeReconciler) ensureFleetKey(ctx context.Context, st *seedState) 
 }
 
 // fleetMembers are the public fleet's members by ordinal: one full TCP
-// multiaddr of each of the spec.replicas pods, as the operator computes it
-// before the pods run (stableAddrs, so a restarting pod changes nothing).
-// nil without selfService, or while a pod's peer ID is not known.
+// multiaddr of each of the spec.replicas pods (more while the last ones hand
+// off: fleetLeaving), as the operator computes it before the pods run
+// (stableAddrs, so a restarting pod changes nothing). nil without
+// selfService, or while a pod's peer ID is not known.
 func (st *seedState) fleetMembers() []string {
 	if st.sn.Spec.Hosting.SelfService == nil {
 		return nil
 	}
-	n := int(st.sn.WithDefaults().Spec.Replicas)
+	n := max(st.fleetPods, int(st.sn.WithDefaults().Spec.Replicas))
 	out := make([]string, 0, n)
 	for o := range n {
 		addrs := st.stableAddrs(o)
@@ -116,6 +117,12 @@ func (st *seedState) fleetMembers() []string {
 		out = append(out, addrs[i])
 	}
 	return out
+}
+
+// fleetLeaving is how many of the last fleetMembers are leaving: the pods
+// past spec.replicas kept while they hand off.
+func (st *seedState) fleetLeaving() int {
+	return max(st.fleetPods-int(st.sn.WithDefaults().Spec.Replicas), 0)
 }
 
 // setFleet writes the fleet section of pod plan.Ordinal's seed.yaml: a pod
@@ -132,6 +139,7 @@ func setFleet(cfg *config.Config, sn *seedv1.SeedNode, plan podPlan) error {
 	f.Name = FleetName(sn)
 	f.Self = plan.Ordinal
 	f.Members = slices.Clone(plan.FleetMembers)
+	f.Leaving = plan.FleetLeaving
 	f.Replicas = int(sn.Spec.SelfServiceReplicas())
 	f.KeyFile = path.Join(identityMountPath, KeyFleetKey)
 	switch ss.Admission {

@@ -119,6 +119,9 @@ type podPlan struct {
 	// FleetMembers are the public fleet's members by ordinal (with
 	// spec.hosting.selfService); a pod among them gets a fleet section.
 	FleetMembers []string
+	// FleetLeaving is how many of the last FleetMembers are leaving (the
+	// fleet shrinks and they hand their self-service vaults off).
+	FleetLeaving int
 }
 
 // buildSeedConfig returns the seed.yaml of one pod. The result has been

@@ -72,6 +72,11 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 	} else {
 		setCondition(&status.Conditions, seedv1.ConditionDegraded, false, seedv1.ReasonReconciled, "children match the spec", gen)
 	}
+	if st.handoff != "" {
+		setCondition(&status.Conditions, seedv1.ConditionProgressing, true, seedv1.ReasonHandingOff, st.handoff, gen)
+	} else {
+		setCondition(&status.Conditions, seedv1.ConditionProgressing, false, seedv1.ReasonReconciled, "no pod is handing off", gen)
+	}
 	summary := fmt.Sprintf("%d of %d pods ready", status.ReadyReplicas, sn.Spec.Replicas)
 	if status.ReadyReplicas >= sn.Spec.Replicas && failure == nil {
 		setCondition(&status.Conditions, seedv1.ConditionReady, true, seedv1.ReasonAllPodsReady, summary, gen)

@@ -6,9 +6,19 @@ SPDX-License-Identifier: Apache-2.0
 
 package v1alpha1
 
-// A SeedNode's conditions are Ready and Degraded (conditions.go); these are
-// the reasons it gives besides ReasonReconciled.
+// A SeedNode's conditions are Ready and Degraded (conditions.go), and
+// Progressing; these are the reasons it gives besides ReasonReconciled.
 const (
+	// ConditionProgressing is True while a public fleet shrinks: the pods
+	// past spec.replicas are kept until they have handed their self-service
+	// vaults off (reason HandingOff, the message names the pods and how many
+	// vaults they still hold). False with ReasonReconciled otherwise.
+	ConditionProgressing ConditionType = "Progressing"
+	// ReasonHandingOff: Progressing is True, the leaving pods of a public
+	// fleet still hold self-service vaults (or have not yet said they hold
+	// none).
+	ReasonHandingOff ConditionReason = "HandingOff"
+
 	// ReasonAllPodsReady: Ready is True, every pod's seed reports ready.
 	ReasonAllPodsReady ConditionReason = "AllPodsReady"
 	// ReasonPodsNotReady: Ready is False; the message names the pods that
