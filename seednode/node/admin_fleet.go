@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"fmt"
-	"slices"
 	"sync"
 	"time"
 
@@ -83,10 +82,13 @@ func countFleet(ctx context.Context, n *Node) (admin.FleetStatus, error) {
 				st.Admissions++
 			}
 		}
-		if slices.Contains(home, m.Self) {
-			for _, v := range rec.Vaults {
-				held[vault.NamespaceID(v.Namespace)] = true
-			}
+		// Every record this pod stores is held here, at home or not: a pod
+		// that the ranking left (the fleet scaled, or the pod is leaving)
+		// keeps its records until the hand-off to the new home pods is done,
+		// and the operator shrinks the fleet only once a leaving pod holds
+		// none.
+		for _, v := range rec.Vaults {
+			held[vault.NamespaceID(v.Namespace)] = true
 		}
 		return true
 	})

@@ -241,3 +241,33 @@ func (d *device) mustRoot(t *testing.T) ed25519.PublicKey {
 	}
 	return root
 }
+
+// TestLeavingPodCountsWhatItStillHolds: a pod told it is leaving holds an
+// agent's vault that it cannot hand off yet (the new home pod is down), and
+// says so in its fleet figures, which the operator waits on before it
+// removes the pod.
+func TestLeavingPodCountsWhatItStillHolds(t *testing.T) {
+	pods := startFleet(t, 2, 1, hosting.Policy{Admission: fleet.Open})
+	var A *device
+	for A == nil || fleet.Top(identity.DIDKey(A.mustRoot(t)), 2, 1)[0] != 1 {
+		A = newDevice(t)
+		if _, err := A.InitAgent("laptop"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := askFleet(t, A, pods[1], hosting.OpHost).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := pods[0].node.Close(); err != nil {
+		t.Fatal(err)
+	}
+	setMembers(pods, 2, 1, 1)
+	pods[1].restart(t)
+	st, err := countFleet(context.Background(), pods[1].node)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.HostedVaults != 1 {
+		t.Fatalf("the leaving pod reports %d self-service vaults held, want the 1 it cannot hand off yet", st.HostedVaults)
+	}
+}
