@@ -173,7 +173,7 @@ func (r *replicator) askOn(s network.Stream, p peer.ID) (string, error) {
 		return outcomeError, err
 	}
 	defer s.Scope().ReleaseMemory(exchangeMemory)
-	s.SetDeadline(time.Now().Add(exchangeTimeout))
+	_ = s.SetDeadline(time.Now().Add(exchangeTimeout))
 	r.mu.Lock()
 	started := r.gen
 	pp := r.pods[p]
@@ -249,7 +249,7 @@ func (r *replicator) handle(s network.Stream) {
 }
 
 func (r *replicator) answer(s network.Stream) (string, error) {
-	s.SetDeadline(time.Now().Add(exchangeTimeout))
+	_ = s.SetDeadline(time.Now().Add(exchangeTimeout))
 	p := s.Conn().RemotePeer()
 	rd, w := bufio.NewReader(s), bufio.NewWriter(s)
 	hello, err := readMsg(rd)
