@@ -221,9 +221,17 @@ func TestPublicFleetShrinkWaitsForHandoff(t *testing.T) {
 				return fmt.Errorf("pod %d: self %d, %d members, leaving %d", o, f.Self, len(f.Members), f.Leaving)
 			}
 		}
-		return get(t, sts, ns, name)
+		// The pods' configurations are written before the StatefulSet:
+		// its annotations follow within a reconcile.
+		if err := get(t, sts, ns, name); err != nil {
+			return err
+		}
+		if sts.Annotations[controllers.AnnotationFleetLeaving] != "1" {
+			return fmt.Errorf("StatefulSet annotations %v", sts.Annotations)
+		}
+		return nil
 	})
-	if *sts.Spec.Replicas != 3 || sts.Annotations[controllers.AnnotationFleetLeaving] != "1" {
+	if *sts.Spec.Replicas != 3 {
 		t.Fatalf("StatefulSet during the hand-off: %d replicas, annotations %v", *sts.Spec.Replicas, sts.Annotations)
 	}
 	roll()
