@@ -25,4 +25,10 @@
 // and WriteStream checks what it sends from the store; a group that fails
 // makes the blob partial again without that group (see Damage), so it is
 // neither served nor reported complete until fetched again.
+//
+// Two BLAKE3 libraries, each for what the other lacks: github.com/zeebo/blake3
+// (SIMD assembly) hashes whole inputs everywhere in Seedfleet, blob content
+// included; lukechampine.com/blake3's guts and bao packages give the
+// chunk-group and parent compressions that build and check an outboard tree
+// at 16 KiB groups, which zeebo/blake3 does not expose.
 package blobs
