@@ -16,4 +16,7 @@ const (
 	// PathVerify (POST, with the token) starts a verification of every vault
 	// replica the seed holds; Status.Integrity tells when it ended.
 	PathVerify = "/v1/verify"
+	// PathDebugPprof (GET, with the token) serves Go's runtime profiles as
+	// net/http/pprof does: heap, goroutine, profile?seconds=N (N < 30), ...
+	PathDebugPprof = "/debug/pprof/"
 )

@@ -13,6 +13,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -151,6 +152,7 @@ func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Se
 	mux.HandleFunc("POST "+PathVerify, s.postVerify)
 	mux.HandleFunc("GET "+PathFleet, s.getFleet)
 	mux.HandleFunc("POST "+PathFleetInvites, s.postFleetInvite)
+	s.handleProfiles(mux)
 
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -310,6 +312,26 @@ func (s *Server) allowWrite(w http.ResponseWriter, r *http.Request) bool {
 		return false
 	}
 	return true
+}
+
+// handleProfiles serves Go's runtime profiles (net/http/pprof) under
+// PathDebugPprof to requests with the token: a profile shows what the seed
+// spends its CPU and memory on without a rebuild, and costs CPU while it
+// runs, so nobody without the token may start one. A CPU profile or trace
+// lasts less than the server's write timeout (30 s): ?seconds=20.
+func (s *Server) handleProfiles(mux *http.ServeMux) {
+	guard := func(h http.HandlerFunc) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			if s.allowWrite(w, r) {
+				h(w, r)
+			}
+		}
+	}
+	mux.HandleFunc("GET "+PathDebugPprof, guard(pprof.Index))
+	mux.HandleFunc("GET "+PathDebugPprof+"cmdline", guard(pprof.Cmdline))
+	mux.HandleFunc("GET "+PathDebugPprof+"profile", guard(pprof.Profile))
+	mux.HandleFunc("GET "+PathDebugPprof+"symbol", guard(pprof.Symbol))
+	mux.HandleFunc("GET "+PathDebugPprof+"trace", guard(pprof.Trace))
 }
 
 func (s *Server) putHostedVaults(w http.ResponseWriter, r *http.Request) {

@@ -571,6 +571,10 @@ func TestTokenAuth(t *testing.T) {
 		{"GET status open", "GET", PathStatus, "", 200, false},
 		{"GET readyz open", "GET", PathReadyz, "", 200, false},
 		{"GET metrics open", "GET", PathMetrics, "", 200, false},
+		{"GET heap profile without token", "GET", PathDebugPprof + "heap", "", 401, false},
+		{"GET CPU profile wrong token", "GET", PathDebugPprof + "profile?seconds=1", "Bearer wrong", 401, false},
+		{"GET profile index with token", "GET", PathDebugPprof, "Bearer " + token, 200, false},
+		{"GET goroutines with token", "GET", PathDebugPprof + "goroutine?debug=1", "Bearer " + token, 200, false},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -591,6 +595,9 @@ func TestTokenAuth(t *testing.T) {
 			}
 			if calls, _ := src.calls(); (calls == 1) != tc.wantSet {
 				t.Errorf("SetHostedVaults calls %d, want set %v", calls, tc.wantSet)
+			}
+			if r.code == 200 && strings.HasPrefix(tc.path, PathDebugPprof) && !strings.Contains(r.body, "goroutine") {
+				t.Errorf("a profile page without goroutines: %.200q", r.body)
 			}
 			if r.code == 401 && (!strings.HasPrefix(r.header.Get("WWW-Authenticate"), "Bearer") || !strings.Contains(r.body, "bearer token")) {
 				t.Errorf("401 without a Bearer challenge or message: %v %q", r.header, r.body)
@@ -622,6 +629,9 @@ func TestNoTokenNoWrites(t *testing.T) {
 		if r := send(t, "GET", s.URL()+path, "", nil); r.code != 200 {
 			t.Errorf("GET %s: %d", path, r.code)
 		}
+	}
+	if r := send(t, "GET", s.URL()+PathDebugPprof+"heap", "", map[string]string{"Authorization": "Bearer anything"}); r.code != http.StatusForbidden {
+		t.Errorf("a heap profile from a server without a token: %d, want 403", r.code)
 	}
 }
 
