@@ -253,6 +253,13 @@ func liveBench(n, hot, probes int) {
 	connect(hot, n)
 	waitQuiet(seed, time.Minute)
 	rss := seed.settledRSS(5 * time.Second)
+	if *liveProfile != "" {
+		for _, name := range []string{"heap", "goroutine", "metrics"} {
+			if err := seed.saveProfile(name, *liveProfile+"."+name); err != nil {
+				die(err)
+			}
+		}
+	}
 	if f := failed.Load(); f > 0 {
 		die(fmt.Errorf("live: %d sessions ended while they should have stayed live; first: %v", f, firstErr.Load()))
 	}

@@ -15,6 +15,7 @@ var (
 	syncRuns    = flag.Int("sync-runs", 3, "syncs: timed rounds of each kind, alternating (median reported)")
 	liveDevices = flag.Int("live-devices", 5000, "live: devices holding live sessions")
 	liveHot     = flag.Int("live-hot", 100, "live: of those, devices live on one vault that a writer changes")
+	liveProfile = flag.String("live-profile", "", "live: with every session live, write the seed's heap and goroutine profiles and metrics to PREFIX.heap, PREFIX.goroutine and PREFIX.metrics")
 	liveProbes  = flag.Int("live-probes", 30, "live: entries written to the shared vault (each reaching every hot device)")
 )
 

@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -133,6 +134,42 @@ func (s *seedProc) waitReady(within time.Duration) error {
 		time.Sleep(100 * time.Millisecond)
 	}
 	return fmt.Errorf("seed %s not ready after %s: %s", s.info.ID, within, last)
+}
+
+// saveProfile writes the seed's runtime profile name (heap, goroutine, ...)
+// from its admin API to file, in pprof's format; "metrics" is the seed's
+// Prometheus metrics instead.
+func (s *seedProc) saveProfile(name, file string) error {
+	token, err := os.ReadFile(filepath.Join(s.dataDir, "admin.token"))
+	if err != nil {
+		return err
+	}
+	path := admin.PathDebugPprof + name
+	if name == "metrics" {
+		path = admin.PathMetrics
+	}
+	req, err := http.NewRequest(http.MethodGet, "http://"+s.admin+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("profile %s: %s", name, resp.Status)
+	}
+	f, err := os.Create(file)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 func (s *seedProc) pid() int { return s.cmd.Process.Pid }
