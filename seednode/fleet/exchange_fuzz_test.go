@@ -1,23 +1,21 @@
-package node
+package fleet
 
 import (
 	"bytes"
 	"errors"
 	"testing"
-
-	"github.com/seedfleet/seedfleet/seednode/fleet"
 )
 
 // exchangeSamples are well-formed messages of every kind.
 func exchangeSamples() [][]byte {
-	d := fleet.NewDigest([32]byte{9})
+	d := NewDigest([32]byte{9})
 	d.Add([32]byte{1}, [32]byte{2})
 	return [][]byte{
 		appendHello(nil, [32]byte{1}, [32]byte{2}),
 		{msgEqual},
-		appendBuckets(nil, d),
-		appendAsk(nil, []uint16{0, 7, fleet.DigestBuckets - 1}),
-		appendItems(nil, []vaultFP{{ns: [32]byte{3}, fp: [32]byte{4}}, {ns: [32]byte{5}}}),
+		AppendBuckets(nil, d),
+		appendAsk(nil, []uint16{0, 7, DigestBuckets - 1}),
+		appendItems(nil, []Pair{{Key: [32]byte{3}, Value: [32]byte{4}}, {Key: [32]byte{5}}}),
 		{msgEnd},
 		appendRefused(nil, "not a replica peer"),
 	}
@@ -62,8 +60,8 @@ func encodeExchangeMsg(t *testing.T, m exchangeMsg) []byte {
 	case msgBuckets:
 		out := []byte{msgBuckets}
 		for _, b := range m.buckets {
-			out = append(out, b.hash[:]...)
-			out = append(out, byte(b.count>>24), byte(b.count>>16), byte(b.count>>8), byte(b.count))
+			out = append(out, b.Hash[:]...)
+			out = append(out, byte(b.Count>>24), byte(b.Count>>16), byte(b.Count>>8), byte(b.Count))
 		}
 		return out
 	case msgAsk:
@@ -88,14 +86,14 @@ func TestExchangeMsgRefusals(t *testing.T) {
 		{"unknown kind", []byte{99}},
 		{"short hello", appendHello(nil, [32]byte{}, [32]byte{})[:40]},
 		{"trailing byte", append([]byte{msgEqual}, 0)},
-		{"short buckets", appendBuckets(nil, fleet.NewDigest([32]byte{}))[:100]},
+		{"short buckets", AppendBuckets(nil, NewDigest([32]byte{}))[:100]},
 		{"ask for none", []byte{msgAsk, 0}},
 		{"ask repeats a bucket", appendAsk(nil, []uint16{3, 3})},
-		{"ask out of range", appendAsk(nil, []uint16{fleet.DigestBuckets})},
-		{"too many buckets", appendAsk(nil, make([]uint16, fleet.DigestBuckets+1))},
+		{"ask out of range", appendAsk(nil, []uint16{DigestBuckets})},
+		{"too many buckets", appendAsk(nil, make([]uint16, DigestBuckets+1))},
 		{"no items", []byte{msgItems, 0}},
-		{"too many items", appendItems(nil, make([]vaultFP, maxExchangeItems+1))},
-		{"items cut short", appendItems(nil, make([]vaultFP, 2))[:70]},
+		{"too many items", appendItems(nil, make([]Pair, maxExchangeItems+1))},
+		{"items cut short", appendItems(nil, make([]Pair, 2))[:70]},
 		{"non-minimal count", []byte{msgItems, 0x81, 0x00}},
 		{"refusal too long", append([]byte{msgRefused, 0x81, 0x04}, make([]byte, 513)...)},
 	} {
