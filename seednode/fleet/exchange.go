@@ -49,24 +49,6 @@ type ExchangeResult struct {
 	Theirs  map[[32]byte][32]byte
 }
 
-// Differing lists the keys of mine whose value theirs lacks or holds
-// otherwise, and the keys of theirs that mine lacks.
-func (r ExchangeResult) Differing() (mineOnly []Pair, theirsOnly []Pair) {
-	listed := make(map[[32]byte]bool, len(r.Mine))
-	for _, it := range r.Mine {
-		listed[it.Key] = true
-		if v, ok := r.Theirs[it.Key]; !ok || v != it.Value {
-			mineOnly = append(mineOnly, it)
-		}
-	}
-	for k, v := range r.Theirs {
-		if !listed[k] {
-			theirsOnly = append(theirsOnly, Pair{Key: k, Value: v})
-		}
-	}
-	return mineOnly, theirsOnly
-}
-
 // ExchangeSide is one pod's view of the set it shares with the peer. Its
 // functions are called from the exchange's goroutine; they lock what they
 // read.
@@ -81,8 +63,8 @@ type ExchangeSide struct {
 	// In lists this pod's pairs in the buckets.
 	In func(buckets []uint16) []Pair
 	// Keep reports whether a pair the peer listed concerns this pod; the
-	// others are dropped, so what a side holds is bounded by its own set.
-	Keep func(key [32]byte) bool
+	// others are dropped.
+	Keep func(Pair) bool
 }
 
 // Ask runs an exchange as the asker, whose digest has root under key.
@@ -188,7 +170,7 @@ func (d *Digest) DiffBucketList(theirs []DigestBucket) []uint16 {
 
 // readPairs reads the peer's pairs up to the end message: each must fall in
 // an asked bucket. It keeps those keep accepts.
-func readPairs(rd *bufio.Reader, buckets []uint16, keep func([32]byte) bool) (map[[32]byte][32]byte, error) {
+func readPairs(rd *bufio.Reader, buckets []uint16, keep func(Pair) bool) (map[[32]byte][32]byte, error) {
 	in := newBucketSet(buckets)
 	out := map[[32]byte][32]byte{}
 	read := 0
@@ -211,7 +193,7 @@ func readPairs(rd *bufio.Reader, buckets []uint16, keep func([32]byte) bool) (ma
 			if !in[BucketOf(it.Key)] {
 				return nil, fmt.Errorf("%w: key %x listed outside the asked buckets", ErrExchangeProtocol, it.Key[:6])
 			}
-			if keep(it.Key) {
+			if keep(it) {
 				out[it.Key] = it.Value
 			}
 		}

@@ -192,7 +192,7 @@ func (r *replicator) side(p peer.ID) fleet.ExchangeSide {
 	return fleet.ExchangeSide{
 		Diff: func(theirs []fleet.DigestBucket) []uint16 { return r.diffBuckets(p, theirs) },
 		In:   func(buckets []uint16) []fleet.Pair { return r.sharedIn(p, buckets) },
-		Keep: func(ns [32]byte) bool { return r.isPeer(ns, p) },
+		Keep: func(it fleet.Pair) bool { return r.isPeer(it.Key, p) },
 	}
 }
 

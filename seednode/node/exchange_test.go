@@ -309,7 +309,7 @@ func TestExchangeAnswersOnlyReplicaPeers(t *testing.T) {
 		res, err := fleet.Ask(s, [32]byte{1}, [32]byte{2}, fleet.ExchangeSide{
 			Diff: func([]fleet.DigestBucket) []uint16 { return all },
 			In:   func([]uint16) []fleet.Pair { return nil },
-			Keep: func([32]byte) bool { return true },
+			Keep: func(fleet.Pair) bool { return true },
 		})
 		if err != nil {
 			t.Fatal(err)
