@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+
+	"github.com/seedfleet/seedfleet/internal/wire"
 )
 
 // exchangeSamples are well-formed messages of every kind.
@@ -112,4 +114,78 @@ func TestExchangeMsgRefusals(t *testing.T) {
 			t.Fatalf("sample %x round-trips to %x", s, got)
 		}
 	}
+}
+
+// fuzzStream is a stream whose peer sent in and reads nothing back.
+type fuzzStream struct {
+	in  *bytes.Reader
+	out bytes.Buffer
+}
+
+func (s *fuzzStream) Read(p []byte) (int, error)  { return s.in.Read(p) }
+func (s *fuzzStream) Write(p []byte) (int, error) { return s.out.Write(p) }
+func (s *fuzzStream) CloseWrite() error           { return nil }
+
+// fuzzSide is a side whose set is ten pairs, keeping every pair listed.
+func fuzzSide() (ExchangeSide, *Digest) {
+	d := NewDigest([32]byte{9})
+	var pairs []Pair
+	for i := range 10 {
+		p := Pair{Key: [32]byte{byte(i * 29), byte(i)}, Value: [32]byte{byte(i)}}
+		d.Add(p.Key, p.Value)
+		pairs = append(pairs, p)
+	}
+	return ExchangeSide{
+		Diff:   d.DiffBucketList,
+		Digest: func([32]byte) ([32]byte, []byte, string) { return d.Root(), AppendBuckets(nil, d), "" },
+		In: func(buckets []uint16) []Pair {
+			in := InBuckets(buckets)
+			var out []Pair
+			for _, p := range pairs {
+				if in(p.Key) {
+					out = append(out, p)
+				}
+			}
+			return out
+		},
+		Keep: func(Pair) bool { return true },
+	}, d
+}
+
+// FuzzExchangeSides feeds what a hostile peer might send, as frames, to
+// both sides of an exchange: each ends with a result or an error, never a
+// panic, and keeps a bounded number of pairs.
+func FuzzExchangeSides(f *testing.F) {
+	side, d := fuzzSide()
+	frames := func(bodies ...[]byte) []byte {
+		var out []byte
+		for _, b := range bodies {
+			out = wire.AppendFrame(out, b)
+		}
+		return out
+	}
+	other := NewDigest([32]byte{9})
+	f.Add(frames([]byte{msgEqual}))
+	f.Add(frames(AppendBuckets(nil, other), appendItems(nil, []Pair{{Key: [32]byte{0, 1}}}), []byte{msgEnd}))
+	f.Add(frames(appendHello(nil, [32]byte{9}, d.Root())))
+	f.Add(frames(appendHello(nil, [32]byte{1}, [32]byte{2}), appendAsk(nil, []uint16{0, 7}), appendItems(nil, []Pair{{}}), []byte{msgEnd}))
+	f.Add(frames(appendRefused(nil, "no")))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		for _, asker := range []bool{true, false} {
+			s := &fuzzStream{in: bytes.NewReader(in)}
+			var res ExchangeResult
+			var err error
+			if asker {
+				res, err = Ask(s, [32]byte{9}, d.Root(), side)
+			} else {
+				res, err = Answer(s, side)
+			}
+			if err != nil {
+				continue
+			}
+			if len(res.Theirs) > maxExchangePairs {
+				t.Fatalf("kept %d pairs", len(res.Theirs))
+			}
+		}
+	})
 }
