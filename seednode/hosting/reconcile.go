@@ -127,16 +127,8 @@ type recordSync struct {
 // newRecordSync indexes every record held and starts the exchange. It
 // runs before the service answers anything, so no record changes meanwhile.
 func newRecordSync(s *Service, interval time.Duration) (*recordSync, error) {
-	m := s.cfg.members()
-	rs := &recordSync{s: s, members: m, interval: interval, wake: make(chan struct{}, 1),
-		answers: make(chan struct{}, maxRecordAnswers), held: map[[32]byte]heldRecord{}, peers: map[int]*recordPeer{}}
-	rand.Read(rs.key[:])
-	soon := time.Now().Add(recordSyncSoon)
-	for o, info := range m.Pods {
-		if o != m.Self {
-			rs.peers[o] = &recordPeer{info: info, mine: fleet.NewDigest(rs.key), due: soon}
-		}
-	}
+	rs := newRecordIndex(s.cfg.members(), interval)
+	rs.s = s
 	records := s.adm.records
 	if err := records.Each(func(rec *Record) bool {
 		rs.changed(rec.Subject, nil, rec)
@@ -146,6 +138,21 @@ func newRecordSync(s *Service, interval time.Duration) (*recordSync, error) {
 	}
 	records.OnChange(rs.changed)
 	return rs, nil
+}
+
+// newRecordIndex returns a record sync for members with nothing indexed,
+// every peer due soon.
+func newRecordIndex(m fleet.Members, interval time.Duration) *recordSync {
+	rs := &recordSync{members: m, interval: interval, wake: make(chan struct{}, 1),
+		answers: make(chan struct{}, maxRecordAnswers), held: map[[32]byte]heldRecord{}, peers: map[int]*recordPeer{}}
+	rand.Read(rs.key[:])
+	soon := time.Now().Add(recordSyncSoon)
+	for o, info := range m.Pods {
+		if o != m.Self {
+			rs.peers[o] = &recordPeer{info: info, mine: fleet.NewDigest(rs.key), due: soon}
+		}
+	}
+	return rs
 }
 
 // homePeers lists the other home pods of a subject, or none if this pod is
@@ -272,13 +279,6 @@ func (rs *recordSync) exchangeAfter(o int) time.Duration {
 	return d + time.Duration(mrand.Int64N(int64(rs.interval/10)+1))
 }
 
-// exchanged records an exchange with pod o that ended well.
-func (rs *recordSync) exchanged(o int) {
-	rs.mu.Lock()
-	rs.peers[o].due = time.Now().Add(rs.exchangeAfter(o))
-	rs.mu.Unlock()
-}
-
 func (rs *recordSync) poke() {
 	select {
 	case rs.wake <- struct{}{}:
@@ -331,26 +331,24 @@ func (rs *recordSync) startDue() time.Duration {
 	return next
 }
 
-// ask runs one exchange with pod o as the asker, then sends what it lacks.
+// ask runs one exchange with pod o as the asker, then sends what o lacks;
+// the next exchange with o waits for that.
 func (rs *recordSync) ask(o int) {
 	defer rs.s.life.Done()
 	outcome, res, err := rs.askPeer(o)
 	rs.s.m.recordExchanges.WithLabelValues("ask", outcome).Inc()
+	if err != nil {
+		rs.s.cfg.log.Debug("hosting: record exchange failed", "pod", rs.peers[o].info.ID, "outcome", outcome, "err", err)
+	} else {
+		rs.repair(rs.s.ctx, o, res)
+	}
+	// A pod that is down is asked again at the next interval, or as soon
+	// as it connects.
 	rs.mu.Lock()
 	p := rs.peers[o]
 	p.busy = false
-	if err != nil {
-		// A pod that is down is asked again at the next interval, or as
-		// soon as it connects.
-		p.due = time.Now().Add(rs.exchangeAfter(o))
-	}
+	p.due = time.Now().Add(rs.exchangeAfter(o))
 	rs.mu.Unlock()
-	if err != nil {
-		rs.s.cfg.log.Debug("hosting: record exchange failed", "pod", p.info.ID, "outcome", outcome, "err", err)
-	} else {
-		rs.exchanged(o)
-		rs.repair(rs.s.ctx, o, res)
-	}
 	rs.poke()
 }
 
@@ -415,8 +413,10 @@ func (rs *recordSync) handle(st network.Stream) {
 		return
 	}
 	_ = st.Close()
-	rs.exchanged(o)
 	rs.repair(rs.s.ctx, o, res)
+	rs.mu.Lock()
+	rs.peers[o].due = time.Now().Add(rs.exchangeAfter(o))
+	rs.mu.Unlock()
 }
 
 func exchangeOutcome(res fleet.ExchangeResult, err error) string {
