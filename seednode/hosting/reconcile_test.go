@@ -1,6 +1,7 @@
 package hosting
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/sha256"
 	"encoding/binary"
@@ -9,8 +10,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/seedfleet/seedfleet/internal/p2ptest"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 )
 
@@ -124,4 +127,33 @@ func BenchmarkRecordIndex(b *testing.B) {
 	fmt.Printf("BENCH record_place_100k_ms %.1f ms\n", float64(placing.Microseconds())/1000)
 	fmt.Printf("BENCH record_index_100k_ms %.1f ms\n", float64(perIndex.Microseconds())/1000)
 	fmt.Printf("BENCH record_index_per_change_us %.2f us\n", float64(perIndex.Nanoseconds())/n/1000)
+}
+
+// TestRecordExchangeAnswersOnlyFleetPods: a peer the fleet does not list is
+// cut off before it learns anything; a listed pod gets its answer.
+func TestRecordExchangeAnswersOnlyFleetPods(t *testing.T) {
+	pods := startFleet(t, 2, 2, Policy{Admission: fleet.Open})
+	stranger := p2ptest.NewHost(t, false)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	askAt := func(h host.Host) (fleet.ExchangeResult, error) {
+		h.Peerstore().AddAddrs(pods[0].host.ID(), pods[0].host.Addrs(), time.Hour)
+		st, err := h.NewStream(ctx, pods[0].host.ID(), RecordProtocol)
+		if err != nil {
+			return fleet.ExchangeResult{}, err
+		}
+		defer st.Close()
+		empty := fleet.NewDigest([32]byte{1})
+		return fleet.Ask(st, [32]byte{1}, [32]byte{2}, fleet.ExchangeSide{
+			Diff: empty.DiffBucketList,
+			In:   func([]uint16) []fleet.Pair { return nil },
+			Keep: func(fleet.Pair) bool { return true },
+		})
+	}
+	if res, err := askAt(stranger); err == nil {
+		t.Fatalf("a stranger got an answer: %+v", res)
+	}
+	if _, err := askAt(pods[1].host); err != nil {
+		t.Fatalf("a fleet pod got no answer: %v", err)
+	}
 }
