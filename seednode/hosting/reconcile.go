@@ -96,6 +96,8 @@ type recordPeer struct {
 	busy     bool
 }
 
+// update moves a subject's pair in both digests: had and has say whether
+// the peer shared it before and after, old and new its versions.
 func (p *recordPeer) update(subject, old, new [32]byte, had, has bool) {
 	for _, d := range []*fleet.Digest{p.mine, p.theirs} {
 		switch {
