@@ -111,6 +111,9 @@ func (a *Admitter) handle(req *Request, from string, replicated bool) *Answer {
 	case !fresh:
 		return refuse(ReasonReplay, "this request was already received: sign a new request")
 	}
+	if rec != nil && rec.Released() {
+		rec = nil // a tombstone: it only keeps older requests out
+	}
 	switch req.Op {
 	case OpStatus:
 		return a.status(req, rec, now)
@@ -205,7 +208,7 @@ func docBytes(req *Request, old *Record, doc *identity.AgentDocument) []byte {
 func (a *Admitter) admit(req *Request, old *Record, b *Batch, now time.Time, replicated bool) (*Record, *Answer) {
 	p := a.policy
 	next := &Record{Kind: req.Kind, Subject: req.Subject, Admitted: now}
-	if old != nil {
+	if old != nil && !old.Released() {
 		c := *old
 		c.Vaults = slices.Clone(old.Vaults)
 		next = &c
@@ -300,7 +303,7 @@ func (a *Admitter) release(req *Request, _ *identity.AgentDocument) *Answer {
 	now := a.now()
 	var refusal *Answer
 	rec, err := a.records.Update(req.Subject, 0, func(old *Record, _ *Batch) (*Record, error) {
-		if old == nil {
+		if old == nil || old.Released() {
 			refusal = refuse(ReasonNotHosted, "the fleet holds nothing for this %s", subjectWord(req.Kind))
 			return nil, errRefused
 		}
@@ -313,10 +316,7 @@ func (a *Admitter) release(req *Request, _ *identity.AgentDocument) *Answer {
 			refusal = refuse(ReasonNotHosted, "the fleet hosts none of the named vaults for this %s (seedfleet host status lists them)", subjectWord(req.Kind))
 			return nil, errRefused
 		}
-		if len(next.Vaults) == 0 {
-			return nil, nil
-		}
-		return &next, nil
+		return &next, nil // with no vaults left, a tombstone (Records)
 	})
 	if refusal != nil {
 		return refusal
@@ -324,7 +324,7 @@ func (a *Admitter) release(req *Request, _ *identity.AgentDocument) *Answer {
 	if err != nil {
 		return refuse(ReasonUnavailable, "this seed could not record the release (%v); try again", err)
 	}
-	if rec == nil {
+	if rec.Released() {
 		return &Answer{Message: "released every vault; the fleet holds nothing more for this " + subjectWord(req.Kind)}
 	}
 	ans := a.statusOf(rec, now)
@@ -382,6 +382,12 @@ func (a *Admitter) expiresAt(v VaultRecord, u VaultUsage, now time.Time) time.Ti
 
 // ExpireIdle releases every vault whose idle expiry has passed and returns
 // them. The caller drops their data once no other claim holds them.
+//
+// Idle expiry is this pod's own decision (it sees the syncs of the devices
+// that use it, not those of other pods), so it is not passed on: the record
+// keeps its version (LastRequest), and a subject left with no vault keeps a
+// tombstone dated by its Admitted time, so that the record exchange neither
+// spreads the expiry to the other home pods nor brings the record back.
 func (a *Admitter) ExpireIdle() ([][32]byte, error) {
 	if a.policy.IdleExpiry == 0 {
 		return nil, nil
@@ -404,7 +410,7 @@ func (a *Admitter) ExpireIdle() ([][32]byte, error) {
 	for _, s := range subjects {
 		_, err := a.records.Update(s, 0, func(old *Record, _ *Batch) (*Record, error) {
 			if old == nil {
-				return nil, nil
+				return nil, errUnchanged
 			}
 			next := *old
 			next.Vaults = slices.DeleteFunc(slices.Clone(old.Vaults), func(v VaultRecord) bool {
@@ -415,12 +421,12 @@ func (a *Admitter) ExpireIdle() ([][32]byte, error) {
 				}
 				return false
 			})
-			if len(next.Vaults) == 0 {
-				return nil, nil
+			if len(next.Vaults) == 0 && len(old.Vaults) > 0 {
+				next.Admitted = now // the tombstone's lifetime starts now
 			}
 			return &next, nil
 		})
-		if err != nil {
+		if err != nil && !errors.Is(err, errUnchanged) {
 			return released, err
 		}
 	}

@@ -346,3 +346,61 @@ func TestConcurrentAdmissionsKeepLimits(t *testing.T) {
 		t.Fatalf("the 5-use invite was used %d times (%v)", uses, err)
 	}
 }
+
+// TestReleaseLeavesATombstone: releasing every vault keeps a record with no
+// vaults and the release's time, so an older copy of the record (from a pod
+// that was away) is not stored over it, a request older than the release
+// is refused, a new one is admitted afresh, and the tombstone is purged
+// after its lifetime.
+func TestReleaseLeavesATombstone(t *testing.T) {
+	f := newFixture(t, Policy{Admission: fleet.Open})
+	a := newAgent(t, f.clock.t)
+	subject := a.root.Public().(ed25519.PublicKey)
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(1, 0)), ReasonNone, "hosts 1")
+	before, err := f.records.Get(subject)
+	if err != nil || before == nil {
+		t.Fatalf("no record after admission (%v)", err)
+	}
+	f.clock.t = f.clock.t.Add(time.Minute)
+	wantReason(t, f.ask(a, OpRelease, ""), ReasonNone, "released every vault")
+	tomb, err := f.records.Get(subject)
+	if err != nil || tomb == nil || !tomb.Released() || !tomb.LastRequest.After(before.LastRequest) {
+		t.Fatalf("after the release: %+v (%v), want a tombstone of the release's time", tomb, err)
+	}
+	if tomb.Version() == before.Version() {
+		t.Fatal("the release did not change the record's version")
+	}
+	if stored, err := f.records.Copy(before); err != nil || stored {
+		t.Fatalf("an older record was stored over the tombstone (%v, %v)", stored, err)
+	}
+	if f.records.Vaults() != 0 {
+		t.Fatalf("%d vaults claimed by a tombstone", f.records.Vaults())
+	}
+	wantReason(t, f.ask(a, OpStatus, ""), ReasonNotHosted, "holds nothing")
+	wantReason(t, f.ask(a, OpRelease, ""), ReasonNotHosted, "holds nothing")
+
+	// A new request is a new admission.
+	f.clock.t = f.clock.t.Add(time.Minute)
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(2, 0)), ReasonNone, "hosts 1")
+	again, err := f.records.Get(subject)
+	if err != nil || again == nil || len(again.Vaults) != 1 || !again.Admitted.After(tomb.LastRequest) {
+		t.Fatalf("re-admitted record %+v (%v), want one vault admitted now", again, err)
+	}
+
+	// The tombstone goes once its lifetime has passed, not before.
+	f.clock.t = f.clock.t.Add(time.Minute)
+	wantReason(t, f.ask(a, OpRelease, ""), ReasonNone, "released every vault")
+	released := f.clock.t // within a millisecond of the release
+	for _, tc := range []struct {
+		at   time.Time
+		kept bool
+	}{{released.Add(ReleasedLifetime - time.Hour), true}, {released.Add(ReleasedLifetime + time.Hour), false}} {
+		if _, err := f.records.PurgeReleased(tc.at); err != nil {
+			t.Fatal(err)
+		}
+		rec, err := f.records.Get(subject)
+		if err != nil || (rec != nil) != tc.kept {
+			t.Fatalf("at %v after the release: record %v (%v), want kept %v", tc.at.Sub(released), rec != nil, err, tc.kept)
+		}
+	}
+}

@@ -45,5 +45,10 @@
 //
 // Accepted requests and records travel between pods in batches, one queue
 // per peer pod (fanout.go): at thousands of admissions a second that is a
-// few streams a second between two pods, not one per admission.
+// few streams a second between two pods, not one per admission. A batch
+// that fails is not retried: the record exchange (reconcile.go,
+// RecordProtocol) finds what a pod missed, by comparing digests of the
+// records two pods share, and sends it through the same batches. Only
+// listed pods may ask for it, and it reveals to a pod only the versions of
+// the records it shares.
 package hosting

@@ -22,7 +22,8 @@ import (
 // A batch frame (kindBatch) holds a count and that many items:
 //
 //	itemRequest  LenBytes(address range) LenBytes(request)  a request the sender accepted
-//	itemRecord   LenBytes(record)                           a record the receiver is now a home pod of
+//	itemRecord   LenBytes(record)                           a record the receiver is a home pod of: sent as
+//	                                                        the fleet scales, or by the record exchange
 //
 // and is answered with one Reason byte per item, in order. Items of one
 // subject are applied in the order sent (the sender queues them in the order
@@ -272,14 +273,19 @@ func (s *Service) applyRequest(members fleet.Members, from string, req *Request)
 }
 
 // applyRecord stores a record a pod of the fleet sent as this pod became
-// one of the subject's home pods.
+// one of the subject's home pods, or as the record exchange found it
+// lacking or older here.
 func (s *Service) applyRecord(members fleet.Members, rec *Record) Reason {
 	if !isHome(members, PlacementKey(rec.Kind, rec.Subject)) {
 		return ReasonUnavailable
 	}
-	if _, err := s.adm.records.Copy(rec); err != nil {
+	stored, err := s.adm.records.Copy(rec)
+	if err != nil {
 		s.cfg.log.Warn("hosting: a record copy not stored", "err", err)
 		return ReasonUnavailable
+	}
+	if stored {
+		s.m.recordRepairs.WithLabelValues("stored").Inc()
 	}
 	return ReasonNone
 }

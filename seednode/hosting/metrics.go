@@ -8,6 +8,10 @@ type metrics struct {
 	answers      *prometheus.CounterVec
 	forwards     *prometheus.CounterVec
 	replications *prometheus.CounterVec
+	// recordExchanges and recordRepairs count the record exchange's work
+	// (reconcile.go).
+	recordExchanges *prometheus.CounterVec
+	recordRepairs   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -24,9 +28,17 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "seedfleet_hosting_replications_total",
 			Help: "Accepted hosting requests sent to the subject's other home pods, by result.",
 		}, []string{"result"}),
+		recordExchanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seedfleet_fleet_record_exchanges_total",
+			Help: "Record digest exchanges with other pods of the fleet, by role (ask, answer) and outcome (equal, differ, refused, unsupported, error).",
+		}, []string{"role", "outcome"}),
+		recordRepairs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "seedfleet_fleet_record_repairs_total",
+			Help: "Hosting records sent to a home pod that lacked them or held them older (sent), and records stored from another pod's copy (stored).",
+		}, []string{"direction"}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.answers, m.forwards, m.replications} {
+		for _, c := range []prometheus.Collector{m.answers, m.forwards, m.replications, m.recordExchanges, m.recordRepairs} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -37,6 +37,11 @@ import (
 // A vault may be claimed by several subjects (an agent may name any vault);
 // it stays hosted while any claim remains, and counts against each claimant.
 //
+// A subject that released its last vault keeps a record with no vaults (a
+// tombstone, Released) for ReleasedLifetime after the release, so that the
+// release wins over the older record a pod that was away still holds (see
+// reconcile.go); PurgeReleased deletes it after that.
+//
 // Updates of different subjects run concurrently, so their durable commits
 // share WAL syncs; the claim and invite counts they decide on are kept in
 // memory (loaded at open) and reserved before the commit, so two concurrent
@@ -44,8 +49,8 @@ import (
 type Records struct {
 	db     *pebble.DB
 	prefix byte
-	ownDB  bool                                              // opened by OpenRecordsDir: Close closes it
-	notify func(subject ed25519.PublicKey, old, rec *Record) // called after every committed update (OnChange)
+	ownDB  bool                                                // opened by OpenRecordsDir: Close closes it
+	notify []func(subject ed25519.PublicKey, old, rec *Record) // called after every committed update (OnChange)
 
 	subjects [64]sync.Mutex // per-subject stripes, held across an update's commit
 
@@ -118,12 +123,14 @@ func (r *Records) Close() error {
 	return nil
 }
 
-// OnChange sets fn to be called after every committed update with the
+// OnChange adds fn to be called after every committed update with the
 // subject, its record before (nil: none) and after (nil: deleted), from the
 // updating goroutine, without locks held, in commit order for one subject
-// (updates of a subject are serialised until fn returns). Set it before
-// updates start.
-func (r *Records) OnChange(fn func(subject ed25519.PublicKey, old, rec *Record)) { r.notify = fn }
+// (updates of a subject are serialised until every fn returns). Add it
+// before updates start.
+func (r *Records) OnChange(fn func(subject ed25519.PublicKey, old, rec *Record)) {
+	r.notify = append(r.notify, fn)
+}
 
 // OpenRecords uses db's keys under prefix.
 func OpenRecords(db *pebble.DB, prefix byte) (*Records, error) {
@@ -256,24 +263,25 @@ func (r *Records) Update(subject ed25519.PublicKey, maxVaults int, change func(*
 	committed = true
 	// The stripe stays held while the change is told, so that whoever
 	// listens sees one subject's changes in commit order.
-	if r.notify != nil {
-		r.notify(subject, before, next)
+	for _, fn := range r.notify {
+		fn(subject, before, next)
 	}
 	return next, nil
 }
 
 // Copy stores rec, a record another pod of the fleet holds, unless the one
-// held here is at least as new (by LastRequest, then Admitted). It reports
-// whether it stored it. A copy is never refused for the pod's vault limit:
-// it is a subject the fleet already admitted, moving here as the fleet
-// scales.
+// held here is at least as new (by LastRequest, then Admitted), or rec is a
+// tombstone past its lifetime and nothing is held. It reports whether it
+// stored it. A copy is never refused for the pod's vault limit: it is a
+// subject the fleet already admitted, moving here as the fleet scales or
+// repaired by the record exchange.
 func (r *Records) Copy(rec *Record) (bool, error) {
 	if rec == nil {
 		return false, errors.New("hosting: Copy of no record")
 	}
 	stored := false
 	_, err := r.Update(rec.Subject, 0, func(old *Record, _ *Batch) (*Record, error) {
-		if old != nil && !newerRecord(rec, old) {
+		if old != nil && !newerRecord(rec, old) || old == nil && rec.purgeable(time.Now()) {
 			return nil, errUnchanged
 		}
 		stored = true
@@ -305,6 +313,68 @@ func (r *Records) Drop(subject ed25519.PublicKey) (bool, error) {
 }
 
 var errUnchanged = errors.New("unchanged")
+
+// ReleasedLifetime is how long a tombstone (the record of a subject that
+// released every vault) is kept after the release: a pod that was away
+// for less learns of the release from the others; one away for longer
+// must not bring its old records back (start it on an empty records store).
+const ReleasedLifetime = 30 * 24 * time.Hour
+
+// Released reports whether the record is a tombstone: the subject released
+// every vault, and the fleet hosts nothing for it.
+func (rec *Record) Released() bool { return len(rec.Vaults) == 0 }
+
+// purgeable reports whether rec is a tombstone past its lifetime at now:
+// counted from the release (LastRequest), or from the idle expiry that
+// emptied it (Admitted, see Admitter.ExpireIdle).
+func (rec *Record) purgeable(now time.Time) bool {
+	at := rec.LastRequest
+	if rec.Admitted.After(at) {
+		at = rec.Admitted
+	}
+	return rec.Released() && now.Sub(at) > ReleasedLifetime
+}
+
+// PurgeReleased deletes the tombstones past ReleasedLifetime at now and
+// returns how many it deleted.
+func (r *Records) PurgeReleased(now time.Time) (int, error) {
+	var old []ed25519.PublicKey
+	if err := r.Each(func(rec *Record) bool {
+		if rec.purgeable(now) {
+			old = append(old, rec.Subject)
+		}
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	purged := 0
+	for _, s := range old {
+		_, err := r.Update(s, 0, func(rec *Record, _ *Batch) (*Record, error) {
+			if rec == nil || !rec.purgeable(now) {
+				return nil, errUnchanged
+			}
+			purged++
+			return nil, nil
+		})
+		if err != nil && !errors.Is(err, errUnchanged) {
+			return purged, err
+		}
+	}
+	return purged, nil
+}
+
+// Version is what every home pod of the subject agrees on about its
+// record: the time of the newest request applied (the subject signed it),
+// as microseconds, big-endian, after the subject kind. Two pods that
+// applied the same requests hold the same version, whatever their clocks
+// wrote in the rest of the record (admission times) or what they decided
+// alone (idle expiry); see reconcile.go.
+func (rec *Record) Version() [32]byte {
+	var v [32]byte
+	v[0] = byte(rec.Kind)
+	binary.BigEndian.PutUint64(v[1:9], micros(rec.LastRequest))
+	return v
+}
 
 // newerRecord reports whether a is a later state of the subject than b.
 func newerRecord(a, b *Record) bool {

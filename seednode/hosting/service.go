@@ -59,6 +59,8 @@ type config struct {
 	reg     prometheus.Registerer
 	log     *slog.Logger
 	timeout time.Duration
+	// recordSync is how often records are compared with each peer pod.
+	recordSync time.Duration
 }
 
 // Option configures a Service.
@@ -127,6 +129,19 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
+// WithRecordSync sets how often the pod compares its records with each
+// other pod of the fleet (default DefaultRecordSyncInterval; see
+// RecordProtocol).
+func WithRecordSync(interval time.Duration) Option {
+	return func(c *config) error {
+		if interval <= 0 {
+			return fmt.Errorf("hosting: WithRecordSync: %s is not positive", interval)
+		}
+		c.recordSync = interval
+		return nil
+	}
+}
+
 // WithTimeout bounds one request (default DefaultTimeout).
 func WithTimeout(d time.Duration) Option {
 	return func(c *config) error {
@@ -153,14 +168,19 @@ type Service struct {
 
 	qmu    sync.Mutex
 	queues map[peer.ID]*peerQueue // items waiting for each peer pod
+
+	records  *recordSync // nil in a fleet of one
+	notifiee network.Notifiee
 }
 
-// New registers the hosting protocol on h, deciding requests with adm.
+// New registers the hosting protocol on h, deciding requests with adm, and
+// in a fleet of several pods the record exchange (RecordProtocol). Call it
+// before adm's records change: it indexes them.
 func New(h host.Host, adm *Admitter, opts ...Option) (*Service, error) {
 	if h == nil || adm == nil {
 		return nil, errors.New("hosting: New needs a host and an admitter")
 	}
-	c := config{timeout: DefaultTimeout, log: slog.Default()}
+	c := config{timeout: DefaultTimeout, log: slog.Default(), recordSync: DefaultRecordSyncInterval}
 	for _, o := range opts {
 		if err := o(&c); err != nil {
 			return nil, err
@@ -182,14 +202,38 @@ func New(h host.Host, adm *Admitter, opts ...Option) (*Service, error) {
 	}
 	s := &Service{host: h, adm: adm, cfg: c, m: m, queues: map[peer.ID]*peerQueue{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if len(c.members().Pods) > 1 {
+		if err := s.startRecordSync(); err != nil {
+			return nil, err
+		}
+	}
 	h.SetStreamHandler(ProtocolID, s.handle)
 	return s, nil
+}
+
+// startRecordSync indexes the records and starts the record exchange.
+func (s *Service) startRecordSync() error {
+	rs, err := newRecordSync(s, s.cfg.recordSync)
+	if err != nil {
+		return err
+	}
+	s.records = rs
+	s.notifiee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) { rs.connected(c.RemotePeer()) }}
+	s.host.Network().Notify(s.notifiee)
+	s.host.SetStreamHandler(RecordProtocol, rs.handle)
+	s.life.Enter()
+	go rs.run()
+	return nil
 }
 
 // Close stops serving and waits for requests in flight. Idempotent.
 func (s *Service) Close() error {
 	s.life.Close(func() {
 		s.host.RemoveStreamHandler(ProtocolID)
+		if s.records != nil {
+			s.host.RemoveStreamHandler(RecordProtocol)
+			s.host.Network().StopNotify(s.notifiee)
+		}
 		s.cancel()
 	})
 	return nil

@@ -74,6 +74,9 @@ func countFleet(ctx context.Context, n *Node) (admin.FleetStatus, error) {
 		if ctx.Err() != nil {
 			return false
 		}
+		if rec.Released() {
+			return true // a tombstone: nothing is hosted
+		}
 		home := m.Home(hosting.PlacementKey(rec.Kind, rec.Subject))
 		if len(home) > 0 && home[0] == m.Self {
 			st.Agents++

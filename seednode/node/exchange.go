@@ -1,11 +1,9 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
@@ -15,7 +13,6 @@ import (
 	msmux "github.com/multiformats/go-multistream"
 	"github.com/prometheus/client_golang/prometheus"
 
-	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -23,18 +20,15 @@ import (
 // ExchangeProtocol is the replica digest protocol: two seeds compare, in
 // one exchange, every (vault, fingerprint) pair they share (the vaults
 // whose placement on each names the other), and learn which vaults differ.
-//
-// The asker sends the root of its digest (fleet.Digest, under its own key:
-// a random secret of its process, so no device can choose fingerprints
-// whose hashes cancel). The answerer keeps a digest of the same vaults
-// under that key, updated as fingerprints change; equal roots end the
-// exchange with one round trip and no per-vault work. Otherwise the
-// answerer sends its 4,096 buckets, the asker names the buckets that
-// differ and lists its pairs in them, and the answerer lists its own: both
-// sides now know the differing vaults. The asker syncs them; the answerer
-// syncs only those the asker did not list (its placement does not name
-// the answerer for them). A seed answers only its replica peers, and only
-// about the vaults it shares with the asker.
+// It is a digest exchange (seednode/fleet: fleet.Ask, fleet.Answer) over
+// those pairs; the asker's key is a random secret of its process, so no
+// device can choose fingerprints whose hashes cancel. The answerer keeps a
+// digest of the shared vaults under the asker's key, updated as
+// fingerprints change, so equal roots end the exchange with one round trip
+// and no per-vault work. The asker syncs every differing vault; the
+// answerer syncs only those the asker did not list (its placement does not
+// name the answerer for them). A seed answers only its replica peers, and
+// only about the vaults it shares with the asker.
 //
 // Of each pair of seeds, the one with the lower peer ID asks every
 // replicateInterval; the other asks only when it was not asked for twice
@@ -50,9 +44,7 @@ const (
 	exchangeTimeout = 30 * time.Second
 	// exchangeMemory is reserved per exchange stream: the largest frame,
 	// read and written, and the buffers.
-	exchangeMemory = 3 * maxExchangeFrame
-	// maxExchangeVaults bounds the pairs one side reads in one exchange.
-	maxExchangeVaults = 1 << 24
+	exchangeMemory = 3 * fleet.MaxExchangeFrame
 	// maxRefusals is how many refusals in a row (1 s, 2 s apart) make this
 	// seed sync a peer's vaults one by one.
 	maxRefusals = 3
@@ -183,44 +175,25 @@ func (r *replicator) askOn(s network.Stream, p peer.ID) (string, error) {
 	}
 	root := pp.mine.Root()
 	r.mu.Unlock()
-	rd, w := bufio.NewReader(s), bufio.NewWriter(s)
-	if err := writeMsg(w, appendHello(nil, r.key, root)); err != nil {
+	res, err := fleet.Ask(s, r.key, root, r.side(p))
+	switch {
+	case err != nil:
 		return outcomeError, err
-	}
-	m, err := readMsg(rd)
-	if err != nil {
-		return outcomeError, err
-	}
-	switch m.kind {
-	case msgEqual:
-		r.settle(p, started, nil, nil, true)
-		return outcomeEqual, nil
-	case msgRefused:
+	case res.Refused != "":
 		return outcomeRefused, nil
-	case msgBuckets:
-	default:
-		return outcomeError, fmt.Errorf("%w: message of kind %d after hello", ErrExchangeProtocol, m.kind)
-	}
-	asked := r.diffBuckets(p, m.buckets)
-	if len(asked) == 0 { // equal since the hello
-		r.settle(p, started, nil, nil, true)
-		return outcomeEqual, s.CloseWrite()
-	}
-	mine := r.sharedIn(p, asked)
-	if err := writeMsg(w, appendAsk(nil, asked)); err != nil {
-		return outcomeError, err
-	}
-	if err := writeItems(w, mine); err != nil {
-		return outcomeError, err
-	}
-	theirs, err := r.readItems(rd, p, asked)
-	if err != nil {
-		return outcomeError, err
-	}
-	if r.settle(p, started, mine, theirs, true) == 0 {
+	case r.settle(p, started, res.Mine, res.Theirs, true) == 0:
 		return outcomeEqual, nil
 	}
 	return outcomeDiffer, nil
+}
+
+// side is this pod's view of the vaults it shares with p, for an exchange.
+func (r *replicator) side(p peer.ID) fleet.ExchangeSide {
+	return fleet.ExchangeSide{
+		Diff: func(theirs []fleet.DigestBucket) []uint16 { return r.diffBuckets(p, theirs) },
+		In:   func(buckets []uint16) []fleet.Pair { return r.sharedIn(p, buckets) },
+		Keep: func(it fleet.Pair) bool { return r.isPeer(it.Key, p) },
+	}
 }
 
 // handle answers an exchange. It counts in the node's wait group (added
@@ -251,54 +224,30 @@ func (r *replicator) handle(s network.Stream) {
 func (r *replicator) answer(s network.Stream) (string, error) {
 	_ = s.SetDeadline(time.Now().Add(exchangeTimeout))
 	p := s.Conn().RemotePeer()
-	rd, w := bufio.NewReader(s), bufio.NewWriter(s)
-	hello, err := readMsg(rd)
-	if err == nil && hello.kind != msgHello {
-		err = fmt.Errorf("%w: message of kind %d first, want hello", ErrExchangeProtocol, hello.kind)
+	var started uint32
+	side := r.side(p)
+	side.Digest = func(key [32]byte) (root [32]byte, buckets []byte, refusal string) {
+		r.mu.Lock()
+		known := r.pods[p] != nil
+		r.mu.Unlock()
+		if !known {
+			return root, nil, "this seed names you as a replica peer of none of its vaults: " +
+				"place the vaults with this seed as a peer on both seeds, or sync them one by one"
+		}
+		r.refresh()
+		root, buckets, started, known = r.theirDigest(p, key)
+		if !known {
+			return root, nil, "no longer a replica peer"
+		}
+		return root, buckets, ""
 	}
-	if err != nil {
+	res, err := fleet.Answer(s, side)
+	switch {
+	case err != nil:
 		return outcomeError, err
-	}
-	r.mu.Lock()
-	known := r.pods[p] != nil
-	r.mu.Unlock()
-	if !known {
-		err := writeMsg(w, appendRefused(nil, "this seed names you as a replica peer of none of its vaults: "+
-			"place the vaults with this seed as a peer on both seeds, or sync them one by one"))
-		return outcomeRefused, err
-	}
-	r.refresh()
-	root, buckets, started, ok := r.theirDigest(p, hello.key)
-	if !ok {
-		return outcomeRefused, writeMsg(w, appendRefused(nil, "no longer a replica peer"))
-	}
-	if root == hello.root {
-		r.settle(p, started, nil, nil, false)
-		return outcomeEqual, writeMsg(w, []byte{msgEqual})
-	}
-	if err := writeMsg(w, buckets); err != nil {
-		return outcomeError, err
-	}
-	ask, err := readMsg(rd)
-	if errors.Is(err, io.EOF) { // the asker found nothing differing
-		r.settle(p, started, nil, nil, false)
-		return outcomeEqual, nil
-	}
-	if err == nil && ask.kind != msgAsk {
-		err = fmt.Errorf("%w: message of kind %d after buckets, want ask", ErrExchangeProtocol, ask.kind)
-	}
-	if err != nil {
-		return outcomeError, err
-	}
-	theirs, err := r.readItems(rd, p, ask.ask)
-	if err != nil {
-		return outcomeError, err
-	}
-	mine := r.sharedIn(p, ask.ask)
-	if err := writeItems(w, mine); err != nil {
-		return outcomeError, err
-	}
-	if r.settle(p, started, mine, theirs, false) == 0 {
+	case res.Refused != "":
+		return outcomeRefused, nil
+	case r.settle(p, started, res.Mine, res.Theirs, false) == 0:
 		return outcomeEqual, nil
 	}
 	return outcomeDiffer, nil
@@ -323,86 +272,33 @@ func (r *replicator) theirDigest(p peer.ID, key [32]byte) (root [32]byte, bucket
 			}
 		}
 	}
-	return pp.theirs.Root(), appendBuckets(nil, pp.theirs), r.gen, true
+	return pp.theirs.Root(), fleet.AppendBuckets(nil, pp.theirs), r.gen, true
 }
 
 // diffBuckets lists the buckets of p's digest (under this pod's key) that
 // differ from this pod's.
-func (r *replicator) diffBuckets(p peer.ID, theirs []digestBucket) []uint16 {
+func (r *replicator) diffBuckets(p peer.ID, theirs []fleet.DigestBucket) []uint16 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	pp := r.pods[p]
 	if pp == nil {
 		return nil
 	}
-	var out []uint16
-	for i, b := range theirs {
-		if h, c := pp.mine.Bucket(i); h != b.hash || c != b.count {
-			out = append(out, uint16(i))
-		}
-	}
-	return out
-}
-
-// bucketSet is a set of digest buckets.
-type bucketSet [fleet.DigestBuckets]bool
-
-func newBucketSet(list []uint16) *bucketSet {
-	var s bucketSet
-	for _, b := range list {
-		s[b] = true
-	}
-	return &s
+	return pp.mine.DiffBucketList(theirs)
 }
 
 // sharedIn lists the pairs this pod shares with p in the given buckets.
-func (r *replicator) sharedIn(p peer.ID, buckets []uint16) []vaultFP {
-	in := newBucketSet(buckets)
+func (r *replicator) sharedIn(p peer.ID, buckets []uint16) []fleet.Pair {
+	in := fleet.InBuckets(buckets)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []vaultFP
+	var out []fleet.Pair
 	for ns, infos := range r.peers {
-		if in[fleet.BucketOf(ns)] && containsPeer(infos, p) {
-			out = append(out, vaultFP{ns: ns, fp: r.fps[ns]})
+		if in(ns) && containsPeer(infos, p) {
+			out = append(out, fleet.Pair{Key: ns, Value: r.fps[ns]})
 		}
 	}
 	return out
-}
-
-// readItems reads p's pairs up to the end message: each must fall in an
-// asked bucket. It keeps those of vaults this pod shares with p (the others
-// are none of its business), so what it holds is bounded by its own set.
-func (r *replicator) readItems(rd *bufio.Reader, p peer.ID, buckets []uint16) (map[vault.NamespaceID][32]byte, error) {
-	in := newBucketSet(buckets)
-	out := map[vault.NamespaceID][32]byte{}
-	read := 0
-	for {
-		m, err := readMsg(rd)
-		if err != nil {
-			return nil, err
-		}
-		switch m.kind {
-		case msgEnd:
-			return out, nil
-		case msgItems:
-		default:
-			return nil, fmt.Errorf("%w: message of kind %d among items", ErrExchangeProtocol, m.kind)
-		}
-		if read += len(m.items); read > maxExchangeVaults {
-			return nil, fmt.Errorf("%w: more than %d vaults listed", ErrExchangeProtocol, maxExchangeVaults)
-		}
-		r.mu.Lock()
-		for _, it := range m.items {
-			if !in[fleet.BucketOf(it.ns)] {
-				r.mu.Unlock()
-				return nil, fmt.Errorf("%w: vault %s listed outside the asked buckets", ErrExchangeProtocol, vault.NamespaceID(it.ns).Short())
-			}
-			if containsPeer(r.peers[it.ns], p) {
-				out[it.ns] = it.fp
-			}
-		}
-		r.mu.Unlock()
-	}
 }
 
 // settle records an exchange with p that began under placement started: mine are this
@@ -410,7 +306,7 @@ func (r *replicator) readItems(rd *bufio.Reader, p peer.ID, buckets []uint16) (m
 // vaults differ. Of those, the asker syncs every one; the answerer only
 // those the asker did not list. Every pair the exchange did not find
 // differing is in sync as of now.
-func (r *replicator) settle(p peer.ID, started uint32, mine []vaultFP, theirs map[vault.NamespaceID][32]byte, asker bool) int {
+func (r *replicator) settle(p peer.ID, started uint32, mine []fleet.Pair, theirs map[[32]byte][32]byte, asker bool) int {
 	now := time.Now()
 	r.mu.Lock()
 	pp := r.pods[p]
@@ -429,18 +325,18 @@ func (r *replicator) settle(p peer.ID, started uint32, mine []vaultFP, theirs ma
 	clear(pp.differing)
 	differ := 0
 	for _, it := range mine {
-		fp, listed := theirs[it.ns]
-		if listed && fp == it.fp {
+		fp, listed := theirs[it.Key]
+		if listed && fp == it.Value {
 			continue
 		}
-		k := replicaKey{it.ns, p}
+		k := replicaKey{it.Key, p}
 		rep := r.replicas[k]
 		if rep == nil {
 			continue
 		}
 		differ++
 		rep.differs = true
-		pp.differing[it.ns] = true
+		pp.differing[it.Key] = true
 		if (asker || !listed) && rep.failures == 0 { // a failing pair keeps its backoff
 			r.schedule(k, rep, now, reasonDiffer)
 		}
@@ -479,31 +375,4 @@ func (r *replicator) repairBlobsWith(p peer.ID) {
 			r.n.repairBlobs(p, ns, r.interval)
 		}
 	}
-}
-
-func readMsg(rd *bufio.Reader) (exchangeMsg, error) {
-	body, err := wire.ReadFrame(rd, maxExchangeFrame, ErrExchangeProtocol)
-	if err != nil {
-		return exchangeMsg{}, err
-	}
-	return decodeExchangeMsg(body)
-}
-
-func writeMsg(w *bufio.Writer, body []byte) error {
-	if err := wire.WriteFrame(w, body); err != nil {
-		return err
-	}
-	return w.Flush()
-}
-
-// writeItems sends pairs in frames of at most maxExchangeItems, then end.
-func writeItems(w *bufio.Writer, items []vaultFP) error {
-	for len(items) > 0 {
-		n := min(len(items), maxExchangeItems)
-		if err := wire.WriteFrame(w, appendItems(nil, items[:n])); err != nil {
-			return err
-		}
-		items = items[n:]
-	}
-	return writeMsg(w, []byte{msgEnd})
 }

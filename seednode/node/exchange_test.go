@@ -1,7 +1,6 @@
 package node
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -294,7 +293,8 @@ func TestExchangeAnswersOnlyReplicaPeers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 
-	ask := func(h host.Host) (exchangeMsg, []vaultFP) {
+	// ask asks for every bucket, whatever the digests hold.
+	ask := func(h host.Host) fleet.ExchangeResult {
 		t.Helper()
 		h.Peerstore().AddAddrs(a.Host().ID(), a.Host().Addrs(), peerstore.TempAddrTTL)
 		s, err := h.NewStream(ctx, a.Host().ID(), ExchangeProtocol)
@@ -302,42 +302,26 @@ func TestExchangeAnswersOnlyReplicaPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 		defer s.Close()
-		rd, w := bufio.NewReader(s), bufio.NewWriter(s)
-		if err := writeMsg(w, appendHello(nil, [32]byte{1}, [32]byte{2})); err != nil {
-			t.Fatal(err)
-		}
-		m, err := readMsg(rd)
-		if err != nil || m.kind != msgBuckets {
-			return m, nil
-		}
 		all := make([]uint16, fleet.DigestBuckets)
 		for i := range all {
 			all[i] = uint16(i)
 		}
-		if err := writeMsg(w, appendAsk(nil, all)); err != nil {
+		res, err := fleet.Ask(s, [32]byte{1}, [32]byte{2}, fleet.ExchangeSide{
+			Diff: func([]fleet.DigestBucket) []uint16 { return all },
+			In:   func([]uint16) []fleet.Pair { return nil },
+			Keep: func(fleet.Pair) bool { return true },
+		})
+		if err != nil {
 			t.Fatal(err)
 		}
-		if err := writeItems(w, nil); err != nil {
-			t.Fatal(err)
-		}
-		var items []vaultFP
-		for {
-			m, err := readMsg(rd)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if m.kind == msgEnd {
-				return m, items
-			}
-			items = append(items, m.items...)
-		}
+		return res
 	}
-	if m, _ := ask(stranger); m.kind != msgRefused || m.reason == "" {
-		t.Fatalf("a stranger got %+v, want a refusal with a reason", m)
+	if res := ask(stranger); res.Refused == "" {
+		t.Fatalf("a stranger got %+v, want a refusal with a reason", res)
 	}
-	_, items := ask(friend)
-	if len(items) != 1 || items[0].ns != mine || items[0].fp != fingerprintOf(t, a.Store(), mine) {
-		t.Fatalf("the friend learned %+v, want only the vault it shares", items)
+	res := ask(friend)
+	if fp, ok := res.Theirs[mine]; len(res.Theirs) != 1 || !ok || fp != fingerprintOf(t, a.Store(), mine) {
+		t.Fatalf("the friend learned %+v, want only the vault it shares", res.Theirs)
 	}
 }
 

@@ -26,8 +26,14 @@ type FleetConfig struct {
 	Policy  hosting.Policy
 }
 
-// idleExpiryEvery is how often vaults past their idle expiry are released.
+// idleExpiryEvery is how often vaults past their idle expiry are released
+// and tombstones past their lifetime purged.
 const idleExpiryEvery = time.Hour
+
+// recordSyncFactor: pods compare their hosting records every this many
+// replicate intervals (30 s by default): records change far less often than
+// vaults.
+const recordSyncFactor = 3
 
 // startFleet opens the hosting records and starts the hosting service.
 func (n *Node) startFleet() error {
@@ -49,7 +55,7 @@ func (n *Node) startFleet() error {
 	}
 	members := f.Members
 	if n.hostingSvc, err = hosting.New(n.host, adm, hosting.WithMembers(func() fleet.Members { return members }),
-		hosting.WithVaultState(n.vaultState),
+		hosting.WithVaultState(n.vaultState), hosting.WithRecordSync(recordSyncFactor*n.cfg.ReplicateInterval),
 		hosting.WithAdmission(n.sync.Admission()), hosting.WithLogger(n.log), hosting.WithRegisterer(n.reg)); err != nil {
 		return err
 	}
@@ -63,13 +69,10 @@ func (n *Node) startFleet() error {
 	}
 	n.records.OnChange(n.recordChanged)
 	n.replacePlacement()
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.replaceLoop(n.ctx)
 	go n.handoffLoop(n.ctx)
-	if f.Policy.IdleExpiry > 0 {
-		n.wg.Add(1)
-		go n.expireIdleLoop(n.ctx)
-	}
+	go n.expireIdleLoop(n.ctx)
 	return nil
 }
 
@@ -177,7 +180,8 @@ func mergePlacements(placed, self Placement) Placement {
 }
 
 // expireIdleLoop releases, every hour, the self-service vaults past their
-// idle expiry.
+// idle expiry (if the policy sets one), and purges the tombstones of
+// released subjects past their lifetime.
 func (n *Node) expireIdleLoop(ctx context.Context) {
 	defer n.wg.Done()
 	t := time.NewTicker(idleExpiryEvery)
@@ -187,13 +191,16 @@ func (n *Node) expireIdleLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			released, err := n.admitter.ExpireIdle()
-			if err != nil {
-				n.log.Error("idle expiry", "err", err)
-			}
-			if len(released) > 0 {
-				n.log.Info("released idle self-service vaults", "vaults", len(released))
-			}
+		}
+		released, err := n.admitter.ExpireIdle()
+		if err != nil {
+			n.log.Error("idle expiry", "err", err)
+		}
+		if len(released) > 0 {
+			n.log.Info("released idle self-service vaults", "vaults", len(released))
+		}
+		if _, err := n.records.PurgeReleased(time.Now()); err != nil {
+			n.log.Error("purging released subjects' tombstones", "err", err)
 		}
 	}
 }

@@ -1,4 +1,4 @@
-package node
+package fleet
 
 import (
 	"encoding/binary"
@@ -6,22 +6,21 @@ import (
 	"fmt"
 
 	"github.com/seedfleet/seedfleet/internal/wire"
-	"github.com/seedfleet/seedfleet/seednode/fleet"
 )
 
-// The replica digest protocol's messages. Each is one frame (internal/wire)
-// whose body starts with its kind:
+// The digest exchange's messages. Each is one frame (internal/wire) whose
+// body starts with its kind:
 //
 //	hello    asker → answerer  key[32] root[32]: the asker's digest of the
-//	                           (vault, fingerprint) pairs it shares with the
+//	                           (key, value) pairs it shares with the
 //	                           answerer, under key (the asker's).
 //	equal    answerer → asker  the answerer's digest under key has that root.
 //	buckets  answerer → asker  else its 4,096 buckets: hash[16] count[4].
 //	ask      asker → answerer  n, then n bucket indices (2 bytes each,
 //	                           strictly increasing): list their pairs.
-//	items    answerer → asker  n ≤ maxExchangeItems, then n × ns[32] fp[32],
-//	                           every vault in an asked bucket;
-//	end      answerer → asker  no more items.
+//	items    both ways         n ≤ maxExchangeItems, then n × key[32] value[32],
+//	                           every pair in an asked bucket;
+//	end      both ways         no more items.
 //	refused  answerer → asker  why (text); the stream ends.
 const (
 	msgHello   byte = 1
@@ -37,7 +36,7 @@ const (
 	// maxExchangeItems bounds the pairs one items frame carries (64 KiB).
 	maxExchangeItems = 1024
 	// bucketsLen is the body of a buckets message after its kind.
-	bucketsLen = fleet.DigestBuckets * (fleet.DigestItemLen + 4)
+	bucketsLen = DigestBuckets * (DigestItemLen + 4)
 	// maxExchangeFrame bounds every frame of the protocol: the largest is
 	// a buckets message.
 	maxExchangeFrame = 1 + bucketsLen
@@ -46,27 +45,28 @@ const (
 )
 
 // ErrExchangeProtocol is wrapped by every error about a malformed message of
-// the replica digest protocol.
-var ErrExchangeProtocol = errors.New("replica digest protocol violation")
+// a digest exchange.
+var ErrExchangeProtocol = errors.New("digest exchange protocol violation")
 
-// digestBucket is one bucket of a digest as it travels.
-type digestBucket struct {
-	hash  [fleet.DigestItemLen]byte
-	count uint32
+// DigestBucket is one bucket of a digest as it travels.
+type DigestBucket struct {
+	Hash  [DigestItemLen]byte
+	Count uint32
 }
 
-// vaultFP is one (vault, fingerprint) pair.
-type vaultFP struct {
-	ns, fp [32]byte
+// Pair is one item of a digest set: a key (a vault, a subject) and its value
+// (the vault's fingerprint, the subject's record version).
+type Pair struct {
+	Key, Value [32]byte
 }
 
 // exchangeMsg is a decoded message; which fields are set depends on kind.
 type exchangeMsg struct {
 	kind      byte
 	key, root [32]byte
-	buckets   []digestBucket // fleet.DigestBuckets of them
+	buckets   []DigestBucket // DigestBuckets of them
 	ask       []uint16
-	items     []vaultFP
+	items     []Pair
 	reason    string
 }
 
@@ -76,9 +76,11 @@ func appendHello(b []byte, key, root [32]byte) []byte {
 	return append(b, root[:]...)
 }
 
-func appendBuckets(b []byte, d *fleet.Digest) []byte {
+// AppendBuckets appends the buckets message of d: what an answerer's
+// ExchangeSide.Digest returns.
+func AppendBuckets(b []byte, d *Digest) []byte {
 	b = append(b, msgBuckets)
-	for i := range fleet.DigestBuckets {
+	for i := range DigestBuckets {
 		h, c := d.Bucket(i)
 		b = append(b, h[:]...)
 		b = binary.BigEndian.AppendUint32(b, c)
@@ -95,12 +97,12 @@ func appendAsk(b []byte, buckets []uint16) []byte {
 	return b
 }
 
-func appendItems(b []byte, items []vaultFP) []byte {
+func appendItems(b []byte, items []Pair) []byte {
 	b = append(b, msgItems)
 	b = binary.AppendUvarint(b, uint64(len(items)))
 	for _, it := range items {
-		b = append(b, it.ns[:]...)
-		b = append(b, it.fp[:]...)
+		b = append(b, it.Key[:]...)
+		b = append(b, it.Value[:]...)
 	}
 	return b
 }
@@ -123,22 +125,22 @@ func decodeExchangeMsg(body []byte) (exchangeMsg, error) {
 	case msgBuckets:
 		raw := d.Bytes(bucketsLen, "buckets")
 		if raw != nil {
-			m.buckets = make([]digestBucket, fleet.DigestBuckets)
+			m.buckets = make([]DigestBucket, DigestBuckets)
 			for i := range m.buckets {
-				r := raw[i*(fleet.DigestItemLen+4):]
-				copy(m.buckets[i].hash[:], r)
-				m.buckets[i].count = binary.BigEndian.Uint32(r[fleet.DigestItemLen:])
+				r := raw[i*(DigestItemLen+4):]
+				copy(m.buckets[i].Hash[:], r)
+				m.buckets[i].Count = binary.BigEndian.Uint32(r[DigestItemLen:])
 			}
 		}
 	case msgAsk:
 		n := d.Uvarint("bucket count")
-		if d.Err == nil && (n == 0 || n > fleet.DigestBuckets) {
-			return m, fmt.Errorf("%w: ask for %d buckets (1 to %d)", ErrExchangeProtocol, n, fleet.DigestBuckets)
+		if d.Err == nil && (n == 0 || n > DigestBuckets) {
+			return m, fmt.Errorf("%w: ask for %d buckets (1 to %d)", ErrExchangeProtocol, n, DigestBuckets)
 		}
 		raw := d.Bytes(int(n)*2, "bucket indices")
 		for i := 0; raw != nil && i < int(n); i++ {
 			b := binary.BigEndian.Uint16(raw[2*i:])
-			if b >= fleet.DigestBuckets || (i > 0 && b <= m.ask[i-1]) {
+			if b >= DigestBuckets || (i > 0 && b <= m.ask[i-1]) {
 				return m, fmt.Errorf("%w: bucket indices out of range or not strictly increasing", ErrExchangeProtocol)
 			}
 			m.ask = append(m.ask, b)
@@ -150,9 +152,9 @@ func decodeExchangeMsg(body []byte) (exchangeMsg, error) {
 		}
 		raw := d.Bytes(int(n)*64, "items")
 		for i := 0; raw != nil && i < int(n); i++ {
-			var it vaultFP
-			copy(it.ns[:], raw[64*i:])
-			copy(it.fp[:], raw[64*i+32:])
+			var it Pair
+			copy(it.Key[:], raw[64*i:])
+			copy(it.Value[:], raw[64*i+32:])
 			m.items = append(m.items, it)
 		}
 	case msgRefused:
