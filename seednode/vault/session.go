@@ -83,6 +83,9 @@ type SyncStats struct {
 	// Purged counts entries this side deleted because an agent document it
 	// received revoked their author before they were written.
 	Purged int
+	// Deleted counts entries this side removed because a tombstone it
+	// received deletes them.
+	Deleted int
 	// PeerRefused counts items the peer told us it refused, and why.
 	PeerRefused int
 	PeerRefusal string
@@ -259,6 +262,7 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 func (s *session) finishStats() {
 	t := s.ing.totals()
 	s.stats.Stored, s.stats.Stale, s.stats.Refused, s.stats.Purged = t.Stored, t.Stale, t.Refused, t.Purged
+	s.stats.Deleted = t.Deleted
 	if t.FirstRefusal != nil {
 		s.stats.FirstRefusal = t.FirstRefusal.Error()
 	}
