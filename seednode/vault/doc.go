@@ -22,9 +22,11 @@
 // a value, and a version-1 entry with the zero hash and size 0 is malformed.
 // The wire form carries no version byte: the receiver takes the zero hash and
 // size 0 for a tombstone and checks the signature over version-2 bytes. A
-// peer from before tombstones checks it over version-1 bytes, finds a bad
-// author signature and ends the session (it never stores a deletion as an
-// empty value), and an older binary opening a store that holds tombstones
-// reports the vault damaged rather than misreading it: seeds are upgraded
-// before devices delete.
+// peer from before tombstones would check it over version-1 bytes, find a
+// bad author signature and end the session (it never stores a deletion as an
+// empty value). So a node serving a session sends tombstones only to an
+// initiator whose hello says it reads them (helloFlagTombstones); an
+// initiator cannot know, so seeds are upgraded before devices delete. An
+// older binary opening a store that holds tombstones reports the vault
+// damaged rather than misreading it.
 package vault

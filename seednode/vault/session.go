@@ -170,7 +170,10 @@ type session struct {
 	// tellLacking: the peer understands frameLacksBlobs, and this side has
 	// not told it yet.
 	tellLacking bool
-	peerDoc     Hash // fingerprint of the agent document the peer sent, not sent back
+	// withholdTombstones: the peer's hello did not say it reads tombstones
+	// (only the initiator sends a hello, so only its side is known).
+	withholdTombstones bool
+	peerDoc            Hash // fingerprint of the agent document the peer sent, not sent back
 
 	// reconciled, if set, is called once reconciliation succeeds (the
 	// serving side marks the peer known).
@@ -731,6 +734,9 @@ func (s *session) sendRaw(raw []byte) error {
 
 // pending outgoing items frame
 func (s *session) queueItem(it Item) error {
+	if s.withholdTombstones && it.Entry.IsTombstone() {
+		return nil // it would take it for a forgery and end the session
+	}
 	ref := refOf(&it.Entry)
 	row, ok := s.sendRows[ref]
 	if !ok {
