@@ -406,8 +406,10 @@ type insertTx struct {
 	pending  map[Hash]*SignedEntry
 	tombs    []Hash           // item hashes of the tombstones written by this batch
 	tombIter *pebble.Iterator // over the stored tombstone index, opened when first needed
-	val      []byte           // encoding buffer, reused
-	res      InsertResult
+	// noStoredTombs: tombIter found the stored tombstone index empty.
+	noStoredTombs bool
+	val           []byte // encoding buffer, reused
+	res           InsertResult
 }
 
 func (tx *insertTx) close() {

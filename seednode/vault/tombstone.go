@@ -119,7 +119,15 @@ func (tx *insertTx) covered(e *Entry) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		tx.tombIter = it
+		// Most vaults hold no tombstone: one seek per batch then, not one
+		// per entry (which cost a fifth of an insert).
+		tx.tombIter, tx.noStoredTombs = it, !it.First()
+		if err := it.Error(); err != nil {
+			return false, tx.s.noteErr(err)
+		}
+	}
+	if tx.noStoredTombs {
+		return false, nil
 	}
 	ts, found, err := coveringTombstone(tx.tombIter, tombAuthorPrefix(tx.ns, e.Author), e.Key)
 	return found && ts > e.Timestamp, tx.s.noteErr(err)
