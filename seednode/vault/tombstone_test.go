@@ -106,6 +106,20 @@ func TestTombstoneDeletesItsAuthorsOlderEntriesUnderItsKey(t *testing.T) {
 	if _, ok, err := st.CoveringTombstone(ns, b.author, []byte("docs/1")); err != nil || ok {
 		t.Fatalf("another author's key is covered: %v, %v", ok, err)
 	}
+	// Rederive rebuilds the tombstone index; DropVault removes it.
+	if err := st.Rederive(ns); err != nil {
+		t.Fatal(err)
+	}
+	verifyClean(t, st, ns)
+	if res := insert(t, st, a.item(t, "docs/z", "z", base+1)); res.Stale != 1 {
+		t.Fatalf("after Rederive a covered entry is not refused: %+v", res)
+	}
+	if err := st.DropVault(ns); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := st.CoveringTombstone(ns, a.author, []byte("docs/1")); err != nil || ok {
+		t.Fatalf("a dropped vault's tombstone remains: %v, %v", ok, err)
+	}
 }
 
 func TestTombstonesAreCollected(t *testing.T) {
