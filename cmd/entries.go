@@ -96,6 +96,67 @@ func putValue(cmd *cobra.Command, h *client.Home, ns vault.NamespaceID, key stri
 	return h.PutFile(ns, []byte(key), file, progress)
 }
 
+func newDelCmd(g *globals) *cobra.Command {
+	var prefix bool
+	c := &cobra.Command{
+		Use:   "del NAMESPACE KEY",
+		Short: "Delete this device's value of KEY (with --prefix, of every key under KEY) everywhere the vault syncs to",
+		Long: `Delete this device's value of KEY, by writing a tombstone that syncs like any entry: every
+replica that receives it removes this device's older values it covers and never takes them back.
+A tombstone covers every key that starts with its own, so a key that other keys of this device
+start with is refused unless --prefix is given. In the agent's private vaults keys are paths and
+--prefix takes whole segments ending in '/' (as list does): "del agent notes/ --prefix" deletes
+notes and everything under notes/. Values of KEY written by other devices stay; each device
+deletes its own.`,
+		Args: cobra.ExactArgs(2),
+		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
+			ns, err := vaultArg(h, args[0])
+			if err != nil {
+				return err
+			}
+			var d client.Deletion
+			if h.IsPrivate(ns) {
+				d, err = h.DeletePrivate(ns, args[1], prefix)
+			} else {
+				d, err = h.Delete(ns, []byte(args[1]), prefix)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted %s (%d value(s) of this device here; sync to delete them elsewhere)\n", args[1], d.Deleted)
+			if others := othersValues(h, ns, args[1], prefix); others > 0 {
+				fmt.Fprintf(cmd.ErrOrStderr(), "note: %d value(s) written by other devices remain (only their writer deletes them)\n", others)
+			}
+			return nil
+		}),
+	}
+	c.Flags().BoolVar(&prefix, "prefix", false, "delete every key that starts with KEY (in a private vault: whole segments ending in '/')")
+	return c
+}
+
+// othersValues counts the values of key (or under it) that remain after this
+// device deleted its own.
+func othersValues(h *client.Home, ns vault.NamespaceID, key string, prefix bool) int {
+	if h.IsPrivate(ns) {
+		var vals []client.PrivateValue
+		if prefix {
+			vals, _ = h.ListPrivate(ns, key, 0)
+			named, _ := h.GetPrivate(ns, strings.TrimSuffix(key, "/")) // the value named like the directory
+			vals = append(vals, named...)
+		} else {
+			vals, _ = h.GetPrivate(ns, key)
+		}
+		return len(vals)
+	}
+	var items []vault.Item
+	if prefix {
+		items, _ = h.Store.List(ns, []byte(key), 0)
+	} else {
+		items, _ = h.Store.Get(ns, []byte(key))
+	}
+	return len(items)
+}
+
 func newGetCmd(g *globals) *cobra.Command {
 	var (
 		out  string

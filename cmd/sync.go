@@ -188,6 +188,9 @@ func printSummary(w io.Writer, st vault.SyncStats) {
 	fmt.Fprintf(w, "synced vault %s with %s in %s: received %d entries (%d new), sent %d; %s in, %s out, %d round trip(s)\n",
 		st.Namespace.Short(), st.Peer, st.Duration.Round(time.Millisecond),
 		st.ItemsReceived, st.Stored, st.ItemsSent, byteText(st.BytesReceived), byteText(st.BytesSent), st.RoundTrips)
+	if st.Deleted > 0 {
+		fmt.Fprintf(w, "  deleted %d entries here that tombstones from the peer cover\n", st.Deleted)
+	}
 	if st.Refused > 0 {
 		fmt.Fprintf(w, "  refused %d entries from the peer: %s\n", st.Refused, st.FirstRefusal)
 	}

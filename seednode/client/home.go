@@ -204,10 +204,7 @@ func (h *Home) PutFile(ns vault.NamespaceID, key []byte, path string, progress f
 }
 
 func (h *Home) putRef(ns vault.NamespaceID, key []byte, hash [32]byte, size uint64, inline []byte) (vault.SignedEntry, error) {
-	nsKey, err := identity.Load(h.vaultKeyPath(ns))
-	if errors.Is(err, fs.ErrNotExist) {
-		return vault.SignedEntry{}, fmt.Errorf("vault %s: %w (it was created on another device)", ns.Short(), ErrNoWriteAccess)
-	}
+	consent, err := h.capability(ns)
 	if err != nil {
 		return vault.SignedEntry{}, err
 	}
@@ -216,7 +213,7 @@ func (h *Home) putRef(ns vault.NamespaceID, key []byte, hash [32]byte, size uint
 		Hash: hash, Size: size,
 		Timestamp: h.nextTimestampFor(ns, key, h.Author()),
 	}
-	se, err := vault.Sign(e, h.Key, vault.NewCapability(nsKey, h.Author(), 0), nil)
+	se, err := vault.Sign(e, h.Key, consent, nil)
 	if err != nil {
 		return se, err
 	}
@@ -230,18 +227,38 @@ func (h *Home) putRef(ns vault.NamespaceID, key []byte, hash [32]byte, size uint
 	return se, nil
 }
 
-// nextTimestampFor is now, or just after author's previous write of key if
-// the clock went backwards, so a write always replaces the one before it.
-func (h *Home) nextTimestampFor(ns vault.NamespaceID, key []byte, author vault.AuthorID) uint64 {
-	ts := uint64(time.Now().UnixMicro())
-	items, err := h.Store.Get(ns, key)
-	if err != nil {
-		return ts
+// capability is this device's write capability for ns, signed with the
+// namespace key it holds.
+func (h *Home) capability(ns vault.NamespaceID) (vault.Consent, error) {
+	nsKey, err := identity.Load(h.vaultKeyPath(ns))
+	if errors.Is(err, fs.ErrNotExist) {
+		return vault.Consent{}, fmt.Errorf("vault %s: %w (it was created on another device)", ns.Short(), ErrNoWriteAccess)
 	}
+	if err != nil {
+		return vault.Consent{}, err
+	}
+	return vault.NewCapability(nsKey, h.Author(), 0), nil
+}
+
+// nextTimestampFor is now, or just after author's previous write of key
+// and its deletion if the clock went backwards, so a write always replaces
+// the one before it and is never taken for deleted.
+func (h *Home) nextTimestampFor(ns vault.NamespaceID, key []byte, author vault.AuthorID) uint64 {
+	items, _ := h.Store.Get(ns, key) // on an error, now is the best guess
+	return h.after(ns, key, author, items)
+}
+
+// after is now, or just after the newest of author's items and of its
+// tombstone covering key.
+func (h *Home) after(ns vault.NamespaceID, key []byte, author vault.AuthorID, items []vault.Item) uint64 {
+	ts := uint64(time.Now().UnixMicro())
 	for _, it := range items {
 		if it.Entry.Author == author && it.Entry.Timestamp >= ts {
 			ts = it.Entry.Timestamp + 1
 		}
+	}
+	if del, ok, err := h.Store.CoveringTombstone(ns, author, key); err == nil && ok && del >= ts {
+		ts = del + 1
 	}
 	return ts
 }

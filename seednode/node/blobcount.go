@@ -117,11 +117,12 @@ func (c *blobCounter) damaged() {
 }
 
 // stored asks for a recount of ns after entries were stored in it: always
-// if they refer to blobs, else only if it lacked blobs (an overwrite may
-// have dropped a reference to a missing one).
-func (c *blobCounter) stored(ns vault.NamespaceID, blobRefs int) {
+// if they refer to blobs or delete entries (tombstones drop references),
+// else only if it lacked blobs (an overwrite may have dropped a reference to
+// a missing one).
+func (c *blobCounter) stored(ns vault.NamespaceID, blobRefs int, deletes bool) {
 	c.mu.Lock()
-	recount := blobRefs > 0 || c.counts[ns].missing > 0
+	recount := blobRefs > 0 || deletes || c.counts[ns].missing > 0
 	if recount {
 		c.dirty[ns] = true
 	}

@@ -246,3 +246,62 @@ func TestEmptyVaultsKeepNoBlobCount(t *testing.T) {
 		t.Fatal("a vault the seed does not host counts as counted")
 	}
 }
+
+// TestDeletedEntriesBlobsAreCollected: a device deletes a key whose value is
+// a blob; after a sync the seed's entry is gone, its referenced bytes and
+// blob count drop, and the next collection deletes the blob.
+func TestDeletedEntriesBlobsAreCollected(t *testing.T) {
+	laptop, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer laptop.Close()
+	ns, _ := laptop.CreateVault()
+	n := startNode(t, Config{HostedVaults: []vault.NamespaceID{ns}, GCInterval: time.Hour})
+	addr := n.Addrs()[0].String()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	photo, err := laptop.Put(ns, []byte("photos/1"), randomValue(4, 300<<10))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Put(ns, []byte("kept"), []byte("small")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Sync(ctx, ns, addr, client.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the blob counted complete", func() error {
+		if bc, _ := n.blobCounts.get(ns); bc.complete != 1 {
+			return fmt.Errorf("count %+v", bc)
+		}
+		return nil
+	})
+	if deleted, err := n.CollectGarbage(); err != nil || deleted != 0 {
+		t.Fatalf("collection before the deletion: %d, %v", deleted, err)
+	}
+
+	if _, err := laptop.Delete(ns, []byte("photos/"), true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Sync(ctx, ns, addr, client.SyncOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if items, _ := n.Store().Get(ns, []byte("photos/1")); len(items) != 0 {
+		t.Fatal("the seed still lists the deleted entry")
+	}
+	rep, err := n.Store().VerifyVault(ns)
+	if err != nil || rep.Problem != "" || rep.Bytes != uint64(len("small")) {
+		t.Fatalf("seed replica after the deletion: %+v, %v", rep, err)
+	}
+	eventually(t, "the blob count to drop", func() error {
+		if bc, _ := n.blobCounts.get(ns); bc != (blobCount{fetches: bc.fetches}) {
+			return fmt.Errorf("count %+v", bc)
+		}
+		return nil
+	})
+	deleted, err := n.CollectGarbage()
+	if err != nil || deleted != 1 || blobState(t, n.Blobs(), photo.Hash) != blobs.Missing {
+		t.Fatalf("collection after the deletion: deleted %d, %v, blob %v", deleted, err, blobState(t, n.Blobs(), photo.Hash))
+	}
+}

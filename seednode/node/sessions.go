@@ -76,7 +76,8 @@ func (n *Node) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
 		default:
 		}
 	}
-	n.blobCounts.stored(ns, n.fetcher.stored(p, ns, items))
+	deletes := slices.ContainsFunc(items, func(it vault.Item) bool { return it.Entry.IsTombstone() })
+	n.blobCounts.stored(ns, n.fetcher.stored(p, ns, items), deletes)
 	n.replicas.stored(p, ns, n.isSeed(p, ns))
 }
 

@@ -7,8 +7,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/cockroachdb/pebble/v2"
-
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -160,6 +158,9 @@ func authorize(e *SignedEntry, doc *identity.AgentDocument) error {
 		}
 		return nil
 	}
+	if e.IsTombstone() && bytes.HasPrefix(AgentDocKey, e.Key) {
+		return fmt.Errorf("%w: a tombstone may not delete the agent document", ErrNotAuthorized)
+	}
 	if IsSystemKey(e.Key) && !bytes.Equal(doc.Root, e.Author[:]) {
 		return fmt.Errorf("%w: reserved keys are written by the agent's root key only", ErrNotAuthorized)
 	}
@@ -169,53 +170,44 @@ func authorize(e *SignedEntry, doc *identity.AgentDocument) error {
 	return nil
 }
 
-// purgeUnauthorized deletes, in batch b, the stored entries that doc no
-// longer allows (a key revoked before the entry's timestamp, or not listed at
-// all when a vault is first bound). Entries by the root or a listed key are
-// skipped without being read.
-func (s *Store) purgeUnauthorized(b *pebble.Batch, ns NamespaceID, doc *identity.AgentDocument, deltas map[uint32]*aggDelta, entries, refBytes *uint64) (purged int, err error) {
+// purgeUnauthorized deletes, in the batch, the stored entries (values and
+// tombstones) that the batch's agent document no longer allows (a key
+// revoked before the entry's timestamp, or not listed at all when a vault is
+// first bound). Entries by the root or a listed key are skipped without
+// being read.
+func (tx *insertTx) purgeUnauthorized() (purged int, err error) {
 	listed := make(map[AuthorID]bool)
-	for _, k := range doc.ActiveKeys() {
+	for _, k := range tx.doc.ActiveKeys() {
 		listed[AuthorID(k)] = true
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: nsKey(kindKey, ns, 0), UpperBound: nsUpper(kindKey, ns)})
-	if err != nil {
-		return 0, err
+	purge := func(ih *Hash) error {
+		cur, err := tx.current(ih)
+		if err != nil || cur == nil || authorize(cur, tx.doc) == nil {
+			return err
+		}
+		purged++
+		return tx.remove(ih, cur)
 	}
-	defer func() {
-		if cerr := it.Close(); err == nil {
-			err = cerr
-		}
-	}()
-	for ok := it.First(); ok; ok = it.Next() {
-		key, author, err := parseKeyIndexKey(it.Key()[1+idLen:])
-		if err != nil {
-			return purged, err
-		}
-		if listed[author] {
-			continue
+	err = tx.s.iterate(nsKey(kindKey, tx.ns, 0), nsUpper(kindKey, tx.ns), func(k, _ []byte) error {
+		key, author, err := parseKeyIndexKey(k[1+idLen:])
+		if err != nil || listed[author] {
+			return err
 		}
 		ih := itemHash(key, author)
-		old, err := s.getByItemHash(ns, &ih)
-		if err != nil || old == nil {
-			return purged, err
-		}
-		if authorize(old, doc) == nil {
-			continue
-		}
-		if err := b.Delete(entryKey(ns, &ih), nil); err != nil {
-			return purged, err
-		}
-		if err := b.Delete(keyIndexKey(ns, key, author), nil); err != nil {
-			return purged, err
-		}
-		fp := old.Fingerprint()
-		addDelta(deltas, &ih, nil, &fp)
-		*entries--
-		*refBytes -= min(*refBytes, old.Size)
-		purged++
+		return purge(&ih)
+	})
+	if err != nil {
+		return purged, err
 	}
-	return purged, it.Error()
+	err = tx.s.iterate(nsKey(kindTomb, tx.ns, 0), nsUpper(kindTomb, tx.ns), func(k, _ []byte) error {
+		author, key, err := parseTombKey(k[1+idLen:])
+		if err != nil || listed[author] {
+			return err
+		}
+		ih := tombstoneItemHash(key, author)
+		return purge(&ih)
+	})
+	return purged, err
 }
 
 // addDelta records, for every stored depth of item ih, a fingerprint added

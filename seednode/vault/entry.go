@@ -17,8 +17,13 @@ import (
 const (
 	// MaxKeyLen is the longest entry key, in bytes.
 	MaxKeyLen = 1024
-	// EncodingVersion is the version byte that starts every canonical entry.
+	// EncodingVersion is the version byte that starts every canonical entry
+	// that writes a value.
 	EncodingVersion = 1
+	// TombstoneVersion is the version byte that starts every canonical
+	// tombstone (see Entry.IsTombstone): the same layout, so the signature,
+	// the fingerprint and the stored form tell a deletion from a write.
+	TombstoneVersion = 2
 
 	idLen  = 32
 	sigLen = ed25519.SignatureSize
@@ -138,10 +143,23 @@ type SignedEntry struct {
 	Consent   Consent
 }
 
+// IsTombstone reports whether e deletes instead of writing: a tombstone has
+// the zero hash (which no value hashes to) and size 0, and removes its
+// author's older entries under its key (see the package documentation).
+func (e *Entry) IsTombstone() bool { return e.Size == 0 && e.Hash == (Hash{}) }
+
+// version is the first byte of e's canonical encoding.
+func (e *Entry) version() byte {
+	if e.IsTombstone() {
+		return TombstoneVersion
+	}
+	return EncodingVersion
+}
+
 // AppendCanonical appends the canonical, versioned encoding of e: the exact
 // bytes that are signed and that identify the entry's version in a set.
 func (e *Entry) AppendCanonical(b []byte) []byte {
-	b = append(b, EncodingVersion)
+	b = append(b, e.version())
 	b = append(b, e.Namespace[:]...)
 	b = append(b, e.Author[:]...)
 	b = append(b, e.Hash[:]...)
@@ -157,19 +175,42 @@ func (e *Entry) signingBytes() []byte {
 }
 
 // ItemHash places the entry in the reconciliation tree: one slot per
-// (key, author), so a newer version replaces an older one in place.
-func (e *Entry) ItemHash() Hash { return itemHash(e.Key, e.Author) }
+// (key, author) for values and another for tombstones, so a newer version
+// replaces an older one in place, and a value written after a deletion of
+// its key leaves the tombstone (and what it covers) in place.
+func (e *Entry) ItemHash() Hash {
+	if e.IsTombstone() {
+		return tombstoneItemHash(e.Key, e.Author)
+	}
+	return itemHash(e.Key, e.Author)
+}
 
-func itemHash(key []byte, author AuthorID) Hash {
+func itemHash(key []byte, author AuthorID) Hash { return slotHash(key, author, nil) }
+
+// tombstoneItemHash hashes one byte more than itemHash: the length prefix
+// makes the two inputs differ for every key.
+func tombstoneItemHash(key []byte, author AuthorID) Hash {
+	return slotHash(key, author, []byte{TombstoneVersion})
+}
+
+func slotHash(key []byte, author AuthorID, suffix []byte) Hash {
 	h := blake3.New()
 	var l [2]byte
 	binary.BigEndian.PutUint16(l[:], uint16(len(key)))
 	_, _ = h.Write(l[:])
 	_, _ = h.Write(key)
 	_, _ = h.Write(author[:])
+	_, _ = h.Write(suffix)
 	var out Hash
 	h.Sum(out[:0])
 	return out
+}
+
+// Covers reports whether e is a tombstone that deletes o: the same author,
+// e's key a prefix of o's (or equal), and o strictly older. An entry of the
+// tombstone's own timestamp stays, on every replica alike.
+func (e *Entry) Covers(o *Entry) bool {
+	return e.IsTombstone() && e.Author == o.Author && o.Timestamp < e.Timestamp && bytes.HasPrefix(o.Key, e.Key)
 }
 
 // Fingerprint identifies this exact version of the entry in a set; range
@@ -304,8 +345,8 @@ func decodeCanonical(b []byte, e *Entry) (int, error) {
 	if len(b) < entryHeaderLen {
 		return 0, fmt.Errorf("%w: %d bytes, shorter than the %d-byte header", ErrMalformed, len(b), entryHeaderLen)
 	}
-	if b[0] != EncodingVersion {
-		return 0, fmt.Errorf("%w: encoding version %d, this build reads %d", ErrMalformed, b[0], EncodingVersion)
+	if b[0] != EncodingVersion && b[0] != TombstoneVersion {
+		return 0, fmt.Errorf("%w: encoding version %d, this build reads %d and %d", ErrMalformed, b[0], EncodingVersion, TombstoneVersion)
 	}
 	p := 1
 	copy(e.Namespace[:], b[p:])
@@ -330,5 +371,10 @@ func decodeCanonical(b []byte, e *Entry) (int, error) {
 		return 0, fmt.Errorf("%w: truncated key", ErrMalformed)
 	}
 	e.Key = append([]byte(nil), b[p:p+kl]...)
+	if e.version() != b[0] {
+		// Either a tombstone that claims a value or a value that claims
+		// the tombstone's zero hash: one form per meaning.
+		return 0, fmt.Errorf("%w: version %d with hash %s and size %d", ErrMalformed, b[0], e.Hash.Short(), e.Size)
+	}
 	return p + kl, nil
 }

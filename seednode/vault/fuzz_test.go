@@ -28,6 +28,7 @@ func fuzzEntries(t testing.TB) []SignedEntry {
 		f.capSigned(t, f.entry("\x00", "", 1), 1<<60),
 		f.nsSigned(t, f.entry("docs/b.txt", "world", 1_700_000_000_000_001)),
 		f.nsSigned(t, f.entry(strings.Repeat("k", MaxKeyLen), "x", ^uint64(0))),
+		f.capSigned(t, Entry{Namespace: f.ns, Key: []byte("docs/"), Author: f.author, Timestamp: 1_700_000_000_000_002}, 0),
 	}
 }
 
@@ -40,6 +41,12 @@ func FuzzUnmarshalSignedEntry(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte{EncodingVersion})
+	// A value that claims the tombstone's zero hash, and a tombstone that
+	// claims a value.
+	tomb := marshal(f, &fuzzEntries(f)[4])
+	f.Add(append([]byte{EncodingVersion}, tomb[1:]...))
+	val := marshal(f, &fuzzEntries(f)[0])
+	f.Add(append([]byte{TombstoneVersion}, val[1:]...))
 	v := NewVerifier(fixedClock)
 	f.Fuzz(func(t *testing.T, data []byte) {
 		se, err := UnmarshalSignedEntry(data)
@@ -57,6 +64,9 @@ func FuzzUnmarshalSignedEntry(f *testing.F) {
 		}
 		if se.Consent.Kind != ConsentNamespaceSig && se.Consent.Kind != ConsentCapability {
 			t.Fatalf("accepted consent kind %d", se.Consent.Kind)
+		}
+		if (data[0] == TombstoneVersion) != se.IsTombstone() {
+			t.Fatalf("version %d decoded with hash %s and size %d", data[0], se.Hash.Short(), se.Size)
 		}
 		if len(data) > 0 && &se.Key[0] == &data[entryHeaderLen] {
 			t.Fatal("decoded key aliases the input")
@@ -105,7 +115,8 @@ func newWireFixture(t testing.TB) *wireFixture {
 	blob := Item{Entry: f.capSigned(t, Entry{Namespace: f.ns, Key: []byte("blob"), Author: f.author, Size: 1 << 40, Timestamp: 7}, 1<<62)}
 	empty := Item{Entry: f.capSigned(t, f.entry("empty", "", 8), 1<<62), Content: []byte{}}
 	nsItem := Item{Entry: g.nsSigned(t, g.entry("docs/b.txt", "world", 1_700_000_000_000_001)), Content: []byte("world")}
-	wf := &wireFixture{ns: f.ns, items: []Item{capItem, blob, empty, nsItem}}
+	tomb := Item{Entry: f.capSigned(t, Entry{Namespace: f.ns, Key: []byte("docs/"), Author: f.author, Timestamp: 9}, 1<<62)}
+	wf := &wireFixture{ns: f.ns, items: []Item{capItem, blob, empty, nsItem, tomb}}
 	wf.table = []authorRef{refOf(&capItem.Entry), refOf(&nsItem.Entry)}
 	wf.rowsOf = func(it *Item) int {
 		ref := refOf(&it.Entry)
@@ -151,6 +162,9 @@ func FuzzDecodeWireItems(f *testing.F) {
 			}
 			if len(e.Key) == 0 || len(e.Key) > MaxKeyLen {
 				t.Fatalf("item %d: key of %d bytes", i, len(e.Key))
+			}
+			if e.IsTombstone() && it.Content != nil {
+				t.Fatalf("item %d: a tombstone with a value", i)
 			}
 			if it.Content != nil && (len(it.Content) > MaxInlineValue || uint64(len(it.Content)) != e.Size || HashOf(it.Content) != e.Hash) {
 				t.Fatalf("item %d: inline value does not match the entry", i)

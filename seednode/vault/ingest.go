@@ -220,6 +220,7 @@ func (ing *ingester) insert(batch []Item) {
 	ing.res.Stale += res.Stale
 	ing.res.Refused += res.Refused
 	ing.res.Purged += res.Purged
+	ing.res.Deleted += res.Deleted
 	if ing.res.FirstRefusal == nil {
 		ing.res.FirstRefusal = res.FirstRefusal
 	}

@@ -23,7 +23,7 @@ import (
 //     whose files were lost or replaced (a deleted manifest makes Pebble
 //     start afresh from the last WAL) no longer holds the ID the file names,
 //     and Open refuses it unless told to rebuild.
-//   - Derived state. Range aggregates, the key index and referenced bytes
+//   - Derived state. Range aggregates, the key and tombstone indexes and referenced bytes
 //     derive from the entries; VerifyVault recomputes them and compares.
 //   - Pebble's own checksums. Pebble reports a damaged table through its
 //     event listener (never a panic here) and fails the read; the store
@@ -376,7 +376,7 @@ func (s *Store) Repair(ctx context.Context, ns NamespaceID) error {
 	if !ok || d.State != Quarantined {
 		return nil
 	}
-	for _, kind := range []byte{kindEntry, kindKey, kindAgg, kindMeta} {
+	for _, kind := range []byte{kindEntry, kindKey, kindAgg, kindMeta, kindTomb} {
 		span := pebble.KeyRange{Start: nsKey(kind, ns, 0), End: nsUpper(kind, ns)}
 		if err := s.db.Excise(ctx, span); err != nil {
 			s.log.Warn("could not excise a damaged vault's keys; deleting them instead", "vault", ns.Short(), "err", err)
@@ -428,10 +428,11 @@ type verifyState struct {
 	aggs    map[uint32]*Aggregate
 	entries uint64
 	bytes   uint64
-	ihSum   Aggregate // sum of item hashes: the key index must give the same
+	ihSum   Aggregate // sum of values' item hashes: the key index must give the same
+	tombSum Aggregate // sum of tombstones' tombDigest: the tombstone index must give the same
 }
 
-func (v *verifyState) add(ih, fp *Hash, size uint64) {
+func (v *verifyState) add(ih, fp *Hash, e *Entry) {
 	for d := 0; d <= aggDepth; d++ {
 		suf := nodeOf(ih, d).aggSuffix()
 		a := v.aggs[suf]
@@ -441,12 +442,17 @@ func (v *verifyState) add(ih, fp *Hash, size uint64) {
 		}
 		a.add(fp)
 	}
-	v.ihSum.add(ih)
+	if e.IsTombstone() {
+		d := tombDigest(ih, e.Timestamp)
+		v.tombSum.add(&d)
+	} else {
+		v.ihSum.add(ih)
+	}
 	v.entries++
-	v.bytes += size
+	v.bytes += e.Size
 }
 
-// VerifyVault recomputes ns's derived state (range aggregates, key index,
+// VerifyVault recomputes ns's derived state (range aggregates, key and tombstone indexes,
 // referenced bytes) from its entries, checking every entry decodes and
 // matches its fingerprint, and compares it with what is stored. A read
 // error (a damaged table) is returned as an error; a disagreement as
@@ -478,7 +484,7 @@ func (s *Store) deriveVault(ns NamespaceID) (*verifyState, error) {
 		if it.Entry.Namespace != ns || it.Entry.ItemHash() != *ih || it.Entry.Fingerprint() != *fp {
 			return fmt.Errorf("vault %s: entry record %x does not match its key or fingerprint: %w", ns.Short(), ih[:8], ErrDamaged)
 		}
-		v.add(ih, fp, it.Entry.Size)
+		v.add(ih, fp, &it.Entry.Entry)
 		return nil
 	})
 	return v, err
@@ -534,7 +540,14 @@ func (s *Store) compareDerived(ns NamespaceID, v *verifyState) (string, error) {
 		return "", err
 	}
 	if index != v.ihSum {
-		return fmt.Sprintf("the key index lists %d entries, the vault holds %d (or other ones)", index.Count, v.entries), nil
+		return fmt.Sprintf("the key index lists %d entries, the vault holds %d values (or other ones)", index.Count, v.ihSum.Count), nil
+	}
+	tombs, err := s.tombIndexSum(ns)
+	if err != nil {
+		return "", err
+	}
+	if tombs != v.tombSum {
+		return fmt.Sprintf("the tombstone index lists %d tombstones, the vault holds %d (or other ones)", tombs.Count, v.tombSum.Count), nil
 	}
 	refBytes, err := s.referencedBytes(ns)
 	if err != nil {
@@ -544,6 +557,22 @@ func (s *Store) compareDerived(ns NamespaceID, v *verifyState) (string, error) {
 		return fmt.Sprintf("referenced bytes recorded as %d, the entries refer to %d", refBytes, v.bytes), nil
 	}
 	return "", nil
+}
+
+// tombIndexSum sums tombDigest over ns's tombstone index.
+func (s *Store) tombIndexSum(ns NamespaceID) (Aggregate, error) {
+	var sum Aggregate
+	err := s.iterate(nsKey(kindTomb, ns, 0), nsUpper(kindTomb, ns), func(k, v []byte) error {
+		author, key, err := parseTombKey(k[1+idLen:])
+		if err != nil || len(v) != 8 {
+			return fmt.Errorf("vault %s: tombstone index record: %w", ns.Short(), ErrDamaged)
+		}
+		ih := tombstoneItemHash(key, author)
+		d := tombDigest(&ih, binary.BigEndian.Uint64(v))
+		sum.add(&d)
+		return nil
+	})
+	return sum, err
 }
 
 // iterate calls fn for every key in [lo, hi).
@@ -561,7 +590,7 @@ func (s *Store) iterate(lo, hi []byte, fn func(k, v []byte) error) (err error) {
 	return it.Error()
 }
 
-// Rederive rewrites ns's derived state (aggregates, key index, referenced
+// Rederive rewrites ns's derived state (aggregates, key and tombstone indexes, referenced
 // bytes) from its entries, in one batch: the entries it holds are sound,
 // only what was computed from them disagreed.
 func (s *Store) Rederive(ns NamespaceID) error {
@@ -572,7 +601,7 @@ func (s *Store) Rederive(ns NamespaceID) error {
 	defer unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, kind := range []byte{kindKey, kindAgg} {
+	for _, kind := range []byte{kindKey, kindAgg, kindTomb} {
 		if err := b.DeleteRange(nsKey(kind, ns, 0), nsUpper(kind, ns), nil); err != nil {
 			return err
 		}
@@ -583,8 +612,13 @@ func (s *Store) Rederive(ns NamespaceID) error {
 		if err != nil {
 			return err
 		}
-		v.add(ih, fp, it.Entry.Size)
-		return b.Set(keyIndexKey(ns, it.Entry.Key, it.Entry.Author), nil, nil)
+		e := &it.Entry.Entry
+		v.add(ih, fp, e)
+		var val []byte
+		if e.IsTombstone() {
+			val = binary.BigEndian.AppendUint64(nil, e.Timestamp)
+		}
+		return b.Set(indexKey(ns, e), val, nil)
 	})
 	if err != nil {
 		return s.noteErr(fmt.Errorf("vault %s: rederive: %w", ns.Short(), err))

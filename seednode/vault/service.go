@@ -442,7 +442,7 @@ func (s *Service) sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 	hello = append(hello, protocolVersion)
 	hello = append(hello, ns[:]...)
 	hello = append(hello, salt...)
-	flags := byte(helloFlagLacksBlobs)
+	flags := byte(helloFlagLacksBlobs | helloFlagTombstones)
 	if opts.Live {
 		flags |= helloFlagLive
 	}
@@ -557,6 +557,7 @@ func (s *Service) handle(st network.Stream) {
 	defer func() { st.Scope().ReleaseMemory(sess.memory) }()
 	defer sess.freeBuffers()
 	sess.tellLacking = p[helloLen-1]&helloFlagLacksBlobs != 0
+	sess.withholdTombstones = p[helloLen-1]&helloFlagTombstones == 0
 	sess.fr.n = fr.n
 	sess.reconciled = func() {
 		s.adm.MarkKnown(remote)

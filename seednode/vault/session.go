@@ -83,6 +83,9 @@ type SyncStats struct {
 	// Purged counts entries this side deleted because an agent document it
 	// received revoked their author before they were written.
 	Purged int
+	// Deleted counts entries this side removed because a tombstone it
+	// received deletes them.
+	Deleted int
 	// PeerRefused counts items the peer told us it refused, and why.
 	PeerRefused int
 	PeerRefusal string
@@ -167,7 +170,10 @@ type session struct {
 	// tellLacking: the peer understands frameLacksBlobs, and this side has
 	// not told it yet.
 	tellLacking bool
-	peerDoc     Hash // fingerprint of the agent document the peer sent, not sent back
+	// withholdTombstones: the peer's hello did not say it reads tombstones
+	// (only the initiator sends a hello, so only its side is known).
+	withholdTombstones bool
+	peerDoc            Hash // fingerprint of the agent document the peer sent, not sent back
 
 	// reconciled, if set, is called once reconciliation succeeds (the
 	// serving side marks the peer known).
@@ -259,6 +265,7 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 func (s *session) finishStats() {
 	t := s.ing.totals()
 	s.stats.Stored, s.stats.Stale, s.stats.Refused, s.stats.Purged = t.Stored, t.Stale, t.Refused, t.Purged
+	s.stats.Deleted = t.Deleted
 	if t.FirstRefusal != nil {
 		s.stats.FirstRefusal = t.FirstRefusal.Error()
 	}
@@ -727,6 +734,9 @@ func (s *session) sendRaw(raw []byte) error {
 
 // pending outgoing items frame
 func (s *session) queueItem(it Item) error {
+	if s.withholdTombstones && it.Entry.IsTombstone() {
+		return nil // it would take it for a forgery and end the session
+	}
 	ref := refOf(&it.Entry)
 	row, ok := s.sendRows[ref]
 	if !ok {

@@ -28,6 +28,7 @@ const (
 	kindKey   = 'k' // k | ns | escaped key | 0x00 0x01 | author -> (empty)
 	kindAgg   = 'a' // a | ns | depth | first 2 prefix bytes -> Aggregate
 	kindMeta  = 'm' // m | ns -> referenced bytes (u64)
+	kindTomb  = 't' // t | ns | author | key -> timestamp (u64): tombstones (see tombstone.go)
 )
 
 // ErrClosed is returned by a Store after Close.
@@ -309,9 +310,13 @@ type Item struct {
 
 // InsertResult says what happened to a batch of items.
 type InsertResult struct {
-	Stored  int // new or newer versions written
-	Stale   int // already had this version or a newer one
+	Stored int // new or newer versions written
+	// Stale: already had this version or a newer one, or a tombstone
+	// deletes it.
+	Stale   int
 	Refused int // refused by the vault's limits
+	// Deleted counts stored entries removed by the tombstones stored.
+	Deleted int
 	// FirstRefusal explains the first refused item.
 	FirstRefusal error
 	// Purged counts stored entries deleted because a new agent document no
@@ -359,7 +364,7 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 	if err != nil {
 		return InsertResult{}, err
 	}
-	defer tx.batch.Close()
+	defer tx.close()
 	order := docFirst(items)
 	for k := range items {
 		i := k
@@ -395,10 +400,23 @@ type insertTx struct {
 	doc        *identity.AgentDocument
 	docChanged bool
 	batch      *pebble.Batch
-	deltas     map[uint32]*aggDelta  // aggregate changes, by suffix
-	pending    map[Hash]*SignedEntry // entries written by this batch, by item hash
-	val        []byte                // encoding buffer, reused
-	res        InsertResult
+	deltas     map[uint32]*aggDelta // aggregate changes, by suffix
+	// pending holds the entries written by this batch, by item hash, and
+	// nil for those it removed.
+	pending  map[Hash]*SignedEntry
+	tombs    []Hash           // item hashes of the tombstones written by this batch
+	tombIter *pebble.Iterator // over the stored tombstone index, opened when first needed
+	// noStoredTombs: tombIter found the stored tombstone index empty.
+	noStoredTombs bool
+	val           []byte // encoding buffer, reused
+	res           InsertResult
+}
+
+func (tx *insertTx) close() {
+	if tx.tombIter != nil {
+		_ = tx.tombIter.Close() // a read-only iterator: nothing to lose
+	}
+	_ = tx.batch.Close()
 }
 
 // beginInsert reads the vault's counters and agent document and opens the
@@ -445,14 +463,23 @@ func (tx *insertTx) add(it *Item) error {
 	if err != nil {
 		return err
 	}
-	if old != nil && !e.Newer(&old.Entry) {
-		tx.res.Stale++
-		return nil
+	if stale, err := tx.superseded(&e.Entry, old); err != nil || stale {
+		return err
 	}
 	doc, err := tx.authorize(it)
 	if err != nil {
 		tx.res.refuse(keyErr(e, err))
 		return nil
+	}
+	if e.IsTombstone() {
+		// What it deletes goes first: a vault at its entry limit takes the
+		// tombstone in the place of what it removed.
+		if err := tx.removeCovered(&e.Entry); err != nil {
+			return err
+		}
+		if old, err = tx.current(&ih); err != nil {
+			return err
+		}
 	}
 	if err := tx.reserve(e, old); err != nil {
 		tx.res.refuse(keyErr(e, err))
@@ -474,12 +501,28 @@ func contentMatches(it *Item) bool {
 }
 
 // current returns the stored version of an item (this batch's, if it
-// wrote one), or nil.
+// wrote or removed one), or nil.
 func (tx *insertTx) current(ih *Hash) (*SignedEntry, error) {
-	if old := tx.pending[*ih]; old != nil {
-		return old, nil
+	if cur, ok := tx.pending[*ih]; ok {
+		return cur, nil
 	}
 	return tx.s.getByItemHash(tx.ns, ih)
+}
+
+// superseded counts e as stale if the vault holds a newer version of it
+// (old) or a tombstone that deletes it.
+func (tx *insertTx) superseded(e *Entry, old *SignedEntry) (bool, error) {
+	stale := old != nil && !e.Newer(&old.Entry)
+	if !stale {
+		var err error
+		if stale, err = tx.covered(e); err != nil {
+			return false, err
+		}
+	}
+	if stale {
+		tx.res.Stale++
+	}
+	return stale, nil
 }
 
 // authorize checks an entry against the agent document: an agent document
@@ -487,7 +530,7 @@ func (tx *insertTx) current(ih *Hash) (*SignedEntry, error) {
 // the document the entries after it are checked against once it is
 // admitted; any other entry's author must be allowed by the current one.
 func (tx *insertTx) authorize(it *Item) (*identity.AgentDocument, error) {
-	if !bytes.Equal(it.Entry.Key, AgentDocKey) {
+	if !bytes.Equal(it.Entry.Key, AgentDocKey) || it.Entry.IsTombstone() {
 		return nil, authorize(&it.Entry, tx.doc)
 	}
 	return checkAgentDocItem(it, tx.doc)
@@ -512,8 +555,9 @@ func (tx *insertTx) reserve(e, old *SignedEntry) error {
 	return nil
 }
 
-// stage writes the item to the batch, with its key index entry if it is
-// new, and records its aggregate change.
+// stage writes the item to the batch, with its index record (a value's,
+// if it is new; a tombstone's, which holds its timestamp, always), and
+// records its aggregate change.
 func (tx *insertTx) stage(it *Item, ih *Hash, old *SignedEntry) error {
 	e := &it.Entry
 	fp := e.Fingerprint()
@@ -521,12 +565,11 @@ func (tx *insertTx) stage(it *Item, ih *Hash, old *SignedEntry) error {
 	if err := tx.batch.Set(entryKey(tx.ns, ih), tx.val, nil); err != nil {
 		return err
 	}
+	if err := tx.stageIndex(&e.Entry, ih, old == nil); err != nil {
+		return err
+	}
 	var oldFP *Hash
-	if old == nil {
-		if err := tx.batch.Set(keyIndexKey(tx.ns, e.Key, e.Author), nil, nil); err != nil {
-			return err
-		}
-	} else {
+	if old != nil {
 		f := old.Fingerprint()
 		oldFP = &f
 	}
@@ -537,12 +580,23 @@ func (tx *insertTx) stage(it *Item, ih *Hash, old *SignedEntry) error {
 	return nil
 }
 
+func (tx *insertTx) stageIndex(e *Entry, ih *Hash, isNew bool) error {
+	if e.IsTombstone() {
+		tx.tombs = append(tx.tombs, *ih)
+		return tx.batch.Set(indexKey(tx.ns, e), binary.BigEndian.AppendUint64(nil, e.Timestamp), nil)
+	}
+	if !isNew {
+		return nil
+	}
+	return tx.batch.Set(indexKey(tx.ns, e), nil, nil)
+}
+
 // commit applies a new agent document to the entries already stored,
 // writes the aggregates and the referenced bytes, and commits the batch.
 func (tx *insertTx) commit(durable bool) error {
 	if tx.docChanged {
 		var err error
-		if tx.res.Purged, err = tx.s.purgeUnauthorized(tx.batch, tx.ns, tx.doc, tx.deltas, &tx.entries, &tx.refBytes); err != nil {
+		if tx.res.Purged, err = tx.purgeUnauthorized(); err != nil {
 			return fmt.Errorf("vault %s: apply agent document: %w", tx.ns.Short(), err)
 		}
 	}
@@ -988,7 +1042,7 @@ func (s *Store) DropVault(ns NamespaceID) error {
 	defer unlock()
 	b := s.db.NewBatch()
 	defer b.Close()
-	for _, kind := range []byte{kindEntry, kindKey, kindAgg} {
+	for _, kind := range []byte{kindEntry, kindKey, kindAgg, kindTomb} {
 		if err := b.DeleteRange(nsKey(kind, ns, 0), nsUpper(kind, ns), nil); err != nil {
 			return err
 		}

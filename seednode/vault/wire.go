@@ -57,6 +57,9 @@ const (
 	helloFlagLive = 1
 	// helloFlagLacksBlobs: the sender of the hello understands frameLacksBlobs.
 	helloFlagLacksBlobs = 2
+	// helloFlagTombstones: the sender of the hello reads tombstones; a
+	// peer from before them is sent none (see the package documentation).
+	helloFlagTombstones = 4
 )
 
 // ErrProtocol marks a peer that broke the protocol.
