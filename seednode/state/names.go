@@ -72,8 +72,8 @@ func ParseChangePath(doc, path string) ([32]byte, error) {
 	if !ok || len(rest) != 2*len(h) {
 		return h, fmt.Errorf("%w: path %q is not a change of %s", ErrMalformed, path, doc)
 	}
-	if _, err := hex.Decode(h[:], []byte(rest)); err != nil {
-		return h, fmt.Errorf("%w: path %q: %v", ErrMalformed, path, err)
+	if _, err := hex.Decode(h[:], []byte(rest)); err != nil || hex.EncodeToString(h[:]) != rest {
+		return h, fmt.Errorf("%w: path %q does not end in a change hash in lower-case hex", ErrMalformed, path)
 	}
 	return h, nil
 }
