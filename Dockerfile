@@ -10,11 +10,15 @@
 
 ARG GO_VERSION=1.26
 
-# The builder runs on the build machine's platform and cross-compiles for the
-# target's (CGO is off), so multi-platform builds need no emulation.
-FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-bookworm AS builder
-ARG TARGETOS
-ARG TARGETARCH
+# The builder runs on the target's platform: the binary is built with cgo
+# (agent state links Automerge's Rust core, shipped as static libraries for
+# linux/amd64 and linux/arm64 in its Go module) and linked fully statically,
+# so a multi-platform build runs the other platform's builder under
+# emulation. The golang image brings gcc and libc6-dev; the install below
+# only makes that explicit.
+FROM golang:${GO_VERSION}-bookworm AS builder
+RUN apt-get update -q && apt-get install -y -q --no-install-recommends gcc libc6-dev \
+    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 
 # Module download is its own layer so source edits do not refetch modules.
@@ -25,8 +29,8 @@ RUN --mount=type=cache,target=/go/pkg/mod \
 COPY . .
 RUN --mount=type=cache,target=/go/pkg/mod \
     --mount=type=cache,target=/root/.cache/go-build \
-    CGO_ENABLED=0 GOOS=${TARGETOS} GOARCH=${TARGETARCH} \
-    go build -trimpath -ldflags "-s -w" -o /out/seedfleet .
+    CGO_ENABLED=1 go build -trimpath -tags netgo,osusergo \
+    -ldflags '-s -w -linkmode external -extldflags "-static"' -o /out/seedfleet .
 
 # The scratch stage's root filesystem: the binary, user and group 65532
 # (nonroot), CA certificates for TLS, and a world-writable /tmp. The user's

@@ -110,8 +110,15 @@ bench-fleet: ## Run the fleet benchmark driver: placement at internet scale (pri
 bench-operator: ## Run the operator scale benchmark on envtest (prints BENCH <name> <value> <unit>)
 	KUBEBUILDER_ASSETS="$$(bash ./hack/envtest-assets.sh)" $(GO) run ./hack/bench/operator $(BENCH_ARGS)
 
-build: ## Build the static binary into bin/seedfleet
-	CGO_ENABLED=0 $(GO) build -trimpath -o bin/seedfleet .
+# The binary is built with cgo (agent state links Automerge's Rust core, a
+# static library in its Go module) and linked fully statically; netgo and
+# osusergo keep glibc's resolver and user lookups out of it. The seed and
+# the operator use no cgo code: CGO_ENABLED=0 builds them too (the state
+# commands then say they need this build).
+STATIC_FLAGS = -tags netgo,osusergo -ldflags '-linkmode external -extldflags "-static"'
+
+build: ## Build the static binary into bin/seedfleet (cgo: needs gcc)
+	CGO_ENABLED=1 $(GO) build -trimpath $(STATIC_FLAGS) -o bin/seedfleet .
 
 run: ## Run the operator from source against the current kubeconfig's cluster (RUN_ARGS=...)
 	$(GO) run . operator $(RUN_ARGS)

@@ -3,6 +3,7 @@ module github.com/seedfleet/seedfleet
 go 1.26.8
 
 require (
+	github.com/automerge/automerge-go v0.0.0-20230903201930-b80ce8aadbb9
 	github.com/cockroachdb/pebble/v2 v2.1.7
 	github.com/go-logr/logr v1.4.3
 	github.com/ipfs/go-cid v0.6.2

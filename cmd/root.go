@@ -86,7 +86,7 @@ and the device commands that create vaults, write entries and sync them.`,
 	}
 	root.PersistentFlags().StringVar(&g.home, "home", defaultHome(), "device home directory (device key, vault keys, local replica); env SEEDFLEET_HOME")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", string(config.LogInfo), "log level: Debug, Info, Warn or Error, in any case")
-	root.AddCommand(newSeedNodeCmd(), newKeyCmd(g), newVaultCmd(g), newPutCmd(g), newDelCmd(g), newGetCmd(g), newListCmd(g), newSyncCmd(g), newBlobCmd(g), newServeCmd(g), newAgentCmd(g), newDeviceCmd(g), newOperatorCmd(), newVersionCmd(), newHostCmd(g), newFleetCmd(g))
+	root.AddCommand(newSeedNodeCmd(), newKeyCmd(g), newVaultCmd(g), newPutCmd(g), newDelCmd(g), newGetCmd(g), newListCmd(g), newSyncCmd(g), newBlobCmd(g), newServeCmd(g), newAgentCmd(g), newDeviceCmd(g), newOperatorCmd(), newVersionCmd(), newHostCmd(g), newFleetCmd(g), newStateCmd(g))
 	root.SetVersionTemplate(versionTemplate)
 	usageOnArgErrors(root)
 	return root

@@ -194,6 +194,16 @@ func (h *Home) ListPrivate(ns vault.NamespaceID, prefix string, limit int) ([]Pr
 	return h.openItems(kr, items), nil
 }
 
+// OpenPrivate decrypts items of the private vault ns (for example what a
+// store subscription delivered), as GetPrivate does.
+func (h *Home) OpenPrivate(ns vault.NamespaceID, items []vault.Item) ([]PrivateValue, error) {
+	kr, err := h.Keyring(ns)
+	if err != nil {
+		return nil, err
+	}
+	return h.openItems(kr, items), nil
+}
+
 func (h *Home) openItems(kr *Keyring, items []vault.Item) []PrivateValue {
 	out := make([]PrivateValue, 0, len(items))
 	for _, it := range items {

@@ -127,7 +127,7 @@ func npmModules(t *testing.T) string {
 			t.Fatal(err)
 		}
 	}
-	t.Logf("installing js-libp2p from npm into %s (once per lock file)", dir)
+	t.Logf("installing js-libp2p and Automerge from npm into %s (once per lock file)", dir)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, npm, "ci", "--no-audit", "--no-fund", "--loglevel=error")

@@ -1,0 +1,17 @@
+// Package state keeps an agent's state as Automerge documents (nested JSON:
+// maps, lists, text, counters) in the agent's private vaults. Every
+// transaction a device commits is one Automerge change, sealed and stored as
+// its own vault entry, so set reconciliation moves only the changes a peer
+// lacks and seeds never see a field name or value; a device also writes
+// snapshots (Automerge's save()) that cover the changes before them.
+// Opening a document applies every snapshot and change in any order, and a
+// malformed one is skipped and reported, never fatal.
+//
+// Automerge enters through github.com/automerge/automerge-go, cgo over the
+// Rust core (static libraries shipped in the module). Only this package and
+// the device's state commands import it: the seed's and the operator's code
+// paths stay free of cgo. The one binary is built with cgo and linked
+// statically (make build, the Dockerfile), and a CGO_ENABLED=0 build still
+// compiles: the Automerge side of this package is left out and the state
+// commands answer ErrNeedsCgo.
+package state

@@ -1,0 +1,531 @@
+//go:build cgo
+
+package state
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sync"
+
+	"github.com/automerge/automerge-go"
+
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/sealed"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+// DefaultSnapshotEvery is how many changes a device writes to a document
+// before it writes a snapshot covering them.
+const DefaultSnapshotEvery = 256
+
+// maxEntryValue bounds what one change or snapshot may take in memory.
+const maxEntryValue = 256 << 20
+
+// Problem is a change or snapshot entry that was skipped: the document
+// stays as the other entries make it.
+type Problem struct {
+	Path   string // "" when the entry could not even be decrypted
+	Author vault.AuthorID
+	Err    error
+}
+
+func (p Problem) Error() string {
+	what := "entry"
+	if p.Path != "" {
+		what = p.Path
+	}
+	return fmt.Sprintf("%s by %s skipped: %v", what, p.Author.Short(), p.Err)
+}
+
+// Document is one agent-state document open on a device. Its methods are
+// safe for concurrent use.
+type Document struct {
+	h    *client.Home
+	ns   vault.NamespaceID
+	name string
+	// Stored (sealed) keys: the prefix of the change entries and the
+	// snapshot key, to pick this document's entries out of a vault feed.
+	changePrefix, snapshotKey []byte
+
+	// SnapshotEvery: after this many own changes since the last snapshot,
+	// Change writes one (0: DefaultSnapshotEvery; negative: never).
+	SnapshotEvery int
+
+	mu       sync.Mutex
+	doc      *automerge.Doc
+	read     map[vault.Hash]bool // values applied or refused, by entry hash
+	known    map[[32]byte]bool   // change hashes the document holds (a cache)
+	pending  map[[32]byte]*pendingChange
+	problems []Problem
+	ownSince int // own changes since this device's last snapshot
+}
+
+// Open reads the document name of the private vault ns as this device has
+// it: every snapshot, then every change. Entries that cannot be read are
+// skipped and listed by Problems.
+func Open(h *client.Home, ns vault.NamespaceID, name string) (d *Document, err error) {
+	defer guard(&err)
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	kr, err := h.Keyring(ns)
+	if err != nil {
+		return nil, err
+	}
+	d = &Document{h: h, ns: ns, name: name, read: map[vault.Hash]bool{},
+		known: map[[32]byte]bool{}, pending: map[[32]byte]*pendingChange{}, doc: automerge.New()}
+	if d.changePrefix, err = sealed.StoredPrefix(kr.Names(), ChangePrefix(name)); err != nil {
+		return nil, err
+	}
+	if d.snapshotKey, err = sealed.StoredKey(kr.Names(), SnapshotPath(name)); err != nil {
+		return nil, err
+	}
+	if err := d.newActor(); err != nil {
+		return nil, err
+	}
+	if err := d.Refresh(); err != nil {
+		return nil, err
+	}
+	return d, nil
+}
+
+// newActor gives the document a fresh actor: this device's author ID and 8
+// random bytes, so history names the device, and two handles of one
+// device never reuse a sequence number.
+func (d *Document) newActor() error {
+	author := d.h.Author()
+	var r [8]byte
+	if _, err := rand.Read(r[:]); err != nil {
+		return err
+	}
+	return d.doc.SetActorID(hex.EncodeToString(append(author[:], r[:]...)))
+}
+
+// Name is the document's name.
+func (d *Document) Name() string { return d.name }
+
+// Refresh applies every entry of the document in the vault not read yet
+// (after a sync, or when a live feed overflowed).
+func (d *Document) Refresh() (err error) {
+	defer guard(&err)
+	snaps, err := d.h.GetPrivate(d.ns, SnapshotPath(d.name))
+	if err != nil {
+		return err
+	}
+	changes, err := d.h.ListPrivate(d.ns, ChangePrefix(d.name), 0)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.apply(append(snaps, changes...))
+	return nil
+}
+
+// pendingChange is a change read from an entry, waiting for its
+// dependencies (Automerge applies a change only after them).
+type pendingChange struct {
+	hdr    changeHeader
+	data   []byte
+	path   string
+	author vault.AuthorID
+}
+
+// apply reads values (a snapshot is merged at once, a change queued) and
+// applies every queued change whose dependencies are present. The caller
+// holds d.mu.
+func (d *Document) apply(vals []client.PrivateValue) {
+	for _, pv := range vals {
+		if d.read[pv.Entry.Hash] {
+			continue
+		}
+		d.read[pv.Entry.Hash] = true
+		p, err := d.readValue(pv)
+		if err != nil {
+			d.problems = append(d.problems, Problem{Path: pv.Path, Author: pv.Entry.Author, Err: err})
+			continue
+		}
+		if p != nil && !d.has(p.hdr.hash) {
+			d.pending[p.hdr.hash] = p
+		}
+	}
+	d.applyPending()
+}
+
+// has reports whether the document holds the change hash.
+func (d *Document) has(hash [32]byte) bool {
+	if d.known[hash] {
+		return true
+	}
+	if _, err := d.doc.Change(automerge.ChangeHash(hash)); err == nil {
+		d.known[hash] = true
+		return true
+	}
+	return false
+}
+
+// applyPending applies the pending changes that can be, dependencies first
+// (Kahn's order), in one call; one by one when that call fails, so a bad
+// change costs only itself and what depends on it.
+func (d *Document) applyPending() {
+	waiting := map[[32]byte][]*pendingChange{}
+	missing := map[*pendingChange]int{}
+	var ready []*pendingChange
+	for _, p := range d.pending {
+		for _, dep := range p.hdr.deps {
+			if !d.has(dep) {
+				missing[p]++
+				waiting[dep] = append(waiting[dep], p)
+			}
+		}
+		if missing[p] == 0 {
+			ready = append(ready, p)
+		}
+	}
+	var order []*pendingChange
+	for len(ready) > 0 {
+		p := ready[0]
+		ready = ready[1:]
+		order = append(order, p)
+		for _, w := range waiting[p.hdr.hash] {
+			if missing[w]--; missing[w] == 0 {
+				ready = append(ready, w)
+			}
+		}
+	}
+	if len(order) == 0 {
+		return
+	}
+	var batch []byte
+	for _, p := range order {
+		batch = append(batch, p.data...)
+	}
+	batchErr := d.doc.LoadIncremental(batch)
+	for _, p := range order {
+		delete(d.pending, p.hdr.hash)
+		if batchErr != nil {
+			if err := d.doc.LoadIncremental(p.data); err != nil {
+				d.problems = append(d.problems, Problem{Path: p.path, Author: p.author, Err: fmt.Errorf("%w: %v", ErrMalformed, err)})
+				continue
+			}
+		}
+		d.known[p.hdr.hash] = true
+	}
+}
+
+// Waiting is how many changes read wait for changes this device does not
+// have yet (a sync brings them).
+func (d *Document) Waiting() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.pending)
+}
+
+// readValue decrypts and decodes one entry: a snapshot is merged at once,
+// a change is returned to be applied.
+func (d *Document) readValue(pv client.PrivateValue) (p *pendingChange, err error) {
+	defer guard(&err)
+	if pv.Err != nil {
+		return nil, pv.Err
+	}
+	raw := pv.Value
+	if pv.Blob {
+		var buf bytes.Buffer
+		if pv.Entry.Size > maxEntryValue {
+			return nil, fmt.Errorf("%w: %d bytes (at most %d)", ErrMalformed, pv.Entry.Size, maxEntryValue)
+		}
+		if err := d.h.ExportPrivate(pv, &buf); err != nil {
+			return nil, err
+		}
+		raw = buf.Bytes()
+	}
+	data, err := decodeEntry(raw)
+	if err != nil {
+		return nil, err
+	}
+	if pv.Path == SnapshotPath(d.name) {
+		return nil, d.mergeSnapshot(data)
+	}
+	hash, err := ParseChangePath(d.name, pv.Path)
+	if err != nil {
+		return nil, err
+	}
+	hdr, err := checkChange(data, hash, pv.Entry.Author)
+	if err != nil {
+		return nil, err
+	}
+	return &pendingChange{hdr: hdr, data: data, path: pv.Path, author: pv.Entry.Author}, nil
+}
+
+// mergeSnapshot loads a saved document apart and merges it in: a snapshot
+// that does not load changes nothing.
+func (d *Document) mergeSnapshot(data []byte) error {
+	snap, err := automerge.Load(data)
+	if err != nil {
+		return fmt.Errorf("%w: snapshot: %v", ErrMalformed, err)
+	}
+	_, err = d.doc.Merge(snap)
+	return err
+}
+
+// Problems lists the entries skipped so far.
+func (d *Document) Problems() []Problem {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return append([]Problem(nil), d.problems...)
+}
+
+// JSON returns the value at p as JSON (the whole document for an empty p).
+func (d *Document) JSON(p Path) (out []byte, err error) {
+	defer guard(&err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	v, err := d.value(p)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(v)
+}
+
+// Get reads the value at p into dst, as encoding/json would.
+func (d *Document) Get(p Path, dst any) error {
+	raw, err := d.JSON(p)
+	if err != nil {
+		return err
+	}
+	return json.Unmarshal(raw, dst)
+}
+
+// value is the generic JSON form of the value at p. The caller holds d.mu.
+func (d *Document) value(p Path) (any, error) {
+	tx := &Tx{doc: d.doc}
+	if len(p) == 0 {
+		return toJSON(d.doc.Root())
+	}
+	s, err := tx.target(p, false)
+	if err != nil {
+		return nil, err
+	}
+	v, err := s.get()
+	if err != nil {
+		return nil, err
+	}
+	if v.IsVoid() {
+		return nil, fmt.Errorf("%s: %w", p, ErrNotFound)
+	}
+	return toJSON(v)
+}
+
+// Heads are the hashes of the document's current heads, sorted: two
+// replicas with equal heads hold the same document.
+func (d *Document) Heads() (heads []string, err error) {
+	defer guard(&err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return headStrings(d.doc), nil
+}
+
+func headStrings(doc *automerge.Doc) []string {
+	var out []string
+	for _, h := range doc.Heads() {
+		out = append(out, h.String())
+	}
+	sortStrings(out)
+	return out
+}
+
+// Change runs fn in a transaction and stores what it did as one change,
+// sealed, in the vault. When fn (or storing) fails, the document is as
+// before. A change that did nothing stores nothing.
+func (d *Document) Change(fn func(*Tx) error) (err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	before := d.doc.Heads()
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%w: %v", ErrAutomerge, r)
+		}
+		if err != nil {
+			if rerr := d.rollback(before); rerr != nil {
+				err = errors.Join(err, rerr)
+			}
+		}
+	}()
+	tx := &Tx{doc: d.doc}
+	if err := fn(tx); err != nil {
+		return err
+	}
+	hash, err := d.doc.Commit(joinOps(tx.ops))
+	if err != nil {
+		if len(d.doc.Heads()) == len(before) && sameHeads(d.doc.Heads(), before) {
+			return nil // nothing changed
+		}
+		return err
+	}
+	change, err := d.doc.Change(hash)
+	if err != nil {
+		return err
+	}
+	if _, err := d.h.PutPrivate(d.ns, ChangePath(d.name, hash), encodeEntry(change.Save())); err != nil {
+		return fmt.Errorf("store change: %w", err)
+	}
+	d.known[hash] = true
+	d.ownSince++
+	if every := d.snapshotEvery(); every > 0 && d.ownSince >= every {
+		if err := d.snapshotLocked(); err != nil {
+			return fmt.Errorf("the change is stored, but its snapshot failed: %w", err)
+		}
+	}
+	return nil
+}
+
+// rollback drops what a failed transaction did: the document becomes a
+// fork at the heads it had, with a fresh actor (the dropped change may
+// have used the old actor's next sequence number).
+func (d *Document) rollback(heads []automerge.ChangeHash) (err error) {
+	defer guard(&err)
+	fork := automerge.New()
+	if len(heads) > 0 {
+		if fork, err = d.doc.Fork(heads...); err != nil {
+			return err
+		}
+	}
+	d.doc = fork
+	return d.newActor()
+}
+
+func (d *Document) snapshotEvery() int {
+	if d.SnapshotEvery == 0 {
+		return DefaultSnapshotEvery
+	}
+	return d.SnapshotEvery
+}
+
+// Snapshot writes this device's snapshot of the document: Automerge's
+// save() of everything it holds, which covers every change entry read so
+// far.
+func (d *Document) Snapshot() (err error) {
+	defer guard(&err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.snapshotLocked()
+}
+
+func (d *Document) snapshotLocked() error {
+	if _, err := d.h.PutPrivate(d.ns, SnapshotPath(d.name), encodeEntry(d.doc.Save())); err != nil {
+		return fmt.Errorf("store snapshot: %w", err)
+	}
+	d.ownSince = 0
+	return nil
+}
+
+// Covered lists the paths of the change entries a snapshot written now
+// would cover: every change entry this device has of the document.
+// Compaction removes them once the vault can delete entries; until then
+// they stay, and opening the document reads both.
+func (d *Document) Covered() ([]string, error) {
+	vals, err := d.h.ListPrivate(d.ns, ChangePrefix(d.name), 0)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, v := range vals {
+		if v.Err == nil {
+			out = append(out, v.Path)
+		}
+	}
+	return out, nil
+}
+
+// Import merges a document saved by any Automerge implementation (an app
+// that edits the state with Automerge itself) and stores the result as this
+// device's snapshot: the app's changes carry the app's actors, which change
+// entries refuse, and a snapshot carries them as they are.
+func (d *Document) Import(saved []byte) (err error) {
+	defer guard(&err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err := d.mergeSnapshot(saved); err != nil {
+		return err
+	}
+	return d.snapshotLocked()
+}
+
+// Save returns Automerge's save() of the document, which any Automerge
+// implementation loads.
+func (d *Document) Save() (out []byte, err error) {
+	defer guard(&err)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.doc.Save(), nil
+}
+
+// Watch applies the document's entries as the vault stores them (a sync,
+// a live session, another handle) and calls changed after each batch that
+// moved the document's heads. It returns when ctx ends.
+func (d *Document) Watch(ctx context.Context, changed func()) error {
+	sub := d.h.Store.Subscribe(d.ns, 0)
+	defer sub.Close()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-sub.Ready():
+		}
+		items, overflow, closed := sub.Next()
+		if closed {
+			return errors.New("the device's store closed")
+		}
+		moved, err := d.applyFeed(items, overflow)
+		if err != nil {
+			return err
+		}
+		if moved {
+			changed()
+		}
+	}
+}
+
+// applyFeed applies the items of this document from a store feed (all of
+// the document's entries again after an overflow) and reports whether the
+// heads moved.
+func (d *Document) applyFeed(items []vault.Item, overflow bool) (moved bool, err error) {
+	defer guard(&err)
+	before, _ := d.Heads()
+	if overflow {
+		err = d.Refresh()
+	} else {
+		err = d.applyItems(items)
+	}
+	if err != nil {
+		return false, err
+	}
+	after, _ := d.Heads()
+	return !equalStrings(before, after), nil
+}
+
+func (d *Document) applyItems(items []vault.Item) error {
+	var mine []vault.Item
+	for _, it := range items {
+		k := it.Entry.Key
+		if bytes.Equal(k, d.snapshotKey) || (len(k) > len(d.changePrefix) && bytes.HasPrefix(k, d.changePrefix)) {
+			mine = append(mine, it)
+		}
+	}
+	if len(mine) == 0 {
+		return nil
+	}
+	vals, err := d.h.OpenPrivate(d.ns, mine)
+	if err != nil {
+		return err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.apply(vals)
+	return nil
+}

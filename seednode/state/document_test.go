@@ -1,0 +1,295 @@
+//go:build cgo
+
+package state
+
+import (
+	"context"
+	"crypto/ed25519"
+	"encoding/json"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/config"
+	"github.com/seedfleet/seedfleet/seednode/node"
+	"github.com/seedfleet/seedfleet/seednode/vault"
+)
+
+func openHome(t *testing.T) *client.Home {
+	t.Helper()
+	h, err := client.Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+// agentDevices makes an agent on the first home and approves the others
+// as devices of it; the others still have to sync the vault.
+func agentDevices(t *testing.T, names ...string) ([]*client.Home, vault.NamespaceID) {
+	t.Helper()
+	first := openHome(t)
+	a, err := first.InitAgent(names[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	homes := []*client.Home{first}
+	for _, name := range names[1:] {
+		h := openHome(t)
+		if _, err := first.ApproveDevice(name, h.Key.Public().(ed25519.PublicKey)); err != nil {
+			t.Fatal(err)
+		}
+		if err := h.JoinAgent(a.DID, a.Namespace, name, nil); err != nil {
+			t.Fatal(err)
+		}
+		homes = append(homes, h)
+	}
+	return homes, a.Namespace
+}
+
+// startSeed runs a seed hosting ns on loopback; it returns its address
+// and data directory.
+func startSeed(t *testing.T, ns vault.NamespaceID) (string, string) {
+	t.Helper()
+	dir := t.TempDir()
+	n, err := node.New(node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "off",
+		DHT: node.DHTConfig{Mode: config.DHTOff}, HostedVaults: []vault.NamespaceID{ns}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n.Addrs()[0].String(), dir
+}
+
+func syncWith(t *testing.T, h *client.Home, ns vault.NamespaceID, seed string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := h.Sync(ctx, ns, seed, client.SyncOptions{}); err != nil {
+		t.Fatalf("sync: %v", err)
+	}
+}
+
+func mustOpen(t *testing.T, h *client.Home, ns vault.NamespaceID, name string) *Document {
+	t.Helper()
+	d, err := Open(h, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := d.Problems(); len(p) > 0 {
+		t.Fatalf("open %s: %v", name, p)
+	}
+	return d
+}
+
+func mustChange(t *testing.T, d *Document, fn func(*Tx) error) {
+	t.Helper()
+	if err := d.Change(fn); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func jsonOf(t *testing.T, d *Document, p Path) map[string]any {
+	t.Helper()
+	raw, err := d.JSON(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out map[string]any
+	if err := json.Unmarshal(raw, &out); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestChangeGetReopen(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop")
+	h := homes[0]
+	d := mustOpen(t, h, ns, "profile")
+	mustChange(t, d, func(tx *Tx) error {
+		if err := tx.Set(Path{"name"}, "Ada"); err != nil {
+			return err
+		}
+		if err := tx.Set(ParsePath("ui.theme"), "dark"); err != nil {
+			return err
+		}
+		if err := tx.Append(Path{"tags"}, map[string]any{"t": 1}); err != nil {
+			return err
+		}
+		if err := tx.EditText(Path{"bio"}, 0, 0, "hello"); err != nil {
+			return err
+		}
+		return tx.Increment(Path{"visits"}, 2)
+	})
+	mustChange(t, d, func(tx *Tx) error {
+		if err := tx.EditText(Path{"bio"}, 5, 0, " world"); err != nil {
+			return err
+		}
+		if err := tx.Increment(Path{"visits"}, 3); err != nil {
+			return err
+		}
+		return tx.MergePatch(nil, json.RawMessage(`{"ui":{"theme":null,"lang":"en"},"age":36.5}`))
+	})
+	want := `{"age":36.5,"bio":"hello world","name":"Ada","tags":[{"t":1}],"ui":{"lang":"en"},"visits":5}`
+	if got, _ := d.JSON(nil); string(got) != want {
+		t.Fatalf("document %s, want %s", got, want)
+	}
+	if got, _ := d.JSON(ParsePath("tags.0.t")); string(got) != "1" {
+		t.Fatalf("tags.0.t = %s", got)
+	}
+	again := mustOpen(t, h, ns, "profile")
+	if got, _ := again.JSON(nil); string(got) != want {
+		t.Fatalf("reopened: %s, want %s", got, want)
+	}
+	var v struct {
+		Name   string `json:"name"`
+		Visits int    `json:"visits"`
+	}
+	if err := again.Get(nil, &v); err != nil || v.Name != "Ada" || v.Visits != 5 {
+		t.Fatalf("get into a struct: %+v, %v", v, err)
+	}
+}
+
+// A failed transaction leaves nothing behind, in memory or in the vault,
+// and the next one works.
+func TestFailedChangeRollsBack(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop")
+	h := homes[0]
+	d := mustOpen(t, h, ns, "prefs")
+	mustChange(t, d, func(tx *Tx) error { return tx.Set(Path{"a"}, 1) })
+	boom := errors.New("boom")
+	if err := d.Change(func(tx *Tx) error {
+		if err := tx.Set(Path{"b"}, 2); err != nil {
+			return err
+		}
+		return boom
+	}); !errors.Is(err, boom) {
+		t.Fatalf("change: %v", err)
+	}
+	if err := d.Change(func(tx *Tx) error { return tx.Increment(Path{"a"}, 1) }); err == nil {
+		t.Fatal("incrementing a number that is not a counter was accepted")
+	}
+	mustChange(t, d, func(tx *Tx) error { return tx.Set(Path{"c"}, 3) })
+	for _, doc := range []*Document{d, mustOpen(t, h, ns, "prefs")} {
+		if got, _ := doc.JSON(nil); string(got) != `{"a":1,"c":3}` {
+			t.Fatalf("after a failed change: %s", got)
+		}
+	}
+	vals, _ := h.ListPrivate(ns, ChangePrefix("prefs"), 0)
+	if len(vals) != 2 {
+		t.Fatalf("%d change entries stored, want 2", len(vals))
+	}
+}
+
+// Malformed entries from a listed device (garbage, a change stored under
+// another hash or passed off as another device's, an unknown format, a
+// snapshot that does not load) are skipped with a reason; the document keeps
+// every good change.
+func TestMalformedEntriesAreSkipped(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	laptop, phone := homes[0], homes[1]
+	d := mustOpen(t, laptop, ns, "notes")
+	mustChange(t, d, func(tx *Tx) error { return tx.Set(Path{"title"}, "kept") })
+	saved, _ := d.Save()
+	vals, _ := laptop.ListPrivate(ns, ChangePrefix("notes"), 0)
+	good := vals[0].Value
+	goodHash, _ := ParseChangePath("notes", vals[0].Path)
+
+	// The phone gets the vault as it is and stores bad entries of its own.
+	items, _ := laptop.Store.List(ns, nil, 0)
+	if _, err := phone.Store.Insert(items, 0, true); err != nil {
+		t.Fatal(err)
+	}
+	put := func(path string, v []byte) {
+		t.Helper()
+		if _, err := phone.PutPrivate(ns, path, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(ChangePath("notes", [32]byte{1}), encodeEntry([]byte("not a change")))
+	put(ChangePath("notes", [32]byte{2}), good)                    // the laptop's change, under another hash
+	put(ChangePath("notes", goodHash), good)                       // the laptop's change, stored by the phone
+	put(ChangePath("notes", [32]byte{3}), append([]byte{9}, 1, 2)) // a format from the future
+	put(SnapshotPath("notes"), encodeEntry(saved[:len(saved)/2]))  // a truncated snapshot
+	put("state/notes/~c/zz", encodeEntry([]byte{1}))               // not a hash
+
+	opened, err := Open(laptop, ns, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := opened.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	// The laptop has not synced yet: it sees only its own entries.
+	if p := opened.Problems(); len(p) != 0 {
+		t.Fatalf("laptop: %v", p)
+	}
+	onPhone, err := Open(phone, ns, "notes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	problems := onPhone.Problems()
+	if len(problems) != 6 {
+		t.Fatalf("%d problems, want 6: %v", len(problems), problems)
+	}
+	for _, p := range problems {
+		if !errors.Is(p.Err, ErrMalformed) || p.Author != phone.Author() {
+			t.Errorf("problem %v: want ErrMalformed by the phone", p)
+		}
+	}
+	if got, _ := onPhone.JSON(nil); string(got) != `{"title":"kept"}` {
+		t.Fatalf("document with bad entries: %s", got)
+	}
+	// The phone's own changes still work and merge.
+	mustChange(t, onPhone, func(tx *Tx) error { return tx.Set(Path{"by"}, "phone") })
+	if got, _ := mustOpenAllowing(t, phone, ns, "notes").JSON(nil); string(got) != `{"by":"phone","title":"kept"}` {
+		t.Fatalf("after the phone's change: %s", got)
+	}
+}
+
+// mustOpenAllowing opens a document whatever entries it skips.
+func mustOpenAllowing(t *testing.T, h *client.Home, ns vault.NamespaceID, name string) *Document {
+	t.Helper()
+	d, err := Open(h, ns, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// Snapshots cover the changes before them: a document opened from its
+// snapshot alone reads the same.
+func TestSnapshotCoversChanges(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	d := mustOpen(t, homes[0], ns, "log")
+	d.SnapshotEvery = 5
+	for i := range 12 {
+		mustChange(t, d, func(tx *Tx) error { return tx.Append(Path{"lines"}, i) })
+	}
+	snaps, _ := homes[0].GetPrivate(ns, SnapshotPath("log"))
+	if len(snaps) != 1 {
+		t.Fatalf("%d snapshots, want 1 (the newest of this device)", len(snaps))
+	}
+	covered, err := d.Covered()
+	if err != nil || len(covered) != 12 {
+		t.Fatalf("covered: %d, %v", len(covered), err)
+	}
+	// Only the snapshot reaches the phone: it holds the first 10 lines.
+	snapItems, _ := homes[0].Store.Get(ns, snaps[0].Entry.Key)
+	items, _ := homes[0].Store.List(ns, nil, 0)
+	var system []vault.Item
+	for _, it := range items {
+		if vault.IsSystemKey(it.Entry.Key) {
+			system = append(system, it)
+		}
+	}
+	if _, err := homes[1].Store.Insert(append(system, snapItems...), 0, true); err != nil {
+		t.Fatal(err)
+	}
+	got := jsonOf(t, mustOpen(t, homes[1], ns, "log"), nil)
+	if lines, _ := got["lines"].([]any); len(lines) != 10 {
+		t.Fatalf("from the snapshot: %v, want 10 lines", got)
+	}
+}

@@ -1,0 +1,111 @@
+package state
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"testing"
+)
+
+// changeChunk builds a change chunk with the given dependencies and actor
+// (and an opaque rest of the body), as Automerge frames one.
+func changeChunk(deps [][32]byte, actor, rest []byte) []byte {
+	body := binary.AppendUvarint(nil, uint64(len(deps)))
+	for _, d := range deps {
+		body = append(body, d[:]...)
+	}
+	body = binary.AppendUvarint(body, uint64(len(actor)))
+	body = append(append(body, actor...), rest...)
+	hashed := binary.AppendUvarint([]byte{chunkTypeChange}, uint64(len(body)))
+	hashed = append(hashed, body...)
+	sum := sha256.Sum256(hashed)
+	return append(append(append([]byte(nil), chunkMagic...), sum[:4]...), hashed...)
+}
+
+func TestParseChange(t *testing.T) {
+	actor := bytes.Repeat([]byte{7}, 40)
+	dep := [32]byte{1, 2, 3}
+	good := changeChunk([][32]byte{dep}, actor, []byte("ops"))
+	h, err := parseChange(good)
+	if err != nil || h.hash != sha256.Sum256(good[8:]) || len(h.deps) != 1 || h.deps[0] != dep || !bytes.Equal(h.actor, actor) {
+		t.Fatalf("parse: %+v, %v", h, err)
+	}
+	var author [32]byte
+	copy(author[:], actor)
+	if _, err := checkChange(good, h.hash, author); err != nil {
+		t.Fatalf("check: %v", err)
+	}
+	if _, err := checkChange(good, [32]byte{9}, author); err == nil {
+		t.Fatal("a change stored under another hash was accepted")
+	}
+	if _, err := checkChange(good, h.hash, [32]byte{8}); err == nil {
+		t.Fatal("a change by another device's actor was accepted")
+	}
+	bad := map[string][]byte{
+		"short":     good[:9],
+		"magic":     append([]byte{0}, good[1:]...),
+		"checksum":  append(append([]byte(nil), good[:4]...), append([]byte{0, 0, 0, 0}, good[8:]...)...),
+		"type":      append(append(append([]byte(nil), good[:8]...), 2), good[9:]...),
+		"trailing":  append(append([]byte(nil), good...), 0),
+		"truncated": good[:len(good)-1],
+		"no actor":  changeChunk(nil, nil, nil),
+	}
+	for name, b := range bad {
+		if _, err := parseChange(b); err == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func FuzzParseChange(f *testing.F) {
+	f.Add(changeChunk([][32]byte{{1}}, bytes.Repeat([]byte{7}, 40), []byte("ops")))
+	f.Add(changeChunk(nil, []byte{1}, nil))
+	f.Add([]byte{0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 1, 0})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		h, err := parseChange(data)
+		if err != nil {
+			return
+		}
+		if h.hash != sha256.Sum256(data[8:]) || len(h.actor) == 0 || !bytes.Contains(data, h.actor) {
+			t.Fatalf("accepted an inconsistent chunk: %+v", h)
+		}
+	})
+}
+
+func FuzzDecodeEntry(f *testing.F) {
+	f.Add(encodeEntry([]byte("x")))
+	f.Add([]byte{2, 1})
+	f.Fuzz(func(t *testing.T, value []byte) {
+		data, err := decodeEntry(value)
+		if err == nil && !bytes.Equal(encodeEntry(data), value) {
+			t.Fatalf("decode(%x) = %x does not encode back", value, data)
+		}
+	})
+}
+
+func FuzzChangePath(f *testing.F) {
+	f.Add("profile", ChangePath("profile", [32]byte{1}))
+	f.Add("a/b", "state/a/b/~c/zz")
+	f.Fuzz(func(t *testing.T, doc, path string) {
+		if CheckName(doc) != nil {
+			return
+		}
+		h, err := ParseChangePath(doc, path)
+		if err == nil && ChangePath(doc, h) != path {
+			t.Fatalf("%q parsed to %x, which is %q", path, h, ChangePath(doc, h))
+		}
+	})
+}
+
+func TestCheckName(t *testing.T) {
+	for _, ok := range []string{"profile", "conversations/2026-01-01", "a.b_c-d"} {
+		if err := CheckName(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"", "a//b", "/a", "a/", "~c", "a/~s", "..", "a b", "é", string(make([]byte, 300))} {
+		if CheckName(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
