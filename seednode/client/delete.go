@@ -37,7 +37,7 @@ func (h *Home) Delete(ns vault.NamespaceID, key []byte, prefix bool) (Deletion, 
 	if err != nil {
 		return Deletion{}, err
 	}
-	return h.writeTombstone(ns, key, consent, prefix, string(key))
+	return h.writeTombstone(ns, key, consent, prefix, string(key), 0)
 }
 
 // DeletePrivate deletes this device's value of path in a private vault,
@@ -65,12 +65,32 @@ func (h *Home) DeletePrivate(ns vault.NamespaceID, path string, prefix bool) (De
 	if err != nil {
 		return Deletion{}, err
 	}
-	return h.writeTombstone(ns, key, vault.AgentConsent(), prefix, path)
+	return h.writeTombstone(ns, key, vault.AgentConsent(), prefix, path, 0)
 }
 
-// writeTombstone signs and stores a tombstone at key, timestamped after
-// every entry of this device it is to delete.
-func (h *Home) writeTombstone(ns vault.NamespaceID, key []byte, consent vault.Consent, prefix bool, shown string) (Deletion, error) {
+// DeletePrivateBefore deletes this device's values under prefix (whole
+// segments ending in '/') dated strictly before ts, with a prefix tombstone
+// dated ts: what it wrote there at ts or later stays. A tombstone not newer
+// than one of this device already covering prefix deletes nothing more and
+// is not stored.
+func (h *Home) DeletePrivateBefore(ns vault.NamespaceID, prefix string, ts uint64) (Deletion, error) {
+	kr, err := h.Keyring(ns)
+	if err != nil {
+		return Deletion{}, err
+	}
+	if !strings.HasSuffix(prefix, "/") || ts == 0 {
+		return Deletion{}, fmt.Errorf("%w: %q at %d: a prefix ending in '/' and a timestamp", sealed.ErrInvalidPath, prefix, ts)
+	}
+	key, err := sealed.StoredPrefix(kr.Names(), prefix)
+	if err != nil {
+		return Deletion{}, err
+	}
+	return h.writeTombstone(ns, key, vault.AgentConsent(), true, prefix, ts)
+}
+
+// writeTombstone signs and stores a tombstone at key, dated ts, or (ts 0)
+// after every entry of this device it is to delete.
+func (h *Home) writeTombstone(ns vault.NamespaceID, key []byte, consent vault.Consent, prefix bool, shown string, ts uint64) (Deletion, error) {
 	if len(key) == 0 {
 		return Deletion{}, fmt.Errorf("delete: an empty key")
 	}
@@ -86,9 +106,14 @@ func (h *Home) writeTombstone(ns vault.NamespaceID, key []byte, consent vault.Co
 		if !prefix && !bytes.Equal(it.Entry.Key, key) {
 			return Deletion{}, fmt.Errorf("%q: %w (delete them too with the prefix option)", shown, ErrDeletesMore)
 		}
-		own++ // the tombstone is timestamped after it
+		if ts == 0 || it.Entry.Timestamp < ts {
+			own++ // the tombstone is dated after it
+		}
 	}
-	e := vault.Entry{Namespace: ns, Key: key, Author: h.Author(), Timestamp: h.after(ns, key, h.Author(), items)}
+	if ts == 0 {
+		ts = h.after(ns, key, h.Author(), items)
+	}
+	e := vault.Entry{Namespace: ns, Key: key, Author: h.Author(), Timestamp: ts}
 	se, err := vault.Sign(e, h.Key, consent, nil)
 	if err != nil {
 		return Deletion{}, err
@@ -99,6 +124,9 @@ func (h *Home) writeTombstone(ns vault.NamespaceID, key []byte, consent vault.Co
 	}
 	if res.Refused > 0 {
 		return Deletion{}, res.FirstRefusal
+	}
+	if res.Stored == 0 {
+		own = 0 // a newer tombstone of this device already covers it
 	}
 	return Deletion{Tombstone: se, Deleted: own}, nil
 }

@@ -78,6 +78,47 @@ func TestDeletePrivate(t *testing.T) {
 	}
 }
 
+// TestDeletePrivateBefore: a dated prefix tombstone deletes this device's
+// values under the prefix dated before it and keeps the newer ones; a later
+// write under it is dated after it.
+func TestDeletePrivateBefore(t *testing.T) {
+	h, ns := newAgent(t)
+	old, err := h.PutPrivate(ns, "log/1", []byte("one"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	newer, err := h.PutPrivate(ns, "log/2", []byte("two"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, bad := range []string{"log", ""} {
+		if _, err := h.DeletePrivateBefore(ns, bad, newer.Entry.Timestamp); !errors.Is(err, sealed.ErrInvalidPath) {
+			t.Fatalf("DeletePrivateBefore(%q): %v, want ErrInvalidPath", bad, err)
+		}
+	}
+	if _, err := h.DeletePrivateBefore(ns, "log/", 0); !errors.Is(err, sealed.ErrInvalidPath) {
+		t.Fatalf("DeletePrivateBefore at 0: %v, want ErrInvalidPath", err)
+	}
+	d, err := h.DeletePrivateBefore(ns, "log/", old.Entry.Timestamp+1)
+	if err != nil || d.Deleted != 1 || d.Tombstone.Entry.Timestamp != old.Entry.Timestamp+1 {
+		t.Fatalf("delete before log/2: %+v, %v", d, err)
+	}
+	if got := privatePaths(t, h, ns, "log/"); !slices.Equal(got, []string{"log/2"}) {
+		t.Fatalf("list log/ after deleting what is older than log/2: %v", got)
+	}
+	// An older tombstone than the one stored deletes nothing more.
+	if d, err := h.DeletePrivateBefore(ns, "log/", old.Entry.Timestamp); err != nil || d.Deleted != 0 {
+		t.Fatalf("an older tombstone: %+v, %v", d, err)
+	}
+	again, err := h.PutPrivate(ns, "log/1", []byte("again"))
+	if err != nil || again.Entry.Timestamp <= d.Tombstone.Entry.Timestamp {
+		t.Fatalf("writing log/1 again: %+v, %v", again.Entry, err)
+	}
+	if got := privatePaths(t, h, ns, "log/"); !slices.Equal(got, []string{"log/1", "log/2"}) {
+		t.Fatalf("list log/ after writing log/1 again: %v", got)
+	}
+}
+
 func TestDeletePlain(t *testing.T) {
 	h := openHome(t)
 	ns, err := h.CreateVault()

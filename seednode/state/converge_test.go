@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // TestOfflineEditsConverge: three devices edit one document while offline
@@ -180,5 +181,123 @@ func TestLiveChangeArrives(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("no change reached the live watcher")
 		}
+	}
+}
+
+// TestStateCompaction: a device that writes its snapshot deletes its own
+// change entries the snapshot covers with one tombstone; a device that
+// synced before the compaction and one that syncs only after it end with
+// the same document, and a change made after the compaction survives and
+// syncs.
+func TestStateCompaction(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone", "tablet")
+	seed, _ := startSeed(t, ns)
+	laptop := mustOpen(t, homes[0], ns, "journal")
+	laptop.SnapshotEvery = 32
+	appendLines := func(d *Document, from, to int) {
+		for i := from; i < to; i++ {
+			mustChange(t, d, func(tx *Tx) error { return tx.Append(Path{"lines"}, i) })
+		}
+	}
+	appendLines(laptop, 0, 20)
+	syncWith(t, homes[0], ns, seed)
+	syncWith(t, homes[1], ns, seed) // the phone syncs before the compaction
+	phone := mustOpen(t, homes[1], ns, "journal")
+	mustChange(t, phone, func(tx *Tx) error { return tx.Set(Path{"owner"}, "phone") })
+	syncWith(t, homes[1], ns, seed)
+	syncWith(t, homes[0], ns, seed)
+	if err := laptop.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	if n := ownEntries(t, laptop); n != 20 {
+		t.Fatalf("before the compaction the laptop holds %d entries of its own, want 20", n)
+	}
+	appendLines(laptop, 20, 34) // the 32nd change writes the snapshot and compacts
+	if n := ownEntries(t, laptop); n != 4 {
+		t.Fatalf("after the compaction the laptop holds %d entries of its own, want 4 (snapshot, tombstone, 2 changes)", n)
+	}
+	want, wantHeads := docState(t, laptop)
+	if lines, _ := jsonOf(t, laptop, nil)["lines"].([]any); len(lines) != 34 {
+		t.Fatalf("the laptop's document: %s", want)
+	}
+	// Opening from the snapshots and remaining changes reads the same.
+	assertSameDoc(t, "the laptop reopened", mustOpen(t, homes[0], ns, "journal"), want, wantHeads)
+	for _, i := range []int{0, 1, 2} {
+		syncWith(t, homes[i], ns, seed)
+	}
+	if err := phone.Refresh(); err != nil {
+		t.Fatal(err)
+	}
+	assertSameDoc(t, "the phone, synced before and after", phone, want, wantHeads)
+	assertSameDoc(t, "the phone reopened", mustOpen(t, homes[1], ns, "journal"), want, wantHeads)
+	if n := ownEntriesOf(t, homes[1], laptop); n != 4 {
+		t.Fatalf("the phone holds %d of the laptop's entries, want 4", n)
+	}
+	tablet := mustOpen(t, homes[2], ns, "journal") // synced only after the compaction
+	assertSameDoc(t, "the tablet", tablet, want, wantHeads)
+	// A change after the compaction is dated after the tombstone, survives
+	// and syncs.
+	mustChange(t, laptop, func(tx *Tx) error { return tx.Set(Path{"after"}, "compaction") })
+	if n := ownEntries(t, laptop); n != 5 {
+		t.Fatalf("after a new change the laptop holds %d entries of its own, want 5", n)
+	}
+	want, wantHeads = docState(t, laptop)
+	syncWith(t, homes[0], ns, seed)
+	for i, d := range []*Document{phone, tablet} {
+		syncWith(t, homes[i+1], ns, seed)
+		if err := d.Refresh(); err != nil {
+			t.Fatal(err)
+		}
+		assertSameDoc(t, "a device after the new change", d, want, wantHeads)
+	}
+	if got := jsonOf(t, tablet, nil); got["after"] != "compaction" || got["owner"] != "phone" {
+		t.Fatalf("the tablet: %v", got)
+	}
+}
+
+// ownEntries counts the entries (values and tombstones) of d's device for
+// d's document in its own store.
+func ownEntries(t *testing.T, d *Document) int {
+	t.Helper()
+	return ownEntriesOf(t, d.h, d)
+}
+
+// ownEntriesOf counts the entries of d's device for d's document in h's store.
+func ownEntriesOf(t *testing.T, h *client.Home, d *Document) int {
+	t.Helper()
+	n := 0
+	err := h.Store.ForEach(d.ns, func(e *vault.SignedEntry) error {
+		if e.Author == d.h.Author() && (bytes.Equal(e.Key, d.snapshotKey) || bytes.HasPrefix(e.Key, d.changePrefix)) {
+			n++
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func docState(t *testing.T, d *Document) (string, []string) {
+	t.Helper()
+	raw, err := d.JSON(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	heads, err := d.Heads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(raw), heads
+}
+
+func assertSameDoc(t *testing.T, what string, d *Document, want string, wantHeads []string) {
+	t.Helper()
+	if p := d.Problems(); len(p) > 0 || d.Waiting() > 0 {
+		t.Fatalf("%s: problems %v, %d waiting", what, p, d.Waiting())
+	}
+	raw, heads := docState(t, d)
+	if raw != want || !slices.Equal(heads, wantHeads) {
+		t.Fatalf("%s:\n%s %v\nwant\n%s %v", what, raw, heads, want, wantHeads)
 	}
 }

@@ -113,11 +113,7 @@ func (d *Document) Name() string { return d.name }
 // (after a sync, or when a live feed overflowed).
 func (d *Document) Refresh() (err error) {
 	defer guard(&err)
-	snaps, err := d.h.GetPrivate(d.ns, SnapshotPath(d.name))
-	if err != nil {
-		return err
-	}
-	changes, err := d.h.ListPrivate(d.ns, ChangePrefix(d.name), 0)
+	snaps, changes, err := d.entries()
 	if err != nil {
 		return err
 	}
@@ -125,6 +121,16 @@ func (d *Document) Refresh() (err error) {
 	defer d.mu.Unlock()
 	d.apply(append(snaps, changes...))
 	return nil
+}
+
+// entries reads the document's snapshots and change entries as the vault
+// holds them.
+func (d *Document) entries() (snaps, changes []client.PrivateValue, err error) {
+	if snaps, err = d.h.GetPrivate(d.ns, SnapshotPath(d.name)); err != nil {
+		return nil, nil, err
+	}
+	changes, err = d.h.ListPrivate(d.ns, ChangePrefix(d.name), 0)
+	return snaps, changes, err
 }
 
 // pendingChange is a change read from an entry, waiting for its
@@ -406,9 +412,8 @@ func (d *Document) snapshotEvery() int {
 	return d.SnapshotEvery
 }
 
-// Snapshot writes this device's snapshot of the document: Automerge's
-// save() of everything it holds, which covers every change entry read so
-// far.
+// Snapshot writes this device's snapshot of the document and compacts:
+// see snapshotLocked.
 func (d *Document) Snapshot() (err error) {
 	defer guard(&err)
 	d.mu.Lock()
@@ -416,30 +421,56 @@ func (d *Document) Snapshot() (err error) {
 	return d.snapshotLocked()
 }
 
+// snapshotLocked applies every entry of the document the vault holds, stores
+// Automerge's save() of the result as this device's snapshot, and then
+// deletes this device's change entries the snapshot covers, with one prefix
+// tombstone (see compact). The caller holds d.mu.
 func (d *Document) snapshotLocked() error {
-	if _, err := d.h.PutPrivate(d.ns, SnapshotPath(d.name), encodeEntry(d.doc.Save())); err != nil {
+	snaps, changes, err := d.entries()
+	if err != nil {
+		return err
+	}
+	d.apply(append(snaps, changes...))
+	se, err := d.h.PutPrivate(d.ns, SnapshotPath(d.name), encodeEntry(d.doc.Save()))
+	if err != nil {
 		return fmt.Errorf("store snapshot: %w", err)
 	}
 	d.ownSince = 0
+	if err := d.compact(changes, se.Entry.Timestamp); err != nil {
+		return fmt.Errorf("the snapshot is stored, but compaction failed: %w", err)
+	}
 	return nil
 }
 
-// Covered lists the paths of the change entries a snapshot written now
-// would cover: every change entry this device has of the document.
-// Compaction removes them once the vault can delete entries; until then
-// they stay, and opening the document reads both.
-func (d *Document) Covered() ([]string, error) {
-	vals, err := d.h.ListPrivate(d.ns, ChangePrefix(d.name), 0)
-	if err != nil {
-		return nil, err
-	}
-	var out []string
-	for _, v := range vals {
-		if v.Err == nil {
-			out = append(out, v.Path)
+// compact deletes this device's change entries, read as changes, that the
+// document (and so the snapshot stored at snapTS) holds: a prefix tombstone
+// under the change prefix dated just after the newest of them, but not
+// after the oldest one it does not hold (waiting for a dependency, or
+// unreadable) nor after the snapshot. Other devices' changes stay until
+// their own snapshots; this device's later changes are dated after the
+// tombstone (the client dates a write after a tombstone covering it).
+func (d *Document) compact(changes []client.PrivateValue, snapTS uint64) error {
+	author := d.h.Author()
+	var newest uint64
+	until := snapTS
+	for _, pv := range changes {
+		if pv.Entry.Author != author {
+			continue
 		}
+		ts := pv.Entry.Timestamp
+		hash, err := ParseChangePath(d.name, pv.Path)
+		if pv.Err != nil || err != nil || !d.has(hash) {
+			until = min(until, ts)
+			continue
+		}
+		newest = max(newest, ts)
 	}
-	return out, nil
+	until = min(until, newest+1)
+	if newest == 0 || until <= 1 {
+		return nil // nothing of this device's the snapshot covers
+	}
+	_, err := d.h.DeletePrivateBefore(d.ns, ChangePrefix(d.name), until)
+	return err
 }
 
 // Import merges a document saved by any Automerge implementation (an app
