@@ -301,3 +301,24 @@ func assertSameDoc(t *testing.T, what string, d *Document, want string, wantHead
 		t.Fatalf("%s:\n%s %v\nwant\n%s %v", what, raw, heads, want, wantHeads)
 	}
 }
+
+// TestStateCompactionKeepsOtherHandles: a snapshot written by one handle
+// of a device covers a change another handle of the device stored, which
+// the first had not read, and the compaction keeps the document whole.
+func TestStateCompactionKeepsOtherHandles(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop")
+	a := mustOpen(t, homes[0], ns, "notes")
+	mustChange(t, a, func(tx *Tx) error { return tx.Set(Path{"a"}, 1) })
+	b := mustOpen(t, homes[0], ns, "notes")
+	mustChange(t, b, func(tx *Tx) error { return tx.Set(Path{"b"}, 2) })
+	if err := a.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if n := ownEntries(t, a); n != 2 {
+		t.Fatalf("after the snapshot the device holds %d entries of the document, want 2 (snapshot, tombstone)", n)
+	}
+	got := jsonOf(t, mustOpen(t, homes[0], ns, "notes"), nil)
+	if got["a"] != float64(1) || got["b"] != float64(2) {
+		t.Fatalf("reopened after the compaction: %v", got)
+	}
+}
