@@ -116,7 +116,17 @@ func TestSeedNodeCreatesItsChildren(t *testing.T) {
 		t.Fatalf("peer ID changed from %s to %s", peerIDs["seeds-1"], got)
 	}
 
-	// Idle: nothing is written once everything is in place.
+	// Idle: nothing is written once everything is in place. The operator
+	// first finishes reacting to the deletion (on a loaded machine its
+	// last reconcile may come later than the pause above).
+	for i, last := 0, -1; i < 20; i++ {
+		n := writes.in(ns)
+		if n == last {
+			break
+		}
+		last = n
+		time.Sleep(3 * testPoll)
+	}
 	before, sent := resourceVersions(t, ns), writes.in(ns)
 	time.Sleep(10 * testPoll)
 	if after := resourceVersions(t, ns); after != before {

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"maps"
 	"slices"
 	"sync"
 	"testing"
@@ -31,7 +32,7 @@ type scaleWatch struct {
 	mu     []sync.RWMutex // per pod: held to restart it
 	up     []bool
 
-	low     sync.Mutex
+	low     sync.Mutex // guards minSeen, lowAt and the vaults' holder sets
 	minSeen int
 	lowAt   string
 	stop    chan struct{}
@@ -46,7 +47,9 @@ func (w *scaleWatch) count() {
 			if w.up[i] && p.node.Hosted().Has(v.ns) {
 				if st, err := p.node.Store().Stats(v.ns); err == nil && st.Fingerprint == v.fp {
 					synced++
+					w.low.Lock()
 					v.holder[i] = true
+					w.low.Unlock()
 				}
 			}
 			w.mu[i].RUnlock()
@@ -57,6 +60,13 @@ func (w *scaleWatch) count() {
 		}
 		w.low.Unlock()
 	}
+}
+
+// holders are the pods that ever held v, synced (the watch adds to them).
+func (w *scaleWatch) holders(v *scaleVault) []int {
+	w.low.Lock()
+	defer w.low.Unlock()
+	return slices.Collect(maps.Keys(v.holder))
 }
 
 func (w *scaleWatch) run() {
@@ -218,7 +228,7 @@ func TestFleetScale(t *testing.T) {
 		if changed {
 			moved++
 		}
-		for o := range v.holder {
+		for _, o := range w.holders(v) {
 			if !slices.Contains(home3(v.key), o) && !slices.Contains(home4(v.key), o) {
 				t.Errorf("vault %s reached pod %d, in neither ranking", v.ns.Short(), o)
 			}
