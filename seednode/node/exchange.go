@@ -101,10 +101,13 @@ func (r *replicator) exchangeAfter(p peer.ID) time.Duration {
 func (r *replicator) ask(ctx context.Context, p *replicaPeer) {
 	p.busy = true
 	r.asking++
+	// The peer's address may change under r.mu meanwhile (set): the
+	// exchange dials what it was when it started.
+	id, info := p.id, p.info
 	r.n.wg.Add(1)
 	go func() {
 		defer r.n.wg.Done()
-		outcome, err := r.askPeer(ctx, p.id, p.info)
+		outcome, err := r.askPeer(ctx, id, info)
 		r.metrics.exchanges.WithLabelValues("ask", outcome).Inc()
 		r.mu.Lock()
 		r.asking--
@@ -133,7 +136,7 @@ func (r *replicator) ask(ctx context.Context, p *replicaPeer) {
 		}
 		r.mu.Unlock()
 		if err != nil && ctx.Err() == nil {
-			r.n.log.Debug("replica digest exchange failed", "peer", p.id, "outcome", outcome, "err", err)
+			r.n.log.Debug("replica digest exchange failed", "peer", id, "outcome", outcome, "err", err)
 		}
 		r.poke()
 	}()
