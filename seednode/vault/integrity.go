@@ -108,7 +108,21 @@ func (s *Store) checkIdentity() error {
 		return err
 	}
 	var have []byte
-	if _, err := s.get([]byte{kindStoreID}, func(v []byte) error { have = bytes.Clone(v); return nil }); err != nil {
+	_, err = s.get([]byte{kindStoreID}, func(v []byte) error { have = bytes.Clone(v); return nil })
+	switch {
+	case err != nil && pebble.IsCorruptionError(err):
+		// The table block that holds the ID is damaged: the store's files
+		// are there (a replaced or lost store has no ID at all, not a
+		// damaged one), so it is taken for what the ID file says, and
+		// verified whole before it serves: the vaults whose entries share
+		// the damaged block are quarantined and rebuilt like any others.
+		s.log.Error("the vault store's ID cannot be read: its table is damaged; verifying the whole store", "err", err)
+		s.needsVerify = true
+		if want == nil {
+			return s.newIdentity()
+		}
+		return s.writeIdentity(want)
+	case err != nil:
 		return fmt.Errorf("read the store ID: %w", err)
 	}
 	switch {
@@ -136,6 +150,12 @@ func (s *Store) checkIdentity() error {
 func (s *Store) newIdentity() error {
 	id := make([]byte, 16)
 	rand.Read(id)
+	return s.writeIdentity(id)
+}
+
+// writeIdentity writes id into Pebble, flushed into a table, and records
+// it in the ID file.
+func (s *Store) writeIdentity(id []byte) error {
 	if err := s.db.Set([]byte{kindStoreID}, id, pebble.Sync); err != nil {
 		return fmt.Errorf("write the store ID: %w", err)
 	}
