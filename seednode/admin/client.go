@@ -152,6 +152,17 @@ func (c *Client) Verify(ctx context.Context) error {
 	return err
 }
 
+// Profile returns the seed's runtime profile name (heap, goroutine, ...;
+// see PathDebugPprof) in pprof's format. It needs the token.
+func (c *Client) Profile(ctx context.Context, name string) ([]byte, error) {
+	return c.do(ctx, http.MethodGet, PathDebugPprof+name, nil, true)
+}
+
+// Metrics returns the seed's Prometheus text exposition.
+func (c *Client) Metrics(ctx context.Context) ([]byte, error) {
+	return c.do(ctx, http.MethodGet, PathMetrics, nil, false)
+}
+
 // do sends a request with retries and returns the body of a 2xx answer.
 func (c *Client) do(ctx context.Context, method, path string, body []byte, auth bool) ([]byte, error) {
 	for attempt := 1; ; attempt++ {

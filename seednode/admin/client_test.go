@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // scripted answers the i-th request (from 0) with codes[min(i, len-1)].
@@ -383,5 +385,25 @@ func TestClientAgainstServer(t *testing.T) {
 	}
 	if after, _ := src.calls(); after != before {
 		t.Errorf("SetHostedVaults called %d times by refused requests", after-before)
+	}
+}
+
+// TestClientProfile: the client fetches a runtime profile with the token
+// (pprof's gzip format) and is refused one without it.
+func TestClientProfile(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "client_profile_test_total"}))
+	s := startServer(t, &fakeSource{}, reg, WithToken(testToken))
+	ctx := context.Background()
+	data, err := NewClient(s.URL(), WithToken(testToken)).Profile(ctx, "heap")
+	if err != nil || len(data) < 2 || data[0] != 0x1f || data[1] != 0x8b {
+		t.Fatalf("heap profile with the token: %d bytes, %v; want gzip data", len(data), err)
+	}
+	if _, err := NewClient(s.URL()).Profile(ctx, "heap"); err == nil {
+		t.Fatal("a heap profile without the token was served")
+	}
+	if m, err := NewClient(s.URL()).Metrics(ctx); err != nil || !strings.Contains(string(m), "client_profile_test_total") {
+		t.Fatalf("metrics: %d bytes, %v", len(m), err)
 	}
 }

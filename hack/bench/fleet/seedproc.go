@@ -5,7 +5,6 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"fmt"
-	"io"
 	"io/fs"
 	"net/http"
 	"os"
@@ -144,32 +143,19 @@ func (s *seedProc) saveProfile(name, file string) error {
 	if err != nil {
 		return err
 	}
-	path := admin.PathDebugPprof + name
+	c := admin.NewClient(s.admin, admin.WithToken(strings.TrimSpace(string(token))))
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var data []byte
 	if name == "metrics" {
-		path = admin.PathMetrics
+		data, err = c.Metrics(ctx)
+	} else {
+		data, err = c.Profile(ctx, name)
 	}
-	req, err := http.NewRequest(http.MethodGet, "http://"+s.admin+path, nil)
 	if err != nil {
 		return err
 	}
-	req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("profile %s: %s", name, resp.Status)
-	}
-	f, err := os.Create(file)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
+	return os.WriteFile(file, data, 0o600)
 }
 
 func (s *seedProc) pid() int { return s.cmd.Process.Pid }
