@@ -306,7 +306,7 @@ func (r *replicator) sharedIn(p peer.ID, buckets []uint16) []fleet.Pair {
 
 // settle records an exchange with p that began under placement started: mine are this
 // pod's pairs in the buckets that differed, theirs p's. It returns how many
-// vaults differ. Of those, the asker syncs every one; the answerer only
+// vaults differ (a vault empty here that p does not list does not). Of those, the asker syncs every one; the answerer only
 // those the asker did not list. Every pair the exchange did not find
 // differing is in sync as of now.
 func (r *replicator) settle(p peer.ID, started uint32, mine []fleet.Pair, theirs map[[32]byte][32]byte, asker bool) int {
@@ -337,9 +337,16 @@ func (r *replicator) settle(p peer.ID, started uint32, mine []fleet.Pair, theirs
 		if rep == nil {
 			continue
 		}
-		differ++
 		rep.differs = true
 		pp.differing[it.Key] = true
+		if !listed && it.Value == (vault.Hash{}) {
+			// Empty here and not placed there yet (a vault just admitted
+			// reaches the pods one by one): not in sync with p, but this
+			// pod has nothing to give, and once p places it the next
+			// exchange compares.
+			continue
+		}
+		differ++
 		if (asker || !listed) && rep.failures == 0 { // a failing pair keeps its backoff
 			r.schedule(k, rep, now, reasonDiffer)
 		}

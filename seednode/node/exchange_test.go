@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -220,6 +221,40 @@ func TestDifferingVaultGetsOneSession(t *testing.T) {
 		counterValue(t, b.reg, "seedfleet_replica_vaults_differing_total", nil) - differing; got < 1 {
 		t.Fatal("no differing vault counted")
 	}
+}
+
+// TestEmptyVaultNotPlacedThereOpensNoSession: vaults just admitted reach
+// the pods one by one, so an exchange often finds one that this pod holds,
+// empty, and the other does not place yet. Nothing can move: the exchange
+// opens no session for it, and finds the pods alike once both place it.
+func TestEmptyVaultNotPlacedThereOpensNoSession(t *testing.T) {
+	shared, onlyA := newVaults(t, 50), newVaults(t, 20)
+	pods := startReplicaPods(t, 2, 200*time.Millisecond)
+	a, b := pods[0], pods[1]
+	a.place(append(slices.Clone(shared), onlyA...), b)
+	b.place(shared, a)
+	waitOutcome(t, "", 4, pods...)
+	if got := replicaSyncs(t, "", pods...); got != 0 {
+		t.Fatalf("%v sync sessions for empty vaults one pod does not place yet, want 0", got)
+	}
+	if got := exchanges(t, outcomeDiffer, pods...); got != 0 {
+		t.Fatalf("%v exchanges found a difference, want 0", got)
+	}
+	// Not in sync with a pod that does not hold it: the status says so.
+	if st := a.replicas.status(onlyA[0]); len(st) != 1 || !st[0].LastSync.IsZero() {
+		t.Fatalf("status of an empty vault the other pod does not place: %+v, want one replica never synced", st)
+	}
+	b.place(append(slices.Clone(shared), onlyA...), a)
+	waitExchanges(t, 2, pods...)
+	if got := replicaSyncs(t, "", pods...); got != 0 {
+		t.Fatalf("%v sync sessions once both place the empty vaults, want 0", got)
+	}
+	eventually(t, "the status shows the empty vault in sync once both place it", func() error {
+		if st := a.replicas.status(onlyA[0]); len(st) != 1 || st[0].LastSync.IsZero() {
+			return fmt.Errorf("status %+v", st)
+		}
+		return nil
+	})
 }
 
 // TestNewReplicaFills: a seed newly placed with a vault another seed holds
