@@ -1,6 +1,7 @@
 package hosting
 
 import (
+	"context"
 	"crypto/ed25519"
 	"errors"
 	"fmt"
@@ -380,26 +381,30 @@ func (a *Admitter) expiresAt(v VaultRecord, u VaultUsage, now time.Time) time.Ti
 	return active.Add(a.policy.IdleExpiry + a.policy.NoticePeriod())
 }
 
+// LastSyncElsewhere reports, for each of a subject's vaults named, the last
+// device sync that the subject's other home pods saw (zero: none). An error
+// means that could not be learned: nothing of the subject expires then.
+type LastSyncElsewhere func(ctx context.Context, rec *Record, vaults [][32]byte) ([]time.Time, error)
+
 // ExpireIdle releases every vault whose idle expiry has passed and returns
 // them. The caller drops their data once no other claim holds them.
 //
-// Idle expiry is this pod's own decision (it sees the syncs of the devices
-// that use it, not those of other pods), so it is not passed on: the record
-// keeps its version (LastRequest), and a subject left with no vault keeps a
-// tombstone dated by its Admitted time, so that the record exchange neither
-// spreads the expiry to the other home pods nor brings the record back.
-func (a *Admitter) ExpireIdle() ([][32]byte, error) {
+// A vault is idle only if it is idle at every home pod: devices may sync
+// with any of them, so this pod's view (its own usage) is checked against
+// what elsewhere reports for the vaults that look due here (nil elsewhere:
+// a pod alone). Each home pod then decides for itself, so the release is
+// not passed on: the record keeps its version (LastRequest), and a subject
+// left with no vault keeps a tombstone dated by its Admitted time, so that
+// the record exchange neither spreads it nor brings the record back.
+func (a *Admitter) ExpireIdle(ctx context.Context, elsewhere LastSyncElsewhere) ([][32]byte, error) {
 	if a.policy.IdleExpiry == 0 {
 		return nil, nil
 	}
 	now := a.now()
-	var subjects []ed25519.PublicKey
+	var due []*Record
 	err := a.records.Each(func(rec *Record) bool {
-		for _, v := range rec.Vaults {
-			if at := a.expiresAt(v, a.usage(v.Namespace), now); !at.IsZero() && !now.Before(at) {
-				subjects = append(subjects, rec.Subject)
-				break
-			}
+		if len(a.dueVaults(rec, nil, now)) > 0 {
+			due = append(due, rec)
 		}
 		return true
 	})
@@ -407,28 +412,89 @@ func (a *Admitter) ExpireIdle() ([][32]byte, error) {
 		return nil, err
 	}
 	var released [][32]byte
-	for _, s := range subjects {
-		_, err := a.records.Update(s, 0, func(old *Record, _ *Batch) (*Record, error) {
-			if old == nil {
-				return nil, errUnchanged
-			}
-			next := *old
-			next.Vaults = slices.DeleteFunc(slices.Clone(old.Vaults), func(v VaultRecord) bool {
-				at := a.expiresAt(v, a.usage(v.Namespace), now)
-				if !at.IsZero() && !now.Before(at) {
-					released = append(released, v.Namespace)
-					return true
-				}
-				return false
-			})
-			if len(next.Vaults) == 0 && len(old.Vaults) > 0 {
-				next.Admitted = now // the tombstone's lifetime starts now
-			}
-			return &next, nil
-		})
-		if err != nil && !errors.Is(err, errUnchanged) {
+	var errs []error
+	for _, rec := range due {
+		seen, err := a.syncedElsewhere(ctx, rec, now, elsewhere)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("agent %x: %w", rec.Subject[:6], err))
+			continue
+		}
+		r, err := a.expire(rec.Subject, seen, now)
+		released = append(released, r...)
+		if err != nil {
 			return released, err
 		}
+	}
+	if len(errs) > 0 {
+		return released, fmt.Errorf("idle expiry waits for %d subjects, whose use at the other home pods is unknown: %w", len(errs), errors.Join(errs...))
+	}
+	return released, nil
+}
+
+// dueVaults lists rec's vaults whose idle expiry has passed at now, by this
+// pod's usage and the syncs seen elsewhere.
+func (a *Admitter) dueVaults(rec *Record, seen map[[32]byte]time.Time, now time.Time) [][32]byte {
+	var out [][32]byte
+	for _, v := range rec.Vaults {
+		u := a.usage(v.Namespace)
+		if t := seen[v.Namespace]; t.After(u.LastSync) {
+			u.LastSync = t
+		}
+		if at := a.expiresAt(v, u, now); !at.IsZero() && !now.Before(at) {
+			out = append(out, v.Namespace)
+		}
+	}
+	return out
+}
+
+// syncedElsewhere asks elsewhere about rec's vaults that are due here.
+func (a *Admitter) syncedElsewhere(ctx context.Context, rec *Record, now time.Time, elsewhere LastSyncElsewhere) (map[[32]byte]time.Time, error) {
+	if elsewhere == nil {
+		return nil, nil
+	}
+	vaults := a.dueVaults(rec, nil, now)
+	times, err := elsewhere(ctx, rec, vaults)
+	if err != nil {
+		return nil, err
+	}
+	if len(times) != len(vaults) {
+		return nil, fmt.Errorf("%d sync times for %d vaults", len(times), len(vaults))
+	}
+	seen := make(map[[32]byte]time.Time, len(vaults))
+	for i, ns := range vaults {
+		seen[ns] = times[i]
+	}
+	return seen, nil
+}
+
+// expire releases the subject's vaults that are due, with the syncs seen
+// elsewhere, and returns them.
+func (a *Admitter) expire(subject ed25519.PublicKey, seen map[[32]byte]time.Time, now time.Time) ([][32]byte, error) {
+	var released [][32]byte
+	_, err := a.records.Update(subject, 0, func(old *Record, _ *Batch) (*Record, error) {
+		released = released[:0]
+		if old == nil {
+			return nil, errUnchanged
+		}
+		due := a.dueVaults(old, seen, now)
+		if len(due) == 0 {
+			return nil, errUnchanged
+		}
+		next := *old
+		next.Vaults = slices.DeleteFunc(slices.Clone(old.Vaults), func(v VaultRecord) bool {
+			return slices.Contains(due, v.Namespace)
+		})
+		released = due
+		if len(next.Vaults) == 0 {
+			next.Admitted = now // the tombstone's lifetime starts now
+		}
+		return &next, nil
+	})
+	if errors.Is(err, errUnchanged) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
 	}
 	return released, nil
 }

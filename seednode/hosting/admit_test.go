@@ -1,8 +1,11 @@
 package hosting
 
 import (
+	"bytes"
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
@@ -275,15 +278,57 @@ func TestIdleExpiry(t *testing.T) {
 	if got := ans.Vaults[0].ExpiresAt; got.Sub(want).Abs() > time.Second {
 		t.Fatalf("idle vault expires at %v, want %v (30 days idle + 3 days' notice)", got, want)
 	}
-	if released, err := f.adm.ExpireIdle(); err != nil || len(released) != 0 {
+	if released, err := f.adm.ExpireIdle(context.Background(), nil); err != nil || len(released) != 0 {
 		t.Fatalf("released %v (%v) during the notice period", released, err)
 	}
 	f.clock.t = start.Add(34 * 24 * time.Hour)
-	released, err := f.adm.ExpireIdle()
+	released, err := f.adm.ExpireIdle(context.Background(), nil)
 	if err != nil || len(released) != 1 || released[0] != vaultAsk(1, 0).Namespace {
 		t.Fatalf("ExpireIdle = %v, %v; want a's vault only", released, err)
 	}
 	wantReason(t, f.ask(a, OpStatus, ""), ReasonNotHosted, "holds nothing")
+	wantReason(t, f.ask(b, OpStatus, ""), ReasonNone, "hosts 1")
+}
+
+// TestIdleExpiryAsksTheOtherHomePods: a vault idle here but synced at
+// another home pod is not idle; when another home pod cannot say, nothing
+// of the subject expires and the error says why.
+func TestIdleExpiryAsksTheOtherHomePods(t *testing.T) {
+	f := newFixture(t, Policy{Admission: fleet.Open, IdleExpiry: 30 * 24 * time.Hour})
+	a, b := newAgent(t, f.clock.t), newAgent(t, f.clock.t)
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(1, 0), vaultAsk(3, 0)), ReasonNone, "hosts 2")
+	wantReason(t, f.ask(b, OpHost, "", vaultAsk(2, 0)), ReasonNone, "hosts 1")
+	start := f.clock.t
+	f.clock.t = start.Add(34 * 24 * time.Hour) // idle here, notice period over
+	var asked [][][32]byte
+	elsewhere := func(_ context.Context, rec *Record, vaults [][32]byte) ([]time.Time, error) {
+		asked = append(asked, vaults)
+		if bytes.Equal(rec.Subject, b.root.Public().(ed25519.PublicKey)) {
+			return nil, errors.New("home pod 2 unreachable")
+		}
+		out := make([]time.Time, len(vaults))
+		for i, ns := range vaults {
+			if ns == vaultAsk(1, 0).Namespace {
+				out[i] = f.clock.t.Add(-time.Hour) // a device synced it at another pod
+			}
+		}
+		return out, nil
+	}
+	released, err := f.adm.ExpireIdle(context.Background(), elsewhere)
+	if len(released) != 1 || released[0] != vaultAsk(3, 0).Namespace {
+		t.Fatalf("released %x, want only a's vault 3 (vault 1 is in use elsewhere, b's unknown)", released)
+	}
+	if err == nil || !strings.Contains(err.Error(), "unreachable") {
+		t.Fatalf("ExpireIdle error %v, want the unreachable pod named", err)
+	}
+	if len(asked) != 2 {
+		t.Fatalf("asked elsewhere %d times, want once per subject due", len(asked))
+	}
+	ans := f.ask(a, OpStatus, "")
+	wantReason(t, ans, ReasonNone, "hosts 1")
+	if ans.Vaults[0].Namespace != vaultAsk(1, 0).Namespace {
+		t.Fatalf("a keeps %x, want vault 1", ans.Vaults[0].Namespace)
+	}
 	wantReason(t, f.ask(b, OpStatus, ""), ReasonNone, "hosts 1")
 }
 

@@ -148,9 +148,11 @@ func FuzzDecodeStates(f *testing.F) {
 	f.Add(append(ok, 0), 1)
 	f.Add([]byte{2}, 1)
 	f.Add([]byte{}, 0)
+	f.Add(append(append([]byte{}, ok...), 0, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x01), 1) // a sync time past year 9999
 	f.Fuzz(func(t *testing.T, p []byte, n int) {
 		n = min(max(n, 0), MaxStateVaults)
-		sts, err := decodeStates(p, n)
+		withSync := n%2 == 1
+		sts, err := decodeStates(p, n, withSync)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)

@@ -18,7 +18,8 @@ import (
 // fleet does not list is refused, and so is a batch of records from it.
 func TestVaultStatesOnlyToMembers(t *testing.T) {
 	a, b := p2ptest.NewHost(t, true), p2ptest.NewHost(t, true)
-	m := fleet.Members{Replicas: 1, Pods: []peer.AddrInfo{{ID: a.ID(), Addrs: a.Addrs()}, {ID: b.ID(), Addrs: b.Addrs()}}}
+	synced := map[[32]byte]time.Time{{1, 3}: time.Unix(1_800_000_000, 0)}
+	m := fleet.Members{Replicas: 2, Pods: []peer.AddrInfo{{ID: a.ID(), Addrs: a.Addrs()}, {ID: b.ID(), Addrs: b.Addrs()}}}
 	svc := func(i int) *Service {
 		db := openDB(t, filepath.Join(t.TempDir(), "db"))
 		t.Cleanup(func() { db.Close() })
@@ -37,7 +38,8 @@ func TestVaultStatesOnlyToMembers(t *testing.T) {
 			host = b
 		}
 		s, err := New(host, adm, WithMembers(func() fleet.Members { return mi }), WithVaultState(func(ns [32]byte) VaultState {
-			return VaultState{Hosted: ns[0] == 1, Fingerprint: [32]byte{ns[0], 42}, MissingBlobs: uint64(ns[1])}
+			return VaultState{Hosted: ns[0] == 1, Fingerprint: [32]byte{ns[0], 42}, MissingBlobs: uint64(ns[1]),
+				LastSync: synced[ns]}
 		}))
 		if err != nil {
 			t.Fatal(err)
@@ -55,6 +57,18 @@ func TestVaultStatesOnlyToMembers(t *testing.T) {
 	want := []VaultState{{Hosted: true, Fingerprint: [32]byte{1, 42}, MissingBlobs: 3}, {Fingerprint: [32]byte{2, 42}}}
 	if len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
 		t.Fatalf("states %+v, want %+v", got, want)
+	}
+
+	// Asked for them, the last device syncs come too (zero: none), and
+	// LastSyncElsewhere asks the subject's other home pods (here: b).
+	times, err := sa.LastSyncs(ctx, m.Pods[1], [][32]byte{{1, 3}, {2}})
+	if err != nil || len(times) != 2 || !times[0].Equal(synced[[32]byte{1, 3}]) || !times[1].IsZero() {
+		t.Fatalf("LastSyncs = %v, %v", times, err)
+	}
+	rec := &Record{Kind: SubjectVault, Subject: make([]byte, 32)}
+	times, err = sa.LastSyncElsewhere(ctx, rec, [][32]byte{{2}, {1, 3}})
+	if err != nil || len(times) != 2 || !times[0].IsZero() || !times[1].Equal(synced[[32]byte{1, 3}]) {
+		t.Fatalf("LastSyncElsewhere = %v, %v", times, err)
 	}
 
 	stranger := p2ptest.NewHost(t, false)

@@ -119,18 +119,24 @@ func (n *Node) replaceLoop(ctx context.Context) {
 }
 
 // vaultUsage tells the admitter what a hosted vault holds and when a device
-// last synced it. A restart restarts the idle clock: a vault is never
-// released early for what this pod did not see.
+// last synced it.
 func (n *Node) vaultUsage(ns [32]byte) hosting.VaultUsage {
-	u := hosting.VaultUsage{LastSync: n.history.lastDeviceSync(vault.NamespaceID(ns))}
-	if u.LastSync.Before(n.started) {
-		u.LastSync = n.started
-	}
+	u := hosting.VaultUsage{LastSync: n.lastDeviceSync(vault.NamespaceID(ns))}
 	if st, err := n.store.Stats(vault.NamespaceID(ns)); err == nil {
 		u.Bytes, u.Entries = st.Bytes, st.Entries
 	}
 	u.Synced = 1 + n.replicas.syncedPeers(vault.NamespaceID(ns), 3*n.cfg.ReplicateInterval)
 	return u
+}
+
+// lastDeviceSync is when a device last synced ns here. A restart restarts
+// the idle clock: a vault is never released early for what this pod did not
+// see.
+func (n *Node) lastDeviceSync(ns vault.NamespaceID) time.Time {
+	if t := n.history.lastDeviceSync(ns); t.After(n.started) {
+		return t
+	}
+	return n.started
 }
 
 // selfServicePlacement is what the records make this pod host: every vault
@@ -192,7 +198,7 @@ func (n *Node) expireIdleLoop(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		released, err := n.admitter.ExpireIdle()
+		released, err := n.admitter.ExpireIdle(ctx, n.hostingSvc.LastSyncElsewhere)
 		if err != nil {
 			n.log.Error("idle expiry", "err", err)
 		}

@@ -137,5 +137,6 @@ func (n *Node) vaultState(ns [32]byte) hosting.VaultState {
 	if err != nil {
 		return hosting.VaultState{}
 	}
-	return hosting.VaultState{Hosted: true, Fingerprint: [32]byte(st.Fingerprint), MissingBlobs: uint64(n.blobCounts.lacking(id))}
+	return hosting.VaultState{Hosted: true, Fingerprint: [32]byte(st.Fingerprint), MissingBlobs: uint64(n.blobCounts.lacking(id)),
+		LastSync: n.lastDeviceSync(id)}
 }
