@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -415,6 +416,52 @@ func (h *Home) FetchBlob(ctx context.Context, peers []peer.AddrInfo, hash [32]by
 // succeeds, with a temporary host serving and fetching from the home's
 // blob store.
 func (h *Home) eachBlobPeer(ctx context.Context, peers []peer.AddrInfo, fetch func(*blobs.Service, peer.ID) error) error {
+	return h.withBlobHost(func(hst host.Host, bsvc *blobs.Service) error {
+		lastErr := errors.New("no peer address to fetch from")
+		for _, info := range peers {
+			if lastErr = h.connectBlobPeer(ctx, hst, info); lastErr != nil {
+				continue
+			}
+			if lastErr = fetch(bsvc, info.ID); lastErr == nil {
+				return nil
+			}
+		}
+		return lastErr
+	})
+}
+
+// allBlobPeers connects to every reachable peer at once and runs fetch
+// with those it reached, in the order given.
+func (h *Home) allBlobPeers(ctx context.Context, peers []peer.AddrInfo, fetch func(*blobs.Service, []peer.ID) error) error {
+	return h.withBlobHost(func(hst host.Host, bsvc *blobs.Service) error {
+		errs := make([]error, len(peers))
+		var wg sync.WaitGroup
+		for i, info := range peers {
+			wg.Go(func() { errs[i] = h.dialBlobPeer(ctx, hst, info) })
+		}
+		wg.Wait()
+		var reached []peer.ID
+		for i, info := range peers {
+			if errs[i] == nil {
+				errs[i] = h.rememberBlobPeer(hst, info.ID) // the address book is read and written whole
+			}
+			if errs[i] == nil {
+				reached = append(reached, info.ID)
+			}
+		}
+		if len(reached) == 0 {
+			if len(peers) == 0 {
+				return errors.New("no peer address to fetch from")
+			}
+			return errors.Join(errs...)
+		}
+		return fetch(bsvc, reached)
+	})
+}
+
+// withBlobHost runs fn with a temporary host serving and fetching from the
+// home's blob store.
+func (h *Home) withBlobHost(fn func(host.Host, *blobs.Service) error) error {
 	hst, err := p2p.NewHost(p2p.HostOptions{Key: h.Key})
 	if err != nil {
 		return err
@@ -425,23 +472,33 @@ func (h *Home) eachBlobPeer(ctx context.Context, peers []peer.AddrInfo, fetch fu
 		return err
 	}
 	defer bsvc.Close()
-	lastErr := errors.New("no peer address to fetch from")
-	for _, info := range peers {
-		dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
-		err := hst.Connect(dialCtx, h.withKnownAddrs(info))
-		cancel()
-		if err != nil {
-			lastErr = fmt.Errorf("connect to %s: %w", info.ID, err)
-			continue
-		}
-		if err := h.rememberWorkingAddrs(hst, info.ID); err != nil {
-			return fmt.Errorf("connected to %s, but could not record its address: %w", info.ID, err)
-		}
-		if lastErr = fetch(bsvc, info.ID); lastErr == nil {
-			return nil
-		}
+	return fn(hst, bsvc)
+}
+
+// connectBlobPeer dials info and remembers the addresses that worked.
+func (h *Home) connectBlobPeer(ctx context.Context, hst host.Host, info peer.AddrInfo) error {
+	if err := h.dialBlobPeer(ctx, hst, info); err != nil {
+		return err
 	}
-	return lastErr
+	return h.rememberBlobPeer(hst, info.ID)
+}
+
+// dialBlobPeer dials info, with the addresses the home knows for it.
+func (h *Home) dialBlobPeer(ctx context.Context, hst host.Host, info peer.AddrInfo) error {
+	dialCtx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	if err := hst.Connect(dialCtx, h.withKnownAddrs(info)); err != nil {
+		return fmt.Errorf("connect to %s: %w", info.ID, err)
+	}
+	return nil
+}
+
+// rememberBlobPeer records the addresses that reached id.
+func (h *Home) rememberBlobPeer(hst host.Host, id peer.ID) error {
+	if err := h.rememberWorkingAddrs(hst, id); err != nil {
+		return fmt.Errorf("connected to %s, but could not record its address: %w", id, err)
+	}
+	return nil
 }
 
 // NamespaceKey returns the vault's namespace key if this home holds it.
@@ -529,11 +586,13 @@ func (h *Home) ExportCollection(hash [32]byte, dir string) (blobs.Collection, er
 	return c, nil
 }
 
-// FetchCollection fetches a collection and its members from the first
-// reachable peer that has them.
+// FetchCollection fetches a collection and its members from the reachable
+// peers: each member from the first of them that serves it, so a member one
+// peer lacks or sends damaged comes from the next while the rest go on (see
+// blobs.Service.FetchCollectionFrom).
 func (h *Home) FetchCollection(ctx context.Context, peers []peer.AddrInfo, hash [32]byte, opts blobs.FetchOptions) (c blobs.Collection, st blobs.FetchStats, err error) {
-	err = h.eachBlobPeer(ctx, peers, func(bsvc *blobs.Service, id peer.ID) error {
-		c, st, err = bsvc.FetchCollection(ctx, id, hash, opts)
+	err = h.allBlobPeers(ctx, peers, func(bsvc *blobs.Service, ids []peer.ID) error {
+		c, st, err = bsvc.FetchCollectionFrom(ctx, ids, hash, opts)
 		return err
 	})
 	return c, st, err
