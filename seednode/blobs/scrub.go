@@ -17,7 +17,9 @@ import (
 // verification against the blob's hash (their bytes, or a tree node above
 // them, changed on disk). By the time it is reported the blob is partial,
 // with those groups unverified: no longer served, not reported complete,
-// and a fetch asks for those groups only.
+// and a fetch asks for those groups only. A packed blob (a small one kept
+// in a pack file with others, see batchWriter) is dropped whole instead:
+// missing, with Groups naming all of them, and fetched again whole.
 type Damage struct {
 	Hash   [32]byte
 	Size   uint64
@@ -47,9 +49,18 @@ func (s *Store) dropGroups(h [32]byte, size uint64, bad Ranges, found string) er
 	bad = bad.normalize(NumGroups(size))
 	s.mu.Lock() // one drop at a time; a receiver opening now sees before or after
 	defer s.mu.Unlock()
+	s.packMu.Lock() // a Delete of the blob now sees before or after
+	defer s.packMu.Unlock()
 	r, ok, err := s.record(h)
-	if err != nil || !ok || r.kind != recFile || r.size != size || len(bad) == 0 {
+	if err != nil || !ok || r.size != size || len(bad) == 0 {
 		return err
+	}
+	switch r.kind {
+	case recPacked:
+		return s.dropPackedBlob(h, r, found)
+	case recFile:
+	default:
+		return nil
 	}
 	groups := NumGroups(size)
 	bm := newBitmap(groups)
@@ -70,6 +81,32 @@ func (s *Store) dropGroups(h [32]byte, size uint64, bad Ranges, found string) er
 	}
 	if fn := s.onDamage.Load(); fn != nil && *fn != nil {
 		(*fn)(Damage{Hash: h, Size: size, Groups: bad, Found: found})
+	}
+	return nil
+}
+
+// dropPackedBlob drops a packed blob found damaged: its record goes, with
+// its place in its pack (the pack too, if no other blob is left in it), and
+// Damage names every group. The caller holds s.mu and s.packMu.
+func (s *Store) dropPackedBlob(h [32]byte, r record, found string) error {
+	b := s.db.NewBatch()
+	defer b.Close()
+	_ = b.Delete(key(kindRecord, h), nil)
+	deleteBitmap(b, h)
+	pack, err := s.dropPacked(b, r)
+	if err != nil {
+		return err
+	}
+	if err := b.Commit(pebble.Sync); err != nil {
+		return fmt.Errorf("blob %s: drop the damaged packed blob: %w", ID(h).Short(), err)
+	}
+	if pack != "" {
+		if err := os.Remove(pack); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	if fn := s.onDamage.Load(); fn != nil && *fn != nil {
+		(*fn)(Damage{Hash: h, Size: r.size, Groups: Ranges{{0, NumGroups(r.size)}}, Found: found})
 	}
 	return nil
 }
@@ -105,7 +142,8 @@ type ScrubOptions struct {
 
 // Scrubber verifies, in the background and at a bounded rate, every
 // complete blob's data against its outboard and the outboard against the
-// blob's hash. A group that fails is dropped (see Damage). Its place in the
+// blob's hash, in its own files or in a pack (blobs inline in the store's
+// records are checked by Pebble's block checksums). A group that fails is dropped (see Damage). Its place in the
 // store survives restarts, so frequent restarts do not keep it scrubbing
 // the same blobs.
 type Scrubber struct {
@@ -247,7 +285,7 @@ func (s *Store) setScrubCursor(h [32]byte) error {
 	return s.db.Set(keyScrubCursor, h[:], pebble.NoSync)
 }
 
-// nextComplete finds the first blob held complete in files whose hash is
+// nextComplete finds the first blob held complete in files or a pack whose hash is
 // above after (nil: from the start), below stop (nil: to the end) once the
 // pass has wrapped around. A fresh iterator per blob: a pass lasts hours,
 // and an open iterator pins what it reads.
@@ -272,7 +310,7 @@ func (s *Store) nextComplete(after, stop []byte, wrapped bool) (h [32]byte, size
 	defer it.Close()
 	for valid := it.First(); valid; valid = it.Next() {
 		v := it.Value()
-		if len(it.Key()) != 33 || len(v) < 9 || v[0] != recFile {
+		if len(it.Key()) != 33 || len(v) < 9 || v[0] != recFile && v[0] != recPacked {
 			continue
 		}
 		copy(h[:], it.Key()[1:])

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -223,5 +224,65 @@ func TestScrubPassResumesWhereItStopped(t *testing.T) {
 	}
 	if c, _ := s.scrubCursor(); !bytes.Equal(c, order[2][:]) {
 		t.Fatalf("after a whole pass the cursor is at %x, want where it began", c)
+	}
+}
+
+// TestScrubFindsRotInAPack: small blobs fetched as a collection live in
+// pack files; a byte of one rots in its pack: the pass finds it, the blob
+// is dropped whole (missing, every group reported), its neighbours in the
+// pack stay complete, a fetch of the collection brings back that member
+// only, and the packs' counts stay right (deleting every member leaves no
+// pack behind).
+func TestScrubFindsRotInAPack(t *testing.T) {
+	datas := make([][]byte, 12)
+	for i := range datas {
+		datas[i] = randBytes(uint64(100+i), 20<<10+i*3000) // above InlineMax: packed
+	}
+	p := newPeers(t)
+	c, ch, csize := addMembers(t, p.serverStore, datas)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, _, err := p.client.FetchCollection(ctx, p.serverHost.ID(), ch, FetchOptions{Size: &csize}); err != nil {
+		t.Fatal(err)
+	}
+	victim := c[5].Hash
+	r, ok, err := p.clientStore.record(victim)
+	if err != nil || !ok || r.kind != recPacked {
+		t.Fatalf("member record %+v %v %v, want packed", r, ok, err)
+	}
+	seen := recordDamage(p.clientStore)
+	if st := scrubPass(t, p.clientStore); st.Blobs != len(c) || st.DamagedBlobs != 0 {
+		t.Fatalf("pass over sound packs: %+v, want %d blobs", st, len(c))
+	}
+	flipByte(t, p.clientStore.packPath(r.pack), int64(r.off)+100)
+	if st := scrubPass(t, p.clientStore); st.DamagedBlobs != 1 {
+		t.Fatalf("pass after the rot: %+v", st)
+	}
+	size := uint64(len(datas[5]))
+	if d := seen.get(); len(d) != 1 || d[0].Hash != victim || d[0].Size != size || d[0].Found != "scrub" ||
+		!slices.Equal(d[0].Groups, Ranges{{0, NumGroups(size)}}) {
+		t.Fatalf("damage reported %+v, want every group of member 5", d)
+	}
+	for i, e := range c {
+		st, err := p.clientStore.Stat(e.Hash)
+		if want := Complete; i == 5 && (err != nil || st.State != Missing) || i != 5 && (err != nil || st.State != want) {
+			t.Fatalf("member %d after the scrub: %+v %v", i, st, err)
+		}
+	}
+	_, stats, err := p.client.FetchCollection(ctx, p.serverHost.ID(), ch, FetchOptions{Size: &csize})
+	if err != nil || stats.MembersFetched != 1 || stats.MembersSkipped != uint64(len(c)-1) {
+		t.Fatalf("refetch: %+v %v, want member 5 only", stats, err)
+	}
+	checkCollection(t, p.clientStore, c, datas)
+	if st := scrubPass(t, p.clientStore); st.DamagedBlobs != 0 || st.Blobs != len(c) {
+		t.Fatalf("pass after the repair: %+v", st)
+	}
+	for _, e := range c {
+		if err := p.clientStore.Delete(e.Hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if packs, err := os.ReadDir(filepath.Join(p.clientStore.dir, "packs")); err != nil || len(packs) != 0 {
+		t.Fatalf("packs left after every member was deleted: %v %v", packs, err)
 	}
 }
