@@ -45,6 +45,7 @@ var (
 	agents   = flag.Int("agents", 1_000_000, "sim: vaults placed (one per agent)")
 	pods     = flag.Int("pods", 100, "sim: pods in the fleet before one joins")
 	replicas = flag.Int("replicas", 3, "sim: replicas per vault")
+	profile  = flag.String("cpuprofile", "", "write a CPU profile of this driver (the simulated devices) to PREFIX.driver.PID.pprof")
 )
 
 func main() {
@@ -55,6 +56,7 @@ func main() {
 	}
 	log.Printf("load average %s", benchutil.Loadavg())
 	defer removeBin()
+	defer benchutil.StartProfile(*profile, "driver")()
 	if runs("sim") {
 		simulate(*agents, *pods, *replicas)
 	}
