@@ -36,7 +36,8 @@ var ErrClosed = errors.New("vault store closed")
 
 // StoreOptions configure Open.
 type StoreOptions struct {
-	// CacheSize is Pebble's block cache; default 32 MiB.
+	// CacheSize is Pebble's block cache for table blocks (the memtables
+	// come on top); default 32 MiB.
 	CacheSize int64
 	// LimitsFor returns the limits of a vault; nil means DefaultLimits.
 	LimitsFor func(NamespaceID) Limits
@@ -177,10 +178,18 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 	return s, nil
 }
 
+// memTableSize is the store's memtable size. Pebble counts the memtables
+// against the block cache (up to two of them: one filling, one flushing),
+// so the cache is made that much larger than StoreOptions.CacheSize: with
+// the memtables inside a 32 MiB cache, busy stores (a full sync, a seed
+// taking writes) had no block cache at all, and every read went to the
+// files.
+const memTableSize = 32 << 20
+
 func (s *Store) openPebble() error {
-	cache := pebble.NewCache(s.opts.CacheSize)
+	cache := pebble.NewCache(s.opts.CacheSize + 2*memTableSize)
 	defer cache.Unref()
-	po := &pebble.Options{Cache: cache, Logger: s.logger, MemTableSize: 32 << 20,
+	po := &pebble.Options{Cache: cache, Logger: s.logger, MemTableSize: memTableSize, MemTableStopWritesThreshold: 2,
 		// Sync offsets in WAL chunks let Pebble tell a torn last write from
 		// a log damaged before its end; virtual tables allow Excise.
 		FormatMajorVersion: pebble.FormatNewest,
