@@ -17,6 +17,7 @@ import (
 	"github.com/zeebo/blake3"
 	"lukechampine.com/blake3/bao"
 
+	"github.com/seedfleet/seedfleet/internal/pebblecache"
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
 )
 
@@ -89,6 +90,9 @@ type Store struct {
 	onDamage damageHook
 }
 
+// metaCacheSize is the block cache of the store's records and bitmaps.
+const metaCacheSize = 8 << 20
+
 // Open opens or creates a blob store in dir.
 func Open(dir string) (*Store, error) {
 	for _, d := range []string{"data", "partial", "tmp", "packs"} {
@@ -102,7 +106,10 @@ func Open(dir string) (*Store, error) {
 			_ = os.Remove(filepath.Join(dir, "tmp", e.Name()))
 		}
 	}
-	db, err := pebble.Open(filepath.Join(dir, "meta"), &pebble.Options{Logger: pebblelog.New(nil, "blobs")})
+	po := &pebble.Options{Logger: pebblelog.New(nil, "blobs")}
+	release := pebblecache.Attach(po, metaCacheSize)
+	db, err := pebble.Open(filepath.Join(dir, "meta"), po)
+	release()
 	if err != nil {
 		return nil, fmt.Errorf("blob store %s: %w", dir, err)
 	}

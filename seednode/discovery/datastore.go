@@ -6,6 +6,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	pebbleds "github.com/ipfs/go-ds-pebble"
 
+	"github.com/seedfleet/seedfleet/internal/pebblecache"
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
 )
 
@@ -21,9 +22,10 @@ import (
 // syncs the WAL). Close it after the DHT that uses it: Pebble panics on a
 // store used after Close, and the DHT's own goroutines end in its Close.
 func OpenDatastore(dir string) (*pebbleds.Datastore, error) {
-	d, err := pebbleds.NewDatastore(dir,
-		pebbleds.WithPebbleOpts(&pebble.Options{Logger: pebblelog.New(nil, "dht")}),
-		pebbleds.WithPebbleWriteOptions(pebble.NoSync))
+	po := &pebble.Options{Logger: pebblelog.New(nil, "dht")}
+	release := pebblecache.Attach(po, 8<<20)
+	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(po), pebbleds.WithPebbleWriteOptions(pebble.NoSync))
+	release()
 	if err != nil {
 		return nil, fmt.Errorf("DHT datastore %s: %w", dir, err)
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/cockroachdb/pebble/v2"
 	"github.com/cockroachdb/pebble/v2/bloom"
 
+	"github.com/seedfleet/seedfleet/internal/pebblecache"
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
 	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -102,7 +103,9 @@ func OpenRecordsDir(dir string, log *slog.Logger) (*Records, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	release := pebblecache.Attach(opts, 8<<20)
 	db, err := pebble.Open(dir, opts)
+	release()
 	if err != nil {
 		return nil, fmt.Errorf("hosting records %s: %w", dir, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/cockroachdb/pebble/v2/bloom"
 	"github.com/cockroachdb/pebble/v2/sstable"
 
+	"github.com/seedfleet/seedfleet/internal/pebblecache"
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
@@ -178,18 +179,13 @@ func Open(dir string, opts StoreOptions) (*Store, error) {
 	return s, nil
 }
 
-// memTableSize is the store's memtable size. Pebble counts the memtables
-// against the block cache (up to two of them: one filling, one flushing),
-// so the cache is made that much larger than StoreOptions.CacheSize: with
-// the memtables inside a 32 MiB cache, busy stores (a full sync, a seed
-// taking writes) had no block cache at all, and every read went to the
-// files.
+// memTableSize is the store's memtable size (two at most, one filling and
+// one flushing), on top of which the block cache holds CacheSize of table
+// blocks (see internal/pebblecache).
 const memTableSize = 32 << 20
 
 func (s *Store) openPebble() error {
-	cache := pebble.NewCache(s.opts.CacheSize + 2*memTableSize)
-	defer cache.Unref()
-	po := &pebble.Options{Cache: cache, Logger: s.logger, MemTableSize: memTableSize, MemTableStopWritesThreshold: 2,
+	po := &pebble.Options{Logger: s.logger, MemTableSize: memTableSize, MemTableStopWritesThreshold: 2,
 		// Sync offsets in WAL chunks let Pebble tell a torn last write from
 		// a log damaged before its end; virtual tables allow Excise.
 		FormatMajorVersion: pebble.FormatNewest,
@@ -204,6 +200,8 @@ func (s *Store) openPebble() error {
 		// Signatures, hashes and (encrypted) values do not compress.
 		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
+	release := pebblecache.Attach(po, s.opts.CacheSize)
+	defer release()
 	po.EnsureDefaults()
 	db, err := pebble.Open(s.dir, po)
 	if err != nil {
