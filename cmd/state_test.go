@@ -66,15 +66,21 @@ func TestStateCommands(t *testing.T) {
 	if code != 0 || strings.Count(out, "laptop") != 7 || !strings.Contains(out, "increment visits") {
 		t.Fatalf("history: %q %q", out, errOut)
 	}
-	for _, c := range []struct{ args []string }{
-		{[]string{"set", "agent", "profile", "name", "Ada"}},    // not JSON
-		{[]string{"incr", "agent", "profile", "name"}},          // not a counter
-		{[]string{"get", "agent", "profile", "missing"}},        // no value
-		{[]string{"set", "agent", "bad name", "x", "1"}},        // document name
-		{[]string{"append", "agent", "preferences", "ui", `1`}}, // not a list
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"set", "agent", "profile", "name", "Ada"}, "not JSON"},
+		{[]string{"incr", "agent", "profile", "name"}, "not a counter"},
+		{[]string{"get", "agent", "profile", "missing"}, "no value"},
+		{[]string{"set", "agent", "bad name", "x", "1"}, "document name"},
+		{[]string{"append", "agent", "preferences", "ui", `1`}, "not a list"},
+		// The standard documents' schemas refuse a bad value, naming the field.
+		{[]string{"set", "agent", "profile", "visits", `"many"`}, "document profile does not match its schema: at visits: got string, want integer"},
+		{[]string{"append", "agent", "conversations/c1", "messages", `{"text":"anon"}`}, "at messages.2: missing property 'from'"},
 	} {
-		if _, errOut, code := run(t, ctx, append(append([]string{"state"}, c.args...), "--home", home)...); code != 1 || errOut == "" {
-			t.Errorf("state %s: exit %d %q, want a refusal", strings.Join(c.args, " "), code, errOut)
+		if _, errOut, code := run(t, ctx, append(append([]string{"state"}, c.args...), "--home", home)...); code != 1 || !strings.Contains(errOut, c.want) {
+			t.Errorf("state %s: exit %d %q, want a refusal saying %q", strings.Join(c.args, " "), code, errOut, c.want)
 		}
 	}
 }

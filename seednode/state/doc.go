@@ -11,6 +11,12 @@
 // Opening a document applies every snapshot and change in any order, and a
 // malformed one is skipped and reported, never fatal.
 //
+// The standard documents (profile, preferences, conversations/<id>, tools)
+// have JSON Schemas embedded from schemas/, and apps may register schemas
+// for their own documents: Change refuses a write whose result does not
+// match where it wrote (schema.go, check.go). Only this device's writes are
+// checked: what other writers stored opens and merges as it is.
+//
 // Automerge enters through github.com/automerge/automerge-go, cgo over the
 // Rust core (static libraries shipped in the module). Only this package and
 // the device's state commands import it: the seed's and the operator's code

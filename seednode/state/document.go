@@ -63,6 +63,10 @@ type Document struct {
 	pending  map[[32]byte]*pendingChange
 	problems []Problem
 	ownSince int // own changes since this device's last snapshot
+	// The problems the whole document had at the heads checkedAt (another
+	// device may have written them), for writes checked as a whole.
+	checkedAt []automerge.ChangeHash
+	checked   []problem
 }
 
 // Open reads the document name of the private vault ns as this device has
@@ -371,6 +375,9 @@ func (d *Document) Change(fn func(*Tx) error) (err error) {
 		if len(d.doc.Heads()) == len(before) && sameHeads(d.doc.Heads(), before) {
 			return nil // nothing changed
 		}
+		return err
+	}
+	if err := d.check(before, tx.touched); err != nil {
 		return err
 	}
 	change, err := d.doc.Change(hash)

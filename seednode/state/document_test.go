@@ -16,7 +16,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
-func openHome(t *testing.T) *client.Home {
+func openHome(t testing.TB) *client.Home {
 	t.Helper()
 	h, err := client.Open(t.TempDir())
 	if err != nil {
@@ -28,7 +28,7 @@ func openHome(t *testing.T) *client.Home {
 
 // agentDevices makes an agent on the first home and approves the others
 // as devices of it; the others still have to sync the vault.
-func agentDevices(t *testing.T, names ...string) ([]*client.Home, vault.NamespaceID) {
+func agentDevices(t testing.TB, names ...string) ([]*client.Home, vault.NamespaceID) {
 	t.Helper()
 	first := openHome(t)
 	a, err := first.InitAgent(names[0])
@@ -72,7 +72,7 @@ func syncWith(t *testing.T, h *client.Home, ns vault.NamespaceID, seed string) {
 	}
 }
 
-func mustOpen(t *testing.T, h *client.Home, ns vault.NamespaceID, name string) *Document {
+func mustOpen(t testing.TB, h *client.Home, ns vault.NamespaceID, name string) *Document {
 	t.Helper()
 	d, err := Open(h, ns, name)
 	if err != nil {
@@ -84,7 +84,7 @@ func mustOpen(t *testing.T, h *client.Home, ns vault.NamespaceID, name string) *
 	return d
 }
 
-func mustChange(t *testing.T, d *Document, fn func(*Tx) error) {
+func mustChange(t testing.TB, d *Document, fn func(*Tx) error) {
 	t.Helper()
 	if err := d.Change(fn); err != nil {
 		t.Fatal(err)

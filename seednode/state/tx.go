@@ -5,6 +5,7 @@ package state
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -41,7 +42,15 @@ var ErrNotFound = errors.New("no value at this path")
 type Tx struct {
 	doc *automerge.Doc
 	ops []string
+	// touched are the places the transaction wrote, each holding only
+	// what it wrote (a map made on the way, a value set, an element
+	// appended, a map key deleted, a list an element was deleted from):
+	// what the document's schema checks.
+	touched []Path
 }
+
+// touch records that the transaction wrote at p.
+func (tx *Tx) touch(p Path) { tx.touched = append(tx.touched, slices.Clone(p)) }
 
 // slot is a place in a map or a list.
 type slot struct {
@@ -89,6 +98,7 @@ func (tx *Tx) container(p Path, create bool) (*automerge.Value, error) {
 			if err := s.m.Set(seg, automerge.NewMap()); err != nil {
 				return nil, err
 			}
+			tx.touch(p[:i+1])
 			if next, err = s.get(); err != nil {
 				return nil, err
 			}
@@ -142,6 +152,7 @@ func (tx *Tx) Set(p Path, v any) error {
 }
 
 func (tx *Tx) set(p Path, x any) error {
+	tx.touch(p)
 	if len(p) == 0 {
 		obj, ok := x.(map[string]any)
 		if !ok {
@@ -177,6 +188,11 @@ func (tx *Tx) Delete(p Path) error {
 	}
 	if v, err := s.get(); err != nil || v.IsVoid() {
 		return fmt.Errorf("delete %s: %w", p, ErrNotFound)
+	}
+	if s.l != nil {
+		tx.touch(p[:len(p)-1]) // the later elements move
+	} else {
+		tx.touch(p)
 	}
 	return s.delete()
 }
@@ -237,9 +253,11 @@ func (tx *Tx) Append(p Path, v any) error {
 	}
 	switch cur.Kind() {
 	case automerge.KindVoid:
+		tx.touch(p)
 		return s.put([]any{x})
 	case automerge.KindList:
 		l := cur.List()
+		tx.touch(append(slices.Clone(p), strconv.Itoa(l.Len())))
 		return putList(l, l.Len(), x)
 	default:
 		return fmt.Errorf("append to %s: it is a %s, not a list", p, kindName(cur.Kind()))
@@ -250,6 +268,7 @@ func (tx *Tx) Append(p Path, v any) error {
 // at p with insert; a missing text is made (pos and del 0).
 func (tx *Tx) EditText(p Path, pos, del int, insert string) error {
 	tx.ops = append(tx.ops, "edit text "+p.String())
+	tx.touch(p)
 	s, err := tx.target(p, true)
 	if err != nil {
 		return fmt.Errorf("edit text %s: %w", p, err)
@@ -278,6 +297,7 @@ func (tx *Tx) EditText(p Path, pos, del int, insert string) error {
 // Increment adds delta to the counter at p (made when missing).
 func (tx *Tx) Increment(p Path, delta int64) error {
 	tx.ops = append(tx.ops, "increment "+p.String())
+	tx.touch(p)
 	s, err := tx.target(p, true)
 	if err != nil {
 		return fmt.Errorf("increment %s: %w", p, err)
