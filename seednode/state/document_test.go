@@ -53,6 +53,14 @@ func agentDevices(t testing.TB, names ...string) ([]*client.Home, vault.Namespac
 // and data directory.
 func startSeed(t *testing.T, ns vault.NamespaceID) (string, string) {
 	t.Helper()
+	n, dir := startSeedNode(t, ns)
+	return n.Addrs()[0].String(), dir
+}
+
+// startSeedNode runs a seed hosting ns on loopback; it returns the node
+// and its data directory.
+func startSeedNode(t *testing.T, ns vault.NamespaceID) (*node.Node, string) {
+	t.Helper()
 	dir := t.TempDir()
 	n, err := node.New(node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "off",
 		DHT: node.DHTConfig{Mode: config.DHTOff}, HostedVaults: []vault.NamespaceID{ns}})
@@ -60,7 +68,7 @@ func startSeed(t *testing.T, ns vault.NamespaceID) (string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { n.Close() })
-	return n.Addrs()[0].String(), dir
+	return n, dir
 }
 
 func syncWith(t *testing.T, h *client.Home, ns vault.NamespaceID, seed string) {
