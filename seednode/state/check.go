@@ -22,7 +22,7 @@ import (
 // enum, const, min/max properties or items, contains, unique items,
 // prefix items, pattern properties, dependencies, unevaluated members,
 // dynamic references), that walk cannot decide alone, and the whole
-// document is validated instead; problems it already had (another device
+// document is validated instead; mismatches it already had (another device
 // wrote them) do not refuse the write.
 
 // check refuses the change just committed when what it wrote does not
@@ -33,17 +33,17 @@ func (d *Document) check(before []automerge.ChangeHash, touched []Path) error {
 	if sch == nil || err != nil {
 		return err
 	}
-	var probs []problem
+	var found []mismatch
 	if len(before) == 0 { // a new document: all of it is this write's
-		probs, err = validateDoc(d.doc, sch)
-	} else if probs, err = scopedProblems(d.doc, sch.sch, outermost(touched)); errors.Is(err, errNotScoped) {
-		probs, err = d.addedProblems(sch, before)
+		found, err = validateDoc(d.doc, sch)
+	} else if found, err = scopedMismatches(d.doc, sch.sch, outermost(touched)); errors.Is(err, errNotScoped) {
+		found, err = d.addedMismatches(sch, before)
 	}
 	if err != nil {
 		return err
 	}
-	if len(probs) > 0 {
-		return &InvalidError{Doc: d.name, Pointer: probs[0].pointer, Problem: probs[0].what, More: len(probs) - 1}
+	if len(found) > 0 {
+		return &InvalidError{Doc: d.name, Pointer: found[0].pointer, Problem: found[0].what, More: len(found) - 1}
 	}
 	return nil
 }
@@ -67,9 +67,9 @@ func outermost(ps []Path) []Path {
 	return out
 }
 
-// addedProblems validates the whole document and returns the problems it
+// addedMismatches validates the whole document and returns the mismatches it
 // did not have at the heads before. The caller holds d.mu.
-func (d *Document) addedProblems(sch *Schema, before []automerge.ChangeHash) ([]problem, error) {
+func (d *Document) addedMismatches(sch *Schema, before []automerge.ChangeHash) ([]mismatch, error) {
 	if d.checkedAt == nil || !sameHeads(d.checkedAt, before) {
 		old := automerge.New()
 		if len(before) > 0 {
@@ -78,57 +78,57 @@ func (d *Document) addedProblems(sch *Schema, before []automerge.ChangeHash) ([]
 				return nil, err
 			}
 		}
-		probs, err := validateDoc(old, sch)
+		found, err := validateDoc(old, sch)
 		if err != nil {
 			return nil, err
 		}
-		d.checkedAt, d.checked = before, probs
+		d.checkedAt, d.checked = before, found
 	}
 	heads := d.doc.Heads()
-	probs, err := validateDoc(d.doc, sch)
+	found, err := validateDoc(d.doc, sch)
 	if err != nil {
 		return nil, err
 	}
-	var added []problem
-	for _, p := range probs {
+	var added []mismatch
+	for _, p := range found {
 		if !slices.Contains(d.checked, p) {
 			added = append(added, p)
 		}
 	}
 	if len(added) == 0 {
-		d.checkedAt, d.checked = heads, probs
+		d.checkedAt, d.checked = heads, found
 	}
 	return added, nil
 }
 
-func validateDoc(doc *automerge.Doc, sch *Schema) ([]problem, error) {
+func validateDoc(doc *automerge.Doc, sch *Schema) ([]mismatch, error) {
 	v, err := toJSON(doc.Root())
 	if err != nil {
 		return nil, err
 	}
-	return sch.problems(v)
+	return sch.mismatches(v)
 }
 
 // errNotScoped: a schema on the way needs the whole document (see above).
 var errNotScoped = errors.New("the schema checks the whole document")
 
-// scopedProblems validates what is at each path against the schemas that
+// scopedMismatches validates what is at each path against the schemas that
 // apply there.
-func scopedProblems(doc *automerge.Doc, root *jsonschema.Schema, paths []Path) ([]problem, error) {
-	var probs []problem
+func scopedMismatches(doc *automerge.Doc, root *jsonschema.Schema, paths []Path) ([]mismatch, error) {
+	var found []mismatch
 	for _, p := range paths {
 		ps, err := checkAt(doc, root, p)
 		if err != nil {
 			return nil, err
 		}
-		probs = append(probs, ps...)
+		found = append(found, ps...)
 	}
-	return probs, nil
+	return found, nil
 }
 
 // checkAt walks the schema along p, the document's values alongside, and
 // validates the value at p.
-func checkAt(doc *automerge.Doc, root *jsonschema.Schema, p Path) ([]problem, error) {
+func checkAt(doc *automerge.Doc, root *jsonschema.Schema, p Path) ([]mismatch, error) {
 	if len(p) == 0 {
 		return nil, errNotScoped
 	}
@@ -137,10 +137,10 @@ func checkAt(doc *automerge.Doc, root *jsonschema.Schema, p Path) ([]problem, er
 		return nil, err
 	}
 	cur := doc.Root()
-	var probs []problem
+	var found []mismatch
 	for i, seg := range p {
 		if len(schemas) == 0 {
-			return probs, nil // anything goes here
+			return found, nil // anything goes here
 		}
 		s, err := childSlot(cur, seg, p[:i])
 		if err != nil {
@@ -149,13 +149,13 @@ func checkAt(doc *automerge.Doc, root *jsonschema.Schema, p Path) ([]problem, er
 		if cur, err = s.get(); err != nil {
 			return nil, err
 		}
-		var ps []problem
+		var ps []mismatch
 		if schemas, ps, err = childSchemas(schemas, s.m != nil, p[:i], seg, cur.IsVoid()); err != nil {
 			return nil, err
 		}
-		probs = append(probs, ps...)
+		found = append(found, ps...)
 		if cur.IsVoid() {
-			return probs, nil // deleted: only its container's schema had a say
+			return found, nil // deleted: only its container's schema had a say
 		}
 	}
 	v, err := toJSON(cur)
@@ -163,71 +163,71 @@ func checkAt(doc *automerge.Doc, root *jsonschema.Schema, p Path) ([]problem, er
 		return nil, err
 	}
 	for _, s := range schemas {
-		ps, err := (&Schema{sch: s}).problems(v)
+		ps, err := (&Schema{sch: s}).mismatches(v)
 		if err != nil {
 			return nil, err
 		}
 		for _, x := range ps {
-			probs = append(probs, problem{pointer: jsonPointer(p) + x.pointer, what: x.what})
+			found = append(found, mismatch{pointer: jsonPointer(p) + x.pointer, what: x.what})
 		}
 	}
-	return probs, nil
+	return found, nil
 }
 
 // childSchemas returns the schemas that apply to member seg (a key when
 // inMap, else an index) of the container at at that schemas apply to, and
-// the problems they have with the member being there or missing;
+// the mismatches they have with the member being there or missing;
 // errNotScoped when one of them relates members to each other.
-func childSchemas(schemas []*jsonschema.Schema, inMap bool, at Path, seg string, missing bool) ([]*jsonschema.Schema, []problem, error) {
+func childSchemas(schemas []*jsonschema.Schema, inMap bool, at Path, seg string, missing bool) ([]*jsonschema.Schema, []mismatch, error) {
 	var children []*jsonschema.Schema
-	var probs []problem
+	var found []mismatch
 	for _, sch := range schemas {
 		if !walkable(sch) {
 			return nil, nil, errNotScoped
 		}
 		child := sch.Items2020
 		if inMap {
-			var ps []problem
+			var ps []mismatch
 			child, ps = memberSchema(sch, at, seg, missing)
-			probs = append(probs, ps...)
+			found = append(found, ps...)
 		}
 		var err error
 		if children, err = applicable(child, children); err != nil {
 			return nil, nil, err
 		}
 	}
-	return children, probs, nil
+	return children, found, nil
 }
 
 // memberSchema is the schema of member key of an object that sch applies
-// to (nil: none), and the problems sch has with the member being there or
+// to (nil: none), and the mismatches sch has with the member being there or
 // missing.
-func memberSchema(sch *jsonschema.Schema, at Path, key string, missing bool) (*jsonschema.Schema, []problem) {
+func memberSchema(sch *jsonschema.Schema, at Path, key string, missing bool) (*jsonschema.Schema, []mismatch) {
 	if missing {
 		if slices.Contains(sch.Required, key) {
-			return nil, []problem{{pointer: jsonPointer(at), what: fmt.Sprintf("missing property '%s'", key)}}
+			return nil, []mismatch{{pointer: jsonPointer(at), what: fmt.Sprintf("missing property '%s'", key)}}
 		}
 		return nil, nil
 	}
-	var probs []problem
+	var found []mismatch
 	if sch.PropertyNames != nil {
-		ps, _ := (&Schema{sch: sch.PropertyNames}).problems(key)
+		ps, _ := (&Schema{sch: sch.PropertyNames}).mismatches(key)
 		for _, x := range ps {
-			probs = append(probs, problem{pointer: jsonPointer(append(slices.Clone(at), key)), what: "property name: " + x.what})
+			found = append(found, mismatch{pointer: jsonPointer(append(slices.Clone(at), key)), what: "property name: " + x.what})
 		}
 	}
 	if child := sch.Properties[key]; child != nil {
-		return child, probs
+		return child, found
 	}
 	switch ap := sch.AdditionalProperties.(type) {
 	case *jsonschema.Schema:
-		return ap, probs
+		return ap, found
 	case bool:
 		if !ap {
-			probs = append(probs, problem{pointer: jsonPointer(at), what: fmt.Sprintf("additional properties '%s' not allowed", key)})
+			found = append(found, mismatch{pointer: jsonPointer(at), what: fmt.Sprintf("additional properties '%s' not allowed", key)})
 		}
 	}
-	return nil, probs
+	return nil, found
 }
 
 // applicable adds s and the schemas it refers to with $ref to out

@@ -66,7 +66,7 @@ type Document struct {
 	// The problems the whole document had at the heads checkedAt (another
 	// device may have written them), for writes checked as a whole.
 	checkedAt []automerge.ChangeHash
-	checked   []problem
+	checked   []mismatch
 }
 
 // Open reads the document name of the private vault ns as this device has
@@ -483,7 +483,8 @@ func (d *Document) compact(changes []client.PrivateValue, snapTS uint64) error {
 // Import merges a document saved by any Automerge implementation (an app
 // that edits the state with Automerge itself) and stores the result as this
 // device's snapshot: the app's changes carry the app's actors, which change
-// entries refuse, and a snapshot carries them as they are.
+// entries refuse, and a snapshot carries them as they are. Like a sync, an
+// import is not checked against the document's schema.
 func (d *Document) Import(saved []byte) (err error) {
 	defer guard(&err)
 	d.mu.Lock()

@@ -114,7 +114,7 @@ func TestCheckName(t *testing.T) {
 
 // FuzzStandardSchemas: a hostile document (numbers as float64, as
 // Automerge gives them) ends in a verdict from each standard schema, with
-// every problem naming a JSON pointer, never in a panic.
+// every mismatch naming a JSON pointer, never in a panic.
 func FuzzStandardSchemas(f *testing.F) {
 	f.Add([]byte(`{"messages":[{"from":"ada","at":"2026-05-01T10:00:00Z"}],"ui":{"theme":5,"lang":"en-GB"}}`))
 	f.Add([]byte(`{"tools":{"a b":{"enabled":"x"}},"skills":{"s":{"tools":[1]}},"links":{"~/x":{}}}`))
@@ -129,13 +129,13 @@ func FuzzStandardSchemas(f *testing.F) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			probs, err := sch.problems(v)
+			ms, err := sch.mismatches(v)
 			if err != nil {
 				t.Fatalf("%s: %v", s.File, err)
 			}
-			for _, p := range probs {
+			for _, p := range ms {
 				if p.pointer != "" && p.pointer[0] != '/' || p.what == "" || fieldName(p.pointer) == "" {
-					t.Fatalf("%s: problem %+v", s.File, p)
+					t.Fatalf("%s: mismatch %+v", s.File, p)
 				}
 			}
 		}

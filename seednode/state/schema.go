@@ -95,18 +95,18 @@ type Schema struct {
 // Pattern is the document name (or "prefix/*") the schema applies to.
 func (s *Schema) Pattern() string { return s.pattern }
 
-// problem is one place where a document does not match.
-type problem struct {
+// mismatch is one place where a document does not match its schema.
+type mismatch struct {
 	pointer string
 	what    string
 }
 
 var englishPrinter = message.NewPrinter(language.English)
 
-// problems validates v, a document in encoding/json's generic form (or with
+// mismatches validates v, a document in encoding/json's generic form (or with
 // int64, uint64 and float64 numbers), and lists where it does not match,
 // each leaf of the validator's error tree once.
-func (s *Schema) problems(v any) (_ []problem, err error) {
+func (s *Schema) mismatches(v any) (_ []mismatch, err error) {
 	defer recoverInto(&err)
 	err = s.sch.Validate(v)
 	if err == nil {
@@ -116,11 +116,11 @@ func (s *Schema) problems(v any) (_ []problem, err error) {
 	if !errors.As(err, &ve) {
 		return nil, err
 	}
-	var out []problem
+	var out []mismatch
 	var walk func(*jsonschema.ValidationError)
 	walk = func(e *jsonschema.ValidationError) {
 		if len(e.Causes) == 0 {
-			p := problem{pointer: jsonPointer(e.InstanceLocation), what: e.ErrorKind.LocalizedString(englishPrinter)}
+			p := mismatch{pointer: jsonPointer(e.InstanceLocation), what: e.ErrorKind.LocalizedString(englishPrinter)}
 			if !slices.Contains(out, p) {
 				out = append(out, p)
 			}

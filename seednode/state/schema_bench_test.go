@@ -40,13 +40,13 @@ func BenchmarkAppendToLongConversation(b *testing.B) {
 	}
 	sch, _ := SchemaFor(names[1])
 	start := time.Now()
-	if probs, err := validateDoc(docs[1].doc, sch); err != nil || len(probs) > 0 {
-		b.Fatalf("the conversation: %v, %v", probs, err)
+	if found, err := validateDoc(docs[1].doc, sch); err != nil || len(found) > 0 {
+		b.Fatalf("the conversation: %v, %v", found, err)
 	}
 	whole := time.Since(start)
-	fmt.Printf("BENCH state_append_10k_baseline_ms %.2f ms\n", ms(spent[0]/rounds))
-	fmt.Printf("BENCH state_append_10k_conversation_ms %.2f ms\n", ms(spent[1]/rounds))
-	fmt.Printf("BENCH state_check_whole_10k_conversation_ms %.1f ms\n", ms(whole))
+	fmt.Printf("BENCH state_append_10k_baseline_ms %.2f ms\n", millis(spent[0]/rounds))
+	fmt.Printf("BENCH state_append_10k_conversation_ms %.2f ms\n", millis(spent[1]/rounds))
+	fmt.Printf("BENCH state_check_whole_10k_conversation_ms %.1f ms\n", millis(whole))
 }
 
-func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
