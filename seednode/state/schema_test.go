@@ -106,6 +106,42 @@ func TestStandardSchemasAcceptExamples(t *testing.T) {
 	if got["name"] != "Ada" || got["visits"] != float64(2) || got["bio"] != "Hello, " {
 		t.Fatalf("profile %v", got)
 	}
+	// Checked where they wrote, the writes left documents that match as
+	// a whole.
+	for _, name := range []string{"profile", "preferences", "conversations/c1", "conversations/2026-05-01", "tools"} {
+		assertWholeMatch(t, mustOpen(t, homes[0], ns, name))
+	}
+}
+
+// assertWholeMatch fails unless the whole document matches its schema.
+func assertWholeMatch(t *testing.T, d *Document) {
+	t.Helper()
+	sch, err := SchemaFor(d.Name())
+	if err != nil || sch == nil {
+		t.Fatalf("the schema of %s: %v", d.Name(), err)
+	}
+	if found, err := validateDoc(d.doc, sch); err != nil || len(found) > 0 {
+		t.Errorf("%s as a whole: %v, %v", d.Name(), found, err)
+	}
+}
+
+// wholeMismatches applies fn to a copy of d and validates the whole result.
+func wholeMismatches(t *testing.T, d *Document, fn func(*Tx) error) []mismatch {
+	t.Helper()
+	heads := d.doc.Heads()
+	fork, err := d.doc.Fork(heads...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := fn(&Tx{doc: fork}); err != nil {
+		t.Fatal(err)
+	}
+	sch, _ := SchemaFor(d.Name())
+	found, err := validateDoc(fork, sch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return found
 }
 
 // Each standard schema refuses a bad value, naming the field and what it
@@ -141,6 +177,12 @@ func TestStandardSchemasRefuse(t *testing.T) {
 		{set("tools", "skills.s.tools", `["ok", 5]`), "skills.s.tools.1", "want string"},
 	} {
 		d := mustOpen(t, homes[0], ns, tc.doc)
+		// Validating the whole result finds the same field (the validator
+		// places a bad property name nowhere in particular).
+		whole := wholeMismatches(t, d, tc.fn)
+		if !slices.ContainsFunc(whole, func(m mismatch) bool { return fieldName(m.pointer) == tc.field || tc.want == "property name" }) {
+			t.Errorf("%s: the whole document's mismatches %v do not name %s", tc.doc, whole, tc.field)
+		}
 		err := d.Change(tc.fn)
 		var ie *InvalidError
 		if !errors.As(err, &ie) || !errors.Is(err, ErrInvalid) {
