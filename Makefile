@@ -43,7 +43,7 @@ NAMESPACE ?= seedfleet-system
 # Flags of `make run`, e.g. RUN_ARGS='--seed-image=registry.example.org/seedfleet:0.1.0'.
 RUN_ARGS ?=
 
-.PHONY: help fmt vet lint lint-fix test test-race fuzz-smoke test-crash bench bench-vault bench-blobs bench-seed bench-operator bench-fleet build manifests generate envtest-assets test-e2e docker-build install uninstall deploy undeploy run
+.PHONY: help fmt vet lint lint-fix test test-race fuzz-smoke test-crash bench bench-vault bench-blobs bench-seed bench-operator bench-fleet bench-state build manifests generate envtest-assets test-e2e docker-build install uninstall deploy undeploy run
 
 help: ## List the targets
 	@echo 'Usage: make <target> [GO=go] [FUZZTIME=10s] [BENCH_ARGS=...] [IMG=seedfleet:0.1.0]'
@@ -93,7 +93,7 @@ test-e2e: ## End-to-end suite on a real single-node cluster in a network namespa
 fuzz-smoke: ## Run every Fuzz target for FUZZTIME each (hack/fuzz-smoke.sh)
 	GO='$(GO)' FUZZTIME='$(FUZZTIME)' bash ./hack/fuzz-smoke.sh
 
-bench: bench-vault bench-blobs bench-seed bench-operator bench-fleet ## Run all benchmark drivers
+bench: bench-vault bench-blobs bench-seed bench-operator bench-fleet bench-state ## Run all benchmark drivers
 
 bench-vault: ## Run the vault benchmark driver (prints BENCH <name> <value> <unit>)
 	$(GO) run ./hack/bench/vault $(BENCH_ARGS)
@@ -106,6 +106,9 @@ bench-seed: ## Run the seed benchmark driver: relay, reservations, DHT provides 
 
 bench-fleet: ## Run the fleet benchmark driver: placement at internet scale (prints BENCH <name> <value> <unit>)
 	$(GO) run ./hack/bench/fleet $(BENCH_ARGS)
+
+bench-state: ## Run the agent-state benchmark driver: live edits, open, storage, one changed document (cgo; prints BENCH <name> <value> <unit>)
+	CGO_ENABLED=1 $(GO) run ./hack/bench/state $(BENCH_ARGS)
 
 bench-operator: ## Run the operator scale benchmark on envtest (prints BENCH <name> <value> <unit>)
 	KUBEBUILDER_ASSETS="$$(bash ./hack/envtest-assets.sh)" $(GO) run ./hack/bench/operator $(BENCH_ARGS)
