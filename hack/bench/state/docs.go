@@ -29,9 +29,12 @@ func benchDocs(root string) {
 	writer, reader := a.homes[0], a.homes[1]
 	start := time.Now()
 	for k := range n {
-		change(writer, a.ns, docName(k), func(tx *state.Tx) error {
-			return tx.Set(nil, map[string]any{"title": fmt.Sprintf("note %d", k), "done": false, "tags": []any{"a", "b"}})
+		d := open(writer, a.ns, docName(k))
+		commit(d, func(tx *state.Tx) error {
+			return tx.Set(nil, map[string]any{"title": fmt.Sprintf("note %d", k), "done": false, "tags": []any{"a"}})
 		})
+		commit(d, func(tx *state.Tx) error { return tx.EditText(state.Path{"title"}, 0, 0, "a ") })
+		commit(d, func(tx *state.Tx) error { return tx.Append(state.Path{"tags"}, "b") })
 		if k%200 == 199 {
 			progress("docs: wrote %d of %d documents", k+1, n)
 		}
@@ -41,19 +44,16 @@ func benchDocs(root string) {
 	if err := reader.Store.ForEach(a.ns, func(*vault.SignedEntry) error { entries++; return nil }); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("# docs: %d documents of one change each written in %.1f s and synced to both devices; the vault holds %d entries\n",
+	fmt.Printf("# docs: %d documents of three changes each written in %.1f s and synced to both devices; the vault holds %d entries\n",
 		n, time.Since(start).Seconds(), entries)
 
 	// Baseline: the same sync when nothing changed.
 	idle := syncOnce(reader, a.ns, seed.addr)
 	target := docName(n / 2)
-	change(writer, a.ns, target, func(tx *state.Tx) error { return tx.Set(state.Path{"done"}, true) })
+	commit(open(writer, a.ns, target), func(tx *state.Tx) error { return tx.Set(state.Path{"done"}, true) })
 	syncOnce(writer, a.ns, seed.addr)
 	st := syncOnce(reader, a.ns, seed.addr)
-	d, err := state.Open(reader, a.ns, target)
-	if err != nil {
-		log.Fatal(err)
-	}
+	d := open(reader, a.ns, target)
 	var done bool
 	if err := d.Get(state.Path{"done"}, &done); err != nil || !done || st.Stored != 1 {
 		log.Fatalf("the change did not come over: done=%v (%v), %d entries stored", done, err, st.Stored)
@@ -68,13 +68,16 @@ func benchDocs(root string) {
 	benchutil.Bench("state_"+label+"_docs_baseline_unchanged_roundtrips", float64(idle.RoundTrips), "roundtrips")
 }
 
-// change opens document name on h and commits fn.
-func change(h *client.Home, ns vault.NamespaceID, name string, fn func(*state.Tx) error) {
+func open(h *client.Home, ns vault.NamespaceID, name string) *state.Document {
 	d, err := state.Open(h, ns, name)
 	if err != nil {
 		log.Fatal(err)
 	}
+	return d
+}
+
+func commit(d *state.Document, fn func(*state.Tx) error) {
 	if err := d.Change(fn); err != nil {
-		log.Fatalf("%s: %v", name, err)
+		log.Fatalf("%s: %v", d.Name(), err)
 	}
 }

@@ -41,9 +41,11 @@ func benchOpen(root string) {
 	if err != nil {
 		log.Fatal(err)
 	}
+	stopProfile := benchutil.StartProfile(*profile, "devices-build")
 	start := time.Now()
 	build(d, n)
 	buildSecs := time.Since(start).Seconds()
+	stopProfile()
 	want, err := d.JSON(nil)
 	if err != nil {
 		log.Fatal(err)
