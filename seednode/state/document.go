@@ -442,6 +442,10 @@ func (d *Document) snapshotLocked() error {
 	if err != nil {
 		return fmt.Errorf("store snapshot: %w", err)
 	}
+	// The snapshot is the document's own save(): reading it back (the next
+	// snapshot, a feed, a refresh) would load and merge the whole document
+	// for nothing.
+	d.read[se.Entry.Hash] = true
 	d.ownSince = 0
 	if err := d.compact(changes, se.Entry.Timestamp); err != nil {
 		return fmt.Errorf("the snapshot is stored, but compaction failed: %w", err)

@@ -301,3 +301,27 @@ func TestSnapshotCoversChanges(t *testing.T) {
 		t.Fatalf("from the snapshot: %v, want 10 lines", got)
 	}
 }
+
+// A device's snapshot is marked read when it is written: the next snapshot
+// or refresh does not load the whole document back from it.
+func TestOwnSnapshotIsNotReadBack(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop")
+	d := mustOpen(t, homes[0], ns, "log")
+	d.SnapshotEvery = 3
+	for i := range 7 {
+		mustChange(t, d, func(tx *Tx) error { return tx.Append(Path{"lines"}, i) })
+	}
+	snaps, err := homes[0].GetPrivate(ns, SnapshotPath("log"))
+	if err != nil || len(snaps) != 1 {
+		t.Fatalf("%d snapshots (%v), want 1", len(snaps), err)
+	}
+	d.mu.Lock()
+	read := d.read[snaps[0].Entry.Hash]
+	d.mu.Unlock()
+	if !read {
+		t.Fatal("the device's own snapshot is not marked read: the next snapshot loads it back")
+	}
+	if lines, _ := jsonOf(t, mustOpen(t, homes[0], ns, "log"), nil)["lines"].([]any); len(lines) != 7 {
+		t.Fatalf("reopened: %d lines, want 7", len(lines))
+	}
+}
