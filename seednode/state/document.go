@@ -273,11 +273,17 @@ func (d *Document) readValue(pv client.PrivateValue) (p *pendingChange, err erro
 }
 
 // mergeSnapshot loads a saved document apart and merges it in: a snapshot
-// that does not load changes nothing.
+// that does not load changes nothing. An empty document (the first
+// snapshot an open reads) becomes the loaded one, with this handle's
+// actor: merging would apply every change of it a second time.
 func (d *Document) mergeSnapshot(data []byte) error {
 	snap, err := automerge.Load(data)
 	if err != nil {
 		return fmt.Errorf("%w: snapshot: %v", ErrMalformed, err)
+	}
+	if len(d.doc.Heads()) == 0 {
+		d.doc = snap
+		return d.newActor()
 	}
 	_, err = d.doc.Merge(snap)
 	return err

@@ -325,3 +325,29 @@ func TestOwnSnapshotIsNotReadBack(t *testing.T) {
 		t.Fatalf("reopened: %d lines, want 7", len(lines))
 	}
 }
+
+// A document opened from a snapshot (the snapshot becomes the document)
+// takes changes as this device: they are stored, read back on a reopen and
+// read by another device, with nothing skipped.
+func TestChangeAfterOpenFromSnapshot(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	seed, _ := startSeed(t, ns)
+	d := mustOpen(t, homes[0], ns, "log")
+	for i := range 3 {
+		mustChange(t, d, func(tx *Tx) error { return tx.Append(Path{"lines"}, i) })
+	}
+	if err := d.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	again := mustOpen(t, homes[0], ns, "log")
+	mustChange(t, again, func(tx *Tx) error { return tx.Append(Path{"lines"}, 3) })
+	want, wantHeads := docState(t, again)
+	assertSameDoc(t, "reopened after a change", mustOpen(t, homes[0], ns, "log"), want, wantHeads)
+	syncWith(t, homes[0], ns, seed)
+	syncWith(t, homes[1], ns, seed)
+	phone := mustOpen(t, homes[1], ns, "log")
+	assertSameDoc(t, "the phone", phone, want, wantHeads)
+	if lines, _ := jsonOf(t, phone, nil)["lines"].([]any); len(lines) != 4 {
+		t.Fatalf("the phone's document: %s", want)
+	}
+}
