@@ -696,7 +696,12 @@ func (s *Store) Sync() error {
 }
 
 func (s *Store) get(key []byte, fn func([]byte) error) (bool, error) {
-	v, closer, err := s.db.Get(key)
+	return s.getFrom(s.db, key, fn)
+}
+
+// getFrom is get through r: the store, or a snapshot of it.
+func (s *Store) getFrom(r pebble.Reader, key []byte, fn func([]byte) error) (bool, error) {
+	v, closer, err := r.Get(key)
 	if errors.Is(err, pebble.ErrNotFound) {
 		return false, nil
 	}
@@ -734,8 +739,12 @@ func (s *Store) getByItemHash(ns NamespaceID, ih *Hash) (*SignedEntry, error) {
 }
 
 func (s *Store) getItem(ns NamespaceID, ih *Hash) (*Item, error) {
+	return s.getItemFrom(s.db, ns, ih)
+}
+
+func (s *Store) getItemFrom(r pebble.Reader, ns NamespaceID, ih *Hash) (*Item, error) {
 	var it *Item
-	_, err := s.get(entryKey(ns, ih), func(v []byte) error {
+	_, err := s.getFrom(r, entryKey(ns, ih), func(v []byte) error {
 		if len(v) < idLen {
 			return fmt.Errorf("stored entry too short: %w", ErrDamaged)
 		}
@@ -844,7 +853,11 @@ func (s *Store) listIndexAcquired(ns NamespaceID, lo, hi []byte, limit int) (out
 	if hi == nil {
 		hi = prefixUpper(lo)
 	}
-	it, err := s.db.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
+	// Index and entries are read from one snapshot: an entry deleted (by a
+	// tombstone) after the index was read is not taken for damage.
+	snap := s.db.NewSnapshot()
+	defer snap.Close()
+	it, err := snap.NewIter(&pebble.IterOptions{LowerBound: lo, UpperBound: hi})
 	if err != nil {
 		return nil, err
 	}
@@ -859,7 +872,7 @@ func (s *Store) listIndexAcquired(ns NamespaceID, lo, hi []byte, limit int) (out
 			return nil, err
 		}
 		ih := itemHash(key, author)
-		it, err := s.getItem(ns, &ih)
+		it, err := s.getItemFrom(snap, ns, &ih)
 		if err != nil {
 			return nil, err
 		}

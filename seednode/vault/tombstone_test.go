@@ -286,3 +286,53 @@ func TestTombstoneEncoding(t *testing.T) {
 		t.Fatal("an empty value is taken for a tombstone, or shares its slot")
 	}
 }
+
+// A listing that runs while a tombstone deletes entries it lists reads
+// each entry as the listing's index saw it: never "damaged" (an index key
+// naming an entry deleted since), and no damage is counted.
+func TestListWhileATombstoneDeletes(t *testing.T) {
+	rng := rand.New(rand.NewPCG(31, 32))
+	nsKey := newNamespaceKey(rng)
+	a, b := newWriter(t, nsKey, rng), newWriter(t, nsKey, rng)
+	st := testStore(t, StoreOptions{})
+	base := nowMicros() - 1e9
+	for _, w := range []*writer{a, b} {
+		insert(t, st, w.item(t, "keep", "held by "+w.author.Short(), base))
+	}
+	const rounds = 40
+	done := make(chan error, 1)
+	go func() {
+		for r := range rounds {
+			ts := base + uint64(r*100)
+			var items []Item
+			for i := range 50 {
+				items = append(items, a.item(t, fmt.Sprintf("log/%03d/%02d", r, i), "x", ts+uint64(i)+1))
+			}
+			if _, err := st.Insert(items, 0, false); err != nil {
+				done <- err
+				return
+			}
+			if _, err := st.Insert([]Item{a.tombstone(t, "log/", ts+99)}, 0, false); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n := st.Corruptions(); n != 0 {
+				t.Fatalf("%d corruptions counted", n)
+			}
+			return
+		default:
+		}
+		if _, err := st.List(a.ns, []byte("log/"), 0); err != nil {
+			t.Fatalf("list while deleting: %v", err)
+		}
+	}
+}
