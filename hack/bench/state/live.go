@@ -176,7 +176,7 @@ func startLive(ctx context.Context, a *agent, seed string, r *liveRun) ([]*state
 		if err != nil {
 			log.Fatal(err)
 		}
-		d.SnapshotEvery = state.DefaultSnapshotEvery
+		d.SnapshotEvery = *snapEvery
 		docs = append(docs, d)
 		r.seen[j] = make([]int, len(a.homes))
 		var once sync.Once
@@ -238,9 +238,16 @@ func reportLive(r *liveRun, docs []*state.Document, elapsed, seedCPU, devCPU flo
 		total += len(r.sent[i])
 		want += len(r.sent[i]) * (len(r.sent) - 1)
 	}
-	problems := 0
+	problems, first := 0, ""
 	for _, d := range docs {
-		problems += len(d.Problems())
+		ps := d.Problems()
+		problems += len(ps)
+		if len(ps) > 0 && first == "" {
+			first = ps[0].Error()
+		}
+	}
+	if first != "" {
+		fmt.Printf("# live: the first entry skipped: %s\n", first)
 	}
 	fmt.Printf("# live: %d changes in %.1f s (%.1f/s), %d of %d (change, device) pairs merged, %d entries skipped\n",
 		total, elapsed, float64(total)/elapsed, len(r.lat), want, problems)

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/seedfleet/seedfleet/hack/benchutil"
+	"github.com/seedfleet/seedfleet/seednode/state"
 )
 
 var (
@@ -32,11 +33,12 @@ var (
 	verbose = flag.Bool("v", false, "print the live part's latencies second by second on stderr")
 	profile = flag.String("cpuprofile", "", "write CPU profiles of the seed and the devices' process to this prefix")
 
-	duration = flag.Duration("duration", 2*time.Minute, "live: how long the devices write")
-	devices  = flag.Int("devices", 8, "live: devices editing the document")
-	rate     = flag.Float64("rate", 6, "live: changes per second each device makes")
-	changes  = flag.Int("changes", 100_000, "open: changes the document is built from")
-	docs     = flag.Int("docs", 1000, "docs: documents of the agent")
+	duration  = flag.Duration("duration", 2*time.Minute, "live: how long the devices write")
+	devices   = flag.Int("devices", 8, "live: devices editing the document")
+	rate      = flag.Float64("rate", 6, "live: changes per second each device makes")
+	snapEvery = flag.Int("snapshotevery", state.DefaultSnapshotEvery, "live: each device's changes between its snapshots")
+	changes   = flag.Int("changes", 100_000, "open: changes the document is built from")
+	docs      = flag.Int("docs", 1000, "docs: documents of the agent")
 )
 
 func main() {
