@@ -37,6 +37,9 @@ func stateRun(g *globals, fn func(cmd *cobra.Command, args []string, d *state.Do
 		for _, p := range d.Problems() {
 			fmt.Fprintln(cmd.ErrOrStderr(), "warning:", p.Error())
 		}
+		if n := d.AwaitingBlobs(); n > 0 {
+			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d entries of the document wait for their sealed value to reach this device: sync to fetch them\n", n)
+		}
 		return fn(cmd, args[2:], d)
 	})
 }

@@ -292,11 +292,12 @@ func (h *Home) Sync(ctx context.Context, ns vault.NamespaceID, addr string, opts
 
 // session is one device host answering for one vault and its blobs.
 type session struct {
-	h    *Home
-	ns   vault.NamespaceID
-	hst  host.Host
-	svc  *vault.Service
-	bsvc *blobs.Service
+	h     *Home
+	ns    vault.NamespaceID
+	hst   host.Host
+	svc   *vault.Service
+	bsvc  *blobs.Service
+	eager *eagerBlobs // sealed values that came as blob refs, to fetch
 }
 
 func (h *Home) openSession(ns vault.NamespaceID, listen ...string) (*session, error) {
@@ -304,7 +305,12 @@ func (h *Home) openSession(ns vault.NamespaceID, listen ...string) (*session, er
 	if err != nil {
 		return nil, err
 	}
-	svc, err := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(ns)))
+	s := &session{h: h, ns: ns, hst: hst, eager: newEagerBlobs()}
+	opts := []vault.Option{vault.WithPolicy(vault.NewHostedSet(ns))}
+	if h.IsPrivate(ns) {
+		opts = append(opts, vault.WithStoredHook(s.eager.stored))
+	}
+	svc, err := vault.NewService(hst, h.Store, opts...)
 	if err != nil {
 		hst.Close()
 		return nil, err
@@ -315,7 +321,8 @@ func (h *Home) openSession(ns vault.NamespaceID, listen ...string) (*session, er
 		hst.Close()
 		return nil, err
 	}
-	return &session{h: h, ns: ns, hst: hst, svc: svc, bsvc: bsvc}, nil
+	s.svc, s.bsvc = svc, bsvc
+	return s, nil
 }
 
 func (s *session) close() {
@@ -356,7 +363,15 @@ func (s *session) sync(ctx context.Context, p peer.AddrInfo, opts SyncOptions, d
 	if err := s.h.rememberWorkingAddrs(s.hst, p.ID); err != nil {
 		return vault.SyncStats{}, fmt.Errorf("connected to %s, but could not record its address: %w", p.ID, err)
 	}
+	if opts.Live {
+		liveCtx, stop := context.WithCancel(ctx)
+		defer stop()
+		go s.eager.fetchLive(liveCtx, s.h, s.bsvc, p.ID)
+	}
 	st, err := s.svc.Sync(ctx, p.ID, s.ns, opts)
+	if err == nil && !opts.Live {
+		err = s.eager.fetch(ctx, s.h, s.bsvc, p.ID)
+	}
 	if err != nil {
 		var pe *vault.PeerError
 		if errors.As(err, &pe) && st.ItemsSent == 0 && st.ItemsReceived == 0 {

@@ -5,6 +5,7 @@ package state
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -184,6 +185,49 @@ func TestLiveChangeArrives(t *testing.T) {
 	}
 }
 
+// TestLiveSessionBringsACompactedDocument: a device that goes live only
+// after another compacted (its snapshot, a blob, covers changes that are
+// deleted) gets the snapshot's blob in the live session and its watcher
+// ends with the whole document.
+func TestLiveSessionBringsACompactedDocument(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	seed, _ := startSeed(t, ns)
+	syncWith(t, homes[0], ns, seed)
+	syncWith(t, homes[1], ns, seed) // the phone knows the agent, not the journal
+	laptop := mustOpen(t, homes[0], ns, "journal")
+	laptop.SnapshotEvery = 8
+	for i := range 10 {
+		line := fmt.Sprintf("line %d: %s", i, strings.Repeat("ink ", 20))
+		mustChange(t, laptop, func(tx *Tx) error { return tx.Append(Path{"lines"}, line) })
+	}
+	syncWith(t, homes[0], ns, seed)
+	want, _ := docState(t, laptop)
+	phone := mustOpen(t, homes[1], ns, "journal")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seen := make(chan string, 64)
+	go func() {
+		_ = phone.Watch(ctx, func() {
+			raw, _ := phone.JSON(nil)
+			seen <- string(raw)
+		})
+	}()
+	go func() { _, _ = homes[1].Sync(ctx, ns, seed, client.SyncOptions{Live: true}) }()
+	for {
+		select {
+		case got := <-seen:
+			if got == want {
+				if n := phone.AwaitingBlobs(); n != 0 || len(phone.Problems()) > 0 {
+					t.Fatalf("the whole document, with %d entries awaiting blobs and problems %v", n, phone.Problems())
+				}
+				return
+			}
+		case <-ctx.Done():
+			t.Fatalf("the live watcher never saw the whole document (%d entries await their blob, problems %v)", phone.AwaitingBlobs(), phone.Problems())
+		}
+	}
+}
+
 // TestStateCompaction: a device that writes its snapshot deletes its own
 // change entries the snapshot covers with one tombstone; a device that
 // synced before the compaction and one that syncs only after it end with
@@ -194,9 +238,12 @@ func TestStateCompaction(t *testing.T) {
 	seed, _ := startSeed(t, ns)
 	laptop := mustOpen(t, homes[0], ns, "journal")
 	laptop.SnapshotEvery = 32
+	// Lines long enough that the snapshot is over 1 KiB: a blob, which
+	// the other devices must fetch (the changes it covers are deleted).
 	appendLines := func(d *Document, from, to int) {
 		for i := from; i < to; i++ {
-			mustChange(t, d, func(tx *Tx) error { return tx.Append(Path{"lines"}, i) })
+			line := fmt.Sprintf("line %d: %s", i, strings.Repeat("ink ", 20))
+			mustChange(t, d, func(tx *Tx) error { return tx.Append(Path{"lines"}, line) })
 		}
 	}
 	appendLines(laptop, 0, 20)

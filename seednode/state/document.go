@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/automerge/automerge-go"
 
@@ -56,11 +57,14 @@ type Document struct {
 	// Change writes one (0: DefaultSnapshotEvery; negative: never).
 	SnapshotEvery int
 
-	mu       sync.Mutex
-	doc      *automerge.Doc
-	read     map[vault.Hash]bool // values applied or refused, by entry hash
-	known    map[[32]byte]bool   // change hashes the document holds (a cache)
-	pending  map[[32]byte]*pendingChange
+	mu      sync.Mutex
+	doc     *automerge.Doc
+	read    map[vault.Hash]bool // values applied or refused, by entry hash
+	known   map[[32]byte]bool   // change hashes the document holds (a cache)
+	pending map[[32]byte]*pendingChange
+	// awaiting: values whose sealed blob is not on this device yet (a sync
+	// fetches it); read again by every apply until it is.
+	awaiting map[vault.Hash]client.PrivateValue
 	problems []Problem
 	ownSince int // own changes since this device's last snapshot
 	// The problems the whole document had at the heads checkedAt (another
@@ -81,7 +85,7 @@ func Open(h *client.Home, ns vault.NamespaceID, name string) (d *Document, err e
 	if err != nil {
 		return nil, err
 	}
-	d = &Document{h: h, ns: ns, name: name, read: map[vault.Hash]bool{},
+	d = &Document{h: h, ns: ns, name: name, read: map[vault.Hash]bool{}, awaiting: map[vault.Hash]client.PrivateValue{},
 		known: map[[32]byte]bool{}, pending: map[[32]byte]*pendingChange{}, doc: automerge.New()}
 	if d.changePrefix, err = sealed.StoredPrefix(kr.Names(), ChangePrefix(name)); err != nil {
 		return nil, err
@@ -150,12 +154,21 @@ type pendingChange struct {
 // applies every queued change whose dependencies are present. The caller
 // holds d.mu.
 func (d *Document) apply(vals []client.PrivateValue) {
+	for _, pv := range d.awaiting {
+		vals = append(vals, pv)
+	}
 	for _, pv := range vals {
 		if d.read[pv.Entry.Hash] {
 			continue
 		}
 		d.read[pv.Entry.Hash] = true
 		p, err := d.readValue(pv)
+		if errors.Is(err, client.ErrBlobMissing) {
+			delete(d.read, pv.Entry.Hash)
+			d.awaiting[pv.Entry.Hash] = pv
+			continue
+		}
+		delete(d.awaiting, pv.Entry.Hash)
 		if err != nil {
 			d.problems = append(d.problems, Problem{Path: pv.Path, Author: pv.Entry.Author, Err: err})
 			continue
@@ -226,6 +239,15 @@ func (d *Document) applyPending() {
 		}
 		d.known[p.hdr.hash] = true
 	}
+}
+
+// AwaitingBlobs is how many of the document's entries wait for their
+// sealed value (a snapshot or a large change is a blob) to reach this
+// device: a sync fetches them, and the document reads them then.
+func (d *Document) AwaitingBlobs() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return len(d.awaiting)
 }
 
 // Waiting is how many changes read wait for changes this device does not
@@ -517,18 +539,29 @@ func (d *Document) Save() (out []byte, err error) {
 // Watch applies the document's entries as the vault stores them (a sync,
 // a live session, another handle) and calls changed after each batch that
 // moved the document's heads. It returns when ctx ends.
+//
+// Entries that wait for their blob (see AwaitingBlobs) are read again every
+// awaitingRetry while there are any: the blob comes by another way than the
+// store's feed.
 func (d *Document) Watch(ctx context.Context, changed func()) error {
 	sub := d.h.Store.Subscribe(d.ns, 0)
 	defer sub.Close()
 	for {
+		var retry <-chan time.Time
+		if d.AwaitingBlobs() > 0 {
+			retry = time.After(awaitingRetry)
+		}
+		var items []vault.Item
+		var overflow bool
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-retry:
 		case <-sub.Ready():
-		}
-		items, overflow, closed := sub.Next()
-		if closed {
-			return errors.New("the device's store closed")
+			var closed bool
+			if items, overflow, closed = sub.Next(); closed {
+				return errors.New("the device's store closed")
+			}
 		}
 		moved, err := d.applyFeed(items, overflow)
 		if err != nil {
@@ -539,6 +572,10 @@ func (d *Document) Watch(ctx context.Context, changed func()) error {
 		}
 	}
 }
+
+// awaitingRetry is how often Watch reads again the entries whose blob has
+// not arrived.
+const awaitingRetry = 250 * time.Millisecond
 
 // applyFeed applies the items of this document from a store feed (all of
 // the document's entries again after an overflow) and reports whether the
@@ -559,6 +596,12 @@ func (d *Document) applyFeed(items []vault.Item, overflow bool) (moved bool, err
 }
 
 func (d *Document) applyItems(items []vault.Item) error {
+	if len(items) == 0 { // read again what awaits its blob
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		d.apply(nil)
+		return nil
+	}
 	var mine []vault.Item
 	for _, it := range items {
 		k := it.Entry.Key
