@@ -3,7 +3,6 @@ package cmd
 import (
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -14,35 +13,20 @@ import (
 )
 
 // agentAlias names the agent's private vault wherever a namespace ID is expected.
-const agentAlias = "agent"
+const agentAlias = client.AgentVaultName
 
-// vaultArg resolves a NAMESPACE argument: a namespace ID, "agent" (the
-// agent's vault) or "agent/PROJECT" (a project vault of its catalog). A
-// namespace ID the home does not know is refused: reading it would print
-// nothing and writing it would fail without saying why.
+// vaultArg resolves a NAMESPACE argument (client.Home.ResolveVault): a
+// namespace ID, "agent" or "agent/PROJECT", with what to do when the home
+// does not know it.
 func vaultArg(h *client.Home, s string) (vault.NamespaceID, error) {
-	if name, ok := strings.CutPrefix(s, agentAlias+"/"); ok {
-		p, err := h.Project(name)
-		return p.Namespace, err
+	ns, err := h.ResolveVault(s)
+	switch {
+	case errors.Is(err, client.ErrBadVaultName):
+		return ns, fmt.Errorf("%w (`seedfleet vault create` prints one)", err)
+	case errors.Is(err, client.ErrUnknownVault):
+		return ns, fmt.Errorf("%w: `seedfleet vault list --home %s` lists the vaults it knows (check the namespace and --home); a vault created on another device is read after a sync: seedfleet sync %s <seed multiaddr>", err, h.Dir, ns)
 	}
-	if s == agentAlias {
-		a, err := h.Agent()
-		if err != nil {
-			return vault.NamespaceID{}, err
-		}
-		return a.Namespace, nil
-	}
-	ns, err := parseNS(s)
-	if err != nil {
-		return ns, err
-	}
-	if err := h.CheckKnown(ns); err != nil {
-		if errors.Is(err, client.ErrUnknownVault) {
-			return ns, fmt.Errorf("%w: `seedfleet vault list --home %s` lists the vaults it knows (check the namespace and --home); a vault created on another device is read after a sync: seedfleet sync %s <seed multiaddr>", err, h.Dir, ns)
-		}
-		return ns, err
-	}
-	return ns, nil
+	return ns, err
 }
 
 func parseNS(s string) (vault.NamespaceID, error) {

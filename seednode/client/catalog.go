@@ -3,6 +3,7 @@ package client
 import (
 	"crypto/ed25519"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"time"
@@ -134,7 +135,11 @@ func (h *Home) Projects() ([]Project, error) {
 	return out, nil
 }
 
-// Project returns the catalog entry called name.
+// ErrNoProject: the agent's catalog on this device names no such project.
+var ErrNoProject = errors.New("no such project in the agent's catalog on this device")
+
+// Project returns the catalog entry called name (an error wrapping
+// ErrNoProject when there is none).
 func (h *Home) Project(name string) (Project, error) {
 	ps, err := h.Projects()
 	if err != nil {
@@ -145,5 +150,5 @@ func (h *Home) Project(name string) (Project, error) {
 			return p, nil
 		}
 	}
-	return Project{}, fmt.Errorf("no project %q in the agent's catalog on this device (sync the agent vault first?)", name)
+	return Project{}, fmt.Errorf("%w: %q (sync the agent vault first?)", ErrNoProject, name)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -12,6 +13,10 @@ import (
 // ErrUnknownVault: the home holds neither the vault's key nor any of its
 // entries, and never synced it. Mostly a mistyped namespace or --home.
 var ErrUnknownVault = errors.New("this device home does not know the vault")
+
+// ErrBadVaultName: a vault name is neither "agent", "agent/PROJECT" nor a
+// namespace ID.
+var ErrBadVaultName = errors.New(`a vault is "agent", "agent/PROJECT" or a namespace ID`)
 
 // KnownVault is a vault this home has met.
 type KnownVault struct {
@@ -66,4 +71,34 @@ func (h *Home) CheckKnown(ns vault.NamespaceID) error {
 		return nil
 	}
 	return fmt.Errorf("vault %s: %w (no key, no entries, never synced)", ns.Short(), ErrUnknownVault)
+}
+
+// AgentVaultName names the agent's private vault wherever a namespace ID
+// is expected; "agent/PROJECT" names a project vault of its catalog.
+const AgentVaultName = "agent"
+
+// ResolveVault reads a vault name as the device's commands and its local
+// API take it: a namespace ID, "agent" (the agent's vault) or
+// "agent/PROJECT" (a project vault of its catalog). A namespace ID the home
+// does not know is refused (an error wrapping ErrUnknownVault): reading it
+// would find nothing and writing it would fail without saying why. A
+// project the catalog lacks wraps ErrNoProject, a home acting for no agent
+// ErrNoAgent, and anything else ErrBadVaultName.
+func (h *Home) ResolveVault(name string) (vault.NamespaceID, error) {
+	if project, ok := strings.CutPrefix(name, AgentVaultName+"/"); ok {
+		p, err := h.Project(project)
+		return p.Namespace, err
+	}
+	if name == AgentVaultName {
+		a, err := h.Agent()
+		if err != nil {
+			return vault.NamespaceID{}, err
+		}
+		return a.Namespace, nil
+	}
+	ns, err := vault.ParseNamespaceID(name)
+	if err != nil {
+		return ns, fmt.Errorf("%w: %w", ErrBadVaultName, err)
+	}
+	return ns, h.CheckKnown(ns)
 }
