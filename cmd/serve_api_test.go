@@ -61,7 +61,7 @@ func TestServeLocalAPI(t *testing.T) {
 			break
 		}
 	}
-	go io.Copy(io.Discard, pr)
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
 	if sock != filepath.Join(home, "api.sock") {
 		t.Fatalf("serve printed the socket %q (%s)", sock, errOut.String())
 	}
