@@ -96,6 +96,11 @@ func TestProjectVault(t *testing.T) {
 		t.Fatalf("the project's document: %s", raw)
 	}
 	a.ok(http.MethodGet, "/v1/vaults/"+p.Namespace.String()+"/docs/notes", "", "")
+	agent, _ := homes[0].Agent()
+	want := fmt.Sprintf(`{"vaults":[{"name":"agent","id":"%s"},{"name":"agent/work","id":"%s"}]}`, agent.Namespace, p.Namespace)
+	if got := a.ok(http.MethodGet, "/v1/vaults", "", ""); got != want {
+		t.Fatalf("vaults: %s, want %s", got, want)
+	}
 	if got := a.ok(http.MethodGet, "/v1/vaults/agent/docs", "", ""); got != `{"documents":[],"vault":"agent"}` {
 		t.Fatalf("the agent vault lists %s", got)
 	}
@@ -288,4 +293,15 @@ func TestWatchHeartbeat(t *testing.T) {
 		defer a.srv.hd.docs.mu.Unlock()
 		return len(od.subs) == 0
 	})
+}
+
+// TestNoAgent: a home that acts for no agent says how to make it one.
+func TestNoAgent(t *testing.T) {
+	a := startAPI(t, openHome(t), Options{})
+	for _, target := range []string{"/v1/vaults", "/v1/vaults/agent/docs", "/v1/vaults/agent/docs/profile"} {
+		status, out, _ := a.do(http.MethodGet, target, "", "")
+		if status != http.StatusNotFound || !strings.Contains(out, "agent init") {
+			t.Errorf("%s: %d %s", target, status, out)
+		}
+	}
 }

@@ -28,6 +28,17 @@ const MergePatchType = "application/merge-patch+json"
 // Routes. VAULT is one path segment: "agent", "agent%2FPROJECT" (the
 // slash escaped) or a namespace ID; DOC is the rest of the path.
 func (hd *Handler) routes() {
+	hd.mux.HandleFunc("/v1/vaults", func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet {
+			w.Header().Set("Allow", http.MethodGet)
+			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not answered here", "allowed: GET")
+			return
+		}
+		if err := hd.vaults(w); err != nil {
+			status, hint := classify(err)
+			writeError(w, status, err.Error(), hint)
+		}
+	})
 	hd.mux.HandleFunc("/v1/vaults/{vault}/docs", hd.methods(map[string]docHandler{http.MethodGet: hd.list}, false))
 	hd.mux.HandleFunc("/v1/vaults/{vault}/docs/{doc...}", hd.methods(map[string]docHandler{
 		http.MethodGet: hd.read, http.MethodPut: hd.change, http.MethodPatch: hd.change,
@@ -37,7 +48,7 @@ func (hd *Handler) routes() {
 	hd.mux.HandleFunc("/v1/vaults/{vault}/watch/{doc...}", hd.methods(map[string]docHandler{http.MethodGet: hd.watch}, true))
 	hd.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such route: %s", r.URL.Path),
-			"routes are /v1/vaults/VAULT/docs, /v1/vaults/VAULT/docs/DOC, /v1/vaults/VAULT/history/DOC and /v1/vaults/VAULT/watch/DOC (VAULT: agent or agent%2FPROJECT)")
+			"routes are /v1/vaults, /v1/vaults/VAULT/docs, /v1/vaults/VAULT/docs/DOC, /v1/vaults/VAULT/history/DOC and /v1/vaults/VAULT/watch/DOC (VAULT: agent or agent%2FPROJECT)")
 	})
 }
 
@@ -100,6 +111,31 @@ func (hd *Handler) vault(name string) (vault.NamespaceID, error) {
 		return ns, fmt.Errorf("vault %s: %w", name, errNotPrivate)
 	}
 	return ns, nil
+}
+
+// vaultInfo names a vault the API reads: Name as the CLI takes it, ID as
+// one URL segment.
+type vaultInfo struct {
+	Name string `json:"name"`
+	ID   string `json:"id"`
+}
+
+// vaults: GET /v1/vaults, the agent's vault and its projects' as far as
+// this device has synced the catalog.
+func (hd *Handler) vaults(w http.ResponseWriter) error {
+	a, err := hd.h.Agent()
+	if err != nil {
+		return err
+	}
+	projects, err := hd.h.Projects()
+	if err != nil {
+		return err
+	}
+	out := []vaultInfo{{Name: client.AgentVaultName, ID: a.Namespace.String()}}
+	for _, p := range projects {
+		out = append(out, vaultInfo{Name: client.AgentVaultName + "/" + p.Name, ID: p.Namespace.String()})
+	}
+	return writeJSON(w, http.StatusOK, map[string]any{"vaults": out})
 }
 
 // list: GET /v1/vaults/VAULT/docs.
