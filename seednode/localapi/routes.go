@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
@@ -28,62 +30,62 @@ const MergePatchType = "application/merge-patch+json"
 // Routes. VAULT is one path segment: "agent", "agent%2FPROJECT" (the
 // slash escaped) or a namespace ID; DOC is the rest of the path.
 func (hd *Handler) routes() {
-	hd.mux.HandleFunc("/v1/vaults", func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodGet {
-			w.Header().Set("Allow", http.MethodGet)
-			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not answered here", "allowed: GET")
-			return
-		}
-		if err := hd.vaults(w); err != nil {
-			status, hint := classify(err)
-			writeError(w, status, err.Error(), hint)
-		}
-	})
-	hd.mux.HandleFunc("/v1/vaults/{vault}/docs", hd.methods(map[string]docHandler{http.MethodGet: hd.list}, false))
-	hd.mux.HandleFunc("/v1/vaults/{vault}/docs/{doc...}", hd.methods(map[string]docHandler{
+	hd.mux.HandleFunc("/v1/vaults", hd.methods(forAgent, map[string]handler{http.MethodGet: hd.vaults}))
+	hd.mux.HandleFunc("/v1/vaults/{vault}/docs", hd.methods(forVault, map[string]handler{http.MethodGet: hd.list}))
+	hd.mux.HandleFunc("/v1/vaults/{vault}/docs/{doc...}", hd.methods(forDoc, map[string]handler{
 		http.MethodGet: hd.read, http.MethodPut: hd.change, http.MethodPatch: hd.change,
 		http.MethodDelete: hd.change, http.MethodPost: hd.change,
-	}, true))
-	hd.mux.HandleFunc("/v1/vaults/{vault}/history/{doc...}", hd.methods(map[string]docHandler{http.MethodGet: hd.history}, true))
-	hd.mux.HandleFunc("/v1/vaults/{vault}/watch/{doc...}", hd.methods(map[string]docHandler{http.MethodGet: hd.watch}, true))
+	}))
+	hd.mux.HandleFunc("/v1/vaults/{vault}/history/{doc...}", hd.methods(forDoc, map[string]handler{http.MethodGet: hd.history}))
+	hd.mux.HandleFunc("/v1/vaults/{vault}/watch/{doc...}", hd.methods(forDoc, map[string]handler{http.MethodGet: hd.watch}))
 	hd.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such route: %s", r.URL.Path),
 			"routes are /v1/vaults, /v1/vaults/VAULT/docs, /v1/vaults/VAULT/docs/DOC, /v1/vaults/VAULT/history/DOC and /v1/vaults/VAULT/watch/DOC (VAULT: agent or agent%2FPROJECT)")
 	})
 }
 
-// A docHandler answers a request for a resolved vault (and a document:
-// nil for a vault's listing).
-type docHandler func(w http.ResponseWriter, r *http.Request, ns vault.NamespaceID, od *openDoc) error
+// A handler answers a request, given what its route names: the vault
+// (resolved) and the document (open), as far as the route's scope goes.
+type handler func(w http.ResponseWriter, r *http.Request, ns vault.NamespaceID, od *openDoc) error
 
-// methods dispatches by method, resolves the vault and opens the document,
-// and writes any error the handler returns as JSON.
-func (hd *Handler) methods(byMethod map[string]docHandler, withDoc bool) http.HandlerFunc {
+// scope is what a route names.
+type scope int
+
+const (
+	forAgent scope = iota // the agent: no vault, no document
+	forVault              // {vault}
+	forDoc                // {vault} and {doc}
+)
+
+// methods dispatches by method, resolves the vault and opens the document
+// as far as the scope goes, and writes any error the handler returns as
+// JSON.
+func (hd *Handler) methods(sc scope, byMethod map[string]handler) http.HandlerFunc {
+	allowed := slices.Sorted(maps.Keys(byMethod))
 	return func(w http.ResponseWriter, r *http.Request) {
 		fn, ok := byMethod[r.Method]
 		if !ok {
-			var allowed []string
-			for m := range byMethod {
-				allowed = append(allowed, m)
-			}
 			w.Header().Set("Allow", strings.Join(allowed, ", "))
 			writeError(w, http.StatusMethodNotAllowed, r.Method+" is not answered here", "allowed: "+strings.Join(allowed, ", "))
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, hd.o.MaxBody)
-		if err := hd.serve(w, r, fn, withDoc); err != nil {
+		if err := hd.serve(w, r, sc, fn); err != nil {
 			status, hint := classify(err)
 			writeError(w, status, err.Error(), hint)
 		}
 	}
 }
 
-func (hd *Handler) serve(w http.ResponseWriter, r *http.Request, fn docHandler, withDoc bool) error {
+func (hd *Handler) serve(w http.ResponseWriter, r *http.Request, sc scope, fn handler) error {
+	if sc == forAgent {
+		return fn(w, r, vault.NamespaceID{}, nil)
+	}
 	ns, err := hd.vault(r.PathValue("vault"))
 	if err != nil {
 		return err
 	}
-	if !withDoc {
+	if sc == forVault {
 		return fn(w, r, ns, nil)
 	}
 	name := r.PathValue("doc")
@@ -122,7 +124,7 @@ type vaultInfo struct {
 
 // vaults: GET /v1/vaults, the agent's vault and its projects' as far as
 // this device has synced the catalog.
-func (hd *Handler) vaults(w http.ResponseWriter) error {
+func (hd *Handler) vaults(w http.ResponseWriter, _ *http.Request, _ vault.NamespaceID, _ *openDoc) error {
 	a, err := hd.h.Agent()
 	if err != nil {
 		return err
