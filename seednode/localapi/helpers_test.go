@@ -22,7 +22,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
-func openHome(t *testing.T) *client.Home {
+func openHome(t testing.TB) *client.Home {
 	t.Helper()
 	h, err := client.Open(t.TempDir())
 	if err != nil {
@@ -34,7 +34,7 @@ func openHome(t *testing.T) *client.Home {
 
 // agentDevices makes an agent on the first home and approves the others
 // as devices of it; the others still have to sync the vault.
-func agentDevices(t *testing.T, names ...string) ([]*client.Home, vault.NamespaceID) {
+func agentDevices(t testing.TB, names ...string) ([]*client.Home, vault.NamespaceID) {
 	t.Helper()
 	first := openHome(t)
 	a, err := first.InitAgent(names[0])
@@ -78,7 +78,7 @@ func syncWith(t *testing.T, h *client.Home, ns vault.NamespaceID, seed string) {
 
 // socketDir is a private directory with a short path (a socket path has
 // at most about 100 bytes).
-func socketDir(t *testing.T) string {
+func socketDir(t testing.TB) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "api")
 	if err != nil {
@@ -90,12 +90,12 @@ func socketDir(t *testing.T) string {
 
 // api is a running API and a client for it.
 type api struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *Server
 	http *http.Client
 }
 
-func startAPI(t *testing.T, h *client.Home, o Options) *api {
+func startAPI(t testing.TB, h *client.Home, o Options) *api {
 	t.Helper()
 	srv, err := Start(h, filepath.Join(socketDir(t), "api.sock"), o)
 	if err != nil {

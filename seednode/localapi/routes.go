@@ -103,8 +103,19 @@ func (hd *Handler) serve(w http.ResponseWriter, r *http.Request, sc scope, fn ha
 // errNotPrivate: agent state lives only in the agent's private vaults.
 var errNotPrivate = errors.New("not one of the agent's private vaults")
 
-// vault resolves the vault segment as the CLI resolves VAULT.
+// maxResolved bounds the cache of resolved vault names.
+const maxResolved = 64
+
+// vault resolves the vault segment as the CLI resolves VAULT. What
+// resolved is kept: the agent's vault and its projects' stay what they are
+// while serve holds the home, and resolving reads files each time.
 func (hd *Handler) vault(name string) (vault.NamespaceID, error) {
+	hd.resolvedMu.Lock()
+	ns, ok := hd.resolved[name]
+	hd.resolvedMu.Unlock()
+	if ok {
+		return ns, nil
+	}
 	ns, err := hd.h.ResolveVault(name)
 	if err != nil {
 		return ns, err
@@ -112,6 +123,11 @@ func (hd *Handler) vault(name string) (vault.NamespaceID, error) {
 	if !hd.h.IsPrivate(ns) {
 		return ns, fmt.Errorf("vault %s: %w", name, errNotPrivate)
 	}
+	hd.resolvedMu.Lock()
+	if len(hd.resolved) < maxResolved {
+		hd.resolved[name] = ns
+	}
+	hd.resolvedMu.Unlock()
 	return ns, nil
 }
 

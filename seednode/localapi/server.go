@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seedfleet/seedfleet/seednode/client"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // Handler answers the API's requests for one open device home. Its
@@ -19,6 +20,9 @@ type Handler struct {
 	o    Options
 	mux  *http.ServeMux
 	docs *docs
+
+	resolvedMu sync.Mutex
+	resolved   map[string]vault.NamespaceID // vault names, resolved
 	// closing ends every watch stream and document watch.
 	closing context.Context
 	stop    context.CancelFunc
@@ -28,7 +32,7 @@ type Handler struct {
 func NewHandler(h *client.Home, o Options) *Handler {
 	o = o.withDefaults()
 	ctx, stop := context.WithCancel(context.Background())
-	hd := &Handler{h: h, o: o, mux: http.NewServeMux(), closing: ctx, stop: stop,
+	hd := &Handler{h: h, o: o, mux: http.NewServeMux(), closing: ctx, stop: stop, resolved: map[string]vault.NamespaceID{},
 		docs: &docs{h: h, max: o.MaxDocuments, ctx: ctx, logf: o.Logf, open: map[docKey]*openDoc{}}}
 	hd.routes()
 	return hd
