@@ -3,6 +3,7 @@ package cmd
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -22,11 +23,11 @@ func newServeCmd(g *globals) *cobra.Command {
 		noAPI   bool
 	)
 	c := &cobra.Command{
-		Use:   "serve NAMESPACE... [--via SEED_MULTIADDR]",
+		Use:   "serve VAULT... [--via SEED_MULTIADDR]",
 		Short: "Keep this device reachable for sync and blob fetches (behind NAT: through a seed's relay)",
-		Long: `Serve the given vaults (and this device's blobs) to other devices until interrupted. With --via, the
-device reserves a slot on each seed's relay and prints an address through it, which another device can
-use with sync even when both are behind NAT. With --lan, it announces the vaults on the local network
+		Long: `Serve the given vaults (namespace IDs, "agent" or "agent/PROJECT") and this device's blobs to other
+devices until interrupted. With --via, the device reserves a slot on each seed's relay and prints an
+address through it, which another device can use with sync even when both are behind NAT. With --lan, it announces the vaults on the local network
 (mDNS) so that devices running sync --lan find it without a seed. A device that acts for an agent
 also registers a signed record of its addresses on the relays and the agent's seeds (renewed while it
 serves), so the agent's other devices find it with a plain sync even for a vault no seed hosts.
@@ -36,8 +37,15 @@ on a Unix socket only this user can open (--api-socket, by default api.sock in t
 it off). The README's "Local API" section lists its routes.`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// IDs are checked before the home opens; the agent's names
+			// ("agent", "agent/PROJECT") need it.
 			var vaults []vault.NamespaceID
+			var agentNames []string
 			for _, a := range args {
+				if a == agentAlias || strings.HasPrefix(a, agentAlias+"/") {
+					agentNames = append(agentNames, a)
+					continue
+				}
 				ns, err := parseNS(a)
 				if err != nil {
 					return err
@@ -59,6 +67,13 @@ it off). The README's "Local API" section lists its routes.`,
 				return err
 			}
 			defer h.Close()
+			for _, name := range agentNames {
+				ns, err := vaultArg(h, name)
+				if err != nil {
+					return err
+				}
+				vaults = append(vaults, ns)
+			}
 			out, errOut := cmd.OutOrStdout(), cmd.ErrOrStderr()
 			logf := func(format string, args ...any) { fmt.Fprintf(errOut, format+"\n", args...) }
 			if !noAPI {

@@ -44,7 +44,7 @@ func TestServeLocalAPI(t *testing.T) {
 	var errOut strings.Builder
 	root.SetOut(pw)
 	root.SetErr(&errOut)
-	root.SetArgs([]string{"serve", a.Namespace.String(), "--listen", "/ip4/127.0.0.1/tcp/0", "--no-rendezvous", "--home", home})
+	root.SetArgs([]string{"serve", "agent", "--listen", "/ip4/127.0.0.1/tcp/0", "--no-rendezvous", "--home", home})
 	serveCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
