@@ -14,7 +14,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/state"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 const prefs = "/v1/vaults/agent/docs/preferences"
@@ -304,4 +306,46 @@ func TestNoAgent(t *testing.T) {
 			t.Errorf("%s: %d %s", target, status, out)
 		}
 	}
+}
+
+// TestWatchThroughServe: as under `seedfleet serve`, the laptop serves the
+// agent's vault; the phone syncs its change to the laptop, and the
+// laptop's watch stream shows it.
+func TestWatchThroughServe(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	laptop, phone := homes[0], homes[1]
+	a := startAPI(t, laptop, Options{})
+	a.ok(http.MethodPut, prefs+"?path=ui", "", `{"theme":"dark"}`)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	addrs := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() {
+		served <- laptop.Serve(ctx, client.ServeOptions{Vaults: []vault.NamespaceID{ns}, Listen: []string{"/ip4/127.0.0.1/tcp/0"},
+			NoRendezvous: true, Reachable: func(as []string) {
+				select {
+				case addrs <- as[0]:
+				default:
+				}
+			}})
+	}()
+	var addr string
+	select {
+	case addr = <-addrs:
+	case err := <-served:
+		t.Fatalf("serve: %v", err)
+	}
+	defer func() { cancel(); <-served }()
+	syncWith(t, phone, ns, addr)
+	s := a.watch(ctx, "/v1/vaults/agent/watch/preferences?path=ui")
+	s.valueUntil(t, `{"theme":"dark"}`)
+	d, err := state.Open(phone, ns, "preferences")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Change(func(tx *state.Tx) error { return tx.Set(state.Path{"ui", "lang"}, "en") }); err != nil {
+		t.Fatal(err)
+	}
+	syncWith(t, phone, ns, addr)
+	s.valueUntil(t, `{"lang":"en","theme":"dark"}`)
 }
