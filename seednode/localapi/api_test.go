@@ -19,7 +19,8 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
-const prefs = "/v1/vaults/agent/docs/preferences"
+// settings is a document without a schema: any JSON goes.
+const settings = "/v1/vaults/agent/docs/app/settings"
 
 // TestOperations: every operation through the socket, read back through the
 // API and through the Go SDK on the same home.
@@ -27,20 +28,20 @@ func TestOperations(t *testing.T) {
 	homes, ns := agentDevices(t, "laptop")
 	a := startAPI(t, homes[0], Options{})
 
-	a.ok(http.MethodPut, prefs+"?path=ui.theme", "application/json", `"dark"`)
-	a.ok(http.MethodPut, prefs+"?path=ui.font", "", `"mono"`)
-	a.ok(http.MethodPatch, prefs, MergePatchType, `{"ui":{"lang":"en","font":null}}`)
-	a.ok(http.MethodPost, prefs, "application/json", `{"op":"append","path":"tags","value":"go"}`)
-	a.ok(http.MethodPost, prefs, "application/json", `{"op":"incr","path":"visits"}`)
-	a.ok(http.MethodPost, prefs, "application/json", `{"op":"incr","path":"visits","delta":4}`)
-	a.ok(http.MethodPost, prefs, "application/json", `{"op":"text","path":"bio","insert":"writes engines"}`)
-	a.ok(http.MethodPost, prefs, "application/json", `{"op":"text","path":"bio","at":0,"delete":1,"insert":"W"}`)
-	a.ok(http.MethodPut, prefs+"?path=tmp", "", `1`)
-	a.ok(http.MethodDelete, prefs+"?path=tmp", "", "")
-	changed := a.ok(http.MethodPost, prefs, "", `[{"op":"append","path":"tags","value":"rust"},{"op":"set","path":"ui.size","value":1.5}]`)
+	a.ok(http.MethodPut, settings+"?path=ui.theme", "application/json", `"dark"`)
+	a.ok(http.MethodPut, settings+"?path=ui.font", "", `"mono"`)
+	a.ok(http.MethodPatch, settings, MergePatchType, `{"ui":{"lang":"en","font":null}}`)
+	a.ok(http.MethodPost, settings, "application/json", `{"op":"append","path":"tags","value":"go"}`)
+	a.ok(http.MethodPost, settings, "application/json", `{"op":"incr","path":"visits"}`)
+	a.ok(http.MethodPost, settings, "application/json", `{"op":"incr","path":"visits","delta":4}`)
+	a.ok(http.MethodPost, settings, "application/json", `{"op":"text","path":"bio","insert":"writes engines"}`)
+	a.ok(http.MethodPost, settings, "application/json", `{"op":"text","path":"bio","at":0,"delete":1,"insert":"W"}`)
+	a.ok(http.MethodPut, settings+"?path=tmp", "", `1`)
+	a.ok(http.MethodDelete, settings+"?path=tmp", "", "")
+	changed := a.ok(http.MethodPost, settings, "", `[{"op":"append","path":"tags","value":"rust"},{"op":"set","path":"ui.size","value":1.5}]`)
 
 	want := `{"bio":"Writes engines","tags":["go","rust"],"ui":{"lang":"en","size":1.5,"theme":"dark"},"visits":5}`
-	status, got, hdr := a.do(http.MethodGet, prefs, "", "")
+	status, got, hdr := a.do(http.MethodGet, settings, "", "")
 	if status != http.StatusOK || got != want {
 		t.Fatalf("GET: %d %s; want %s", status, got, want)
 	}
@@ -51,12 +52,12 @@ func TestOperations(t *testing.T) {
 	if h := hdr.Get(HeadsHeader); h != strings.Join(resp.Heads, ",") {
 		t.Fatalf("heads header %q; the last change answered %v", h, resp.Heads)
 	}
-	if got := a.ok(http.MethodGet, prefs+"?path=tags.1", "", ""); got != `"rust"` {
+	if got := a.ok(http.MethodGet, settings+"?path=tags.1", "", ""); got != `"rust"` {
 		t.Fatalf("GET tags.1: %s", got)
 	}
 
 	// What the API stored is in the vault: a fresh SDK handle reads it.
-	d, err := state.Open(homes[0], ns, "preferences")
+	d, err := state.Open(homes[0], ns, "app/settings")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +67,7 @@ func TestOperations(t *testing.T) {
 	var hist struct {
 		Changes []historyEntry `json:"changes"`
 	}
-	if err := json.Unmarshal([]byte(a.ok(http.MethodGet, "/v1/vaults/agent/history/preferences", "", "")), &hist); err != nil {
+	if err := json.Unmarshal([]byte(a.ok(http.MethodGet, "/v1/vaults/agent/history/app/settings", "", "")), &hist); err != nil {
 		t.Fatal(err)
 	}
 	if len(hist.Changes) != 11 || hist.Changes[0].Device != "laptop" || hist.Changes[0].Message != "set ui.theme" ||
@@ -75,7 +76,7 @@ func TestOperations(t *testing.T) {
 	}
 
 	a.ok(http.MethodPut, "/v1/vaults/agent/docs/conversations/c1?path=title", "", `"hello"`)
-	if got := a.ok(http.MethodGet, "/v1/vaults/agent/docs", "", ""); got != `{"documents":["conversations/c1","preferences"],"vault":"agent"}` {
+	if got := a.ok(http.MethodGet, "/v1/vaults/agent/docs", "", ""); got != `{"documents":["app/settings","conversations/c1"],"vault":"agent"}` {
 		t.Fatalf("list: %s", got)
 	}
 }
@@ -113,41 +114,42 @@ func TestProjectVault(t *testing.T) {
 func TestErrors(t *testing.T) {
 	homes, _ := agentDevices(t, "laptop")
 	a := startAPI(t, homes[0], Options{MaxBody: 1 << 10})
-	a.ok(http.MethodPut, prefs, "", `{"ui":{"theme":"dark"},"tags":["a"],"n":1}`)
-	before := a.ok(http.MethodGet, prefs, "", "")
-	_, _, hdr := a.do(http.MethodGet, prefs, "", "")
+	a.ok(http.MethodPut, settings, "", `{"ui":{"theme":"dark"},"tags":["a"],"n":1}`)
+	before := a.ok(http.MethodGet, settings, "", "")
+	_, _, hdr := a.do(http.MethodGet, settings, "", "")
 	for _, c := range []struct {
 		name, method, target, ctype, body string
 		status                            int
 		says                              string
 	}{
-		{"invalid JSON", http.MethodPut, prefs + "?path=x", "", `{"a":`, 400, "not JSON"},
-		{"unquoted string", http.MethodPut, prefs + "?path=x", "", `dark`, 400, "not JSON"},
-		{"root not an object", http.MethodPut, prefs, "", `[1]`, 409, "root"},
-		{"empty path segment", http.MethodGet, prefs + "?path=ui..theme", "", "", 400, "empty segment"},
-		{"path into a string", http.MethodGet, prefs + "?path=ui.theme.x", "", "", 404, "ui.theme"},
-		{"nothing at path", http.MethodGet, prefs + "?path=nope", "", "", 404, "no value"},
-		{"list index", http.MethodPut, prefs + "?path=tags.7", "", `1`, 409, "not an index"},
-		{"append to a map", http.MethodPost, prefs, "", `{"op":"append","path":"ui","value":1}`, 409, "not a list"},
-		{"incr a string", http.MethodPost, prefs, "", `{"op":"incr","path":"ui.theme"}`, 409, "not a counter"},
-		{"text of a number", http.MethodPost, prefs, "", `{"op":"text","path":"n","insert":"x"}`, 409, "not text"},
-		{"text out of range", http.MethodPost, prefs, "", `{"op":"text","path":"ui.theme","at":99,"insert":"x"}`, 409, "outside"},
-		{"delete missing", http.MethodDelete, prefs + "?path=nope", "", "", 404, "no value"},
-		{"delete root", http.MethodDelete, prefs, "", "", 400, "root"},
-		{"batch fails whole", http.MethodPost, prefs, "", `[{"op":"set","path":"ok","value":1},{"op":"incr","path":"tags"}]`, 409, "op 1"},
-		{"unknown op", http.MethodPost, prefs, "", `{"op":"move","path":"a"}`, 400, "move"},
-		{"unknown field", http.MethodPost, prefs, "", `{"op":"set","path":"a","value":1,"vlaue":2}`, 400, "vlaue"},
-		{"set without value", http.MethodPost, prefs, "", `{"op":"set","path":"a"}`, 400, "value"},
-		{"two values", http.MethodPost, prefs, "", `{"op":"incr","path":"n"} {"op":"incr","path":"n"}`, 400, "more than one"},
-		{"patch content type", http.MethodPatch, prefs, "application/json", `{"a":1}`, 415, MergePatchType},
-		{"body too large", http.MethodPut, prefs + "?path=big", "", `"` + strings.Repeat("x", 2<<10) + `"`, 413, "too large"},
+		{"invalid JSON", http.MethodPut, settings + "?path=x", "", `{"a":`, 400, "not JSON"},
+		{"unquoted string", http.MethodPut, settings + "?path=x", "", `dark`, 400, "not JSON"},
+		{"root not an object", http.MethodPut, settings, "", `[1]`, 409, "root"},
+		{"empty path segment", http.MethodGet, settings + "?path=ui..theme", "", "", 400, "empty segment"},
+		{"path into a string", http.MethodGet, settings + "?path=ui.theme.x", "", "", 404, "ui.theme"},
+		{"nothing at path", http.MethodGet, settings + "?path=nope", "", "", 404, "no value"},
+		{"list index", http.MethodPut, settings + "?path=tags.7", "", `1`, 409, "not an index"},
+		{"append to a map", http.MethodPost, settings, "", `{"op":"append","path":"ui","value":1}`, 409, "not a list"},
+		{"incr a string", http.MethodPost, settings, "", `{"op":"incr","path":"ui.theme"}`, 409, "not a counter"},
+		{"text of a number", http.MethodPost, settings, "", `{"op":"text","path":"n","insert":"x"}`, 409, "not text"},
+		{"text out of range", http.MethodPost, settings, "", `{"op":"text","path":"ui.theme","at":99,"insert":"x"}`, 409, "outside"},
+		{"delete missing", http.MethodDelete, settings + "?path=nope", "", "", 404, "no value"},
+		{"delete root", http.MethodDelete, settings, "", "", 400, "root"},
+		{"batch fails whole", http.MethodPost, settings, "", `[{"op":"set","path":"ok","value":1},{"op":"incr","path":"tags"}]`, 409, "op 1"},
+		{"unknown op", http.MethodPost, settings, "", `{"op":"move","path":"a"}`, 400, "move"},
+		{"unknown field", http.MethodPost, settings, "", `{"op":"set","path":"a","value":1,"vlaue":2}`, 400, "vlaue"},
+		{"set without value", http.MethodPost, settings, "", `{"op":"set","path":"a"}`, 400, "value"},
+		{"two values", http.MethodPost, settings, "", `{"op":"incr","path":"n"} {"op":"incr","path":"n"}`, 400, "more than one"},
+		{"patch content type", http.MethodPatch, settings, "application/json", `{"a":1}`, 415, MergePatchType},
+		{"body too large", http.MethodPut, settings + "?path=big", "", `"` + strings.Repeat("x", 2<<10) + `"`, 413, "too large"},
 		{"bad document name", http.MethodGet, "/v1/vaults/agent/docs/a/~s", "", "", 400, "only letters"},
 		{"document name characters", http.MethodGet, "/v1/vaults/agent/docs/a%20b", "", "", 400, "only letters"},
 		{"bad vault", http.MethodGet, "/v1/vaults/nope/docs/x", "", "", 400, "agent/PROJECT"},
 		{"unknown project", http.MethodGet, "/v1/vaults/agent%2Fnope/docs/x", "", "", 404, "no such project"},
 		{"unknown namespace", http.MethodGet, "/v1/vaults/" + strings.Repeat("a", 52) + "/docs/x", "", "", 404, "does not know"},
-		{"method", http.MethodPost, "/v1/vaults/agent/history/preferences", "", "", 405, "POST"},
+		{"method", http.MethodPost, "/v1/vaults/agent/history/app/settings", "", "", 405, "POST"},
 		{"route", http.MethodGet, "/v2/anything", "", "", 404, "no such route"},
+		{"schema", http.MethodPut, "/v1/vaults/agent/docs/preferences?path=ui.theme", "", `5`, 422, "does not match its schema"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			status, out, _ := a.do(c.method, c.target, c.ctype, c.body)
@@ -160,7 +162,7 @@ func TestErrors(t *testing.T) {
 			}
 		})
 	}
-	status, after, hdr2 := a.do(http.MethodGet, prefs, "", "")
+	status, after, hdr2 := a.do(http.MethodGet, settings, "", "")
 	if status != 200 || after != before || hdr2.Get(HeadsHeader) != hdr.Get(HeadsHeader) {
 		t.Fatalf("refused requests changed the document: %s (%s) → %s (%s)", before, hdr.Get(HeadsHeader), after, hdr2.Get(HeadsHeader))
 	}
@@ -179,10 +181,10 @@ func TestConcurrentRequests(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				doc := fmt.Sprintf("/v1/vaults/agent/docs/d%d", (c+i)%6)
-				for _, target := range []string{prefs, doc} {
+				for _, target := range []string{settings, doc} {
 					status, out, _ := a.do(http.MethodPost, target, "", `{"op":"incr","path":"n"}`)
 					switch {
-					case status == http.StatusOK && target == prefs:
+					case status == http.StatusOK && target == settings:
 						landed.Add(1)
 					case status == http.StatusOK, status == http.StatusServiceUnavailable:
 						// 503: every open document was in use; a client retries
@@ -198,7 +200,7 @@ func TestConcurrentRequests(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
-	if got := a.ok(http.MethodGet, prefs+"?path=n", "", ""); got != fmt.Sprint(landed.Load()) || landed.Load() < clients {
+	if got := a.ok(http.MethodGet, settings+"?path=n", "", ""); got != fmt.Sprint(landed.Load()) || landed.Load() < clients {
 		t.Fatalf("counter %s after %d increments answered 200", got, landed.Load())
 	}
 	var list struct{ Documents []string }
@@ -216,13 +218,13 @@ func TestWatch(t *testing.T) {
 	laptop, phone := homes[0], homes[1]
 	seed := startSeed(t, ns)
 	a := startAPI(t, laptop, Options{})
-	a.ok(http.MethodPut, prefs+"?path=ui.theme", "", `"light"`)
+	a.ok(http.MethodPut, settings+"?path=ui.theme", "", `"light"`)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	whole := a.watch(ctx, "/v1/vaults/agent/watch/preferences")
-	theme := a.watch(ctx, "/v1/vaults/agent/watch/preferences?path=ui.theme")
-	missing := a.watch(ctx, "/v1/vaults/agent/watch/preferences?path=ui.lang")
+	whole := a.watch(ctx, "/v1/vaults/agent/watch/app/settings")
+	theme := a.watch(ctx, "/v1/vaults/agent/watch/app/settings?path=ui.theme")
+	missing := a.watch(ctx, "/v1/vaults/agent/watch/app/settings?path=ui.lang")
 	if _, ev := whole.next(t); string(ev.Value) != `{"ui":{"theme":"light"}}` || len(ev.Heads) != 1 {
 		t.Fatalf("first event %+v", ev)
 	}
@@ -231,14 +233,14 @@ func TestWatch(t *testing.T) {
 		t.Fatalf("watching a missing path: %s %+v", name, ev)
 	}
 
-	a.ok(http.MethodPut, prefs+"?path=ui.theme", "", `"dark"`)
+	a.ok(http.MethodPut, settings+"?path=ui.theme", "", `"dark"`)
 	theme.valueUntil(t, `"dark"`)
 	whole.valueUntil(t, `{"ui":{"theme":"dark"}}`)
 
 	// The phone edits the document; sync brings its change to the laptop.
 	syncWith(t, laptop, ns, seed)
 	syncWith(t, phone, ns, seed)
-	d, err := state.Open(phone, ns, "preferences")
+	d, err := state.Open(phone, ns, "app/settings")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -253,7 +255,7 @@ func TestWatch(t *testing.T) {
 	if !slices.Equal(ev.Heads, wantHeads) {
 		t.Fatalf("the laptop's heads %v, the phone's %v", ev.Heads, wantHeads)
 	}
-	if got := a.ok(http.MethodGet, prefs+"?path=ui.lang", "", ""); got != `"en"` {
+	if got := a.ok(http.MethodGet, settings+"?path=ui.lang", "", ""); got != `"en"` {
 		t.Fatalf("a read after the sync: %s", got)
 	}
 
@@ -269,7 +271,7 @@ func TestWatchHeartbeat(t *testing.T) {
 	homes, _ := agentDevices(t, "laptop")
 	a := startAPI(t, homes[0], Options{Heartbeat: 50 * time.Millisecond})
 	ctx, cancel := context.WithCancel(context.Background())
-	s := a.watch(ctx, "/v1/vaults/agent/watch/preferences")
+	s := a.watch(ctx, "/v1/vaults/agent/watch/app/settings")
 	if name, _ := s.next(t); name != "state" {
 		t.Fatalf("first event %q", name)
 	}
@@ -285,7 +287,7 @@ func TestWatchHeartbeat(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	od, err := a.srv.hd.docs.acquire(ns, "preferences")
+	od, err := a.srv.hd.docs.acquire(ns, "app/settings")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -315,7 +317,7 @@ func TestWatchThroughServe(t *testing.T) {
 	homes, ns := agentDevices(t, "laptop", "phone")
 	laptop, phone := homes[0], homes[1]
 	a := startAPI(t, laptop, Options{})
-	a.ok(http.MethodPut, prefs+"?path=ui", "", `{"theme":"dark"}`)
+	a.ok(http.MethodPut, settings+"?path=ui", "", `{"theme":"dark"}`)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	addrs := make(chan string, 1)
@@ -337,9 +339,9 @@ func TestWatchThroughServe(t *testing.T) {
 	}
 	defer func() { cancel(); <-served }()
 	syncWith(t, phone, ns, addr)
-	s := a.watch(ctx, "/v1/vaults/agent/watch/preferences?path=ui")
+	s := a.watch(ctx, "/v1/vaults/agent/watch/app/settings?path=ui")
 	s.valueUntil(t, `{"theme":"dark"}`)
-	d, err := state.Open(phone, ns, "preferences")
+	d, err := state.Open(phone, ns, "app/settings")
 	if err != nil {
 		t.Fatal(err)
 	}

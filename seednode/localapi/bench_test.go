@@ -29,13 +29,13 @@ func BenchmarkAPI(b *testing.B) {
 				b.Fatal(err)
 			}
 		})
-		apiChange += timed(n, func() { a.ok(http.MethodPost, prefs, "", `{"op":"incr","path":"n"}`) })
+		apiChange += timed(n, func() { a.ok(http.MethodPost, settings, "", `{"op":"incr","path":"n"}`) })
 		sdkRead += timed(n, func() {
 			if _, err := d.JSON(nil); err != nil {
 				b.Fatal(err)
 			}
 		})
-		apiRead += timed(n, func() { a.ok(http.MethodGet, prefs, "", "") })
+		apiRead += timed(n, func() { a.ok(http.MethodGet, settings, "", "") })
 	}
 	per := func(d time.Duration) float64 { return float64(d.Microseconds()) / float64(n*b.N) }
 	fmt.Printf("BENCH state_change_sdk_us %.0f us\n", per(sdkChange))

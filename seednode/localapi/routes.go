@@ -366,6 +366,8 @@ func classify(err error) (int, string) {
 		return http.StatusBadRequest, "agent state lives in \"agent\" or \"agent%2FPROJECT\""
 	case errors.Is(err, client.ErrNoEnvelope):
 		return http.StatusForbidden, "approve this device on the agent's first device, then sync the vault"
+	case errors.Is(err, state.ErrInvalid):
+		return http.StatusUnprocessableEntity, "the document has a JSON Schema (the README lists the standard documents'): write what the error names as the schema wants; nothing was stored"
 	case errors.Is(err, state.ErrNotFound):
 		return http.StatusNotFound, "nothing is at this path: read the document (GET without ?path) to see what it holds"
 	}
