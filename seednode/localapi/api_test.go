@@ -337,7 +337,7 @@ func TestWatchThroughServe(t *testing.T) {
 	case err := <-served:
 		t.Fatalf("serve: %v", err)
 	}
-	defer func() { cancel(); <-served }()
+	defer func() { cancel(); _ = <-served }()
 	syncWith(t, phone, ns, addr)
 	s := a.watch(ctx, "/v1/vaults/agent/watch/app/settings?path=ui")
 	s.valueUntil(t, `{"theme":"dark"}`)
