@@ -5,6 +5,7 @@ package localapi
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
@@ -337,7 +338,12 @@ func TestWatchThroughServe(t *testing.T) {
 	case err := <-served:
 		t.Fatalf("serve: %v", err)
 	}
-	defer func() { cancel(); _ = <-served }()
+	defer func() {
+		cancel()
+		if err := <-served; err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("serve: %v", err)
+		}
+	}()
 	syncWith(t, phone, ns, addr)
 	s := a.watch(ctx, "/v1/vaults/agent/watch/app/settings?path=ui")
 	s.valueUntil(t, `{"theme":"dark"}`)
