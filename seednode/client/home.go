@@ -305,12 +305,8 @@ func (h *Home) openSession(ns vault.NamespaceID, listen ...string) (*session, er
 	if err != nil {
 		return nil, err
 	}
-	s := &session{h: h, ns: ns, hst: hst, eager: newEagerBlobs()}
-	opts := []vault.Option{vault.WithPolicy(vault.NewHostedSet(ns))}
-	if h.IsPrivate(ns) {
-		opts = append(opts, vault.WithStoredHook(s.eager.stored))
-	}
-	svc, err := vault.NewService(hst, h.Store, opts...)
+	s := &session{h: h, ns: ns, hst: hst, eager: newEagerBlobs(h)}
+	svc, err := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(ns)), vault.WithStoredHook(s.eager.stored))
 	if err != nil {
 		hst.Close()
 		return nil, err
@@ -365,12 +361,13 @@ func (s *session) sync(ctx context.Context, p peer.AddrInfo, opts SyncOptions, d
 	}
 	if opts.Live {
 		liveCtx, stop := context.WithCancel(ctx)
-		defer stop()
-		go s.eager.fetchLive(liveCtx, s.h, s.bsvc, p.ID)
+		fetched := make(chan struct{})
+		go func() { defer close(fetched); s.eager.fetchLive(liveCtx, s.bsvc) }()
+		defer func() { stop(); <-fetched }()
 	}
 	st, err := s.svc.Sync(ctx, p.ID, s.ns, opts)
 	if err == nil && !opts.Live {
-		err = s.eager.fetch(ctx, s.h, s.bsvc, p.ID)
+		err = s.eager.fetch(ctx, s.bsvc)
 	}
 	if err != nil {
 		var pe *vault.PeerError
@@ -644,7 +641,8 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer hst.Close()
-	svc, err := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(o.Vaults...)))
+	eager := newEagerBlobs(h) // what devices syncing with this one store here
+	svc, err := vault.NewService(hst, h.Store, vault.WithPolicy(vault.NewHostedSet(o.Vaults...)), vault.WithStoredHook(eager.stored))
 	if err != nil {
 		return err
 	}
@@ -654,6 +652,10 @@ func (h *Home) Serve(ctx context.Context, o ServeOptions) error {
 		return err
 	}
 	defer bsvc.Close()
+	fetchCtx, stopFetch := context.WithCancel(ctx)
+	fetched := make(chan struct{})
+	go func() { defer close(fetched); eager.fetchLive(fetchCtx, bsvc) }()
+	defer func() { stopFetch(); <-fetched }()
 	logf := o.Logf
 	if logf == nil {
 		logf = func(string, ...any) {}

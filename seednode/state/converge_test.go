@@ -5,8 +5,10 @@ package state
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io/fs"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -197,7 +199,7 @@ func TestLiveSessionBringsACompactedDocument(t *testing.T) {
 	laptop := mustOpen(t, homes[0], ns, "journal")
 	laptop.SnapshotEvery = 8
 	for i := range 10 {
-		line := fmt.Sprintf("line %d: %s", i, strings.Repeat("ink ", 20))
+		line := noiseLine(i)
 		mustChange(t, laptop, func(tx *Tx) error { return tx.Append(Path{"lines"}, line) })
 	}
 	syncWith(t, homes[0], ns, seed)
@@ -228,6 +230,41 @@ func TestLiveSessionBringsACompactedDocument(t *testing.T) {
 	}
 }
 
+// noiseLine is a line of text that does not compress (Automerge's save()
+// does): a snapshot of a few dozen of them is over 1 KiB, so a blob.
+func noiseLine(i int) string {
+	r := rand.New(rand.NewPCG(uint64(i), 99))
+	b := make([]byte, 96)
+	for j := range b {
+		b[j] = byte(r.Uint32())
+	}
+	return fmt.Sprintf("line %d: %s", i, base64.StdEncoding.EncodeToString(b))
+}
+
+// TestServingDeviceFetchesASnapshot: a device that serves gets the blob of
+// a snapshot another device syncs to it directly, and reads the whole
+// document.
+func TestServingDeviceFetchesASnapshot(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	seed, _ := startSeed(t, ns)
+	syncWith(t, homes[0], ns, seed)
+	syncWith(t, homes[1], ns, seed)
+	addr, _ := serve(t, homes[0], ns)
+	phone := mustOpen(t, homes[1], ns, "journal")
+	phone.SnapshotEvery = 8
+	for i := range 10 {
+		line := noiseLine(i)
+		mustChange(t, phone, func(tx *Tx) error { return tx.Append(Path{"lines"}, line) })
+	}
+	want, wantHeads := docState(t, phone)
+	syncWith(t, homes[1], ns, addr)
+	laptop := mustOpen(t, homes[0], ns, "journal")
+	if n := laptop.AwaitingBlobs(); n != 0 {
+		t.Fatalf("%d entries wait for their blob on the serving device", n)
+	}
+	assertSameDoc(t, "the serving laptop", laptop, want, wantHeads)
+}
+
 // TestStateCompaction: a device that writes its snapshot deletes its own
 // change entries the snapshot covers with one tombstone; a device that
 // synced before the compaction and one that syncs only after it end with
@@ -242,7 +279,7 @@ func TestStateCompaction(t *testing.T) {
 	// the other devices must fetch (the changes it covers are deleted).
 	appendLines := func(d *Document, from, to int) {
 		for i := from; i < to; i++ {
-			line := fmt.Sprintf("line %d: %s", i, strings.Repeat("ink ", 20))
+			line := noiseLine(i)
 			mustChange(t, d, func(tx *Tx) error { return tx.Append(Path{"lines"}, line) })
 		}
 	}

@@ -154,9 +154,7 @@ type pendingChange struct {
 // applies every queued change whose dependencies are present. The caller
 // holds d.mu.
 func (d *Document) apply(vals []client.PrivateValue) {
-	for _, pv := range d.awaiting {
-		vals = append(vals, pv)
-	}
+	vals = append(vals, d.reopenAwaiting()...)
 	for _, pv := range vals {
 		if d.read[pv.Entry.Hash] {
 			continue
@@ -178,6 +176,24 @@ func (d *Document) apply(vals []client.PrivateValue) {
 		}
 	}
 	d.applyPending()
+}
+
+// reopenAwaiting reads again the entries that waited for their blob (a
+// blob value's path is sealed inside it, so it is read anew once the blob
+// is here). The caller holds d.mu.
+func (d *Document) reopenAwaiting() []client.PrivateValue {
+	if len(d.awaiting) == 0 {
+		return nil
+	}
+	items := make([]vault.Item, 0, len(d.awaiting))
+	for _, pv := range d.awaiting {
+		items = append(items, vault.Item{Entry: pv.Entry})
+	}
+	vals, err := d.h.OpenPrivate(d.ns, items)
+	if err != nil {
+		return nil // read again at the next apply
+	}
+	return vals
 }
 
 // has reports whether the document holds the change hash.
