@@ -80,3 +80,46 @@ func checkChange(data []byte, hash [32]byte, author [32]byte) (changeHeader, err
 	}
 	return h, nil
 }
+
+// chunkTypeDocument is the type of the chunk Automerge's save() writes.
+const chunkTypeDocument = 0
+
+// snapshotHeads reads the heads a saved document names in its chunk
+// header: magic | checksum | type 0 | uLEB128 length | body, where the body
+// starts with uLEB128 n | n actors (uLEB128 length | bytes) | uLEB128 m | m
+// head hashes. It lets a device tell that it holds every change of a
+// snapshot without loading it (the load is the cost of opening a long
+// document). data is hostile: an error says it could not tell.
+func snapshotHeads(data []byte) ([][32]byte, error) {
+	if len(data) < 10 || !bytes.Equal(data[:4], chunkMagic) || data[8] != chunkTypeDocument {
+		return nil, fmt.Errorf("%w: not a saved Automerge document", ErrMalformed)
+	}
+	n, k := binary.Uvarint(data[9:])
+	if k <= 0 || n > uint64(len(data)-9-k) {
+		return nil, fmt.Errorf("%w: document length does not match its chunk", ErrMalformed)
+	}
+	body := data[9+k : 9+k+int(n)]
+	actors, k := binary.Uvarint(body)
+	if k <= 0 || actors > uint64(len(body)) {
+		return nil, fmt.Errorf("%w: document actors", ErrMalformed)
+	}
+	body = body[k:]
+	for range actors {
+		alen, k := binary.Uvarint(body)
+		if k <= 0 || alen > uint64(len(body)-k) {
+			return nil, fmt.Errorf("%w: document actor", ErrMalformed)
+		}
+		body = body[k+int(alen):]
+	}
+	heads, k := binary.Uvarint(body)
+	if k <= 0 || heads > uint64(len(body)-k)/32 {
+		return nil, fmt.Errorf("%w: document heads", ErrMalformed)
+	}
+	body = body[k:]
+	out := make([][32]byte, heads)
+	for i := range out {
+		out[i] = [32]byte(body[:32])
+		body = body[32:]
+	}
+	return out, nil
+}

@@ -196,6 +196,17 @@ func (d *Document) reopenAwaiting() []client.PrivateValue {
 	return vals
 }
 
+// hasAll reports whether the document holds every one of hashes (and so
+// every change they depend on). None is all.
+func (d *Document) hasAll(hashes [][32]byte) bool {
+	for _, h := range hashes {
+		if !d.has(h) {
+			return false
+		}
+	}
+	return true
+}
+
 // has reports whether the document holds the change hash.
 func (d *Document) has(hash [32]byte) bool {
 	if d.known[hash] {
@@ -297,6 +308,9 @@ func (d *Document) readValue(pv client.PrivateValue) (p *pendingChange, err erro
 		return nil, err
 	}
 	if pv.Path == SnapshotPath(d.name) {
+		if heads, err := snapshotHeads(data); err == nil && d.hasAll(heads) {
+			return nil, nil // it holds nothing this document lacks
+		}
 		return nil, d.mergeSnapshot(data)
 	}
 	hash, err := ParseChangePath(d.name, pv.Path)

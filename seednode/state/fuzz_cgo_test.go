@@ -35,3 +35,48 @@ func guarded(fn func() error) (err error) {
 	defer guard(&err)
 	return fn()
 }
+
+// TestSnapshotHeads: the heads read from a saved document's header are the
+// document's heads, for an empty document, one device's changes and a merge
+// of two devices' concurrent changes; a cut-off save is refused.
+func TestSnapshotHeads(t *testing.T) {
+	a, b := automerge.New(), automerge.New()
+	docs := []*automerge.Doc{automerge.New()}
+	_ = a.RootMap().Set("x", 1)
+	_, _ = a.Commit("a1")
+	docs = append(docs, a)
+	_ = b.RootMap().Set("y", 2)
+	_, _ = b.Commit("b1")
+	m, err := a.Fork()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Merge(b); err != nil {
+		t.Fatal(err)
+	}
+	docs = append(docs, m)
+	for i, doc := range docs {
+		saved := doc.Save()
+		got, err := snapshotHeads(saved)
+		if err != nil {
+			t.Fatalf("doc %d: %v", i, err)
+		}
+		want := doc.Heads()
+		if len(got) != len(want) {
+			t.Fatalf("doc %d: %d heads, want %d", i, len(got), len(want))
+		}
+		for j := range want {
+			if got[j] != [32]byte(want[j]) {
+				t.Fatalf("doc %d: head %d is %x, want %s", i, j, got[j], want[j])
+			}
+		}
+		if i > 0 {
+			if _, err := snapshotHeads(saved[:20]); err == nil {
+				t.Fatalf("doc %d: a cut-off save read", i)
+			}
+		}
+	}
+	if len(docs[2].Heads()) != 2 {
+		t.Fatalf("the merge has %d heads, want 2", len(docs[2].Heads()))
+	}
+}

@@ -141,3 +141,16 @@ func FuzzStandardSchemas(f *testing.F) {
 		}
 	})
 }
+
+// FuzzSnapshotHeads: any bytes a listed device stored as a snapshot read
+// as heads or an error, never a panic.
+func FuzzSnapshotHeads(f *testing.F) {
+	f.Add(append([]byte{0x85, 0x6f, 0x4a, 0x83, 1, 2, 3, 4, 0, 5, 1, 1, 9, 1}, make([]byte, 32)...))
+	f.Add([]byte{0x85, 0x6f, 0x4a, 0x83, 0, 0, 0, 0, 0, 0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		heads, err := snapshotHeads(data)
+		if err == nil && len(heads)*32 > len(data) {
+			t.Fatalf("%d heads from %d bytes", len(heads), len(data))
+		}
+	})
+}
