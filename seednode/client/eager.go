@@ -43,23 +43,23 @@ func newEagerBlobs(h *Home) *eagerBlobs {
 // stored is a vault service's stored hook: it notes the blob refs of the
 // sealed values peer p stored in a private vault.
 func (e *eagerBlobs) stored(p peer.ID, ns vault.NamespaceID, items []vault.Item) {
-	if !e.h.IsPrivate(ns) {
-		return
-	}
-	added := false
-	e.mu.Lock()
+	var refs []vault.Item
 	for _, it := range items {
 		if vault.IsBlobRef(&it.Entry.Entry) && it.Entry.Size <= EagerBlobMax {
-			e.pending[it.Entry.Hash] = eagerBlob{size: it.Entry.Size, from: p}
-			added = true
+			refs = append(refs, it)
 		}
 	}
+	if len(refs) == 0 || !e.h.IsPrivate(ns) { // IsPrivate reads the agent's files: only when needed
+		return
+	}
+	e.mu.Lock()
+	for _, it := range refs {
+		e.pending[it.Entry.Hash] = eagerBlob{size: it.Entry.Size, from: p}
+	}
 	e.mu.Unlock()
-	if added {
-		select {
-		case e.arrived <- struct{}{}:
-		default:
-		}
+	select {
+	case e.arrived <- struct{}{}:
+	default:
 	}
 }
 
