@@ -5,7 +5,6 @@ package localapi
 import (
 	"bufio"
 	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"io"
 	"net"
@@ -16,64 +15,31 @@ import (
 	"testing"
 	"time"
 
+	"github.com/seedfleet/seedfleet/internal/agenttest"
 	"github.com/seedfleet/seedfleet/seednode/client"
-	"github.com/seedfleet/seedfleet/seednode/config"
-	"github.com/seedfleet/seedfleet/seednode/node"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 func openHome(t testing.TB) *client.Home {
 	t.Helper()
-	h, err := client.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
+	return agenttest.Home(t)
 }
 
-// agentDevices makes an agent on the first home and approves the others
-// as devices of it; the others still have to sync the vault.
 func agentDevices(t testing.TB, names ...string) ([]*client.Home, vault.NamespaceID) {
 	t.Helper()
-	first := openHome(t)
-	a, err := first.InitAgent(names[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	homes := []*client.Home{first}
-	for _, name := range names[1:] {
-		h := openHome(t)
-		if _, err := first.ApproveDevice(name, h.Key.Public().(ed25519.PublicKey)); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.JoinAgent(a.DID, a.Namespace, name, nil); err != nil {
-			t.Fatal(err)
-		}
-		homes = append(homes, h)
-	}
-	return homes, a.Namespace
+	return agenttest.Devices(t, names...)
 }
 
 // startSeed runs a seed hosting ns on loopback and returns its address.
 func startSeed(t *testing.T, ns vault.NamespaceID) string {
 	t.Helper()
-	n, err := node.New(node.Config{DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "off",
-		DHT: node.DHTConfig{Mode: config.DHTOff}, HostedVaults: []vault.NamespaceID{ns}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
+	n, _ := agenttest.Seed(t, ns)
 	return n.Addrs()[0].String()
 }
 
 func syncWith(t *testing.T, h *client.Home, ns vault.NamespaceID, seed string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := h.Sync(ctx, ns, seed, client.SyncOptions{}); err != nil {
-		t.Fatalf("sync: %v", err)
-	}
+	agenttest.Sync(t, h, ns, seed)
 }
 
 // socketDir is a private directory with a short path (a socket path has

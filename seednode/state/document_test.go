@@ -3,50 +3,19 @@
 package state
 
 import (
-	"context"
-	"crypto/ed25519"
 	"encoding/json"
 	"errors"
 	"testing"
-	"time"
 
+	"github.com/seedfleet/seedfleet/internal/agenttest"
 	"github.com/seedfleet/seedfleet/seednode/client"
-	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/node"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
-func openHome(t testing.TB) *client.Home {
-	t.Helper()
-	h, err := client.Open(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { h.Close() })
-	return h
-}
-
-// agentDevices makes an agent on the first home and approves the others
-// as devices of it; the others still have to sync the vault.
 func agentDevices(t testing.TB, names ...string) ([]*client.Home, vault.NamespaceID) {
 	t.Helper()
-	first := openHome(t)
-	a, err := first.InitAgent(names[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	homes := []*client.Home{first}
-	for _, name := range names[1:] {
-		h := openHome(t)
-		if _, err := first.ApproveDevice(name, h.Key.Public().(ed25519.PublicKey)); err != nil {
-			t.Fatal(err)
-		}
-		if err := h.JoinAgent(a.DID, a.Namespace, name, nil); err != nil {
-			t.Fatal(err)
-		}
-		homes = append(homes, h)
-	}
-	return homes, a.Namespace
+	return agenttest.Devices(t, names...)
 }
 
 // startSeed runs a seed hosting ns on loopback; it returns its address
@@ -57,27 +26,14 @@ func startSeed(t *testing.T, ns vault.NamespaceID) (string, string) {
 	return n.Addrs()[0].String(), dir
 }
 
-// startSeedNode runs a seed hosting ns on loopback; it returns the node
-// and its data directory.
 func startSeedNode(t *testing.T, ns vault.NamespaceID) (*node.Node, string) {
 	t.Helper()
-	dir := t.TempDir()
-	n, err := node.New(node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, AdminListen: "off",
-		DHT: node.DHTConfig{Mode: config.DHTOff}, HostedVaults: []vault.NamespaceID{ns}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { n.Close() })
-	return n, dir
+	return agenttest.Seed(t, ns)
 }
 
 func syncWith(t *testing.T, h *client.Home, ns vault.NamespaceID, seed string) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if _, err := h.Sync(ctx, ns, seed, client.SyncOptions{}); err != nil {
-		t.Fatalf("sync: %v", err)
-	}
+	agenttest.Sync(t, h, ns, seed)
 }
 
 func mustOpen(t testing.TB, h *client.Home, ns vault.NamespaceID, name string) *Document {
