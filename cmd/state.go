@@ -40,7 +40,13 @@ func stateRun(g *globals, fn func(cmd *cobra.Command, args []string, d *state.Do
 		if n := d.AwaitingBlobs(); n > 0 {
 			fmt.Fprintf(cmd.ErrOrStderr(), "warning: %d entries of the document wait for their sealed value to reach this device: sync to fetch them\n", n)
 		}
-		return fn(cmd, args[2:], d)
+		if err := fn(cmd, args[2:], d); err != nil {
+			return err
+		}
+		// A change may have started the document's snapshot: finish it
+		// before the home closes (cut short it loses nothing, but compacts
+		// nothing either).
+		return d.Flush()
 	})
 }
 

@@ -269,8 +269,44 @@ func (k *Keyring) Names() sealed.NameKey { return k.Epochs[k.Current].Names }
 var ErrNoEnvelope = errors.New("no content key for this device in the vault: it was not approved yet, or it was revoked (or sync first)")
 
 // Keyring opens this device's envelopes in the private vault ns. Only
-// envelopes written by the agent's root key count.
+// envelopes written by the agent's root key count. The keyring is shared
+// (read it, do not change it): it is kept until the store's system entries
+// change (a new epoch, an approval, a revocation; see
+// vault.Store.SystemVersion), since opening the envelopes again for every
+// private read and write cost a quarter of a live device's CPU.
 func (h *Home) Keyring(ns vault.NamespaceID) (*Keyring, error) {
+	version := h.Store.SystemVersion()
+	h.keyringsMu.Lock()
+	c, ok := h.keyrings[ns]
+	h.keyringsMu.Unlock()
+	if ok && c.version == version {
+		return c.kr, nil
+	}
+	kr, err := h.openKeyring(ns)
+	if err != nil {
+		return nil, err
+	}
+	h.keyringsMu.Lock()
+	defer h.keyringsMu.Unlock()
+	if h.keyrings == nil || len(h.keyrings) >= maxKeyrings {
+		h.keyrings = map[vault.NamespaceID]cachedKeyring{}
+	}
+	h.keyrings[ns] = cachedKeyring{version: version, kr: kr}
+	return kr, nil
+}
+
+// cachedKeyring is a keyring as the store's system entries at version gave it.
+type cachedKeyring struct {
+	version uint64
+	kr      *Keyring
+}
+
+// maxKeyrings bounds the keyrings a home keeps (a device holds a few
+// private vaults; past this many the cache starts over).
+const maxKeyrings = 1024
+
+// openKeyring reads the keyring of ns from the store.
+func (h *Home) openKeyring(ns vault.NamespaceID) (*Keyring, error) {
 	doc, err := h.Store.AgentDocument(ns)
 	if err != nil {
 		return nil, err

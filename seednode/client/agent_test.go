@@ -199,3 +199,57 @@ func TestWrongPairingCodeStoresNothing(t *testing.T) {
 		t.Fatalf("the waiting device joined after a wrong code: %v", err)
 	}
 }
+
+// The keyring a home keeps follows the vault's system entries: a revocation
+// (a new epoch) is seen at once, values sealed afterwards use the new
+// epoch, and a device whose envelopes arrive later (as a sync brings them)
+// gets its keyring then, not the refusal it got before.
+func TestKeyringFollowsNewEpochs(t *testing.T) {
+	h, ns := newAgent(t)
+	kr, err := h.Keyring(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := h.Keyring(ns); again != kr {
+		t.Fatal("the keyring is opened again with no change to the vault's system entries")
+	}
+	first := kr.Current
+	phone := openHome(t)
+	copyVault := func() {
+		t.Helper()
+		items, _ := h.Store.List(ns, nil, 0)
+		if res, err := phone.Store.Insert(items, 0, true); err != nil || res.Refused != 0 {
+			t.Fatalf("copy to the phone: %+v, %v", res, err)
+		}
+	}
+	copyVault()
+	if _, err := phone.Keyring(ns); !errors.Is(err, ErrNoEnvelope) {
+		t.Fatalf("the phone's keyring before its approval: %v, want ErrNoEnvelope", err)
+	}
+	if _, err := h.ApproveDevice("phone", phone.Key.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	copyVault()
+	if pkr, err := phone.Keyring(ns); err != nil || pkr.Current != first {
+		t.Fatalf("the phone's keyring once its envelope arrived: %+v, %v", pkr, err)
+	}
+	tablet := openHome(t)
+	if _, err := h.ApproveDevice("tablet", tablet.Key.Public().(ed25519.PublicKey)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.RevokeDevice("tablet"); err != nil {
+		t.Fatal(err)
+	}
+	kr, err = h.Keyring(ns)
+	if err != nil || kr.Current != first+1 {
+		t.Fatalf("after a revocation the keyring's epoch is %d (%v), want %d", kr.Current, err, first+1)
+	}
+	if _, err := h.PutPrivate(ns, "after/revocation", []byte("sealed with the new epoch")); err != nil {
+		t.Fatal(err)
+	}
+	copyVault()
+	vals, err := phone.GetPrivate(ns, "after/revocation")
+	if err != nil || len(vals) != 1 || vals[0].Err != nil || vals[0].Epoch != first+1 || string(vals[0].Value) != "sealed with the new epoch" {
+		t.Fatalf("the phone reads the value sealed after the revocation: %+v, %v", vals, err)
+	}
+}

@@ -44,6 +44,9 @@ type Home struct {
 	Blobs *blobs.Store
 
 	lock *dirlock.Lock
+
+	keyringsMu sync.Mutex
+	keyrings   map[vault.NamespaceID]cachedKeyring // see Keyring
 }
 
 // KeyPath is where a home keeps its device key.

@@ -110,6 +110,11 @@ func (c *docs) follow(ctx context.Context, od *openDoc) {
 	if err := od.d.Watch(ctx, func() { c.notify(od) }); err != nil && ctx.Err() == nil {
 		c.logf("local API: watching document %s stopped: %v", od.d.Name(), err)
 	}
+	// A closed or evicted document finishes the snapshot its changes
+	// started before the API's shutdown returns (and the home closes).
+	if err := od.d.Flush(); err != nil {
+		c.logf("local API: document %s: %v", od.d.Name(), err)
+	}
 }
 
 // catchUp reads the document again once its watch has subscribed to the

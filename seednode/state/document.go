@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sync"
 	"time"
 
@@ -54,8 +55,25 @@ type Document struct {
 	changePrefix, snapshotKey []byte
 
 	// SnapshotEvery: after this many own changes since the last snapshot,
-	// Change writes one (0: DefaultSnapshotEvery; negative: never).
+	// Change starts one in the background (0: DefaultSnapshotEvery;
+	// negative: never). Flush waits for it.
 	SnapshotEvery int
+
+	// snapMu serialises snapshots (a background one and Snapshot or
+	// Import): an older save stored after a newer one's compaction would
+	// lack changes that compaction deleted. Taken before mu.
+	snapMu sync.Mutex
+	// background: the snapshot Change started, if one runs; its error
+	// stays in snapErr for Flush.
+	background sync.WaitGroup
+	snapping   bool
+	snapErr    error
+	// forked: a snapshot forked the document and has not compacted yet;
+	// ownSinceFork is the oldest date of this device's changes stored
+	// meanwhile (none: MaxUint64), which its tombstone must not cover
+	// should the clock have gone back.
+	forked       bool
+	ownSinceFork uint64
 
 	mu      sync.Mutex
 	doc     *automerge.Doc
@@ -66,7 +84,10 @@ type Document struct {
 	// fetches it); read again by every apply until it is.
 	awaiting map[vault.Hash]client.PrivateValue
 	problems []Problem
-	ownSince int // own changes since this device's last snapshot
+	// ownSince: this device's changes the document holds that its last
+	// snapshot does not cover (counted from the vault at open, so a device
+	// that opens a document for each change compacts too).
+	ownSince int
 	// The problems the whole document had at the heads checkedAt (another
 	// device may have written them), for writes checked as a whole.
 	checkedAt []automerge.ChangeHash
@@ -96,8 +117,18 @@ func Open(h *client.Home, ns vault.NamespaceID, name string) (d *Document, err e
 	if err := d.newActor(); err != nil {
 		return nil, err
 	}
-	if err := d.Refresh(); err != nil {
+	snaps, changes, err := d.entries()
+	if err != nil {
 		return nil, err
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.apply(append(snaps, changes...))
+	author := h.Author()
+	for _, pv := range changes {
+		if pv.Entry.Author == author {
+			d.ownSince++
+		}
 	}
 	return d, nil
 }
@@ -442,17 +473,48 @@ func (d *Document) Change(fn func(*Tx) error) (err error) {
 	if err != nil {
 		return err
 	}
-	if _, err := d.h.PutPrivate(d.ns, ChangePath(d.name, hash), encodeEntry(change.Save())); err != nil {
+	se, err := d.h.PutPrivate(d.ns, ChangePath(d.name, hash), encodeEntry(change.Save()))
+	if err != nil {
 		return fmt.Errorf("store change: %w", err)
 	}
 	d.known[hash] = true
 	d.ownSince++
-	if every := d.snapshotEvery(); every > 0 && d.ownSince >= every {
-		if err := d.snapshotLocked(); err != nil {
-			return fmt.Errorf("the change is stored, but its snapshot failed: %w", err)
-		}
+	if d.forked {
+		d.ownSinceFork = min(d.ownSinceFork, se.Entry.Timestamp)
+	}
+	if every := d.snapshotEvery(); every > 0 && d.ownSince >= every && !d.snapping {
+		d.snapping = true
+		d.background.Add(1)
+		go d.backgroundSnapshot()
 	}
 	return nil
+}
+
+// backgroundSnapshot writes the snapshot Change asked for. Saving a large
+// document takes a while; changes and merges go on meanwhile (a live
+// document would otherwise stall every few hundred changes).
+func (d *Document) backgroundSnapshot() {
+	defer d.background.Done()
+	err := d.snapshot()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.snapping = false
+	if err != nil {
+		d.snapErr = fmt.Errorf("snapshot of %q: %w", d.name, err)
+	}
+}
+
+// Flush waits for a snapshot Change started in the background and returns
+// the error of the last one that failed (its changes stay stored; the next
+// change tries again). Call it before the process exits: a snapshot cut
+// short loses nothing, but compacts nothing either.
+func (d *Document) Flush() error {
+	d.background.Wait()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.snapErr
+	d.snapErr = nil
+	return err
 }
 
 // rollback drops what a failed transaction did: the document becomes a
@@ -478,50 +540,72 @@ func (d *Document) snapshotEvery() int {
 }
 
 // Snapshot writes this device's snapshot of the document and compacts:
-// see snapshotLocked.
+// see snapshot.
 func (d *Document) Snapshot() (err error) {
 	defer guard(&err)
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	return d.snapshotLocked()
+	return d.snapshot()
 }
 
-// snapshotLocked applies every entry of the document the vault holds, stores
+// snapshot applies every entry of the document the vault holds, stores
 // Automerge's save() of the result as this device's snapshot, and then
 // deletes this device's change entries the snapshot covers, with one prefix
-// tombstone (see compact). The caller holds d.mu.
-func (d *Document) snapshotLocked() error {
+// tombstone (see coveredUntil). The document is locked only to apply and
+// fork it: the save, the write and the compaction run on the fork.
+func (d *Document) snapshot() error {
+	d.snapMu.Lock()
+	defer d.snapMu.Unlock()
 	snaps, changes, err := d.entries()
 	if err != nil {
 		return err
 	}
+	d.mu.Lock()
 	d.apply(append(snaps, changes...))
-	se, err := d.h.PutPrivate(d.ns, SnapshotPath(d.name), encodeEntry(d.doc.Save()))
+	until := d.coveredUntil(changes)
+	covered := d.ownSince
+	fork, err := d.doc.Fork()
+	d.forked, d.ownSinceFork = err == nil, math.MaxUint64
+	d.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	defer func() {
+		d.mu.Lock()
+		d.forked = false
+		d.mu.Unlock()
+	}()
+	se, err := d.h.PutPrivate(d.ns, SnapshotPath(d.name), encodeEntry(fork.Save()))
 	if err != nil {
 		return fmt.Errorf("store snapshot: %w", err)
 	}
 	// The snapshot is the document's own save(): reading it back (the next
 	// snapshot, a feed, a refresh) would load and merge the whole document
-	// for nothing.
+	// for nothing. The tombstone is written under the lock, so no change of
+	// this device is stored between its date's choice and it.
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	d.read[se.Entry.Hash] = true
-	d.ownSince = 0
-	if err := d.compact(changes, se.Entry.Timestamp); err != nil {
+	d.ownSince -= covered
+	if until = min(until, se.Entry.Timestamp, d.ownSinceFork); until <= 1 {
+		return nil // nothing of this device's the snapshot covers
+	}
+	if _, err := d.h.DeletePrivateBefore(d.ns, ChangePrefix(d.name), until); err != nil {
 		return fmt.Errorf("the snapshot is stored, but compaction failed: %w", err)
 	}
 	return nil
 }
 
-// compact deletes this device's change entries, read as changes, that the
-// document (and so the snapshot stored at snapTS) holds: a prefix tombstone
-// under the change prefix dated just after the newest of them, but not
+// coveredUntil is the date of the prefix tombstone that deletes this
+// device's change entries, read as changes, that the document holds (and so
+// a snapshot forked from it now): just after the newest of them, but not
 // after the oldest one it does not hold (waiting for a dependency, or
-// unreadable) nor after the snapshot. Other devices' changes stay until
+// unreadable); 0 when it holds none. Other devices' changes stay until
 // their own snapshots; this device's later changes are dated after the
-// tombstone (the client dates a write after a tombstone covering it).
-func (d *Document) compact(changes []client.PrivateValue, snapTS uint64) error {
+// tombstone (the client dates a write after a tombstone covering it). The
+// caller holds d.mu.
+func (d *Document) coveredUntil(changes []client.PrivateValue) uint64 {
 	author := d.h.Author()
 	var newest uint64
-	until := snapTS
+	until := uint64(math.MaxUint64)
 	for _, pv := range changes {
 		if pv.Entry.Author != author {
 			continue
@@ -534,12 +618,10 @@ func (d *Document) compact(changes []client.PrivateValue, snapTS uint64) error {
 		}
 		newest = max(newest, ts)
 	}
-	until = min(until, newest+1)
-	if newest == 0 || until <= 1 {
-		return nil // nothing of this device's the snapshot covers
+	if newest == 0 {
+		return 0
 	}
-	_, err := d.h.DeletePrivateBefore(d.ns, ChangePrefix(d.name), until)
-	return err
+	return min(until, newest+1)
 }
 
 // Import merges a document saved by any Automerge implementation (an app
@@ -550,11 +632,12 @@ func (d *Document) compact(changes []client.PrivateValue, snapTS uint64) error {
 func (d *Document) Import(saved []byte) (err error) {
 	defer guard(&err)
 	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err := d.mergeSnapshot(saved); err != nil {
+	err = d.mergeSnapshot(saved)
+	d.mu.Unlock()
+	if err != nil {
 		return err
 	}
-	return d.snapshotLocked()
+	return d.snapshot()
 }
 
 // Save returns Automerge's save() of the document, which any Automerge

@@ -48,9 +48,15 @@ func mustOpen(t testing.TB, h *client.Home, ns vault.NamespaceID, name string) *
 	return d
 }
 
+// mustChange makes a change and waits for the snapshot it may have started
+// (so a test knows what the vault holds after it); TestChangesDuringASnapshot
+// does not wait.
 func mustChange(t testing.TB, d *Document, fn func(*Tx) error) {
 	t.Helper()
 	if err := d.Change(fn); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Flush(); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -255,6 +261,48 @@ func TestSnapshotCoversChanges(t *testing.T) {
 	got := jsonOf(t, mustOpen(t, homes[1], ns, "log"), nil)
 	if lines, _ := got["lines"].([]any); len(lines) != 10 {
 		t.Fatalf("from the snapshot: %v, want 10 lines", got)
+	}
+}
+
+// Changes go on while a snapshot runs in the background, and none is lost:
+// the tombstone of each compaction covers only changes its snapshot holds.
+func TestChangesDuringASnapshot(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	d := mustOpen(t, homes[0], ns, "log")
+	d.SnapshotEvery = 4
+	const n = 300
+	for i := range n {
+		if err := d.Change(func(tx *Tx) error { return tx.Append(Path{"lines"}, noiseLine(i)) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	snaps, _ := homes[0].GetPrivate(ns, SnapshotPath("log"))
+	changes, _ := homes[0].ListPrivate(ns, ChangePrefix("log"), 0)
+	if len(snaps) != 1 || len(changes) >= n-4 {
+		t.Fatalf("%d snapshots and %d of %d changes left: no compaction ran", len(snaps), len(changes), n)
+	}
+	want, wantHeads := docState(t, d)
+	assertSameDoc(t, "reopened", mustOpen(t, homes[0], ns, "log"), want, wantHeads)
+	if lines, _ := jsonOf(t, d, nil)["lines"].([]any); len(lines) != n {
+		t.Fatalf("%d lines, want %d", len(lines), n)
+	}
+}
+
+// A device that opens the document anew for each change (the CLI) still
+// compacts: its own changes are counted from the vault at open.
+func TestOpenCountsOwnChanges(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop")
+	for i := range 6 {
+		d := mustOpen(t, homes[0], ns, "log")
+		d.SnapshotEvery = 4
+		mustChange(t, d, func(tx *Tx) error { return tx.Append(Path{"lines"}, i) })
+	}
+	changes, _ := homes[0].ListPrivate(ns, ChangePrefix("log"), 0)
+	if len(changes) != 2 {
+		t.Fatalf("%d changes left after 6 changes through fresh handles, want 2 (the fourth compacted)", len(changes))
 	}
 }
 

@@ -660,6 +660,7 @@ func (s *Store) Rederive(ns NamespaceID) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return fmt.Errorf("vault %s: rederive: %w", ns.Short(), err)
 	}
+	s.systemGen.Add(1) // after the commit: see SystemVersion
 	s.agentsMu.Lock()
 	delete(s.agents, ns)
 	s.agentsMu.Unlock()

@@ -68,6 +68,9 @@ type Store struct {
 	db     *pebble.DB
 	dir    string
 	opts   StoreOptions
+	// systemGen counts the changes that may have touched some vault's
+	// system entries (see SystemVersion).
+	systemGen atomic.Uint64
 	log    *slog.Logger
 	logger *pebblelog.Logger
 	feed   feed
@@ -391,10 +394,24 @@ func (s *Store) Insert(items []Item, origin Origin, durable bool) (InsertResult,
 	if tx.docChanged {
 		s.setAgentDoc(ns, tx.doc)
 	}
+	for _, it := range tx.res.StoredItems { // after the commit: see SystemVersion
+		if IsSystemKey(it.Entry.Key) || it.Entry.IsTombstone() {
+			s.systemGen.Add(1)
+			break
+		}
+	}
 	s.feed.publish(ns, origin, tx.res.StoredItems)
 	s.changed(ns)
 	return tx.res, nil
 }
+
+// SystemVersion changes whenever a vault's system entries (its agent
+// document, the envelopes of its content keys) may have changed: an insert
+// that stored one or a tombstone, a repair, a dropped vault. It moves after
+// such a change is committed: a cache of what the system entries give (a
+// device's keyring) that reads the version before reading the entries is
+// never stale unnoticed.
+func (s *Store) SystemVersion() uint64 { return s.systemGen.Load() }
 
 // insertTx is one Insert under way: its batch, and the vault's counters and
 // agent document as the batch changes them.
@@ -1073,6 +1090,7 @@ func (s *Store) DropVault(ns NamespaceID) error {
 	if err := b.Commit(pebble.Sync); err != nil {
 		return err
 	}
+	s.systemGen.Add(1) // after the commit: see SystemVersion
 	s.agentsMu.Lock()
 	delete(s.agents, ns)
 	s.agentsMu.Unlock()

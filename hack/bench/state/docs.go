@@ -80,4 +80,7 @@ func commit(d *state.Document, fn func(*state.Tx) error) {
 	if err := d.Change(fn); err != nil {
 		log.Fatalf("%s: %v", d.Name(), err)
 	}
+	if err := d.Flush(); err != nil {
+		log.Fatalf("%s: %v", d.Name(), err)
+	}
 }

@@ -112,6 +112,9 @@ func benchLive(root string) {
 		go func() {
 			defer wg.Done()
 			write(i, d, r, start.Add(*duration))
+			if err := d.Flush(); err != nil {
+				log.Fatalf("device %d: %v", i, err)
+			}
 		}()
 	}
 	wg.Wait()

@@ -44,6 +44,9 @@ func benchOpen(root string) {
 	stopProfile := benchutil.StartProfile(*profile, "devices-build")
 	start := time.Now()
 	build(d, n)
+	if err := d.Flush(); err != nil {
+		log.Fatal(err)
+	}
 	buildSecs := time.Since(start).Seconds()
 	stopProfile()
 	want, err := d.JSON(nil)
