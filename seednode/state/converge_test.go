@@ -406,3 +406,107 @@ func TestStateCompactionKeepsOtherHandles(t *testing.T) {
 		t.Fatalf("reopened after the compaction: %v", got)
 	}
 }
+
+// A snapshot a live feed brings, holding changes the document lacks, is
+// held back while those changes are on their way, and dropped unmerged
+// once they arrive as change entries.
+func TestFeedSnapshotWaitsForItsChanges(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	laptop := mustOpen(t, homes[0], ns, "log")
+	laptop.SnapshotEvery = -1
+	for i := range 3 {
+		mustChange(t, laptop, func(tx *Tx) error { return tx.Append(Path{"lines"}, i) })
+	}
+	copyItems := func(items []vault.Item) {
+		t.Helper()
+		if _, err := homes[1].Store.Insert(items, 0, true); err != nil {
+			t.Fatal(err)
+		}
+	}
+	all, _ := homes[0].Store.List(ns, nil, 0)
+	copyItems(all)
+	phone := mustOpen(t, homes[1], ns, "log")
+	before, _ := homes[0].Store.List(ns, nil, 0)
+	for i := 3; i < 6; i++ {
+		mustChange(t, laptop, func(tx *Tx) error { return tx.Append(Path{"lines"}, i) })
+	}
+	after, _ := homes[0].Store.List(ns, nil, 0)
+	var newChanges []vault.Item
+	for _, it := range after {
+		if !slices.ContainsFunc(before, func(b vault.Item) bool { return b.Entry.Hash == it.Entry.Hash }) {
+			newChanges = append(newChanges, it)
+		}
+	}
+	if err := laptop.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	snaps, _ := homes[0].GetPrivate(ns, SnapshotPath("log"))
+	if len(snaps) != 1 || snaps[0].Blob {
+		t.Fatalf("%d snapshots (want one, inline)", len(snaps))
+	}
+	snapItems, _ := homes[0].Store.Get(ns, snaps[0].Entry.Key)
+	copyItems(snapItems)
+	if err := phone.applyItems(snapItems); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(phone.held); n != 1 {
+		t.Fatalf("%d snapshots held, want the one whose changes are on their way", n)
+	}
+	if lines, _ := jsonOf(t, phone, nil)["lines"].([]any); len(lines) != 3 {
+		t.Fatalf("%d lines before the changes arrive, want 3 (the snapshot is held)", len(lines))
+	}
+	copyItems(newChanges)
+	if err := phone.applyItems(newChanges); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(phone.held); n != 0 {
+		t.Fatalf("%d snapshots still held once their changes arrived", n)
+	}
+	want, wantHeads := docState(t, laptop)
+	assertSameDoc(t, "the phone", phone, want, wantHeads)
+}
+
+// A held snapshot whose changes never come (the other device compacted
+// them before this one synced) is merged after snapshotGrace: a live
+// watcher of a document that had its first changes ends with all of it.
+func TestHeldSnapshotMergesWhenItsChangesAreGone(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop", "phone")
+	seed, _ := startSeed(t, ns)
+	laptop := mustOpen(t, homes[0], ns, "journal")
+	laptop.SnapshotEvery = 8
+	for i := range 3 {
+		mustChange(t, laptop, func(tx *Tx) error { return tx.Append(Path{"lines"}, noiseLine(i)) })
+	}
+	syncWith(t, homes[0], ns, seed)
+	syncWith(t, homes[1], ns, seed)
+	phone := mustOpen(t, homes[1], ns, "journal")
+	for i := 3; i < 10; i++ { // the 8th change compacts the first 8
+		mustChange(t, laptop, func(tx *Tx) error { return tx.Append(Path{"lines"}, noiseLine(i)) })
+	}
+	syncWith(t, homes[0], ns, seed)
+	want, wantHeads := docState(t, laptop)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	seen := make(chan string, 64)
+	go func() {
+		_ = phone.Watch(ctx, func() {
+			raw, _ := phone.JSON(nil)
+			seen <- string(raw)
+		})
+	}()
+	go func() { _, _ = homes[1].Sync(ctx, ns, seed, client.SyncOptions{Live: true}) }()
+	for {
+		select {
+		case got := <-seen:
+			if got == want {
+				assertSameDoc(t, "the phone", phone, want, wantHeads)
+				return
+			}
+		case <-ctx.Done():
+			phone.mu.Lock()
+			held := len(phone.held)
+			phone.mu.Unlock()
+			t.Fatalf("the live watcher never saw the whole document (%d snapshots held, %d entries await their blob)", held, phone.AwaitingBlobs())
+		}
+	}
+}

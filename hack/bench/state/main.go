@@ -20,7 +20,6 @@ import (
 	"time"
 
 	"github.com/seedfleet/seedfleet/hack/benchutil"
-	"github.com/seedfleet/seedfleet/seednode/state"
 )
 
 var (
@@ -36,7 +35,7 @@ var (
 	duration  = flag.Duration("duration", 2*time.Minute, "live: how long the devices write")
 	devices   = flag.Int("devices", 8, "live: devices editing the document")
 	rate      = flag.Float64("rate", 6, "live: changes per second each device makes")
-	snapEvery = flag.Int("snapshotevery", state.DefaultSnapshotEvery, "live: each device's changes between its snapshots")
+	snapEvery = flag.Int("snapshotevery", 0, "live: each device's changes between its snapshots (0: the default, state.DefaultSnapshotEvery varied as a device varies it; negative: none)")
 	changes   = flag.Int("changes", 100_000, "open: changes the document is built from")
 	docs      = flag.Int("docs", 1000, "docs: documents of the agent")
 )
