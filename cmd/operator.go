@@ -67,6 +67,7 @@ func runOperator(cmd *cobra.Command, o operatorOptions) error {
 		return fmt.Errorf("--poll-interval %s: want 1s to 1h (how often a healthy seed pod's admin API is read)", o.pollInterval)
 	}
 	ctrl.SetLogger(logr.FromSlogHandler(slog.Default().Handler()))
+	applyMemoryLimit()
 	cfg, err := kubeConfig(o.kubeconfig)
 	if err != nil {
 		return fmt.Errorf("no Kubernetes API server configured (use --kubeconfig or $KUBECONFIG outside a cluster): %w", err)

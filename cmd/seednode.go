@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/seedfleet/seedfleet/internal/dirlock"
+	"github.com/seedfleet/seedfleet/internal/memlimit"
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/node"
@@ -97,6 +98,7 @@ func runSeed(cmd *cobra.Command, cfg config.Config) error {
 	if lf := cmd.Flags().Lookup("log-level"); lf == nil || !lf.Changed {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})))
 	}
+	applyMemoryLimit()
 	lock, err := dirlock.Acquire(cfg.DataDir, "seed node")
 	if held, ok := errors.AsType[*dirlock.HeldError](err); ok {
 		return fmt.Errorf("seed data directory %s is in use by %s: a data directory belongs to one seed at a time; stop that seed (kill %d), or give this one its own --data", cfg.DataDir, held.Holder(), held.PID)
@@ -189,5 +191,19 @@ own key and never the Secrets of the other pods. It prints the key's peer ID.`,
 			fmt.Fprintf(cmd.OutOrStdout(), "installed the key of peer %s at %s\n", id, to)
 			return nil
 		},
+	}
+}
+
+// applyMemoryLimit gives the runtime a soft memory limit from the
+// container's (see package memlimit) and says what it did.
+func applyMemoryLimit() {
+	set, why, err := memlimit.Apply(memlimit.CgroupRoot)
+	switch {
+	case err != nil:
+		slog.Warn("no Go memory limit from the container's: set GOMEMLIMIT to one below it", "err", err)
+	case set > 0:
+		slog.Info("Go memory limit set to nine tenths of the container's", "bytes", set)
+	default:
+		slog.Debug("no Go memory limit set", "why", why)
 	}
 }
