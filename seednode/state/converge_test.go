@@ -203,29 +203,40 @@ func TestLiveSessionBringsACompactedDocument(t *testing.T) {
 		mustChange(t, laptop, func(tx *Tx) error { return tx.Append(Path{"lines"}, line) })
 	}
 	syncWith(t, homes[0], ns, seed)
-	want, _ := docState(t, laptop)
+	want, wantHeads := docState(t, laptop)
 	phone := mustOpen(t, homes[1], ns, "journal")
+	watchLiveUntil(t, homes[1], phone, ns, seed, want)
+	assertSameDoc(t, "the phone", phone, want, wantHeads)
+	if n := phone.AwaitingBlobs(); n != 0 || len(phone.Problems()) > 0 {
+		t.Fatalf("the whole document, with %d entries awaiting blobs and problems %v", n, phone.Problems())
+	}
+}
+
+// watchLiveUntil syncs d's vault live with seed and watches d until its
+// JSON is want, or fails after a minute saying what d still waits for.
+func watchLiveUntil(t *testing.T, h *client.Home, d *Document, ns vault.NamespaceID, seed, want string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	seen := make(chan string, 64)
 	go func() {
-		_ = phone.Watch(ctx, func() {
-			raw, _ := phone.JSON(nil)
+		_ = d.Watch(ctx, func() {
+			raw, _ := d.JSON(nil)
 			seen <- string(raw)
 		})
 	}()
-	go func() { _, _ = homes[1].Sync(ctx, ns, seed, client.SyncOptions{Live: true}) }()
+	go func() { _, _ = h.Sync(ctx, ns, seed, client.SyncOptions{Live: true}) }()
 	for {
 		select {
 		case got := <-seen:
 			if got == want {
-				if n := phone.AwaitingBlobs(); n != 0 || len(phone.Problems()) > 0 {
-					t.Fatalf("the whole document, with %d entries awaiting blobs and problems %v", n, phone.Problems())
-				}
 				return
 			}
 		case <-ctx.Done():
-			t.Fatalf("the live watcher never saw the whole document (%d entries await their blob, problems %v)", phone.AwaitingBlobs(), phone.Problems())
+			d.mu.Lock()
+			held := len(d.held)
+			d.mu.Unlock()
+			t.Fatalf("the live watcher never saw the whole document (%d snapshots held, %d entries await their blob, problems %v)", held, d.AwaitingBlobs(), d.Problems())
 		}
 	}
 }
@@ -485,28 +496,6 @@ func TestHeldSnapshotMergesWhenItsChangesAreGone(t *testing.T) {
 	}
 	syncWith(t, homes[0], ns, seed)
 	want, wantHeads := docState(t, laptop)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	seen := make(chan string, 64)
-	go func() {
-		_ = phone.Watch(ctx, func() {
-			raw, _ := phone.JSON(nil)
-			seen <- string(raw)
-		})
-	}()
-	go func() { _, _ = homes[1].Sync(ctx, ns, seed, client.SyncOptions{Live: true}) }()
-	for {
-		select {
-		case got := <-seen:
-			if got == want {
-				assertSameDoc(t, "the phone", phone, want, wantHeads)
-				return
-			}
-		case <-ctx.Done():
-			phone.mu.Lock()
-			held := len(phone.held)
-			phone.mu.Unlock()
-			t.Fatalf("the live watcher never saw the whole document (%d snapshots held, %d entries await their blob)", held, phone.AwaitingBlobs())
-		}
-	}
+	watchLiveUntil(t, homes[1], phone, ns, seed, want)
+	assertSameDoc(t, "the phone", phone, want, wantHeads)
 }
