@@ -171,3 +171,15 @@ func BuildSeedfleet(dir string) (string, error) {
 	}
 	return bin, nil
 }
+
+// Parts reads a driver's -only flag (parts separated by commas; none: all
+// of them) and reports whether a part runs.
+func Parts(only string) func(part string) bool {
+	parts := map[string]bool{}
+	for _, p := range strings.Split(only, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			parts[p] = true
+		}
+	}
+	return func(p string) bool { return len(parts) == 0 || parts[p] }
+}

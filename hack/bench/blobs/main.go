@@ -636,13 +636,7 @@ func runBench() {
 		os.Exit(1)
 	}()
 
-	parts := map[string]bool{}
-	for _, p := range strings.Split(*only, ",") {
-		if p != "" {
-			parts[p] = true
-		}
-	}
-	want := func(p string) bool { return len(parts) == 0 || parts[p] }
+	want := benchutil.Parts(*only)
 	fmt.Printf("# blobs benchmark: GOMAXPROCS=%d, %d CPUs, %s, load average %s; seed and device are separate processes (a new pair per transfer)\n",
 		runtime.GOMAXPROCS(0), runtime.NumCPU(), runtime.Version(), benchutil.Loadavg())
 	if want("add") || want("blob") || want("stream") || want("tcp") || want("rss") {

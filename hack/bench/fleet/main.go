@@ -27,7 +27,6 @@ import (
 	"net"
 	"runtime"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -83,9 +82,7 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func runs(part string) bool {
-	return *only == "" || slices.Contains(strings.Split(*only, ","), part)
-}
+func runs(part string) bool { return benchutil.Parts(*only)(part) }
 
 // simulate places n vaults over pods and pods+1 pods and prints the load
 // spread and the moved share.

@@ -27,7 +27,6 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -110,13 +109,7 @@ func runBench() {
 	}()
 	defer killChildren()
 
-	parts := map[string]bool{}
-	for _, p := range strings.Split(*only, ",") {
-		if p != "" {
-			parts[p] = true
-		}
-	}
-	want := func(p string) bool { return len(parts) == 0 || parts[p] }
+	want := benchutil.Parts(*only)
 
 	size, nRsvp, nKeys, nPeers, runs, holdFor := int64(256<<20), 1000, 10000, 10, 3, 75*time.Second
 	if *smoke {

@@ -16,7 +16,6 @@ import (
 	"log"
 	"os"
 	"runtime"
-	"strings"
 	"time"
 
 	"github.com/seedfleet/seedfleet/hack/benchutil"
@@ -61,13 +60,7 @@ func main() {
 		defer os.RemoveAll(d)
 		root = d
 	}
-	parts := map[string]bool{}
-	for _, p := range strings.Split(*only, ",") {
-		if p != "" {
-			parts[p] = true
-		}
-	}
-	want := func(p string) bool { return len(parts) == 0 || parts[p] }
+	want := benchutil.Parts(*only)
 	fmt.Printf("# agent state benchmark: GOMAXPROCS=%d, %s, load %s\n", runtime.GOMAXPROCS(0), runtime.Version(), benchutil.Loadavg())
 	if want("live") {
 		benchLive(root)

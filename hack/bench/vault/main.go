@@ -295,13 +295,7 @@ func runBench() {
 		defer os.RemoveAll(d)
 		root = d
 	}
-	parts := map[string]bool{}
-	for _, p := range strings.Split(*only, ",") {
-		if p != "" {
-			parts[p] = true
-		}
-	}
-	want := func(p string) bool { return len(parts) == 0 || parts[p] }
+	want := benchutil.Parts(*only)
 	big, mid := 1_000_000, 100_000
 	if *smoke {
 		big, mid = 3000, 1000
