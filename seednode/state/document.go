@@ -78,6 +78,10 @@ type Document struct {
 	background sync.WaitGroup
 	snapping   bool
 	snapErr    error
+	// snapFailed: when the last background snapshot failed; the next waits
+	// snapshotRetry (a full disk would otherwise have every change save
+	// the whole document again).
+	snapFailed time.Time
 	// forked: a snapshot saved the document and has not compacted yet;
 	// ownSinceFork is the oldest date of this device's changes stored
 	// meanwhile (none: MaxUint64), which its tombstone must not cover
@@ -552,7 +556,7 @@ func (d *Document) Change(fn func(*Tx) error) (err error) {
 	if d.forked {
 		d.ownSinceFork = min(d.ownSinceFork, se.Entry.Timestamp)
 	}
-	if every := d.snapshotEvery(); every > 0 && d.ownSince >= every && !d.snapping {
+	if every := d.snapshotEvery(); every > 0 && d.ownSince >= every && !d.snapping && time.Since(d.snapFailed) >= snapshotRetry {
 		d.snapping = true
 		d.background.Add(1)
 		go d.backgroundSnapshot()
@@ -570,13 +574,18 @@ func (d *Document) backgroundSnapshot() {
 	defer d.mu.Unlock()
 	d.snapping = false
 	if err != nil {
+		d.snapFailed = time.Now()
 		d.snapErr = fmt.Errorf("snapshot of %q: %w", d.name, err)
 	}
 }
 
+// snapshotRetry is how long Change waits after a background snapshot
+// failed before it starts another.
+const snapshotRetry = 30 * time.Second
+
 // Flush waits for a snapshot Change started in the background and returns
-// the error of the last one that failed (its changes stay stored; the next
-// change tries again). Call it before the process exits: a snapshot cut
+// the error of the last one that failed (its changes stay stored; a change
+// snapshotRetry later tries again). Call it before the process exits: a snapshot cut
 // short loses nothing, but compacts nothing either.
 func (d *Document) Flush() error {
 	d.background.Wait()

@@ -5,6 +5,7 @@ package state
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/seedfleet/seedfleet/internal/agenttest"
@@ -288,6 +289,39 @@ func TestChangesDuringASnapshot(t *testing.T) {
 	assertSameDoc(t, "reopened", mustOpen(t, homes[0], ns, "log"), want, wantHeads)
 	if lines, _ := jsonOf(t, d, nil)["lines"].([]any); len(lines) != n {
 		t.Fatalf("%d lines, want %d", len(lines), n)
+	}
+}
+
+// A background snapshot that fails (here the device's blob store, which a
+// snapshot over 1 KiB needs, is closed) keeps every change, is reported by
+// Flush, and is not tried again by every following change.
+func TestFailedSnapshotIsReportedOnce(t *testing.T) {
+	homes, ns := agentDevices(t, "laptop")
+	d := mustOpen(t, homes[0], ns, "journal")
+	d.SnapshotEvery = 12 // twelve lines save to over 1 KiB: a blob
+	if err := homes[0].Blobs.Close(); err != nil {
+		t.Fatal(err)
+	}
+	change := func(i int) {
+		t.Helper()
+		if err := d.Change(func(tx *Tx) error { return tx.Append(Path{"lines"}, noiseLine(i)) }); err != nil {
+			t.Fatalf("change %d: %v", i, err)
+		}
+	}
+	for i := range 12 {
+		change(i)
+	}
+	if err := d.Flush(); err == nil || !strings.Contains(err.Error(), "snapshot") {
+		t.Fatalf("Flush after a failed snapshot: %v, want the snapshot's error", err)
+	}
+	for i := 12; i < 16; i++ {
+		change(i)
+	}
+	if err := d.Flush(); err != nil {
+		t.Fatalf("a snapshot was tried again at once: %v", err)
+	}
+	if changes, err := homes[0].ListPrivate(ns, ChangePrefix("journal"), 0); err != nil || len(changes) != 16 {
+		t.Fatalf("%d changes stored (%v), want all 16", len(changes), err)
 	}
 }
 
