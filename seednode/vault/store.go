@@ -68,9 +68,6 @@ type Store struct {
 	db     *pebble.DB
 	dir    string
 	opts   StoreOptions
-	// systemGen counts the changes that may have touched some vault's
-	// system entries (see SystemVersion).
-	systemGen atomic.Uint64
 	log    *slog.Logger
 	logger *pebblelog.Logger
 	feed   feed
@@ -88,6 +85,10 @@ type Store struct {
 	damageMu    sync.Mutex // serializes writers of damage
 	needsVerify bool
 	corruptions atomic.Uint64
+
+	// systemGen counts the changes that may have touched some vault's
+	// system entries (see SystemVersion).
+	systemGen atomic.Uint64
 }
 
 // acquire starts an operation on the database; release it when done.
