@@ -82,12 +82,12 @@ type Document struct {
 	// snapshotRetry (a full disk would otherwise have every change save
 	// the whole document again).
 	snapFailed time.Time
-	// forked: a snapshot saved the document and has not compacted yet;
-	// ownSinceFork is the oldest date of this device's changes stored
+	// saving: a snapshot saved the document and has not compacted yet;
+	// ownSinceSave is the oldest date of this device's changes stored
 	// meanwhile (none: MaxUint64), which its tombstone must not cover
 	// should the clock have gone back.
-	forked       bool
-	ownSinceFork uint64
+	saving       bool
+	ownSinceSave uint64
 
 	mu      sync.Mutex
 	doc     *automerge.Doc
@@ -553,8 +553,8 @@ func (d *Document) Change(fn func(*Tx) error) (err error) {
 	}
 	d.known[hash] = true
 	d.ownSince++
-	if d.forked {
-		d.ownSinceFork = min(d.ownSinceFork, se.Entry.Timestamp)
+	if d.saving {
+		d.ownSinceSave = min(d.ownSinceSave, se.Entry.Timestamp)
 	}
 	if every := d.snapshotEvery(); every > 0 && d.ownSince >= every && !d.snapping && time.Since(d.snapFailed) >= snapshotRetry {
 		d.snapping = true
@@ -585,8 +585,8 @@ const snapshotRetry = 30 * time.Second
 
 // Flush waits for a snapshot Change started in the background and returns
 // the error of the last one that failed (its changes stay stored; a change
-// snapshotRetry later tries again). Call it before the process exits: a snapshot cut
-// short loses nothing, but compacts nothing either.
+// snapshotRetry later tries again). Call it before the process exits: a
+// snapshot cut short loses nothing, but compacts nothing either.
 func (d *Document) Flush() error {
 	d.background.Wait()
 	d.mu.Lock()
@@ -650,11 +650,11 @@ func (d *Document) snapshot() error {
 	until := d.coveredUntil(changes)
 	covered := d.ownSince
 	saved := d.doc.Save()
-	d.forked, d.ownSinceFork = true, math.MaxUint64
+	d.saving, d.ownSinceSave = true, math.MaxUint64
 	d.mu.Unlock()
 	defer func() {
 		d.mu.Lock()
-		d.forked = false
+		d.saving = false
 		d.mu.Unlock()
 	}()
 	se, err := d.h.PutPrivate(d.ns, SnapshotPath(d.name), encodeEntry(saved))
@@ -670,7 +670,7 @@ func (d *Document) snapshot() error {
 	d.read[se.Entry.Hash] = true
 	d.ownSince -= covered
 	d.nextSnapshot = 0
-	if until = min(until, se.Entry.Timestamp, d.ownSinceFork); until <= 1 {
+	if until = min(until, se.Entry.Timestamp, d.ownSinceSave); until <= 1 {
 		return nil // nothing of this device's the snapshot covers
 	}
 	if _, err := d.h.DeletePrivateBefore(d.ns, ChangePrefix(d.name), until); err != nil {
@@ -681,7 +681,7 @@ func (d *Document) snapshot() error {
 
 // coveredUntil is the date of the prefix tombstone that deletes this
 // device's change entries, read as changes, that the document holds (and so
-// a snapshot forked from it now): just after the newest of them, but not
+// a snapshot saved from it now): just after the newest of them, but not
 // after the oldest one it does not hold (waiting for a dependency, or
 // unreadable); 0 when it holds none. Other devices' changes stay until
 // their own snapshots; this device's later changes are dated after the
