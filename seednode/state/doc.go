@@ -3,11 +3,11 @@
 // transaction a device commits is one Automerge change, sealed and stored as
 // its own vault entry, so set reconciliation moves only the changes a peer
 // lacks and seeds never see a field name or value; every DefaultSnapshotEvery
-// of its changes a device writes its snapshot (Automerge's save() of every
-// change it has) and compacts: one prefix tombstone, dated after the newest
-// of its own change entries the snapshot covers and not after the snapshot,
-// deletes those entries on every replica (other devices' changes stay until
-// their own snapshots).
+// of its changes (on average) a device writes its snapshot (Automerge's
+// save() of every change it has), in the background, and compacts: one
+// prefix tombstone, dated after the newest of its own change entries the
+// snapshot covers and not after the snapshot, deletes those entries on every
+// replica (other devices' changes stay until their own snapshots).
 // Opening a document applies every snapshot and change in any order, and a
 // malformed one is skipped and reported, never fatal.
 //
