@@ -281,6 +281,10 @@ func runNATRole(role string) int {
 			for ctx.Err() == nil {
 				if s, _ := st.Stats(ns); s.Entries == 100 {
 					fmt.Printf("GOT %d\n", s.Entries)
+					// Stay up: the sender's session ends only after the
+					// entries are stored here, and a receiver that left at
+					// once reset it (the test kills this process).
+					<-ctx.Done()
 					return 0
 				}
 				time.Sleep(50 * time.Millisecond)
