@@ -58,7 +58,7 @@ seednode vaults" uses it. --example-config prints a commented configuration file
 			if err != nil {
 				return err
 			}
-			return runSeed(cmd, cfg)
+			return runSeed(cmd, cfg, configPath, func() (config.Config, error) { return seedConfig(configPath, cfgFlags) })
 		},
 	}
 	f := c.Flags()
@@ -94,7 +94,9 @@ func seedConfig(configPath string, cfgFlags *pflag.FlagSet) (config.Config, erro
 // runSeed runs a seed with cfg until the command's context ends. The data
 // directory is locked first, so a second seed on it is told which process
 // holds it rather than Pebble's "resource temporarily unavailable".
-func runSeed(cmd *cobra.Command, cfg config.Config) error {
+// A fleet pod's membership is read again from configPath whenever the file
+// changes (reload reads it as at start).
+func runSeed(cmd *cobra.Command, cfg config.Config, configPath string, reload func() (config.Config, error)) error {
 	if lf := cmd.Flags().Lookup("log-level"); lf == nil || !lf.Changed {
 		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: cfg.SlogLevel()})))
 	}
@@ -112,6 +114,7 @@ func runSeed(cmd *cobra.Command, cfg config.Config) error {
 		return err
 	}
 	ncfg.Logger = slog.Default()
+	ncfg.WatchFleetMembers(configPath, cfg, reload)
 	n, err := node.New(ncfg)
 	if err != nil {
 		return startError(err)

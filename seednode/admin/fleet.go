@@ -61,10 +61,16 @@ type FleetStatus struct {
 	Name string `json:"name"`
 	// Admission is Closed, Open or Invite.
 	Admission string `json:"admission"`
-	// Self is this pod's ordinal among Pods members; Replicas is R.
+	// Self is this pod's ordinal among Pods members, the last Leaving of
+	// which are leaving; Replicas is R.
 	Self     int `json:"self"`
 	Pods     int `json:"pods"`
+	Leaving  int `json:"leaving,omitempty"`
 	Replicas int `json:"replicas"`
+	// Members is the version of the membership this pod places by
+	// (fleet.Members.Version): it changes without a restart when the
+	// pod's configuration lists new members.
+	Members string `json:"members"`
 	// Ticket is the fleet ticket ("fleet…") devices use, as this pod tells it.
 	Ticket string `json:"ticket"`
 	// Invites is true when this pod can mint invites (it holds the fleet's

@@ -89,7 +89,8 @@ type Fleet struct {
 	// Self is this pod's ordinal: its index in Members.
 	Self int `json:"self"`
 	// Members are every pod's full multiaddr (ending in /p2p/<peer ID>), by
-	// ordinal, this pod's own included.
+	// ordinal, this pod's own included. A seed started with a configuration
+	// file applies new Members and Leaving from it while it runs.
 	Members []string `json:"members"`
 	// Replicas is how many pods hold each agent's vaults; at most the
 	// number of members.

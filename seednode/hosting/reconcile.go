@@ -115,15 +115,15 @@ func (p *recordPeer) update(subject, old, new [32]byte, had, has bool) {
 // recordSync is the record exchange of one pod.
 type recordSync struct {
 	s        *Service
-	members  fleet.Members
 	interval time.Duration
 	key      [32]byte
 	wake     chan struct{}
 	answers  chan struct{} // exchanges answered at once
 
-	mu    sync.Mutex
-	held  map[[32]byte]heldRecord
-	peers map[int]*recordPeer // by ordinal
+	mu      sync.Mutex
+	members fleet.Members
+	held    map[[32]byte]heldRecord
+	peers   map[int]*recordPeer // by ordinal
 }
 
 // newRecordSync indexes every record held and starts the exchange. It
@@ -145,20 +145,67 @@ func newRecordSync(s *Service, interval time.Duration) (*recordSync, error) {
 // newRecordIndex returns a record sync for members with nothing indexed,
 // every peer due soon.
 func newRecordIndex(m fleet.Members, interval time.Duration) *recordSync {
-	rs := &recordSync{members: m, interval: interval, wake: make(chan struct{}, 1),
-		answers: make(chan struct{}, maxRecordAnswers), held: map[[32]byte]heldRecord{}, peers: map[int]*recordPeer{}}
+	rs := &recordSync{interval: interval, wake: make(chan struct{}, 1),
+		answers: make(chan struct{}, maxRecordAnswers), held: map[[32]byte]heldRecord{}}
 	rand.Read(rs.key[:])
-	soon := time.Now().Add(recordSyncSoon)
-	for o, info := range m.Pods {
-		if o != m.Self {
-			rs.peers[o] = &recordPeer{info: info, mine: fleet.NewDigest(rs.key), due: soon}
-		}
-	}
+	rs.setPeers(m)
 	return rs
 }
 
+// setPeers makes m the membership, with nothing indexed: a peer pod that
+// keeps its ordinal keeps its schedule; every other is due soon. rs.mu is
+// held (or rs not yet shared).
+func (rs *recordSync) setPeers(m fleet.Members) {
+	soon := time.Now().Add(recordSyncSoon)
+	peers := make(map[int]*recordPeer, len(m.Pods))
+	for o, info := range m.Pods {
+		if o == m.Self {
+			continue
+		}
+		// The same peer keeps its recordPeer: an exchange in flight ends on it.
+		p := rs.peers[o]
+		if p == nil || p.info.ID != info.ID {
+			p = &recordPeer{due: soon}
+		}
+		p.info, p.mine, p.theirs = info, fleet.NewDigest(rs.key), nil
+		if p.due.IsZero() || p.due.After(soon) {
+			p.due = soon
+		}
+		peers[o] = p
+	}
+	rs.members, rs.peers, rs.held = m, peers, map[[32]byte]heldRecord{}
+}
+
+// setMembers indexes every record held anew under the membership m. It
+// holds the index while it reads the records, so a record that changes
+// meanwhile is indexed again after it (changed is idempotent).
+func (rs *recordSync) setMembers(m fleet.Members) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.setPeers(m)
+	if err := rs.s.adm.records.Each(func(rec *Record) bool {
+		rs.index(rec.Subject, rec)
+		return true
+	}); err != nil {
+		// Records that cannot be read cannot be sent either: the exchange
+		// goes on with those indexed.
+		rs.s.cfg.log.Error("hosting: records not indexed for the new membership", "err", err)
+	}
+	rs.poke()
+}
+
+// peerOf returns id's ordinal and recordPeer if it is a peer pod (a member
+// other than this pod); rs.mu is held.
+func (rs *recordSync) peerOf(id peer.ID) (int, *recordPeer) {
+	o, ok := rs.members.IsMember(id)
+	if !ok || o == rs.members.Self {
+		return -1, nil
+	}
+	return o, rs.peers[o]
+}
+
 // homePeers lists the other home pods of a subject, or none if this pod is
-// not one of them.
+// not one of them. rs.mu is held.
 func (rs *recordSync) homePeers(kind SubjectKind, subject ed25519.PublicKey) []int {
 	m := rs.members
 	home := m.Home(PlacementKey(kind, subject))
@@ -172,13 +219,18 @@ func (rs *recordSync) homePeers(kind SubjectKind, subject ed25519.PublicKey) []i
 // digests of the peers it is shared with. It reads what it held before
 // from its own index, not from old, so indexing a record twice is harmless.
 func (rs *recordSync) changed(subject ed25519.PublicKey, _, rec *Record) {
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
+	rs.index(subject, rec)
+}
+
+// index is changed with rs.mu held.
+func (rs *recordSync) index(subject ed25519.PublicKey, rec *Record) {
 	var next heldRecord
 	if rec != nil {
 		next = heldRecord{version: rec.Version(), peers: rs.homePeers(rec.Kind, rec.Subject)}
 	}
 	key := [32]byte(subject)
-	rs.mu.Lock()
-	defer rs.mu.Unlock()
 	prev, had := rs.held[key]
 	if len(next.peers) == 0 {
 		delete(rs.held, key)
@@ -190,26 +242,25 @@ func (rs *recordSync) changed(subject ed25519.PublicKey, _, rec *Record) {
 	}
 }
 
-// side is this pod's view of the records it shares with pod o.
-func (rs *recordSync) side(o int) fleet.ExchangeSide {
+// side is this pod's view of the records it shares with pod o, p.
+func (rs *recordSync) side(o int, p *recordPeer) fleet.ExchangeSide {
 	return fleet.ExchangeSide{
 		Diff: func(theirs []fleet.DigestBucket) []uint16 {
 			rs.mu.Lock()
 			defer rs.mu.Unlock()
-			return rs.peers[o].mine.DiffBucketList(theirs)
+			return p.mine.DiffBucketList(theirs)
 		},
-		Digest: func(key [32]byte) ([32]byte, []byte, string) { return rs.theirDigest(o, key) },
+		Digest: func(key [32]byte) ([32]byte, []byte, string) { return rs.theirDigest(o, p, key) },
 		In:     func(buckets []uint16) []fleet.Pair { return rs.sharedIn(o, buckets) },
 		Keep:   func(it fleet.Pair) bool { return rs.shares(o, it) },
 	}
 }
 
 // theirDigest is the set shared with pod o under o's key: kept, or built
-// now if o asks under a new key (it restarted).
-func (rs *recordSync) theirDigest(o int, key [32]byte) ([32]byte, []byte, string) {
+// now if o asks under a new key (it restarted) or the membership changed.
+func (rs *recordSync) theirDigest(o int, p *recordPeer, key [32]byte) ([32]byte, []byte, string) {
 	rs.mu.Lock()
 	defer rs.mu.Unlock()
-	p := rs.peers[o]
 	if p.theirs == nil || p.theirKey != key {
 		p.theirs, p.theirKey = fleet.NewDigest(key), key
 		for subject, h := range rs.held {
@@ -242,15 +293,17 @@ func (rs *recordSync) shares(o int, it fleet.Pair) bool {
 	if kind != SubjectAgent && kind != SubjectVault {
 		return false
 	}
+	rs.mu.Lock()
+	defer rs.mu.Unlock()
 	return slices.Contains(rs.homePeers(kind, ed25519.PublicKey(it.Key[:])), o)
 }
 
 // versionTime is the request time a version carries, in microseconds.
 func versionTime(v [32]byte) uint64 { return binary.BigEndian.Uint64(v[1:9]) }
 
-// repair sends pod o the records this pod holds that o lacks or holds
-// older, as an exchange found them, and returns how many it sent.
-func (rs *recordSync) repair(ctx context.Context, o int, res fleet.ExchangeResult) int {
+// repair sends the pod at p the records this pod holds that it lacks or
+// holds older, as an exchange found them, and returns how many it sent.
+func (rs *recordSync) repair(ctx context.Context, p peer.AddrInfo, res fleet.ExchangeResult) int {
 	sent := 0
 	for _, it := range res.Mine {
 		if theirs, ok := res.Theirs[it.Key]; ok && versionTime(theirs) >= versionTime(it.Value) {
@@ -261,7 +314,7 @@ func (rs *recordSync) repair(ctx context.Context, o int, res fleet.ExchangeResul
 			continue
 		}
 		item := batchItem{typ: itemRecord, body: wire.AppendLenBytes(nil, rec.encode())}
-		if err := rs.s.enqueue(ctx, rs.peers[o].info, item); err != nil {
+		if err := rs.s.enqueue(ctx, p, item); err != nil {
 			break
 		}
 		sent++
@@ -270,12 +323,13 @@ func (rs *recordSync) repair(ctx context.Context, o int, res fleet.ExchangeResul
 	return sent
 }
 
-// exchangeAfter is how long after an exchange with pod o this pod asks
+// exchangeAfter is how long after an exchange with pod p this pod asks
 // again: the interval if it is the pair's asker, else twice that, with a
-// tenth of jitter so that the pairs of a fleet do not ask in step.
-func (rs *recordSync) exchangeAfter(o int) time.Duration {
+// tenth of jitter so that the pairs of a fleet do not ask in step. rs.mu
+// is held.
+func (rs *recordSync) exchangeAfter(p *recordPeer) time.Duration {
 	d := rs.interval
-	if rs.members.Pods[o].ID < rs.members.Pods[rs.members.Self].ID {
+	if p.info.ID < rs.members.Pods[rs.members.Self].ID {
 		d *= 2
 	}
 	return d + time.Duration(mrand.Int64N(int64(rs.interval/10)+1))
@@ -325,7 +379,7 @@ func (rs *recordSync) startDue() time.Duration {
 		case running < maxRecordAsks && rs.s.life.Enter():
 			p.busy = true
 			running++
-			go rs.ask(o)
+			go rs.ask(o, p)
 		default:
 			next = min(next, 100*time.Millisecond)
 		}
@@ -333,30 +387,32 @@ func (rs *recordSync) startDue() time.Duration {
 	return next
 }
 
-// ask runs one exchange with pod o as the asker, then sends what o lacks;
-// the next exchange with o waits for that.
-func (rs *recordSync) ask(o int) {
+// ask runs one exchange with pod o (p) as the asker, then sends what o
+// lacks; the next exchange with o waits for that.
+func (rs *recordSync) ask(o int, p *recordPeer) {
 	defer rs.s.life.Done()
-	outcome, res, err := rs.askPeer(o)
+	rs.mu.Lock()
+	info := p.info
+	rs.mu.Unlock()
+	outcome, res, err := rs.askPeer(o, p, info)
 	rs.s.m.recordExchanges.WithLabelValues("ask", outcome).Inc()
 	if err != nil {
-		rs.s.cfg.log.Debug("hosting: record exchange failed", "pod", rs.peers[o].info.ID, "outcome", outcome, "err", err)
+		rs.s.cfg.log.Debug("hosting: record exchange failed", "pod", info.ID, "outcome", outcome, "err", err)
 	} else {
-		rs.repair(rs.s.ctx, o, res)
+		rs.repair(rs.s.ctx, info, res)
 	}
 	// A pod that is down is asked again at the next interval, or as soon
 	// as it connects.
 	rs.mu.Lock()
-	p := rs.peers[o]
 	p.busy = false
-	p.due = time.Now().Add(rs.exchangeAfter(o))
+	p.due = time.Now().Add(rs.exchangeAfter(p))
 	rs.mu.Unlock()
 	rs.poke()
 }
 
-// askPeer opens a stream to pod o and runs the exchange on it.
-func (rs *recordSync) askPeer(o int) (string, fleet.ExchangeResult, error) {
-	h, info := rs.s.host, rs.peers[o].info
+// askPeer opens a stream to pod o (p, at info) and runs the exchange on it.
+func (rs *recordSync) askPeer(o int, p *recordPeer, info peer.AddrInfo) (string, fleet.ExchangeResult, error) {
+	h := rs.s.host
 	if len(info.Addrs) > 0 {
 		h.Peerstore().AddAddrs(info.ID, info.Addrs, time.Hour)
 	}
@@ -377,9 +433,9 @@ func (rs *recordSync) askPeer(o int) (string, fleet.ExchangeResult, error) {
 	defer st.Scope().ReleaseMemory(recordExchangeMemory)
 	_ = st.SetDeadline(time.Now().Add(recordExchangeTimeout))
 	rs.mu.Lock()
-	root := rs.peers[o].mine.Root()
+	root := p.mine.Root()
 	rs.mu.Unlock()
-	res, err := fleet.Ask(st, rs.key, root, rs.side(o))
+	res, err := fleet.Ask(st, rs.key, root, rs.side(o, p))
 	if err != nil {
 		_ = st.Reset()
 	}
@@ -388,8 +444,14 @@ func (rs *recordSync) askPeer(o int) (string, fleet.ExchangeResult, error) {
 
 // handle answers an exchange from a pod of the fleet.
 func (rs *recordSync) handle(st network.Stream) {
-	o, member := rs.members.IsMember(st.Conn().RemotePeer())
-	if !member || o == rs.members.Self || !rs.s.life.Enter() {
+	rs.mu.Lock()
+	o, p := rs.peerOf(st.Conn().RemotePeer())
+	var info peer.AddrInfo
+	if p != nil {
+		info = p.info
+	}
+	rs.mu.Unlock()
+	if p == nil || !rs.s.life.Enter() {
 		_ = st.Reset()
 		return
 	}
@@ -407,7 +469,7 @@ func (rs *recordSync) handle(st network.Stream) {
 	}
 	defer st.Scope().ReleaseMemory(recordExchangeMemory)
 	_ = st.SetDeadline(time.Now().Add(recordExchangeTimeout))
-	res, err := fleet.Answer(st, rs.side(o))
+	res, err := fleet.Answer(st, rs.side(o, p))
 	rs.s.m.recordExchanges.WithLabelValues("answer", exchangeOutcome(res, err)).Inc()
 	if err != nil {
 		_ = st.Reset()
@@ -415,9 +477,9 @@ func (rs *recordSync) handle(st network.Stream) {
 		return
 	}
 	_ = st.Close()
-	rs.repair(rs.s.ctx, o, res)
+	rs.repair(rs.s.ctx, info, res)
 	rs.mu.Lock()
-	rs.peers[o].due = time.Now().Add(rs.exchangeAfter(o))
+	p.due = time.Now().Add(rs.exchangeAfter(p))
 	rs.mu.Unlock()
 }
 
@@ -435,16 +497,15 @@ func exchangeOutcome(res fleet.ExchangeResult, err error) string {
 
 // connected asks a peer pod that connects (it may have restarted, and
 // lack what it missed) soon.
-func (rs *recordSync) connected(p peer.ID) {
-	o, member := rs.members.IsMember(p)
-	if !member || o == rs.members.Self {
-		return
-	}
+func (rs *recordSync) connected(id peer.ID) {
 	soon := time.Now().Add(recordSyncSoon)
 	rs.mu.Lock()
-	if pp := rs.peers[o]; pp.due.After(soon) {
-		pp.due = soon
+	_, p := rs.peerOf(id)
+	if p != nil && p.due.After(soon) {
+		p.due = soon
 	}
 	rs.mu.Unlock()
-	rs.poke()
+	if p != nil {
+		rs.poke()
+	}
 }

@@ -36,7 +36,7 @@ func testRecord(i int, t time.Time) *Record {
 // rootsAgree reports whether a's digest of what it shares with b equals b's
 // of what it shares with a, under a's key.
 func rootsAgree(a, b *recordSync) bool {
-	root, _, _ := b.theirDigest(a.members.Self, a.key)
+	root, _, _ := b.theirDigest(a.members.Self, b.peers[a.members.Self], a.key)
 	return a.peers[b.members.Self].mine.Root() == root
 }
 

@@ -54,6 +54,7 @@ const maxFrame = MaxRequestSize + 256
 
 type config struct {
 	members func() fleet.Members
+	fleet   bool // members given: the pod compares records with its peers
 	state   func(ns [32]byte) VaultState
 	limiter *admission.Limiter
 	reg     prometheus.Registerer
@@ -67,13 +68,14 @@ type config struct {
 type Option func(*config) error
 
 // WithMembers gives the fleet's membership, read for every request (it
-// changes when the fleet scales). Without it the pod is a fleet of one.
+// changes when the fleet scales: call MembersChanged after it does).
+// Without it the pod is a fleet of one.
 func WithMembers(members func() fleet.Members) Option {
 	return func(c *config) error {
 		if members == nil {
 			return errors.New("hosting: WithMembers: nil function")
 		}
-		c.members = members
+		c.members, c.fleet = members, true
 		return nil
 	}
 }
@@ -202,13 +204,22 @@ func New(h host.Host, adm *Admitter, opts ...Option) (*Service, error) {
 	}
 	s := &Service{host: h, adm: adm, cfg: c, m: m, queues: map[peer.ID]*peerQueue{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
-	if len(c.members().Pods) > 1 {
+	if c.fleet {
 		if err := s.startRecordSync(); err != nil {
 			return nil, err
 		}
 	}
 	h.SetStreamHandler(ProtocolID, s.handle)
 	return s, nil
+}
+
+// MembersChanged makes the service act on the membership WithMembers now
+// gives: requests are answered and forwarded by it at once; the records
+// are indexed anew, and compared with the new peers soon.
+func (s *Service) MembersChanged() {
+	if s.records != nil {
+		s.records.setMembers(s.cfg.members())
+	}
 }
 
 // startRecordSync indexes the records and starts the record exchange.

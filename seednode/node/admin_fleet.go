@@ -36,8 +36,9 @@ func (a adminSource) FleetStatus(ctx context.Context) (admin.FleetStatus, error)
 		return admin.FleetStatus{}, admin.ErrNoFleet
 	}
 	p := n.admitter.Policy()
-	st := admin.FleetStatus{Name: p.Fleet, Admission: string(p.Admission), Self: f.Members.Self,
-		Pods: len(f.Members.Pods), Replicas: p.Replicas, Ticket: n.hostingSvc.Ticket().String(),
+	m := n.fleetMembers()
+	st := admin.FleetStatus{Name: p.Fleet, Admission: string(p.Admission), Self: m.Self,
+		Pods: len(m.Pods), Leaving: m.Leaving, Members: m.Version(), Replicas: p.Replicas, Ticket: n.hostingSvc.Ticket().String(),
 		Invites: a.inviteKey() != nil, Refusals: n.hostingSvc.Refusals()}
 	counted, err := n.fleetStats.count(ctx, n)
 	if err != nil {
@@ -46,6 +47,14 @@ func (a adminSource) FleetStatus(ctx context.Context) (admin.FleetStatus, error)
 	st.Agents, st.Vaults, st.Admissions = counted.Agents, counted.Vaults, counted.Admissions
 	st.HostedVaults, st.Bytes = counted.HostedVaults, counted.Bytes
 	return st, nil
+}
+
+// forget drops the counted figures: they depend on the membership, which
+// changed.
+func (c *fleetFigures) forget() {
+	c.mu.Lock()
+	c.at = time.Time{}
+	c.mu.Unlock()
 }
 
 // count returns the counted figures, at most fleetFiguresTTL old.
@@ -68,7 +77,7 @@ func (c *fleetFigures) count(ctx context.Context, n *Node) (admin.FleetStatus, e
 // pod holds for self-service with their bytes.
 func countFleet(ctx context.Context, n *Node) (admin.FleetStatus, error) {
 	var st admin.FleetStatus
-	m := n.cfg.Fleet.Members
+	m := n.fleetMembers()
 	held := map[vault.NamespaceID]bool{}
 	err := n.records.Each(func(rec *hosting.Record) bool {
 		if ctx.Err() != nil {

@@ -3,12 +3,14 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
@@ -24,6 +26,11 @@ import (
 type FleetConfig struct {
 	Members fleet.Members
 	Policy  hosting.Policy
+	// File, if set, is the file the membership came from, and Reload reads
+	// the membership again: the seed calls it whenever File changes and
+	// applies what it returns without a restart (SetFleetMembers).
+	File   string
+	Reload func() (fleet.Members, error)
 }
 
 // idleExpiryEvery is how often vaults past their idle expiry are released
@@ -41,10 +48,10 @@ func (n *Node) startFleet() error {
 	if f == nil {
 		return nil
 	}
-	m := f.Members
-	if m.Self < 0 || m.Self >= len(m.Pods) || m.Pods[m.Self].ID != n.self {
-		return fmt.Errorf("fleet.self (%d) does not name this seed (%s) among the %d members: the configuration is another pod's", m.Self, n.self, len(m.Pods))
+	if err := f.Members.Check(n.self); err != nil {
+		return fmt.Errorf("fleet members: %w", err)
 	}
+	n.members.Store(&f.Members)
 	var err error
 	if n.records, err = hosting.OpenRecordsDir(filepath.Join(n.cfg.DataDir, "hosting"), n.log); err != nil {
 		return err
@@ -53,19 +60,15 @@ func (n *Node) startFleet() error {
 	if err != nil {
 		return err
 	}
-	members := f.Members
-	if n.hostingSvc, err = hosting.New(n.host, adm, hosting.WithMembers(func() fleet.Members { return members }),
+	if n.hostingSvc, err = hosting.New(n.host, adm, hosting.WithMembers(n.fleetMembers),
 		hosting.WithVaultState(n.vaultState), hosting.WithRecordSync(recordSyncFactor*n.cfg.ReplicateInterval),
 		hosting.WithAdmission(n.sync.Admission()), hosting.WithLogger(n.log), hosting.WithRegisterer(n.reg)); err != nil {
 		return err
 	}
 	n.admitter = adm
-	n.selfSvc = newSelfService(f.Members)
-	if err := n.records.Each(func(rec *hosting.Record) bool {
-		n.selfSvc.apply(nil, rec)
-		return true
-	}); err != nil {
-		return fmt.Errorf("hosting records unreadable: %w", err)
+	n.selfSvc = &selfService{}
+	if err := n.selfSvc.reset(f.Members, n.records); err != nil {
+		return err
 	}
 	n.records.OnChange(n.recordChanged)
 	n.replacePlacement()
@@ -73,7 +76,70 @@ func (n *Node) startFleet() error {
 	go n.replaceLoop(n.ctx)
 	go n.handoffLoop(n.ctx)
 	go n.expireIdleLoop(n.ctx)
+	if f.File != "" && f.Reload != nil {
+		n.wg.Add(1)
+		go n.watchFile(f.File, "fleet membership", time.Time{}, n.reloadFleetMembers)
+	}
 	return nil
+}
+
+// fleetMembers is the fleet's membership as this pod knows it now (the
+// zero Members on a seed that is no fleet's pod).
+func (n *Node) fleetMembers() fleet.Members {
+	if m := n.members.Load(); m != nil {
+		return *m
+	}
+	return fleet.Members{}
+}
+
+// SetFleetMembers applies a new membership of the fleet while the seed
+// runs: the hosting service answers and forwards by it at once, every
+// record is placed again (the pod starts hosting the vaults it became a
+// home of, and hands over those it no longer is, see handoff.go), and the
+// pods compare records and vaults with the new peers. Connections and
+// live sessions stay up. A membership that is not this pod's is refused.
+func (n *Node) SetFleetMembers(m fleet.Members) error {
+	if n.selfSvc == nil {
+		return errors.New("this seed is no fleet's pod (its configuration has no fleet section)")
+	}
+	if err := m.Check(n.self); err != nil {
+		return fmt.Errorf("fleet members: %w", err)
+	}
+	n.fleetMu.Lock()
+	defer n.fleetMu.Unlock()
+	if old := n.fleetMembers(); sameMembers(old, m) {
+		return nil
+	}
+	n.members.Store(&m)
+	if err := n.selfSvc.reset(m, n.records); err != nil {
+		return err
+	}
+	n.hostingSvc.MembersChanged()
+	n.fleetStats.forget()
+	select {
+	case n.replaceNow <- struct{}{}:
+	default:
+	}
+	n.log.Info("fleet membership applied", "pods", len(m.Pods), "leaving", m.Leaving, "replicas", m.Replicas, "version", m.Version())
+	return nil
+}
+
+// sameMembers reports whether a and b list the same pods, with the same
+// addresses, and place alike.
+func sameMembers(a, b fleet.Members) bool {
+	return a.Self == b.Self && a.Version() == b.Version() && slices.EqualFunc(a.Pods, b.Pods, func(x, y peer.AddrInfo) bool {
+		return x.ID == y.ID && slices.EqualFunc(x.Addrs, y.Addrs, func(p, q ma.Multiaddr) bool { return p.Equal(q) })
+	})
+}
+
+// reloadFleetMembers reads the membership again (its file changed) and
+// applies it.
+func (n *Node) reloadFleetMembers() error {
+	m, err := n.cfg.Fleet.Reload()
+	if err != nil {
+		return err
+	}
+	return n.SetFleetMembers(m)
 }
 
 // replaceEvery bounds how often record changes re-place every vault; a

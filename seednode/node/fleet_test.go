@@ -212,7 +212,7 @@ func TestFleetConfigOfAnotherPod(t *testing.T) {
 	cfg.Fleet = &FleetConfig{Members: cfg.Fleet.Members, Policy: cfg.Fleet.Policy}
 	cfg.Fleet.Members.Self = 1
 	cfg.DataDir, cfg.Listen = t.TempDir(), []string{"/ip4/127.0.0.1/tcp/0"}
-	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "does not name this seed") {
+	if _, err := New(cfg); err == nil || !strings.Contains(err.Error(), "the membership is another pod's") {
 		t.Fatalf("a pod started with another pod's ordinal: %v", err)
 	}
 }

@@ -2,8 +2,10 @@ package node
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 	"os"
+	"reflect"
 	"strings"
 
 	"github.com/libp2p/go-libp2p"
@@ -102,13 +104,9 @@ func fleetFromConfig(f config.Fleet) (*FleetConfig, ed25519.PrivateKey, error) {
 	if !f.Enabled() {
 		return nil, nil, nil
 	}
-	m := fleet.Members{Self: f.Self, Replicas: f.Replicas, Leaving: f.Leaving}
-	for i, s := range f.Members {
-		info, err := p2p.ParsePeerAddr(s)
-		if err != nil {
-			return nil, nil, fmt.Errorf("fleet.members[%d]: %w", i, err)
-		}
-		m.Pods = append(m.Pods, info)
+	m, err := fleetMembers(f)
+	if err != nil {
+		return nil, nil, err
 	}
 	var key ed25519.PrivateKey
 	var pub ed25519.PublicKey
@@ -120,6 +118,53 @@ func fleetFromConfig(f config.Fleet) (*FleetConfig, ed25519.PrivateKey, error) {
 		pub = key.Public().(ed25519.PublicKey)
 	}
 	return &FleetConfig{Members: m, Policy: f.Policy(pub)}, key, nil
+}
+
+// fleetMembers reads the fleet section's membership.
+func fleetMembers(f config.Fleet) (fleet.Members, error) {
+	m := fleet.Members{Self: f.Self, Replicas: f.Replicas, Leaving: f.Leaving}
+	for i, s := range f.Members {
+		info, err := p2p.ParsePeerAddr(s)
+		if err != nil {
+			return fleet.Members{}, fmt.Errorf("fleet.members[%d]: %w", i, err)
+		}
+		m.Pods = append(m.Pods, info)
+	}
+	return m, nil
+}
+
+// WatchFleetMembers makes a fleet pod re-read its membership whenever file
+// (its configuration file) changes, through load, which reads the
+// configuration again as it was read at start (the file, then the same
+// flags). Only fleet.members and fleet.leaving are applied while the seed
+// runs, which is what the operator changes when the fleet scales; any other
+// change is logged as needing a restart. Nothing without a fleet or a file.
+func (c *Config) WatchFleetMembers(file string, started config.Config, load func() (config.Config, error)) {
+	if c.Fleet == nil || file == "" {
+		return
+	}
+	c.Fleet.File = file
+	c.Fleet.Reload = func() (fleet.Members, error) {
+		next, err := load()
+		if err != nil {
+			return fleet.Members{}, err
+		}
+		if !next.Fleet.Enabled() {
+			return fleet.Members{}, errors.New("the configuration has no fleet section any more: restart the seed to leave the fleet")
+		}
+		if !sameButMembers(started, next) && c.Logger != nil {
+			c.Logger.Warn("the configuration file changed beyond the fleet's members: only those are applied while the seed runs; restart it to apply the rest", "file", file)
+		}
+		return fleetMembers(next.Fleet)
+	}
+}
+
+// sameButMembers reports whether a and b differ at most in the fleet's
+// members and how many of them are leaving.
+func sameButMembers(a, b config.Config) bool {
+	a.Fleet.Members, a.Fleet.Leaving = nil, 0
+	b.Fleet.Members, b.Fleet.Leaving = nil, 0
+	return reflect.DeepEqual(a, b)
 }
 
 // SeedResourceManager returns go-libp2p's autoscaled limits with the

@@ -46,7 +46,7 @@ func (n *Node) handoff(ctx context.Context) {
 	if len(recs) == 0 {
 		return
 	}
-	m := n.cfg.Fleet.Members
+	m := n.fleetMembers()
 	asks := map[int][][32]byte{}
 	homes := make([][]int, len(recs))
 	for i, rec := range recs {

@@ -25,6 +25,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/discovery"
+	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
@@ -123,6 +124,8 @@ type Node struct {
 	records    *hosting.Records
 	fleetStats fleetFigures // the admin API's counts of the records
 	admitter   *hosting.Admitter
+	members    atomic.Pointer[fleet.Members] // the fleet's membership now (fleet pods)
+	fleetMu    sync.Mutex                    // serializes membership changes
 	hostingSvc *hosting.Service
 	selfSvc    *selfService  // the self-service vaults, indexed (fleet pods)
 	replaceNow chan struct{} // a record changed: re-place (replaceLoop)
@@ -144,13 +147,13 @@ type Node struct {
 	agentDocs         map[string]*identity.AgentDocument // root key -> newest document among hosted vaults
 	started           time.Time
 	admin             *admin.Server
+	vaultsFileMod     time.Time // of the vaults file read at start
 
 	ctx       context.Context
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 	closeErr  error
-	fileMod   time.Time
 	gcNow     chan struct{}
 }
 
@@ -234,6 +237,9 @@ func (n *Node) openStores() (verifiedAtStart bool, err error) {
 	n.replicas = newReplicator(n, n.cfg.ReplicateInterval)
 	n.blobCounts = newBlobCounter(n)
 	if n.cfg.VaultsFile != "" {
+		if n.vaultsFileMod, err = modTime(n.cfg.VaultsFile); err != nil {
+			return false, fmt.Errorf("hosted vaults file: %w", err)
+		}
 		if err := n.reloadVaultsFile(true); err != nil {
 			return false, err
 		}
@@ -339,7 +345,7 @@ func (n *Node) startLoops(verifiedAtStart bool) error {
 	go n.blobCounts.run(n.ctx)
 	if n.cfg.VaultsFile != "" {
 		n.wg.Add(1)
-		go n.watchVaultsFile()
+		go n.watchFile(n.cfg.VaultsFile, "hosted vaults", n.vaultsFileMod, func() error { return n.reloadVaultsFile(false) })
 	}
 	return nil
 }

@@ -8,7 +8,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -302,35 +301,10 @@ func (n *Node) limitsFor(ns vault.NamespaceID) vault.Limits {
 	return lim
 }
 
-func (n *Node) watchVaultsFile() {
-	defer n.wg.Done()
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-n.ctx.Done():
-			return
-		case <-t.C:
-			if err := n.reloadVaultsFile(false); err != nil {
-				n.log.Warn("hosted vaults file not reloaded; keeping the previous list", "file", n.cfg.VaultsFile, "err", err)
-			}
-		}
-	}
-}
-
-// reloadVaultsFile re-reads the hosted vaults and their replica peers when
-// the file changed. The first load, in New, changes nothing else (no
-// collection before the node has run).
+// reloadVaultsFile re-reads the hosted vaults and their replica peers. The
+// first load, in New, changes nothing else (no collection before the node
+// has run).
 func (n *Node) reloadVaultsFile(first bool) error {
-	fi, err := os.Stat(n.cfg.VaultsFile)
-	if err != nil {
-		return fmt.Errorf("hosted vaults file: %w", err)
-	}
-	if !first && fi.ModTime().Equal(n.fileMod) {
-		return nil
-	}
-	// Remember this version even if it is broken: one warning per change.
-	n.fileMod = fi.ModTime()
 	data, err := os.ReadFile(n.cfg.VaultsFile)
 	if err != nil {
 		return fmt.Errorf("hosted vaults file: %w", err)

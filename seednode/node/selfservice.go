@@ -1,6 +1,7 @@
 package node
 
 import (
+	"fmt"
 	"slices"
 	"sync"
 
@@ -17,9 +18,8 @@ import (
 // records change, so that an admission costs the same with a hundred or a
 // million subjects held.
 type selfService struct {
-	members fleet.Members
-
 	mu      sync.Mutex
+	members fleet.Members
 	claims  map[vault.NamespaceID][]claim // the subjects claiming each vault this pod holds
 	leaving map[string]*hosting.Record    // subjects whose home no longer includes this pod, by key
 }
@@ -31,13 +31,32 @@ type claim struct {
 	peers               []peer.AddrInfo // the other home pods; never modified
 }
 
-func newSelfService(m fleet.Members) *selfService {
-	return &selfService{members: m, claims: map[vault.NamespaceID][]claim{}, leaving: map[string]*hosting.Record{}}
+// reset indexes every record held anew under the membership m. It holds
+// the index while it reads the records, so a record that changes meanwhile
+// is applied after it (apply is idempotent for a record already indexed).
+func (s *selfService) reset(m fleet.Members, records *hosting.Records) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.members = m
+	s.claims, s.leaving = map[vault.NamespaceID][]claim{}, map[string]*hosting.Record{}
+	if err := records.Each(func(rec *hosting.Record) bool {
+		s.applyLocked(nil, rec)
+		return true
+	}); err != nil {
+		return fmt.Errorf("hosting records unreadable: %w", err)
+	}
+	return nil
 }
 
 // apply replaces the subject's old record with rec (either may be nil) and
 // returns the vaults rec makes this pod host that it did not before.
 func (s *selfService) apply(old, rec *hosting.Record) []vault.NamespaceID {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.applyLocked(old, rec)
+}
+
+func (s *selfService) applyLocked(old, rec *hosting.Record) []vault.NamespaceID {
 	var peers []peer.AddrInfo
 	leaving := false
 	if rec != nil {
@@ -50,8 +69,6 @@ func (s *selfService) apply(old, rec *hosting.Record) []vault.NamespaceID {
 			}
 		}
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	if old != nil {
 		key := string(old.Subject)
 		delete(s.leaving, key)
@@ -69,6 +86,7 @@ func (s *selfService) apply(old, rec *hosting.Record) []vault.NamespaceID {
 		return nil
 	}
 	key := string(rec.Subject)
+	delete(s.leaving, key)
 	if leaving {
 		s.leaving[key] = rec
 	}

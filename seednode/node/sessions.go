@@ -40,10 +40,8 @@ func (n *Node) sessionEnded(p peer.ID, ns vault.NamespaceID, st vault.SyncStats,
 // replica peers or a pod of this seed's fleet. Their sessions keep replicas
 // alike; they are not a device using the vault.
 func (n *Node) isSeed(p peer.ID, ns vault.NamespaceID) bool {
-	if n.cfg.Fleet != nil {
-		if _, ok := n.cfg.Fleet.Members.IsMember(p); ok {
-			return true
-		}
+	if _, ok := n.fleetMembers().IsMember(p); ok {
+		return true
 	}
 	return n.replicas.isPeer(ns, p)
 }
