@@ -41,22 +41,18 @@ const fleetIPBase = 3
 // from the seed.yaml the operator wrote into the pod's ConfigMap, with the
 // identity, admin token and fleet key the operator created, only the
 // pod's paths and listen addresses moved to the test's, and creates its Pod.
-func startPodFromConfigMap(t *testing.T, ns, name string, o int) *node.Node {
+// The seed reads the file as a pod's seed does (it watches it for new
+// members); the returned function plays the kubelet, writing the file anew
+// from the ConfigMap of now.
+func startPodFromConfigMap(t *testing.T, ns, name string, o int) (*node.Node, func()) {
 	t.Helper()
 	pod := fmt.Sprintf("%s-%d", name, o)
 	ip := fmt.Sprintf("127.0.%d.%d", fleetIPBase, 10+o)
-	cm, id, token, fleetKey := &corev1.ConfigMap{}, &corev1.Secret{}, &corev1.Secret{}, &corev1.Secret{}
-	if err := get(t, cm, ns, pod+"-config"); err != nil {
-		t.Fatal(err)
-	}
+	id, token, fleetKey := &corev1.Secret{}, &corev1.Secret{}, &corev1.Secret{}
 	for s, n := range map[*corev1.Secret]string{id: pod + "-identity", token: name + "-admin-token", fleetKey: name + "-fleet-key"} {
 		if err := get(t, s, ns, n); err != nil {
 			t.Fatal(err)
 		}
-	}
-	cfg, err := config.Parse([]byte(cm.Data["seed.yaml"]))
-	if err != nil {
-		t.Fatal(err)
 	}
 	dir := t.TempDir()
 	write := func(name string, data []byte) string {
@@ -66,20 +62,54 @@ func startPodFromConfigMap(t *testing.T, ns, name string, o int) *node.Node {
 		}
 		return p
 	}
-	cfg.DataDir = filepath.Join(dir, "data")
-	cfg.IdentityFile = write("identity.key", id.Data["identity.key"])
-	cfg.HostedVaultsFile = write("vaults", []byte(cm.Data["vaults"]))
-	cfg.Admin = config.Admin{Listen: fmt.Sprintf("%s:%d", ip, testAdminPort), TokenFile: write("token", token.Data["token"])}
-	cfg.Fleet.KeyFile = write("fleet.key", fleetKey.Data["fleet.key"])
-	cfg.Listen = config.Listen{TCP: []string{fmt.Sprintf("/ip4/%s/tcp/%d", ip, testP2PPort)}}
-	cfg.DHT.Mode, cfg.DHT.BootstrapPeers = config.DHTOff, nil
-	if err := cfg.Validate(); err != nil {
+	identityFile, tokenFile := write("identity.key", id.Data["identity.key"]), write("token", token.Data["token"])
+	fleetKeyFile := write("fleet.key", fleetKey.Data["fleet.key"])
+	seedYAML := filepath.Join(dir, "seed.yaml")
+	kubelet := func() {
+		t.Helper()
+		cm := &corev1.ConfigMap{}
+		if err := get(t, cm, ns, pod+"-config"); err != nil {
+			t.Fatal(err)
+		}
+		cfg, err := config.Parse([]byte(cm.Data["seed.yaml"]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.DataDir = filepath.Join(dir, "data")
+		cfg.IdentityFile = identityFile
+		cfg.HostedVaultsFile = write("vaults", []byte(cm.Data["vaults"]))
+		cfg.Admin = config.Admin{Listen: fmt.Sprintf("%s:%d", ip, testAdminPort), TokenFile: tokenFile}
+		cfg.Fleet.KeyFile = fleetKeyFile
+		cfg.Listen = config.Listen{TCP: []string{fmt.Sprintf("/ip4/%s/tcp/%d", ip, testP2PPort)}}
+		cfg.DHT.Mode, cfg.DHT.BootstrapPeers = config.DHTOff, nil
+		data, err := cfg.Marshal()
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A new name moved in place, as the kubelet swaps the files of a
+		// ConfigMap volume.
+		tmp := write("seed.yaml.new", data)
+		if err := os.Rename(tmp, seedYAML); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubelet()
+	load := func() (config.Config, error) {
+		cfg, err := config.Load(seedYAML)
+		if err != nil {
+			return cfg, err
+		}
+		return cfg, cfg.Validate()
+	}
+	cfg, err := load()
+	if err != nil {
 		t.Fatal(err)
 	}
 	nc, err := node.FromConfig(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	nc.WatchFleetMembers(seedYAML, cfg, load)
 	n, err := node.New(nc)
 	if err != nil {
 		t.Fatalf("starting %s from its seed.yaml: %v", pod, err)
@@ -94,7 +124,7 @@ func startPodFromConfigMap(t *testing.T, ns, name string, o int) *node.Node {
 	if err := k8s.Status().Update(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
-	return n
+	return n, kubelet
 }
 
 // TestPublicFleet: a SeedNode with spec.hosting.selfService gets a fleet
@@ -177,7 +207,9 @@ func TestPublicFleet(t *testing.T) {
 		t.Fatalf("status ticket %+v", tk)
 	}
 
-	seeds := []*node.Node{startPodFromConfigMap(t, ns, name, 0), startPodFromConfigMap(t, ns, name, 1)}
+	seed0, kubelet0 := startPodFromConfigMap(t, ns, name, 0)
+	seed1, kubelet1 := startPodFromConfigMap(t, ns, name, 1)
+	seeds := []*node.Node{seed0, seed1}
 	for _, s := range seeds {
 		if own, ok := s.FleetTicket(); !ok || !own.Equal(tk) {
 			t.Fatalf("a seed gives the ticket %+v, the status %+v", own, tk)
@@ -243,8 +275,9 @@ func TestPublicFleet(t *testing.T) {
 		return nil
 	})
 
-	// Scaling rewrites every pod's members and changes the pods' config
-	// hash: the seeds read their members at start.
+	// Scaling rewrites every pod's members and leaves the pods' config hash
+	// alone: the running seeds apply the members from their files, and the
+	// SeedNode is Progressing until they report them.
 	hash := sts.Spec.Template.Annotations[controllers.AnnotationConfigHash]
 	patchReplicas(t, ns, name, 3)
 	id := &corev1.Secret{}
@@ -267,8 +300,8 @@ func TestPublicFleet(t *testing.T) {
 		if err := get(t, sts, ns, name); err != nil {
 			return err
 		}
-		if sts.Spec.Template.Annotations[controllers.AnnotationConfigHash] == hash {
-			return fmt.Errorf("the pods' config hash is still %s", hash)
+		if *sts.Spec.Replicas != 3 {
+			return fmt.Errorf("StatefulSet of %d pods", *sts.Spec.Replicas)
 		}
 		if err := get(t, sn, ns, name); err != nil {
 			return err
@@ -277,5 +310,34 @@ func TestPublicFleet(t *testing.T) {
 			return fmt.Errorf("status ticket %+v (%v)", tk, err)
 		}
 		return nil
+	})
+	if got := sts.Spec.Template.Annotations[controllers.AnnotationConfigHash]; got != hash {
+		t.Fatalf("scaling moved the pods' config hash from %s to %s: every pod would restart", hash, got)
+	}
+	eventually(t, 30*time.Second, "Progressing/ApplyingMembers while the running pods have 2 members", func() error {
+		if err := get(t, sn, ns, name); err != nil {
+			return err
+		}
+		if err := wantCondition(sn.Status.Conditions, seedv1.ConditionProgressing, metav1.ConditionTrue, seedv1.ReasonApplyingMembers); err != nil {
+			return err
+		}
+		if msg := condition(sn.Status.Conditions, seedv1.ConditionProgressing).Message; !strings.Contains(msg, "pods public-0, public-1 have not applied") {
+			return fmt.Errorf("message %q", msg)
+		}
+		return nil
+	})
+	kubelet0()
+	kubelet1()
+	startPodFromConfigMap(t, ns, name, 2)
+	eventually(t, time.Minute, "every pod places by 3 members, without a restart", func() error {
+		for i, s := range seeds {
+			if own, _ := s.FleetTicket(); own.Pods != 3 {
+				return fmt.Errorf("seed %d tells a ticket of %d pods", i, own.Pods)
+			}
+		}
+		if err := get(t, sn, ns, name); err != nil {
+			return err
+		}
+		return wantCondition(sn.Status.Conditions, seedv1.ConditionProgressing, metav1.ConditionFalse, seedv1.ReasonReconciled)
 	})
 }

@@ -26,6 +26,8 @@ import (
 	"github.com/seedfleet/seedfleet/controllers"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/config"
+	sfleet "github.com/seedfleet/seedfleet/seednode/fleet"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 )
 
 // handoffIPBase is this file's loopback range: pod o is 127.0.5.(10+o).
@@ -65,8 +67,21 @@ func (p *fleetPod) FleetStatus(context.Context) (admin.FleetStatus, error) {
 	if p.silent || p.fleet.Name == "" {
 		return admin.FleetStatus{}, errors.New("not serving its fleet")
 	}
-	return admin.FleetStatus{Name: p.fleet.Name, Self: p.fleet.Self, Pods: len(p.fleet.Members), Replicas: p.fleet.Replicas,
-		HostedVaults: p.held}, nil
+	return admin.FleetStatus{Name: p.fleet.Name, Self: p.fleet.Self, Pods: len(p.fleet.Members), Leaving: p.fleet.Leaving,
+		Replicas: p.fleet.Replicas, Members: membersVersion(p.fleet), HostedVaults: p.held}, nil
+}
+
+// membersVersion is the version of f's membership, as a seed reports it.
+func membersVersion(f config.Fleet) string {
+	m := sfleet.Members{Self: f.Self, Replicas: f.Replicas, Leaving: f.Leaving}
+	for _, a := range f.Members {
+		info, err := p2p.ParsePeerAddr(a)
+		if err != nil {
+			return "unparsable"
+		}
+		m.Pods = append(m.Pods, info)
+	}
+	return m.Version()
 }
 func (p *fleetPod) MintInvite(context.Context, admin.InviteRequest) (admin.Invite, error) {
 	return admin.Invite{}, admin.ErrNoInvites
@@ -140,14 +155,11 @@ func TestPublicFleetShrinkWaitsForHandoff(t *testing.T) {
 		}
 	}
 	pods[2].set(3, false)
-	// roll plays the StatefulSet controller's rolling update: every pod
-	// restarts with the template's config hash and its seed.yaml of now.
-	roll := func() {
+	// apply plays the seeds applying their seed.yaml of now, as they do
+	// when the kubelet updates the file: no pod restarts.
+	apply := func(n int) {
 		t.Helper()
-		if err := get(t, sts, ns, name); err != nil {
-			t.Fatal(err)
-		}
-		for o, fp := range pods {
+		for o, fp := range pods[:n] {
 			f, err := seedYAMLFleet(t, ns, name, o)
 			if err != nil {
 				t.Fatal(err)
@@ -155,17 +167,10 @@ func TestPublicFleetShrinkWaitsForHandoff(t *testing.T) {
 			fp.mu.Lock()
 			fp.fleet = f
 			fp.mu.Unlock()
-			p := &corev1.Pod{}
-			if err := get(t, p, ns, fmt.Sprintf("%s-%d", name, o)); err != nil {
-				t.Fatal(err)
-			}
-			p.Annotations = map[string]string{controllers.AnnotationConfigHash: sts.Spec.Template.Annotations[controllers.AnnotationConfigHash]}
-			if err := k8s.Update(context.Background(), p); err != nil {
-				t.Fatal(err)
-			}
 		}
 	}
-	roll()
+	apply(3)
+	hash := sts.Spec.Template.Annotations[controllers.AnnotationConfigHash]
 	eventually(t, 30*time.Second, "pod 2's vaults in the status", func() error {
 		if err := get(t, sn, ns, name); err != nil {
 			return err
@@ -234,7 +239,22 @@ func TestPublicFleetShrinkWaitsForHandoff(t *testing.T) {
 	if *sts.Spec.Replicas != 3 {
 		t.Fatalf("StatefulSet during the hand-off: %d replicas, annotations %v", *sts.Spec.Replicas, sts.Annotations)
 	}
-	roll()
+	if got := sts.Spec.Template.Annotations[controllers.AnnotationConfigHash]; got != hash {
+		t.Fatalf("the pods' config hash moved from %s to %s: scaling would restart them", hash, got)
+	}
+	eventually(t, 30*time.Second, "Progressing/HandingOff until the pods apply the membership", func() error {
+		if err := get(t, sn, ns, name); err != nil {
+			return err
+		}
+		if err := wantCondition(sn.Status.Conditions, seedv1.ConditionProgressing, metav1.ConditionTrue, seedv1.ReasonHandingOff); err != nil {
+			return err
+		}
+		if msg := condition(sn.Status.Conditions, seedv1.ConditionProgressing).Message; !strings.Contains(msg, "to apply the membership with the leaving pods") {
+			return fmt.Errorf("message %q", msg)
+		}
+		return nil
+	})
+	apply(3)
 	eventually(t, 30*time.Second, "Progressing/HandingOff", func() error {
 		if err := get(t, sn, ns, name); err != nil {
 			return err
@@ -295,6 +315,19 @@ func TestPublicFleetShrinkWaitsForHandoff(t *testing.T) {
 	if !slices.Equal(members[0], members[1]) {
 		t.Fatalf("the pods disagree on the members: %v", members)
 	}
+	eventually(t, 30*time.Second, "Progressing/ApplyingMembers until the 2 pods apply their members", func() error {
+		if err := get(t, sn, ns, name); err != nil {
+			return err
+		}
+		if err := wantCondition(sn.Status.Conditions, seedv1.ConditionProgressing, metav1.ConditionTrue, seedv1.ReasonApplyingMembers); err != nil {
+			return err
+		}
+		if msg := condition(sn.Status.Conditions, seedv1.ConditionProgressing).Message; !strings.Contains(msg, "pods shrink-0, shrink-1 have not applied") {
+			return fmt.Errorf("message %q", msg)
+		}
+		return nil
+	})
+	apply(2)
 	eventually(t, 30*time.Second, "Progressing False", func() error {
 		if err := get(t, sn, ns, name); err != nil {
 			return err

@@ -25,6 +25,7 @@ import (
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 	"github.com/seedfleet/seedfleet/seednode/admin"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -156,6 +157,24 @@ func (r *SeedNodeReconciler) ensurePodConfigs(ctx context.Context, st *seedState
 	return nil
 }
 
+// templateSeedConfig is what the pods' config hash covers: pod 0's
+// seed.yaml without what the seeds apply while they run or what differs by
+// pod (its address, bootstrap peers and vaults; the fleet's membership:
+// its members, how many are leaving and R, see seednode_fleet.go). members
+// only lets the fleet section be written.
+func templateSeedConfig(sn *seedv1.SeedNode, members []string) ([]byte, error) {
+	data, err := buildSeedConfig(sn, podPlan{FleetMembers: members})
+	if err != nil || sn.Spec.Hosting.SelfService == nil {
+		return data, err
+	}
+	cfg, err := config.Parse(data)
+	if err != nil {
+		return nil, err
+	}
+	cfg.Fleet.Members, cfg.Fleet.Leaving, cfg.Fleet.Replicas = nil, 0, 0
+	return cfg.Marshal()
+}
+
 // ensureStatefulSet runs the pods. Its template changes only when the seeds'
 // spec-derived configuration does (not on scaling, not on placement).
 func (r *SeedNodeReconciler) ensureStatefulSet(ctx context.Context, st *seedState) error {
@@ -166,9 +185,7 @@ func (r *SeedNodeReconciler) ensureStatefulSet(ctx context.Context, st *seedStat
 	if image == "" {
 		return &invalidSpecError{fmt.Errorf("spec.image is empty and the operator has no --seed-image: set one of them")}
 	}
-	// The fleet's members are part of the hash: the seeds read them at start
-	// (see seednode_fleet.go).
-	base, err := buildSeedConfig(st.sn, podPlan{FleetMembers: st.fleetMembers(), FleetLeaving: st.fleetLeaving()})
+	base, err := templateSeedConfig(st.sn, st.fleetMembers())
 	if err != nil {
 		return &invalidSpecError{err}
 	}

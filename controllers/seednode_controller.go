@@ -74,6 +74,11 @@ type seedState struct {
 	// (seednode_handoff.go); handoff says so for the status.
 	fleetPods int
 	handoff   string
+	// shrink is the hand-off planHandoff found, judged by judgeHandoff.
+	shrink *shrink
+	// applying says which pods have not applied the fleet's membership
+	// yet (Progressing, ApplyingMembers), when no hand-off runs.
+	applying string
 	// published is what each pod was last told (its ConfigMap); every
 	// ordinal in it keeps getting its list rewritten, so a pod past the
 	// StatefulSet's end is told to drop what it no longer hosts.
@@ -104,6 +109,7 @@ func (r *SeedNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.planPlacement,
 		r.planHandoff,
 		r.ensureIdentities,
+		r.judgeHandoff,
 		r.ensureServices,
 		r.ensurePodConfigs,
 		r.ensureStatefulSet,

@@ -31,14 +31,18 @@ import (
 // A public fleet (spec.hosting.selfService): the fleet key Secret, each
 // pod's fleet section, and the fleet's part of the status.
 //
-// Membership and restarts: every pod's seed.yaml lists every pod's address
-// by ordinal (fleet.members), and the seeds read it once, at start. The
-// pod template's config hash therefore covers the fleet section, members
-// included: scaling a public fleet rolls its pods one at a time (the
-// StatefulSet's rolling update, within the PodDisruptionBudget), so every
-// pod places vaults by the same membership; a pod never runs with members
-// its siblings do not have for longer than a rolling restart. A SeedNode
-// without selfService is unchanged: scaling it restarts nothing.
+// Membership without restarts: every pod's seed.yaml lists every pod's
+// address by ordinal (fleet.members), how many of the last are leaving
+// (fleet.leaving) and R (fleet.replicas, which follows spec.replicas when
+// unset). The seeds re-read them when the kubelet updates the mounted file,
+// and apply them without a restart; each reports the version of the
+// membership it places by (GET /v1/fleet, fleet.Members.Version). The pod
+// template's config hash covers the rest of the fleet section, not the
+// membership: scaling a public fleet restarts no pod, and drops no live
+// session. Until every pod reports the membership written, the pods may
+// place some vaults differently (a request a pod forwards to a home that
+// disagrees is answered with the home's view), and the SeedNode is
+// Progressing with reason ApplyingMembers; a hand-off waits for it.
 
 // Names of the fleet key: its Secret (one per SeedNode, created once and
 // never rewritten, like the pods' identities), the Secret's key, and where
@@ -103,10 +107,15 @@ func (r *SeedNodeReconciler) ensureFleetKey(ctx context.Context, st *seedState) 
 // (stableAddrs, so a restarting pod changes nothing). nil without
 // selfService, or while a pod's peer ID is not known.
 func (st *seedState) fleetMembers() []string {
+	return st.fleetMemberAddrs(max(st.fleetPods, int(st.sn.WithDefaults().Spec.Replicas)))
+}
+
+// fleetMemberAddrs are the first n members' addresses; nil without
+// selfService or while one is not known.
+func (st *seedState) fleetMemberAddrs(n int) []string {
 	if st.sn.Spec.Hosting.SelfService == nil {
 		return nil
 	}
-	n := max(st.fleetPods, int(st.sn.WithDefaults().Spec.Replicas))
 	out := make([]string, 0, n)
 	for o := range n {
 		addrs := st.stableAddrs(o)
@@ -115,6 +124,40 @@ func (st *seedState) fleetMembers() []string {
 			return nil
 		}
 		out = append(out, addrs[i])
+	}
+	return out
+}
+
+// membersVersion is the version (fleet.Members.Version) of the membership
+// of the first n members, the last leaving of them leaving, as the pods
+// report it once they place by it; "" while a member is not known.
+func (st *seedState) membersVersion(n, leaving int) string {
+	addrs := st.fleetMemberAddrs(n)
+	if len(addrs) == 0 {
+		return ""
+	}
+	m := fleet.Members{Replicas: int(st.sn.Spec.SelfServiceReplicas()), Leaving: leaving}
+	for _, a := range addrs {
+		info, err := p2p.ParsePeerAddr(a)
+		if err != nil {
+			return ""
+		}
+		m.Pods = append(m.Pods, info)
+	}
+	return m.Version()
+}
+
+// membersNotApplied names the pods among the first n that report a
+// membership other than that of n members with leaving leaving, and, if
+// silent is true, those that report none.
+func (st *seedState) membersNotApplied(n, leaving int, silent bool) []string {
+	want := st.membersVersion(n, leaving)
+	var out []string
+	for o := range n {
+		f := st.podFleet(o)
+		if (f == nil && silent) || (f != nil && f.Members != want) {
+			out = append(out, podName(st.sn, o))
+		}
 	}
 	return out
 }

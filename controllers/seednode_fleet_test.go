@@ -196,15 +196,20 @@ func TestFleetPodTemplate(t *testing.T) {
 	}
 
 	hash := func(sn *seedv1.SeedNode, members []string) string {
-		base, err := buildSeedConfig(sn, podPlan{FleetMembers: members})
+		base, err := templateSeedConfig(sn, members)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return configHash(base)
 	}
 	three, four := fixtureMembers(t, sn, 3), fixtureMembers(t, sn, 4)
-	if hash(sn, three) == hash(sn, four) {
-		t.Error("the config hash ignores the fleet's members: scaling would leave pods with old members")
+	if hash(sn, three) != hash(sn, four) {
+		t.Error("the fleet's members change the config hash: scaling would restart every pod")
+	}
+	open := sn.DeepCopy()
+	open.Spec.Hosting.SelfService.Admission = seedv1.AdmissionOpen
+	if hash(sn, three) == hash(open, three) {
+		t.Error("the config hash ignores the fleet's admission: the pods would keep the old one")
 	}
 	plain := fixtureSeedNode()
 	if hash(plain, three) != hash(plain, four) {

@@ -30,7 +30,8 @@ import (
 // leaving: N-M, so every seed places by the first M and the leaving ones
 // hand each subject's vaults to its new home pods (the seeds' hand-off).
 // The StatefulSet shrinks to M, and the members go back to the M pods,
-// only once every pod runs that configuration and every leaving pod has
+// only once every pod reports that it places by that membership (the
+// seeds apply it without a restart) and every leaving pod has
 // answered GET /v1/fleet with no self-service vault held, twice, at least
 // handoffSettle apart (a seed reuses its counted figures for up to 5 s).
 // A pod that does not answer is not done.
@@ -80,9 +81,12 @@ func (h *handoffs) forget(key types.NamespacedName) {
 	delete(h.since, key)
 }
 
-// planHandoff decides how many members the public fleet's pods are told
-// (st.fleetPods) and keeps the StatefulSet at least that large. It runs
-// after planPlacement, which sized the StatefulSet for AgentVault replicas.
+// planHandoff reads what the public fleet's pods were told (the
+// StatefulSet's annotations) and, while a shrink's hand-off may still run,
+// tells them the same for now: st.fleetPods members, with the StatefulSet
+// at least that large. It runs after planPlacement, which sized the
+// StatefulSet for AgentVault replicas, and before ensureIdentities, so
+// that every member's peer ID is known when judgeHandoff decides.
 func (r *SeedNodeReconciler) planHandoff(ctx context.Context, st *seedState) error {
 	m := int(st.sn.WithDefaults().Spec.Replicas)
 	st.fleetPods = m
@@ -109,50 +113,86 @@ func (r *SeedNodeReconciler) planHandoff(ctx context.Context, st *seedState) err
 		r.handoffs.forget(key)
 		return nil
 	}
+	st.shrink = &shrink{told: told, leaving: leaving, placed: st.replicas}
+	st.fleetPods = told
+	st.replicas = max(st.replicas, int32(told))
+	return nil
+}
+
+// shrink is a hand-off that may still run: how many members the pods were
+// told, how many of them leave, and the StatefulSet's size without it.
+type shrink struct {
+	told, leaving int
+	placed        int32
+}
+
+// judgeHandoff decides whether the shrink planHandoff found is over: the
+// pods go back to spec.replicas members only once every pod places by the
+// membership with the leaving pods and those report nothing held, for
+// handoffSettle. Without a shrink, it notes pods still applying the
+// fleet's membership.
+func (r *SeedNodeReconciler) judgeHandoff(ctx context.Context, st *seedState) error {
+	if st.sn.Spec.Hosting.SelfService == nil {
+		return nil
+	}
+	sh := st.shrink
+	if sh == nil {
+		st.noteMembersApplying(st.fleetPods, 0)
+		return nil
+	}
+	m := int(st.sn.WithDefaults().Spec.Replicas)
+	key := client.ObjectKeyFromObject(st.sn)
 	log := logf.FromContext(ctx)
 	keep := func(msg string) {
-		st.fleetPods = told
-		st.replicas = max(st.replicas, int32(told))
 		st.busy = true
 		st.handoff = msg
 	}
-	pending, why := st.handoffPending(sts, told, leaving)
+	pending, why := st.handoffPending(sh.told, sh.leaving)
 	if pending > 0 || why != "" {
 		r.handoffs.forget(key)
-		keep(handoffMessage(st.sn.Name, m, told, pending, why))
+		keep(handoffMessage(st.sn.Name, m, sh.told, pending, why))
 		// Logged when it changes, not at every poll.
 		if c := meta.FindStatusCondition(st.sn.Status.Conditions, string(seedv1.ConditionProgressing)); c == nil || c.Message != st.handoff {
-			log.Info("public fleet shrinking: the leaving pods still hand off", "from", told, "to", m, "state", st.handoff)
+			log.Info("public fleet shrinking: the leaving pods still hand off", "from", sh.told, "to", m, "state", st.handoff)
 		}
 		return nil
 	}
 	if !r.handoffs.done(key, r.Clock.Now()) {
-		keep(handoffMessage(st.sn.Name, m, told, 0, fmt.Sprintf("the leaving pods report none; confirming after %s", handoffSettle)))
+		keep(handoffMessage(st.sn.Name, m, sh.told, 0, fmt.Sprintf("the leaving pods report none; confirming after %s", handoffSettle)))
 		return nil
 	}
 	r.handoffs.forget(key)
-	log.Info("public fleet shrinking: the leaving pods handed off every self-service vault", "from", told, "to", m)
+	st.fleetPods, st.replicas = m, sh.placed
+	log.Info("public fleet shrinking: the leaving pods handed off every self-service vault", "from", sh.told, "to", m)
 	return nil
+}
+
+// noteMembersApplying makes the SeedNode Progressing (ApplyingMembers)
+// while a pod that answers reports a membership other than the one it is
+// told (told members, leaving of them leaving): the kubelet has not
+// updated its configuration file yet. A pod that does not answer is Ready's
+// business, not this.
+func (st *seedState) noteMembersApplying(told, leaving int) {
+	if st.sn.Spec.Hosting.SelfService == nil || told < 1 {
+		return
+	}
+	if stale := st.membersNotApplied(told, leaving, false); len(stale) > 0 {
+		st.busy = true
+		st.applying = fmt.Sprintf("pods %s have not applied the fleet's membership of %d pods yet (their configuration files are updated by the kubelet, usually within a minute)",
+			someNames(stale), told)
+	}
 }
 
 // handoffPending counts the self-service vaults the leaving pods [m, told)
 // still hold, or says why the hand-off cannot be judged yet: a pod does not
-// run the configuration with leaving set, or did not answer.
-func (st *seedState) handoffPending(sts *appsv1.StatefulSet, told, leaving int) (int, string) {
+// place by the membership with leaving set yet, or did not answer.
+func (st *seedState) handoffPending(told, leaving int) (int, string) {
 	m := int(st.sn.WithDefaults().Spec.Replicas)
 	if leaving != told-m {
 		return 0, fmt.Sprintf("the pods are being told that %d are leaving", told-m)
 	}
-	hash := sts.Spec.Template.Annotations[AnnotationConfigHash]
-	var stale []string
-	for o := range told {
-		p := st.pods[o]
-		if p == nil || !p.DeletionTimestamp.IsZero() || p.Annotations[AnnotationConfigHash] != hash {
-			stale = append(stale, podName(st.sn, o))
-		}
-	}
-	if len(stale) > 0 {
-		return 0, "waiting for pods " + someNames(stale) + " to restart with the leaving members"
+	if stale := st.membersNotApplied(told, leaving, true); len(stale) > 0 {
+		return 0, "waiting for pods " + someNames(stale) + " to apply the membership with the leaving pods"
 	}
 	pending := 0
 	var silent []string

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/seedfleet/seedfleet/seednode/admin"
@@ -49,8 +46,8 @@ func (st *seedState) seedYAMLs(t *testing.T) [][]byte {
 // TestShrinkingFleetConfig: while a public fleet shrinks from 3 to 2 pods,
 // every pod, the leaving one included, lists all 3 members with leaving 1;
 // once the hand-off is over the 2 remaining pods list 2 with leaving 0 and
-// the third pod has no fleet section. Each change moves the pods' config
-// hash, so the pods restart into it.
+// the third pod has no fleet section. No change moves the pods' config
+// hash: the seeds apply their members without a restart.
 func TestShrinkingFleetConfig(t *testing.T) {
 	handing := shrinkState(t, 3)
 	all := fixtureMembers(t, handing.sn, 3)
@@ -62,14 +59,14 @@ func TestShrinkingFleetConfig(t *testing.T) {
 		}
 	}
 	for _, st := range []*seedState{handing, shrinkState(t, 2), shrinkState(t, 0)} {
-		base, err := buildSeedConfig(st.sn, podPlan{FleetMembers: st.fleetMembers(), FleetLeaving: st.fleetLeaving()})
+		base, err := templateSeedConfig(st.sn, st.fleetMembers())
 		if err != nil {
 			t.Fatal(err)
 		}
 		hashes = append(hashes, configHash(base))
 	}
-	if hashes[0] == hashes[1] || hashes[1] != hashes[2] {
-		t.Errorf("config hashes during and after the hand-off: %v", hashes)
+	if hashes[0] != hashes[1] || hashes[1] != hashes[2] {
+		t.Errorf("config hashes during and after the hand-off differ (the pods would restart): %v", hashes)
 	}
 
 	after := shrinkState(t, 2).seedYAMLs(t)
@@ -84,43 +81,46 @@ func TestShrinkingFleetConfig(t *testing.T) {
 	}
 }
 
-// TestHandoffPending: a leaving pod is done only when every pod runs the
-// StatefulSet's template, it answered for the configuration with leaving
-// set, and it holds no self-service vault.
+// TestHandoffPending: a leaving pod is done only when every pod reports
+// that it places by the membership with leaving set, and the leaving pod
+// holds no self-service vault.
 func TestHandoffPending(t *testing.T) {
-	sts := &appsv1.StatefulSet{Spec: appsv1.StatefulSetSpec{Template: corev1.PodTemplateSpec{
-		ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{AnnotationConfigHash: "new"}}}}}
-	build := func(hash2 string, f2 *admin.FleetStatus) *seedState {
+	current := shrinkState(t, 3).membersVersion(3, 1)
+	if current == "" || current == shrinkState(t, 3).membersVersion(3, 0) {
+		t.Fatalf("membership versions: %q", current)
+	}
+	build := func(members0 string, f2 *admin.FleetStatus) *seedState {
 		st := shrinkState(t, 3)
-		st.pods = map[int]*corev1.Pod{}
 		st.fleet = &fleetView{Pods: map[int]*podView{}}
 		for o := range 3 {
-			hash := "new"
-			f := &admin.FleetStatus{Name: FleetName(st.sn), Pods: 3, HostedVaults: 5}
-			if o == 2 {
-				hash, f = hash2, f2
+			f := &admin.FleetStatus{Name: FleetName(st.sn), Pods: 3, HostedVaults: 5, Members: current}
+			switch o {
+			case 0:
+				f.Members = members0
+			case 2:
+				f = f2
 			}
-			st.pods[o] = &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: podName(st.sn, o), Annotations: map[string]string{AnnotationConfigHash: hash}}}
 			st.fleet.Pods[o] = &podView{Ordinal: o, Fleet: f}
 		}
 		return st
 	}
 	name := FleetName(fixtureFleetSeedNode(2))
+	done := &admin.FleetStatus{Name: name, Pods: 3, Members: current}
 	for what, tc := range map[string]struct {
 		st      *seedState
 		leaving int
 		pending int
 		why     string
 	}{
-		"done":                       {build("new", &admin.FleetStatus{Name: name, Pods: 3}), 1, 0, ""},
-		"still holding":              {build("new", &admin.FleetStatus{Name: name, Pods: 3, HostedVaults: 4}), 1, 4, ""},
-		"not answering":              {build("new", nil), 1, 0, "did not report"},
-		"another fleet's answer":     {build("new", &admin.FleetStatus{Name: "x/y", Pods: 3}), 1, 0, "did not report"},
-		"answering for old members":  {build("new", &admin.FleetStatus{Name: name, Pods: 2}), 1, 0, "did not report"},
-		"not restarted yet":          {build("old", &admin.FleetStatus{Name: name, Pods: 3}), 1, 0, "to restart"},
-		"not yet told it is leaving": {build("new", &admin.FleetStatus{Name: name, Pods: 3}), 0, 0, "being told"},
+		"done":                       {build(current, done), 1, 0, ""},
+		"still holding":              {build(current, &admin.FleetStatus{Name: name, Pods: 3, HostedVaults: 4, Members: current}), 1, 4, ""},
+		"not answering":              {build(current, nil), 1, 0, "to apply"},
+		"another fleet's answer":     {build(current, &admin.FleetStatus{Name: "x/y", Pods: 3, Members: current}), 1, 0, "to apply"},
+		"leaving pod on old members": {build(current, &admin.FleetStatus{Name: name, Pods: 3, Members: "old"}), 1, 0, "to apply"},
+		"other pod on old members":   {build("old", done), 1, 0, "pods seeds-0 to apply"},
+		"not yet told it is leaving": {build(current, done), 0, 0, "being told"},
 	} {
-		pending, why := tc.st.handoffPending(sts, 3, tc.leaving)
+		pending, why := tc.st.handoffPending(3, tc.leaving)
 		if pending != tc.pending || (tc.why == "") != (why == "") || !strings.Contains(why, tc.why) {
 			t.Errorf("%s: %d pending (%q), want %d (%q)", what, pending, why, tc.pending, tc.why)
 		}

@@ -72,10 +72,13 @@ func (r *SeedNodeReconciler) updateStatus(ctx context.Context, st *seedState, fa
 	} else {
 		setCondition(&status.Conditions, seedv1.ConditionDegraded, false, seedv1.ReasonReconciled, "children match the spec", gen)
 	}
-	if st.handoff != "" {
+	switch {
+	case st.handoff != "":
 		setCondition(&status.Conditions, seedv1.ConditionProgressing, true, seedv1.ReasonHandingOff, st.handoff, gen)
-	} else {
-		setCondition(&status.Conditions, seedv1.ConditionProgressing, false, seedv1.ReasonReconciled, "no pod is handing off", gen)
+	case st.applying != "":
+		setCondition(&status.Conditions, seedv1.ConditionProgressing, true, seedv1.ReasonApplyingMembers, st.applying, gen)
+	default:
+		setCondition(&status.Conditions, seedv1.ConditionProgressing, false, seedv1.ReasonReconciled, "no pod is handing off or applying the fleet's membership", gen)
 	}
 	summary := fmt.Sprintf("%d of %d pods ready", status.ReadyReplicas, sn.Spec.Replicas)
 	if status.ReadyReplicas >= sn.Spec.Replicas && failure == nil {

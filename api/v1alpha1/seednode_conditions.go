@@ -12,12 +12,19 @@ const (
 	// ConditionProgressing is True while a public fleet shrinks: the pods
 	// past spec.replicas are kept until they have handed their self-service
 	// vaults off (reason HandingOff, the message names the pods and how many
-	// vaults they still hold). False with ReasonReconciled otherwise.
+	// vaults they still hold); and while some of its pods have not applied
+	// the fleet's new membership yet (reason ApplyingMembers). False with
+	// ReasonReconciled otherwise.
 	ConditionProgressing ConditionType = "Progressing"
 	// ReasonHandingOff: Progressing is True, the leaving pods of a public
 	// fleet still hold self-service vaults (or have not yet said they hold
 	// none).
 	ReasonHandingOff ConditionReason = "HandingOff"
+	// ReasonApplyingMembers: Progressing is True, pods of a public fleet
+	// still report a membership other than the one their configuration
+	// lists now (the fleet scaled; the kubelet updates the pods'
+	// configuration files, and the seeds apply them without a restart).
+	ReasonApplyingMembers ConditionReason = "ApplyingMembers"
 
 	// ReasonAllPodsReady: Ready is True, every pod's seed reports ready.
 	ReasonAllPodsReady ConditionReason = "AllPodsReady"

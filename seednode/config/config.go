@@ -90,7 +90,7 @@ type Fleet struct {
 	Self int `json:"self"`
 	// Members are every pod's full multiaddr (ending in /p2p/<peer ID>), by
 	// ordinal, this pod's own included. A seed started with a configuration
-	// file applies new Members and Leaving from it while it runs.
+	// file applies new Members, Replicas and Leaving from it while it runs.
 	Members []string `json:"members"`
 	// Replicas is how many pods hold each agent's vaults; at most the
 	// number of members.
@@ -133,7 +133,7 @@ func (f Fleet) Enabled() bool { return f.Name != "" }
 func (f Fleet) Policy(key ed25519.PublicKey) hosting.Policy {
 	l := f.Limits
 	return hosting.Policy{
-		Fleet: f.Name, Admission: f.Admission, FleetKey: key, Replicas: f.Replicas,
+		Fleet: f.Name, Admission: f.Admission, FleetKey: key,
 		MaxVaultsPerAgent: l.MaxVaultsPerAgent, DefaultQuotaBytes: l.DefaultQuotaBytes, DefaultQuotaEntries: l.DefaultQuotaEntries,
 		MaxQuotaBytes: l.MaxQuotaBytes, MaxQuotaEntries: l.MaxQuotaEntries, MaxAgentBytes: l.MaxAgentBytes,
 		MaxVaultsPerPod: l.MaxVaultsPerPod, AdmissionsPerSecond: l.AdmissionsPerSecond,

@@ -136,8 +136,8 @@ fleet:
   # This pod's ordinal: its index in members.
   self: 0
   # Every pod's full multiaddr, ending in /p2p/<peer ID>, by ordinal. The seed
-  # re-reads members and leaving when this file changes and applies them
-  # without a restart; other settings need one.
+  # re-reads members, replicas and leaving when this file changes and applies
+  # them without a restart; other settings need one.
   members: []
   # Pods holding each agent's vaults (at most the number of members).
   replicas: 3

@@ -22,6 +22,7 @@ type VaultUsage struct {
 	Bytes, Entries uint64
 	LastSync       time.Time // the last sync with a device; zero if none
 	Synced         int       // replicas that agreed at the last check
+	Replicas       int       // R: the replicas the fleet keeps of the vault now
 }
 
 // Admitter decides hosting requests at a subject's home pod: it checks the
@@ -356,7 +357,7 @@ func (a *Admitter) statusOf(rec *Record, now time.Time) *Answer {
 			Namespace: v.Namespace,
 			Bytes:     Usage{Limit: v.QuotaBytes, Used: u.Bytes},
 			Entries:   Usage{Limit: v.QuotaEntries, Used: u.Entries},
-			Replicas:  a.policy.Replicas,
+			Replicas:  u.Replicas,
 			Synced:    u.Synced,
 			LastSync:  u.LastSync,
 			ExpiresAt: a.expiresAt(v, u, now),

@@ -116,7 +116,8 @@ func TestAdmissionPolicies(t *testing.T) {
 		}
 	})
 	t.Run("Open", func(t *testing.T) {
-		f := newFixture(t, Policy{Admission: fleet.Open, Replicas: 3})
+		f := newFixture(t, Policy{Admission: fleet.Open})
+		f.usage[vaultAsk(1, 0).Namespace] = VaultUsage{Replicas: 3}
 		ans := f.ask(newAgent(t, f.clock.t), OpHost, "", vaultAsk(1, 0))
 		wantReason(t, ans, ReasonNone, "hosts 1 vault")
 		if len(ans.Vaults) != 1 || ans.Vaults[0].Bytes.Limit != DefaultQuotaBytes || ans.Vaults[0].Replicas != 3 {

@@ -19,8 +19,6 @@ type Policy struct {
 	Admission fleet.Admission
 	// FleetKey verifies invite tickets; required for Invite.
 	FleetKey ed25519.PublicKey
-	// Replicas is how many pods hold each subject's vaults.
-	Replicas int
 
 	// MaxVaultsPerAgent bounds the vaults one subject holds. Default 16.
 	MaxVaultsPerAgent int
@@ -76,7 +74,6 @@ func (p Policy) WithDefaults() Policy {
 	if p.Admission == "" {
 		p.Admission = fleet.Closed
 	}
-	setInt(&p.Replicas, 1)
 	setInt(&p.MaxVaultsPerAgent, DefaultMaxVaultsPerAgent)
 	set(&p.DefaultQuotaBytes, DefaultQuotaBytes)
 	set(&p.DefaultQuotaEntries, DefaultQuotaEntries)
@@ -103,9 +100,6 @@ func (p Policy) Validate() error {
 	}
 	if p.Admission == fleet.Invite && len(p.FleetKey) != ed25519.PublicKeySize {
 		bad("admission Invite needs the fleet's key to check invites")
-	}
-	if p.Replicas < 1 || p.Replicas > ticket.MaxFleetReplicas {
-		bad("replicas %d outside 1..%d", p.Replicas, ticket.MaxFleetReplicas)
 	}
 	if p.MaxVaultsPerAgent < 1 || p.MaxVaultsPerAgent > MaxRecordVaults {
 		bad("maxVaultsPerAgent %d outside 1..%d", p.MaxVaultsPerAgent, MaxRecordVaults)

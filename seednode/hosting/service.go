@@ -336,7 +336,7 @@ func (s *Service) Ticket() ticket.FleetTicket {
 	m := s.cfg.members()
 	p := s.adm.Policy()
 	pods := m.Pods[:min(len(m.Pods), ticket.MaxPeers)]
-	return ticket.FleetTicket{Name: p.Fleet, Admission: p.Admission, Replicas: p.Replicas, Pods: len(m.Pods),
+	return ticket.FleetTicket{Name: p.Fleet, Admission: p.Admission, Replicas: m.Replicas, Pods: len(m.Pods),
 		Peers: slices.Clone(pods)}
 }
 
@@ -349,7 +349,11 @@ func (s *Service) decide(ctx context.Context, remote peer.ID, from string, frame
 	case kindRequest:
 	case kindForwarded, kindReplicate:
 		if _, ok := members.IsMember(remote); !ok {
-			return refuse(ReasonUnauthorized, "only pods of this fleet may forward requests")
+			// A pod that joined as the fleet scaled may forward before this
+			// pod applied the new membership: the forwarder tries the
+			// subject's other home pods, then tells the device to retry.
+			return &Answer{Reason: ReasonUnavailable, Message: "only pods of this fleet may forward requests, and this pod does not count the sender among them (the fleet may be changing size); try again shortly",
+				RetryAfter: 5 * time.Second}
 		}
 		d := &wire.Decoder{B: body, Sentinel: ErrMalformed}
 		from = string(d.LenBytes("address range", 64))
@@ -390,6 +394,7 @@ func (s *Service) forward(ctx context.Context, m fleet.Members, home []int, from
 	msg := wire.AppendLenBytes([]byte{kindForwarded}, from)
 	msg = append(msg, body...)
 	var errs []error
+	var unavailable *Answer
 	for _, o := range home {
 		ans, err := s.ask(ctx, m.Pods[o], msg)
 		if err == nil && ans.Reason != ReasonUnavailable {
@@ -397,12 +402,15 @@ func (s *Service) forward(ctx context.Context, m fleet.Members, home []int, from
 			return ans
 		}
 		if err == nil {
-			err = errors.New(ans.Message)
+			unavailable, err = ans, errors.New(ans.Message)
 		}
 		errs = append(errs, fmt.Errorf("pod %d: %w", o, err))
 	}
 	s.m.forwards.WithLabelValues("failed").Inc()
 	s.cfg.log.Warn("hosting: no home pod of the subject answered", "err", errors.Join(errs...))
+	if unavailable != nil {
+		return unavailable // a home pod said why, and when to try again
+	}
 	return &Answer{Reason: ReasonUnavailable, Message: "the seeds that hold this agent cannot be reached now; try again in a minute",
 		RetryAfter: time.Minute}
 }

@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"path/filepath"
 	"slices"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,12 +23,13 @@ type pod struct {
 	host    host.Host
 	records *Records
 	svc     *Service
+	view    atomic.Pointer[fleet.Members] // the membership the pod knows
 }
 
 // startFleet runs n pods with replicas R on loopback, all under policy p.
 func startFleet(t *testing.T, n, r int, p Policy) []*pod {
 	t.Helper()
-	p.Fleet, p.Replicas = testFleet, r
+	p.Fleet = testFleet
 	pods := make([]*pod, n)
 	members := fleet.Members{Replicas: r}
 	for i := range pods {
@@ -47,7 +50,8 @@ func startFleet(t *testing.T, n, r int, p Policy) []*pod {
 		}
 		m := members
 		m.Self = i
-		if pd.svc, err = New(pd.host, adm, WithMembers(func() fleet.Members { return m })); err != nil {
+		pd.view.Store(&m)
+		if pd.svc, err = New(pd.host, adm, WithMembers(func() fleet.Members { return *pd.view.Load() })); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { pd.svc.Close() })
@@ -124,6 +128,42 @@ func TestAnyPodAnswersForTheFleet(t *testing.T) {
 	}
 }
 
+// TestJoiningPodForwards: a pod that joined the fleet forwards a request
+// to a home pod that does not count it among the members yet (it has not
+// applied the new membership): the device is told to try again shortly,
+// with the home pod's reason, and is admitted once the home pod applied it.
+func TestJoiningPodForwards(t *testing.T) {
+	pods := startFleet(t, 3, 1, Policy{Admission: fleet.Open})
+	device := p2ptest.NewHost(t, false)
+	setView := func(m fleet.Members, n int) {
+		m.Pods = m.Pods[:n]
+		for i := range 2 {
+			mi := m
+			mi.Self = i
+			pods[i].view.Store(&mi)
+			pods[i].svc.MembersChanged()
+		}
+	}
+	all := *pods[2].view.Load()
+	setView(all, 2)
+	// An agent whose home is the same pod in both memberships, not pod 2.
+	homeOf := func(a *agent, n int) int {
+		return fleet.Top(PlacementKey(SubjectAgent, a.root.Public().(ed25519.PublicKey)), n, 1)[0]
+	}
+	a := newAgent(t, time.Now())
+	for homeOf(a, 3) == 2 || homeOf(a, 3) != homeOf(a, 2) {
+		a = newAgent(t, time.Now())
+	}
+	ans := ask(t, device, pods[2], signedRequest(a, OpHost, vaultAsk(1, 0)))
+	if ans.Reason != ReasonUnavailable || ans.RetryAfter <= 0 || !strings.Contains(ans.Message, "changing size") {
+		t.Fatalf("a request through a pod its home does not know yet: %v %q (retry after %v)", ans.Reason, ans.Message, ans.RetryAfter)
+	}
+	setView(all, 3)
+	if ans := ask(t, device, pods[2], signedRequest(a, OpHost, vaultAsk(1, 0))); !ans.OK() {
+		t.Fatalf("once the home pod applied the membership: %v", ans.Err())
+	}
+}
+
 func TestFleetInfo(t *testing.T) {
 	pods := startFleet(t, 3, 2, Policy{Admission: fleet.Open})
 	device := p2ptest.NewHost(t, false)
@@ -158,8 +198,13 @@ func TestServiceRefusals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Reason != ReasonUnauthorized {
+	// It cannot be told from a pod that joined before this one applied the
+	// new membership: it is told to retry, and nothing is admitted.
+	if got.Reason != ReasonUnavailable || !strings.Contains(got.Message, "does not count the sender") {
 		t.Fatalf("a forged forward got %v %q", got.Reason, got.Message)
+	}
+	if rec, err := pods[1].records.Get(a.root.Public().(ed25519.PublicKey)); err != nil || rec != nil {
+		t.Fatalf("a forged forward left a record (%v)", err)
 	}
 	// Garbage gets a clear refusal, not a hang or a reset.
 	got, err = exchange(ctx, device, pods[2].host.ID(), []byte{kindRequest, 1, 2, 3})

@@ -38,7 +38,7 @@ func (a adminSource) FleetStatus(ctx context.Context) (admin.FleetStatus, error)
 	p := n.admitter.Policy()
 	m := n.fleetMembers()
 	st := admin.FleetStatus{Name: p.Fleet, Admission: string(p.Admission), Self: m.Self,
-		Pods: len(m.Pods), Leaving: m.Leaving, Members: m.Version(), Replicas: p.Replicas, Ticket: n.hostingSvc.Ticket().String(),
+		Pods: len(m.Pods), Leaving: m.Leaving, Members: m.Version(), Replicas: m.Replicas, Ticket: n.hostingSvc.Ticket().String(),
 		Invites: a.inviteKey() != nil, Refusals: n.hostingSvc.Refusals()}
 	counted, err := n.fleetStats.count(ctx, n)
 	if err != nil {

@@ -45,7 +45,7 @@ func startAdminFleetPod(t *testing.T, admission fleet.Admission, fleetKey ed2551
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := hosting.Policy{Fleet: testFleetName, Admission: admission, Replicas: 1}
+	p := hosting.Policy{Fleet: testFleetName, Admission: admission}
 	if fleetKey != nil {
 		p.FleetKey = fleetKey.Public().(ed25519.PublicKey)
 	}

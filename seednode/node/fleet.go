@@ -187,7 +187,7 @@ func (n *Node) replaceLoop(ctx context.Context) {
 // vaultUsage tells the admitter what a hosted vault holds and when a device
 // last synced it.
 func (n *Node) vaultUsage(ns [32]byte) hosting.VaultUsage {
-	u := hosting.VaultUsage{LastSync: n.lastDeviceSync(vault.NamespaceID(ns))}
+	u := hosting.VaultUsage{LastSync: n.lastDeviceSync(vault.NamespaceID(ns)), Replicas: n.fleetMembers().Replicas}
 	if st, err := n.store.Stats(vault.NamespaceID(ns)); err == nil {
 		u.Bytes, u.Entries = st.Bytes, st.Entries
 	}

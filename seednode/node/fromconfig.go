@@ -136,9 +136,10 @@ func fleetMembers(f config.Fleet) (fleet.Members, error) {
 // WatchFleetMembers makes a fleet pod re-read its membership whenever file
 // (its configuration file) changes, through load, which reads the
 // configuration again as it was read at start (the file, then the same
-// flags). Only fleet.members and fleet.leaving are applied while the seed
-// runs, which is what the operator changes when the fleet scales; any other
-// change is logged as needing a restart. Nothing without a fleet or a file.
+// flags). Only the membership (fleet.members, fleet.leaving and
+// fleet.replicas) is applied while the seed runs, which is what the
+// operator changes when the fleet scales; any other change is logged as
+// needing a restart. Nothing without a fleet or a file.
 func (c *Config) WatchFleetMembers(file string, started config.Config, load func() (config.Config, error)) {
 	if c.Fleet == nil || file == "" {
 		return
@@ -153,17 +154,17 @@ func (c *Config) WatchFleetMembers(file string, started config.Config, load func
 			return fleet.Members{}, errors.New("the configuration has no fleet section any more: restart the seed to leave the fleet")
 		}
 		if !sameButMembers(started, next) && c.Logger != nil {
-			c.Logger.Warn("the configuration file changed beyond the fleet's members: only those are applied while the seed runs; restart it to apply the rest", "file", file)
+			c.Logger.Info("the configuration file changed beyond the fleet's membership: only that is applied while the seed runs; the rest applies at its next start", "file", file)
 		}
 		return fleetMembers(next.Fleet)
 	}
 }
 
 // sameButMembers reports whether a and b differ at most in the fleet's
-// members and how many of them are leaving.
+// membership: its members, how many of them are leaving, and R.
 func sameButMembers(a, b config.Config) bool {
-	a.Fleet.Members, a.Fleet.Leaving = nil, 0
-	b.Fleet.Members, b.Fleet.Leaving = nil, 0
+	a.Fleet.Members, a.Fleet.Leaving, a.Fleet.Replicas = nil, 0, 0
+	b.Fleet.Members, b.Fleet.Leaving, b.Fleet.Replicas = nil, 0, 0
 	return reflect.DeepEqual(a, b)
 }
 
