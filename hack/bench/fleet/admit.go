@@ -79,6 +79,27 @@ func newFleetProcs(dir, bin string, n, r int) (*fleetProcs, error) {
 // start runs pod i as a member of a fleet of the first count pods, the
 // last leaving of them leaving.
 func (f *fleetProcs) start(i, count, leaving int) error {
+	cfgFile, err := f.writeConfig(i, count, leaving)
+	if err != nil {
+		return err
+	}
+	p := f.pods[i]
+	p.cmd = exec.Command(f.bin, "seednode", "--config", cfgFile)
+	p.cmd.Stderr = os.Stderr
+	return p.cmd.Start()
+}
+
+// reconfigure tells running pod i its new membership as the operator and
+// the kubelet do: its configuration file is replaced, and the seed applies
+// the members without a restart.
+func (f *fleetProcs) reconfigure(i, count, leaving int) error {
+	_, err := f.writeConfig(i, count, leaving)
+	return err
+}
+
+// writeConfig writes pod i's configuration file (a new file moved in place)
+// and returns its path.
+func (f *fleetProcs) writeConfig(i, count, leaving int) (string, error) {
 	var members []string
 	for _, p := range f.pods[:count] {
 		members = append(members, fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p.port, p.info.ID))
@@ -104,12 +125,10 @@ fleet:
 %s`, filepath.Join(f.dir, fmt.Sprintf("pod%d", i)), filepath.Join(f.dir, fmt.Sprintf("pod%d.key", i)), p.port, p.adminPort,
 		benchFleet, i, membersJSON, leaving, f.r, f.keyFile, f.limits)
 	cfgFile := filepath.Join(f.dir, fmt.Sprintf("pod%d.yaml", i))
-	if err := os.WriteFile(cfgFile, []byte(cfg), 0o600); err != nil {
-		return err
+	if err := os.WriteFile(cfgFile+".new", []byte(cfg), 0o600); err != nil {
+		return "", err
 	}
-	p.cmd = exec.Command(f.bin, "seednode", "--config", cfgFile)
-	p.cmd.Stderr = os.Stderr
-	return p.cmd.Start()
+	return cfgFile, os.Rename(cfgFile+".new", cfgFile)
 }
 
 // stop stops pod i (a no-op if it is not running).

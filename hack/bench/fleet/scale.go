@@ -23,7 +23,8 @@ import (
 
 // scaleBench admits n agents (one vault each) to a 3-pod fleet (R=3), then
 // scales it to 4 pods as the operator does: the new pod starts and the
-// others restart with the new membership. It prints how many vaults moved
+// others apply the new membership from their configuration files, without
+// a restart. It prints how many vaults moved
 // over the ideal R/4 share, and the time until every moved vault is held by
 // its new pod and no longer by the pod it left (which drops it only once the
 // new pod reports the same fingerprint and no missing blob).
@@ -82,8 +83,7 @@ func scaleBench(n int) {
 		fatal(err)
 	}
 	for i := range 3 {
-		procs.stop(i)
-		if err := procs.start(i, 4, 0); err != nil {
+		if err := procs.reconfigure(i, 4, 0); err != nil {
 			fatal(err)
 		}
 	}
