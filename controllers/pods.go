@@ -36,6 +36,9 @@ type PodClient interface {
 	SetHostedVaults(ctx context.Context, baseURL, token string, hv admin.HostedVaults) error
 	// Fleet reads the pod's part of its public fleet (GET /v1/fleet).
 	Fleet(ctx context.Context, baseURL, token string) (admin.FleetStatus, error)
+	// SetFleetMembers gives a public fleet's pod its membership (within
+	// seconds, no restart) and returns the version it places by.
+	SetFleetMembers(ctx context.Context, baseURL, token string, m admin.FleetMembers) (string, error)
 }
 
 // Timeouts of the default PodClient: a slow pod must not stall a reconcile.
@@ -78,6 +81,10 @@ func (c adminPodClient) SetHostedVaults(ctx context.Context, baseURL, token stri
 
 func (c adminPodClient) Fleet(ctx context.Context, baseURL, token string) (admin.FleetStatus, error) {
 	return c.client(baseURL, token).Fleet(ctx)
+}
+
+func (c adminPodClient) SetFleetMembers(ctx context.Context, baseURL, token string, m admin.FleetMembers) (string, error) {
+	return c.client(baseURL, token).SetFleetMembers(ctx, m)
 }
 
 // adminURL is where a pod's admin API answers: its pod IP and sn's admin port.

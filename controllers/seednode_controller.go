@@ -115,6 +115,7 @@ func (r *SeedNodeReconciler) Reconcile(ctx context.Context, req ctrl.Request) (c
 		r.ensureStatefulSet,
 		r.ensurePDB,
 		r.pushPlacement,
+		r.pushMembers,
 	}
 	for _, step := range steps {
 		if err := step(ctx, st); err != nil {

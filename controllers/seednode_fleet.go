@@ -18,6 +18,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
 
 	seedv1 "github.com/seedfleet/seedfleet/api/v1alpha1"
 	"github.com/seedfleet/seedfleet/seednode/admin"
@@ -34,9 +35,11 @@ import (
 // Membership without restarts: every pod's seed.yaml lists every pod's
 // address by ordinal (fleet.members), how many of the last are leaving
 // (fleet.leaving) and R (fleet.replicas, which follows spec.replicas when
-// unset). The seeds re-read them when the kubelet updates the mounted file,
-// and apply them without a restart; each reports the version of the
-// membership it places by (GET /v1/fleet, fleet.Members.Version). The pod
+// unset). The operator gives them to every running pod through its admin
+// API (pushMembers), and the seeds also re-read them when the kubelet
+// updates the mounted file; either way they apply them without a restart,
+// and each reports the version of the membership it places by (GET
+// /v1/fleet, fleet.Members.Version). The pod
 // template's config hash covers the rest of the fleet section, not the
 // membership: scaling a public fleet restarts no pod, and drops no live
 // session. Until every pod reports the membership written, the pods may
@@ -160,6 +163,34 @@ func (st *seedState) membersNotApplied(n, leaving int, silent bool) []string {
 		}
 	}
 	return out
+}
+
+// pushMembers gives every pod that answers with another membership the one
+// its ConfigMap now lists, through its admin API: the pods apply it within
+// a poll instead of when the kubelet updates their files. A pod that does
+// not take it (an older seed, or it is restarting) gets it from its file.
+func (r *SeedNodeReconciler) pushMembers(ctx context.Context, st *seedState) error {
+	members := st.fleetMembers()
+	if st.sn.Spec.Hosting.SelfService == nil || len(members) == 0 {
+		return nil
+	}
+	leaving := st.fleetLeaving()
+	want := st.membersVersion(len(members), leaving)
+	log := logf.FromContext(ctx)
+	for o := range members {
+		f := st.podFleet(o)
+		if f == nil || f.Members == want {
+			continue
+		}
+		m := admin.FleetMembers{Self: o, Members: members, Leaving: leaving, Replicas: int(st.sn.Spec.SelfServiceReplicas())}
+		got, err := r.Pods.SetFleetMembers(ctx, adminURL(st.pods[o], st.sn), st.token, m)
+		if err != nil || got != want {
+			log.Info("pod did not take the fleet's membership; it applies it from its configuration file", "pod", podName(st.sn, o), "version", got, "want", want, "err", err)
+			continue
+		}
+		st.busy = true // read it back at the next poll
+	}
+	return nil
 }
 
 // fleetLeaving is how many of the last fleetMembers are leaving: the pods

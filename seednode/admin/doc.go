@@ -15,6 +15,9 @@
 //	GET  /v1/fleet          FleetStatus as JSON: this pod's part of a public fleet (404 outside one)
 //	POST /v1/fleet/invites  mint an invite ticket → 201 Invite: {"uses": N, "expiresIn": "72h"}
 //	                        (token required; 409 when the fleet has no key or does not admit by invite)
+//	PUT  /v1/fleet/members  apply a membership now → 200 {"members": version}: FleetMembers
+//	                        {"self", "members", "leaving", "replicas"} (token required; 400 when it is
+//	                        not this pod's or cannot be used)
 //
 // Other methods get 405 with an Allow header. PUT bodies are limited to 1 MiB,
 // unknown fields are refused, every vault must be a canonical namespace ID

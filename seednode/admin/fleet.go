@@ -203,26 +203,34 @@ func (s *Server) fleetError(w http.ResponseWriter, what string, err error) {
 // decodeInviteRequest reads an InviteRequest strictly: unknown, repeated or
 // miscased keys and trailing data are refused.
 func decodeInviteRequest(body io.Reader) (InviteRequest, error) {
+	var req InviteRequest
+	err := decodeStrict(body, &req, `{"uses": N, "expiresIn": "72h"}`)
+	return req, err
+}
+
+// decodeStrict reads a JSON body into v strictly: unknown, repeated or
+// miscased keys and trailing data are refused; want shows an empty body
+// what to send.
+func decodeStrict(body io.Reader, v any, want string) error {
 	raw, err := io.ReadAll(body)
 	if err != nil {
 		var tooLarge *http.MaxBytesError
 		if errors.As(err, &tooLarge) {
-			return InviteRequest{}, fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
+			return fmt.Errorf("request body exceeds %d bytes", tooLarge.Limit)
 		}
-		return InviteRequest{}, fmt.Errorf("reading the body: %v", err)
+		return fmt.Errorf("reading the body: %v", err)
 	}
 	if len(bytes.TrimSpace(raw)) == 0 {
-		return InviteRequest{}, errors.New(`empty request body; want {"uses": N, "expiresIn": "72h"}`)
+		return errors.New("empty request body; want " + want)
 	}
-	var req InviteRequest
-	strict, err := sigsjson.UnmarshalStrict(raw, &req)
+	strict, err := sigsjson.UnmarshalStrict(raw, v)
 	if err != nil {
-		return InviteRequest{}, fmt.Errorf("invalid JSON body: %v", err)
+		return fmt.Errorf("invalid JSON body: %v", err)
 	}
 	if len(strict) > 0 {
-		return InviteRequest{}, fmt.Errorf("invalid JSON body: %v (keys are case-sensitive and given once)", strict[0])
+		return fmt.Errorf("invalid JSON body: %v (keys are case-sensitive and given once)", strict[0])
 	}
-	return req, nil
+	return nil
 }
 
 // Fleet returns the seed's FleetStatus; a seed outside a fleet answers 404.

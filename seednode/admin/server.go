@@ -152,6 +152,7 @@ func New(addr string, src Source, reg *prometheus.Registry, opts ...Option) (*Se
 	mux.HandleFunc("POST "+PathVerify, s.postVerify)
 	mux.HandleFunc("GET "+PathFleet, s.getFleet)
 	mux.HandleFunc("POST "+PathFleetInvites, s.postFleetInvite)
+	mux.HandleFunc("PUT "+PathFleetMembers, s.putFleetMembers)
 	s.handleProfiles(mux)
 
 	ln, err := net.Listen("tcp", addr)

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/seedfleet/seedfleet/seednode/admin"
+	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
@@ -162,3 +163,30 @@ func (a adminSource) MintInvite(_ context.Context, req admin.InviteRequest) (adm
 	}
 	return admin.Invite{Ticket: t.String(), ID: hex.EncodeToString(id[:]), Uses: t.Uses, NotAfter: t.NotAfter.UTC()}, nil
 }
+
+// SetFleetMembers implements admin.MembersSource: the operator's push of a
+// new membership, applied as the same one read from the configuration
+// file would be (SetFleetMembers).
+func (a adminSource) SetFleetMembers(_ context.Context, fm admin.FleetMembers) (string, error) {
+	n := a.n
+	if n.selfSvc == nil {
+		return "", admin.ErrNoFleet
+	}
+	if fm.Replicas < 1 || fm.Replicas > ticket.MaxFleetReplicas || len(fm.Members) > maxFleetMembers {
+		return "", fmt.Errorf("%w: replicas must be 1 to %d and members at most %d", admin.ErrBadMembers, ticket.MaxFleetReplicas, maxFleetMembers)
+	}
+	m, err := fleetMembers(config.Fleet{Self: fm.Self, Members: fm.Members, Leaving: fm.Leaving, Replicas: fm.Replicas})
+	if err != nil {
+		return "", fmt.Errorf("%w: %v", admin.ErrBadMembers, err)
+	}
+	if err := m.Check(n.self); err != nil {
+		return "", fmt.Errorf("%w: %v", admin.ErrBadMembers, err)
+	}
+	if err := n.SetFleetMembers(m); err != nil {
+		return "", err
+	}
+	return n.fleetMembers().Version(), nil
+}
+
+// maxFleetMembers bounds a membership pushed through the admin API.
+const maxFleetMembers = 4096

@@ -188,3 +188,51 @@ func TestAdminFleetRefusesInvites(t *testing.T) {
 		t.Fatalf("POST /v1/fleet/invites outside a fleet: %v", err)
 	}
 }
+
+// TestAdminFleetMembers: PUT /v1/fleet/members applies a membership at
+// once (with the token only), and GET /v1/fleet and the ticket follow it;
+// a membership that is another pod's, lists this pod twice, has R out of
+// range or an address that does not parse is refused with 400 and changes
+// nothing.
+func TestAdminFleetMembers(t *testing.T) {
+	n, info := startAdminFleetPod(t, fleet.Open, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := admin.NewClient(n.AdminURL(), admin.WithToken(testAdminToken))
+	self := info.Addrs[0].String() + "/p2p/" + info.ID.String()
+	other := fmt.Sprintf("/ip4/127.0.0.1/tcp/%d/p2p/%s", p2ptest.FreePort(t), p2ptest.NewHost(t, false).ID())
+
+	var he *admin.HTTPError
+	if _, err := admin.NewClient(n.AdminURL()).SetFleetMembers(ctx, admin.FleetMembers{Members: []string{self, other}, Replicas: 1}); !errors.As(err, &he) || he.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("members without the token: %v", err)
+	}
+	before := n.fleetMembers().Version()
+	for what, bad := range map[string]admin.FleetMembers{
+		"another pod's":     {Self: 1, Members: []string{self, other}, Replicas: 1},
+		"listed twice":      {Self: 0, Members: []string{self, self}, Replicas: 1},
+		"R above the pods":  {Self: 0, Members: []string{self, other}, Replicas: 3},
+		"all leaving":       {Self: 0, Members: []string{self, other}, Replicas: 1, Leaving: 2},
+		"not an address":    {Self: 0, Members: []string{self, "/ip4/127.0.0.1/tcp/1"}, Replicas: 1},
+		"no members at all": {Self: 0, Replicas: 1},
+	} {
+		if _, err := c.SetFleetMembers(ctx, bad); !errors.As(err, &he) || he.StatusCode != http.StatusBadRequest {
+			t.Errorf("%s: %v", what, err)
+		}
+	}
+	if got := n.fleetMembers().Version(); got != before {
+		t.Fatalf("a refused membership changed the pod's: %s, was %s", got, before)
+	}
+
+	version, err := c.SetFleetMembers(ctx, admin.FleetMembers{Self: 0, Members: []string{self, other}, Replicas: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := c.Fleet(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tk, _ := n.FleetTicket()
+	if version == before || st.Members != version || st.Pods != 2 || st.Replicas != 2 || tk.Pods != 2 || tk.Replicas != 2 {
+		t.Fatalf("after the push: version %s (was %s), status %+v, ticket %+v", version, before, st, tk)
+	}
+}
