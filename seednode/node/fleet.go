@@ -116,6 +116,7 @@ func (n *Node) SetFleetMembers(m fleet.Members) error {
 	}
 	n.hostingSvc.MembersChanged()
 	n.fleetStats.forget()
+	n.membersMoved.Store(true)
 	select {
 	case n.replaceNow <- struct{}{}:
 	default:
@@ -175,7 +176,11 @@ func (n *Node) replaceLoop(ctx context.Context) {
 		case <-n.replaceNow:
 		}
 		start := time.Now()
+		moved := n.membersMoved.Swap(false)
 		n.replacePlacement()
+		if moved {
+			n.replicas.exchangeSoon()
+		}
 		select {
 		case <-ctx.Done():
 			return

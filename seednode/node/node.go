@@ -126,9 +126,12 @@ type Node struct {
 	admitter   *hosting.Admitter
 	members    atomic.Pointer[fleet.Members] // the fleet's membership now (fleet pods)
 	fleetMu    sync.Mutex                    // serializes membership changes
-	hostingSvc *hosting.Service
-	selfSvc    *selfService  // the self-service vaults, indexed (fleet pods)
-	replaceNow chan struct{} // a record changed: re-place (replaceLoop)
+	// membersMoved: the membership changed since the last re-placement,
+	// which then asks every replica peer for an exchange soon.
+	membersMoved atomic.Bool
+	hostingSvc   *hosting.Service
+	selfSvc      *selfService  // the self-service vaults, indexed (fleet pods)
+	replaceNow   chan struct{} // a record changed: re-place (replaceLoop)
 	// options are the hosted vaults' placement options (nil until placed).
 	options atomic.Pointer[map[vault.NamespaceID]admin.VaultOptions]
 

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"context"
 	"crypto/rand"
+	mrand "math/rand/v2"
 	"slices"
 	"sync"
 	"time"
@@ -184,6 +185,25 @@ func (r *replicator) poke() {
 	default:
 	}
 }
+
+// exchangeSoon makes every peer due for an exchange within
+// exchangeSoonJitter, from this seed whether or not it is the pair's
+// asker: after the fleet's membership changed, many vaults have new
+// replica peers, and waiting an interval for the other side of each pair
+// would delay moving them.
+func (r *replicator) exchangeSoon() {
+	r.mu.Lock()
+	for _, p := range r.pods {
+		if due := time.Now().Add(mrand.N(exchangeSoonJitter)); due.Before(p.due) {
+			p.due = due
+		}
+	}
+	r.mu.Unlock()
+	r.poke()
+}
+
+// exchangeSoonJitter spreads the exchanges exchangeSoon asks for.
+const exchangeSoonJitter = 500 * time.Millisecond
 
 // set replaces the replica peers. Pairs whose addresses are unchanged keep
 // their state; the digests gain and lose the pairs that came and went, and
