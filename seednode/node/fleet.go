@@ -110,10 +110,10 @@ func (n *Node) SetFleetMembers(m fleet.Members) error {
 	if old := n.fleetMembers(); sameMembers(old, m) {
 		return nil
 	}
-	n.members.Store(&m)
 	if err := n.selfSvc.reset(m, n.records); err != nil {
-		return err
+		return fmt.Errorf("fleet members not applied: %w", err)
 	}
+	n.members.Store(&m)
 	n.hostingSvc.MembersChanged()
 	n.fleetStats.forget()
 	n.membersMoved.Store(true)

@@ -34,15 +34,19 @@ type claim struct {
 // reset indexes every record held anew under the membership m. It holds
 // the index while it reads the records, so a record that changes meanwhile
 // is applied after it (apply is idempotent for a record already indexed).
+// If a record cannot be read, the index stays as it was: a partial one
+// would drop the vaults of the records not read.
 func (s *selfService) reset(m fleet.Members, records *hosting.Records) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	members, claims, leaving := s.members, s.claims, s.leaving
 	s.members = m
 	s.claims, s.leaving = map[vault.NamespaceID][]claim{}, map[string]*hosting.Record{}
 	if err := records.Each(func(rec *hosting.Record) bool {
 		s.applyLocked(nil, rec)
 		return true
 	}); err != nil {
+		s.members, s.claims, s.leaving = members, claims, leaving
 		return fmt.Errorf("hosting records unreadable: %w", err)
 	}
 	return nil
