@@ -43,7 +43,9 @@ start, unless --identity-file names a key that must already exist (a pod's, made
 The data directory records its peer ID (peer-id): a seed whose key is lost or is another peer's is
 refused, unless --new-identity says to start under the new peer ID. Changes through the admin API need
 a token: --config's admin.tokenFile, or admin.token in --data, generated on first start; "seedfleet
-seednode vaults" uses it. --example-config prints a commented configuration file.`,
+seednode vaults" uses it. A pod of a public fleet (the fleet section) re-reads the fleet's members from
+--config when the file changes and applies them without a restart. --example-config prints a commented
+configuration file.`,
 		Example: `  seedfleet seednode --data ./seed-data
   seedfleet seednode --data ./seed-data --host-vault <namespace ID> --listen /ip4/0.0.0.0/tcp/7400
   seedfleet seednode --data ./seed-data --identity-file /run/seed/identity.key --vaults-file /run/seed/vaults
