@@ -111,7 +111,7 @@ func allChanged() Config {
 			MaxCircuits: 5, ReservationTTL: Duration{-time.Second}, CircuitDuration: Duration{time.Nanosecond}, CircuitBytes: 0,
 		}},
 		Rendezvous:    Rendezvous{Enabled: false, RecordTTL: Duration{73 * time.Hour}, MaxRecordsPerAgent: -1},
-		Resources:     Resources{MaxMemoryMiB: 1, MaxFileDescriptors: 2, MaxConnsInbound: 3, MaxStreamsInbound: math.MaxInt},
+		Resources:     Resources{MaxMemoryMiB: 1, MaxFileDescriptors: 2, MaxConnsInbound: 3, MaxStreamsInbound: math.MaxInt, Metrics: true},
 		IdleTimeout:   Duration{0},
 		GCInterval:    Duration{math.MaxInt64},
 		ScrubInterval: Duration{25 * time.Hour},

@@ -199,7 +199,7 @@ func TestValidateAccepts(t *testing.T) {
 			c.Relay.Limits = RelayLimits{1, 1, 1, 1, Duration{time.Minute}, Duration{time.Second}, 1024}
 		}},
 		{"rendezvous off, longest TTL", func(c *Config) { c.Rendezvous.Enabled = false; c.Rendezvous.RecordTTL = Duration{72 * time.Hour} }},
-		{"resources set", func(c *Config) { c.Resources = Resources{512, 4096, 1000, 10000} }},
+		{"resources set", func(c *Config) { c.Resources = Resources{512, 4096, 1000, 10000, true} }},
 		{"largest limits", func(c *Config) { c.Limits.MaxEntries = math.MaxUint64; c.Limits.MaxBytes = math.MaxUint64 }},
 		{"log levels", func(c *Config) { c.LogLevel = LogDebug }},
 		{"fleet pod", func(c *Config) { inFleet(t, c) }},

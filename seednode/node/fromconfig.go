@@ -222,7 +222,11 @@ func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	limits := rcmgr.PartialLimitConfig{System: sys, Transient: transient, PeerDefault: perPeer,
 		Service:  map[string]rcmgr.ResourceLimits{vault.ServiceName: vaultSync},
 		Protocol: map[protocol.ID]rcmgr.ResourceLimits{vault.ProtocolID: vaultSync}}.Build(base)
-	mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits))
+	var opts []rcmgr.Option
+	if !r.Metrics {
+		opts = append(opts, rcmgr.WithMetricsDisabled())
+	}
+	mgr, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("resources: %w", err)
 	}
