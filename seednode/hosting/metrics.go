@@ -1,6 +1,10 @@
 package hosting
 
-import "github.com/prometheus/client_golang/prometheus"
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/seedfleet/seedfleet/seednode/fleet"
+)
 
 // metrics are the service's, bounded in cardinality: labels are outcomes and
 // reasons, never subjects or vaults.
@@ -12,6 +16,8 @@ type metrics struct {
 	// (reconcile.go).
 	recordExchanges *prometheus.CounterVec
 	recordRepairs   *prometheus.CounterVec
+	// membershipChanges counts the memberships applied while running.
+	membershipChanges prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -36,13 +42,40 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "seedfleet_fleet_record_repairs_total",
 			Help: "Hosting records sent to a home pod that lacked them or held them older (sent), and records stored from another pod's copy (stored).",
 		}, []string{"direction"}),
+		membershipChanges: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "seedfleet_fleet_membership_changes_total",
+			Help: "New memberships of the fleet this pod applied while it ran (the fleet scaled).",
+		}),
 	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.answers, m.forwards, m.replications, m.recordExchanges, m.recordRepairs} {
+		for _, c := range []prometheus.Collector{m.answers, m.forwards, m.replications, m.recordExchanges, m.recordRepairs, m.membershipChanges} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}
 		}
 	}
 	return m, nil
+}
+
+// registerMembers exports the membership the pod places by: its pods and
+// how many of them are leaving.
+func registerMembers(reg prometheus.Registerer, members func() fleet.Members) error {
+	if reg == nil {
+		return nil
+	}
+	for _, g := range []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "seedfleet_fleet_pods",
+			Help: "Pods in the fleet's membership this pod places by, the leaving ones included.",
+		}, func() float64 { return float64(len(members().Pods)) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "seedfleet_fleet_leaving_pods",
+			Help: "Pods of the fleet's membership that are leaving (the fleet shrinks).",
+		}, func() float64 { return float64(members().Leaving) }),
+	} {
+		if err := reg.Register(g); err != nil {
+			return err
+		}
+	}
+	return nil
 }

@@ -205,6 +205,9 @@ func New(h host.Host, adm *Admitter, opts ...Option) (*Service, error) {
 	s := &Service{host: h, adm: adm, cfg: c, m: m, queues: map[peer.ID]*peerQueue{}}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if c.fleet {
+		if err := registerMembers(c.reg, c.members); err != nil {
+			return nil, err
+		}
 		if err := s.startRecordSync(); err != nil {
 			return nil, err
 		}
@@ -217,6 +220,7 @@ func New(h host.Host, adm *Admitter, opts ...Option) (*Service, error) {
 // gives: requests are answered and forwarded by it at once; the records
 // are indexed anew, and compared with the new peers soon.
 func (s *Service) MembersChanged() {
+	s.m.membershipChanges.Inc()
 	if s.records != nil {
 		s.records.setMembers(s.cfg.members())
 	}

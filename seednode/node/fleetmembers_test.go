@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/hosting"
@@ -87,6 +89,16 @@ func TestFleetMembersFromFile(t *testing.T) {
 	}
 	if tk := n.hostingSvc.Ticket(); tk.Pods != 3 {
 		t.Fatalf("the fleet ticket lists %d pods, want 3", tk.Pods)
+	}
+	if err := testutil.GatherAndCompare(n.reg, strings.NewReader(`
+# HELP seedfleet_fleet_membership_changes_total New memberships of the fleet this pod applied while it ran (the fleet scaled).
+# TYPE seedfleet_fleet_membership_changes_total counter
+seedfleet_fleet_membership_changes_total 1
+# HELP seedfleet_fleet_pods Pods in the fleet's membership this pod places by, the leaving ones included.
+# TYPE seedfleet_fleet_pods gauge
+seedfleet_fleet_pods 3
+`), "seedfleet_fleet_membership_changes_total", "seedfleet_fleet_pods"); err != nil {
+		t.Fatal(err)
 	}
 
 	// Another pod's membership, and a broken file, are refused.
