@@ -34,15 +34,45 @@ var ErrFellBehind = errors.New("live sync fell behind; reconnect to reconcile")
 const liveMemory = 16 << 10
 
 // byteAtATime reads a frame's length prefix straight from the stream: a
-// live session waits for its peer's next frame with no buffer.
+// live session waits for its peer's next frame with no buffer. The live
+// reader waits in await, from its own frame: what a parked goroutine's
+// stack holds above its read is what the garbage collector lets it keep
+// (see Service.handle), so the wait stays shallow and the frame's decoding
+// runs once its first byte is there.
 type byteAtATime struct {
-	r io.Reader
-	b [1]byte
+	r       io.Reader
+	b       [1]byte
+	pending bool // b holds a byte that await read
 }
 
-func (u *byteAtATime) Read(p []byte) (int, error) { return u.r.Read(p) }
+// await blocks until the stream has a byte for the next read.
+func (u *byteAtATime) await() error {
+	for !u.pending {
+		n, err := u.r.Read(u.b[:])
+		if n == 1 {
+			u.pending = true
+			break
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (u *byteAtATime) Read(p []byte) (int, error) {
+	if u.pending && len(p) > 0 {
+		p[0], u.pending = u.b[0], false
+		return 1, nil
+	}
+	return u.r.Read(p)
+}
 
 func (u *byteAtATime) ReadByte() (byte, error) {
+	if u.pending {
+		u.pending = false
+		return u.b[0], nil
+	}
 	_, err := io.ReadFull(u.r, u.b[:])
 	return u.b[0], err
 }
@@ -181,14 +211,14 @@ func (l *liveSender) stop() error {
 
 // liveLoop pushes entries stored locally (by the app or by other sessions) to
 // the peer and stores the peer's pushes, until ctx ends or the stream fails.
+// The session's starter resets the stream when ctx ends (its watch on ctx
+// covers the whole session), which ends the reader.
 func (s *session) liveLoop(ctx context.Context, sub *Subscription) error {
 	s.progress("live", true)
 	l := &liveSender{s: s, sub: sub}
-	stopWatch := context.AfterFunc(ctx, func() { s.stream.Reset() })
 	l.pingSoon()
 	sub.setNotify(l.kick)
 	err := s.liveReader()
-	stopWatch()
 	s.stream.Reset()
 	sendErr := l.stop()
 	switch {
@@ -216,8 +246,12 @@ func (s *session) push(items []Item) error {
 }
 
 func (s *session) liveReader() error {
+	in := s.fr.r.(*byteAtATime) // enterLive's
 	for {
 		s.setReadDeadline(liveReadLimit)
+		if err := in.await(); err != nil {
+			return s.wrapIO("live receive", err)
+		}
 		typ, p, err := s.fr.next()
 		if err != nil {
 			return s.wrapIO("live receive", err)

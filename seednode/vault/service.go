@@ -467,12 +467,90 @@ func (s *Service) sync(ctx context.Context, p peer.ID, ns NamespaceID, opts Sync
 // streams (unless the peer is known) and helloTimeout to send the hello;
 // the session's memory is reserved after that, and a peer that completes
 // its reconciliation becomes known.
+//
+// A live session's live phase runs on a goroutine of its own and the
+// handler returns: the handler's stack grew for the reconciliation (16 KiB
+// with Pebble and the signature checks below it), and the garbage
+// collector halves a parked goroutine's stack only while it uses under a
+// quarter of it, which the handler's frames above the live loop exceed. A
+// fresh goroutine holds the live loop's few frames (4 KiB), which counts
+// for a seed holding thousands of live devices.
 func (s *Service) handle(st network.Stream) {
 	if !s.life.Enter() {
 		_ = st.Reset()
 		return
 	}
+	in := s.accept(st)
+	if in == nil {
+		s.life.Done()
+		return
+	}
+	sub, err := in.sess.settle()
+	if sub == nil {
+		s.finish(in, err)
+		return
+	}
+	go s.serveLive(in, sub)
+}
+
+// serveLive runs a settled session's live mode (see handle).
+func (s *Service) serveLive(in *inbound, sub *Subscription) {
+	s.finish(in, in.sess.stayLive(in.ctx, sub))
+}
+
+// inbound is an accepted session and what it holds until it ends.
+type inbound struct {
+	st      network.Stream
+	ticket  *admission.Ticket
+	hello   bool // helloMemory is reserved
+	ctx     context.Context
+	cancel  context.CancelFunc
+	unwatch func() bool
+	sess    *session
+}
+
+// close releases what in holds, in the reverse order of accept.
+func (in *inbound) close() {
+	if in.sess != nil {
+		in.sess.freeBuffers()
+		in.st.Scope().ReleaseMemory(in.sess.memory)
+	}
+	if in.unwatch != nil {
+		in.unwatch()
+		in.cancel()
+	}
+	if in.hello {
+		in.st.Scope().ReleaseMemory(helloMemory)
+	}
+	in.ticket.Release()
+}
+
+// finish ends an inbound session that settled, or stayed live, with err.
+func (s *Service) finish(in *inbound, err error) {
 	defer s.life.Done()
+	defer in.close()
+	sess, remote := in.sess, in.st.Conn().RemotePeer()
+	sess.release(err != nil)
+	if err != nil && in.ctx.Err() == nil {
+		s.log.Info("vault-sync: session ended", "peer", remote, "vault", sess.ns.Short(), "err", err)
+		sess.hangUp()
+		return
+	}
+	s.log.Debug("vault-sync: session done", "peer", remote, "vault", sess.ns.Short(),
+		"stored", sess.stats.Stored, "sent", sess.stats.ItemsSent, "bytes_in", sess.stats.BytesReceived, "bytes_out", sess.stats.BytesSent)
+	_ = in.st.Close()
+}
+
+// accept admits st's peer, reads its hello and makes its session; nil if
+// it refused the stream (reset or answered; nothing is left held).
+func (s *Service) accept(st network.Stream) *inbound {
+	in := &inbound{st: st}
+	accepted := false
+	defer func() {
+		if !accepted {
+			in.close()
+		}
+	}()
 	remote := st.Conn().RemotePeer()
 	ticket, err := s.adm.Admit(admissionService, remote, st.Conn().RemoteMultiaddr())
 	if err != nil {
@@ -485,24 +563,22 @@ func (s *Service) handle(st network.Stream) {
 		// than the flood that asked.
 		s.adm.Log(s.log, admissionService, reason, "vault-sync: refused a stream of an unknown peer", "peer", remote, "err", err)
 		st.Reset()
-		return
+		return nil
 	}
-	defer ticket.Release()
+	in.ticket = ticket
 	if err := st.Scope().SetService(ServiceName); err != nil {
 		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "vault-sync: refused a stream", "peer", remote, "err", err)
 		st.Reset()
-		return
+		return nil
 	}
 	if err := st.Scope().ReserveMemory(helloMemory, ticket.Priority()); err != nil {
 		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "vault-sync: refused a stream", "peer", remote, "known", ticket.Known(), "err", err)
 		st.Reset()
-		return
+		return nil
 	}
-	defer st.Scope().ReleaseMemory(helloMemory)
-	ctx, cancel := context.WithCancel(s.ctx)
-	defer cancel()
-	unwatch := context.AfterFunc(ctx, func() { st.Reset() })
-	defer unwatch()
+	in.hello = true
+	in.ctx, in.cancel = context.WithCancel(s.ctx)
+	in.unwatch = context.AfterFunc(in.ctx, func() { st.Reset() })
 
 	_ = st.SetReadDeadline(time.Now().Add(s.helloTimeout))
 	small := bufio.NewReaderSize(st, helloBufSize)
@@ -510,7 +586,7 @@ func (s *Service) handle(st network.Stream) {
 	typ, p, err := fr.next()
 	if peerGone(err) {
 		st.Reset() // the peer ended it: nothing refused, nobody to tell
-		return
+		return nil
 	}
 	if err != nil || typ != frameHello || len(p) != helloLen || p[0] != protocolVersion {
 		msg := "expected a hello frame of protocol version 1"
@@ -523,7 +599,7 @@ func (s *Service) handle(st network.Stream) {
 		}
 		s.adm.Refused(s.log, admissionService, admission.ReasonHello, "vault-sync: refused a session without a valid hello", "peer", remote, "known", ticket.Known(), "err", msg)
 		s.refuse(st, CodeProtocol, msg)
-		return
+		return nil
 	}
 	var ns NamespaceID
 	copy(ns[:], p[1:])
@@ -536,13 +612,13 @@ func (s *Service) handle(st network.Stream) {
 		}
 		s.adm.Refused(s.log, admissionService, admission.ReasonPolicy, "vault-sync: refused a session", "peer", remote, "vault", ns.Short(), "err", err)
 		s.refuse(st, byte(code), err.Error())
-		return
+		return nil
 	}
 	if err := st.Scope().ReserveMemory(sessionMemory, ticket.Priority()); err != nil {
 		msg := fmt.Sprintf("this node is too busy for a session of vault %s now (try again later)", ns.Short())
 		s.adm.Refused(s.log, admissionService, admission.ReasonResources, "vault-sync: refused a session", "peer", remote, "vault", ns.Short(), "known", ticket.Known(), "err", err)
 		s.refuse(st, CodeInternal, msg)
-		return
+		return nil
 	}
 	// The hello reader may have buffered the peer's first turn: keep it,
 	// in front of the session's full-size reader.
@@ -554,8 +630,7 @@ func (s *Service) handle(st network.Stream) {
 	}
 	sess := newSession(s, st, r, ns, salt, false, SyncOptions{Live: live})
 	sess.memory = sessionMemory
-	defer func() { st.Scope().ReleaseMemory(sess.memory) }()
-	defer sess.freeBuffers()
+	in.sess = sess
 	sess.tellLacking = p[helloLen-1]&helloFlagLacksBlobs != 0
 	sess.withholdTombstones = p[helloLen-1]&helloFlagTombstones == 0
 	sess.fr.n = fr.n
@@ -563,16 +638,8 @@ func (s *Service) handle(st network.Stream) {
 		s.adm.MarkKnown(remote)
 		ticket.Release()
 	}
-	stats, err := sess.run(ctx)
-	sess.release(err != nil)
-	if err != nil && ctx.Err() == nil {
-		s.log.Info("vault-sync: session ended", "peer", remote, "vault", ns.Short(), "err", err)
-		sess.hangUp()
-		return
-	}
-	s.log.Debug("vault-sync: session done", "peer", remote, "vault", ns.Short(),
-		"stored", stats.Stored, "sent", stats.ItemsSent, "bytes_in", stats.BytesReceived, "bytes_out", stats.BytesSent)
-	_ = st.Close()
+	accepted = true
+	return in
 }
 
 // peerGone reports whether err means the peer closed or reset the stream.

@@ -236,13 +236,23 @@ func (s *session) freeBuffers() {
 
 // run reconciles, then stays live if asked. The caller has exchanged hellos.
 func (s *session) run(ctx context.Context) (SyncStats, error) {
-	var sub *Subscription
+	sub, err := s.settle()
+	if sub == nil {
+		return s.stats, err
+	}
+	err = s.stayLive(ctx, sub)
+	return s.stats, err
+}
+
+// settle reconciles. A live session that succeeded enters live mode and
+// gets the subscription that stayLive pushes from; otherwise the session is
+// over (sub is nil).
+func (s *session) settle() (sub *Subscription, err error) {
 	if s.opts.Live {
 		// Subscribe before reconciling so nothing written meanwhile is missed.
 		sub = s.st.Subscribe(s.ns, s.origin)
-		defer sub.Close()
 	}
-	err := s.reconcile()
+	err = s.reconcile()
 	if err == nil && s.reconciled != nil {
 		s.reconciled()
 	}
@@ -251,15 +261,25 @@ func (s *session) run(ctx context.Context) (SyncStats, error) {
 		s.svc.onSessionEnd(s.stats.Peer, s.ns, s.stats, err)
 	}
 	s.progress("done", true)
-	if err != nil || !s.opts.Live {
-		return s.stats, err
+	if err != nil || sub == nil {
+		if sub != nil {
+			sub.Close()
+		}
+		return nil, err
 	}
 	s.live = true
 	s.enterLive()
+	return sub, nil
+}
+
+// stayLive runs a settled session's live mode until ctx ends or the stream
+// fails; it closes sub.
+func (s *session) stayLive(ctx context.Context, sub *Subscription) error {
+	defer sub.Close()
 	defer s.svc.unprotect(s.stats.Peer)
-	err = s.liveLoop(ctx, sub)
+	err := s.liveLoop(ctx, sub)
 	s.finishStats()
-	return s.stats, err
+	return err
 }
 
 func (s *session) finishStats() {
