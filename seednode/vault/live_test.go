@@ -3,7 +3,9 @@ package vault
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -217,4 +219,153 @@ func TestLiveSessionHoldsLittle(t *testing.T) {
 	}
 	waitFor(t, 5*time.Second, "protection lifted", func() bool { return !cm.IsProtected(devHost.ID(), liveTag) })
 	waitFor(t, 5*time.Second, "seed reservation released", func() bool { return serviceMemory(seedHost) == 0 })
+}
+
+// stacksWith returns the stacks of the goroutines whose stack holds fn (a
+// function as runtime.Stack prints it, package-qualified).
+func stacksWith(fn string) []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, fn) {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// TestLiveServingLeavesTheHandler: the serving side of a live session
+// leaves the stream handler once reconciled (the handler's stack grew
+// there) and waits for the peer's next frame on a goroutine of its own,
+// parked in byteAtATime.await; pushes still flow both ways, the goroutine
+// ends with its session, and Close waits for the others.
+func TestLiveServingLeavesTheHandler(t *testing.T) {
+	const (
+		serving = "vault.(*Service).serveLive("
+		handler = "vault.(*Service).handle("
+		waiting = "vault.(*byteAtATime).await("
+	)
+	rng := rand.New(rand.NewPCG(9, 10))
+	w := newWriter(t, newNamespaceKey(rng), rng)
+	seedHost, seedSt := testHost(t), testStore(t, StoreOptions{})
+	seed := newTestService(t, seedHost, seedSt, WithPolicy(NewHostedSet(w.ns)))
+	insert(t, seedSt, w.item(t, "before", "x", nowMicros()))
+
+	type device struct {
+		st     *Store
+		cancel context.CancelFunc
+		done   chan error
+	}
+	devs := make([]device, 3)
+	for i := range devs {
+		h, st := testHost(t), testStore(t, StoreOptions{})
+		svc := newTestService(t, h, st, WithPolicy(NewHostedSet(w.ns)))
+		connect(t, h, seedHost)
+		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
+		devs[i] = device{st: st, cancel: cancel, done: make(chan error, 1)}
+		go func() {
+			_, err := svc.Sync(ctx, seedHost.ID(), w.ns, SyncOptions{Live: true})
+			devs[i].done <- err
+		}()
+	}
+	waitFor(t, 10*time.Second, "three live sessions served off the handler, waiting in await", func() bool {
+		gs := stacksWith(serving)
+		for _, g := range gs {
+			if !strings.Contains(g, waiting) {
+				return false
+			}
+		}
+		return len(gs) == len(devs)
+	})
+	if gs := stacksWith(handler); len(gs) > 0 {
+		t.Fatalf("a stream handler still runs for a live session:\n%s", gs[0])
+	}
+	for _, d := range devs {
+		waitFor(t, 10*time.Second, "reconciled entry at a device", func() bool { return hasKey(t, d.st, w.ns, "before") })
+	}
+
+	// Both ways: a device's push reaches the seed's waiting reader, and
+	// the seed pushes it on to the other devices.
+	insert(t, devs[0].st, w.item(t, "pushed", "y", nowMicros()))
+	for _, d := range devs[1:] {
+		waitFor(t, 10*time.Second, "push through the seed", func() bool { return hasKey(t, d.st, w.ns, "pushed") })
+	}
+
+	devs[0].cancel()
+	if err := <-devs[0].done; err != nil {
+		t.Fatalf("cancelled live session returned %v", err)
+	}
+	waitFor(t, 10*time.Second, "the ended session's goroutine gone", func() bool { return len(stacksWith(serving)) == len(devs)-1 })
+
+	seed.Close()
+	if gs := stacksWith(serving); len(gs) > 0 {
+		t.Fatalf("Close returned while a live session's goroutine runs:\n%s", gs[0])
+	}
+	for _, d := range devs[1:] {
+		select {
+		case err := <-d.done:
+			t.Logf("a device's session ended with the seed's service: %v", err)
+		case <-time.After(10 * time.Second):
+			t.Fatal("a device's live session outlived the seed's service")
+		}
+	}
+}
+
+// oneByteAtATime yields its bytes one per Read, each after an empty read.
+type oneByteAtATime struct {
+	b     []byte
+	empty bool
+}
+
+func (r *oneByteAtATime) Read(p []byte) (int, error) {
+	if r.empty = !r.empty; r.empty {
+		return 0, nil
+	}
+	if len(r.b) == 0 {
+		return 0, io.EOF
+	}
+	p[0], r.b = r.b[0], r.b[1:]
+	return 1, nil
+}
+
+// TestByteAtATimeAwait: await waits for a byte (through empty reads) and
+// keeps it for the next ReadByte or Read, once; at the end of the stream
+// it reports io.EOF.
+func TestByteAtATimeAwait(t *testing.T) {
+	u := &byteAtATime{r: &oneByteAtATime{b: []byte("abcd")}}
+	for range 2 { // a second await keeps the same byte
+		if err := u.await(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []byte
+	for range 2 {
+		c, err := u.ReadByte()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, c)
+	}
+	if err := u.await(); err != nil {
+		t.Fatal(err)
+	}
+	rest, err := io.ReadAll(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got = append(got, rest...); string(got) != "abcd" {
+		t.Fatalf("read %q, want %q", got, "abcd")
+	}
+	if err := u.await(); err != io.EOF {
+		t.Fatalf("await at the end: %v, want io.EOF", err)
+	}
 }
