@@ -504,7 +504,6 @@ type inbound struct {
 	ticket  *admission.Ticket
 	hello   bool // helloMemory is reserved
 	ctx     context.Context
-	cancel  context.CancelFunc
 	unwatch func() bool
 	sess    *session
 }
@@ -517,7 +516,6 @@ func (in *inbound) close() {
 	}
 	if in.unwatch != nil {
 		in.unwatch()
-		in.cancel()
 	}
 	if in.hello {
 		in.st.Scope().ReleaseMemory(helloMemory)
@@ -577,8 +575,11 @@ func (s *Service) accept(st network.Stream) *inbound {
 		return nil
 	}
 	in.hello = true
-	in.ctx, in.cancel = context.WithCancel(s.ctx)
-	in.unwatch = context.AfterFunc(in.ctx, func() { st.Reset() })
+	// The service's context: its end (Close) resets the stream, which ends
+	// the session wherever it waits. No context of its own: thousands of
+	// live sessions would each hold one, and nothing else cancels it.
+	in.ctx = s.ctx
+	in.unwatch = context.AfterFunc(s.ctx, func() { st.Reset() })
 
 	_ = st.SetReadDeadline(time.Now().Add(s.helloTimeout))
 	small := bufio.NewReaderSize(st, helloBufSize)
