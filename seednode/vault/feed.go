@@ -1,6 +1,9 @@
 package vault
 
-import "sync"
+import (
+	"slices"
+	"sync"
+)
 
 // maxFeedQueue bounds what a live subscriber may have waiting. A subscriber
 // that falls further behind is marked overflowed: it must reconcile again
@@ -57,9 +60,12 @@ func (s *Subscription) Next() (items []Item, overflow, closed bool) {
 // Close stops the subscription.
 func (s *Subscription) Close() { s.f.remove(s) }
 
+// feed holds each vault's subscribers in a slice: most vaults of a seed
+// with thousands of live devices have one, and a map per vault cost a few
+// hundred bytes each.
 type feed struct {
 	mu   sync.Mutex
-	subs map[NamespaceID]map[*Subscription]struct{}
+	subs map[NamespaceID][]*Subscription
 }
 
 // Subscribe returns the items stored in ns from now on, except those inserted
@@ -75,28 +81,33 @@ func (s *Store) Subscribe(ns NamespaceID, origin Origin) *Subscription {
 		return sub
 	}
 	if f.subs == nil {
-		f.subs = make(map[NamespaceID]map[*Subscription]struct{})
+		f.subs = make(map[NamespaceID][]*Subscription)
 	}
-	if f.subs[ns] == nil {
-		f.subs[ns] = make(map[*Subscription]struct{})
-	}
-	f.subs[ns][sub] = struct{}{}
+	f.subs[ns] = append(f.subs[ns], sub)
 	return sub
 }
 
 func (f *feed) remove(s *Subscription) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	delete(f.subs[s.ns], s)
-	if len(f.subs[s.ns]) == 0 {
+	subs := f.subs[s.ns]
+	i := slices.Index(subs, s)
+	if i < 0 {
+		return // closed twice, or subscribed to a closed store
+	}
+	last := len(subs) - 1
+	subs[i], subs[last] = subs[last], nil
+	if last == 0 {
 		delete(f.subs, s.ns)
+	} else {
+		f.subs[s.ns] = subs[:last]
 	}
 }
 
 func (f *feed) publish(ns NamespaceID, origin Origin, items []Item) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for sub := range f.subs[ns] {
+	for _, sub := range f.subs[ns] {
 		if sub.origin == origin && origin != 0 {
 			continue
 		}
@@ -123,7 +134,7 @@ func (f *feed) closeAll() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, subs := range f.subs {
-		for sub := range subs {
+		for _, sub := range subs {
 			sub.mu.Lock()
 			sub.closed = true
 			sub.mu.Unlock()
