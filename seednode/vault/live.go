@@ -30,7 +30,9 @@ var ErrFellBehind = errors.New("live sync fell behind; reconnect to reconcile")
 // pushes and pings run on goroutines started when there is something to
 // send. A seed with 2,000 live devices held 6 goroutines and ~150 KiB of
 // heap per session; this leaves 5 (four of them go-libp2p's, per
-// connection) and a few KiB.
+// connection) and a few KiB. On a seed the reader is a fresh goroutine
+// (see Service.handle), so its stack is 4 KiB rather than the 16 KiB the
+// reconciliation grew.
 const liveMemory = 16 << 10
 
 // byteAtATime reads a frame's length prefix straight from the stream: a
