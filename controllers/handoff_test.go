@@ -26,8 +26,6 @@ import (
 	"github.com/seedfleet/seedfleet/controllers"
 	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/config"
-	sfleet "github.com/seedfleet/seedfleet/seednode/fleet"
-	"github.com/seedfleet/seedfleet/seednode/p2p"
 )
 
 // handoffIPBase is this file's loopback range: pod o is 127.0.5.(10+o).
@@ -73,13 +71,9 @@ func (p *fleetPod) FleetStatus(context.Context) (admin.FleetStatus, error) {
 
 // membersVersion is the version of f's membership, as a seed reports it.
 func membersVersion(f config.Fleet) string {
-	m := sfleet.Members{Self: f.Self, Replicas: f.Replicas, Leaving: f.Leaving}
-	for _, a := range f.Members {
-		info, err := p2p.ParsePeerAddr(a)
-		if err != nil {
-			return "unparsable"
-		}
-		m.Pods = append(m.Pods, info)
+	m, err := f.Membership()
+	if err != nil {
+		return "unparsable"
 	}
 	return m.Version()
 }

@@ -43,8 +43,9 @@ import (
 // template's config hash covers the rest of the fleet section, not the
 // membership: scaling a public fleet restarts no pod, and drops no live
 // session. Until every pod reports the membership written, the pods may
-// place some vaults differently (a request a pod forwards to a home that
-// disagrees is answered with the home's view), and the SeedNode is
+// place some vaults differently (a pod that gets a request forwarded by a
+// pod it does not count as a member, or for a subject it does not place
+// on itself, tells the device to try again shortly), and the SeedNode is
 // Progressing with reason ApplyingMembers; a hand-off waits for it.
 
 // Names of the fleet key: its Secret (one per SeedNode, created once and
@@ -139,13 +140,9 @@ func (st *seedState) membersVersion(n, leaving int) string {
 	if len(addrs) == 0 {
 		return ""
 	}
-	m := fleet.Members{Replicas: int(st.sn.Spec.SelfServiceReplicas()), Leaving: leaving}
-	for _, a := range addrs {
-		info, err := p2p.ParsePeerAddr(a)
-		if err != nil {
-			return ""
-		}
-		m.Pods = append(m.Pods, info)
+	m, err := config.Fleet{Members: addrs, Leaving: leaving, Replicas: int(st.sn.Spec.SelfServiceReplicas())}.Membership()
+	if err != nil {
+		return ""
 	}
 	return m.Version()
 }

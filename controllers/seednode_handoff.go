@@ -169,17 +169,17 @@ func (r *SeedNodeReconciler) judgeHandoff(ctx context.Context, st *seedState) er
 
 // noteMembersApplying makes the SeedNode Progressing (ApplyingMembers)
 // while a pod that answers reports a membership other than the one it is
-// told (told members, leaving of them leaving): the kubelet has not
-// updated its configuration file yet. A pod that does not answer is Ready's
-// business, not this.
+// told (told members, leaving of them leaving): the push (pushMembers) has
+// not reached it yet, nor the kubelet's update of its configuration file.
+// A pod that does not answer is Ready's business, not this.
 func (st *seedState) noteMembersApplying(told, leaving int) {
 	if st.sn.Spec.Hosting.SelfService == nil || told < 1 {
 		return
 	}
 	if stale := st.membersNotApplied(told, leaving, false); len(stale) > 0 {
 		st.busy = true
-		st.applying = fmt.Sprintf("pods %s have not applied the fleet's membership of %d pods yet (their configuration files are updated by the kubelet, usually within a minute)",
-			someNames(stale), told)
+		st.applying = fmt.Sprintf("pods %s have not applied the fleet's membership of %d pods yet (the operator gives it to them through their admin API; "+
+			"a pod it cannot reach applies it when the kubelet updates its configuration file, usually within a minute)", someNames(stale), told)
 	}
 }
 

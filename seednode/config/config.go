@@ -2,8 +2,10 @@ package config
 
 import (
 	"crypto/ed25519"
+	"fmt"
 	"time"
 
+	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/vault"
@@ -127,6 +129,22 @@ type FleetLimits struct {
 
 // Enabled reports whether the seed is a pod of a fleet.
 func (f Fleet) Enabled() bool { return f.Name != "" }
+
+// Membership is the fleet's membership as the section lists it: the pods'
+// full multiaddrs parsed, this pod's ordinal, how many are leaving, and R.
+// The seed applies it at start and whenever it changes; the operator
+// computes the version each pod will report from it.
+func (f Fleet) Membership() (fleet.Members, error) {
+	m := fleet.Members{Self: f.Self, Replicas: f.Replicas, Leaving: f.Leaving}
+	for i, s := range f.Members {
+		info, err := admin.ParsePeerAddr(s)
+		if err != nil {
+			return fleet.Members{}, fmt.Errorf("fleet.members[%d] %q: %w", i, s, err)
+		}
+		m.Pods = append(m.Pods, info)
+	}
+	return m, nil
+}
 
 // Policy is the fleet's admission policy for the hosting package; key is
 // the fleet key's public half (nil without a key file).

@@ -168,24 +168,17 @@ func (a adminSource) MintInvite(_ context.Context, req admin.InviteRequest) (adm
 // new membership, applied as the same one read from the configuration
 // file would be (SetFleetMembers).
 func (a adminSource) SetFleetMembers(_ context.Context, fm admin.FleetMembers) (string, error) {
-	n := a.n
-	if n.selfSvc == nil {
-		return "", admin.ErrNoFleet
+	if len(fm.Members) > maxFleetMembers {
+		return "", fmt.Errorf("%w: %d members, at most %d", admin.ErrBadMembers, len(fm.Members), maxFleetMembers)
 	}
-	if fm.Replicas < 1 || fm.Replicas > ticket.MaxFleetReplicas || len(fm.Members) > maxFleetMembers {
-		return "", fmt.Errorf("%w: replicas must be 1 to %d and members at most %d", admin.ErrBadMembers, ticket.MaxFleetReplicas, maxFleetMembers)
-	}
-	m, err := fleetMembers(config.Fleet{Self: fm.Self, Members: fm.Members, Leaving: fm.Leaving, Replicas: fm.Replicas})
+	m, err := config.Fleet{Self: fm.Self, Members: fm.Members, Leaving: fm.Leaving, Replicas: fm.Replicas}.Membership()
 	if err != nil {
 		return "", fmt.Errorf("%w: %v", admin.ErrBadMembers, err)
 	}
-	if err := m.Check(n.self); err != nil {
-		return "", fmt.Errorf("%w: %v", admin.ErrBadMembers, err)
-	}
-	if err := n.SetFleetMembers(m); err != nil {
+	if err := a.n.SetFleetMembers(m); err != nil {
 		return "", err
 	}
-	return n.fleetMembers().Version(), nil
+	return a.n.fleetMembers().Version(), nil
 }
 
 // maxFleetMembers bounds a membership pushed through the admin API.

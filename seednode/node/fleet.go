@@ -3,7 +3,6 @@ package node
 import (
 	"context"
 	"crypto/ed25519"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -97,13 +96,18 @@ func (n *Node) fleetMembers() fleet.Members {
 // record is placed again (the pod starts hosting the vaults it became a
 // home of, and hands over those it no longer is, see handoff.go), and the
 // pods compare records and vaults with the new peers. Connections and
-// live sessions stay up. A membership that is not this pod's is refused.
+// live sessions stay up. A membership that is not this pod's, or cannot be
+// used, is refused with an error wrapping admin.ErrBadMembers (and on a
+// seed that is no fleet's pod, admin.ErrNoFleet).
 func (n *Node) SetFleetMembers(m fleet.Members) error {
 	if n.selfSvc == nil {
-		return errors.New("this seed is no fleet's pod (its configuration has no fleet section)")
+		return admin.ErrNoFleet
 	}
 	if err := m.Check(n.self); err != nil {
-		return fmt.Errorf("fleet members: %w", err)
+		return fmt.Errorf("%w: %v", admin.ErrBadMembers, err)
+	}
+	if m.Replicas > ticket.MaxFleetReplicas {
+		return fmt.Errorf("%w: replicas (%d) above %d", admin.ErrBadMembers, m.Replicas, ticket.MaxFleetReplicas)
 	}
 	n.fleetMu.Lock()
 	defer n.fleetMu.Unlock()
@@ -125,12 +129,13 @@ func (n *Node) SetFleetMembers(m fleet.Members) error {
 	return nil
 }
 
-// sameMembers reports whether a and b list the same pods, with the same
-// addresses, and place alike.
+// sameMembers reports whether a and b are the same membership, the pods'
+// addresses included.
 func sameMembers(a, b fleet.Members) bool {
-	return a.Self == b.Self && a.Version() == b.Version() && slices.EqualFunc(a.Pods, b.Pods, func(x, y peer.AddrInfo) bool {
-		return x.ID == y.ID && slices.EqualFunc(x.Addrs, y.Addrs, func(p, q ma.Multiaddr) bool { return p.Equal(q) })
-	})
+	return a.Self == b.Self && a.Replicas == b.Replicas && a.Leaving == b.Leaving &&
+		slices.EqualFunc(a.Pods, b.Pods, func(x, y peer.AddrInfo) bool {
+			return x.ID == y.ID && slices.EqualFunc(x.Addrs, y.Addrs, ma.Multiaddr.Equal)
+		})
 }
 
 // reloadFleetMembers reads the membership again (its file changed) and

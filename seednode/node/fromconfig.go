@@ -104,7 +104,7 @@ func fleetFromConfig(f config.Fleet) (*FleetConfig, ed25519.PrivateKey, error) {
 	if !f.Enabled() {
 		return nil, nil, nil
 	}
-	m, err := fleetMembers(f)
+	m, err := f.Membership()
 	if err != nil {
 		return nil, nil, err
 	}
@@ -118,19 +118,6 @@ func fleetFromConfig(f config.Fleet) (*FleetConfig, ed25519.PrivateKey, error) {
 		pub = key.Public().(ed25519.PublicKey)
 	}
 	return &FleetConfig{Members: m, Policy: f.Policy(pub)}, key, nil
-}
-
-// fleetMembers reads the fleet section's membership.
-func fleetMembers(f config.Fleet) (fleet.Members, error) {
-	m := fleet.Members{Self: f.Self, Replicas: f.Replicas, Leaving: f.Leaving}
-	for i, s := range f.Members {
-		info, err := p2p.ParsePeerAddr(s)
-		if err != nil {
-			return fleet.Members{}, fmt.Errorf("fleet.members[%d]: %w", i, err)
-		}
-		m.Pods = append(m.Pods, info)
-	}
-	return m, nil
 }
 
 // WatchFleetMembers makes a fleet pod re-read its membership whenever file
@@ -156,7 +143,7 @@ func (c *Config) WatchFleetMembers(file string, started config.Config, load func
 		if !sameButMembers(started, next) && c.Logger != nil {
 			c.Logger.Info("the configuration file changed beyond the fleet's membership: only that is applied while the seed runs; the rest applies at its next start", "file", file)
 		}
-		return fleetMembers(next.Fleet)
+		return next.Fleet.Membership()
 	}
 }
 
