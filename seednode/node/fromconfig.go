@@ -13,8 +13,10 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
 
+	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/config"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
+	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/relay"
@@ -196,19 +198,28 @@ func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	// A live vault session is a stream held as long as the device is
 	// online: go-libp2p's default service and protocol limits (512 to
 	// 1,024 inbound streams plus 256 to 512 per GiB) refused the ~1,266th
-	// live device. Allow two per inbound connection the system admits; the
-	// service's memory limit stays go-libp2p's (a live session keeps 20 KiB
+	// live device. And a flood of streams from peers the seed does not know
+	// fills those limits for the moment each stream takes to be refused by
+	// the service (internal/admission), so a known device's next blob or
+	// hosting stream was reset too. Allow two per inbound connection the
+	// system admits on each service that bounds unknown peers itself; the
+	// services' memory limits stay go-libp2p's (a live session keeps 20 KiB
 	// of its reservation, see vault.liveMemory).
 	conns := int(sys.ConnsInbound)
-	vaultSync := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(2 * conns), Streams: rcmgr.LimitVal(4 * conns)}
+	ours := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(2 * conns), Streams: rcmgr.LimitVal(4 * conns)}
+	services := map[string]rcmgr.ResourceLimits{}
+	protocols := map[protocol.ID]rcmgr.ResourceLimits{}
+	for svc, proto := range map[string]protocol.ID{vault.ServiceName: vault.ProtocolID,
+		blobs.ServiceName: blobs.ProtocolID, hosting.ServiceName: hosting.ProtocolID} {
+		services[svc], protocols[proto] = ours, ours
+	}
 	defaults := base.ToPartialLimitConfig().System
 	if sys.StreamsInbound == 0 {
 		sys.StreamsInbound = max(rcmgr.LimitVal(4*conns), defaults.StreamsInbound)
 	}
 	sys.Streams = max(2*sys.StreamsInbound, defaults.Streams)
 	limits := rcmgr.PartialLimitConfig{System: sys, Transient: transient, PeerDefault: perPeer,
-		Service:  map[string]rcmgr.ResourceLimits{vault.ServiceName: vaultSync},
-		Protocol: map[protocol.ID]rcmgr.ResourceLimits{vault.ProtocolID: vaultSync}}.Build(base)
+		Service: services, Protocol: protocols}.Build(base)
 	var opts []rcmgr.Option
 	if !r.Metrics {
 		opts = append(opts, rcmgr.WithMetricsDisabled())

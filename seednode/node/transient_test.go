@@ -8,9 +8,12 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/seedfleet/seedfleet/seednode/blobs"
 	"github.com/seedfleet/seedfleet/seednode/client"
 	"github.com/seedfleet/seedfleet/seednode/config"
+	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
@@ -109,39 +112,53 @@ func TestIdleStreamsDoNotStarveTheTransientScope(t *testing.T) {
 // inbound stream of the vault-sync service held while its device is online.
 // The seed's resource manager admits two per inbound connection it admits
 // (go-libp2p's default service limit refused the ~1,285th on these
-// machines), and still refuses past that.
+// machines), and still refuses past that. The blob and hosting services get
+// the same room: a flood of unknown peers' streams, each held until the
+// service refuses it, filled go-libp2p's default protocol limit (about
+// 1,280 here) and a known device's blob fetch was reset.
 func TestSeedResourceManagerHoldsManyLiveSessions(t *testing.T) {
 	const conns = 4096 // the seed's default inbound connections
-	rm, err := SeedResourceManager(config.Resources{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { rm.Close() })
-	open := func(i int) error {
-		p, err := identity.PeerID(ed25519.NewKeyFromSeed(fmt.Appendf(make([]byte, 0, 32), "%032d", i/50)).Public().(ed25519.PublicKey))
-		if err != nil {
-			t.Fatal(err)
-		}
-		s, err := rm.OpenStream(p, network.DirInbound)
-		if err != nil {
-			return err
-		}
-		if err := s.SetProtocol(vault.ProtocolID); err != nil {
-			s.Done()
-			return err
-		}
-		if err := s.SetService(vault.ServiceName); err != nil {
-			s.Done()
-			return err
-		}
-		return nil
-	}
-	for i := range 2 * conns {
-		if err := open(i); err != nil {
-			t.Fatalf("live session %d refused: %v", i+1, err)
-		}
-	}
-	if err := open(2 * conns); err == nil {
-		t.Fatalf("a vault-sync stream past %d was admitted", 2*conns)
+	for _, svc := range []struct {
+		name  string
+		proto protocol.ID
+	}{
+		{vault.ServiceName, vault.ProtocolID},
+		{blobs.ServiceName, blobs.ProtocolID},
+		{hosting.ServiceName, hosting.ProtocolID},
+	} {
+		t.Run(svc.name, func(t *testing.T) {
+			rm, err := SeedResourceManager(config.Resources{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { rm.Close() })
+			open := func(i int) error {
+				p, err := identity.PeerID(ed25519.NewKeyFromSeed(fmt.Appendf(make([]byte, 0, 32), "%032d", i/50)).Public().(ed25519.PublicKey))
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, err := rm.OpenStream(p, network.DirInbound)
+				if err != nil {
+					return err
+				}
+				if err := s.SetProtocol(svc.proto); err != nil {
+					s.Done()
+					return err
+				}
+				if err := s.SetService(svc.name); err != nil {
+					s.Done()
+					return err
+				}
+				return nil
+			}
+			for i := range 2 * conns {
+				if err := open(i); err != nil {
+					t.Fatalf("stream %d refused: %v", i+1, err)
+				}
+			}
+			if err := open(2 * conns); err == nil {
+				t.Fatalf("a %s stream past %d was admitted", svc.name, 2*conns)
+			}
+		})
 	}
 }
