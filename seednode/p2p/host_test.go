@@ -3,12 +3,18 @@ package p2p
 import (
 	"context"
 	"crypto/ed25519"
+	"fmt"
+	"io"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
 
 	"github.com/seedfleet/seedfleet/internal/version"
 	"github.com/seedfleet/seedfleet/seednode/identity"
@@ -142,5 +148,79 @@ func TestFullAddrs(t *testing.T) {
 		if want := h.Addrs()[i].String() + "/p2p/" + h.ID().String(); a.String() != want {
 			t.Errorf("address %d: %s, want %s", i, a, want)
 		}
+	}
+}
+
+// TestStreamBurstPastTheAcceptBacklog: a go-libp2p peer with default
+// settings (kubo) opening 120 streams at once has every one served. yamux
+// peers assume each other's accept backlog is 256: an opener waits for
+// acknowledgements only past that many, and the receiver resets what
+// overflows its own backlog. A seed's backlog of 64 (2 KiB less per
+// connection) reset a quarter of such a burst, so seeds keep 256.
+func TestStreamBurstPastTheAcceptBacklog(t *testing.T) {
+	const burst = 120
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	key, _ := identity.Generate()
+	seed, err := NewHost(HostOptions{Key: key, Listen: []string{"/ip4/127.0.0.1/tcp/0"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	seed.SetStreamHandler("/echo-byte", func(s network.Stream) {
+		defer s.Close()
+		b := make([]byte, 1)
+		if _, err := io.ReadFull(s, b); err == nil {
+			_, _ = s.Write(b)
+		}
+	})
+	// The peer runs go-libp2p's own yamux settings, as kubo does: it
+	// assumes a backlog of 256.
+	dkey, _ := identity.Generate()
+	priv, _ := identity.Libp2pPrivKey(dkey)
+	dev, err := libp2p.New(libp2p.Identity(priv), libp2p.NoListenAddrs, libp2p.DisableRelay(),
+		libp2p.Transport(tcp.NewTCPTransport), libp2p.Muxer(yamux.ID, yamux.DefaultTransport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dev.Close()
+	if err := dev.Connect(ctx, peer.AddrInfo{ID: seed.ID(), Addrs: seed.Addrs()}); err != nil {
+		t.Fatal(err)
+	}
+	errs := make(chan error, burst)
+	for i := range burst {
+		go func() {
+			s, err := dev.NewStream(ctx, seed.ID(), "/echo-byte")
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer s.Close()
+			if _, err := s.Write([]byte{byte(i)}); err != nil {
+				errs <- err
+				return
+			}
+			b := make([]byte, 1)
+			if _, err := io.ReadFull(s, b); err != nil {
+				errs <- fmt.Errorf("stream %d: %w", i, err)
+				return
+			}
+			errs <- nil
+		}()
+	}
+	failed := 0
+	var first error
+	for range burst {
+		if err := <-errs; err != nil {
+			if failed++; first == nil {
+				first = err
+			}
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d streams opened at once failed; first: %v", failed, burst, first)
+	}
+	if n := len(dev.Network().ConnsToPeer(seed.ID())); n != 1 {
+		t.Fatalf("%d connections to the seed, want the burst on one", n)
 	}
 }

@@ -22,7 +22,9 @@ import (
 // after it), par at once; the baseline, in the same run, is the same syncs
 // all into one vault that every device writes. Each kind runs once to warm
 // up (the vaults then hold entries: the timed syncs are incremental), then
-// runs times, alternating; the median is reported.
+// runs times, alternating; the median is reported. A third kind, the
+// stack's ceiling, has the same devices only connect (dial, handshake,
+// identify) and close, with no sync.
 func syncsBench(n, entries, par, runs int) {
 	dir, err := os.MkdirTemp("", "bench-fleet-syncs-")
 	if err != nil {
@@ -108,6 +110,17 @@ func syncsBench(n, entries, par, runs int) {
 						return
 					}
 					d := devs[i]
+					if kind == "connect" {
+						ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+						err := hosts[i].Connect(ctx, seed.info)
+						cancel()
+						svcs[i].Close()
+						hosts[i].Close()
+						if err != nil {
+							fail(fmt.Errorf("connect: device %d: %w", i, err))
+						}
+						continue
+					}
 					if err := d.write(st, entries); err != nil {
 						fail(err)
 						return
@@ -135,7 +148,7 @@ func syncsBench(n, entries, par, runs int) {
 		if first != nil {
 			fatal(first)
 		}
-		if got, want := sent.Load(), int64(len(devs)*entries); got < want {
+		if got, want := sent.Load(), int64(len(devs)*entries); kind != "connect" && got < want {
 			fatal(fmt.Errorf("%s: %d entries sent in all, want %d", kind, got, want))
 		}
 		rate = float64(len(devs)) / took.Seconds()
@@ -146,12 +159,14 @@ func syncsBench(n, entries, par, runs int) {
 	}
 	round("own", own) // warm-up: every vault gets its first entries
 	round("one", shared)
-	var ownRates, oneRates, ownCPU, oneCPU, devCPU []float64
+	var ownRates, oneRates, connRates, ownCPU, oneCPU, devCPU, connCPU, connDevCPU []float64
 	for range runs {
 		r, c, d := round("own", own)
 		ownRates, ownCPU, devCPU = append(ownRates, r), append(ownCPU, c), append(devCPU, d)
 		r, c, _ = round("one", shared)
 		oneRates, oneCPU = append(oneRates, r), append(oneCPU, c)
+		r, c, d = round("connect", own)
+		connRates, connCPU, connDevCPU = append(connRates, r), append(connCPU, c), append(connDevCPU, d)
 	}
 	benchutil.RunsLine("fleet_incr_syncs_per_second", ownRates, "1/s", 0)
 	benchutil.RunsLine("fleet_incr_syncs_one_vault_per_second", oneRates, "1/s", 0)
@@ -165,4 +180,13 @@ func syncsBench(n, entries, par, runs int) {
 	// costs this machine in all.
 	benchutil.Bench("fleet_incr_sync_device_cpu_ms", benchutil.Round(benchutil.Median(devCPU), 3), "ms")
 	benchutil.Bench("fleet_incr_sync_one_vault_seed_cpu_ms", benchutil.Round(benchutil.Median(oneCPU), 3), "ms")
+	// The ceiling the stack sets: the same devices only coming online (dial,
+	// TLS, yamux, identify; then close), no sync. What a sync adds to a
+	// device's connection is the difference.
+	benchutil.RunsLine("fleet_incr_connects_per_second", connRates, "1/s", 0)
+	connRate := benchutil.Median(connRates)
+	benchutil.Bench("fleet_incr_connects_per_second", benchutil.Round(connRate, 0), "1/s")
+	benchutil.Bench("fleet_incr_syncs_ratio_vs_connects", benchutil.Round(ownRate/connRate, 3), "ratio")
+	benchutil.Bench("fleet_incr_connect_seed_cpu_ms", benchutil.Round(benchutil.Median(connCPU), 3), "ms")
+	benchutil.Bench("fleet_incr_connect_device_cpu_ms", benchutil.Round(benchutil.Median(connDevCPU), 3), "ms")
 }
