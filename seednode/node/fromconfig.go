@@ -207,19 +207,14 @@ func SeedResourceManager(r config.Resources) (network.ResourceManager, error) {
 	// of its reservation, see vault.liveMemory).
 	conns := int(sys.ConnsInbound)
 	ours := rcmgr.ResourceLimits{StreamsInbound: rcmgr.LimitVal(2 * conns), Streams: rcmgr.LimitVal(4 * conns)}
-	services := map[string]rcmgr.ResourceLimits{}
-	protocols := map[protocol.ID]rcmgr.ResourceLimits{}
-	for svc, proto := range map[string]protocol.ID{vault.ServiceName: vault.ProtocolID,
-		blobs.ServiceName: blobs.ProtocolID, hosting.ServiceName: hosting.ProtocolID} {
-		services[svc], protocols[proto] = ours, ours
-	}
 	defaults := base.ToPartialLimitConfig().System
 	if sys.StreamsInbound == 0 {
 		sys.StreamsInbound = max(rcmgr.LimitVal(4*conns), defaults.StreamsInbound)
 	}
 	sys.Streams = max(2*sys.StreamsInbound, defaults.Streams)
 	limits := rcmgr.PartialLimitConfig{System: sys, Transient: transient, PeerDefault: perPeer,
-		Service: services, Protocol: protocols}.Build(base)
+		Service:  map[string]rcmgr.ResourceLimits{vault.ServiceName: ours, blobs.ServiceName: ours, hosting.ServiceName: ours},
+		Protocol: map[protocol.ID]rcmgr.ResourceLimits{vault.ProtocolID: ours, blobs.ProtocolID: ours, hosting.ProtocolID: ours}}.Build(base)
 	var opts []rcmgr.Option
 	if !r.Metrics {
 		opts = append(opts, rcmgr.WithMetricsDisabled())

@@ -153,8 +153,11 @@ func syncsBench(n, entries, par, runs int) {
 		}
 		rate = float64(len(devs)) / took.Seconds()
 		cpuMs, devMs = cpu*1000/float64(len(devs)), dev*1000/float64(len(devs))
-		log.Printf("syncs: %s: %d devices × %d entries, %d at once: %.0f syncs/s, CPU per sync: seed %.2f ms, devices %.2f ms",
-			kind, len(devs), entries, par, rate, cpuMs, devMs)
+		what := fmt.Sprintf("%d devices × %d entries, %d at once: %.0f syncs/s, CPU per sync", len(devs), entries, par, rate)
+		if kind == "connect" {
+			what = fmt.Sprintf("%d devices, %d at once: %.0f connections/s, CPU per connection", len(devs), par, rate)
+		}
+		log.Printf("syncs: %s: %s: seed %.2f ms, devices %.2f ms", kind, what, cpuMs, devMs)
 		return rate, cpuMs, devMs
 	}
 	round("own", own) // warm-up: every vault gets its first entries
