@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -52,10 +53,18 @@ func TestAdminAPIReflectsTheNode(t *testing.T) {
 	if err := c.Ready(ctx); err != nil {
 		t.Fatalf("a standalone seed (no bootstrap peers) should be ready: %v", err)
 	}
-	st, err := c.Status(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The seed records the sync as its side of the session ends, which may
+	// be a moment after the laptop's Sync returned.
+	var st admin.Status
+	eventually(t, "the seed's status to show the laptop's sync", func() error {
+		if st, err = c.Status(ctx); err != nil {
+			return err
+		}
+		if len(st.Vaults) != 1 || st.Vaults[0].LastSync.IsZero() || st.Vaults[0].Peers != 1 {
+			return fmt.Errorf("status vaults: %+v", st.Vaults)
+		}
+		return nil
+	})
 	if st.PeerID != n.Host().ID().String() || len(st.Addrs) == 0 || !strings.HasSuffix(st.Addrs[0], "/p2p/"+st.PeerID) {
 		t.Fatalf("status identity: %+v", st)
 	}
