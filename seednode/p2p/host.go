@@ -65,8 +65,10 @@ func NewHost(o HostOptions) (host.Host, error) {
 		libp2p.Transport(tcp.NewTCPTransport),
 		libp2p.Transport(quic.NewTransport),
 		libp2p.Transport(websocket.New),
-		libp2p.Security(libp2ptls.ID, libp2ptls.New),
-		libp2p.Security(noise.ID, noise.New),
+		// Both with batched writes: the records of one Write leave in one
+		// write to the connection below (see batch.go).
+		libp2p.Security(libp2ptls.ID, newTLS),
+		libp2p.Security(noise.ID, newNoise),
 		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
 		// Of a peer's addresses, TCP is dialed first (see DialRanker).
 		libp2p.SwarmOpts(swarm.WithDialRanker(DialRanker)),
