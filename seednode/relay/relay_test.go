@@ -1,7 +1,11 @@
 package relay
 
 import (
+	"bytes"
 	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -20,7 +24,43 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/p2p"
 )
 
-const echoProto = "/seedfleet/test-echo/1.0.0"
+const (
+	echoProto = "/seedfleet/test-echo/1.0.0"
+	bulkProto = "/seedfleet/test-bulk/1.0.0"
+)
+
+// sendBulkThrough sends n random bytes from b to a over their (relayed)
+// connection in writes of 256 KiB; a answers the SHA-256 of what it read.
+func sendBulkThrough(ctx context.Context, t *testing.T, a, b host.Host, n int) {
+	t.Helper()
+	a.SetStreamHandler(bulkProto, func(s network.Stream) {
+		defer s.Close()
+		h := sha256.New()
+		if _, err := io.Copy(h, s); err == nil {
+			s.Write(h.Sum(nil))
+		}
+	})
+	defer a.RemoveStreamHandler(bulkProto)
+	s, err := b.NewStream(network.WithAllowLimitedConn(ctx, bulkProto), a.ID(), bulkProto)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	data := make([]byte, n)
+	_, _ = rand.Read(data)
+	for off := 0; off < n; off += 256 << 10 {
+		if _, err := s.Write(data[off:min(n, off+256<<10)]); err != nil {
+			t.Fatalf("write at %d: %v", off, err)
+		}
+	}
+	if err := s.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(s)
+	if want := sha256.Sum256(data); err != nil || !bytes.Equal(got, want[:]) {
+		t.Fatalf("the other device read other bytes than were sent (%x, %v)", got, err)
+	}
+}
 
 // TestDevicesReachEachOtherThroughTheSeed: two devices that cannot be
 // dialled (no listen address) talk through a seed's relay; a third device,
@@ -66,6 +106,9 @@ func TestDevicesReachEachOtherThroughTheSeed(t *testing.T) {
 		t.Fatalf("echo through the relay: %q %v", got, err)
 	}
 	s.Close()
+	// Bulk data crosses intact: large writes leave the devices' end-to-end
+	// TLS in batches of records that span the hop's yamux frames.
+	sendBulkThrough(ctx, t, a, b, 512<<10)
 	for _, c := range b.Network().ConnsToPeer(a.ID()) {
 		if !c.Stat().Limited {
 			t.Fatalf("connection to the device is not relayed: %s", c.RemoteMultiaddr())
