@@ -14,6 +14,7 @@ import (
 
 	sigsjson "sigs.k8s.io/json"
 
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -144,7 +145,7 @@ func checkCanonical(t *testing.T, hv HostedVaults) {
 			t.Fatalf("peers[%q]: %d addresses of a vault listed: %v", ns, len(addrs), slices.Contains(hv.Vaults, ns))
 		}
 		for i, a := range addrs {
-			info, err := ParsePeerAddr(a)
+			info, err := p2p.ParseDialAddr(a)
 			if err != nil || slices.Index(addrs, a) != i {
 				t.Fatalf("peers[%q][%d] = %q: not a distinct peer address (%v)", ns, i, a, err)
 			}

@@ -26,6 +26,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	sigsjson "sigs.k8s.io/json"
 
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -504,7 +505,7 @@ func checkPeers(peers map[string][]string, vaults []string) (map[string][]string
 		}
 		canonical := make([]string, len(addrs))
 		for i, a := range addrs {
-			info, err := ParsePeerAddr(a)
+			info, err := p2p.ParseDialAddr(a)
 			if err != nil {
 				return nil, fmt.Errorf("%s[%d] = %s: %v", field, i, quoteShort(a), err)
 			}

@@ -5,9 +5,9 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/hosting"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -137,7 +137,7 @@ func (f Fleet) Enabled() bool { return f.Name != "" }
 func (f Fleet) Membership() (fleet.Members, error) {
 	m := fleet.Members{Self: f.Self, Replicas: f.Replicas, Leaving: f.Leaving}
 	for i, s := range f.Members {
-		info, err := admin.ParsePeerAddr(s)
+		info, err := p2p.ParseDialAddr(s)
 		if err != nil {
 			return fleet.Members{}, fmt.Errorf("fleet.members[%d] %q: %w", i, s, err)
 		}

@@ -13,10 +13,10 @@ import (
 
 	ma "github.com/multiformats/go-multiaddr"
 
-	"github.com/seedfleet/seedfleet/seednode/admin"
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/hosting"
 	"github.com/seedfleet/seedfleet/seednode/identity"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
@@ -71,7 +71,7 @@ func (v *validator) fleet(f Fleet) {
 		v.add("fleet.name", "must be at most %d bytes without control characters", ticket.MaxFleetNameLen)
 	}
 	for i, s := range f.Members {
-		if _, err := admin.ParsePeerAddr(s); err != nil {
+		if _, err := p2p.ParseDialAddr(s); err != nil {
 			v.add(index("fleet.members", i), "%v", err)
 		}
 	}
@@ -195,7 +195,7 @@ func (v *validator) dht(d DHT) {
 			"seeds and devices share (e.g. %q, the default)", p, DefaultProtocolPrefix)
 	}
 	for i, s := range d.BootstrapPeers {
-		if _, err := admin.ParsePeerAddr(s); err != nil {
+		if _, err := p2p.ParseDialAddr(s); err != nil {
 			v.errs = append(v.errs, &FieldError{Field: index("dht.bootstrapPeers", i), Err: err})
 		}
 	}

@@ -13,6 +13,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/seedfleet/seedfleet/seednode/admin"
+	"github.com/seedfleet/seedfleet/seednode/p2p"
 	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
@@ -68,7 +69,7 @@ func (b *placementBuilder) add(ns vault.NamespaceID, addrs []string) error {
 		b.addrs[ns] = 0
 	}
 	for _, s := range addrs {
-		info, err := admin.ParsePeerAddr(s)
+		info, err := p2p.ParseDialAddr(s)
 		if err != nil {
 			return fmt.Errorf("peer %q: %w", s, err)
 		}

@@ -2,6 +2,7 @@ package p2p
 
 import (
 	"crypto/ed25519"
+	"errors"
 	"fmt"
 
 	"github.com/libp2p/go-libp2p"
@@ -137,15 +138,38 @@ func FullAddrs(h host.Host) []ma.Multiaddr {
 	return full
 }
 
-// ParsePeerAddr parses a multiaddr that ends in /p2p/<peer ID>.
+// ParsePeerAddr parses a multiaddr that ends in /p2p/<peer ID>; a bare
+// /p2p/<peer ID> (no address: the peer is found otherwise) is accepted. Its
+// errors name s.
 func ParsePeerAddr(s string) (peer.AddrInfo, error) {
-	m, err := ma.NewMultiaddr(s)
+	info, err := parsePeerAddr(s, false)
 	if err != nil {
 		return peer.AddrInfo{}, fmt.Errorf("peer address %q: %w", s, err)
 	}
+	return info, nil
+}
+
+// ParseDialAddr parses the full multiaddr of a peer to dial (another seed,
+// a bootstrap peer): a transport address ending in /p2p/<peer ID>, e.g.
+// /dns4/seed-1.seeds.default.svc/tcp/7400/p2p/12D3KooW…. Its errors say what
+// is wrong without repeating s: callers name the field it came from.
+func ParseDialAddr(s string) (peer.AddrInfo, error) { return parsePeerAddr(s, true) }
+
+func parsePeerAddr(s string, needAddr bool) (peer.AddrInfo, error) {
+	m, err := ma.NewMultiaddr(s)
+	if err != nil {
+		return peer.AddrInfo{}, fmt.Errorf("not a multiaddr: %v", err)
+	}
+	rest, last := ma.SplitLast(m)
+	switch {
+	case last == nil || last.Code() != ma.P_P2P:
+		return peer.AddrInfo{}, errors.New("must end in /p2p/<peer ID> (a seed prints its full addresses at start)")
+	case needAddr && len(rest) == 0:
+		return peer.AddrInfo{}, errors.New("needs an address before /p2p/ (e.g. /dns4/seed.example/tcp/7400/p2p/<peer ID>)")
+	}
 	info, err := peer.AddrInfoFromP2pAddr(m)
 	if err != nil {
-		return peer.AddrInfo{}, fmt.Errorf("peer address %q must end in /p2p/<peer ID> (the seed prints its full addresses at start): %w", s, err)
+		return peer.AddrInfo{}, fmt.Errorf("bad peer ID: %v", err)
 	}
 	return *info, nil
 }
