@@ -34,7 +34,8 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/ticket"
 )
 
-// fleetIPBase is this file's loopback range: pod o is 127.0.3.(10+o).
+// fleetIPBase is this file's loopback range: pod o is 127.N.3.(10+o)
+// (N: loopbackNet).
 const fleetIPBase = 3
 
 // startPodFromConfigMap plays pod o of SeedNode name: it runs a real seed
@@ -46,7 +47,7 @@ const fleetIPBase = 3
 func startPodFromConfigMap(t *testing.T, ns, name string, o int) *node.Node {
 	t.Helper()
 	pod := fmt.Sprintf("%s-%d", name, o)
-	ip := fmt.Sprintf("127.0.%d.%d", fleetIPBase, 10+o)
+	ip := fmt.Sprintf("127.%d.%d.%d", loopbackNet, fleetIPBase, 10+o)
 	id, token, fleetKey := &corev1.Secret{}, &corev1.Secret{}, &corev1.Secret{}
 	for s, n := range map[*corev1.Secret]string{id: pod + "-identity", token: name + "-admin-token", fleetKey: name + "-fleet-key"} {
 		if err := get(t, s, ns, n); err != nil {
@@ -137,7 +138,7 @@ func TestPublicFleet(t *testing.T) {
 	const name = "public"
 	sn := seedNode(ns, name, 2)
 	sn.Spec.Ports = seedv1.PortsSpec{P2P: testP2PPort, Admin: testAdminPort}
-	sn.Spec.Expose.Announce = []string{fmt.Sprintf("/ip4/127.0.%d.1{ordinal}/tcp/%d", fleetIPBase, testP2PPort)}
+	sn.Spec.Expose.Announce = []string{fmt.Sprintf("/ip4/127.%d.%d.1{ordinal}/tcp/%d", loopbackNet, fleetIPBase, testP2PPort)}
 	sn.Spec.Hosting.SelfService = &seedv1.SelfServiceSpec{Admission: seedv1.AdmissionInvite,
 		Limits: seedv1.SelfServiceLimits{MaxVaultsPerAgent: ptr.To[int32](4)}}
 	mustCreate(t, sn)
@@ -165,7 +166,7 @@ func TestPublicFleet(t *testing.T) {
 	for o := range 2 {
 		id := &corev1.Secret{}
 		eventually(t, 30*time.Second, "identity Secret", func() error { return get(t, id, ns, fmt.Sprintf("%s-%d-identity", name, o)) })
-		members = append(members, fmt.Sprintf("/ip4/127.0.%d.1%d/tcp/%d/p2p/%s", fleetIPBase, o, testP2PPort, id.Annotations[controllers.AnnotationPeerID]))
+		members = append(members, fmt.Sprintf("/ip4/127.%d.%d.1%d/tcp/%d/p2p/%s", loopbackNet, fleetIPBase, o, testP2PPort, id.Annotations[controllers.AnnotationPeerID]))
 	}
 	for o := range 2 {
 		cm := &corev1.ConfigMap{}
@@ -280,7 +281,7 @@ func TestPublicFleet(t *testing.T) {
 	patchReplicas(t, ns, name, 3)
 	id := &corev1.Secret{}
 	eventually(t, 30*time.Second, "identity Secret of the new pod", func() error { return get(t, id, ns, name+"-2-identity") })
-	members = append(members, fmt.Sprintf("/ip4/127.0.%d.12/tcp/%d/p2p/%s", fleetIPBase, testP2PPort, id.Annotations[controllers.AnnotationPeerID]))
+	members = append(members, fmt.Sprintf("/ip4/127.%d.%d.12/tcp/%d/p2p/%s", loopbackNet, fleetIPBase, testP2PPort, id.Annotations[controllers.AnnotationPeerID]))
 	eventually(t, 30*time.Second, "three members everywhere", func() error {
 		for o := range 3 {
 			cm := &corev1.ConfigMap{}

@@ -28,7 +28,8 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/config"
 )
 
-// handoffIPBase is this file's loopback range: pod o is 127.0.5.(10+o).
+// handoffIPBase is this file's loopback range: pod o is 127.N.5.(10+o)
+// (N: loopbackNet).
 const handoffIPBase = 5
 
 // fleetPod is a pod's admin API as the operator reads it: the seeds' own
@@ -107,7 +108,7 @@ func TestPublicFleetShrinkWaitsForHandoff(t *testing.T) {
 	const name = "shrink"
 	sn := seedNode(ns, name, 3)
 	sn.Spec.Ports = seedv1.PortsSpec{P2P: testP2PPort, Admin: testAdminPort}
-	sn.Spec.Expose.Announce = []string{fmt.Sprintf("/ip4/127.0.%d.1{ordinal}/tcp/%d", handoffIPBase, testP2PPort)}
+	sn.Spec.Expose.Announce = []string{fmt.Sprintf("/ip4/127.%d.%d.1{ordinal}/tcp/%d", loopbackNet, handoffIPBase, testP2PPort)}
 	sn.Spec.Hosting.SelfService = &seedv1.SelfServiceSpec{Admission: seedv1.AdmissionOpen, Replicas: ptr.To[int32](2)}
 	mustCreate(t, sn)
 
@@ -130,7 +131,7 @@ func TestPublicFleetShrinkWaitsForHandoff(t *testing.T) {
 	pods := make([]*fleetPod, 3)
 	for o := range 3 {
 		pods[o] = &fleetPod{held: 1}
-		ip := fmt.Sprintf("127.0.%d.1%d", handoffIPBase, o)
+		ip := fmt.Sprintf("127.%d.%d.1%d", loopbackNet, handoffIPBase, o)
 		srv, err := admin.New(fmt.Sprintf("%s:%d", ip, testAdminPort), pods[o], nil,
 			admin.WithToken(strings.TrimSpace(string(token.Data["token"]))), admin.WithLogger(slog.New(slog.DiscardHandler)))
 		if err != nil {

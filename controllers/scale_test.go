@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"slices"
@@ -29,7 +30,7 @@ import (
 )
 
 // The seeds of these tests are real seed nodes on loopback, one loopback
-// address per pod (127.0.0.x stands in for the pod IP), run with the
+// address per pod (127.N.x.y stands in for the pod IP), run with the
 // identity the operator created for the pod. The test plays the kubelet:
 // it creates the Pod objects with their IPs; the operator reads and
 // instructs the seeds through their admin API exactly as in a cluster.
@@ -37,6 +38,11 @@ const (
 	testP2PPort   = 24101
 	testAdminPort = 27411
 )
+
+// loopbackNet is the second octet of every pod address of this run, drawn
+// at random: the ports are the spec's and fixed, so two runs of these tests
+// at once on one machine would otherwise bind the same addresses.
+var loopbackNet = 1 + rand.IntN(254)
 
 type fleet struct {
 	t      *testing.T
@@ -58,7 +64,7 @@ func newFleet(t *testing.T, ns, sn string, ipBase int) *fleet {
 	return f
 }
 
-func (f *fleet) ip(o int) string { return fmt.Sprintf("127.0.%d.%d", f.ipBase, 10+o) }
+func (f *fleet) ip(o int) string { return fmt.Sprintf("127.%d.%d.%d", loopbackNet, f.ipBase, 10+o) }
 
 // start runs pod o's seed with the operator's identity Secret and admin
 // token, and creates its Pod object.
