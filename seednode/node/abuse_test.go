@@ -673,10 +673,18 @@ func TestStreamFloodsLeaveKnownDevicesServed(t *testing.T) {
 				}
 				return err
 			}
-			// The device is known once it has synced a hosted vault.
+			// The device is known once it has synced a hosted vault: the
+			// seed marks it so when its side of the session finishes, a
+			// moment after the device's Sync may return.
 			if err := dev.syncOnce(ctx, seed.ID); err != nil {
 				t.Fatalf("before the flood: %v", err)
 			}
+			eventually(t, "the seed knows the device", func() error {
+				if known := gaugeValue(t, n.reg, "seedfleet_known_peers", nil); known < 1 {
+					return fmt.Errorf("%v known peers", known)
+				}
+				return nil
+			})
 
 			f := newStreamFlood(ctx, t, seed, tc.proto, tc.peers)
 			defer f.close()
