@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -60,15 +61,14 @@ func newHostOpCmd(g *globals, op hosting.Op) *cobra.Command {
 		Long:  u.long,
 		Example: `  seedfleet host request agent --fleet fleet...              # a fleet ticket
   seedfleet host request agent --fleet /dns4/seeds.example.org/tcp/7400/p2p/12D3KooW... --invite invite...
-  seedfleet host status agent --fleet fleet...`,
+  seedfleet host status agent                                # the fleet that accepted the agent`,
 		Args: cobra.ExactArgs(1),
 		RunE: withHome(g, func(cmd *cobra.Command, args []string, h *client.Home) error {
 			return runHost(cmd, h, op, args[0], f)
 		}),
 	}
-	c.Flags().StringVar(&f.fleet, "fleet", "", "the fleet: its ticket (fleet...) or any of its seeds' multiaddr with /p2p/ (required)")
+	c.Flags().StringVar(&f.fleet, "fleet", "", "the fleet: its ticket (fleet...) or any of its seeds' multiaddr with /p2p/ (default: the fleet that last accepted a request for it on this device)")
 	c.Flags().DurationVar(&f.timeout, "timeout", 30*time.Second, "give up after this long")
-	_ = c.MarkFlagRequired("fleet")
 	if op == hosting.OpHost {
 		c.Flags().StringVar(&f.invite, "invite", "", "an invite ticket (invite...), for fleets that admit by invitation")
 		c.Flags().Uint64Var(&f.quotaBytes, "quota-bytes", 0, "bytes each vault may hold (0: the fleet's default)")
@@ -83,19 +83,21 @@ func newHostOpCmd(g *globals, op hosting.Op) *cobra.Command {
 func runHost(cmd *cobra.Command, h *client.Home, op hosting.Op, target string, f hostFlags) error {
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
-	fleet, err := fleetOf(ctx, h, f.fleet)
-	if err != nil {
-		return err
-	}
-	ask := client.HostingAsk{Op: op, Fleet: fleet.Name, Invite: strings.TrimSpace(f.invite),
+	ask := client.HostingAsk{Op: op, Invite: strings.TrimSpace(f.invite),
 		QuotaBytes: f.quotaBytes, QuotaEntries: f.quotaEntries}
+	subject := agentAlias
 	if target != agentAlias {
 		ns, err := parseNS(target)
 		if err != nil {
 			return err
 		}
-		ask.Vault = &ns
+		ask.Vault, subject = &ns, ns.String()
 	}
+	fleet, err := fleetFor(ctx, h, subject, f.fleet)
+	if err != nil {
+		return err
+	}
+	ask.Fleet = fleet.Name
 	for _, v := range f.vaults {
 		ns, err := vaultArg(h, v)
 		if err != nil {
@@ -114,6 +116,11 @@ func runHost(cmd *cobra.Command, h *client.Home, op hosting.Op, target string, f
 	if err := ans.Err(); err != nil {
 		return err
 	}
+	if op == hosting.OpHost {
+		if err := h.RememberFleet(subject, fleet); err != nil {
+			return fmt.Errorf("the fleet hosts the vaults, but recording which fleet failed: %w", err)
+		}
+	}
 	if op == hosting.OpHost && ask.Vault == nil {
 		// The agent's devices sync through its seeds, and a device paired
 		// later learns them: the fleet's seeds for the agent join them.
@@ -123,6 +130,23 @@ func runHost(cmd *cobra.Command, h *client.Home, op hosting.Op, target string, f
 	}
 	printAnswer(cmd.OutOrStdout(), ans)
 	return nil
+}
+
+// fleetFor is the fleet a host command asks about subject: --fleet if given,
+// else the one that last accepted a request for it on this device.
+func fleetFor(ctx context.Context, h *client.Home, subject, flag string) (ticket.FleetTicket, error) {
+	if strings.TrimSpace(flag) != "" {
+		return fleetOf(ctx, h, flag)
+	}
+	t, ok, err := h.RememberedFleet(subject)
+	if err != nil || ok {
+		return t, err
+	}
+	what := "the agent"
+	if subject != agentAlias {
+		what = "vault " + subject
+	}
+	return t, fmt.Errorf("this device has not had %s hosted by a fleet: pass --fleet with the fleet's ticket (fleet...) or any of its seeds' multiaddr", what)
 }
 
 // fleetOf reads --fleet: a fleet ticket, or a seed's address, which is asked
@@ -166,12 +190,14 @@ func printAnswer(w io.Writer, a *hosting.Answer) {
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "VAULT\tBYTES\tENTRIES\tSYNCED\tLAST SYNC\tRELEASED AT")
 		for _, v := range a.Vaults {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", vault.NamespaceID(v.Namespace), usage(v.Bytes), usage(v.Entries),
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%d/%d\t%s\t%s\n", vault.NamespaceID(v.Namespace), byteUsage(v.Bytes), usage(v.Entries),
 				v.Synced, v.Replicas, when(v.LastSync, "never"), when(v.ExpiresAt, "-"))
 		}
 		_ = tw.Flush()
 	}
-	fmt.Fprintf(w, "agent: %d of %d vaults, %s bytes\n", a.AgentVaults.Used, a.AgentVaults.Limit, usage(a.AgentBytes))
+	if a.AgentVaults.Limit > 0 { // a release of everything answers with no limits
+		fmt.Fprintf(w, "agent: %d of %d vaults, %s\n", a.AgentVaults.Used, a.AgentVaults.Limit, byteUsage(a.AgentBytes))
+	}
 	for _, v := range a.Vaults {
 		if !v.ExpiresAt.IsZero() {
 			fmt.Fprintf(w, "vault %s has not synced for long: the fleet releases it at %s unless a device syncs it before\n",
@@ -181,6 +207,10 @@ func printAnswer(w io.Writer, a *hosting.Answer) {
 }
 
 func usage(u hosting.Usage) string { return fmt.Sprintf("%d/%d", u.Used, u.Limit) }
+
+func byteUsage(u hosting.Usage) string {
+	return byteText(int64(min(u.Used, math.MaxInt64))) + " of " + byteText(int64(min(u.Limit, math.MaxInt64)))
+}
 
 func when(t time.Time, zero string) string {
 	if t.IsZero() {

@@ -77,7 +77,8 @@ func startFleet(t *testing.T, pods, r int, policy hosting.Policy) []string {
 
 // TestHostCommands: a device learns the fleet's ticket from one seed's
 // address, is refused without an invite (told how to get one), is hosted
-// with one, sees its vault in status and releases it.
+// with one, sees its vault in status and releases it; after the fleet
+// accepted it, the commands need no --fleet.
 func TestHostCommands(t *testing.T) {
 	ctx := context.Background()
 	seed, fleetKey := startInviteFleet(t)
@@ -96,6 +97,11 @@ func TestHostCommands(t *testing.T) {
 	if code == 0 || !strings.Contains(errOut, "InviteNeeded") || !strings.Contains(errOut, "--invite") {
 		t.Fatalf("without an invite: %q (exit %d)", errOut, code)
 	}
+	// A refused request records no fleet.
+	_, errOut, code = run(t, ctx, "host", "status", "agent", "--home", home)
+	if code == 0 || !strings.Contains(errOut, "has not had the agent hosted by a fleet: pass --fleet") {
+		t.Fatalf("status with no fleet known: %q (exit %d)", errOut, code)
+	}
 
 	inv, err := ticket.NewInviteTicket("acme/seeds", [16]byte{1}, time.Now().Add(time.Hour), 1, fleetKey)
 	if err != nil {
@@ -107,12 +113,16 @@ func TestHostCommands(t *testing.T) {
 	}
 
 	out, errOut, code = run(t, ctx, "host", "status", "agent", "--fleet", fleetTicket, "--home", home)
-	if code != 0 || !strings.Contains(out, "VAULT") || !strings.Contains(out, "agent: 1 of 16 vaults") {
+	if code != 0 || !strings.Contains(out, "VAULT") || !strings.Contains(out, "agent: 1 of 16 vaults, 0 B of 4.0 GiB") ||
+		!strings.Contains(out, "0 B of 256.0 MiB") {
 		t.Fatalf("status: %q %q (exit %d)", out, errOut, code)
 	}
+	if out2, errOut, code := run(t, ctx, "host", "status", "agent", "--home", home); code != 0 || out2 != out {
+		t.Fatalf("status through the fleet that accepted the agent: %q %q (exit %d), want %q", out2, errOut, code, out)
+	}
 
-	out, errOut, code = run(t, ctx, "host", "release", "agent", "--fleet", seed, "--home", home)
-	if code != 0 || !strings.Contains(out, "released every vault") {
+	out, errOut, code = run(t, ctx, "host", "release", "agent", "--home", home)
+	if code != 0 || !strings.Contains(out, "released every vault") || strings.Contains(out, "agent: 0 of 0") {
 		t.Fatalf("release: %q %q (exit %d)", out, errOut, code)
 	}
 	_, errOut, code = run(t, ctx, "host", "status", "agent", "--fleet", seed, "--home", home)

@@ -1,8 +1,12 @@
 package client
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 
 	"github.com/libp2p/go-libp2p/core/peer"
@@ -89,4 +93,56 @@ func (h *Home) AddAgentSeeds(seeds []peer.AddrInfo) error {
 		return nil
 	}
 	return h.SetAgentSeeds(have)
+}
+
+// fleetsPath holds the fleets that accepted this home's hosting requests,
+// by subject ("agent", or a plain vault's namespace ID): the ticket each
+// was asked through.
+func (h *Home) fleetsPath() string { return filepath.Join(h.Dir, "fleets.json") }
+
+// RememberFleet records t as the fleet hosting subject ("agent" or a
+// namespace ID), so that later `host status`, `host release` and `host
+// request` on this device need no --fleet.
+func (h *Home) RememberFleet(subject string, t ticket.FleetTicket) error {
+	fleets, err := h.rememberedFleets()
+	if err != nil {
+		return err
+	}
+	if fleets[subject] == t.String() {
+		return nil
+	}
+	fleets[subject] = t.String()
+	return writeJSON(h.fleetsPath(), fleets)
+}
+
+// RememberedFleet returns the fleet RememberFleet recorded for subject;
+// ok is false if there is none.
+func (h *Home) RememberedFleet(subject string) (t ticket.FleetTicket, ok bool, err error) {
+	fleets, err := h.rememberedFleets()
+	if err != nil {
+		return t, false, err
+	}
+	s, ok := fleets[subject]
+	if !ok {
+		return t, false, nil
+	}
+	if t, err = ticket.ParseFleetTicket(s); err != nil {
+		return t, false, fmt.Errorf("%s: the fleet recorded for %s: %w", h.fleetsPath(), subject, err)
+	}
+	return t, true, nil
+}
+
+func (h *Home) rememberedFleets() (map[string]string, error) {
+	fleets := map[string]string{}
+	raw, err := os.ReadFile(h.fleetsPath())
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return fleets, nil
+	case err != nil:
+		return nil, err
+	}
+	if err := json.Unmarshal(raw, &fleets); err != nil {
+		return nil, fmt.Errorf("%s is damaged (%w): remove it, and pass --fleet to the host commands", h.fleetsPath(), err)
+	}
+	return fleets, nil
 }
