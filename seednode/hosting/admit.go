@@ -14,6 +14,7 @@ import (
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // VaultUsage is what the seed knows of a hosted vault's use, for answers and
@@ -227,8 +228,8 @@ func (a *Admitter) admit(req *Request, old *Record, b *Batch, now time.Time, rep
 			qe = p.DefaultQuotaEntries
 		}
 		if qb > p.MaxQuotaBytes || qe > p.MaxQuotaEntries {
-			return nil, refuse(ReasonQuota, "vault %x asks for %d bytes and %d entries; this fleet allows at most %d bytes and %d entries per vault",
-				ask.Namespace[:6], qb, qe, p.MaxQuotaBytes, p.MaxQuotaEntries)
+			return nil, refuse(ReasonQuota, "vault %s asks for %d bytes and %d entries; this fleet allows at most %d bytes and %d entries per vault",
+				vault.NamespaceID(ask.Namespace).Short(), qb, qe, p.MaxQuotaBytes, p.MaxQuotaEntries)
 		}
 		i := slices.IndexFunc(next.Vaults, func(v VaultRecord) bool { return v.Namespace == ask.Namespace })
 		if i >= 0 {

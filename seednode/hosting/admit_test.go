@@ -18,6 +18,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/seednode/fleet"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // clock is a settable time source for the admitter.
@@ -159,7 +160,8 @@ func TestQuotas(t *testing.T) {
 	a := newAgent(t, f.clock.t)
 	// Per vault: at the limit, and one byte past it.
 	wantReason(t, f.ask(a, OpHost, "", vaultAsk(1, 100<<20)), ReasonNone, "hosts 1 vault")
-	wantReason(t, f.ask(a, OpHost, "", vaultAsk(2, 100<<20+1)), ReasonQuota, "at most 104857600 bytes")
+	wantReason(t, f.ask(a, OpHost, "", vaultAsk(2, 100<<20+1)), ReasonQuota,
+		"vault "+vault.NamespaceID(vaultAsk(2, 0).Namespace).Short()+" asks for 104857601 bytes and 100000 entries; this fleet allows at most 104857600 bytes")
 	// Per agent bytes: 100 + 50 = 150 MiB fits, 100 + 51 does not.
 	wantReason(t, f.ask(a, OpHost, "", vaultAsk(2, 51<<20)), ReasonQuota, "add up to")
 	wantReason(t, f.ask(a, OpHost, "", vaultAsk(2, 40<<20)), ReasonNone, "hosts 2 vault")

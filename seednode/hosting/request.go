@@ -12,6 +12,7 @@ import (
 	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
+	"github.com/seedfleet/seedfleet/seednode/vault"
 )
 
 // ProtocolID is the libp2p protocol of hosting requests.
@@ -216,7 +217,7 @@ func (r *Request) checkShape() error {
 	seen := make(map[[32]byte]bool, len(r.Vaults))
 	for _, v := range r.Vaults {
 		if seen[v.Namespace] {
-			return bad("vault %x named twice", v.Namespace[:6])
+			return bad("vault %s named twice", vault.NamespaceID(v.Namespace).Short())
 		}
 		seen[v.Namespace] = true
 	}
