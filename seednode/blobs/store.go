@@ -19,6 +19,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/internal/pebblecache"
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
+	"github.com/seedfleet/seedfleet/internal/pebblesched"
 )
 
 // InlineMax: blobs up to one group are kept whole in the metadata database
@@ -107,6 +108,7 @@ func Open(dir string) (*Store, error) {
 		}
 	}
 	po := &pebble.Options{Logger: pebblelog.New(nil, "blobs")}
+	po.Experimental.CompactionScheduler = pebblesched.New()
 	release := pebblecache.Attach(po, metaCacheSize)
 	db, err := pebble.Open(filepath.Join(dir, "meta"), po)
 	release()

@@ -8,6 +8,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/internal/pebblecache"
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
+	"github.com/seedfleet/seedfleet/internal/pebblesched"
 )
 
 // OpenDatastore opens (creating) the ordered datastore in dir that seeds
@@ -23,6 +24,7 @@ import (
 // store used after Close, and the DHT's own goroutines end in its Close.
 func OpenDatastore(dir string) (*pebbleds.Datastore, error) {
 	po := &pebble.Options{Logger: pebblelog.New(nil, "dht")}
+	po.Experimental.CompactionScheduler = pebblesched.New()
 	release := pebblecache.Attach(po, 8<<20)
 	d, err := pebbleds.NewDatastore(dir, pebbleds.WithPebbleOpts(po), pebbleds.WithPebbleWriteOptions(pebble.NoSync))
 	release()

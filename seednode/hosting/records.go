@@ -17,6 +17,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/internal/pebblecache"
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
+	"github.com/seedfleet/seedfleet/internal/pebblesched"
 	"github.com/seedfleet/seedfleet/internal/wire"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 	"github.com/seedfleet/seedfleet/seednode/ticket"
@@ -103,6 +104,7 @@ func OpenRecordsDir(dir string, log *slog.Logger) (*Records, error) {
 	for i := range opts.Levels {
 		opts.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
 	}
+	opts.Experimental.CompactionScheduler = pebblesched.New()
 	release := pebblecache.Attach(opts, 8<<20)
 	db, err := pebble.Open(dir, opts)
 	release()

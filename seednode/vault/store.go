@@ -19,6 +19,7 @@ import (
 
 	"github.com/seedfleet/seedfleet/internal/pebblecache"
 	"github.com/seedfleet/seedfleet/internal/pebblelog"
+	"github.com/seedfleet/seedfleet/internal/pebblesched"
 	"github.com/seedfleet/seedfleet/seednode/identity"
 )
 
@@ -204,6 +205,7 @@ func (s *Store) openPebble() error {
 		// Signatures, hashes and (encrypted) values do not compress.
 		po.Levels[i].Compression = func() *sstable.CompressionProfile { return sstable.NoCompression }
 	}
+	po.Experimental.CompactionScheduler = pebblesched.New()
 	release := pebblecache.Attach(po, s.opts.CacheSize)
 	defer release()
 	po.EnsureDefaults()
